@@ -1,0 +1,40 @@
+import { cors } from "@elysiajs/cors";
+import { Elysia } from "elysia";
+import type { HttpContext } from "./http/context";
+import { ApiError, errorResponse, fromServiceError, internalError, badRequest } from "./http/errors";
+import { filesRoutes } from "./http/routes/files";
+import { systemRoutes } from "./http/routes/system";
+import { ServiceError } from "./services/errors";
+import { log } from "./util/log";
+
+/** The HTTP app over the services; main and tests both build it here. */
+export function buildApp(ctx: HttpContext) {
+  const origins = ctx.config.corsOrigins === "*" ? true : ctx.config.corsOrigins.split(",").map((s) => s.trim());
+  return new Elysia({
+    serve: {
+      // Multipart framing adds a little to the file itself; the stream enforces the exact limit.
+      maxRequestBodySize: ctx.config.maxFileSize + 1024 * 1024,
+      idleTimeout: 120,
+    },
+  })
+    .use(cors({ origin: origins, exposeHeaders: ["openai-poll-after-ms", "retry-after", "content-disposition", "content-range"] }))
+    .onError({ as: "global" }, ({ code, error, request }) => toErrorResponse(code, error, request))
+    .use(systemRoutes())
+    .use(filesRoutes(ctx));
+}
+
+function toErrorResponse(code: string | number, error: unknown, request: Request): Response {
+  if (error instanceof ApiError) return errorResponse(error);
+  if (error instanceof ServiceError) return errorResponse(fromServiceError(error));
+  const url = new URL(request.url);
+  switch (code) {
+    case "NOT_FOUND":
+      return errorResponse(new ApiError(404, "invalid_request_error", `Invalid URL (${request.method} ${url.pathname})`, null, "unknown_url"));
+    case "PARSE":
+      return errorResponse(badRequest("The request body could not be parsed. Send valid JSON with Content-Type: application/json.", null, "invalid_body"));
+    case "VALIDATION":
+      return errorResponse(badRequest((error as Error).message, null, "invalid_value"));
+  }
+  log.error("unhandled error", { method: request.method, path: url.pathname, error: (error as Error)?.stack ?? String(error) });
+  return errorResponse(internalError());
+}

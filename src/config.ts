@@ -1,0 +1,114 @@
+import { resolve } from "node:path";
+import { parseSize } from "./util/size";
+
+// Every setting is declared once here: its flag, environment variable, default and parser.
+// `ragd --help` is generated from this list, so the docs cannot drift from the code.
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  apiKey: string | null;
+  maxFileSize: number;
+  projectQuota: number; // bytes, 0 = unlimited
+  rateLimitUploads: number; // per key per minute, 0 = off
+  rateLimitRequests: number; // per key per minute, 0 = off
+  expirySweepSeconds: number;
+  corsOrigins: string;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+type Parsed<T> = { value: T } | { error: string };
+type Parser<T> = (raw: string) => Parsed<T>;
+
+interface Setting<K extends keyof Config = keyof Config> {
+  key: K;
+  flag: string;
+  env: string;
+  default: Config[K];
+  help: string;
+  parse: Parser<Config[K]>;
+  show?: (v: Config[K]) => string;
+}
+
+const int = (min: number, max: number): Parser<number> => (raw) => {
+  if (!/^\d+$/.test(raw.trim())) return { error: `expected a whole number, got "${raw}"` };
+  const n = Number(raw);
+  return n < min || n > max ? { error: `must be between ${min} and ${max}, got ${n}` } : { value: n };
+};
+
+const size = (min: number): Parser<number> => (raw) => {
+  const n = parseSize(raw);
+  if (n === null) return { error: `expected a size such as 512MB, 1GiB or 1048576, got "${raw}"` };
+  return n < min ? { error: `must be at least ${min} bytes` } : { value: n };
+};
+
+const str: Parser<string> = (raw) => (raw.length ? { value: raw } : { error: "must not be empty" });
+
+const oneOf = <T extends string>(...options: T[]): Parser<T> => (raw) =>
+  options.includes(raw as T) ? { value: raw as T } : { error: `must be one of ${options.join(", ")}, got "${raw}"` };
+
+const SETTINGS: Setting[] = [
+  { key: "host", flag: "--host", env: "RAGD_HOST", default: "0.0.0.0", help: "address to listen on", parse: str },
+  { key: "port", flag: "--port", env: "RAGD_PORT", default: 8080, help: "TCP port (0 picks a free one)", parse: int(0, 65535) },
+  { key: "dataDir", flag: "--data-dir", env: "RAGD_DATA_DIR", default: "./ragd-data", help: "where the database and file bytes live", parse: str },
+  {
+    key: "apiKey", flag: "--api-key", env: "RAGD_API_KEY", default: null,
+    help: "a key bound to the project \"default\" (sidecar use; not stored)",
+    parse: (raw) => (raw.length >= 8 ? { value: raw } : { error: "must be at least 8 characters" }),
+    show: (v) => (v ? "(set)" : "(none)"),
+  },
+  { key: "maxFileSize", flag: "--max-file-size", env: "RAGD_MAX_FILE_SIZE", default: 512 * 1000 * 1000, help: "largest accepted upload", parse: size(1) },
+  { key: "projectQuota", flag: "--project-quota", env: "RAGD_PROJECT_QUOTA", default: 0, help: "bytes a project may store, 0 = unlimited", parse: size(0) },
+  { key: "rateLimitUploads", flag: "--rate-limit-uploads", env: "RAGD_RATE_LIMIT_UPLOADS", default: 0, help: "uploads per key per minute, 0 = off", parse: int(0, 1e9) },
+  { key: "rateLimitRequests", flag: "--rate-limit-requests", env: "RAGD_RATE_LIMIT_REQUESTS", default: 0, help: "other API calls per key per minute, 0 = off", parse: int(0, 1e9) },
+  { key: "expirySweepSeconds", flag: "--expiry-sweep-interval", env: "RAGD_EXPIRY_SWEEP_INTERVAL", default: 60, help: "seconds between sweeps that delete expired files", parse: int(1, 86400) },
+  { key: "corsOrigins", flag: "--cors-origins", env: "RAGD_CORS_ORIGINS", default: "*", help: "allowed browser origins, comma-separated, * for any", parse: str },
+  {
+    key: "logLevel", flag: "--log-level", env: "RAGD_LOG_LEVEL", default: "info", help: "debug, info, warn or error",
+    parse: oneOf("debug", "info", "warn", "error"),
+  },
+] as Setting[];
+
+export class ConfigError extends Error {}
+
+export const defaults = (): Config =>
+  Object.fromEntries(SETTINGS.map((s) => [s.key, s.default])) as unknown as Config;
+
+/**
+ * Flags win over environment variables, which win over defaults. Unknown flags are errors:
+ * a typo must not silently fall back to a default.
+ */
+export function loadConfig(args: string[], env: Record<string, string | undefined> = process.env): Config {
+  const cfg = defaults() as unknown as Record<string, unknown>;
+  const apply = (s: Setting, raw: string, source: string) => {
+    const r = s.parse(raw);
+    if ("error" in r) throw new ConfigError(`${source}: ${r.error}`);
+    cfg[s.key] = r.value;
+  };
+  for (const s of SETTINGS) {
+    const raw = env[s.env];
+    if (raw !== undefined && raw !== "") apply(s, raw, s.env);
+  }
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.indexOf("=");
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const s = SETTINGS.find((x) => x.flag === name);
+    if (!s) throw new ConfigError(`unknown option ${name}; run "ragd --help" for the list`);
+    const raw = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+    if (raw === undefined) throw new ConfigError(`${name} needs a value`);
+    apply(s, raw, name);
+  }
+  const out = cfg as unknown as Config;
+  out.dataDir = resolve(out.dataDir);
+  return out;
+}
+
+export function settingsHelp(): string {
+  const rows = SETTINGS.map((s) => {
+    const d = s.show ? s.show(s.default as never) : String(s.default);
+    return `  ${(s.flag + " <v>").padEnd(30)}${s.env.padEnd(28)}${s.help} (default ${d})`;
+  });
+  return rows.join("\n");
+}

@@ -1,0 +1,22 @@
+import type { Config } from "../config";
+import type { FilesService } from "../services/files";
+import type { KeysService, Principal } from "../services/keys";
+import { authenticate } from "./auth";
+import { rateLimited } from "./errors";
+import type { RateLimiter, Tier } from "./rate-limit";
+
+/** What routes need: services, plus the guard every /v1 handler calls first. */
+export interface HttpContext {
+  config: Config;
+  files: FilesService;
+  keys: KeysService;
+  limiter: RateLimiter;
+}
+
+export async function principal(ctx: HttpContext, request: Request, tier: Tier): Promise<Principal> {
+  const p = await authenticate(ctx.keys, request);
+  const wait = ctx.limiter.take(p.keyId, tier);
+  if (wait !== null)
+    throw rateLimited(`Rate limit reached for ${tier === "uploads" ? "uploads" : "requests"} on this API key. Retry after ${wait} s.`, wait);
+  return p;
+}

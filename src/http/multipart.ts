@@ -1,0 +1,115 @@
+import busboy from "busboy";
+import { once } from "node:events";
+import type { Upload } from "../services/files";
+import { ApiError, badRequest, tooLarge } from "./errors";
+
+export interface ReceivedUpload {
+  fields: Map<string, string>;
+  upload: Upload;
+  filename: string;
+  declaredType: string;
+  sha256: string;
+}
+
+const FIELD_LIMITS = { fields: 32, fieldSize: 64 * 1024, parts: 40, fieldNameSize: 200 };
+
+/**
+ * Streams a multipart body to a blob: the file part goes to disk as it arrives, so memory
+ * stays flat whatever the file's size. Exactly one part named `file` is required.
+ * On any failure the blob is aborted and the error says what was wrong with the request.
+ */
+export async function receiveUpload(request: Request, open: () => Promise<Upload>): Promise<ReceivedUpload> {
+  const ct = request.headers.get("content-type") ?? "";
+  if (!/^multipart\/form-data\s*;.*boundary=/i.test(ct))
+    throw badRequest("Expected a multipart/form-data body with a 'file' part (and optionally 'purpose' and 'expires_after').", null, "invalid_content_type");
+  if (!request.body) throw badRequest("The request has no body. Send the file as a multipart 'file' part.", "file", "missing_file");
+
+  const fields = new Map<string, string>();
+  let upload: Upload | null = null;
+  let fileSeen = false;
+  let filename = "";
+  let declaredType = "";
+  let sha256 = "";
+  let failure: ApiError | null = null;
+  let fileDone: Promise<void> = Promise.resolve();
+
+  const fail = (e: ApiError) => {
+    failure ??= e;
+  };
+
+  let bb: busboy.Busboy;
+  try {
+    bb = busboy({ headers: { "content-type": ct }, limits: FIELD_LIMITS, defParamCharset: "utf8", preservePath: true });
+  } catch {
+    throw badRequest("The multipart boundary in Content-Type is missing or malformed.", null, "invalid_multipart");
+  }
+
+  bb.on("field", (name, value, info) => {
+    if (info.nameTruncated || info.valueTruncated) return fail(badRequest(`The form field '${name}' is too long.`, name, "field_too_long"));
+    fields.set(name, value);
+  });
+  bb.on("fieldsLimit", () => fail(badRequest("Too many form fields.", null, "invalid_multipart")));
+  bb.on("partsLimit", () => fail(badRequest("Too many multipart parts.", null, "invalid_multipart")));
+
+  bb.on("file", (name, stream, info) => {
+    if (name !== "file" || fileSeen || failure) {
+      if (name === "file" && fileSeen) fail(badRequest("Send exactly one 'file' part per upload.", "file", "multiple_files"));
+      stream.resume();
+      return;
+    }
+    fileSeen = true;
+    filename = info.filename ?? "";
+    declaredType = info.mimeType ?? "";
+    fileDone = (async () => {
+      const hasher = new Bun.CryptoHasher("sha256");
+      try {
+        upload = await open();
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          if (failure) continue;
+          if (upload.writer.bytes + chunk.length > upload.limit) {
+            fail(tooLarge(upload.limitReason, "file", "file_too_large"));
+            continue;
+          }
+          hasher.update(chunk);
+          await upload.writer.write(chunk);
+        }
+        sha256 = hasher.digest("hex");
+      } catch (e) {
+        fail(e instanceof ApiError ? e : badRequest("The file part could not be read.", "file", "invalid_multipart"));
+        stream.resume();
+      }
+    })();
+  });
+
+  const finished = new Promise<void>((resolve) => {
+    bb.on("close", resolve);
+    bb.on("error", (e: Error) => {
+      fail(badRequest(`Malformed multipart body: ${e.message}.`, null, "invalid_multipart"));
+      resolve();
+    });
+  });
+
+  try {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!bb.write(value)) await Promise.race([once(bb, "drain"), finished]);
+    }
+    bb.end();
+    await finished;
+    await fileDone;
+  } catch (e) {
+    // The client went away mid-upload: nothing of it may remain.
+    await fileDone.catch(() => {});
+    await (upload as Upload | null)?.writer.abort();
+    throw e instanceof ApiError ? e : badRequest("The upload was interrupted before the body was complete.", "file", "upload_interrupted");
+  }
+
+  const up = upload as Upload | null;
+  if (failure || !up) {
+    await up?.writer.abort();
+    throw failure ?? badRequest("Missing the 'file' part. Send the file as multipart form field 'file'.", "file", "missing_file");
+  }
+  return { fields, upload: up, filename, declaredType, sha256 };
+}

@@ -1,0 +1,20 @@
+import { Elysia } from "elysia";
+import { DOCS_ASSETS, DOCS_HTML, DOCS_INIT_JS } from "../docs-assets";
+import { notFound } from "../errors";
+import { openapiDocument } from "../openapi";
+
+// Everything on the docs page comes from this origin; the CSP makes that checkable.
+const DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
+
+export function systemRoutes() {
+  return new Elysia()
+    .get("/health", () => ({ status: "ok" }))
+    .get("/openapi.json", () => openapiDocument)
+    .get("/docs", () => new Response(DOCS_HTML, { headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": DOCS_CSP } }))
+    .get("/docs/assets/init.js", () => new Response(DOCS_INIT_JS, { headers: { "content-type": "text/javascript; charset=utf-8" } }))
+    .get("/docs/assets/:name", ({ params }) => {
+      const a = DOCS_ASSETS[params.name];
+      if (!a) throw notFound(`No docs asset named ${params.name}.`);
+      return new Response(Bun.file(a.path), { headers: { "content-type": a.type, "cache-control": "public, max-age=86400" } });
+    });
+}

@@ -1,0 +1,279 @@
+import type { BlobStore, BlobWriter } from "../storage/blobs";
+import { nowSeconds } from "../storage/db";
+import type { FileRow, FilesRepo } from "../storage/files-repo";
+import { contentTypeFor, extensionOf, sniffImage } from "../util/content-type";
+import { isFileId, newFileId } from "../util/ids";
+import { formatSize } from "../util/size";
+import { ServiceError, invalid } from "./errors";
+
+export const PURPOSES = ["knowledge_base", "assistants", "user_data", "batch", "fine-tune", "evals", "vision"] as const;
+export type Purpose = (typeof PURPOSES)[number];
+/** Purposes whose files are parsed, embedded and join the project's knowledge base. */
+export const EMBEDDABLE: ReadonlySet<string> = new Set(["knowledge_base", "assistants", "user_data"]);
+const JSONL_PURPOSES: ReadonlySet<string> = new Set(["batch", "fine-tune", "evals"]);
+
+export const EXPIRES_MIN = 3600;
+export const EXPIRES_MAX = 2592000;
+const BATCH_DEFAULT_EXPIRY = 30 * 86400;
+const MAX_FILENAME_BYTES = 255;
+
+export interface FileObject {
+  id: string;
+  object: "file";
+  bytes: number;
+  created_at: number;
+  filename: string;
+  purpose: string;
+  status: FileRow["status"];
+  status_details: string | null;
+  expires_at: number | null;
+}
+
+export const toFileObject = (r: FileRow): FileObject => ({
+  id: r.id,
+  object: "file",
+  bytes: r.bytes,
+  created_at: r.createdAt,
+  filename: r.filename,
+  purpose: r.purpose,
+  status: r.status,
+  status_details: r.statusDetails,
+  expires_at: r.expiresAt,
+});
+
+export interface Upload {
+  id: string;
+  writer: BlobWriter;
+  /** The most bytes this upload may have: the file size limit or what is left of the quota. */
+  limit: number;
+  limitReason: string;
+}
+
+export interface CreateInput {
+  filename: string;
+  declaredType?: string;
+  purpose?: string;
+  expiresAfter?: { anchor: unknown; seconds: unknown };
+  sha256: string;
+}
+
+export interface ListParams {
+  purpose?: string;
+  after?: string;
+  limit: number;
+  offset: number;
+  order: "asc" | "desc";
+}
+
+export interface Limits {
+  maxFileSize: number;
+  projectQuota: number;
+}
+
+export class FilesService {
+  constructor(
+    private readonly repo: FilesRepo,
+    private readonly blobs: BlobStore,
+    private readonly limits: Limits,
+    private readonly now: () => number = nowSeconds,
+  ) {}
+
+  /** Opens a blob for an incoming file; nothing is visible until `create` commits it. */
+  async beginUpload(projectId: string): Promise<Upload> {
+    const id = newFileId();
+    let limit = this.limits.maxFileSize;
+    let limitReason = `File is larger than the ${formatSize(this.limits.maxFileSize)} limit per file.`;
+    if (this.limits.projectQuota > 0) {
+      const left = Math.max(0, this.limits.projectQuota - (await this.repo.usedBytes(projectId)));
+      if (left < limit) {
+        limit = left;
+        limitReason = `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)} (${formatSize(left)} left). Delete files or raise --project-quota.`;
+      }
+    }
+    return { id, writer: await this.blobs.create(id), limit, limitReason };
+  }
+
+  /** Validates a fully received upload and commits blob then row. On any failure the blob is gone. */
+  async create(projectId: string, up: Upload, input: CreateInput): Promise<FileObject> {
+    try {
+      const purpose = this.checkPurpose(input.purpose);
+      const filename = checkFilename(input.filename);
+      if (up.writer.bytes === 0) throw invalid("The file is empty. Upload a file with content.", "file", "empty_file");
+      const createdAt = this.now();
+      const expiresAt = this.expiry(purpose, createdAt, input.expiresAfter);
+      let status: FileRow["status"] = EMBEDDABLE.has(purpose) ? "uploaded" : "processed";
+      if (JSONL_PURPOSES.has(purpose)) await checkJsonl(filename, purpose, up.writer);
+      if (purpose === "vision") await checkImage(up.writer);
+      const row: FileRow = {
+        id: up.id,
+        projectId,
+        bytes: up.writer.bytes,
+        createdAt,
+        filename,
+        purpose,
+        status,
+        statusDetails: null,
+        expiresAt,
+        contentType: contentTypeFor(filename, input.declaredType),
+        sha256: input.sha256,
+      };
+      await up.writer.commit();
+      if (!(await this.repo.insert(row, this.limits.projectQuota))) {
+        await this.blobs.delete(up.id);
+        throw new ServiceError("too_large", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file", "quota_exceeded");
+      }
+      return toFileObject(row);
+    } catch (e) {
+      await up.writer.abort();
+      throw e;
+    }
+  }
+
+  async list(projectId: string, p: ListParams) {
+    if (p.purpose !== undefined) this.checkPurpose(p.purpose, "purpose");
+    let afterSeq: number | undefined;
+    if (p.after !== undefined) {
+      const seq = isFileId(p.after) ? await this.repo.cursorSeq(projectId, p.after) : null;
+      if (seq === null) throw invalid(`No file with id '${p.after}' to list after. Pass the id of a file from a previous page.`, "after", "invalid_cursor");
+      afterSeq = seq;
+    }
+    // The SDKs keep every query parameter when they follow `after`, so an offset applies
+    // only to the first page; otherwise auto-pagination would skip files on every page.
+    const offset = afterSeq === undefined ? p.offset : 0;
+    const rows = await this.repo.list(projectId, { purpose: p.purpose, afterSeq, offset, limit: p.limit + 1, order: p.order }, this.now());
+    const data = rows.slice(0, p.limit).map(toFileObject);
+    return {
+      object: "list" as const,
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+      has_more: rows.length > p.limit,
+    };
+  }
+
+  async get(projectId: string, id: string): Promise<FileRow> {
+    const row = isFileId(id) ? await this.repo.get(projectId, id, this.now()) : null;
+    if (!row) throw new ServiceError("not_found", `No such File object: ${id}`, "id", null);
+    return row;
+  }
+
+  async content(projectId: string, id: string, range?: { start: number; end: number }) {
+    const row = await this.get(projectId, id);
+    return { row, body: await this.blobs.read(row.id, range) };
+  }
+
+  async delete(projectId: string, id: string) {
+    const row = isFileId(id) ? await this.repo.remove(projectId, id, this.now()) : null;
+    if (!row) throw new ServiceError("not_found", `No such File object: ${id}`, "id", null);
+    // The row goes first: a crash before the unlink leaves an orphan blob that the next
+    // start removes, never a listed file without bytes.
+    await this.blobs.delete(row.id);
+    return { id: row.id, object: "file" as const, deleted: true as const };
+  }
+
+  /** Deletes files whose expiry has passed. Reads already hide them; this frees the space. */
+  async sweepExpired(): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const batch = await this.repo.expired(this.now(), 500);
+      for (const f of batch) {
+        if (await this.repo.remove(f.projectId, f.id, this.now())) await this.blobs.delete(f.id);
+        n++;
+      }
+      if (batch.length < 500) return n;
+    }
+  }
+
+  /** After a crash: drop half-written uploads and blobs whose row never committed. */
+  async reconcile(): Promise<{ incomplete: number; orphans: number }> {
+    const incomplete = await this.blobs.removeIncomplete();
+    let orphans = 0;
+    for await (const key of this.blobs.keys()) {
+      if (!(await this.repo.exists(key))) {
+        await this.blobs.delete(key);
+        orphans++;
+      }
+    }
+    return { incomplete, orphans };
+  }
+
+  private checkPurpose(purpose: string | undefined, param = "purpose"): Purpose {
+    if (purpose === undefined || purpose === "") return "knowledge_base";
+    if (!(PURPOSES as readonly string[]).includes(purpose))
+      throw invalid(`'${purpose}' is not a valid purpose. Use one of: ${PURPOSES.join(", ")}.`, param, "invalid_purpose");
+    return purpose as Purpose;
+  }
+
+  private expiry(purpose: string, createdAt: number, ea: CreateInput["expiresAfter"]): number | null {
+    if (!ea) return purpose === "batch" ? createdAt + BATCH_DEFAULT_EXPIRY : null;
+    if (ea.anchor !== "created_at")
+      throw invalid(`expires_after.anchor must be 'created_at', got ${JSON.stringify(ea.anchor ?? null)}.`, "expires_after.anchor");
+    const s = ea.seconds;
+    if (typeof s !== "number" || !Number.isInteger(s) || s < EXPIRES_MIN || s > EXPIRES_MAX)
+      throw invalid(
+        `expires_after.seconds must be a whole number of seconds between ${EXPIRES_MIN} (1 hour) and ${EXPIRES_MAX} (30 days), got ${JSON.stringify(s ?? null)}.`,
+        "expires_after.seconds",
+      );
+    return createdAt + s;
+  }
+}
+
+function checkFilename(raw: string): string {
+  // Clients may send a path; only its last part names the file. It never reaches the disk.
+  const name = raw.split(/[/\\]/).pop() ?? "";
+  if (name === "" || name === "." || name === "..")
+    throw invalid("The uploaded file has no filename. Send the file part with a filename.", "file", "invalid_filename");
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name))
+    throw invalid("The filename contains control characters. Rename the file and upload again.", "file", "invalid_filename");
+  if (Buffer.byteLength(name) > MAX_FILENAME_BYTES)
+    throw invalid(`The filename is longer than ${MAX_FILENAME_BYTES} bytes. Use a shorter name.`, "file", "invalid_filename");
+  return name.normalize("NFC");
+}
+
+async function checkJsonl(filename: string, purpose: string, w: BlobWriter) {
+  if (extensionOf(filename) !== "jsonl")
+    throw invalid(`Files with purpose '${purpose}' must be JSONL: name the file with a .jsonl extension.`, "file", "invalid_file_format");
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let pending = "";
+  let line = 0;
+  let objects = 0;
+  const check = (text: string) => {
+    line++;
+    if (text.trim() === "") return;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      throw invalid(`Line ${line} of the JSONL file is not valid JSON.`, "file", "invalid_file_format");
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v))
+      throw invalid(`Line ${line} of the JSONL file is not a JSON object.`, "file", "invalid_file_format");
+    objects++;
+  };
+  try {
+    for await (const chunk of w.stream()) {
+      pending += decoder.decode(chunk, { stream: true });
+      let start = 0;
+      let nl: number;
+      while ((nl = pending.indexOf("\n", start)) >= 0) {
+        check(pending.slice(start, nl));
+        start = nl + 1;
+      }
+      pending = pending.slice(start);
+    }
+    pending += decoder.decode();
+  } catch (e) {
+    if (e instanceof ServiceError) throw e;
+    throw invalid(`The JSONL file is not valid UTF-8 (near line ${line + 1}).`, "file", "invalid_file_format");
+  }
+  if (pending !== "") check(pending);
+  if (objects === 0) throw invalid("The JSONL file holds no JSON objects.", "file", "invalid_file_format");
+}
+
+async function checkImage(w: BlobWriter) {
+  const reader = w.stream().getReader();
+  const { value } = await reader.read();
+  await reader.cancel();
+  if (!value || !sniffImage(value))
+    throw invalid("Files with purpose 'vision' must be images (PNG, JPEG, GIF, WebP, BMP or TIFF).", "file", "invalid_file_format");
+}

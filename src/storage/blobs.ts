@@ -1,0 +1,143 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { randomBase62 } from "../util/ids";
+
+/**
+ * File bytes, addressed by a key the server made (a file id), never by user input.
+ * Kept narrow so an S3 implementation can sit beside the disk one.
+ */
+export interface BlobStore {
+  /** Starts a write that becomes visible only on commit; abort leaves nothing behind. */
+  create(key: string): Promise<BlobWriter>;
+  /** The bytes in [start, end] (inclusive), or all of them. */
+  read(key: string, range?: { start: number; end: number }): Promise<Blob>;
+  delete(key: string): Promise<void>;
+  /** Every committed key, for reconciling with the database after a crash. */
+  keys(): AsyncIterable<string>;
+  /** Drops writes that never committed (a crash mid-upload). */
+  removeIncomplete(): Promise<number>;
+}
+
+export interface BlobWriter {
+  readonly bytes: number;
+  write(chunk: Uint8Array): Promise<void>;
+  /** Reads back what was written so far, before commit (validation of uploads). */
+  stream(): ReadableStream<Uint8Array>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+const KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+function checkKey(key: string) {
+  // Defence in depth: keys are ids we generated, but nothing shaped like a path gets through.
+  if (!KEY_RE.test(key)) throw new Error(`invalid blob key ${JSON.stringify(key)}`);
+}
+
+export class DiskBlobStore implements BlobStore {
+  private readonly objects: string;
+  private readonly tmp: string;
+
+  constructor(root: string) {
+    this.objects = join(root, "objects");
+    this.tmp = join(root, "tmp");
+    mkdirSync(this.objects, { recursive: true });
+    mkdirSync(this.tmp, { recursive: true });
+  }
+
+  private path(key: string) {
+    checkKey(key);
+    // Two levels of fan-out keep directories small at millions of files.
+    const h = Bun.hash.wyhash(key).toString(16).padStart(16, "0");
+    return { dir: join(this.objects, h.slice(0, 2), h.slice(2, 4)), file: key };
+  }
+
+  async create(key: string): Promise<BlobWriter> {
+    const { dir, file } = this.path(key);
+    const tmpPath = join(this.tmp, `${key}.${randomBase62(8)}.part`);
+    const fh = await open(tmpPath, "wx", 0o600);
+    return new DiskBlobWriter(fh, tmpPath, dir, join(dir, file));
+  }
+
+  async read(key: string, range?: { start: number; end: number }): Promise<Blob> {
+    const { dir, file } = this.path(key);
+    const f = Bun.file(join(dir, file));
+    return range ? f.slice(range.start, range.end + 1) : f;
+  }
+
+  async delete(key: string): Promise<void> {
+    const { dir, file } = this.path(key);
+    try {
+      await unlink(join(dir, file));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+  }
+
+  async *keys(): AsyncIterable<string> {
+    for (const a of readdirSync(this.objects)) {
+      for (const b of readdirSync(join(this.objects, a))) {
+        for (const k of readdirSync(join(this.objects, a, b))) yield k;
+      }
+    }
+  }
+
+  async removeIncomplete(): Promise<number> {
+    const names = readdirSync(this.tmp);
+    for (const n of names) rmSync(join(this.tmp, n), { force: true });
+    return names.length;
+  }
+}
+
+class DiskBlobWriter implements BlobWriter {
+  bytes = 0;
+  private done = false;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly tmpPath: string,
+    private readonly dir: string,
+    private readonly finalPath: string,
+  ) {}
+
+  async write(chunk: Uint8Array) {
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off);
+      off += bytesWritten;
+    }
+    this.bytes += chunk.length;
+  }
+
+  stream() {
+    return Bun.file(this.tmpPath).stream();
+  }
+
+  /** fsync the data, rename into place, fsync the directory: a crash leaves all or nothing. */
+  async commit() {
+    if (this.done) throw new Error("blob already finished");
+    this.done = true;
+    await this.fh.sync();
+    await this.fh.close();
+    mkdirSync(this.dir, { recursive: true });
+    await rename(this.tmpPath, this.finalPath);
+    fsyncDir(this.dir);
+  }
+
+  async abort() {
+    if (this.done) return;
+    this.done = true;
+    await this.fh.close().catch(() => {});
+    await unlink(this.tmpPath).catch(() => {});
+  }
+}
+
+function fsyncDir(dir: string) {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

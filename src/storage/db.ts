@@ -1,0 +1,74 @@
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+// SQLite is the source of truth. Migrations are append-only: each entry runs once, in
+// order, inside a transaction, and PRAGMA user_version records how far a database got.
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE projects (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    project_id  TEXT NOT NULL REFERENCES projects(id),
+    hash        TEXT NOT NULL UNIQUE,
+    prefix      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+  );
+  -- seq gives a total order for cursor pagination: created_at has one-second resolution.
+  CREATE TABLE files (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT NOT NULL UNIQUE,
+    project_id     TEXT NOT NULL REFERENCES projects(id),
+    bytes          INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,
+    filename       TEXT NOT NULL,
+    purpose        TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    status_details TEXT,
+    expires_at     INTEGER,
+    content_type   TEXT NOT NULL,
+    sha256         TEXT NOT NULL
+  );
+  CREATE INDEX files_project_seq ON files(project_id, seq);
+  CREATE INDEX files_expires ON files(expires_at) WHERE expires_at IS NOT NULL;
+  -- A deleted file's cursor position, so a client paginating with after=<deleted id>
+  -- continues where it was instead of getting an error mid-iteration.
+  CREATE TABLE file_tombstones (
+    id         TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    deleted_at INTEGER NOT NULL
+  );
+  `,
+];
+
+export function openDatabase(path: string): Database {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { create: true, strict: true });
+  db.exec("PRAGMA journal_mode = WAL");
+  // FULL: a commit is on disk before we acknowledge the request that made it.
+  db.exec("PRAGMA synchronous = FULL");
+  db.exec("PRAGMA foreign_keys = ON");
+  db.exec("PRAGMA busy_timeout = 5000");
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Database) {
+  const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  if (current > MIGRATIONS.length)
+    throw new Error(`the database was written by a newer ragd (schema ${current}, this build knows ${MIGRATIONS.length}); upgrade ragd`);
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    })();
+  }
+}
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);

@@ -1,0 +1,133 @@
+import type { Database } from "bun:sqlite";
+
+export interface FileRow {
+  id: string;
+  projectId: string;
+  bytes: number;
+  createdAt: number;
+  filename: string;
+  purpose: string;
+  status: "uploaded" | "processed" | "error";
+  statusDetails: string | null;
+  expiresAt: number | null;
+  contentType: string;
+  sha256: string;
+}
+
+export interface ListQuery {
+  purpose?: string;
+  /** Position of the `after` cursor; rows strictly beyond it in the chosen order. */
+  afterSeq?: number;
+  offset: number;
+  limit: number;
+  order: "asc" | "desc";
+}
+
+/** File metadata. Async so a Postgres implementation can stand beside this one. */
+export interface FilesRepo {
+  /** Inserts unless the project would exceed `quota` bytes (0 = unlimited); false if it would. */
+  insert(row: FileRow, quota: number): Promise<boolean>;
+  /** A live (not expired at `now`) file of the project, or null. */
+  get(projectId: string, id: string, now: number): Promise<FileRow | null>;
+  list(projectId: string, q: ListQuery, now: number): Promise<FileRow[]>;
+  /** The ordering position of a file id of this project, live or deleted; null if never seen. */
+  cursorSeq(projectId: string, id: string): Promise<number | null>;
+  /** Removes the row (leaving a cursor tombstone) and returns it; null when already gone. */
+  remove(projectId: string, id: string, now: number): Promise<FileRow | null>;
+  usedBytes(projectId: string): Promise<number>;
+  expired(now: number, limit: number): Promise<{ projectId: string; id: string }[]>;
+  exists(id: string): Promise<boolean>;
+}
+
+const COLS = `id, project_id AS projectId, bytes, created_at AS createdAt, filename, purpose, status,
+  status_details AS statusDetails, expires_at AS expiresAt, content_type AS contentType, sha256`;
+
+const LIVE = `(expires_at IS NULL OR expires_at > $now)`;
+
+export class SqliteFilesRepo implements FilesRepo {
+  constructor(private readonly db: Database) {}
+
+  async insert(row: FileRow, quota: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (quota > 0) {
+        const used = this.usedBytesSync(row.projectId);
+        if (used + row.bytes > quota) return false;
+      }
+      this.db
+        .query(
+          `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)
+           VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256)`,
+        )
+        .run({ ...row });
+      return true;
+    }).immediate();
+  }
+
+  async get(projectId: string, id: string, now: number) {
+    return (this.db
+      .query(`SELECT ${COLS} FROM files WHERE id = $id AND project_id = $projectId AND ${LIVE}`)
+      .get({ id, projectId, now }) as FileRow | null) ?? null;
+  }
+
+  async list(projectId: string, q: ListQuery, now: number) {
+    const where = [`project_id = $projectId`, LIVE];
+    const params: Record<string, string | number> = { projectId, now, limit: q.limit, offset: q.offset };
+    if (q.purpose !== undefined) {
+      where.push(`purpose = $purpose`);
+      params.purpose = q.purpose;
+    }
+    if (q.afterSeq !== undefined) {
+      where.push(q.order === "asc" ? `seq > $afterSeq` : `seq < $afterSeq`);
+      params.afterSeq = q.afterSeq;
+    }
+    const sql = `SELECT ${COLS} FROM files WHERE ${where.join(" AND ")}
+      ORDER BY seq ${q.order === "asc" ? "ASC" : "DESC"} LIMIT $limit OFFSET $offset`;
+    return this.db.query(sql).all(params) as FileRow[];
+  }
+
+  async cursorSeq(projectId: string, id: string) {
+    const r = this.db
+      .query(
+        `SELECT seq FROM files WHERE id = $id AND project_id = $projectId
+         UNION ALL SELECT seq FROM file_tombstones WHERE id = $id AND project_id = $projectId`,
+      )
+      .get({ id, projectId }) as { seq: number } | null;
+    return r?.seq ?? null;
+  }
+
+  async remove(projectId: string, id: string, now: number) {
+    return this.db.transaction(() => {
+      const row = this.db
+        .query(`SELECT seq, ${COLS} FROM files WHERE id = $id AND project_id = $projectId`)
+        .get({ id, projectId }) as (FileRow & { seq: number }) | null;
+      if (!row) return null;
+      this.db.query(`DELETE FROM files WHERE id = $id`).run({ id });
+      this.db
+        .query(`INSERT OR REPLACE INTO file_tombstones (id, project_id, seq, deleted_at) VALUES ($id, $projectId, $seq, $now)`)
+        .run({ id, projectId, seq: row.seq, now });
+      const { seq: _seq, ...file } = row;
+      return file as FileRow;
+    }).immediate();
+  }
+
+  async usedBytes(projectId: string) {
+    return this.usedBytesSync(projectId);
+  }
+
+  private usedBytesSync(projectId: string): number {
+    const r = this.db.query(`SELECT COALESCE(SUM(bytes), 0) AS used FROM files WHERE project_id = $projectId`).get({ projectId }) as {
+      used: number;
+    };
+    return r.used;
+  }
+
+  async expired(now: number, limit: number) {
+    return this.db
+      .query(`SELECT id, project_id AS projectId FROM files WHERE expires_at IS NOT NULL AND expires_at <= $now LIMIT $limit`)
+      .all({ now, limit }) as { projectId: string; id: string }[];
+  }
+
+  async exists(id: string) {
+    return this.db.query(`SELECT 1 FROM files WHERE id = $id`).get({ id }) !== null;
+  }
+}

@@ -1,0 +1,23 @@
+import { randomBytes } from "node:crypto";
+
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+// Rejection sampling keeps every character uniformly likely (256 % 62 != 0).
+export function randomBase62(length: number): string {
+  let out = "";
+  while (out.length < length) {
+    for (const b of randomBytes(length * 2)) {
+      if (b < 248) out += BASE62[b % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+export const newFileId = () => `file-${randomBase62(24)}`;
+export const FILE_ID_RE = /^file-[0-9A-Za-z]{24}$/;
+export const isFileId = (s: string) => FILE_ID_RE.test(s);
+
+export const newProjectId = () => `proj_${randomBase62(20)}`;
+export const newKeyId = () => `key_${randomBase62(16)}`;
+export const newApiKey = () => `sk-ragd-${randomBase62(40)}`;
