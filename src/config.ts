@@ -58,7 +58,7 @@ const SETTINGS: Setting[] = [
     parse: (raw) => (raw.length >= 8 ? { value: raw } : { error: "must be at least 8 characters" }),
     show: (v) => (v ? "(set)" : "(none)"),
   },
-  { key: "maxFileSize", flag: "--max-file-size", env: "RAGD_MAX_FILE_SIZE", default: 512 * 1000 * 1000, help: "largest accepted upload", parse: size(1) },
+  { key: "maxFileSize", flag: "--max-file-size", env: "RAGD_MAX_FILE_SIZE", default: 512 * 1024 * 1024, help: "largest accepted upload (512MiB)", parse: size(1) },
   { key: "projectQuota", flag: "--project-quota", env: "RAGD_PROJECT_QUOTA", default: 0, help: "bytes a project may store, 0 = unlimited", parse: size(0) },
   { key: "rateLimitUploads", flag: "--rate-limit-uploads", env: "RAGD_RATE_LIMIT_UPLOADS", default: 0, help: "uploads per key per minute, 0 = off", parse: int(0, 1e9) },
   { key: "rateLimitRequests", flag: "--rate-limit-requests", env: "RAGD_RATE_LIMIT_REQUESTS", default: 0, help: "other API calls per key per minute, 0 = off", parse: int(0, 1e9) },

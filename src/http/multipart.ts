@@ -18,14 +18,27 @@ const FIELD_LIMITS = { fields: 32, fieldSize: 64 * 1024, parts: 40, fieldNameSiz
  * stays flat whatever the file's size. Exactly one part named `file` is required.
  * On any failure the blob is aborted and the error says what was wrong with the request.
  */
-export async function receiveUpload(request: Request, open: () => Promise<Upload>): Promise<ReceivedUpload> {
+export async function receiveUpload(request: Request, upload: Upload): Promise<ReceivedUpload> {
+  try {
+    return await receive(request, upload);
+  } catch (e) {
+    await upload.writer.abort();
+    throw e;
+  }
+}
+
+// Multipart framing and the small fields around a file stay well under this.
+const FRAMING_ALLOWANCE = 256 * 1024;
+
+async function receive(request: Request, upload: Upload): Promise<ReceivedUpload> {
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  if (declared > upload.limit + FRAMING_ALLOWANCE) throw tooLarge(upload.limitReason, "file", "file_too_large");
   const ct = request.headers.get("content-type") ?? "";
   if (!/^multipart\/form-data\s*;.*boundary=/i.test(ct))
     throw badRequest("Expected a multipart/form-data body with a 'file' part (and optionally 'purpose' and 'expires_after').", null, "invalid_content_type");
   if (!request.body) throw badRequest("The request has no body. Send the file as a multipart 'file' part.", "file", "missing_file");
 
   const fields = new Map<string, string>();
-  let upload: Upload | null = null;
   let fileSeen = false;
   let filename = "";
   let declaredType = "";
@@ -58,12 +71,11 @@ export async function receiveUpload(request: Request, open: () => Promise<Upload
       return;
     }
     fileSeen = true;
-    filename = info.filename ?? "";
+    filename = decodeFormFilename(info.filename ?? "");
     declaredType = info.mimeType ?? "";
     fileDone = (async () => {
       const hasher = new Bun.CryptoHasher("sha256");
       try {
-        upload = await open();
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           if (failure) continue;
           if (upload.writer.bytes + chunk.length > upload.limit) {
@@ -84,7 +96,10 @@ export async function receiveUpload(request: Request, open: () => Promise<Upload
   const finished = new Promise<void>((resolve) => {
     bb.on("close", resolve);
     bb.on("error", (e: Error) => {
-      fail(badRequest(`Malformed multipart body: ${e.message}.`, null, "invalid_multipart"));
+      // Clients fix field names; what a user controls in a part header is the filename.
+      if (/part header/i.test(e.message))
+        fail(badRequest("A multipart part header is malformed: the filename holds characters that are not allowed (control characters). Rename the file and upload again.", "file", "invalid_filename"));
+      else fail(badRequest(`Malformed multipart body: ${e.message}.`, null, "invalid_multipart"));
       resolve();
     });
   });
@@ -100,16 +115,20 @@ export async function receiveUpload(request: Request, open: () => Promise<Upload
     await finished;
     await fileDone;
   } catch (e) {
-    // The client went away mid-upload: nothing of it may remain.
+    // The client went away mid-upload; the caller aborts the blob so nothing remains.
     await fileDone.catch(() => {});
-    await (upload as Upload | null)?.writer.abort();
     throw e instanceof ApiError ? e : badRequest("The upload was interrupted before the body was complete.", "file", "upload_interrupted");
   }
 
-  const up = upload as Upload | null;
-  if (failure || !up) {
-    await up?.writer.abort();
-    throw failure ?? badRequest("Missing the 'file' part. Send the file as multipart form field 'file'.", "file", "missing_file");
-  }
-  return { fields, upload: up, filename, declaredType, sha256 };
+  if (failure) throw failure;
+  if (!fileSeen) throw badRequest("Missing the 'file' part. Send the file as multipart form field 'file'.", "file", "missing_file");
+  return { fields, upload, filename, declaredType, sha256 };
+}
+
+/**
+ * Browsers and fetch's FormData escape exactly three characters in a part's filename
+ * (WHATWG multipart/form-data encoding): `"` as %22, CR as %0D and LF as %0A.
+ */
+export function decodeFormFilename(raw: string): string {
+  return raw.replace(/%(22|0D|0A)/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }

@@ -15,6 +15,8 @@ export function parseSize(input: string): number | null {
 }
 
 export function formatSize(bytes: number): string {
+  for (const [unit, n] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const)
+    if (bytes >= n && bytes % n === 0) return `${bytes / n} ${unit}`;
   if (bytes >= 1e9 && bytes % 1e9 === 0) return `${bytes / 1e9} GB`;
   if (bytes >= 1e6 && bytes % 1e6 === 0) return `${bytes / 1e6} MB`;
   if (bytes >= 1e3 && bytes % 1e3 === 0) return `${bytes / 1e3} KB`;

@@ -14,7 +14,7 @@ export function filesRoutes(ctx: HttpContext) {
       "/v1/files",
       async ({ request }) => {
         const p = await principal(ctx, request, "uploads");
-        const r = await receiveUpload(request, () => ctx.files.beginUpload(p.projectId));
+        const r = await receiveUpload(request, await ctx.files.beginUpload(p.projectId));
         let expiresAfter: CreateInput["expiresAfter"];
         try {
           expiresAfter = readExpiresAfter(r.fields);

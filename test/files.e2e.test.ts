@@ -1,0 +1,295 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import OpenAI, { toFile } from "openai";
+import { blobFiles, cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
+
+let ragd: Ragd;
+let client: OpenAI;
+
+beforeAll(async () => {
+  ragd = await startRagd();
+  client = ragd.client();
+});
+afterAll(async () => {
+  await ragd.stop();
+  cleanup(ragd.dataDir);
+});
+
+const text = (s: string, name = "note.txt") => toFile(Buffer.from(s), name);
+const jsonl = (...rows: object[]) => rows.map((r) => JSON.stringify(r)).join("\n") + "\n";
+const PNG_1PX = Buffer.from(
+  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" + "1f15c4890000000d49444154789c6300010000050001" + "0d0a2db40000000049454e44ae426082",
+  "hex",
+);
+
+async function apiError(p: Promise<unknown>): Promise<OpenAI.APIError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof OpenAI.APIError) return e;
+    throw e;
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("create", () => {
+  test("embeddable purposes are accepted and wait for processing", async () => {
+    for (const purpose of ["assistants", "user_data"] as const) {
+      const f = await client.files.create({ file: await text(`hello ${purpose}`), purpose });
+      expect(f).toMatchObject({ object: "file", purpose, status: "uploaded", status_details: null, expires_at: null, filename: "note.txt", bytes: 6 + purpose.length });
+      expect(f.id).toMatch(/^file-[0-9A-Za-z]{24}$/);
+      expect(Math.abs(f.created_at - Date.now() / 1000)).toBeLessThan(5);
+    }
+  });
+
+  test("purpose defaults to knowledge_base (curl without purpose)", async () => {
+    const form = new FormData();
+    form.append("file", new Blob(["default purpose"]), "d.txt");
+    const r = await fetch(`${ragd.baseURL}/files`, { method: "POST", body: form, headers: { authorization: `Bearer ${ragd.key}` } });
+    expect(r.status).toBe(200);
+    expect((await r.json()).purpose).toBe("knowledge_base");
+  });
+
+  test("batch, fine-tune and evals take JSONL of objects and are processed at once", async () => {
+    for (const purpose of ["batch", "fine-tune", "evals"] as const) {
+      const f = await client.files.create({ file: await text(jsonl({ a: 1 }, { b: 2 }), "data.jsonl"), purpose });
+      expect(f.status).toBe("processed");
+      expect(f.purpose).toBe(purpose);
+      if (purpose === "batch") expect(f.expires_at).toBe(f.created_at + 30 * 86400);
+      else expect(f.expires_at).toBeNull();
+    }
+  });
+
+  test("JSONL purposes reject other files with the line that is wrong", async () => {
+    let e = await apiError(client.files.create({ file: await text(jsonl({ a: 1 }), "data.txt"), purpose: "batch" }));
+    expect(e.status).toBe(400);
+    expect(e.param).toBe("file");
+    expect(e.message).toContain(".jsonl");
+    e = await apiError(client.files.create({ file: await text('{"a":1}\n{"b":\n', "data.jsonl"), purpose: "fine-tune" }));
+    expect(e.status).toBe(400);
+    expect(e.message).toContain("Line 2");
+    e = await apiError(client.files.create({ file: await text('{"a":1}\n[1,2]\n', "data.jsonl"), purpose: "evals" }));
+    expect(e.message).toContain("Line 2 of the JSONL file is not a JSON object");
+  });
+
+  test("vision takes images only", async () => {
+    const ok = await client.files.create({ file: await toFile(PNG_1PX, "dot.png"), purpose: "vision" });
+    expect(ok.status).toBe("processed");
+    const e = await apiError(client.files.create({ file: await text("not an image", "dot.png"), purpose: "vision" }));
+    expect(e.status).toBe(400);
+    expect(e.param).toBe("file");
+  });
+
+  test("an unknown purpose is a 400 naming the valid ones", async () => {
+    const e = await apiError(client.files.create({ file: await text("x"), purpose: "bogus" as "assistants" }));
+    expect(e.status).toBe(400);
+    expect(e.param).toBe("purpose");
+    expect(e.message).toContain("knowledge_base");
+  });
+
+  test("expires_after sets expires_at; out-of-range values are 400", async () => {
+    const f = await client.files.create({ file: await text("temp"), purpose: "assistants", expires_after: { anchor: "created_at", seconds: 3600 } });
+    expect(f.expires_at).toBe(f.created_at + 3600);
+    const e = await apiError(client.files.create({ file: await text("temp"), purpose: "assistants", expires_after: { anchor: "created_at", seconds: 60 } }));
+    expect(e.status).toBe(400);
+    expect(e.param).toBe("expires_after.seconds");
+  });
+
+  test("expires_after as a JSON string field", async () => {
+    const form = new FormData();
+    form.append("file", new Blob(["json expiry"]), "j.txt");
+    form.append("purpose", "user_data");
+    form.append("expires_after", JSON.stringify({ anchor: "created_at", seconds: 7200 }));
+    const r = await fetch(`${ragd.baseURL}/files`, { method: "POST", body: form, headers: { authorization: `Bearer ${ragd.key}` } });
+    const f = await r.json();
+    expect(f.expires_at).toBe(f.created_at + 7200);
+  });
+
+  test("a path in the filename never reaches the disk", async () => {
+    const f = await client.files.create({ file: await text("sneaky", "../../etc/passwd"), purpose: "assistants" });
+    expect(f.filename).toBe("passwd");
+    for (const p of blobFiles(ragd.dataDir)) expect(p).not.toContain("passwd");
+    expect(await (await client.files.content(f.id)).text()).toBe("sneaky");
+  });
+});
+
+describe("list", () => {
+  let ids: string[];
+  let c: OpenAI;
+  beforeAll(async () => {
+    // A project of its own, so the other tests' files do not interfere.
+    c = ragd.client(await createKey(ragd.dataDir, "paging"));
+    ids = [];
+    for (let i = 0; i < 25; i++) ids.push((await c.files.create({ file: await text(`file ${i}`, `f${i}.txt`), purpose: i % 2 ? "assistants" : "user_data" })).id);
+  });
+
+  test("auto-pagination terminates and sees each file once, both orders", async () => {
+    const desc: string[] = [];
+    for await (const f of c.files.list({ limit: 7 })) desc.push(f.id);
+    expect(desc).toEqual([...ids].reverse());
+    const asc: string[] = [];
+    for await (const f of c.files.list({ limit: 4, order: "asc" })) asc.push(f.id);
+    expect(asc).toEqual(ids);
+  });
+
+  test("a page carries first_id, last_id and an honest has_more", async () => {
+    const page = await c.files.list({ limit: 25 });
+    expect(page.data.length).toBe(25);
+    expect(page.has_more).toBe(false);
+    const raw = await (await fetch(`${ragd.baseURL}/files?limit=10&order=asc`, { headers: { authorization: `Bearer ${c.apiKey}` } })).json();
+    expect(raw).toMatchObject({ object: "list", first_id: ids[0], last_id: ids[9], has_more: true });
+  });
+
+  test("purpose filter, offset, and a cursor on a deleted file", async () => {
+    const assistants: string[] = [];
+    for await (const f of c.files.list({ purpose: "assistants", limit: 5 })) assistants.push(f.id);
+    expect(assistants).toEqual(ids.filter((_, i) => i % 2).reverse());
+    const off = await (await fetch(`${ragd.baseURL}/files?order=asc&offset=20`, { headers: { authorization: `Bearer ${c.apiKey}` } })).json();
+    expect(off.data.map((f: { id: string }) => f.id)).toEqual(ids.slice(20));
+    // An SDK iterating while files are deleted keeps going from where it was.
+    const victim = ids[10]!;
+    await c.files.delete(victim);
+    const after = await c.files.list({ after: victim, order: "asc", limit: 100 });
+    expect(after.data.map((f) => f.id)).toEqual(ids.slice(11));
+    ids.splice(10, 1);
+  });
+});
+
+describe("retrieve, content, delete", () => {
+  test("binary content round-trips byte for byte", async () => {
+    const bytes = new Uint8Array(300_000).map((_, i) => (i * 7919 + (i >> 8)) & 0xff);
+    const f = await client.files.create({ file: await toFile(bytes, "blob.bin"), purpose: "user_data" });
+    expect(f.bytes).toBe(bytes.length);
+    expect(await client.files.retrieve(f.id)).toMatchObject({ id: f.id, bytes: bytes.length, filename: "blob.bin" });
+    const res = await client.files.content(f.id);
+    expect(res.headers.get("content-length")).toBe(String(bytes.length));
+    expect(res.headers.get("content-disposition")).toContain('filename="blob.bin"');
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(bytes);
+  });
+
+  test("range requests return the exact slice", async () => {
+    const f = await client.files.create({ file: await text("0123456789", "digits.txt"), purpose: "user_data" });
+    const get = (range: string) => fetch(`${ragd.baseURL}/files/${f.id}/content`, { headers: { authorization: `Bearer ${ragd.key}`, range } });
+    let r = await get("bytes=2-5");
+    expect(r.status).toBe(206);
+    expect(r.headers.get("content-range")).toBe("bytes 2-5/10");
+    expect(await r.text()).toBe("2345");
+    r = await get("bytes=-3");
+    expect(await r.text()).toBe("789");
+    r = await get("bytes=7-");
+    expect(await r.text()).toBe("789");
+    r = await get("bytes=50-60");
+    expect(r.status).toBe(416);
+    expect((await r.json()).error.type).toBe("invalid_request_error");
+  });
+
+  test("unicode filenames survive and download with a safe Content-Disposition", async () => {
+    const name = 'Müller "Bericht" 報告.txt';
+    const f = await client.files.create({ file: await text("unicode", name), purpose: "assistants" });
+    expect(f.filename).toBe(name);
+    const res = await client.files.content(f.id);
+    const cd = res.headers.get("content-disposition")!;
+    expect(cd).toContain(`filename*=UTF-8''${encodeURIComponent(name)}`);
+    expect(cd).not.toContain('"Bericht"');
+    expect(res.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+  });
+
+  test("delete removes row and bytes; a second delete is 404", async () => {
+    const f = await client.files.create({ file: await text("bye"), purpose: "assistants" });
+    const before = blobFiles(ragd.dataDir).length;
+    expect(await client.files.delete(f.id)).toEqual({ id: f.id, object: "file", deleted: true });
+    expect(blobFiles(ragd.dataDir).length).toBe(before - 1);
+    for (const p of [client.files.delete(f.id), client.files.retrieve(f.id), client.files.content(f.id)]) {
+      const e = await apiError(p);
+      expect(e.status).toBe(404);
+      expect((e.error as { type: string }).type).toBe("not_found_error");
+    }
+  });
+});
+
+describe("isolation and auth", () => {
+  test("another project's file is a 404, exactly like a missing one", async () => {
+    const mine = await client.files.create({ file: await text("secret"), purpose: "assistants" });
+    const other = ragd.client(await createKey(ragd.dataDir, "other-team"));
+    const missing = "file-000000000000000000000000";
+    for (const [a, b] of [
+      [other.files.retrieve(mine.id), other.files.retrieve(missing)],
+      [other.files.content(mine.id), other.files.content(missing)],
+      [other.files.delete(mine.id), other.files.delete(missing)],
+    ] as const) {
+      const [ea, eb] = [await apiError(a), await apiError(b)];
+      expect(ea.status).toBe(404);
+      expect(eb.status).toBe(404);
+      expect(ea.message.replace(mine.id, "X")).toBe(eb.message.replace(missing, "X"));
+    }
+    const ids = (await other.files.list()).data.map((f) => f.id);
+    expect(ids).not.toContain(mine.id);
+    expect((await client.files.retrieve(mine.id)).id).toBe(mine.id);
+  });
+
+  test("missing or wrong key is 401", async () => {
+    const e = await apiError(ragd.client("sk-wrong-key-123456").files.list());
+    expect(e.status).toBe(401);
+    expect((e.error as { type: string }).type).toBe("authentication_error");
+    const r = await fetch(`${ragd.baseURL}/files`);
+    expect(r.status).toBe(401);
+    expect((await r.json()).error).toEqual(expect.objectContaining({ type: "authentication_error", param: null }));
+  });
+});
+
+describe("limits", () => {
+  test("an upload over the file size limit is 413 and leaves nothing", async () => {
+    const small = await startRagd({ args: ["--max-file-size", "100KB"] });
+    try {
+      const c = small.client();
+      const e = await apiError(c.files.create({ file: await toFile(new Uint8Array(300_000), "big.bin"), purpose: "assistants" }));
+      expect(e.status).toBe(413);
+      expect((e.error as { type: string }).type).toBe("invalid_request_error");
+      expect(e.message).toContain("100 KB");
+      // Exactly at the limit is fine.
+      const ok = await c.files.create({ file: await toFile(new Uint8Array(100_000), "edge.bin"), purpose: "assistants" });
+      expect(ok.bytes).toBe(100_000);
+      expect((await c.files.list()).data.map((f) => f.id)).toEqual([ok.id]);
+      expect(blobFiles(small.dataDir).length).toBe(1);
+    } finally {
+      await small.stop();
+      cleanup(small.dataDir);
+    }
+  });
+
+  test("the project quota answers 413 once full", async () => {
+    const q = await startRagd({ args: ["--project-quota", "1000"] });
+    try {
+      const c = q.client();
+      await c.files.create({ file: await toFile(new Uint8Array(600), "a.bin"), purpose: "assistants" });
+      const e = await apiError(c.files.create({ file: await toFile(new Uint8Array(600), "b.bin"), purpose: "assistants" }));
+      expect(e.status).toBe(413);
+      expect(e.message).toContain("quota");
+      expect((await c.files.list()).data.length).toBe(1);
+    } finally {
+      await q.stop();
+      cleanup(q.dataDir);
+    }
+  });
+
+  test("rate limits answer 429 with retry-after, per key and per tier", async () => {
+    const rl = await startRagd({ args: ["--rate-limit-requests", "3", "--rate-limit-uploads", "2"] });
+    try {
+      const c = rl.client();
+      for (let i = 0; i < 3; i++) await c.files.list();
+      const e = await apiError(c.files.list());
+      expect(e.status).toBe(429);
+      expect((e.error as { type: string }).type).toBe("rate_limit_error");
+      expect(Number(e.headers?.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      // Uploads have their own budget.
+      await c.files.create({ file: await text("u1"), purpose: "assistants" });
+      await c.files.create({ file: await text("u2"), purpose: "assistants" });
+      expect((await apiError(c.files.create({ file: await text("u3"), purpose: "assistants" }))).status).toBe(429);
+      // Another key is not affected.
+      const other = rl.client(await createKey(rl.dataDir, "rl-other"));
+      expect((await other.files.list()).data).toEqual([]);
+    } finally {
+      await rl.stop();
+      cleanup(rl.dataDir);
+    }
+  });
+});

@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import OpenAI from "openai";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+const MAIN = join(ROOT, "src/main.ts");
+
+export const tempDir = (prefix = "ragd-test-") => mkdtempSync(join(tmpdir(), prefix));
+
+export interface Ragd {
+  url: string;
+  baseURL: string;
+  dataDir: string;
+  key: string;
+  proc: ReturnType<typeof Bun.spawn>;
+  client(key?: string, opts?: Partial<ConstructorParameters<typeof OpenAI>[0]>): OpenAI;
+  stop(): Promise<void>;
+  kill9(): Promise<void>;
+  stderr(): string;
+}
+
+export interface StartOptions {
+  dataDir?: string;
+  args?: string[];
+  env?: Record<string, string>;
+  key?: string;
+}
+
+/** Runs the real server as a child process on a free port, as a user would. */
+export async function startRagd(o: StartOptions = {}): Promise<Ragd> {
+  const dataDir = o.dataDir ?? tempDir();
+  const key = o.key ?? "sk-test-default-project-key";
+  const proc = Bun.spawn(["bun", MAIN, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, ...(o.args ?? [])], {
+    env: { ...process.env, RAGD_API_KEY: key, RAGD_LOG_LEVEL: "warn", ...o.env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let errText = "";
+  void (async () => {
+    for await (const c of proc.stderr as ReadableStream<Uint8Array>) errText += new TextDecoder().decode(c);
+  })();
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  let out = "";
+  const deadline = Date.now() + 15000;
+  while (!/listening on (\S+)/.test(out)) {
+    if (Date.now() > deadline) throw new Error(`ragd did not start: ${out}\n${errText}`);
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`ragd exited before listening (code ${await proc.exited}): ${errText}`);
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const url = /listening on (\S+)/.exec(out)![1]!;
+  return {
+    url,
+    baseURL: `${url}/v1`,
+    dataDir,
+    key,
+    proc,
+    stderr: () => errText,
+    client: (k = key, opts = {}) => new OpenAI({ baseURL: `${url}/v1`, apiKey: k, maxRetries: 0, ...opts }),
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+    async kill9() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}
+
+/** `ragd keys create` through the real CLI; returns the printed key. */
+export async function createKey(dataDir: string, project: string): Promise<string> {
+  const p = Bun.spawnSync(["bun", MAIN, "keys", "create", "--project", project, "--data-dir", dataDir], { env: { ...process.env, RAGD_API_KEY: "" } });
+  if (p.exitCode !== 0) throw new Error(`keys create failed: ${p.stderr.toString()}`);
+  return p.stdout.toString().trim();
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}) {
+  const p = Bun.spawnSync(["bun", MAIN, ...args], { env: { ...process.env, RAGD_API_KEY: "", ...env } });
+  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}
+
+export const cleanup = (dir: string) => rmSync(dir, { recursive: true, force: true });
+
+/** Every blob the server holds, committed or half-written. */
+export function blobFiles(dataDir: string): string[] {
+  const glob = new Bun.Glob("blobs/**/*");
+  return [...glob.scanSync({ cwd: dataDir, onlyFiles: true })];
+}
