@@ -1,0 +1,43 @@
+import { Database } from "bun:sqlite";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import OpenAI, { toFile } from "openai";
+import { blobFiles, cleanup, startRagd, type Ragd } from "./helpers/ragd";
+
+let ragd: Ragd;
+beforeAll(async () => {
+  ragd = await startRagd({ args: ["--expiry-sweep-interval", "1"] });
+});
+afterAll(async () => {
+  await ragd.stop();
+  cleanup(ragd.dataDir);
+});
+
+/** Moves a file's expiry into the past in the live database, as the passing of time would. */
+function expireNow(id: string) {
+  const db = new Database(join(ragd.dataDir, "ragd.db"));
+  db.exec("PRAGMA busy_timeout = 5000");
+  db.query("UPDATE files SET expires_at = unixepoch() - 1 WHERE id = ?").run(id);
+  db.close();
+}
+
+test("an expired file is a 404 at once, and the sweeper then deletes its bytes", async () => {
+  const c = ragd.client();
+  const f = await c.files.create({ file: await toFile(Buffer.from("short-lived"), "t.txt"), purpose: "assistants", expires_after: { anchor: "created_at", seconds: 3600 } });
+  const keep = await c.files.create({ file: await toFile(Buffer.from("stays"), "k.txt"), purpose: "assistants" });
+  expect(blobFiles(ragd.dataDir).length).toBe(2);
+
+  expireNow(f.id);
+  for (const p of [c.files.retrieve(f.id), c.files.content(f.id)]) {
+    const e = await p.then(() => null, (e) => e as OpenAI.APIError);
+    expect(e?.status).toBe(404);
+  }
+  expect((await c.files.list()).data.map((x) => x.id)).toEqual([keep.id]);
+
+  const deadline = Date.now() + 10_000;
+  while (blobFiles(ragd.dataDir).length !== 1) {
+    if (Date.now() > deadline) throw new Error("the sweeper did not delete the expired file");
+    await Bun.sleep(100);
+  }
+  expect(await (await c.files.content(keep.id)).text()).toBe("stays");
+});
