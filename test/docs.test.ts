@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { buildApp } from "../src/app";
+import { loadConfig } from "../src/config";
+import { RateLimiter } from "../src/http/rate-limit";
+import { openServices } from "../src/server";
+import { cleanup, startRagd, tempDir, type Ragd } from "./helpers/ragd";
+
+let ragd: Ragd;
+beforeAll(async () => {
+  ragd = await startRagd();
+});
+afterAll(async () => {
+  await ragd.stop();
+  cleanup(ragd.dataDir);
+});
+
+test("health needs no key", async () => {
+  const r = await fetch(`${ragd.url}/health`);
+  expect(r.status).toBe(200);
+  expect(await r.json()).toEqual({ status: "ok" });
+});
+
+test("the docs page loads every asset from ragd itself, none from a CDN", async () => {
+  const r = await fetch(`${ragd.url}/docs`);
+  expect(r.status).toBe(200);
+  expect(r.headers.get("content-security-policy")).toContain("default-src 'self'");
+  const html = await r.text();
+  const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+  expect(refs.length).toBeGreaterThanOrEqual(4);
+  for (const ref of refs) {
+    expect(ref).toStartWith("/");
+    const a = await fetch(`${ragd.url}${ref}`);
+    expect(a.status).toBe(200);
+    expect((await a.arrayBuffer()).byteLength).toBeGreaterThan(100);
+  }
+  const init = await (await fetch(`${ragd.url}/docs/assets/init.js`)).text();
+  expect(init).toContain('url: "/openapi.json"');
+  expect(init).not.toMatch(/https?:\/\//);
+});
+
+test("the OpenAPI document describes every /v1 route the server has", async () => {
+  const doc = await (await fetch(`${ragd.url}/openapi.json`)).json();
+  expect(doc.openapi).toStartWith("3.");
+  const dir = tempDir();
+  const config = loadConfig(["--data-dir", dir], {});
+  const s = await openServices(config);
+  try {
+    const app = buildApp({ config, files: s.files, keys: s.keys, limiter: new RateLimiter({ uploads: 0, requests: 0 }) });
+    const routes = app.routes.filter((r) => r.path.startsWith("/v1/"));
+    expect(routes.length).toBeGreaterThanOrEqual(5);
+    for (const r of routes) {
+      const path = r.path.replace(/:id\b/g, "{file_id}");
+      expect(`${r.method} ${path} ${doc.paths[path]?.[r.method.toLowerCase()] ? "documented" : "missing"}`).toBe(`${r.method} ${path} documented`);
+    }
+  } finally {
+    s.db.close();
+    cleanup(dir);
+  }
+});
