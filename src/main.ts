@@ -5,6 +5,10 @@ import { openServices, startServer } from "./server";
 import { DEFAULT_PROJECT } from "./services/keys";
 import { log, setLogLevel } from "./util/log";
 
+// Set by `make build` (--define); a run from source says "dev".
+declare const RAGD_COMMIT: string | undefined;
+const COMMIT = typeof RAGD_COMMIT === "string" ? RAGD_COMMIT : "dev";
+
 const USAGE = `ragd ${pkg.version}: an OpenAI-compatible Files API and knowledge base
 
 Usage:
@@ -25,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === "version" || cmd === "--version" || cmd === "-v") {
-    process.stdout.write(`ragd ${pkg.version}\n`);
+    process.stdout.write(`ragd ${pkg.version} (commit ${COMMIT})\n`);
     return 0;
   }
   if (cmd === "serve") return serve(rest);

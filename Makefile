@@ -1,0 +1,27 @@
+# The two things a newcomer needs are `make serve` and `make test` (see README.md).
+BUN ?= bun
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+.PHONY: install serve test typecheck build bench clean
+
+install:
+	$(BUN) install --frozen-lockfile
+
+serve: install
+	$(BUN) src/main.ts serve
+
+test: install
+	$(BUN) test
+
+typecheck: install
+	$(BUN) x tsc --noEmit -p .
+
+# One executable: every dependency and the docs assets are embedded.
+build: install
+	$(BUN) build src/main.ts --compile --minify --define RAGD_COMMIT='"$(COMMIT)"' --outfile dist/ragd
+
+bench: install
+	$(BUN) bench/run.ts
+
+clean:
+	rm -rf dist bench/results
