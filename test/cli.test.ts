@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import OpenAI from "openai";
+import OpenAI, { APIError } from "openai";
 import { cleanup, runCli, startRagd, tempDir } from "./helpers/ragd";
 
 const dir = tempDir();
@@ -34,7 +34,7 @@ test("a revoked key is refused with 401", async () => {
       runCli(["keys", "list", "--data-dir", dir]).stdout.split("\n").find((l) => l.includes(key.slice(0, 12)))!,
     )![1]!;
     expect(runCli(["keys", "revoke", id, "--data-dir", dir]).code).toBe(0);
-    const e = await c.files.list().then(() => null, (e) => e as OpenAI.APIError);
+    const e = await c.files.list().then(() => null, (e) => e as APIError);
     expect(e?.status).toBe(401);
     expect(runCli(["keys", "revoke", id, "--data-dir", dir]).code).toBe(1);
   } finally {

@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import OpenAI, { toFile } from "openai";
+import OpenAI, { APIError, toFile } from "openai";
 import { blobFiles, cleanup, startRagd, type Ragd } from "./helpers/ragd";
 
 let ragd: Ragd;
@@ -29,7 +29,7 @@ test("an expired file is a 404 at once, and the sweeper then deletes its bytes",
 
   expireNow(f.id);
   for (const p of [c.files.retrieve(f.id), c.files.content(f.id)]) {
-    const e = await p.then(() => null, (e) => e as OpenAI.APIError);
+    const e = await p.then(() => null, (e) => e as APIError);
     expect(e?.status).toBe(404);
   }
   expect((await c.files.list()).data.map((x) => x.id)).toEqual([keep.id]);

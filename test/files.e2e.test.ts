@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import OpenAI, { toFile } from "openai";
+import OpenAI, { APIError, toFile } from "openai";
 import { blobFiles, cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
 
 let ragd: Ragd;
@@ -21,11 +21,11 @@ const PNG_1PX = Buffer.from(
   "hex",
 );
 
-async function apiError(p: Promise<unknown>): Promise<OpenAI.APIError> {
+async function apiError(p: Promise<unknown>): Promise<APIError> {
   try {
     await p;
   } catch (e) {
-    if (e instanceof OpenAI.APIError) return e;
+    if (e instanceof APIError) return e;
     throw e;
   }
   throw new Error("expected the call to fail");
@@ -53,7 +53,7 @@ describe("create", () => {
     for (const purpose of ["batch", "fine-tune", "evals"] as const) {
       const f = await client.files.create({ file: await text(jsonl({ a: 1 }, { b: 2 }), "data.jsonl"), purpose });
       expect(f.status).toBe("processed");
-      expect(f.purpose).toBe(purpose);
+      expect(f.purpose as string).toBe(purpose);
       if (purpose === "batch") expect(f.expires_at).toBe(f.created_at + 30 * 86400);
       else expect(f.expires_at).toBeNull();
     }

@@ -62,13 +62,13 @@ describe.skipIf(!HAVE_SPEC)("responses match the official OpenAI spec", () => {
     ajv.addSchema({ $id: "openai", components: spec.components });
 
     ragd = await startRagd();
-    const recordingFetch: typeof fetch = async (input, init) => {
+    const recordingFetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
       const res = await fetch(input as Request, init);
       const url = new URL(typeof input === "string" ? input : (input as Request).url ?? String(input));
       if (res.headers.get("content-type")?.includes("application/json"))
         recorded.push({ method: init?.method ?? "GET", path: url.pathname, status: res.status, body: await res.clone().json() });
       return res;
-    };
+    }) as typeof fetch;
     const c = ragd.client(ragd.key, { fetch: recordingFetch });
     const other = ragd.client(await createKey(ragd.dataDir, "conformance-other"), { fetch: recordingFetch });
     const fail = (p: Promise<unknown>) => p.catch(() => {});
