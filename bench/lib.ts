@@ -1,0 +1,58 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dir, "..");
+
+export interface Server {
+  url: string;
+  pid: number;
+  dataDir: string;
+  key: string;
+  rssKb(): number;
+  /** Resets the kernel's peak-RSS mark, so peakRssKb() covers only what follows. */
+  resetPeak(): void;
+  peakRssKb(): number;
+  stop(): Promise<void>;
+}
+
+/** The real server from source, as `make serve` runs it, on a free port. */
+export async function startServer(args: string[] = [], dataDir = mkdtempSync(join(tmpdir(), "ragd-bench-"))): Promise<Server> {
+  const key = "sk-bench-key-0123456789";
+  const proc = Bun.spawn(["bun", join(ROOT, "src/main.ts"), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, ...args], {
+    env: { ...process.env, RAGD_API_KEY: key, RAGD_LOG_LEVEL: "warn" },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  let out = "";
+  while (!/listening on (\S+)/.test(out)) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error("server exited");
+    out += new TextDecoder().decode(value);
+  }
+  return {
+    url: /listening on (\S+)/.exec(out)![1]!,
+    pid: proc.pid,
+    dataDir,
+    key,
+    rssKb: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]),
+    resetPeak: () => writeFileSync(`/proc/${proc.pid}/clear_refs`, "5"),
+    peakRssKb: () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]),
+    async stop() {
+      proc.kill();
+      await proc.exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+export function table(head: string[], rows: (string | number)[][]): string {
+  const line = (r: (string | number)[]) => `| ${r.join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
+}
