@@ -1,0 +1,179 @@
+import { Parser } from "htmlparser2";
+import { decodeText } from "../encoding";
+import type { Block, Location, ParseInput, ParsedDocument } from "../types";
+
+const SKIP = new Set(["script", "style", "noscript", "template", "head", "svg", "math", "iframe", "object", "select", "button", "ix:header"]);
+const HEADING = /^h([1-6])$/;
+// Elements that end a run of text; inline elements (a, b, span, ...) do not.
+const BLOCK = new Set([
+  "p", "div", "li", "dt", "dd", "pre", "blockquote", "section", "article", "aside", "header", "footer", "nav",
+  "main", "figure", "figcaption", "caption", "address", "ul", "ol", "dl", "table", "form", "fieldset", "hr", "details", "summary",
+]);
+
+/**
+ * Turns HTML into blocks: one per paragraph-like element, one per table row (cells joined
+ * by " | ", the table's header row repeated in every chunk), headings tracked as a path.
+ * `extra` is merged into every location (the chapter of an EPUB document).
+ */
+export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Block[]; title: string | null } {
+  const blocks: Block[] = [];
+  const headings: string[] = [];
+  let text = "";
+  let skipDepth = 0;
+  let headingLevel = 0;
+  let inTitle = false;
+  let title = "";
+  let pre = 0;
+  // Table state: the current row's cells, whether it had <th>, the header of the table.
+  const tables: { header: string | null; rowIndex: number }[] = [];
+  let cells: string[] | null = null;
+  let rowHasTh = false;
+  let pendingBoundary = false;
+
+  const loc = (): Location => ({ ...extra, ...(headings.length ? { headings: headings.filter(Boolean) } : {}) });
+  const flush = () => {
+    const t = pre ? text.replace(/^\n+|\s+$/g, "") : text.replace(/\s+/g, " ").trim();
+    text = "";
+    if (!t) return;
+    if (cells) {
+      cells[cells.length - 1] = `${cells.at(-1) ?? ""} ${t}`.trim();
+      return;
+    }
+    blocks.push({ text: t, loc: loc(), ...(pendingBoundary ? { boundary: true } : {}) });
+    pendingBoundary = false;
+  };
+
+  const parser = new Parser(
+    {
+      onopentag(name, attrs) {
+        // <title> sits in the skipped <head>: read it, but nothing else there.
+        if (name === "title") {
+          inTitle = true;
+          return;
+        }
+        // Inside a skipped element every tag is counted, so its end is found whatever it holds.
+        if (skipDepth || SKIP.has(name) || "hidden" in attrs || /display\s*:\s*none/i.test(attrs.style ?? "")) {
+          skipDepth++;
+          return;
+        }
+        const h = HEADING.exec(name);
+        if (h) {
+          flush();
+          headingLevel = Number(h[1]);
+          return;
+        }
+        if (name === "br") {
+          text += "\n";
+          return;
+        }
+        if (name === "pre") pre++;
+        if (name === "table") {
+          flush();
+          tables.push({ header: null, rowIndex: 0 });
+        } else if (name === "tr") {
+          flush();
+          cells = [];
+          rowHasTh = false;
+        } else if ((name === "td" || name === "th") && cells) {
+          flush();
+          cells.push("");
+          if (name === "th") rowHasTh = true;
+        } else if (BLOCK.has(name)) flush();
+      },
+      ontext(data) {
+        if (inTitle) {
+          title += data;
+          return;
+        }
+        if (skipDepth) return;
+        text += data;
+      },
+      onclosetag(name) {
+        if (name === "title") {
+          inTitle = false;
+          return;
+        }
+        if (skipDepth) {
+          skipDepth--;
+          return;
+        }
+        const h = HEADING.exec(name);
+        if (h && headingLevel) {
+          const t = text.replace(/\s+/g, " ").trim();
+          text = "";
+          headingLevel = Number(h[1]);
+          if (t) {
+            headings.length = headingLevel - 1;
+            for (let i = 0; i < headingLevel - 1; i++) headings[i] ??= "";
+            headings[headingLevel - 1] = t;
+            pendingBoundary = true;
+            blocks.push({ text: t, loc: loc(), boundary: true });
+            pendingBoundary = false;
+          }
+          headingLevel = 0;
+          return;
+        }
+        if (name === "pre") {
+          flush();
+          pre = Math.max(0, pre - 1);
+          return;
+        }
+        if ((name === "td" || name === "th") && cells) {
+          flush();
+          return;
+        }
+        if (name === "tr" && cells) {
+          flush();
+          const row = cells.map((c) => c.replace(/\s+/g, " ").trim());
+          cells = null;
+          const table = tables.at(-1);
+          if (row.some(Boolean)) {
+            const line = table?.header || rowHasTh ? row.join(" | ") : row.filter(Boolean).join(" | ");
+            if (table && table.rowIndex === 0 && rowHasTh) table.header = line;
+            else blocks.push({ text: line, loc: loc(), ...(table?.header ? { header: table.header } : {}) });
+            if (table) table.rowIndex++;
+          }
+          return;
+        }
+        if (name === "table") {
+          flush();
+          tables.pop();
+          return;
+        }
+        if (BLOCK.has(name)) flush();
+      },
+    },
+    { decodeEntities: true, lowerCaseTags: true, recognizeSelfClosing: true },
+  );
+  parser.write(html);
+  parser.end();
+  flush();
+  return { blocks, title: title.replace(/\s+/g, " ").trim() || null };
+}
+
+/** The charset an HTML document declares in its first bytes, if any. */
+function declaredCharset(b: Uint8Array): string | null {
+  const head = new TextDecoder("latin1").decode(b.subarray(0, 2048));
+  const m = /<meta[^>]+charset\s*=\s*["']?([\w-]+)/i.exec(head);
+  return m ? m[1]!.toLowerCase() : null;
+}
+
+export function decodeHtml(bytes: Uint8Array): string {
+  const cs = declaredCharset(bytes);
+  // A BOM or valid UTF-8 wins; a declared legacy charset is used when the bytes are not UTF-8.
+  if (cs && !/^utf-?8$/.test(cs) && !(bytes[0] === 0xef || bytes[0] === 0xff || bytes[0] === 0xfe)) {
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch {
+      try {
+        return new TextDecoder(cs).decode(bytes);
+      } catch {}
+    }
+  }
+  return decodeText(bytes);
+}
+
+export async function parseHtml(input: ParseInput): Promise<ParsedDocument> {
+  const { blocks } = htmlToBlocks(decodeHtml(input.bytes));
+  return { format: "html", blocks };
+}

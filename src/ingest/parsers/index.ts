@@ -1,0 +1,149 @@
+import { extensionOf, sniffImage } from "../../util/content-type";
+import { ParseError, type ParseInput, type ParsedDocument } from "../types";
+import { SafeZip } from "../zip";
+import { parseCsv } from "./csv";
+import { parseDocx } from "./docx";
+import { parseOdt } from "./odt";
+import { parseEpub } from "./epub";
+import { parseHtml } from "./html";
+import { parsePdf } from "./pdf";
+import { parsePptx } from "./pptx";
+import { parseSpreadsheet } from "./spreadsheet";
+import { parseSubtitles } from "./subtitles";
+import { parseText } from "./text";
+
+export const SUPPORTED_FORMATS = "PDF, DOCX, ODT, PPTX, XLSX, XLS, ODS, CSV, TSV, TXT, Markdown, HTML, JSON, EPUB, SRT, VTT and source code";
+
+export type Format =
+  | "pdf" | "docx" | "pptx" | "xlsx" | "xls" | "ods" | "epub"
+  | "odt" | "csv" | "tsv" | "html" | "srt" | "vtt" | "markdown" | "json" | "code" | "text";
+
+const NAMED: Record<string, Format> = {
+  pdf: "pdf", docx: "docx", docm: "docx", pptx: "pptx", pptm: "pptx", xlsx: "xlsx", xlsm: "xlsx", xls: "xls", ods: "ods", odt: "odt", epub: "epub",
+  csv: "csv", tsv: "tsv", tab: "tsv", html: "html", htm: "html", xhtml: "html", srt: "srt", vtt: "vtt",
+  md: "markdown", markdown: "markdown", json: "json", jsonl: "json", ndjson: "json",
+};
+const CONTAINERS = new Set<Format>(["pdf", "docx", "pptx", "xlsx", "xls", "ods", "odt", "epub"]);
+const CODE = new Set("c h cc cpp hpp cs go java js jsx ts tsx mjs cjs py rb rs php swift kt kts scala sh bash zsh ps1 sql r lua pl m mm dart ex exs erl hs clj vue svelte css scss less yaml yml toml ini cfg conf".split(" "));
+
+const at = (b: Uint8Array, i: number, ...bytes: number[]) => bytes.every((x, j) => b[i + j] === x);
+const ascii = (b: Uint8Array, n: number) => new TextDecoder("latin1").decode(b.subarray(0, n));
+
+/**
+ * Which parser reads these bytes: the content's magic bytes decide, the extension only
+ * breaks ties between text formats. A file whose extension lies is read as what it is.
+ */
+export function detectFormat(bytes: Uint8Array, filename: string, limits: ParseInput["limits"]): Format {
+  if (bytes.length === 0) throw new ParseError("the file is empty");
+  const ext = extensionOf(filename);
+  const named = NAMED[ext];
+  if (ascii(bytes, 1024).includes("%PDF-")) return "pdf";
+  if (at(bytes, 0, 0x50, 0x4b, 0x03, 0x04) || at(bytes, 0, 0x50, 0x4b, 0x05, 0x06)) return zipFormat(bytes, limits);
+  if (at(bytes, 0, 0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1)) {
+    // Office encrypts DOCX/XLSX/PPTX by wrapping them in an OLE container.
+    if (ext === "docx" || ext === "pptx" || ext === "xlsx" || ext === "xlsm") throw new ParseError("the file is password-protected");
+    if (ext === "xls") return "xls";
+    throw new ParseError(
+      `legacy Microsoft Office files (.doc, .ppt, .msg) are not supported; save it as DOCX or PPTX. Supported formats: ${SUPPORTED_FORMATS}`,
+    );
+  }
+  if (ascii(bytes, 6) === "{\\rtf1") throw new ParseError(`RTF is not supported; save it as DOCX. Supported formats: ${SUPPORTED_FORMATS}`);
+  const image = sniffImage(bytes);
+  if (image) throw new ParseError(`no text found: the file is a ${image.toUpperCase()} image and this server has no OCR yet`);
+  if (named && CONTAINERS.has(named))
+    throw new ParseError(`the file is named .${ext} but its content is not a ${ext.toUpperCase()} file (it may be corrupt or mislabelled)`);
+  const media = knownBinary(bytes);
+  if (media) throw new ParseError(`unsupported format: the file is ${media}, which has no text to read. Supported formats: ${SUPPORTED_FORMATS}`);
+  if (looksBinary(bytes)) throw new ParseError(`unsupported format: the file is binary and not one of the supported formats (${SUPPORTED_FORMATS})`);
+  if (named) return named;
+  if (CODE.has(ext)) return "code";
+  const head = ascii(bytes, 512).trimStart().toLowerCase();
+  if (head.startsWith("<!doctype html") || head.startsWith("<html")) return "html";
+  if (head.startsWith("webvtt")) return "vtt";
+  return "text";
+}
+
+function zipFormat(bytes: Uint8Array, limits: ParseInput["limits"]): Format {
+  const zip = new SafeZip(bytes, limits);
+  if (zip.has("word/document.xml")) return "docx";
+  if (zip.has("ppt/presentation.xml")) return "pptx";
+  if (zip.has("xl/workbook.xml") || zip.has("xl/workbook.bin")) return "xlsx";
+  const mimetype = zip.has("mimetype") ? zip.text("mimetype")?.trim() : null;
+  if (mimetype === "application/epub+zip" || zip.has("META-INF/container.xml")) return "epub";
+  if (mimetype === "application/vnd.oasis.opendocument.spreadsheet") return "ods";
+  if (mimetype === "application/vnd.oasis.opendocument.text") return "odt";
+  if (mimetype?.startsWith("application/vnd.oasis.opendocument."))
+    throw new ParseError(`OpenDocument presentations and drawings are not supported; save it as PPTX. Supported formats: ${SUPPORTED_FORMATS}`);
+  throw new ParseError(`unsupported format: the file is a ZIP archive, and archives are not unpacked; upload the files inside it. Supported formats: ${SUPPORTED_FORMATS}`);
+}
+
+function knownBinary(b: Uint8Array): string | null {
+  const tag = ascii(b, 12);
+  if (tag.startsWith("RIFF")) return tag.slice(8, 12) === "WAVE" ? "WAV audio" : "a RIFF media file";
+  if (tag.startsWith("ID3") || (b[0] === 0xff && (b[1]! & 0xe0) === 0xe0)) return "MP3 audio";
+  if (tag.startsWith("OggS")) return "Ogg media";
+  if (tag.startsWith("fLaC")) return "FLAC audio";
+  if (tag.slice(4, 8) === "ftyp") return /heic|heix|mif1|avif/.test(tag.slice(8, 12)) ? "a HEIC/AVIF image (convert it to PNG or JPEG)" : "MP4/QuickTime media";
+  if (at(b, 0, 0x1f, 0x8b)) return "a gzip archive";
+  if (tag.startsWith("7z\xbc\xaf") || tag.startsWith("Rar!")) return "an archive";
+  if (at(b, 0, 0x7f, 0x45, 0x4c, 0x46) || tag.startsWith("MZ")) return "an executable";
+  if (tag.startsWith("SQLite forma")) return "a database";
+  return null;
+}
+
+/** Binary unless it has a Unicode BOM or no NUL bytes in its first 8 KB (UTF-16 text has many). */
+function looksBinary(b: Uint8Array): boolean {
+  if (at(b, 0, 0xef, 0xbb, 0xbf) || at(b, 0, 0xff, 0xfe) || at(b, 0, 0xfe, 0xff) || at(b, 0, 0, 0, 0xfe, 0xff)) return false;
+  const n = Math.min(b.length, 8192);
+  let nul = 0;
+  let control = 0;
+  for (let i = 0; i < n; i++) {
+    const c = b[i]!;
+    if (c === 0) nul++;
+    else if (c < 9 || (c > 13 && c < 32 && c !== 27)) control++;
+  }
+  if (nul === 0) {
+    if (control > n * 0.1) return true;
+    // Not UTF-8 and mostly high bytes: compressed or encoded data, not cp1252 prose.
+    let high = 0;
+    for (let i = 0; i < n; i++) if (b[i]! >= 0x80) high++;
+    if (high > n * 0.3) {
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(b.subarray(0, n - 4));
+      } catch {
+        return true;
+      }
+    }
+    return false;
+  }
+  // UTF-16 without BOM: zeros in every other byte.
+  let even = 0;
+  let odd = 0;
+  for (let i = 0; i + 1 < n; i += 2) {
+    if (b[i] === 0) even++;
+    if (b[i + 1] === 0) odd++;
+  }
+  const half = n / 2;
+  return !((odd > half * 0.4 && even < half * 0.05) || (even > half * 0.4 && odd < half * 0.05));
+}
+
+export async function parseDocument(input: ParseInput): Promise<ParsedDocument & { format: Format }> {
+  const format = detectFormat(input.bytes, input.filename, input.limits);
+  const doc = await dispatch(format, input);
+  return { ...doc, format };
+}
+
+function dispatch(format: Format, input: ParseInput): Promise<ParsedDocument> {
+  switch (format) {
+    case "pdf": return parsePdf(input);
+    case "docx": return parseDocx(input);
+    case "odt": return parseOdt(input);
+    case "pptx": return parsePptx(input);
+    case "xlsx": case "xls": case "ods": return parseSpreadsheet(input, format);
+    case "epub": return parseEpub(input);
+    case "csv": case "tsv": return parseCsv(input, format);
+    case "html": return parseHtml(input);
+    case "srt": case "vtt": return parseSubtitles(input, format);
+    case "markdown": case "json": case "code": case "text": return parseText(input, format);
+  }
+}

@@ -1,0 +1,75 @@
+import { decodeText } from "../encoding";
+import type { Block, ParseInput, ParsedDocument } from "../types";
+
+/**
+ * Plain text, source code, JSON and Markdown: paragraphs separated by blank lines, each
+ * with its line range. Markdown headings start a new section and extend the heading path;
+ * fenced code stays in one block so a chunk does not split a snippet mid-fence when it fits.
+ */
+export function textToBlocks(text: string, markdown: boolean): Block[] {
+  const lines = text.split(/\r\n|\r|\n/);
+  const blocks: Block[] = [];
+  const headings: string[] = [];
+  let start = -1;
+  let buf: string[] = [];
+  let fence: string | null = null;
+  let boundary = false;
+
+  const flush = (end: number) => {
+    const t = buf.join("\n").replace(/\s+$/, "");
+    if (t.trim()) {
+      blocks.push({
+        text: t.replace(/^\n+/, ""),
+        loc: { lines: [start + 1, end], ...(headings.length ? { headings: headings.filter(Boolean) } : {}) },
+        ...(boundary ? { boundary: true } : {}),
+      });
+      boundary = false;
+    }
+    buf = [];
+    start = -1;
+  };
+
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (markdown) {
+      const f = /^\s{0,3}(```|~~~)/.exec(line);
+      if (f) {
+        if (fence === null) {
+          flush(i);
+          fence = f[1]!;
+        } else if (f[1] === fence) {
+          buf.push(line);
+          if (start < 0) start = i;
+          fence = null;
+          flush(i + 1);
+          continue;
+        }
+      }
+      const h = fence === null ? /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line) : null;
+      if (h) {
+        flush(i);
+        const level = h[1]!.length;
+        headings.length = level - 1;
+        for (let k = 0; k < level - 1; k++) headings[k] ??= "";
+        headings[level - 1] = h[2]!;
+        boundary = true;
+        start = i;
+        buf.push(h[2]!);
+        flush(i + 1);
+        continue;
+      }
+    }
+    if (fence === null && line.trim() === "") {
+      flush(i);
+      continue;
+    }
+    if (start < 0) start = i;
+    buf.push(line);
+  }
+  flush(lines.length);
+  return blocks;
+}
+
+export async function parseText(input: ParseInput, format: string): Promise<ParsedDocument> {
+  return { format, blocks: textToBlocks(decodeText(input.bytes), format === "markdown") };
+}

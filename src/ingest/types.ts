@@ -1,0 +1,55 @@
+/** Where a piece of text came from, in the terms of its format. */
+export interface Location {
+  page?: number;
+  pages?: [number, number];
+  slide?: number;
+  sheet?: string;
+  rows?: [number, number];
+  lines?: [number, number];
+  headings?: string[];
+  chapter?: string;
+  time?: [string, string];
+}
+
+/**
+ * A unit of structure a parser found: a paragraph, a heading, a table row, a cue.
+ * `boundary` marks a hard break (new page, slide, sheet, chapter, heading) that a chunk
+ * should not straddle when it can avoid it. `header` is repeated in every chunk of a table.
+ */
+export interface Block {
+  text: string;
+  loc: Location;
+  boundary?: boolean;
+  header?: string;
+}
+
+export interface ParsedDocument {
+  format: string;
+  blocks: Block[];
+}
+
+/** A parse failure the user can act on; its message becomes the file's status_details. */
+export class ParseError extends Error {}
+
+export type Progress = (message: string) => void;
+
+export interface ParseLimits {
+  /** Largest total a zip-based format may expand to. */
+  maxExpandedBytes: number;
+  maxZipEntries: number;
+  /** Largest expansion ratio of any one zip entry. */
+  maxCompressionRatio: number;
+}
+
+export const DEFAULT_PARSE_LIMITS: ParseLimits = {
+  maxExpandedBytes: 1024 ** 3,
+  maxZipEntries: 10_000,
+  maxCompressionRatio: 200,
+};
+
+export interface ParseInput {
+  bytes: Uint8Array;
+  filename: string;
+  limits: ParseLimits;
+  progress: Progress;
+}

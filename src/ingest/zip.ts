@@ -1,0 +1,120 @@
+import { Inflate } from "fflate";
+import { ParseError, type ParseLimits } from "./types";
+
+/**
+ * Reads chosen entries of a zip (DOCX, PPTX, XLSX, EPUB are zips) under limits on entry
+ * count, total expanded size and per-entry ratio. Sizes are enforced on the bytes actually
+ * inflated, not on what the archive claims, so a lying header cannot slip a bomb through.
+ */
+export class SafeZip {
+  private readonly entries = new Map<string, { data: Uint8Array; compression: number; size: number }>();
+  private expanded = 0;
+
+  constructor(
+    bytes: Uint8Array,
+    private readonly limits: ParseLimits,
+  ) {
+    try {
+      this.index(bytes);
+    } catch (e) {
+      if (e instanceof ParseError) throw e;
+      throw new ParseError("the file is not a valid zip archive (it is truncated or corrupt)");
+    }
+  }
+
+  /** Walks the central directory to find each entry's compressed bytes. */
+  private index(b: Uint8Array) {
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    let eocd = -1;
+    for (let i = b.length - 22; i >= Math.max(0, b.length - 65557); i--) {
+      if (dv.getUint32(i, true) === 0x06054b50) {
+        eocd = i;
+        break;
+      }
+    }
+    if (eocd < 0) throw new ParseError("the file is not a valid zip archive (no central directory)");
+    const total = dv.getUint16(eocd + 10, true);
+    if (total > this.limits.maxZipEntries) throw new ParseError(`the archive has ${total} entries, past the limit of ${this.limits.maxZipEntries}`);
+    let p = dv.getUint32(eocd + 16, true);
+    const dec = new TextDecoder();
+    for (let n = 0; n < total; n++) {
+      if (dv.getUint32(p, true) !== 0x02014b50) throw new ParseError("the zip archive's directory is corrupt");
+      const flags = dv.getUint16(p + 8, true);
+      const method = dv.getUint16(p + 10, true);
+      const csize = dv.getUint32(p + 20, true);
+      const usize = dv.getUint32(p + 24, true);
+      const nameLen = dv.getUint16(p + 28, true);
+      const extraLen = dv.getUint16(p + 30, true);
+      const commentLen = dv.getUint16(p + 32, true);
+      const local = dv.getUint32(p + 42, true);
+      const name = dec.decode(b.subarray(p + 46, p + 46 + nameLen));
+      if (flags & 1) throw new ParseError("the file is password-protected");
+      const lNameLen = dv.getUint16(local + 26, true);
+      const lExtraLen = dv.getUint16(local + 28, true);
+      const start = local + 30 + lNameLen + lExtraLen;
+      this.entries.set(name, { data: b.subarray(start, start + csize), compression: method, size: usize });
+      p += 46 + nameLen + extraLen + commentLen;
+    }
+  }
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string) {
+    return this.entries.has(name);
+  }
+
+  /** The entry's bytes, or null when absent. Throws ParseError past a limit. */
+  read(name: string): Uint8Array | null {
+    const e = this.entries.get(name);
+    if (!e) return null;
+    if (e.compression === 0) return this.account(e.data.slice(), e.data.length);
+    if (e.compression !== 8) throw new ParseError(`the archive uses an unsupported compression method (${e.compression})`);
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    const maxForEntry = Math.max(1 << 20, e.data.length * this.limits.maxCompressionRatio);
+    const inflater = new Inflate((chunk) => {
+      size += chunk.length;
+      if (size > maxForEntry)
+        throw new ParseError(`the archive looks like a zip bomb: "${name}" expands more than ${this.limits.maxCompressionRatio} times`);
+      if (this.expanded + size > this.limits.maxExpandedBytes)
+        throw new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`);
+      parts.push(chunk);
+    });
+    try {
+      const STEP = 1 << 16;
+      for (let i = 0; i < e.data.length; i += STEP) inflater.push(e.data.subarray(i, i + STEP), i + STEP >= e.data.length);
+    } catch (err) {
+      if (err instanceof ParseError) throw err;
+      throw new ParseError("the archive is corrupt (an entry could not be decompressed)");
+    }
+    const out = new Uint8Array(size);
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return this.account(out, size);
+  }
+
+  /**
+   * Inflates every entry once, keeping nothing, so a library that reads the zip itself
+   * (mammoth, SheetJS) is only handed archives that stay within the limits.
+   */
+  checkAll() {
+    for (const name of this.entries.keys()) this.read(name);
+  }
+
+  text(name: string): string | null {
+    const b = this.read(name);
+    return b === null ? null : new TextDecoder().decode(b);
+  }
+
+  private account(b: Uint8Array, size: number) {
+    this.expanded += size;
+    if (this.expanded > this.limits.maxExpandedBytes)
+      throw new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`);
+    return b;
+  }
+}
