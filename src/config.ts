@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { parseSize } from "./util/size";
 
@@ -16,6 +17,9 @@ export interface Config {
   expirySweepSeconds: number;
   corsOrigins: string;
   logLevel: "debug" | "info" | "warn" | "error";
+  ingestConcurrency: number;
+  ingestTimeoutSeconds: number;
+  ingestMaxAttempts: number;
 }
 
 type Parsed<T> = { value: T } | { error: string };
@@ -64,6 +68,18 @@ const SETTINGS: Setting[] = [
   { key: "rateLimitRequests", flag: "--rate-limit-requests", env: "RAGD_RATE_LIMIT_REQUESTS", default: 0, help: "other API calls per key per minute, 0 = off", parse: int(0, 1e9) },
   { key: "expirySweepSeconds", flag: "--expiry-sweep-interval", env: "RAGD_EXPIRY_SWEEP_INTERVAL", default: 60, help: "seconds between sweeps that delete expired files", parse: int(1, 86400) },
   { key: "corsOrigins", flag: "--cors-origins", env: "RAGD_CORS_ORIGINS", default: "*", help: "allowed browser origins, comma-separated, * for any", parse: str },
+  {
+    key: "ingestConcurrency", flag: "--ingest-concurrency", env: "RAGD_INGEST_CONCURRENCY", default: availableParallelism(),
+    help: "documents parsed at once, each in its own worker (default: the number of cores)", parse: int(1, 256),
+  },
+  {
+    key: "ingestTimeoutSeconds", flag: "--ingest-timeout", env: "RAGD_INGEST_TIMEOUT", default: 600,
+    help: "seconds one document may take to parse before its file becomes an error", parse: int(1, 86400),
+  },
+  {
+    key: "ingestMaxAttempts", flag: "--ingest-max-attempts", env: "RAGD_INGEST_MAX_ATTEMPTS", default: 3,
+    help: "tries per document after crashes or transient failures", parse: int(1, 100),
+  },
   {
     key: "logLevel", flag: "--log-level", env: "RAGD_LOG_LEVEL", default: "info", help: "debug, info, warn or error",
     parse: oneOf("debug", "info", "warn", "error"),

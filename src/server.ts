@@ -3,11 +3,13 @@ import { join } from "node:path";
 import { buildApp } from "./app";
 import type { Config } from "./config";
 import { RateLimiter } from "./http/rate-limit";
-import { FilesService } from "./services/files";
+import { IngestPipeline } from "./ingest/pipeline";
+import { EMBEDDABLE, FilesService } from "./services/files";
 import { KeysService } from "./services/keys";
 import { DiskBlobStore } from "./storage/blobs";
 import { openDatabase } from "./storage/db";
 import { SqliteFilesRepo } from "./storage/files-repo";
+import { SqliteJobsRepo } from "./storage/jobs-repo";
 import { SqliteKeysRepo } from "./storage/keys-repo";
 import { log } from "./util/log";
 
@@ -15,6 +17,7 @@ export interface Services {
   db: Database;
   files: FilesService;
   keys: KeysService;
+  ingest: IngestPipeline;
 }
 
 /** Opens the data directory: database, blobs and the services over them. */
@@ -24,7 +27,14 @@ export async function openServices(config: Config): Promise<Services> {
   const files = new FilesService(new SqliteFilesRepo(db), blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota });
   const keys = new KeysService(new SqliteKeysRepo(db), config.apiKey);
   await keys.init();
-  return { db, files, keys };
+  const ingest = new IngestPipeline(new SqliteJobsRepo(db), blobs, {
+    concurrency: config.ingestConcurrency,
+    timeoutMs: config.ingestTimeoutSeconds * 1000,
+    maxAttempts: config.ingestMaxAttempts,
+    purposes: [...EMBEDDABLE],
+  });
+  files.attachIngest(ingest);
+  return { db, files, keys, ingest };
 }
 
 export interface RunningServer {
@@ -58,6 +68,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }
   };
   await sweep();
+  await services.ingest.start();
   const timer = setInterval(sweep, config.expirySweepSeconds * 1000);
 
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
@@ -69,6 +80,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     async stop() {
       clearInterval(timer);
       await app.stop();
+      await services.ingest.stop();
       services.db.close();
     },
   };

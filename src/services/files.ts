@@ -70,13 +70,25 @@ export interface Limits {
   projectQuota: number;
 }
 
+/** What the ingestion pipeline needs to hear from the files service. */
+export interface IngestHooks {
+  enqueue(fileId: string): Promise<void>;
+  cancel(fileId: string): void;
+}
+
 export class FilesService {
+  private ingest: IngestHooks | null = null;
+
   constructor(
     private readonly repo: FilesRepo,
     private readonly blobs: BlobStore,
     private readonly limits: Limits,
     private readonly now: () => number = nowSeconds,
   ) {}
+
+  attachIngest(hooks: IngestHooks) {
+    this.ingest = hooks;
+  }
 
   /** Opens a blob for an incoming file; nothing is visible until `create` commits it. */
   async beginUpload(projectId: string): Promise<Upload> {
@@ -101,7 +113,7 @@ export class FilesService {
       if (up.writer.bytes === 0) throw invalid("The file is empty. Upload a file with content.", "file", "empty_file");
       const createdAt = this.now();
       const expiresAt = this.expiry(purpose, createdAt, input.expiresAfter);
-      let status: FileRow["status"] = EMBEDDABLE.has(purpose) ? "uploaded" : "processed";
+      const status: FileRow["status"] = EMBEDDABLE.has(purpose) ? "uploaded" : "processed";
       if (JSONL_PURPOSES.has(purpose)) await checkJsonl(filename, purpose, up.writer);
       if (purpose === "vision") await checkImage(up.writer);
       const row: FileRow = {
@@ -122,6 +134,8 @@ export class FilesService {
         await this.blobs.delete(up.id);
         throw new ServiceError("too_large", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file", "quota_exceeded");
       }
+      // A crash before this line leaves an `uploaded` file without a job; the next start queues it.
+      if (status === "uploaded") await this.ingest?.enqueue(row.id);
       return toFileObject(row);
     } catch (e) {
       await up.writer.abort();
@@ -165,6 +179,8 @@ export class FilesService {
   async delete(projectId: string, id: string) {
     const row = isFileId(id) ? await this.repo.remove(projectId, id, this.now()) : null;
     if (!row) throw new ServiceError("not_found", `No such File object: ${id}`, "id", null);
+    // Its job, text and chunks went with the row (one transaction); stop a parse in flight.
+    this.ingest?.cancel(row.id);
     // The row goes first: a crash before the unlink leaves an orphan blob that the next
     // start removes, never a listed file without bytes.
     await this.blobs.delete(row.id);
@@ -177,7 +193,10 @@ export class FilesService {
     for (;;) {
       const batch = await this.repo.expired(this.now(), 500);
       for (const f of batch) {
-        if (await this.repo.remove(f.projectId, f.id, this.now())) await this.blobs.delete(f.id);
+        if (await this.repo.remove(f.projectId, f.id, this.now())) {
+          this.ingest?.cancel(f.id);
+          await this.blobs.delete(f.id);
+        }
         n++;
       }
       if (batch.length < 500) return n;

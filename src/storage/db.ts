@@ -45,6 +45,36 @@ const MIGRATIONS: string[] = [
     deleted_at INTEGER NOT NULL
   );
   `,
+  `
+  -- One row per file still to ingest; the row goes when the file reaches processed or error.
+  CREATE TABLE jobs (
+    file_id     TEXT PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+    enqueued_at INTEGER NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'running')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    run_after   INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    last_error  TEXT
+  );
+  CREATE INDEX jobs_ready ON jobs(state, run_after, enqueued_at);
+  -- The parsed text of a file, which chunk offsets point into.
+  CREATE TABLE documents (
+    file_id TEXT PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+    format  TEXT NOT NULL,
+    text    TEXT NOT NULL
+  );
+  CREATE TABLE chunks (
+    file_id    TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    idx        INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    location   TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end   INTEGER NOT NULL,
+    tokens     INTEGER NOT NULL,
+    PRIMARY KEY (file_id, idx)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export function openDatabase(path: string): Database {

@@ -25,7 +25,7 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
   let title = "";
   let pre = 0;
   // Table state: the current row's cells, whether it had <th>, the header of the table.
-  const tables: { header: string | null; rowIndex: number }[] = [];
+  const tables: { header: string | null; rows: { cells: string[]; th: boolean; loc: Location }[] }[] = [];
   let cells: string[] | null = null;
   let rowHasTh = false;
   let pendingBoundary = false;
@@ -69,7 +69,7 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
         if (name === "pre") pre++;
         if (name === "table") {
           flush();
-          tables.push({ header: null, rowIndex: 0 });
+          tables.push({ header: null, rows: [] });
         } else if (name === "tr") {
           flush();
           cells = [];
@@ -128,16 +128,15 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
           cells = null;
           const table = tables.at(-1);
           if (row.some(Boolean)) {
-            const line = table?.header || rowHasTh ? row.join(" | ") : row.filter(Boolean).join(" | ");
-            if (table && table.rowIndex === 0 && rowHasTh) table.header = line;
-            else blocks.push({ text: line, loc: loc(), ...(table?.header ? { header: table.header } : {}) });
-            if (table) table.rowIndex++;
+            if (table) table.rows.push({ cells: row, th: rowHasTh, loc: loc() });
+            else blocks.push({ text: row.filter(Boolean).join(" | "), loc: loc() });
           }
           return;
         }
         if (name === "table") {
           flush();
-          tables.pop();
+          const table = tables.pop();
+          if (table) emitTable(table.rows, blocks);
           return;
         }
         if (BLOCK.has(name)) flush();
@@ -149,6 +148,24 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
   parser.end();
   flush();
   return { blocks, title: title.replace(/\s+/g, " ").trim() || null };
+}
+
+/**
+ * A table's first row is its header when marked with <th>, or when it looks like one:
+ * every cell filled with a short label over at least two data rows (Word tables have no
+ * <th>). Layout tables keep their rows as plain lines.
+ */
+function emitTable(rows: { cells: string[]; th: boolean; loc: Location }[], blocks: Block[]) {
+  const first = rows[0];
+  if (!first) return;
+  const looksLikeHeader =
+    first.th || (rows.length >= 3 && first.cells.length >= 2 && first.cells.every((c) => c && c.length <= 40 && !/^[\d.,%$€£-]+$/.test(c)));
+  if (!looksLikeHeader || rows.length === 1) {
+    for (const r of rows) blocks.push({ text: r.cells.filter(Boolean).join(" | "), loc: r.loc });
+    return;
+  }
+  const header = first.cells.join(" | ");
+  for (const r of rows.slice(1)) blocks.push({ text: r.cells.join(" | "), loc: r.loc, header });
 }
 
 /** The charset an HTML document declares in its first bytes, if any. */

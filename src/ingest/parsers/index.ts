@@ -54,7 +54,7 @@ export function detectFormat(bytes: Uint8Array, filename: string, limits: ParseI
     throw new ParseError(`the file is named .${ext} but its content is not a ${ext.toUpperCase()} file (it may be corrupt or mislabelled)`);
   const media = knownBinary(bytes);
   if (media) throw new ParseError(`unsupported format: the file is ${media}, which has no text to read. Supported formats: ${SUPPORTED_FORMATS}`);
-  if (looksBinary(bytes)) throw new ParseError(`unsupported format: the file is binary and not one of the supported formats (${SUPPORTED_FORMATS})`);
+  if (looksBinary(bytes)) throw new ParseError(`unsupported format: the file is binary and not a document this server reads. Supported formats: ${SUPPORTED_FORMATS}`);
   if (named) return named;
   if (CODE.has(ext)) return "code";
   const head = ascii(bytes, 512).trimStart().toLowerCase();
@@ -80,7 +80,7 @@ function zipFormat(bytes: Uint8Array, limits: ParseInput["limits"]): Format {
 function knownBinary(b: Uint8Array): string | null {
   const tag = ascii(b, 12);
   if (tag.startsWith("RIFF")) return tag.slice(8, 12) === "WAVE" ? "WAV audio" : "a RIFF media file";
-  if (tag.startsWith("ID3") || (b[0] === 0xff && (b[1]! & 0xe0) === 0xe0)) return "MP3 audio";
+  if (tag.startsWith("ID3") || (b[0] === 0xff && (b[1]! & 0xe0) === 0xe0 && b[1]! < 0xfe)) return "MP3 audio";
   if (tag.startsWith("OggS")) return "Ogg media";
   if (tag.startsWith("fLaC")) return "FLAC audio";
   if (tag.slice(4, 8) === "ftyp") return /heic|heix|mif1|avif/.test(tag.slice(8, 12)) ? "a HEIC/AVIF image (convert it to PNG or JPEG)" : "MP4/QuickTime media";

@@ -1,0 +1,43 @@
+// One document per worker: the worker is terminated afterwards (or at the time budget), so
+// whatever a crafted file does to this thread's heap or prototypes dies with it.
+import { chunkBlocks, type ChunkSize } from "./chunker";
+import { parseDocument } from "./parsers/index";
+import { ParseError, type ParseLimits } from "./types";
+
+export interface ParseRequest {
+  bytes: Uint8Array;
+  filename: string;
+  limits: ParseLimits;
+  chunking: ChunkSize;
+}
+
+export type ParseReply =
+  | { type: "progress"; message: string }
+  | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"] }
+  | { type: "failed"; message: string };
+
+declare const self: Worker;
+
+const reply = (m: ParseReply) => self.postMessage(m);
+
+self.onmessage = async (e: MessageEvent<ParseRequest>) => {
+  const { bytes, filename, limits, chunking } = e.data;
+  let last = 0;
+  const progress = (message: string) => {
+    const now = Date.now();
+    if (now - last < 250) return;
+    last = now;
+    reply({ type: "progress", message });
+  };
+  try {
+    const doc = await parseDocument({ bytes, filename, limits, progress });
+    progress("chunking");
+    const { text, chunks } = chunkBlocks(doc.blocks, chunking);
+    reply({ type: "done", format: doc.format, text, chunks });
+  } catch (err) {
+    // A library throwing on a damaged file is a property of the file: retrying won't help.
+    const message =
+      err instanceof ParseError ? err.message : `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})`;
+    reply({ type: "failed", message });
+  }
+};

@@ -1,0 +1,234 @@
+import { randomUUID } from "node:crypto";
+import type { BlobStore } from "../storage/blobs";
+import type { JobOutcome, JobsRepo, Job } from "../storage/jobs-repo";
+import { log } from "../util/log";
+import { resolveChunking, type ChunkSize } from "./chunker";
+import type { ParseReply, ParseRequest } from "./parse-worker";
+import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./types";
+
+export interface PipelineOptions {
+  concurrency: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  /** Purposes whose files are ingested. */
+  purposes: readonly string[];
+  /** How long a claim lasts without a heartbeat; a crashed runner's jobs return after this. */
+  leaseMs?: number;
+  limits?: ParseLimits;
+  /** The most tokens the embedding model reads; chunks never exceed it. */
+  modelMaxTokens?: number;
+}
+
+const WORKER_URL = new URL("./parse-worker.ts", import.meta.url);
+const POLL_MS = 1000;
+
+class Transient extends Error {}
+
+/** Retry delays grow 2 s, 8 s, 32 s, ... capped at 5 minutes. */
+const backoffMs = (attempt: number) => Math.min(300_000, 2000 * 4 ** (attempt - 1));
+
+interface Running {
+  worker: Worker | null;
+  cancelled: boolean;
+  settle?: (r: ParseReply | Transient) => void;
+}
+
+/**
+ * Runs the ingestion queue: claims jobs, parses each file in a fresh Bun Worker off the
+ * HTTP thread, and commits chunks and the file's status in one transaction. Next stages
+ * (embed, index) slot in between the parse result and `finish`.
+ */
+export class IngestPipeline {
+  private readonly owner = `ragd-${process.pid}-${randomUUID().slice(0, 8)}`;
+  private readonly running = new Map<string, Running>();
+  private readonly leaseMs: number;
+  private readonly limits: ParseLimits;
+  private readonly chunking: ChunkSize;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private stopped = true;
+  private pumping = false;
+  private again = false;
+
+  constructor(
+    private readonly jobs: JobsRepo,
+    private readonly blobs: BlobStore,
+    private readonly opts: PipelineOptions,
+  ) {
+    this.leaseMs = opts.leaseMs ?? 15_000;
+    this.limits = opts.limits ?? DEFAULT_PARSE_LIMITS;
+    this.chunking = resolveChunking({ type: "auto" }, opts.modelMaxTokens ?? 128);
+  }
+
+  async start() {
+    this.stopped = false;
+    const missing = await this.jobs.enqueueMissing(this.opts.purposes, Date.now());
+    if (missing) log.info("queued files that had no ingestion job", { count: missing });
+    this.kick();
+  }
+
+  /** Wakes the loop: a job was queued or a slot freed. */
+  kick() {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    void this.pump();
+  }
+
+  async enqueue(fileId: string) {
+    await this.jobs.enqueue(fileId, Date.now());
+    this.kick();
+  }
+
+  /** The file is gone: stop its worker now. Its job row went with the file. */
+  cancel(fileId: string) {
+    const r = this.running.get(fileId);
+    if (!r) return;
+    r.cancelled = true;
+    r.worker?.terminate();
+    r.settle?.(new Transient("cancelled"));
+  }
+
+  get active() {
+    return this.running.size;
+  }
+
+  async stop() {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const [id] of this.running) this.cancel(id);
+    await this.jobs.release(this.owner);
+  }
+
+  private async pump() {
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        await this.jobs.exhausted(this.opts.maxAttempts, Date.now());
+        while (!this.stopped && this.running.size < this.opts.concurrency) {
+          const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
+          if (!job) break;
+          const slot: Running = { worker: null, cancelled: false };
+          this.running.set(job.fileId, slot);
+          void this.run(job, slot).finally(() => {
+            this.running.delete(job.fileId);
+            this.kick();
+          });
+        }
+      } while (this.again && !this.stopped);
+    } catch (e) {
+      log.error("ingestion queue error", { error: String(e) });
+    } finally {
+      this.pumping = false;
+    }
+    this.schedule();
+  }
+
+  private async schedule() {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    const next = await this.jobs.nextRunAfter().catch(() => null);
+    const wait = next === null ? POLL_MS * 5 : Math.max(50, Math.min(POLL_MS * 5, next - Date.now() + 10));
+    this.timer = setTimeout(() => this.kick(), wait);
+    this.timer.unref?.();
+  }
+
+  private async run(job: Job, slot: Running) {
+    const started = Date.now();
+    let progress: string | null = "queued for parsing";
+    let heartbeatFailed = false;
+    const beat = setInterval(async () => {
+      try {
+        if (!(await this.jobs.heartbeat(job.fileId, this.owner, Date.now(), this.leaseMs, progress))) {
+          heartbeatFailed = true;
+          this.cancel(job.fileId);
+        }
+      } catch (e) {
+        log.warn("heartbeat failed", { file_id: job.fileId, error: String(e) });
+      }
+    }, Math.max(100, Math.min(2000, Math.floor(this.leaseMs / 3))));
+    try {
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await (await this.blobs.read(job.fileId)).arrayBuffer());
+      } catch (e) {
+        throw new Transient(`could not read the stored file: ${String((e as Error)?.message ?? e)}`);
+      }
+      if (slot.cancelled) return;
+      const reply = await this.parse(job, slot, bytes, (m) => (progress = m));
+      if (slot.cancelled || heartbeatFailed) return;
+      let outcome: JobOutcome;
+      if (reply.type === "failed") outcome = { status: "error", details: reply.message };
+      else if (reply.type === "done" && reply.chunks.length === 0)
+        outcome = { status: "error", details: noTextMessage(reply.format) };
+      else if (reply.type === "done")
+        outcome = {
+          status: "processed",
+          format: reply.format,
+          text: reply.text,
+          chunks: reply.chunks.map((c) => ({ text: c.text, location: c.loc, charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens })),
+        };
+      else throw new Transient("the parser ended without a result");
+      const ok = await this.jobs.finish(job.fileId, this.owner, outcome);
+      log.info("ingested", {
+        file_id: job.fileId,
+        status: outcome.status,
+        ...(outcome.status === "processed" ? { format: outcome.format, chunks: outcome.chunks.length } : { reason: outcome.details }),
+        ms: Date.now() - started,
+        ...(ok ? {} : { discarded: "lease lost" }),
+      });
+    } catch (e) {
+      if (slot.cancelled) return;
+      const msg = String((e as Error)?.message ?? e);
+      if (e instanceof Timeout) {
+        await this.jobs.finish(job.fileId, this.owner, { status: "error", details: msg });
+        log.warn("ingestion timed out", { file_id: job.fileId });
+        return;
+      }
+      log.warn("ingestion attempt failed, will retry", { file_id: job.fileId, attempt: job.attempts, error: msg });
+      await this.jobs.retry(job.fileId, this.owner, Date.now() + backoffMs(job.attempts), msg).catch(() => {});
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private parse(job: Job, slot: Running, bytes: Uint8Array, onProgress: (m: string) => void): Promise<ParseReply> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(WORKER_URL, { smol: true } as WorkerOptions);
+      slot.worker = worker;
+      let settled = false;
+      const budget = setTimeout(() => settle(new Timeout(this.opts.timeoutMs)), this.opts.timeoutMs);
+      const settle = (r: ParseReply | Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(budget);
+        worker.terminate();
+        slot.worker = null;
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+      slot.settle = settle;
+      worker.onmessage = (e: MessageEvent<ParseReply>) => {
+        if (e.data.type === "progress") onProgress(e.data.message);
+        else settle(e.data);
+      };
+      worker.onerror = (e) => settle(new Transient(`the parser crashed: ${e.message ?? "unknown error"}`));
+      worker.addEventListener("close", () => settle(new Transient("the parser exited unexpectedly")));
+      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking };
+      worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
+    });
+  }
+}
+
+class Timeout extends Error {
+  constructor(ms: number) {
+    super(`parsing took longer than the ${Math.round(ms / 1000)} s limit per file; split the document or raise --ingest-timeout`);
+  }
+}
+
+function noTextMessage(format: string): string {
+  if (format === "pdf") return "no text found: the PDF's pages are scanned images and this server has no OCR yet";
+  return "no text found: the document is empty or holds no extractable text";
+}

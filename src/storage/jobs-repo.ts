@@ -1,0 +1,155 @@
+import type { Database } from "bun:sqlite";
+
+export interface Job {
+  fileId: string;
+  filename: string;
+  attempts: number;
+}
+
+export interface ChunkRow {
+  text: string;
+  location: unknown;
+  charStart: number;
+  charEnd: number;
+  tokens: number;
+}
+
+export type JobOutcome =
+  | { status: "processed"; format: string; text: string; chunks: ChunkRow[] }
+  | { status: "error"; details: string };
+
+/**
+ * The durable ingestion queue. A job is claimed with a lease that its runner renews; a
+ * lease that runs out (the process died) makes the job claimable again. Every write is
+ * conditional on holding the lease, so a runner that lost its job (deleted file, expired
+ * lease) can never write stale results. Async for a later Postgres implementation.
+ */
+export interface JobsRepo {
+  enqueue(fileId: string, nowMs: number): Promise<void>;
+  /** Queues every file still `uploaded` that has no job (after a crash between commits). */
+  enqueueMissing(purposes: readonly string[], nowMs: number): Promise<number>;
+  /** The oldest ready job with attempts left, leased to `owner`. */
+  claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number): Promise<Job | null>;
+  /** Extends the lease and records progress; false when the job is gone or taken. */
+  heartbeat(fileId: string, owner: string, nowMs: number, leaseMs: number, progress: string | null): Promise<boolean>;
+  /** Writes the result and ends the job in one transaction; false when the lease was lost. */
+  finish(fileId: string, owner: string, outcome: JobOutcome): Promise<boolean>;
+  /** Puts a job back to try later. */
+  retry(fileId: string, owner: string, runAfterMs: number, error: string): Promise<boolean>;
+  /** Hands back this runner's jobs at shutdown so the next start takes them at once. */
+  release(owner: string): Promise<void>;
+  /** Jobs whose runs keep dying: turned into errors rather than claimed forever. */
+  exhausted(maxAttempts: number, nowMs: number): Promise<{ fileId: string; lastError: string | null }[]>;
+  nextRunAfter(): Promise<number | null>;
+}
+
+export class SqliteJobsRepo implements JobsRepo {
+  constructor(private readonly db: Database) {}
+
+  async enqueue(fileId: string, nowMs: number) {
+    this.db
+      .query(`INSERT OR IGNORE INTO jobs (file_id, enqueued_at, state, run_after) VALUES ($fileId, $now, 'queued', $now)`)
+      .run({ fileId, now: nowMs });
+  }
+
+  async enqueueMissing(purposes: readonly string[], nowMs: number) {
+    return this.db
+      .query(
+        `INSERT INTO jobs (file_id, enqueued_at, state, run_after)
+         SELECT id, $now, 'queued', $now FROM files
+         WHERE status = 'uploaded' AND purpose IN (SELECT value FROM json_each($purposes)) AND id NOT IN (SELECT file_id FROM jobs)`,
+      )
+      .run({ now: nowMs, purposes: JSON.stringify(purposes) }).changes;
+  }
+
+  async claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number) {
+    return this.db.transaction(() => {
+      const job = this.db
+        .query(
+          `SELECT j.file_id AS fileId, f.filename, j.attempts FROM jobs j JOIN files f ON f.id = j.file_id
+           WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max
+           ORDER BY j.enqueued_at, j.file_id LIMIT 1`,
+        )
+        .get({ now: nowMs, max: maxAttempts }) as Job | null;
+      if (!job) return null;
+      this.db
+        .query(`UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $owner, lease_until = $until WHERE file_id = $fileId`)
+        .run({ owner, until: nowMs + leaseMs, fileId: job.fileId });
+      return { ...job, attempts: job.attempts + 1 };
+    }).immediate();
+  }
+
+  async heartbeat(fileId: string, owner: string, nowMs: number, leaseMs: number, progress: string | null) {
+    return this.db.transaction(() => {
+      const held = this.db
+        .query(`UPDATE jobs SET lease_until = $until WHERE file_id = $fileId AND lease_owner = $owner AND state = 'running'`)
+        .run({ until: nowMs + leaseMs, fileId, owner }).changes;
+      if (held && progress !== null)
+        this.db.query(`UPDATE files SET status_details = $progress WHERE id = $fileId AND status = 'uploaded'`).run({ progress, fileId });
+      return held > 0;
+    }).immediate();
+  }
+
+  async finish(fileId: string, owner: string, outcome: JobOutcome) {
+    return this.db.transaction(() => {
+      const held = this.db.query(`DELETE FROM jobs WHERE file_id = $fileId AND lease_owner = $owner AND state = 'running'`).run({ fileId, owner }).changes;
+      if (!held) return false;
+      // Idempotent: whatever an earlier, interrupted run left is replaced, never duplicated.
+      this.db.query(`DELETE FROM chunks WHERE file_id = $fileId`).run({ fileId });
+      this.db.query(`DELETE FROM documents WHERE file_id = $fileId`).run({ fileId });
+      if (outcome.status === "processed") {
+        this.db.query(`INSERT INTO documents (file_id, format, text) VALUES ($fileId, $format, $text)`).run({ fileId, format: outcome.format, text: outcome.text });
+        const insert = this.db.query(
+          `INSERT INTO chunks (file_id, idx, text, location, char_start, char_end, tokens) VALUES ($fileId, $idx, $text, $location, $charStart, $charEnd, $tokens)`,
+        );
+        outcome.chunks.forEach((c, idx) =>
+          insert.run({ fileId, idx, text: c.text, location: JSON.stringify(c.location), charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens }),
+        );
+        this.db.query(`UPDATE files SET status = 'processed', status_details = NULL WHERE id = $fileId`).run({ fileId });
+      } else {
+        this.db.query(`UPDATE files SET status = 'error', status_details = $details WHERE id = $fileId`).run({ fileId, details: outcome.details });
+      }
+      return true;
+    }).immediate();
+  }
+
+  async retry(fileId: string, owner: string, runAfterMs: number, error: string) {
+    return (
+      this.db
+        .query(
+          `UPDATE jobs SET state = 'queued', run_after = $runAfter, lease_owner = NULL, lease_until = NULL, last_error = $error
+           WHERE file_id = $fileId AND lease_owner = $owner AND state = 'running'`,
+        )
+        .run({ runAfter: runAfterMs, error, fileId, owner }).changes > 0
+    );
+  }
+
+  async release(owner: string) {
+    // The attempt did not fail, it was interrupted by a clean stop: give it back.
+    this.db
+      .query(`UPDATE jobs SET state = 'queued', attempts = MAX(0, attempts - 1), lease_owner = NULL, lease_until = NULL WHERE lease_owner = $owner AND state = 'running'`)
+      .run({ owner });
+  }
+
+  async exhausted(maxAttempts: number, nowMs: number) {
+    return this.db.transaction(() => {
+      const rows = this.db
+        .query(
+          `SELECT file_id AS fileId, last_error AS lastError FROM jobs
+           WHERE attempts >= $max AND (state = 'queued' OR lease_until < $now)`,
+        )
+        .all({ max: maxAttempts, now: nowMs }) as { fileId: string; lastError: string | null }[];
+      for (const r of rows) {
+        this.db.query(`DELETE FROM jobs WHERE file_id = $fileId`).run({ fileId: r.fileId });
+        const details = `processing failed ${maxAttempts} times${r.lastError ? ` (last: ${r.lastError})` : " (the server stopped while parsing it)"}; upload the file again or report it`;
+        this.db.query(`UPDATE files SET status = 'error', status_details = $details WHERE id = $fileId`).run({ fileId: r.fileId, details });
+      }
+      return rows;
+    }).immediate();
+  }
+
+  async nextRunAfter() {
+    const r = this.db.query(`SELECT MIN(CASE WHEN state = 'queued' THEN run_after ELSE lease_until END) AS t FROM jobs`).get() as { t: number | null };
+    return r.t;
+  }
+}

@@ -1,0 +1,78 @@
+import { describe, expect, test } from "bun:test";
+import { approximateTokens, chunkBlocks, resolveChunking } from "../src/ingest/chunker";
+import type { Block } from "../src/ingest/types";
+
+const sentence = (i: number) => `Sentence number ${i} talks about widgets and their careful maintenance.`;
+
+describe("chunker", () => {
+  test("auto and static sizes are clamped to what the model reads", () => {
+    expect(resolveChunking({ type: "auto" }, 128)).toEqual({ max: 128, overlap: 32 });
+    expect(resolveChunking({ type: "static", static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 50 } }, 128)).toEqual({ max: 100, overlap: 25 });
+    expect(resolveChunking({ type: "static", static: { max_chunk_size_tokens: 4096, chunk_overlap_tokens: 0 } }, 512)).toEqual({ max: 512, overlap: 0 });
+  });
+
+  test("chunks stay within the limit, cut only between words, and point at their text", () => {
+    const blocks: Block[] = [{ text: Array.from({ length: 60 }, (_, i) => sentence(i)).join(" "), loc: { page: 1 } }];
+    const { text, chunks } = chunkBlocks(blocks, { max: 64, overlap: 16 });
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const c of chunks) {
+      expect(c.tokens).toBeLessThanOrEqual(64);
+      expect(approximateTokens.count(c.text)).toBeLessThanOrEqual(64);
+      expect(text.slice(c.charStart, c.charEnd)).toBe(c.text);
+      expect(/\w/.test(text[c.charStart - 1] ?? " ") && /\w/.test(text[c.charStart]!)).toBe(false);
+      expect(/\w/.test(text[c.charEnd] ?? " ") && /\w/.test(text[c.charEnd - 1]!)).toBe(false);
+      expect(c.loc).toEqual({ page: 1 });
+    }
+    // Every sentence lands in some chunk, and neighbours overlap by whole sentences.
+    for (let i = 0; i < 60; i++) expect(chunks.some((c) => c.text.includes(sentence(i)))).toBe(true);
+    expect(chunks[1]!.charStart).toBeLessThan(chunks[0]!.charEnd);
+  });
+
+  test("a word longer than a chunk is cut by characters instead of looping", () => {
+    const blob = "A".repeat(5000);
+    const { chunks } = chunkBlocks([{ text: `start ${blob} end`, loc: {} }], { max: 32, overlap: 8 });
+    expect(chunks.map((c) => c.text).join("")).toContain("start");
+    for (const c of chunks) expect(c.tokens).toBeLessThanOrEqual(32);
+    expect(chunks.reduce((n, c) => n + (c.text.match(/A/g)?.length ?? 0), 0)).toBeGreaterThanOrEqual(5000);
+  });
+
+  test("structure first: sheets and slides never share a chunk; small pages merge into a page range", () => {
+    const blocks: Block[] = [
+      { text: "Region: EU, Revenue: 12", loc: { sheet: "A", rows: [2, 2] }, boundary: true },
+      { text: "Region: US, Revenue: 30", loc: { sheet: "A", rows: [3, 3] } },
+      { text: "City: Berlin", loc: { sheet: "B", rows: [2, 2] }, boundary: true },
+    ];
+    const sheets = chunkBlocks(blocks, { max: 128, overlap: 32 }).chunks;
+    expect(sheets.map((c) => c.loc)).toEqual([{ sheet: "A", rows: [2, 3] }, { sheet: "B", rows: [2, 2] }]);
+    const pages = chunkBlocks(
+      [
+        { text: "Short page one.", loc: { page: 1 }, boundary: true },
+        { text: "Short page two.", loc: { page: 2 }, boundary: true },
+      ],
+      { max: 128, overlap: 32 },
+    ).chunks;
+    expect(pages).toHaveLength(1);
+    expect(pages[0]!.loc).toEqual({ pages: [1, 2] });
+  });
+
+  test("table rows carry their header in every chunk", () => {
+    const rows: Block[] = Array.from({ length: 40 }, (_, i) => ({ text: `Item ${i} | ${i * 10} EUR`, loc: {}, header: "Item | Price" }));
+    const { chunks } = chunkBlocks(rows, { max: 40, overlap: 0 });
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const c of chunks) {
+      expect(c.text.startsWith("Item | Price\n")).toBe(true);
+      expect(c.tokens).toBeLessThanOrEqual(40);
+    }
+  });
+
+  test("subtitle cues merge into a time range", () => {
+    const { chunks } = chunkBlocks(
+      [
+        { text: "Hello.", loc: { time: ["00:00:01.000", "00:00:02.000"] } },
+        { text: "World.", loc: { time: ["00:00:03.000", "00:00:04.000"] } },
+      ],
+      { max: 128, overlap: 0 },
+    );
+    expect(chunks[0]!.loc).toEqual({ time: ["00:00:01.000", "00:00:04.000"] });
+  });
+});

@@ -1,0 +1,211 @@
+// Each format on a small committed fixture (built by test/fixtures/build.ts): the text a
+// parser extracts and where it says each piece came from.
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { strToU8, zipSync } from "fflate";
+import { parseDocument } from "../src/ingest/parsers/index";
+import { DEFAULT_PARSE_LIMITS, ParseError, type Block } from "../src/ingest/types";
+
+const DOCS = join(import.meta.dir, "fixtures/docs");
+const parse = (name: string, bytes?: Uint8Array) =>
+  parseDocument({ bytes: bytes ?? new Uint8Array(readFileSync(join(DOCS, name))), filename: name, limits: DEFAULT_PARSE_LIMITS, progress: () => {} });
+const find = (blocks: Block[], text: string) => {
+  const b = blocks.find((x) => x.text.includes(text));
+  if (!b) throw new Error(`no block has "${text}"; blocks: ${JSON.stringify(blocks.map((x) => x.text))}`);
+  return b;
+};
+const failure = async (name: string, bytes?: Uint8Array) => {
+  try {
+    await parse(name, bytes);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ParseError);
+    return (e as Error).message;
+  }
+  throw new Error(`${name} parsed without error`);
+};
+
+describe("parsers", () => {
+  test("PDF: text per page", async () => {
+    const d = await parse("report.pdf");
+    expect(d.format).toBe("pdf");
+    expect(find(d.blocks, "Quarterly Report").loc).toEqual({ page: 1 });
+    expect(find(d.blocks, "Revenue grew by twelve percent in Europe.").loc).toEqual({ page: 2 });
+    expect(find(d.blocks, "steady growth").loc).toEqual({ page: 3 });
+  });
+
+  test("DOCX: heading path, table rows under their header", async () => {
+    const d = await parse("handbook.docx");
+    expect(find(d.blocks, "Parental leave is sixteen weeks").loc.headings).toEqual(["Employee Handbook", "Leave"]);
+    expect(find(d.blocks, "Travel is reimbursed").loc.headings).toEqual(["Employee Handbook", "Expenses"]);
+    const hotel = find(d.blocks, "Hotel");
+    expect(hotel.text).toBe("Hotel | 150 EUR");
+    expect(hotel.header).toBe("Item | Limit");
+  });
+
+  test("PPTX: slides in presentation order, tables, speaker notes, no slide-number chrome", async () => {
+    const d = await parse("deck.pptx");
+    expect(find(d.blocks, "Roadmap 2027").loc).toEqual({ slide: 1 });
+    expect(find(d.blocks, "Launch the Berlin office").loc).toEqual({ slide: 1 });
+    expect(find(d.blocks, "Sales | 9000").loc).toEqual({ slide: 2 });
+    expect(find(d.blocks, "hiring freeze").text).toBe("Speaker notes: Mention the hiring freeze.");
+    expect(find(d.blocks, "hiring freeze").loc).toEqual({ slide: 2 });
+    expect(d.blocks.some((b) => b.text === "1")).toBe(false);
+  });
+
+  for (const ext of ["xlsx", "xls", "ods"]) {
+    test(`${ext.toUpperCase()}: rows read with their header names, sheet and row numbers`, async () => {
+      const d = await parse(`sales.${ext}`);
+      expect(d.format as string).toBe(ext);
+      expect(find(d.blocks, "EU")).toEqual({ text: "Region: EU, Revenue: 12, Manager: Ana", loc: { sheet: "Sales", rows: [4, 4] } });
+      expect(find(d.blocks, "Austin")).toEqual({ text: "City: Austin, Staff: 25", loc: { sheet: "Offices", rows: [3, 3] } });
+      expect(find(d.blocks, "Sales by region").loc.rows).toEqual([1, 1]);
+    });
+  }
+
+  test("CSV and TSV: quoted fields, header names, row numbers", async () => {
+    const csv = await parse("people.csv");
+    expect(find(csv.blocks, "Ada")).toEqual({ text: "name: Ada, city: London, role: Engineer, senior", loc: { rows: [2, 2] } });
+    const tsv = await parse("people.tsv");
+    expect(find(tsv.blocks, "Grace")).toEqual({ text: "name: Grace, city: New York, role: Admiral", loc: { rows: [3, 3] } });
+  });
+
+  test("Markdown: heading path and line ranges; a fenced block stays whole", async () => {
+    const d = await parse("guide.md");
+    expect(find(d.blocks, "Use the tarball.").loc).toEqual({ lines: [7, 7], headings: ["Install", "Linux"] });
+    expect(find(d.blocks, "tar xf").text).toBe("```sh\ntar xf ragd.tgz\n\n./ragd serve\n```");
+    expect(find(d.blocks, "Call the API.").loc.headings).toEqual(["Usage"]);
+  });
+
+  test("text, code and JSON: paragraphs with line ranges", async () => {
+    expect((await parse("notes.txt")).blocks).toEqual([
+      { text: "First paragraph line one.\nLine two.", loc: { lines: [1, 2] } },
+      { text: "Second paragraph.", loc: { lines: [4, 4] } },
+    ]);
+    const py = await parse("app.py");
+    expect(py.format).toBe("code");
+    expect(find(py.blocks, "print(greet").loc.lines).toEqual([5, 5]);
+    expect((await parse("config.json")).blocks[0]!.loc.lines).toEqual([1, 4]);
+  });
+
+  test("encodings: cp1252 fallback and UTF-16 with BOM", async () => {
+    expect((await parse("legacy.txt")).blocks[0]!.text).toBe("Price: € 5 at the café");
+    expect((await parse("greeting-utf16.txt")).blocks[0]!.text).toBe("Grüße aus Köln");
+  });
+
+  test("HTML: no script, style or hidden text; entities decoded; header row repeated", async () => {
+    const d = await parse("page.html");
+    const all = d.blocks.map((b) => b.text).join("\n");
+    expect(all).not.toContain("do not index");
+    expect(all).not.toContain("hidden tracking");
+    expect(all).not.toContain("color:red");
+    expect(find(d.blocks, "password manager").text).toBe("Use a password manager & two-factor login.");
+    expect(find(d.blocks, "password manager").loc.headings).toEqual(["Policies", "Security"]);
+    expect(find(d.blocks, "Payroll")).toMatchObject({ text: "Payroll | HR", header: "System | Owner" });
+  });
+
+  test("EPUB: spine order and chapter titles from the table of contents", async () => {
+    const d = await parse("book.epub");
+    expect(d.blocks.map((b) => [b.text, b.loc.chapter])).toEqual([
+      ["The ship left the harbour at dawn.", "The Departure"],
+      ["Years later the captain came home.", "The Return"],
+    ]);
+  });
+
+  test("SRT and VTT: cues with time ranges, markup stripped", async () => {
+    expect((await parse("talk.srt")).blocks).toEqual([
+      { text: "Welcome to the talk.", loc: { time: ["00:00:01.000", "00:00:03.500"] } },
+      { text: "Today: vector search.", loc: { time: ["00:01:00.250", "00:01:02.000"] } },
+    ]);
+    expect((await parse("talk.vtt")).blocks).toEqual([
+      { text: "Hello from VTT.", loc: { time: ["00:00:00.000", "00:00:02.000"] } },
+      { text: "Second cue.", loc: { time: ["00:00:02.500", "00:00:04.000"] } },
+    ]);
+  });
+
+  test("the content decides, not the extension", async () => {
+    const pdf = readFileSync(join(DOCS, "report.pdf"));
+    expect((await parse("report.txt", new Uint8Array(pdf))).format).toBe("pdf");
+    expect((await parse("sheet.csv", new Uint8Array(readFileSync(join(DOCS, "sales.xlsx"))))).format).toBe("xlsx");
+    expect(await failure("fake.pdf", strToU8("just some text, not a PDF"))).toContain("is named .pdf but its content is not a PDF");
+  });
+});
+
+describe("bad input", () => {
+  const zip = (files: Record<string, string | Uint8Array>) =>
+    zipSync(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === "string" ? strToU8(v) : v])));
+
+  test("zip bomb: one entry expanding past the ratio limit", async () => {
+    const bomb = zip({ "word/document.xml": new Uint8Array(50 * 1024 * 1024) });
+    expect(await failure("bomb.docx", bomb)).toContain("zip bomb");
+  });
+
+  test("zip bomb: total expanded size past the limit", async () => {
+    const entries: Record<string, Uint8Array> = { "ppt/presentation.xml": strToU8("<p:presentation/>") };
+    for (let i = 0; i < 6; i++) entries[`ppt/media/blob${i}.bin`] = crypto.getRandomValues(new Uint8Array(64 * 1024));
+    const small = { ...DEFAULT_PARSE_LIMITS, maxExpandedBytes: 256 * 1024 };
+    const d = await parseDocument({ bytes: zip(entries), filename: "x.pptx", limits: small, progress: () => {} });
+    expect(d.format).toBe("pptx"); // media is never read, so never counted
+    const docx: Record<string, Uint8Array> = { "word/document.xml": strToU8("<w:document/>") };
+    for (let i = 0; i < 6; i++) docx[`word/media/${i}.bin`] = crypto.getRandomValues(new Uint8Array(64 * 1024));
+    await expect(parseDocument({ bytes: zip(docx), filename: "x.docx", limits: small, progress: () => {} })).rejects.toThrow("expands past");
+  });
+
+  test("zip with too many entries", async () => {
+    const entries: Record<string, string> = { "word/document.xml": "<w:document/>" };
+    for (let i = 0; i < 60; i++) entries[`f${i}`] = "x";
+    const limits = { ...DEFAULT_PARSE_LIMITS, maxZipEntries: 50 };
+    await expect(parseDocument({ bytes: zip(entries), filename: "x.docx", limits, progress: () => {} })).rejects.toThrow("entries, past the limit");
+  });
+
+  test("XML entity expansion (billion laughs) is not expanded", async () => {
+    const lol = `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;"><!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;"><!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;"><!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;"><!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;"><!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]>`;
+    const A = `xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"`;
+    const pptx = zip({
+      "ppt/presentation.xml": `<p:presentation ${A}><p:sldIdLst><p:sldId r:id="rId1"/></p:sldIdLst></p:presentation>`,
+      "ppt/_rels/presentation.xml.rels": `<Relationships><Relationship Id="rId1" Type="x/slide" Target="slides/slide1.xml"/></Relationships>`,
+      "ppt/slides/slide1.xml": `${lol}<p:sld ${A}><p:sp><p:txBody><a:p><a:r><a:t>safe &lol9; text</a:t></a:r></a:p></p:txBody></p:sp></p:sld>`,
+    });
+    const d = await parse("lol.pptx", pptx);
+    expect(d.blocks[0]!.text.length).toBeLessThan(100);
+    expect(d.blocks[0]!.text).toContain("safe");
+    const docx = zip({
+      "word/document.xml": `${lol}<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>safe &lol9; text</w:t></w:r></w:p></w:body></w:document>`,
+    });
+    let text = "";
+    try {
+      text = (await parse("lol.docx", docx)).blocks.map((b) => b.text).join("");
+    } catch (e) {
+      expect(e).toBeInstanceOf(ParseError);
+    }
+    expect(text.length).toBeLessThan(100);
+  });
+
+  test("encrypted Office file (an OLE container under a .docx name)", async () => {
+    const ole = new Uint8Array(4096);
+    ole.set([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
+    expect(await failure("secret.docx", ole)).toBe("the file is password-protected");
+    expect(await failure("secret.xlsx", ole)).toBe("the file is password-protected");
+  });
+
+  test("truncated PDF and corrupt zip", async () => {
+    const pdf = new Uint8Array(readFileSync(join(DOCS, "report.pdf")));
+    const cut = await parse("cut.pdf", pdf.subarray(0, 600)).then(
+      (d) => d.blocks.length,
+      (e) => (expect(e).toBeInstanceOf(ParseError), -1),
+    );
+    expect(cut).toBeLessThan(3);
+    const docx = new Uint8Array(readFileSync(join(DOCS, "handbook.docx")));
+    expect(await failure("cut.docx", docx.subarray(0, docx.length - 300))).toMatch(/zip|corrupt/);
+  });
+
+  test("empty, image, archive and binary files say what is wrong", async () => {
+    expect(await failure("empty.txt", new Uint8Array())).toBe("the file is empty");
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]);
+    expect(await failure("scan.png", png)).toStartWith("no text found");
+    expect(await failure("stuff.zip", zip({ "a.txt": "hello" }))).toContain("archives are not unpacked");
+    const bin = crypto.getRandomValues(new Uint8Array(4096));
+    bin.set([0, 1, 0, 0]); // no BOM or magic number by chance
+    expect(await failure("blob.dat", bin)).toContain("Supported formats: PDF, DOCX");
+  });
+});
