@@ -11,7 +11,7 @@ serve: install
 	$(BUN) src/main.ts serve
 
 test: install
-	$(BUN) test
+	$(BUN) test --timeout 60000
 
 typecheck: install
 	$(BUN) x tsc --noEmit -p .

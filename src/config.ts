@@ -20,6 +20,7 @@ export interface Config {
   ingestConcurrency: number;
   ingestTimeoutSeconds: number;
   ingestMaxAttempts: number;
+  ingestLeaseSeconds: number;
 }
 
 type Parsed<T> = { value: T } | { error: string };
@@ -79,6 +80,10 @@ const SETTINGS: Setting[] = [
   {
     key: "ingestMaxAttempts", flag: "--ingest-max-attempts", env: "RAGD_INGEST_MAX_ATTEMPTS", default: 3,
     help: "tries per document after crashes or transient failures", parse: int(1, 100),
+  },
+  {
+    key: "ingestLeaseSeconds", flag: "--ingest-lease", env: "RAGD_INGEST_LEASE", default: 15,
+    help: "seconds a parse job stays claimed without a heartbeat; after a crash its jobs restart this soon", parse: int(1, 3600),
   },
   {
     key: "logLevel", flag: "--log-level", env: "RAGD_LOG_LEVEL", default: "info", help: "debug, info, warn or error",

@@ -32,6 +32,7 @@ export async function openServices(config: Config): Promise<Services> {
     timeoutMs: config.ingestTimeoutSeconds * 1000,
     maxAttempts: config.ingestMaxAttempts,
     purposes: [...EMBEDDABLE],
+    leaseMs: config.ingestLeaseSeconds * 1000,
   });
   files.attachIngest(ingest);
   return { db, files, keys, ingest };

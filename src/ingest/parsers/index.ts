@@ -1,16 +1,6 @@
 import { extensionOf, sniffImage } from "../../util/content-type";
 import { ParseError, type ParseInput, type ParsedDocument } from "../types";
 import { SafeZip } from "../zip";
-import { parseCsv } from "./csv";
-import { parseDocx } from "./docx";
-import { parseOdt } from "./odt";
-import { parseEpub } from "./epub";
-import { parseHtml } from "./html";
-import { parsePdf } from "./pdf";
-import { parsePptx } from "./pptx";
-import { parseSpreadsheet } from "./spreadsheet";
-import { parseSubtitles } from "./subtitles";
-import { parseText } from "./text";
 
 export const SUPPORTED_FORMATS = "PDF, DOCX, ODT, PPTX, XLSX, XLS, ODS, CSV, TSV, TXT, Markdown, HTML, JSON, EPUB, SRT, VTT and source code";
 
@@ -133,17 +123,18 @@ export async function parseDocument(input: ParseInput): Promise<ParsedDocument &
   return { ...doc, format };
 }
 
-function dispatch(format: Format, input: ParseInput): Promise<ParsedDocument> {
+// Parsers load on first use: a worker that reads a CSV never pays for pdf.js or SheetJS.
+async function dispatch(format: Format, input: ParseInput): Promise<ParsedDocument> {
   switch (format) {
-    case "pdf": return parsePdf(input);
-    case "docx": return parseDocx(input);
-    case "odt": return parseOdt(input);
-    case "pptx": return parsePptx(input);
-    case "xlsx": case "xls": case "ods": return parseSpreadsheet(input, format);
-    case "epub": return parseEpub(input);
-    case "csv": case "tsv": return parseCsv(input, format);
-    case "html": return parseHtml(input);
-    case "srt": case "vtt": return parseSubtitles(input, format);
-    case "markdown": case "json": case "code": case "text": return parseText(input, format);
+    case "pdf": return (await import("./pdf")).parsePdf(input);
+    case "docx": return (await import("./docx")).parseDocx(input);
+    case "odt": return (await import("./odt")).parseOdt(input);
+    case "pptx": return (await import("./pptx")).parsePptx(input);
+    case "xlsx": case "xls": case "ods": return (await import("./spreadsheet")).parseSpreadsheet(input, format);
+    case "epub": return (await import("./epub")).parseEpub(input);
+    case "csv": case "tsv": return (await import("./csv")).parseCsv(input, format);
+    case "html": return (await import("./html")).parseHtml(input);
+    case "srt": case "vtt": return (await import("./subtitles")).parseSubtitles(input, format);
+    case "markdown": case "json": case "code": case "text": return (await import("./text")).parseText(input, format);
   }
 }

@@ -1,0 +1,172 @@
+// Ingestion end to end: real server process, official SDK, real parsers in Bun Workers,
+// results checked in the SQLite file the server wrote.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { strToU8, zipSync } from "fflate";
+import { readdirSync } from "node:fs";
+import * as XLSX from "xlsx";
+import { bigPdf, FIXTURES, fixture, stored } from "./helpers/docs";
+import { cleanup, startRagd, type Ragd } from "./helpers/ragd";
+
+const waitFor = async (what: string, check: () => Promise<boolean>, ms = 30_000) => {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+};
+
+describe("ingestion", () => {
+  let ragd: Ragd;
+  beforeAll(async () => {
+    ragd = await startRagd({ args: ["--ingest-lease", "2"] });
+  });
+  afterAll(async () => {
+    await ragd.stop();
+    cleanup(ragd.dataDir);
+  });
+
+  test("every fixture format reaches processed, with located chunks", async () => {
+    const client = ragd.client();
+    const names = readdirSync(FIXTURES);
+    const files = await Promise.all(names.map((n) => client.files.create({ file: fixture(n), purpose: "assistants" })));
+    for (const f of files) expect(f.status).toBe("uploaded");
+    const done = await Promise.all(files.map((f) => client.files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 })));
+    for (const f of done) {
+      expect(`${f.filename}: ${f.status} ${f.status_details}`).toBe(`${f.filename}: processed null`);
+      const s = stored(ragd.dataDir, f.id);
+      expect(s.chunks.length).toBeGreaterThan(0);
+      expect(s.job).toBeNull();
+      // A chunk is its slice of the document text, after its table header when it has one.
+      for (const c of s.chunks) expect(c.text.endsWith(s.doc!.text.slice(c.char_start, c.char_end))).toBe(true);
+    }
+    const byName = (n: string) => stored(ragd.dataDir, done.find((f) => f.filename === n)!.id);
+    expect(byName("report.pdf").chunks[0]!.location).toEqual({ pages: [1, 3] });
+    expect(byName("deck.pptx").chunks.map((c) => c.location)).toEqual([{ slide: 1 }, { slide: 2 }]);
+    expect(byName("sales.xlsx").chunks.map((c) => c.location)).toEqual([{ sheet: "Sales", rows: [1, 5] }, { sheet: "Offices", rows: [2, 3] }]);
+    expect(byName("sales.xlsx").chunks[0]!.text).toContain("Region: EU, Revenue: 12, Manager: Ana");
+    expect(byName("talk.srt").chunks[0]!.location).toEqual({ time: ["00:00:01.000", "00:01:02.000"] });
+  });
+
+  test("bad files end in error with a reason; the server and other files are unaffected", async () => {
+    const client = ragd.client();
+    const ole = new Uint8Array(4096);
+    ole.set([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
+    const bomb = zipSync({ "word/document.xml": new Uint8Array(40 * 1024 * 1024) });
+    const cases: [File, RegExp][] = [
+      [new File([ole], "locked.docx"), /^the file is password-protected$/],
+      [new File([bomb], "bomb.docx"), /zip bomb/],
+      [new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3])], "scan.png"), /^no text found/],
+      [new File(["   \n\n\t  \n"], "blank.txt"), /^no text found/],
+      [new File(["not a pdf at all"], "liar.pdf"), /named \.pdf but its content is not a PDF/],
+      [new File([zipSync({ "a.txt": strToU8("hi") })], "bundle.zip"), /archives are not unpacked/],
+      [new File([(await fixture("report.pdf").bytes()).slice(0, 400)], "truncated.pdf"), /corrupt|no text found/],
+    ];
+    const good = await client.files.create({ file: fixture("notes.txt"), purpose: "user_data" });
+    const uploaded = await Promise.all(cases.map(([file]) => client.files.create({ file, purpose: "knowledge_base" as "assistants" })));
+    for (let i = 0; i < cases.length; i++) {
+      const f = await client.files.waitForProcessing(uploaded[i]!.id, { pollInterval: 100, maxWait: 60_000 });
+      expect(f.status).toBe("error");
+      expect(f.status_details ?? "").toMatch(cases[i]![1]);
+      expect(stored(ragd.dataDir, f.id).chunks).toHaveLength(0);
+    }
+    expect((await client.files.waitForProcessing(good.id, { pollInterval: 100 })).status).toBe("processed");
+    expect((await fetch(`${ragd.url}/health`)).status).toBe(200);
+  });
+
+  test("files of other purposes are not ingested", async () => {
+    const client = ragd.client();
+    const f = await client.files.create({ file: new File([`{"a":1}\n`], "b.jsonl"), purpose: "batch" });
+    expect(f.status).toBe("processed");
+    expect(stored(ragd.dataDir, f.id)).toEqual({ chunks: [], doc: null, job: null });
+  });
+
+  test("a crafted spreadsheet (__proto__ keys) is parsed in a throwaway worker and cannot touch the server", async () => {
+    const wb = XLSX.utils.book_new();
+    XLSX.utils.book_append_sheet(wb, XLSX.utils.aoa_to_sheet([["__proto__", "constructor", "prototype"], ["{\"polluted\":1}", "x", "y"]]), "__proto__");
+    wb.Props = { Title: "__proto__" } as XLSX.FullProperties;
+    const bytes = XLSX.write(wb, { type: "buffer", bookType: "xlsx" });
+    const client = ragd.client();
+    const f = await client.files.create({ file: new File([bytes], "crafted.xlsx"), purpose: "assistants" });
+    const done = await client.files.waitForProcessing(f.id, { pollInterval: 100 });
+    expect(["processed", "error"]).toContain(done.status);
+    // The server still answers and still parses the next spreadsheet correctly.
+    const next = await client.files.waitForProcessing((await client.files.create({ file: fixture("sales.xlsx"), purpose: "assistants" })).id, { pollInterval: 100 });
+    expect(next.status).toBe("processed");
+    expect(stored(ragd.dataDir, next.id).chunks[0]!.text).toContain("Region: EU");
+  });
+
+  test("progress in status_details and openai-poll-after-ms while a large PDF is parsed", async () => {
+    const client = ragd.client();
+    const f = await client.files.create({ file: new File([await bigPdf(600)], "big.pdf"), purpose: "assistants" });
+    let sawProgress = "";
+    await waitFor("progress", async () => {
+      const { data, response } = await client.files.retrieve(f.id).withResponse();
+      if (data.status === "uploaded") expect(response.headers.get("openai-poll-after-ms")).toBe("1000");
+      if (/^parsing page \d+ of 600$/.test(data.status_details ?? "")) sawProgress = data.status_details!;
+      return sawProgress !== "" || data.status !== "uploaded";
+    });
+    expect(sawProgress).toMatch(/^parsing page \d+ of 600$/);
+    const done = await client.files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 });
+    expect(done.status).toBe("processed");
+    expect(done.status_details).toBeNull();
+    const { chunks } = stored(ragd.dataDir, f.id);
+    expect(chunks.at(-1)!.location).toEqual({ page: 600 });
+    expect(chunks.map((c) => c.idx)).toEqual(chunks.map((_, i) => i));
+  });
+
+  test("deleting a file while it is parsed cancels the job and leaves nothing behind", async () => {
+    const client = ragd.client();
+    const f = await client.files.create({ file: new File([await bigPdf(600)], "doomed.pdf"), purpose: "assistants" });
+    await waitFor("parsing to start", async () => /^parsing page/.test((await client.files.retrieve(f.id)).status_details ?? ""));
+    expect(await client.files.delete(f.id)).toEqual({ id: f.id, object: "file", deleted: true });
+    await Bun.sleep(300);
+    expect(stored(ragd.dataDir, f.id)).toEqual({ chunks: [], doc: null, job: null });
+    expect(await client.files.retrieve(f.id).then(() => null, (e) => e.status)).toBe(404);
+    // The slot is free again: a new file goes through.
+    const next = await client.files.create({ file: fixture("notes.txt"), purpose: "assistants" });
+    expect((await client.files.waitForProcessing(next.id, { pollInterval: 100 })).status).toBe("processed");
+    await Bun.sleep(2500);
+    expect(stored(ragd.dataDir, f.id)).toEqual({ chunks: [], doc: null, job: null });
+  });
+});
+
+describe("ingestion across crashes", () => {
+  test("kill -9 in the middle of a large PDF: after restart the file ends processed, with no duplicate chunks", async () => {
+    let ragd = await startRagd({ args: ["--ingest-lease", "2"] });
+    const dataDir = ragd.dataDir;
+    try {
+      const client = ragd.client();
+      const f = await client.files.create({ file: new File([await bigPdf(600)], "big.pdf"), purpose: "assistants" });
+      await waitFor("parsing to be under way", async () => /^parsing page (\d+)/.test((await client.files.retrieve(f.id)).status_details ?? ""));
+      await ragd.kill9();
+      ragd = await startRagd({ dataDir, args: ["--ingest-lease", "2"] });
+      const done = await ragd.client().files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 });
+      expect(done.status).toBe("processed");
+      const { chunks, job } = stored(dataDir, f.id);
+      expect(job).toBeNull();
+      expect(chunks.map((c) => c.idx)).toEqual(chunks.map((_, i) => i));
+      expect(new Set(chunks.map((c) => c.char_start)).size).toBe(chunks.length);
+      expect(chunks[0]!.location.page ?? chunks[0]!.location.pages[0]).toBe(1);
+      expect(chunks.at(-1)!.location).toEqual({ page: 600 });
+    } finally {
+      await ragd.stop();
+      cleanup(dataDir);
+    }
+  });
+
+  test("a document that runs past the time budget becomes an error and the queue moves on", async () => {
+    const ragd = await startRagd({ args: ["--ingest-timeout", "1", "--ingest-concurrency", "1"] });
+    try {
+      const client = ragd.client();
+      const slow = await client.files.create({ file: new File([await bigPdf(600)], "slow.pdf"), purpose: "assistants" });
+      const quick = await client.files.create({ file: fixture("notes.txt"), purpose: "assistants" });
+      const s = await client.files.waitForProcessing(slow.id, { pollInterval: 100, maxWait: 30_000 });
+      expect(s.status).toBe("error");
+      expect(s.status_details).toContain("parsing took longer than the 1 s limit per file");
+      expect((await client.files.waitForProcessing(quick.id, { pollInterval: 100 })).status).toBe("processed");
+    } finally {
+      await ragd.stop();
+      cleanup(ragd.dataDir);
+    }
+  });
+});
