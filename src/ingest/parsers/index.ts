@@ -99,7 +99,8 @@ function looksBinary(b: Uint8Array): boolean {
     for (let i = 0; i < n; i++) if (b[i]! >= 0x80) high++;
     if (high > n * 0.3) {
       try {
-        new TextDecoder("utf-8", { fatal: true }).decode(b.subarray(0, n - 4));
+        // stream: a multi-byte character cut at the 8 KB mark is not an error.
+        new TextDecoder("utf-8", { fatal: true }).decode(b.subarray(0, n), { stream: true });
       } catch {
         return true;
       }
