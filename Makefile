@@ -1,6 +1,7 @@
 # The two things a newcomer needs are `make serve` and `make test` (see README.md).
 BUN ?= bun
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIST ?= dist
 
 .PHONY: install serve test typecheck build bench clean
 
@@ -18,7 +19,7 @@ typecheck: install
 
 # One executable: every dependency and the docs assets are embedded.
 build: install
-	$(BUN) build src/main.ts --compile --minify --define RAGD_COMMIT='"$(COMMIT)"' --outfile dist/ragd
+	$(BUN) build src/main.ts src/ingest/parse-worker.ts --compile --minify --define RAGD_COMMIT='"$(COMMIT)"' --outfile $(DIST)/ragd
 
 bench: install
 	$(BUN) bench/run.ts

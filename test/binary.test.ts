@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { FIXTURES, fixture } from "./helpers/docs";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
@@ -11,7 +13,8 @@ const runDir = tempDir("ragd-bin-");
 const bin = join(runDir, "ragd");
 
 beforeAll(() => {
-  const b = Bun.spawnSync(["bun", "build", join(ROOT, "src/main.ts"), "--compile", "--minify", "--outfile", join(buildDir, "ragd")], { cwd: ROOT });
+  // The very build users run, so a missing entry point (the parse worker) fails here.
+  const b = Bun.spawnSync(["make", "-s", "build", `DIST=${buildDir}`], { cwd: ROOT });
   if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr}`);
   copyFileSync(join(buildDir, "ragd"), bin);
   cleanup(buildDir);
@@ -50,6 +53,21 @@ test("the single executable serves the API and the offline docs, and keeps state
     expect((await s.client.files.list()).data.map((x) => x.id)).toEqual([f.id]);
     expect(new Uint8Array(await (await s.client.files.content(f.id)).arrayBuffer())).toEqual(bytes);
     expect((await s.client.files.delete(f.id)).deleted).toBe(true);
+  } finally {
+    s.proc.kill();
+    await s.proc.exited;
+  }
+}, 60_000);
+
+test("the single executable parses every format in its bundled workers (pdf.js, SheetJS, mammoth)", async () => {
+  const s = await start();
+  try {
+    const names = readdirSync(FIXTURES);
+    const files = await Promise.all(names.map((n) => s.client.files.create({ file: fixture(n), purpose: "assistants" })));
+    for (const f of files) {
+      const done = await s.client.files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 30_000 });
+      expect(`${done.filename}: ${done.status} ${done.status_details}`).toBe(`${done.filename}: processed null`);
+    }
   } finally {
     s.proc.kill();
     await s.proc.exited;

@@ -19,7 +19,9 @@ export interface PipelineOptions {
   modelMaxTokens?: number;
 }
 
-const WORKER_URL = new URL("./parse-worker.ts", import.meta.url);
+// In the single binary the worker is a second entry point of `bun build --compile`
+// (see Makefile), stored under its path relative to src/; from source it sits beside us.
+const WORKER_URL = import.meta.url.includes("$bunfs") ? "./ingest/parse-worker.ts" : new URL("./parse-worker.ts", import.meta.url).href;
 const POLL_MS = 1000;
 
 class Transient extends Error {}

@@ -1,3 +1,4 @@
+import "./pdf-env";
 import { PDFParse } from "pdf-parse";
 import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
 
