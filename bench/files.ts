@@ -43,9 +43,9 @@ export async function uploadBench(): Promise<string> {
   return table(["upload (curl, one request)", "ragd MB/s", "dd conv=fsync MB/s", "ragd / dd", "server peak RSS growth MB"], rows);
 }
 
-async function autocannon(url: string, key: string, seconds: number) {
+export async function autocannon(url: string, key: string, seconds: number, extra: string[] = ["-c", "32"]) {
   const r = Bun.spawnSync(
-    ["node", join(ROOT, "node_modules/autocannon/autocannon.js"), "-c", "32", "-d", String(seconds), "-j", "-H", `Authorization=Bearer ${key}`, url],
+    ["node", join(ROOT, "node_modules/autocannon/autocannon.js"), ...extra, "-d", String(seconds), "-j", "-H", `Authorization=Bearer ${key}`, url],
     { stderr: "ignore" },
   );
   const j = JSON.parse(r.stdout.toString());

@@ -3,12 +3,15 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpus, totalmem } from "node:os";
 import { readBench, uploadBench } from "./files";
+import { latencyBench, parseBench } from "./ingest";
 import { ROOT } from "./lib";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
   upload: uploadBench,
   read: () => readBench(),
+  parse: parseBench,
+  "ingest-latency": () => latencyBench(),
 };
 
 const out: string[] = [

@@ -1,6 +1,7 @@
 // One document per worker: the worker is terminated afterwards (or at the time budget), so
 // whatever a crafted file does to this thread's heap or prototypes dies with it.
 import { chunkBlocks, type ChunkSize } from "./chunker";
+import { lowerThreadPriority } from "./low-priority";
 import { parseDocument } from "./parsers/index";
 import { ParseError, type ParseLimits } from "./types";
 
@@ -17,6 +18,8 @@ export type ParseReply =
   | { type: "failed"; message: string };
 
 declare const self: Worker;
+
+lowerThreadPriority();
 
 const reply = (m: ParseReply) => self.postMessage(m);
 

@@ -173,12 +173,15 @@ export class IngestPipeline {
           chunks: reply.chunks.map((c) => ({ text: c.text, location: c.loc, charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens })),
         };
       else throw new Transient("the parser ended without a result");
+      const commitStart = performance.now();
       const ok = await this.jobs.finish(job.fileId, this.owner, outcome);
+      const commitMs = Math.round(performance.now() - commitStart);
       log.info("ingested", {
         file_id: job.fileId,
         status: outcome.status,
         ...(outcome.status === "processed" ? { format: outcome.format, chunks: outcome.chunks.length } : { reason: outcome.details }),
         ms: Date.now() - started,
+        commit_ms: commitMs,
         ...(ok ? {} : { discarded: "lease lost" }),
       });
     } catch (e) {

@@ -1,5 +1,7 @@
 import type { Database } from "bun:sqlite";
 
+const FINISH_BATCH = 250;
+
 export interface Job {
   fileId: string;
   filename: string;
@@ -32,7 +34,7 @@ export interface JobsRepo {
   claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number): Promise<Job | null>;
   /** Extends the lease and records progress; false when the job is gone or taken. */
   heartbeat(fileId: string, owner: string, nowMs: number, leaseMs: number, progress: string | null): Promise<boolean>;
-  /** Writes the result and ends the job in one transaction; false when the lease was lost. */
+  /** Writes the result and ends the job; the status flips in one final transaction. False when the lease was lost. */
   finish(fileId: string, owner: string, outcome: JobOutcome): Promise<boolean>;
   /** Puts a job back to try later. */
   retry(fileId: string, owner: string, runAfterMs: number, error: string): Promise<boolean>;
@@ -91,22 +93,41 @@ export class SqliteJobsRepo implements JobsRepo {
   }
 
   async finish(fileId: string, owner: string, outcome: JobOutcome) {
-    return this.db.transaction(() => {
-      const held = this.db.query(`DELETE FROM jobs WHERE file_id = $fileId AND lease_owner = $owner AND state = 'running'`).run({ fileId, owner }).changes;
-      if (!held) return false;
-      // Idempotent: whatever an earlier, interrupted run left is replaced, never duplicated.
+    const held = () => this.db.query(`SELECT 1 FROM jobs WHERE file_id = $fileId AND lease_owner = $owner AND state = 'running'`).get({ fileId, owner }) !== null;
+    // Idempotent: whatever an earlier, interrupted run left is replaced, never duplicated.
+    const clear = () => {
       this.db.query(`DELETE FROM chunks WHERE file_id = $fileId`).run({ fileId });
       this.db.query(`DELETE FROM documents WHERE file_id = $fileId`).run({ fileId });
+    };
+    if (outcome.status === "processed") {
+      // Thousands of chunks go in small transactions with the event loop free in between,
+      // so a large document never stalls API requests. Each batch re-checks the lease;
+      // until the final commit below the file is still `uploaded`, so a crash part-way
+      // leaves nothing visible and the retry starts by clearing the partial rows.
+      if (!this.db.transaction(() => (held() ? (clear(), true) : false)).immediate()) return false;
+      const insert = this.db.query(
+        `INSERT INTO chunks (file_id, idx, text, location, char_start, char_end, tokens) VALUES ($fileId, $idx, $text, $location, $charStart, $charEnd, $tokens)`,
+      );
+      for (let from = 0; from < outcome.chunks.length; from += FINISH_BATCH) {
+        const ok = this.db.transaction(() => {
+          if (!held()) return false;
+          outcome.chunks.slice(from, from + FINISH_BATCH).forEach((c, i) =>
+            insert.run({ fileId, idx: from + i, text: c.text, location: JSON.stringify(c.location), charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens }),
+          );
+          return true;
+        }).immediate();
+        if (!ok) return false;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return this.db.transaction(() => {
+      if (!held()) return false;
+      this.db.query(`DELETE FROM jobs WHERE file_id = $fileId`).run({ fileId });
       if (outcome.status === "processed") {
         this.db.query(`INSERT INTO documents (file_id, format, text) VALUES ($fileId, $format, $text)`).run({ fileId, format: outcome.format, text: outcome.text });
-        const insert = this.db.query(
-          `INSERT INTO chunks (file_id, idx, text, location, char_start, char_end, tokens) VALUES ($fileId, $idx, $text, $location, $charStart, $charEnd, $tokens)`,
-        );
-        outcome.chunks.forEach((c, idx) =>
-          insert.run({ fileId, idx, text: c.text, location: JSON.stringify(c.location), charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens }),
-        );
         this.db.query(`UPDATE files SET status = 'processed', status_details = NULL WHERE id = $fileId`).run({ fileId });
       } else {
+        clear();
         this.db.query(`UPDATE files SET status = 'error', status_details = $details WHERE id = $fileId`).run({ fileId, details: outcome.details });
       }
       return true;

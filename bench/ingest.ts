@@ -1,0 +1,114 @@
+// Ingestion benchmarks: parser throughput per format against a reference extractor, and
+// API latency while large documents are being ingested.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { cpus } from "node:os";
+import OpenAI from "openai";
+import { chunkBlocks, resolveChunking } from "../src/ingest/chunker";
+import { parseDocument } from "../src/ingest/parsers/index";
+import { DEFAULT_PARSE_LIMITS } from "../src/ingest/types";
+import { bigPdf } from "../test/helpers/docs";
+import { autocannon } from "./files";
+import { ROOT, startServer, table } from "./lib";
+
+const CORPUS = join(ROOT, "../shared/corpus");
+const SAMPLES: [string, string][] = [
+  ["PDF", "unstructured/pdf/DA-619p.pdf"],
+  ["DOCX", "unstructured/handbook-872p.docx"],
+  ["PPTX", "unstructured/fake-power-point-many-pages.pptx"],
+  ["XLSX", "unstructured/more-than-1k-cells.xlsx"],
+  ["CSV", "unstructured/csv-with-long-lines.csv"],
+  ["HTML", "unstructured/example-10k.html"],
+  ["EPUB", "unstructured/winter-sports.epub"],
+  ["TXT", "unstructured/book-war-and-peace-1225p.txt"],
+  ["SRT", "srt/windows-1252.srt"],
+];
+
+async function parseOnce(bytes: Uint8Array, name: string) {
+  const t = performance.now();
+  const doc = await parseDocument({ bytes: bytes.slice(), filename: name, limits: DEFAULT_PARSE_LIMITS, progress: () => {} });
+  const { chunks, text } = chunkBlocks(doc.blocks, resolveChunking({ type: "auto" }, 128));
+  return { s: (performance.now() - t) / 1000, chunks: chunks.length, chars: text.length, pages: (doc as { pages?: number }).pages };
+}
+
+const best = async <T extends { s: number }>(n: number, f: () => Promise<T>) => {
+  let r: T | null = null;
+  for (let i = 0; i < n; i++) {
+    const x = await f();
+    if (!r || x.s < r.s) r = x;
+  }
+  return r!;
+};
+
+export async function parseBench(): Promise<string> {
+  if (!existsSync(CORPUS)) return "_skipped: ../shared/corpus is absent_";
+  const rows: (string | number)[][] = [];
+  for (const [format, rel] of SAMPLES) {
+    const path = join(CORPUS, rel);
+    const bytes = new Uint8Array(readFileSync(path));
+    const mb = statSync(path).size / 1e6;
+    const r = await best(3, () => parseOnce(bytes, rel.split("/").pop()!));
+    let reference = "";
+    if (format === "PDF" && Bun.which("pdftotext")) {
+      const ref = await best(3, async () => {
+        const t = performance.now();
+        const p = Bun.spawnSync(["pdftotext", "-enc", "UTF-8", path, "-"]);
+        return { s: (performance.now() - t) / 1000, chars: p.stdout.length };
+      });
+      reference = `pdftotext: ${(r.pages! / ref.s).toFixed(0)} pages/s (ours ${((r.pages! / r.s) / (r.pages! / ref.s)).toFixed(2)}x)`;
+    }
+    rows.push([
+      format,
+      rel.split("/").pop()!,
+      mb.toFixed(2),
+      r.s.toFixed(3),
+      (mb / r.s).toFixed(1),
+      r.pages ? (r.pages / r.s).toFixed(0) : "",
+      r.chars,
+      r.chunks,
+      reference,
+    ]);
+  }
+  return (
+    table(["format", "file", "MB", "parse+chunk s (best of 3)", "MB/s", "pages/s", "chars", "chunks", "reference"], rows) +
+    "\n\nIn-process timing of the same code the parse worker runs; a worker adds its start-up (below)."
+  );
+}
+
+/** GET /v1/files/{id} at a fixed rate, on an idle server and while 20 large PDFs ingest. */
+export async function latencyBench(seconds = 10): Promise<string> {
+  const server = await startServer();
+  try {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: server.key, maxRetries: 0 });
+    const probe = await client.files.create({ file: new File(["probe"], "probe.bin"), purpose: "batch" as "assistants" }).catch(() =>
+      client.files.create({ file: new File(["{}\n"], "probe.jsonl"), purpose: "batch" }),
+    );
+    const url = `${server.url}/v1/files/${probe.id}`;
+    const load = ["-c", "8", "-R", "400"];
+    const idle = await autocannon(url, server.key, seconds, load);
+    const da = join(CORPUS, "unstructured/pdf/DA-619p.pdf");
+    const doc = existsSync(da) ? new Uint8Array(readFileSync(da)) : await bigPdf(600);
+    const docName = existsSync(da) ? "DA-619p.pdf (619 pages)" : "a generated 600-page PDF";
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await client.files.create({ file: new File([doc], `doc-${i}.pdf`), purpose: "assistants" })).id);
+    const t = performance.now();
+    const busy = await autocannon(url, server.key, seconds, load);
+    const stillIngesting = (await client.files.list()).data.filter((f) => f.status === "uploaded").length;
+    for (const id of ids) await client.files.waitForProcessing(id, { pollInterval: 250, maxWait: 600_000 });
+    const ingestSeconds = (performance.now() - t) / 1000;
+    return (
+      table(
+        ["GET /v1/files/{id}, 400 req/s, 8 connections", "req/s", "p50 ms", "p99 ms"],
+        [
+          ["idle server", idle.rps.toFixed(0), idle.p50, idle.p99],
+          [`while 20 x ${docName} ingest`, busy.rps.toFixed(0), busy.p50, busy.p99],
+          ["ratio (busy / idle)", "", (busy.p50 / Math.max(idle.p50, 1)).toFixed(2), (busy.p99 / Math.max(idle.p99, 1)).toFixed(2)],
+        ],
+      ) +
+      `\n\n${20 - stillIngesting} of 20 documents were done when the ${seconds} s measurement ended; all 20 took ${ingestSeconds.toFixed(1)} s ` +
+      `(${((20 * 619) / ingestSeconds).toFixed(0)} pages/s with ${cpus().length} parse workers).`
+    );
+  } finally {
+    await server.stop();
+  }
+}
