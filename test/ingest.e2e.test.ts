@@ -154,6 +154,25 @@ describe("ingestion across crashes", () => {
     }
   });
 
+  test("a document whose runs keep dying is moved to error after the allowed attempts, not retried forever", async () => {
+    let ragd = await startRagd({ args: ["--ingest-lease", "1", "--ingest-max-attempts", "1"] });
+    const dataDir = ragd.dataDir;
+    try {
+      const client = ragd.client();
+      const f = await client.files.create({ file: new File([await bigPdf(600)], "crashy.pdf"), purpose: "assistants" });
+      await waitFor("parsing to be under way", async () => /^parsing page/.test((await client.files.retrieve(f.id)).status_details ?? ""));
+      await ragd.kill9();
+      ragd = await startRagd({ dataDir, args: ["--ingest-lease", "1", "--ingest-max-attempts", "1"] });
+      const done = await ragd.client().files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 30_000 });
+      expect(done.status).toBe("error");
+      expect(done.status_details).toBe("processing failed after 1 attempt (the server stopped while parsing it); upload the file again or report it");
+      expect(stored(dataDir, f.id)).toEqual({ chunks: [], doc: null, job: null });
+    } finally {
+      await ragd.stop();
+      cleanup(dataDir);
+    }
+  });
+
   test("a document that runs past the time budget becomes an error and the queue moves on", async () => {
     const ragd = await startRagd({ args: ["--ingest-timeout", "1", "--ingest-concurrency", "1"] });
     try {

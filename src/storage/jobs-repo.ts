@@ -162,7 +162,7 @@ export class SqliteJobsRepo implements JobsRepo {
         .all({ max: maxAttempts, now: nowMs }) as { fileId: string; lastError: string | null }[];
       for (const r of rows) {
         this.db.query(`DELETE FROM jobs WHERE file_id = $fileId`).run({ fileId: r.fileId });
-        const details = `processing failed ${maxAttempts} times${r.lastError ? ` (last: ${r.lastError})` : " (the server stopped while parsing it)"}; upload the file again or report it`;
+        const details = `processing failed after ${maxAttempts} attempt${maxAttempts === 1 ? "" : "s"} (${r.lastError ? `last: ${r.lastError}` : "the server stopped while parsing it"}); upload the file again or report it`;
         this.db.query(`UPDATE files SET status = 'error', status_details = $details WHERE id = $fileId`).run({ fileId: r.fileId, details });
       }
       return rows;
