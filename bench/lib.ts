@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { listeningUrl } from "../test/helpers/ragd";
 
 export const ROOT = resolve(import.meta.dir, "..");
 
@@ -24,15 +25,9 @@ export async function startServer(args: string[] = [], dataDir = mkdtempSync(joi
     stdout: "pipe",
     stderr: "inherit",
   });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  let out = "";
-  while (!/listening on (\S+)/.test(out)) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error("server exited");
-    out += new TextDecoder().decode(value);
-  }
+  const url = await listeningUrl(proc, () => "(server stderr is above)");
   return {
-    url: /listening on (\S+)/.exec(out)![1]!,
+    url,
     pid: proc.pid,
     dataDir,
     key,

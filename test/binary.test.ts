@@ -4,7 +4,7 @@ import { FIXTURES, fixture } from "./helpers/docs";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
-import { ROOT, cleanup, tempDir } from "./helpers/ragd";
+import { ROOT, cleanup, listeningUrl, tempDir } from "./helpers/ragd";
 
 // `make build`'s executable, copied alone into an empty directory and run with a bare
 // environment: no Bun, no node_modules, no source tree next to it.
@@ -28,14 +28,7 @@ async function start() {
     stdout: "pipe",
     stderr: "pipe",
   });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  let out = "";
-  while (!/listening on (\S+)/.test(out)) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`binary exited: ${await new Response(proc.stderr as ReadableStream).text()}`);
-    out += new TextDecoder().decode(value);
-  }
-  const url = /listening on (\S+)/.exec(out)![1]!;
+  const url = await listeningUrl(proc, () => new Response(proc.stderr as ReadableStream).text());
   return { proc, url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-binary-smoke-key", maxRetries: 0 }) };
 }
 

@@ -65,22 +65,17 @@ export class IngestPipeline {
     this.stopped = false;
     const missing = await this.jobs.enqueueMissing(this.opts.purposes, Date.now());
     if (missing) log.info("queued files that had no ingestion job", { count: missing });
-    this.kick();
+    this.wake();
   }
 
   /** Wakes the loop: a job was queued or a slot freed. */
-  kick() {
+  wake() {
     if (this.stopped) return;
     if (this.pumping) {
       this.again = true;
       return;
     }
     void this.pump();
-  }
-
-  async enqueue(fileId: string) {
-    await this.jobs.enqueue(fileId, Date.now());
-    this.kick();
   }
 
   /** The file is gone: stop its worker now. Its job row went with the file. */
@@ -116,7 +111,7 @@ export class IngestPipeline {
           this.running.set(job.fileId, slot);
           void this.run(job, slot).finally(() => {
             this.running.delete(job.fileId);
-            this.kick();
+            this.wake();
           });
         }
       } while (this.again && !this.stopped);
@@ -133,7 +128,7 @@ export class IngestPipeline {
     if (this.timer) clearTimeout(this.timer);
     const next = await this.jobs.nextRunAfter().catch(() => null);
     const wait = next === null ? POLL_MS * 5 : Math.max(50, Math.min(POLL_MS * 5, next - Date.now() + 10));
-    this.timer = setTimeout(() => this.kick(), wait);
+    this.timer = setTimeout(() => this.wake(), wait);
     this.timer.unref?.();
   }
 
@@ -188,8 +183,11 @@ export class IngestPipeline {
       if (slot.cancelled) return;
       const msg = String((e as Error)?.message ?? e);
       if (e instanceof Timeout) {
-        await this.jobs.finish(job.fileId, this.owner, { status: "error", details: msg });
         log.warn("ingestion timed out", { file_id: job.fileId });
+        // If this write fails the lease runs out and the next attempt meets the same budget.
+        await this.jobs.finish(job.fileId, this.owner, { status: "error", details: msg }).catch((err) =>
+          log.error("could not record the timeout", { file_id: job.fileId, error: String(err) }),
+        );
         return;
       }
       log.warn("ingestion attempt failed, will retry", { file_id: job.fileId, attempt: job.attempts, error: msg });

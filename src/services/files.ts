@@ -72,7 +72,8 @@ export interface Limits {
 
 /** What the ingestion pipeline needs to hear from the files service. */
 export interface IngestHooks {
-  enqueue(fileId: string): Promise<void>;
+  /** A job was committed with a file: look for work now rather than at the next poll. */
+  wake(): void;
   cancel(fileId: string): void;
 }
 
@@ -134,8 +135,7 @@ export class FilesService {
         await this.blobs.delete(up.id);
         throw new ServiceError("too_large", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file", "quota_exceeded");
       }
-      // A crash before this line leaves an `uploaded` file without a job; the next start queues it.
-      if (status === "uploaded") await this.ingest?.enqueue(row.id);
+      if (status === "uploaded") this.ingest?.wake();
       return toFileObject(row);
     } catch (e) {
       await up.writer.abort();

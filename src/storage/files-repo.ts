@@ -25,7 +25,11 @@ export interface ListQuery {
 
 /** File metadata. Async so a Postgres implementation can stand beside this one. */
 export interface FilesRepo {
-  /** Inserts unless the project would exceed `quota` bytes (0 = unlimited); false if it would. */
+  /**
+   * Inserts unless the project would exceed `quota` bytes (0 = unlimited); false if it would.
+   * A file inserted as `uploaded` gets its ingestion job in the same transaction, so no
+   * acknowledged upload can be left without one.
+   */
   insert(row: FileRow, quota: number): Promise<boolean>;
   /** A live (not expired at `now`) file of the project, or null. */
   get(projectId: string, id: string, now: number): Promise<FileRow | null>;
@@ -59,6 +63,10 @@ export class SqliteFilesRepo implements FilesRepo {
            VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256)`,
         )
         .run({ ...row });
+      if (row.status === "uploaded")
+        this.db
+          .query(`INSERT INTO jobs (file_id, enqueued_at, state, run_after) VALUES ($id, $now, 'queued', $now)`)
+          .run({ id: row.id, now: Date.now() });
       return true;
     }).immediate();
   }

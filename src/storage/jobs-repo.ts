@@ -27,8 +27,7 @@ export type JobOutcome =
  * lease) can never write stale results. Async for a later Postgres implementation.
  */
 export interface JobsRepo {
-  enqueue(fileId: string, nowMs: number): Promise<void>;
-  /** Queues every file still `uploaded` that has no job (after a crash between commits). */
+  /** Queues every file still `uploaded` that has no job (files stored before ingestion existed). */
   enqueueMissing(purposes: readonly string[], nowMs: number): Promise<number>;
   /** The oldest ready job with attempts left, leased to `owner`. */
   claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number): Promise<Job | null>;
@@ -47,12 +46,6 @@ export interface JobsRepo {
 
 export class SqliteJobsRepo implements JobsRepo {
   constructor(private readonly db: Database) {}
-
-  async enqueue(fileId: string, nowMs: number) {
-    this.db
-      .query(`INSERT OR IGNORE INTO jobs (file_id, enqueued_at, state, run_after) VALUES ($fileId, $now, 'queued', $now)`)
-      .run({ fileId, now: nowMs });
-  }
 
   async enqueueMissing(purposes: readonly string[], nowMs: number) {
     return this.db

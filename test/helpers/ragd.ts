@@ -40,17 +40,7 @@ export async function startRagd(o: StartOptions = {}): Promise<Ragd> {
   void (async () => {
     for await (const c of proc.stderr as ReadableStream<Uint8Array>) errText += new TextDecoder().decode(c);
   })();
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  let out = "";
-  const deadline = Date.now() + 15000;
-  while (!/listening on (\S+)/.test(out)) {
-    if (Date.now() > deadline) throw new Error(`ragd did not start: ${out}\n${errText}`);
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`ragd exited before listening (code ${await proc.exited}): ${errText}`);
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  const url = /listening on (\S+)/.exec(out)![1]!;
+  const url = await listeningUrl(proc, () => errText);
   return {
     url,
     baseURL: `${url}/v1`,
@@ -68,6 +58,24 @@ export async function startRagd(o: StartOptions = {}): Promise<Ragd> {
       await proc.exited;
     },
   };
+}
+
+/**
+ * Reads a starting ragd's stdout until it prints "listening on URL" and returns the URL;
+ * `stderr` explains a failed start. Shared by the tests and bench/.
+ */
+export async function listeningUrl(proc: ReturnType<typeof Bun.spawn>, stderr: () => string | Promise<string>): Promise<string> {
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  let out = "";
+  const deadline = Date.now() + 15000;
+  while (!/listening on (\S+)/.test(out)) {
+    if (Date.now() > deadline) throw new Error(`ragd did not start: ${out}\n${await stderr()}`);
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`ragd exited before listening (code ${await proc.exited}): ${await stderr()}`);
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return /listening on (\S+)/.exec(out)![1]!;
 }
 
 /** `ragd keys create` through the real CLI; returns the printed key. */

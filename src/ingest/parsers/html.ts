@@ -1,5 +1,6 @@
 import { Parser } from "htmlparser2";
 import { decodeText } from "../encoding";
+import { HeadingPath } from "./headings";
 import type { Block, Location, ParseInput, ParsedDocument } from "../types";
 
 const SKIP = new Set(["script", "style", "noscript", "template", "head", "svg", "math", "iframe", "object", "select", "button", "ix:header"]);
@@ -17,7 +18,7 @@ const BLOCK = new Set([
  */
 export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Block[]; title: string | null } {
   const blocks: Block[] = [];
-  const headings: string[] = [];
+  const headings = new HeadingPath();
   let text = "";
   let skipDepth = 0;
   let headingLevel = 0;
@@ -30,7 +31,7 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
   let rowHasTh = false;
   let pendingBoundary = false;
 
-  const loc = (): Location => ({ ...extra, ...(headings.length ? { headings: headings.filter(Boolean) } : {}) });
+  const loc = (): Location => ({ ...extra, ...headings.loc() });
   const flush = () => {
     const t = pre ? text.replace(/^\n+|\s+$/g, "") : text.replace(/\s+/g, " ").trim();
     text = "";
@@ -103,9 +104,7 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
           text = "";
           headingLevel = Number(h[1]);
           if (t) {
-            headings.length = headingLevel - 1;
-            for (let i = 0; i < headingLevel - 1; i++) headings[i] ??= "";
-            headings[headingLevel - 1] = t;
+            headings.enter(headingLevel, t);
             pendingBoundary = true;
             blocks.push({ text: t, loc: loc(), boundary: true });
             pendingBoundary = false;

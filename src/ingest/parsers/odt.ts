@@ -1,5 +1,6 @@
 import { SafeZip } from "../zip";
 import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
+import { HeadingPath } from "./headings";
 import { walkXml } from "./xml";
 
 /** OpenDocument text: headings (with their outline level) give the heading path. */
@@ -8,7 +9,7 @@ export async function parseOdt(input: ParseInput): Promise<ParsedDocument> {
   const xml = zip.text("content.xml");
   if (xml === null) throw new ParseError("the file is not a valid OpenDocument text (it has no content.xml)");
   const blocks: Block[] = [];
-  const headings: string[] = [];
+  const headings = new HeadingPath();
   let para: string | null = null;
   let level = 0;
   let depth = 0; // nesting of paragraphs inside paragraphs (notes, frames)
@@ -36,17 +37,13 @@ export async function parseOdt(input: ParseInput): Promise<ParsedDocument> {
         para = null;
         if (!t) return;
         if (cell) return void cell.push(t);
-        if (level) {
-          headings.length = level - 1;
-          for (let i = 0; i < level - 1; i++) headings[i] ??= "";
-          headings[level - 1] = t;
-        }
-        blocks.push({ text: t, loc: headings.length ? { headings: headings.filter(Boolean) } : {}, ...(level ? { boundary: true } : {}) });
+        if (level) headings.enter(level, t);
+        blocks.push({ text: t, loc: headings.loc(), ...(level ? { boundary: true } : {}) });
       } else if (name === "table:table-cell" && cell && row) {
         row.push(cell.join(" "));
         cell = null;
       } else if (name === "table:table-row" && row) {
-        if (row.some(Boolean)) blocks.push({ text: row.join(" | "), loc: headings.length ? { headings: headings.filter(Boolean) } : {} });
+        if (row.some(Boolean)) blocks.push({ text: row.join(" | "), loc: headings.loc() });
         row = null;
       }
     },

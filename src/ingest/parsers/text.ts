@@ -1,5 +1,6 @@
 import { decodeText } from "../encoding";
 import type { Block, ParseInput, ParsedDocument } from "../types";
+import { HeadingPath } from "./headings";
 
 /**
  * Plain text, source code, JSON and Markdown: paragraphs separated by blank lines, each
@@ -9,7 +10,7 @@ import type { Block, ParseInput, ParsedDocument } from "../types";
 export function textToBlocks(text: string, markdown: boolean): Block[] {
   const lines = text.split(/\r\n|\r|\n/);
   const blocks: Block[] = [];
-  const headings: string[] = [];
+  const headings = new HeadingPath();
   let start = -1;
   let buf: string[] = [];
   let fence: string | null = null;
@@ -20,7 +21,7 @@ export function textToBlocks(text: string, markdown: boolean): Block[] {
     if (t.trim()) {
       blocks.push({
         text: t.replace(/^\n+/, ""),
-        loc: { lines: [start + 1, end], ...(headings.length ? { headings: headings.filter(Boolean) } : {}) },
+        loc: { lines: [start + 1, end], ...headings.loc() },
         ...(boundary ? { boundary: true } : {}),
       });
       boundary = false;
@@ -48,10 +49,7 @@ export function textToBlocks(text: string, markdown: boolean): Block[] {
       const h = fence === null ? /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line) : null;
       if (h) {
         flush(i);
-        const level = h[1]!.length;
-        headings.length = level - 1;
-        for (let k = 0; k < level - 1; k++) headings[k] ??= "";
-        headings[level - 1] = h[2]!;
+        headings.enter(h[1]!.length, h[2]!);
         boundary = true;
         start = i;
         buf.push(h[2]!);
