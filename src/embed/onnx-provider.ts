@@ -1,0 +1,143 @@
+import { cpus } from "node:os";
+import type { EmbeddingModel, EmbeddingProvider, EmbedPriority, Embeddings } from "./provider";
+import { EmbedError } from "./provider";
+import type { Tokenizer } from "./tokenizer";
+import { loadTokenizer, type TokenizerSpec } from "./tokenizers";
+import type { OnnxWorkerInit, OnnxWorkerReply } from "./onnx-worker";
+
+const WORKER_URL = import.meta.url.includes("$bunfs") ? "./embed/onnx-worker.ts" : new URL("./onnx-worker.ts", import.meta.url).href;
+
+export interface OnnxOptions {
+  id: string;
+  modelPath: string;
+  tokenizer: TokenizerSpec;
+  maxTokens: number;
+  keepLastToken: boolean;
+  threads?: number;
+  batchSize?: number;
+  ownedBy: string;
+}
+
+interface Pending {
+  text: string;
+  priority: EmbedPriority;
+  done: (v: Float32Array | Error, tokens: number) => void;
+}
+
+/**
+ * An ONNX model in one Worker (onnxruntime's `run` blocks its thread). Texts from every
+ * caller share one queue and are cut into batches, so chunks of several files embed
+ * together; queries go first.
+ */
+export class OnnxProvider implements EmbeddingProvider {
+  private readonly queue: Pending[] = [];
+  private busy = false;
+  private nextId = 1;
+  private inflight: { id: number; items: Pending[] } | null = null;
+  private closed = false;
+
+  private constructor(
+    readonly model: EmbeddingModel,
+    readonly tokenizer: Tokenizer,
+    readonly tokenizerSpec: TokenizerSpec,
+    private readonly worker: Worker,
+    private readonly batchSize: number,
+  ) {}
+
+  static async open(o: OnnxOptions): Promise<OnnxProvider> {
+    const tokenizer = await loadTokenizer(o.tokenizer);
+    const worker = new Worker(WORKER_URL);
+    const init: OnnxWorkerInit = {
+      type: "init",
+      commonPath: Bun.resolveSync("onnxruntime-common", import.meta.dir),
+      bindingPath: Bun.resolveSync(`onnxruntime-node/bin/napi-v6/${process.platform}/${process.arch}/onnxruntime_binding.node`, import.meta.dir),
+      modelPath: o.modelPath,
+      threads: o.threads ?? cpus().length,
+      tokenizer: o.tokenizer,
+      maxTokens: o.maxTokens,
+      keepLastToken: o.keepLastToken,
+    };
+    const dims = await new Promise<number>((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<OnnxWorkerReply>) => {
+        if (e.data.type === "ready") resolve(e.data.dims);
+        else if (e.data.type === "error") reject(new EmbedError(`could not load the embedding model ${o.modelPath}: ${e.data.message}`));
+      };
+      worker.onerror = (e) => reject(new EmbedError(`the embedding worker failed: ${e.message}`));
+      worker.postMessage(init);
+    }).catch((e) => {
+      worker.terminate();
+      throw e;
+    });
+    const p = new OnnxProvider({ id: o.id, dims, maxTokens: o.maxTokens, ownedBy: o.ownedBy }, tokenizer, o.tokenizer, worker, o.batchSize ?? 32);
+    worker.onmessage = (e: MessageEvent<OnnxWorkerReply>) => p.onReply(e.data);
+    worker.onerror = (e) => p.failInflight(new EmbedError(`the embedding worker failed: ${e.message}`));
+    return p;
+  }
+
+  embed(texts: string[], priority: EmbedPriority): Promise<Embeddings> {
+    if (this.closed) return Promise.reject(new EmbedError("the embedder is shut down"));
+    if (texts.length === 0) return Promise.resolve({ vectors: [], tokens: [] });
+    return new Promise((resolve, reject) => {
+      const vectors: Float32Array[] = new Array(texts.length);
+      const tokens: number[] = new Array(texts.length);
+      let left = texts.length;
+      let failed = false;
+      const items = texts.map<Pending>((text, i) => ({
+        text,
+        priority,
+        done: (v, n) => {
+          if (failed) return;
+          if (v instanceof Error) {
+            failed = true;
+            reject(v);
+            return;
+          }
+          vectors[i] = v;
+          tokens[i] = n;
+          if (--left === 0) resolve({ vectors, tokens });
+        },
+      }));
+      if (priority === "query") {
+        // ahead of every queued ingestion text, behind earlier queries
+        const at = this.queue.findIndex((q) => q.priority !== "query");
+        this.queue.splice(at === -1 ? this.queue.length : at, 0, ...items);
+      } else this.queue.push(...items);
+      this.pump();
+    });
+  }
+
+  private pump() {
+    if (this.busy || this.queue.length === 0 || this.closed) return;
+    this.busy = true;
+    const items = this.queue.splice(0, this.batchSize);
+    const id = this.nextId++;
+    this.inflight = { id, items };
+    this.worker.postMessage({ type: "run", id, texts: items.map((i) => i.text) });
+  }
+
+  private onReply(msg: OnnxWorkerReply) {
+    const batch = this.inflight;
+    if (!batch || msg.type === "ready" || msg.id !== batch.id) return;
+    this.inflight = null;
+    this.busy = false;
+    if (msg.type === "error") batch.items.forEach((it) => it.done(new EmbedError(`embedding failed: ${msg.message}`), 0));
+    else batch.items.forEach((it, i) => it.done(msg.vectors.slice(i * msg.dims, (i + 1) * msg.dims), msg.tokens[i]!));
+    this.pump();
+  }
+
+  private failInflight(err: Error) {
+    const batch = this.inflight;
+    this.inflight = null;
+    this.busy = false;
+    batch?.items.forEach((it) => it.done(err, 0));
+    this.pump();
+  }
+
+  async close() {
+    this.closed = true;
+    this.worker.terminate();
+    const err = new EmbedError("the embedder is shut down");
+    this.failInflight(err);
+    for (const it of this.queue.splice(0)) it.done(err, 0);
+  }
+}

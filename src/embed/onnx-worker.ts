@@ -1,0 +1,128 @@
+// Runs an ONNX embedding model off the HTTP thread: onnxruntime-node's `run` is synchronous
+// on the calling thread. Texts arrive already tokenised; vectors go back as one transferred
+// Float32Array per batch.
+//
+// onnxruntime's modules are loaded from absolute paths the main thread resolved: a bare
+// `onnxruntime-common` specifier never finishes resolving inside a Bun Worker (Bun 1.4.5).
+import { loadTokenizer, truncate, type TokenizerSpec } from "./tokenizers";
+import type { Tokenizer } from "./tokenizer";
+
+declare const self: Worker;
+
+export interface OnnxWorkerInit {
+  type: "init";
+  commonPath: string;
+  bindingPath: string;
+  modelPath: string;
+  threads: number;
+  tokenizer: TokenizerSpec;
+  maxTokens: number;
+  /** BERT-style tokenizers end with a special token that truncation must keep. */
+  keepLastToken: boolean;
+}
+
+export interface OnnxWorkerRun {
+  type: "run";
+  id: number;
+  texts: string[];
+}
+
+export type OnnxWorkerReply =
+  | { type: "ready"; dims: number }
+  | { type: "result"; id: number; vectors: Float32Array; dims: number; tokens: number[] }
+  | { type: "error"; id: number | null; message: string };
+
+let session: any = null;
+let common: any = null;
+let tokenizer: Tokenizer;
+let cfg: OnnxWorkerInit;
+// Detected from the graph: USE-lite's `sentence_embedding` is pooled and normalised already;
+// a sentence-transformers export gives token states (`last_hidden_state`) to mean-pool.
+let io: { ids: string; mask: string; tokenTypes?: string; output: string; pooled: boolean };
+
+function detectIo(): typeof io {
+  const inputs: string[] = session.inputMetadata.map((m: { name: string }) => m.name);
+  const outputs: string[] = session.outputMetadata.map((m: { name: string }) => m.name);
+  const ids = inputs.find((n) => n === "input_ids") ?? inputs[0]!;
+  const mask = inputs.find((n) => n === "attention_mask");
+  if (!mask) throw new Error(`the model has no attention_mask input (inputs: ${inputs.join(", ")})`);
+  const pooled = outputs.find((n) => n === "sentence_embedding");
+  const output = pooled ?? outputs.find((n) => n === "last_hidden_state" || n === "token_embeddings") ?? outputs[0]!;
+  return { ids, mask, tokenTypes: inputs.find((n) => n === "token_type_ids"), output, pooled: !!pooled };
+}
+
+function run(tokens: number[][]): { vectors: Float32Array; dims: number } {
+  const batch = tokens.length;
+  const width = Math.max(1, ...tokens.map((t) => t.length));
+  const ids = new BigInt64Array(batch * width);
+  const mask = new BigInt64Array(batch * width);
+  tokens.forEach((t, i) =>
+    t.forEach((id, j) => {
+      ids[i * width + j] = BigInt(id);
+      mask[i * width + j] = 1n;
+    }),
+  );
+  const feeds: Record<string, unknown> = {
+    [io.ids]: new common.Tensor("int64", ids, [batch, width]),
+    [io.mask]: new common.Tensor("int64", mask, [batch, width]),
+  };
+  if (io.tokenTypes) feeds[io.tokenTypes] = new common.Tensor("int64", new BigInt64Array(batch * width), [batch, width]);
+  const out = session.run(feeds, { [io.output]: null }, {})[io.output];
+  const data = out.data as Float32Array;
+  if (io.pooled || out.dims.length === 2) {
+    const dims = out.dims[1] as number;
+    const vectors = new Float32Array(data);
+    normalizeRows(vectors, dims);
+    return { vectors, dims };
+  }
+  const dims = out.dims[2] as number;
+  const vectors = new Float32Array(batch * dims);
+  for (let i = 0; i < batch; i++) {
+    const n = tokens[i]!.length;
+    for (let j = 0; j < n; j++) {
+      const base = (i * width + j) * dims;
+      for (let d = 0; d < dims; d++) vectors[i * dims + d]! += data[base + d]!;
+    }
+    for (let d = 0; d < dims; d++) vectors[i * dims + d]! /= Math.max(1, n);
+  }
+  normalizeRows(vectors, dims);
+  return { vectors, dims };
+}
+
+function normalizeRows(v: Float32Array, dims: number) {
+  for (let at = 0; at < v.length; at += dims) {
+    let ss = 0;
+    for (let d = 0; d < dims; d++) ss += v[at + d]! * v[at + d]!;
+    const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
+    for (let d = 0; d < dims; d++) v[at + d]! *= inv;
+  }
+}
+
+self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
+  const msg = e.data;
+  if (msg.type === "init") {
+    try {
+      cfg = msg;
+      tokenizer = await loadTokenizer(msg.tokenizer);
+      common = require(msg.commonPath);
+      const binding = require(msg.bindingPath);
+      binding.initOrtOnce(3, common.Tensor, false);
+      session = new binding.InferenceSession();
+      session.loadModel(msg.modelPath, { intraOpNumThreads: msg.threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+      io = detectIo();
+      const probe = run([tokenizer.encode("probe")]);
+      self.postMessage({ type: "ready", dims: probe.dims } satisfies OnnxWorkerReply);
+    } catch (err) {
+      self.postMessage({ type: "error", id: null, message: String((err as Error)?.message ?? err) } satisfies OnnxWorkerReply);
+    }
+    return;
+  }
+  try {
+    const tokens = msg.texts.map((t) => truncate(tokenizer.encode(t), cfg.maxTokens, cfg.keepLastToken));
+    const { vectors, dims } = run(tokens);
+    const counts = tokens.map((t) => t.length);
+    self.postMessage({ type: "result", id: msg.id, vectors, dims, tokens: counts } satisfies OnnxWorkerReply, [vectors.buffer]);
+  } catch (err) {
+    self.postMessage({ type: "error", id: msg.id, message: String((err as Error)?.message ?? err) } satisfies OnnxWorkerReply);
+  }
+};
