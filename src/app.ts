@@ -2,7 +2,9 @@ import { cors } from "@elysiajs/cors";
 import { Elysia } from "elysia";
 import type { HttpContext } from "./http/context";
 import { ApiError, errorResponse, fromServiceError, internalError, badRequest } from "./http/errors";
+import { embeddingsRoutes } from "./http/routes/embeddings";
 import { filesRoutes } from "./http/routes/files";
+import { vectorStoreRoutes } from "./http/routes/vector-stores";
 import { systemRoutes } from "./http/routes/system";
 import { ServiceError } from "./services/errors";
 import { log } from "./util/log";
@@ -21,7 +23,9 @@ export function buildApp(ctx: HttpContext) {
     .use(cors({ origin: origins, exposeHeaders: ["openai-poll-after-ms", "retry-after", "content-disposition", "content-range"] }))
     .onError({ as: "global" }, ({ code, error, request }) => toErrorResponse(code, error, request))
     .use(systemRoutes())
-    .use(filesRoutes(ctx));
+    .use(filesRoutes(ctx))
+    .use(vectorStoreRoutes(ctx))
+    .use(embeddingsRoutes(ctx));
 }
 
 function toErrorResponse(code: string | number, error: unknown, request: Request): Response {

@@ -21,6 +21,15 @@ export interface Config {
   ingestTimeoutSeconds: number;
   ingestMaxAttempts: number;
   ingestLeaseSeconds: number;
+  embedProvider: "bundled" | "onnx" | "openai";
+  embedPrecision: "int8" | "fp32";
+  embedModelDir: string | null;
+  embedUrl: string | null;
+  embedApiKey: string | null;
+  embedModel: string | null;
+  embedMaxTokens: number; // 0 = what the model declares
+  embedThreads: number;
+  embedBatch: number;
 }
 
 type Parsed<T> = { value: T } | { error: string };
@@ -85,6 +94,22 @@ const SETTINGS: Setting[] = [
     key: "ingestLeaseSeconds", flag: "--ingest-lease", env: "RAGD_INGEST_LEASE", default: 15,
     help: "seconds a parse job stays claimed without a heartbeat; after a crash its jobs restart this soon", parse: int(1, 3600),
   },
+  {
+    key: "embedProvider", flag: "--embed-provider", env: "RAGD_EMBED_PROVIDER", default: "bundled",
+    help: "bundled (the built-in model), onnx (a local sentence-transformers ONNX export) or openai (a remote /v1/embeddings API)",
+    parse: oneOf("bundled", "onnx", "openai"),
+  },
+  {
+    key: "embedPrecision", flag: "--embed-precision", env: "RAGD_EMBED_PRECISION", default: "int8",
+    help: "the bundled model's weights: int8 (faster) or fp32", parse: oneOf("int8", "fp32"),
+  },
+  { key: "embedModelDir", flag: "--embed-model-dir", env: "RAGD_EMBED_MODEL_DIR", default: null, help: "onnx: directory with model.onnx (or onnx/model.onnx) and tokenizer.json", parse: str, show: (v) => v ?? "none" },
+  { key: "embedUrl", flag: "--embed-url", env: "RAGD_EMBED_URL", default: null, help: "openai: base URL such as https://api.openai.com/v1", parse: str, show: (v) => v ?? "none" },
+  { key: "embedApiKey", flag: "--embed-api-key", env: "RAGD_EMBED_API_KEY", default: null, help: "openai: the API key", parse: str, show: (v) => (v ? "set" : "none") },
+  { key: "embedModel", flag: "--embed-model", env: "RAGD_EMBED_MODEL", default: null, help: "openai: the model name; onnx: the id to serve it as", parse: str, show: (v) => v ?? "none" },
+  { key: "embedMaxTokens", flag: "--embed-max-tokens", env: "RAGD_EMBED_MAX_TOKENS", default: 0, help: "tokens the model reads, 0 = what it declares", parse: int(0, 32768) },
+  { key: "embedThreads", flag: "--embed-threads", env: "RAGD_EMBED_THREADS", default: availableParallelism(), help: "threads of the ONNX session", parse: int(1, 256) },
+  { key: "embedBatch", flag: "--embed-batch", env: "RAGD_EMBED_BATCH", default: 32, help: "texts per embedding batch", parse: int(1, 1024) },
   {
     key: "logLevel", flag: "--log-level", env: "RAGD_LOG_LEVEL", default: "info", help: "debug, info, warn or error",
     parse: oneOf("debug", "info", "warn", "error"),

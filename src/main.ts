@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 import pkg from "../package.json";
 import { ConfigError, loadConfig, settingsHelp } from "./config";
-import { openServices, startServer } from "./server";
+import { openKeys, openServices, startServer } from "./server";
 import { DEFAULT_PROJECT } from "./services/keys";
 import { log, setLogLevel } from "./util/log";
 
@@ -16,6 +16,8 @@ Usage:
   ragd keys create --project NAME [opts]  create an API key (printed once) for a project
   ragd keys list [options]                list keys (ids and prefixes, never the keys)
   ragd keys revoke KEY_ID [options]       revoke a key
+  ragd reindex [options]                  re-embed every chunk with the configured model
+                                          (needed after changing the embedding model)
   ragd version                            print the version
 
 Options (each also read from its environment variable):
@@ -34,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === "serve") return serve(rest);
   if (cmd === "keys") return keys(rest);
+  if (cmd === "reindex") return reindex(rest);
   process.stderr.write(`ragd: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }
@@ -64,6 +67,20 @@ async function serve(args: string[]): Promise<number> {
   return -1; // keep running
 }
 
+async function reindex(args: string[]): Promise<number> {
+  const config = loadConfig(args);
+  setLogLevel(config.logLevel);
+  const s = await openServices(config);
+  try {
+    const total = await s.search.reindex((done, all) => process.stderr.write(`\rembedded ${done} of ${all} chunks`));
+    process.stderr.write(`\n`);
+    process.stdout.write(`re-embedded ${total} chunks with ${s.embedder.model.id} (${s.embedder.model.dims} dimensions)\n`);
+    return 0;
+  } finally {
+    await s.close();
+  }
+}
+
 async function keys(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   const take = (flag: string) => {
@@ -76,14 +93,14 @@ async function keys(args: string[]): Promise<number> {
   if (sub === "create") {
     const project = take("--project");
     if (!project) throw new ConfigError("keys create needs --project NAME");
-    const { keys } = await openServices(loadConfig(rest));
+    const { keys } = await openKeys(loadConfig(rest));
     const k = await keys.create(project);
     process.stderr.write(`created key ${k.id} for project "${k.project.name}"; store it now, it is not shown again:\n`);
     process.stdout.write(`${k.key}\n`);
     return 0;
   }
   if (sub === "list") {
-    const { keys } = await openServices(loadConfig(rest));
+    const { keys } = await openKeys(loadConfig(rest));
     const rows = await keys.list();
     process.stdout.write(`${"ID".padEnd(22)}${"PROJECT".padEnd(20)}${"PREFIX".padEnd(16)}${"CREATED".padEnd(22)}STATUS\n`);
     for (const r of rows)
@@ -95,7 +112,7 @@ async function keys(args: string[]): Promise<number> {
   if (sub === "revoke") {
     const id = rest.shift();
     if (!id || id.startsWith("--")) throw new ConfigError("keys revoke needs a key id (see `ragd keys list`)");
-    const { keys } = await openServices(loadConfig(rest));
+    const { keys } = await openKeys(loadConfig(rest));
     if (!(await keys.revoke(id))) {
       process.stderr.write(`ragd: no active key with id ${id}\n`);
       return 1;

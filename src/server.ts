@@ -3,9 +3,16 @@ import { join } from "node:path";
 import { buildApp } from "./app";
 import type { Config } from "./config";
 import { RateLimiter } from "./http/rate-limit";
+import { openProvider } from "./embed/index";
+import type { EmbeddingProvider } from "./embed/provider";
 import { IngestPipeline } from "./ingest/pipeline";
+import { EmbeddingsService } from "./services/embeddings";
 import { EMBEDDABLE, FilesService } from "./services/files";
 import { KeysService } from "./services/keys";
+import { SearchService } from "./services/search";
+import { VectorStoresService } from "./services/vector-stores";
+import { SqliteChunksRepo } from "./storage/chunks-repo";
+import { SqliteStoresRepo } from "./storage/stores-repo";
 import { DiskBlobStore } from "./storage/blobs";
 import { openDatabase } from "./storage/db";
 import { SqliteFilesRepo } from "./storage/files-repo";
@@ -18,6 +25,34 @@ export interface Services {
   files: FilesService;
   keys: KeysService;
   ingest: IngestPipeline;
+  embedder: EmbeddingProvider;
+  search: SearchService;
+  vectorStores: VectorStoresService;
+  embeddings: EmbeddingsService;
+  stores: SqliteStoresRepo;
+  close(): Promise<void>;
+}
+
+export function embedConfig(config: Config) {
+  return {
+    provider: config.embedProvider,
+    precision: config.embedPrecision,
+    modelDir: config.embedModelDir,
+    url: config.embedUrl,
+    apiKey: config.embedApiKey,
+    model: config.embedModel,
+    maxTokens: config.embedMaxTokens || null,
+    threads: config.embedThreads,
+    batchSize: config.embedBatch,
+  };
+}
+
+/** Just the keys, for the `ragd keys` commands: no model is loaded. */
+export async function openKeys(config: Config) {
+  const db = openDatabase(join(config.dataDir, "ragd.db"));
+  const keys = new KeysService(new SqliteKeysRepo(db), config.apiKey);
+  await keys.init();
+  return { keys, close: () => db.close() };
 }
 
 /** Opens the data directory: database, blobs and the services over them. */
@@ -25,17 +60,39 @@ export async function openServices(config: Config): Promise<Services> {
   const db = openDatabase(join(config.dataDir, "ragd.db"));
   const blobs = new DiskBlobStore(join(config.dataDir, "blobs"));
   const files = new FilesService(new SqliteFilesRepo(db), blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota });
+  const filesRepo = new SqliteFilesRepo(db);
   const keys = new KeysService(new SqliteKeysRepo(db), config.apiKey);
   await keys.init();
+  const embedder = await openProvider(embedConfig(config));
+  const search = new SearchService(new SqliteChunksRepo(db), embedder, join(config.dataDir, "vectors"));
+  const stores = new SqliteStoresRepo(db);
+  const vectorStores = new VectorStoresService(stores, filesRepo, search, embedder.model.maxTokens);
   const ingest = new IngestPipeline(new SqliteJobsRepo(db), blobs, {
     concurrency: config.ingestConcurrency,
     timeoutMs: config.ingestTimeoutSeconds * 1000,
     maxAttempts: config.ingestMaxAttempts,
     purposes: [...EMBEDDABLE],
     leaseMs: config.ingestLeaseSeconds * 1000,
+    embedder,
+    onCommitted: () => void search.catchUp().catch((e) => log.error("vector index update failed", { error: String(e) })),
   });
   files.attachIngest(ingest);
-  return { db, files, keys, ingest };
+  const embeddings = new EmbeddingsService(embedder);
+  return {
+    db,
+    files,
+    keys,
+    ingest,
+    embedder,
+    search,
+    vectorStores,
+    embeddings,
+    stores,
+    async close() {
+      await embedder.close();
+      db.close();
+    },
+  };
 }
 
 export interface RunningServer {
@@ -47,11 +104,19 @@ export interface RunningServer {
 
 export async function startServer(config: Config): Promise<RunningServer> {
   const services = await openServices(config);
+  try {
+    await services.search.start();
+  } catch (e) {
+    await services.close();
+    throw e;
+  }
+  const adopted = await services.stores.adoptOrphans([...EMBEDDABLE], Math.floor(Date.now() / 1000));
+  if (adopted) log.info("added earlier files to their project's knowledge base", { files: adopted });
   const r = await services.files.reconcile();
   if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
 
   const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests });
-  const app = buildApp({ config, files: services.files, keys: services.keys, limiter });
+  const app = buildApp({ config, files: services.files, keys: services.keys, vectorStores: services.vectorStores, embeddings: services.embeddings, limiter });
   app.listen({ hostname: config.host, port: config.port });
   const server = app.server!;
 
@@ -82,7 +147,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       clearInterval(timer);
       await app.stop();
       await services.ingest.stop();
-      services.db.close();
+      await services.search.stop();
+      await services.close();
     },
   };
 }

@@ -41,7 +41,7 @@ test("a lost lease writes nothing; an expired lease can be claimed by another ru
   await jobs.claim("old", t, 1000, 3);
   expect(await jobs.claim("new", t + 500, 1000, 3)).toBeNull();
   expect((await jobs.claim("new", t + 1500, 1000, 3))?.attempts).toBe(2);
-  const chunk = { text: "x", location: {}, charStart: 0, charEnd: 1, tokens: 1 };
+  const chunk = { text: "x", location: {}, charStart: 0, charEnd: 1, tokens: 1, embedding: null };
   expect(await jobs.finish("file-a", "old", { status: "processed", format: "text", text: "x", chunks: [chunk] })).toBe(false);
   expect(db.query(`SELECT count(*) AS n FROM chunks`).get()).toEqual({ n: 0 });
   expect(await jobs.finish("file-a", "new", { status: "processed", format: "text", text: "x", chunks: [chunk] })).toBe(true);

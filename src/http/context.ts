@@ -1,5 +1,7 @@
 import type { Config } from "../config";
+import type { EmbeddingsService } from "../services/embeddings";
 import type { FilesService } from "../services/files";
+import type { VectorStoresService } from "../services/vector-stores";
 import type { KeysService, Principal } from "../services/keys";
 import { authenticate } from "./auth";
 import { rateLimited } from "./errors";
@@ -10,6 +12,8 @@ export interface HttpContext {
   config: Config;
   files: FilesService;
   keys: KeysService;
+  vectorStores: VectorStoresService;
+  embeddings: EmbeddingsService;
   limiter: RateLimiter;
 }
 

@@ -6,7 +6,7 @@ export interface TokenCounter {
 }
 
 /**
- * Until the model's own tokenizer is wired in: one token per word piece of up to six
+ * For models whose tokenizer is not local (remote APIs): one token per word piece of up to six
  * letters or digits, and one per other symbol. Within about 15% of SentencePiece on English.
  */
 export const approximateTokens: TokenCounter = {

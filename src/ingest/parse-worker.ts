@@ -1,5 +1,6 @@
 // One document per worker: the worker is terminated afterwards (or at the time budget), so
 // whatever a crafted file does to this thread's heap or prototypes dies with it.
+import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
 import { chunkBlocks, type ChunkSize } from "./chunker";
 import { lowerThreadPriority } from "./low-priority";
 import { parseDocument } from "./parsers/index";
@@ -10,6 +11,8 @@ export interface ParseRequest {
   filename: string;
   limits: ParseLimits;
   chunking: ChunkSize;
+  /** The embedding model's tokenizer, so chunk sizes are counted as the model counts them. */
+  tokenizer: TokenizerSpec;
 }
 
 export type ParseReply =
@@ -24,7 +27,7 @@ lowerThreadPriority();
 const reply = (m: ParseReply) => self.postMessage(m);
 
 self.onmessage = async (e: MessageEvent<ParseRequest>) => {
-  const { bytes, filename, limits, chunking } = e.data;
+  const { bytes, filename, limits, chunking, tokenizer } = e.data;
   let last = 0;
   const progress = (message: string) => {
     const now = Date.now();
@@ -33,9 +36,9 @@ self.onmessage = async (e: MessageEvent<ParseRequest>) => {
     reply({ type: "progress", message });
   };
   try {
-    const doc = await parseDocument({ bytes, filename, limits, progress });
+    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress }), loadTokenizer(tokenizer)]);
     progress("chunking");
-    const { text, chunks } = chunkBlocks(doc.blocks, chunking);
+    const { text, chunks } = chunkBlocks(doc.blocks, chunking, counter);
     reply({ type: "done", format: doc.format, text, chunks });
   } catch (err) {
     // A library throwing on a damaged file is a property of the file: retrying won't help.

@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import type { EmbeddingProvider } from "../embed/provider";
+import { encodeVector } from "../storage/vector-codec";
 import type { BlobStore } from "../storage/blobs";
 import type { JobOutcome, JobsRepo, Job } from "../storage/jobs-repo";
 import { log } from "../util/log";
@@ -15,9 +17,14 @@ export interface PipelineOptions {
   /** How long a claim lasts without a heartbeat; a crashed runner's jobs return after this. */
   leaseMs?: number;
   limits?: ParseLimits;
-  /** The most tokens the embedding model reads; chunks never exceed it. */
-  modelMaxTokens?: number;
+  /** Embeds chunks before they commit; its tokenizer sizes them. */
+  embedder: EmbeddingProvider;
+  /** Called after a file's chunks committed, to bring the vector index up to date. */
+  onCommitted?: () => void;
 }
+
+// Chunks go to the embedder in slices, so progress moves and a cancelled file stops early.
+const EMBED_SLICE = 256;
 
 // In the single binary the worker is a second entry point of `bun build --compile`
 // (see Makefile), stored under its path relative to src/; from source it sits beside us.
@@ -37,8 +44,8 @@ interface Running {
 
 /**
  * Runs the ingestion queue: claims jobs, parses each file in a fresh Bun Worker off the
- * HTTP thread, and commits chunks and the file's status in one transaction. Next stages
- * (embed, index) slot in between the parse result and `finish`.
+ * HTTP thread, embeds the chunks (batched with other files' chunks in the embedder), and
+ * commits chunks, vectors and the file's status; the vector index then catches up.
  */
 export class IngestPipeline {
   private readonly owner = `ragd-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -58,7 +65,7 @@ export class IngestPipeline {
   ) {
     this.leaseMs = opts.leaseMs ?? 15_000;
     this.limits = opts.limits ?? DEFAULT_PARSE_LIMITS;
-    this.chunking = resolveChunking({ type: "auto" }, opts.modelMaxTokens ?? 128);
+    this.chunking = resolveChunking({ type: "auto" }, opts.embedder.model.maxTokens);
   }
 
   async start() {
@@ -160,17 +167,27 @@ export class IngestPipeline {
       if (reply.type === "failed") outcome = { status: "error", details: reply.message };
       else if (reply.type === "done" && reply.chunks.length === 0)
         outcome = { status: "error", details: noTextMessage(reply.format) };
-      else if (reply.type === "done")
+      else if (reply.type === "done") {
+        const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, started, (m) => (progress = m));
+        if (slot.cancelled || heartbeatFailed) return;
         outcome = {
           status: "processed",
           format: reply.format,
           text: reply.text,
-          chunks: reply.chunks.map((c) => ({ text: c.text, location: c.loc, charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens })),
+          chunks: reply.chunks.map((c, i) => ({
+            text: c.text,
+            location: c.loc,
+            charStart: c.charStart,
+            charEnd: c.charEnd,
+            tokens: c.tokens,
+            embedding: embeddings[i]!,
+          })),
         };
-      else throw new Transient("the parser ended without a result");
+      } else throw new Transient("the parser ended without a result");
       const commitStart = performance.now();
       const ok = await this.jobs.finish(job.fileId, this.owner, outcome);
       const commitMs = Math.round(performance.now() - commitStart);
+      if (ok && outcome.status === "processed") this.opts.onCommitted?.();
       log.info("ingested", {
         file_id: job.fileId,
         status: outcome.status,
@@ -197,6 +214,23 @@ export class IngestPipeline {
     }
   }
 
+  private async embed(texts: string[], slot: Running, started: number, onProgress: (m: string) => void): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (let at = 0; at < texts.length; at += EMBED_SLICE) {
+      if (slot.cancelled) return out;
+      if (Date.now() - started > this.opts.timeoutMs) throw new Timeout(this.opts.timeoutMs);
+      onProgress(`embedding chunk ${at + 1} of ${texts.length}`);
+      let vectors: Float32Array[];
+      try {
+        ({ vectors } = await this.opts.embedder.embed(texts.slice(at, at + EMBED_SLICE), "ingest"));
+      } catch (e) {
+        throw new Transient(`embedding failed: ${String((e as Error)?.message ?? e)}`);
+      }
+      for (const v of vectors) out.push(encodeVector(v));
+    }
+    return out;
+  }
+
   private parse(job: Job, slot: Running, bytes: Uint8Array, onProgress: (m: string) => void): Promise<ParseReply> {
     return new Promise((resolve, reject) => {
       const worker = new Worker(WORKER_URL, { smol: true } as WorkerOptions);
@@ -219,7 +253,7 @@ export class IngestPipeline {
       };
       worker.onerror = (e) => settle(new Transient(`the parser crashed: ${e.message ?? "unknown error"}`));
       worker.addEventListener("close", () => settle(new Transient("the parser exited unexpectedly")));
-      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking };
+      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec };
       worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
     });
   }
@@ -227,7 +261,7 @@ export class IngestPipeline {
 
 class Timeout extends Error {
   constructor(ms: number) {
-    super(`parsing took longer than the ${Math.round(ms / 1000)} s limit per file; split the document or raise --ingest-timeout`);
+    super(`processing took longer than the ${Math.round(ms / 1000)} s limit per file; split the document or raise --ingest-timeout`);
   }
 }
 

@@ -75,6 +75,82 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (file_id, idx)
   ) WITHOUT ROWID;
   `,
+  `
+  -- Chunks gain an integer id (the vector index's key), the chunking strategy that cut them
+  -- and their embedding (storage/vector-codec.ts). Earlier chunks keep their text and get
+  -- embedded at the next start (embedding IS NULL).
+  CREATE TABLE chunks_v3 (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    file_id    TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    strategy   TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    location   TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end   INTEGER NOT NULL,
+    tokens     INTEGER NOT NULL,
+    embedding  BLOB,
+    UNIQUE (file_id, strategy, idx)
+  );
+  INSERT INTO chunks_v3 (file_id, strategy, idx, text, location, char_start, char_end, tokens)
+    SELECT file_id, 'auto', idx, text, location, char_start, char_end, tokens FROM chunks ORDER BY file_id, idx;
+  DROP TABLE chunks;
+  ALTER TABLE chunks_v3 RENAME TO chunks;
+  CREATE INDEX chunks_missing_embedding ON chunks(id) WHERE embedding IS NULL;
+
+  -- BM25 over the same chunks; contentless, the text lives in chunks.
+  CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='', contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2');
+  INSERT INTO chunks_fts (rowid, text) SELECT id, text FROM chunks;
+  CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text);
+  END;
+  CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    DELETE FROM chunks_fts WHERE rowid = old.id;
+  END;
+
+  -- Settings the data depends on, e.g. which embedding model wrote the vectors.
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+
+  CREATE TABLE vector_stores (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT NOT NULL UNIQUE,
+    project_id     TEXT NOT NULL REFERENCES projects(id),
+    name           TEXT,
+    is_default     INTEGER NOT NULL DEFAULT 0,
+    created_at     INTEGER NOT NULL,
+    last_active_at INTEGER NOT NULL,
+    metadata       TEXT NOT NULL DEFAULT '{}',
+    expires_days   INTEGER,
+    chunking       TEXT NOT NULL DEFAULT '{"type":"auto"}'
+  );
+  CREATE INDEX vector_stores_project ON vector_stores(project_id, seq);
+  CREATE UNIQUE INDEX vector_stores_default ON vector_stores(project_id) WHERE is_default = 1;
+
+  CREATE TABLE vector_store_file_batches (
+    id         TEXT PRIMARY KEY,
+    store_id   TEXT NOT NULL REFERENCES vector_stores(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    cancelled  INTEGER NOT NULL DEFAULT 0
+  );
+
+  -- A file's membership in a store. Its status is derived from the file's (see stores-repo).
+  CREATE TABLE vector_store_files (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    store_id   TEXT NOT NULL REFERENCES vector_stores(id) ON DELETE CASCADE,
+    file_id    TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    attributes TEXT NOT NULL DEFAULT '{}',
+    chunking   TEXT NOT NULL DEFAULT '{"type":"auto"}',
+    batch_id   TEXT REFERENCES vector_store_file_batches(id) ON DELETE SET NULL,
+    cancelled  INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (store_id, file_id)
+  );
+  CREATE INDEX vector_store_files_file ON vector_store_files(file_id);
+  CREATE INDEX vector_store_files_batch ON vector_store_files(batch_id) WHERE batch_id IS NOT NULL;
+  `,
 ];
 
 export function openDatabase(path: string): Database {

@@ -1,4 +1,5 @@
 import type { Database } from "bun:sqlite";
+import { ensureDefaultStore } from "./stores-repo";
 
 export interface FileRow {
   id: string;
@@ -63,10 +64,16 @@ export class SqliteFilesRepo implements FilesRepo {
            VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256)`,
         )
         .run({ ...row });
-      if (row.status === "uploaded")
+      if (row.status === "uploaded") {
         this.db
           .query(`INSERT INTO jobs (file_id, enqueued_at, state, run_after) VALUES ($id, $now, 'queued', $now)`)
           .run({ id: row.id, now: Date.now() });
+        // Every ingested file joins the project's knowledge base.
+        const storeId = ensureDefaultStore(this.db, row.projectId, row.createdAt);
+        this.db
+          .query(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ($storeId, $id, $now)`)
+          .run({ storeId, id: row.id, now: row.createdAt });
+      }
       return true;
     }).immediate();
   }

@@ -14,6 +14,8 @@ export interface ChunkRow {
   charStart: number;
   charEnd: number;
   tokens: number;
+  /** storage/vector-codec.ts encoding; null when no embedding model is configured. */
+  embedding: Uint8Array | null;
 }
 
 export type JobOutcome =
@@ -99,13 +101,14 @@ export class SqliteJobsRepo implements JobsRepo {
       // leaves nothing visible and the retry starts by clearing the partial rows.
       if (!this.db.transaction(() => (held() ? (clear(), true) : false)).immediate()) return false;
       const insert = this.db.query(
-        `INSERT INTO chunks (file_id, idx, text, location, char_start, char_end, tokens) VALUES ($fileId, $idx, $text, $location, $charStart, $charEnd, $tokens)`,
+        `INSERT INTO chunks (file_id, strategy, idx, text, location, char_start, char_end, tokens, embedding)
+         VALUES ($fileId, 'auto', $idx, $text, $location, $charStart, $charEnd, $tokens, $embedding)`,
       );
       for (let from = 0; from < outcome.chunks.length; from += FINISH_BATCH) {
         const ok = this.db.transaction(() => {
           if (!held()) return false;
           outcome.chunks.slice(from, from + FINISH_BATCH).forEach((c, i) =>
-            insert.run({ fileId, idx: from + i, text: c.text, location: JSON.stringify(c.location), charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens }),
+            insert.run({ fileId, idx: from + i, text: c.text, location: JSON.stringify(c.location), charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens, embedding: c.embedding }),
           );
           return true;
         }).immediate();

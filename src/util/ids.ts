@@ -21,3 +21,7 @@ export const isFileId = (s: string) => FILE_ID_RE.test(s);
 export const newProjectId = () => `proj_${randomBase62(20)}`;
 export const newKeyId = () => `key_${randomBase62(16)}`;
 export const newApiKey = () => `sk-ragd-${randomBase62(40)}`;
+export const newVectorStoreId = () => `vs_${randomBase62(24)}`;
+export const newFileBatchId = () => `vsfb_${randomBase62(24)}`;
+export const isVectorStoreId = (s: string) => /^vs_[0-9A-Za-z]{24}$/.test(s);
+export const isFileBatchId = (s: string) => /^vsfb_[0-9A-Za-z]{24}$/.test(s);

@@ -1,0 +1,63 @@
+import type { EmbeddingProvider } from "../embed/provider";
+import { invalid, ServiceError } from "./errors";
+
+const MAX_INPUTS = 2048;
+const DEFAULT_ALIAS = "default";
+
+/** `/v1/embeddings` and `/v1/models`: the configured model, in OpenAI's shapes. */
+export class EmbeddingsService {
+  private readonly created = Math.floor(Date.now() / 1000);
+
+  constructor(private readonly provider: EmbeddingProvider) {}
+
+  get model() {
+    return this.provider.model;
+  }
+
+  private modelObject() {
+    return { id: this.provider.model.id, object: "model" as const, created: this.created, owned_by: this.provider.model.ownedBy };
+  }
+
+  listModels() {
+    return { object: "list" as const, data: [this.modelObject()] };
+  }
+
+  getModel(id: string) {
+    if (id !== this.provider.model.id && id !== DEFAULT_ALIAS) throw modelNotFound(id);
+    return this.modelObject();
+  }
+
+  async create(body: Record<string, unknown>) {
+    for (const k of Object.keys(body))
+      if (!["input", "model", "encoding_format", "dimensions", "user"].includes(k)) throw invalid(`Unrecognized request argument supplied: ${k}`, k, "unknown_parameter");
+    if (typeof body.model !== "string" || body.model === "") throw invalid("model is required: pass the id from GET /v1/models or 'default'", "model", "missing_required_parameter");
+    if (body.model !== this.provider.model.id && body.model !== DEFAULT_ALIAS) throw modelNotFound(body.model);
+    const format = body.encoding_format ?? "float";
+    if (format !== "float" && format !== "base64") throw invalid("encoding_format must be 'float' or 'base64'", "encoding_format", "invalid_value");
+    if (body.dimensions !== undefined && body.dimensions !== this.provider.model.dims)
+      throw invalid(`${this.provider.model.id} returns ${this.provider.model.dims} dimensions and cannot shorten them; omit 'dimensions'`, "dimensions", "invalid_value");
+    const input = body.input;
+    let texts: string[];
+    if (typeof input === "string") texts = [input];
+    else if (Array.isArray(input) && input.length > 0 && input.length <= MAX_INPUTS && input.every((t) => typeof t === "string")) texts = input as string[];
+    else if (Array.isArray(input) && input.length > 0 && input.every((t) => Array.isArray(t) || typeof t === "number"))
+      throw invalid("this server embeds text; token-id arrays are not accepted for input", "input", "invalid_value");
+    else throw invalid(`input must be a string or a list of 1 to ${MAX_INPUTS} strings`, "input", "invalid_value");
+    if (texts.some((t) => t === "")) throw invalid("input must not contain empty strings", "input", "invalid_value");
+    const { vectors, tokens } = await this.provider.embed(texts, "query");
+    const used = tokens.reduce((a, b) => a + b, 0);
+    return {
+      object: "list" as const,
+      data: vectors.map((v, index) => ({
+        object: "embedding" as const,
+        index,
+        embedding: format === "base64" ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : Array.from(v),
+      })),
+      model: this.provider.model.id,
+      usage: { prompt_tokens: used, total_tokens: used },
+    };
+  }
+}
+
+const modelNotFound = (id: string) =>
+  new ServiceError("not_found", `The model '${id}' does not exist on this server; GET /v1/models lists the models it serves.`, "model", "model_not_found");

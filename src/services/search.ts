@@ -1,0 +1,249 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import type { EmbeddingProvider } from "../embed/provider";
+import type { ChunkHit, Scored, SqliteChunksRepo } from "../storage/chunks-repo";
+import type { SqlFilter } from "../storage/stores-repo";
+import { encodeVector, decodeVector, dotEncoded } from "../storage/vector-codec";
+import { UsearchIndex, type VectorIndex } from "../storage/vectors";
+import { log } from "../util/log";
+
+/**
+ * Hybrid ranking: both lists are min-max normalised over the candidates and summed with
+ * these weights. Tuned on SciFact's train queries (bench/retrieval.ts): with the bundled
+ * model, dense retrieval alone is far below BM25 and reciprocal-rank fusion falls below
+ * BM25 too, so the default leans on keywords.
+ */
+export const DEFAULT_EMBEDDING_WEIGHT = 0.3;
+// Below this many candidate chunks, exact search over SQLite beats HNSW plus post-filtering.
+const EXACT_LIMIT = 20_000;
+const CATCH_UP_BATCH = 10_000;
+const SAVE_DELAY_MS = 5_000;
+const MAX_QUERY_TERMS = 64;
+
+export interface SearchOptions {
+  maxResults: number;
+  filter: SqlFilter;
+  scoreThreshold: number;
+  embeddingWeight: number;
+  now: number;
+}
+
+export interface SearchHit extends ChunkHit {
+  score: number;
+}
+
+export class ModelMismatchError extends Error {}
+
+export class SearchService {
+  private index!: VectorIndex;
+  private saveTimer: ReturnType<typeof setTimeout> | null = null;
+  private catching: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly chunks: SqliteChunksRepo,
+    private readonly embedder: EmbeddingProvider,
+    private readonly indexDir: string,
+  ) {}
+
+  get indexPath() {
+    return join(this.indexDir, `${this.embedder.model.id.replace(/[^A-Za-z0-9._-]/g, "_")}.usearch`);
+  }
+
+  /** Refuses vectors written by another model; loads or rebuilds the index; embeds chunks stored without vectors. */
+  async start() {
+    const m = this.embedder.model;
+    const stored = await this.chunks.getMeta("embedding_model");
+    const current = JSON.stringify({ id: m.id, dims: m.dims });
+    if (stored && stored !== current) {
+      const was = JSON.parse(stored) as { id: string; dims: number };
+      throw new ModelMismatchError(
+        `the data directory's vectors were made by the embedding model ${was.id} (${was.dims} dimensions), but this server is configured with ${m.id} (${m.dims} dimensions); ` +
+          `start with the previous model settings, or run \`ragd reindex\` with the new settings to re-embed every chunk`,
+      );
+    }
+    if (!stored) await this.chunks.setMeta("embedding_model", current);
+    const { index, loaded, reason } = UsearchIndex.open(this.indexPath, m.id, m.dims);
+    this.index = index;
+    if (!loaded) log.info("building the vector index from SQLite", { reason });
+    await this.catchUp();
+    log.info("vector index ready", { vectors: this.index.size(), loaded });
+    void this.backfill();
+  }
+
+  async stop() {
+    this.stopped = true;
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    await this.catching;
+    this.saveNow();
+  }
+
+  /** Adds every committed vector the index has not seen (in id order). */
+  catchUp(): Promise<void> {
+    if (this.catching) {
+      this.again = true;
+      return this.catching;
+    }
+    this.catching = (async () => {
+      try {
+        do {
+          this.again = false;
+          for (;;) {
+            const rows = await this.chunks.embeddedAfter(this.index.maxId, CATCH_UP_BATCH);
+            if (rows.length === 0) break;
+            this.index.add(rows.map((r) => r.id), rows.map((r) => decodeVector(r.embedding)));
+            this.scheduleSave();
+            await new Promise((r) => setImmediate(r));
+          }
+        } while (this.again);
+      } finally {
+        this.catching = null;
+      }
+    })();
+    return this.catching;
+  }
+
+  /** `ragd reindex`: drops every vector and index, records the configured model, embeds every chunk again. */
+  async reindex(onProgress: (done: number, total: number) => void) {
+    const m = this.embedder.model;
+    await this.chunks.clearEmbeddings(JSON.stringify({ id: m.id, dims: m.dims }));
+    const total = await this.chunks.chunkCount();
+    if (existsSync(this.indexDir))
+      for (const f of readdirSync(this.indexDir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith(".usearch")))
+      UsearchIndex.discard(join(this.indexDir, f.name));
+    this.index = UsearchIndex.open(this.indexPath, m.id, m.dims).index;
+    const done = await this.backfill((n) => onProgress(n, total));
+    this.saveNow();
+    return done;
+  }
+
+  /** Chunks stored before vectors existed, or after `ragd reindex`, get embedded in the background. */
+  async backfill(onProgress?: (done: number) => void) {
+    let done = 0;
+    for (;;) {
+      if (this.stopped) return done;
+      const rows = await this.chunks.missingEmbeddings(256);
+      if (rows.length === 0) break;
+      const { vectors } = await this.embedder.embed(rows.map((r) => r.text), "ingest");
+      await this.chunks.setEmbeddings(rows.map((r, i) => ({ id: r.id, embedding: encodeVector(vectors[i]!) })));
+      // ids below the index's high-water mark are not picked up by catchUp
+      this.index.add(rows.map((r) => r.id), vectors);
+      this.scheduleSave();
+      done += rows.length;
+      onProgress?.(done);
+    }
+    if (done) log.info("embedded chunks that had no vector", { chunks: done });
+    return done;
+  }
+
+  private scheduleSave() {
+    if (this.saveTimer || this.stopped) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      this.saveNow();
+    }, SAVE_DELAY_MS);
+    this.saveTimer.unref?.();
+  }
+
+  private saveNow() {
+    try {
+      this.index.save();
+    } catch (e) {
+      log.error("could not save the vector index; it will be rebuilt at the next start", { error: String(e) });
+    }
+  }
+
+  async embedQuery(text: string) {
+    return (await this.embedder.embed([text], "query")).vectors[0]!;
+  }
+
+  async search(storeId: string, queries: string[], o: SearchOptions): Promise<SearchHit[]> {
+    const candidates = Math.max(100, o.maxResults * 5);
+    const best = new Map<number, number>();
+    for (const q of queries) {
+      const fused = await this.searchOne(storeId, q, o, candidates);
+      for (const s of fused) if (!((best.get(s.id) ?? -1) >= s.score)) best.set(s.id, s.score);
+    }
+    const ranked = [...best.entries()]
+      .map(([id, score]) => ({ id, score }))
+      .filter((s) => s.score >= o.scoreThreshold)
+      .sort((a, b) => b.score - a.score || a.id - b.id)
+      .slice(0, o.maxResults);
+    const hits = await this.chunks.hits(storeId, ranked.map((r) => r.id));
+    return ranked.flatMap((r) => {
+      const h = hits.get(r.id);
+      return h ? [{ ...h, score: r.score }] : [];
+    });
+  }
+
+  private async searchOne(storeId: string, query: string, o: SearchOptions, n: number): Promise<Scored[]> {
+    const vector = o.embeddingWeight > 0 ? await this.embedQuery(query) : null;
+    const [dense, keyword] = await Promise.all([
+      vector ? this.dense(storeId, o.filter, o.now, vector, n) : Promise.resolve([]),
+      o.embeddingWeight < 1 ? this.keyword(storeId, o.filter, o.now, query, n) : Promise.resolve([]),
+    ]);
+    return fuse(dense, keyword, o.embeddingWeight, vector ? await this.cosines(storeId, o, vector, keyword, dense) : null);
+  }
+
+  /** Chunks found only by keywords still get their true cosine, so fusion compares like with like. */
+  private async cosines(storeId: string, o: SearchOptions, vector: Float32Array, keyword: Scored[], dense: Scored[]) {
+    const known = new Map(dense.map((d) => [d.id, d.score]));
+    const missing = keyword.filter((k) => !known.has(k.id)).map((k) => k.id);
+    if (missing.length) {
+      for (const [id, v] of await this.chunks.embeddings(missing)) known.set(id, dotEncoded(vector, v));
+    }
+    return known;
+  }
+
+  private async dense(storeId: string, filter: SqlFilter, now: number, vector: Float32Array, n: number): Promise<Scored[]> {
+    const total = this.index.size();
+    const inStore = await this.chunks.count(storeId, filter, now);
+    if (inStore === 0) return [];
+    if (inStore <= EXACT_LIMIT || total === 0) return this.chunks.exact(storeId, filter, now, vector, n);
+    // The index spans every store: ask for enough neighbours that `n` of this store's survive.
+    const k = Math.min(total, Math.ceil((n * total * 1.5) / inStore));
+    const matches = this.index.search(vector, k);
+    const visible = await this.chunks.visible(storeId, filter, now, matches.map((m) => m.id));
+    const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
+    if (hits.length < Math.min(n, inStore) && k < total) return this.chunks.exact(storeId, filter, now, vector, n);
+    return hits.slice(0, n);
+  }
+
+  private async keyword(storeId: string, filter: SqlFilter, now: number, query: string, n: number): Promise<Scored[]> {
+    const match = ftsQuery(query);
+    return match ? this.chunks.keyword(storeId, filter, now, match, n) : [];
+  }
+
+  /** For `bench/`: the index's own answer against exact search. */
+  get vectorIndex() {
+    return this.index;
+  }
+}
+
+/** Any word of the query may match; BM25 weighs rare words up. Quoting keeps FTS5 syntax out of user text. */
+export function ftsQuery(query: string): string | null {
+  const terms = [...new Set((query.normalize("NFKC").toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, MAX_QUERY_TERMS * 4))].slice(0, MAX_QUERY_TERMS);
+  return terms.length ? terms.map((t) => `"${t}"`).join(" OR ") : null;
+}
+
+/** Min-max normalised weighted sum over the union of both candidate lists; scores land in 0..1. */
+export function fuse(dense: Scored[], keyword: Scored[], embeddingWeight: number, cosines: Map<number, number> | null): Scored[] {
+  const ids = new Set([...dense.map((d) => d.id), ...keyword.map((k) => k.id)]);
+  const kw = new Map(keyword.map((k) => [k.id, k.score]));
+  const cos = cosines ?? new Map(dense.map((d) => [d.id, d.score]));
+  const range = (values: number[]) => {
+    const lo = Math.min(...values);
+    const hi = Math.max(...values);
+    return (v: number) => (hi > lo ? (v - lo) / (hi - lo) : values.length ? 1 : 0);
+  };
+  const cosValues = [...ids].map((id) => cos.get(id)).filter((v): v is number => v !== undefined);
+  const normCos = range(cosValues);
+  const normKw = range(keyword.map((k) => k.score));
+  const wd = keyword.length === 0 ? 1 : dense.length === 0 && !cosines ? 0 : embeddingWeight;
+  return [...ids].map((id) => {
+    const c = cos.get(id);
+    const k = kw.get(id);
+    return { id, score: wd * (c === undefined ? 0 : normCos(c)) + (1 - wd) * (k === undefined ? 0 : normKw(k)) };
+  });
+}

@@ -1,0 +1,136 @@
+import type { Database } from "bun:sqlite";
+import { dotEncoded } from "./vector-codec";
+import type { SqlFilter } from "./stores-repo";
+
+export interface ChunkHit {
+  id: number;
+  fileId: string;
+  filename: string;
+  text: string;
+  location: string;
+  attributes: string;
+}
+
+export interface Scored {
+  id: number;
+  score: number;
+}
+
+/** The chunks a store's search may see: members not cancelled, files processed and not expired. */
+function inStore(filter: SqlFilter) {
+  return `FROM chunks c
+    JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId AND vsf.cancelled = 0
+    JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
+    WHERE c.strategy = 'auto' AND (${filter.sql})`;
+}
+
+/** Search-side reads of chunks, plus the embedding maintenance the vector index needs. */
+export class SqliteChunksRepo {
+  constructor(private readonly db: Database) {}
+
+  async count(storeId: string, filter: SqlFilter, now: number): Promise<number> {
+    const r = this.db.query(`SELECT COUNT(*) AS n ${inStore(filter)}`).get({ storeId, now, ...filter.params } as never) as { n: number };
+    return r.n;
+  }
+
+  /** Exact cosine search over the store's chunks: for small stores and narrow filters, where HNSW plus post-filtering would miss. */
+  async exact(storeId: string, filter: SqlFilter, now: number, query: Float32Array, k: number): Promise<Scored[]> {
+    const top: Scored[] = [];
+    let floor = -Infinity;
+    for (const row of this.db.query(`SELECT c.id, c.embedding ${inStore(filter)} AND c.embedding IS NOT NULL`).iterate({ storeId, now, ...filter.params } as never) as Iterable<{
+      id: number;
+      embedding: Uint8Array;
+    }>) {
+      const score = dotEncoded(query, row.embedding);
+      if (top.length >= k && score <= floor) continue;
+      top.push({ id: row.id, score });
+      if (top.length > k * 2) {
+        top.sort((a, b) => b.score - a.score);
+        top.length = k;
+        floor = top[k - 1]!.score;
+      }
+    }
+    return top.sort((a, b) => b.score - a.score).slice(0, k);
+  }
+
+  /** Which of these chunk ids the store's search may see. */
+  async visible(storeId: string, filter: SqlFilter, now: number, ids: number[]): Promise<Set<number>> {
+    if (ids.length === 0) return new Set();
+    const rows = this.db
+      .query(`SELECT c.id ${inStore(filter)} AND c.id IN (SELECT value FROM json_each($ids))`)
+      .all({ storeId, now, ids: JSON.stringify(ids), ...filter.params } as never) as { id: number }[];
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** BM25 over the store's chunks; higher is better (FTS5's bm25() is negated). */
+  async keyword(storeId: string, filter: SqlFilter, now: number, match: string, k: number): Promise<Scored[]> {
+    const rows = this.db
+      .query(
+        `SELECT c.id, -bm25(chunks_fts) AS score
+         FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+         JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId AND vsf.cancelled = 0
+         JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
+         WHERE chunks_fts MATCH $match AND c.strategy = 'auto' AND (${filter.sql})
+         ORDER BY bm25(chunks_fts) LIMIT $k`,
+      )
+      .all({ storeId, now, match, k, ...filter.params } as never) as Scored[];
+    return rows;
+  }
+
+  async hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>> {
+    const rows = this.db
+      .query(
+        `SELECT c.id, c.file_id AS fileId, f.filename, c.text, c.location, vsf.attributes
+         FROM chunks c JOIN files f ON f.id = c.file_id JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId
+         WHERE c.id IN (SELECT value FROM json_each($ids))`,
+      )
+      .all({ storeId, ids: JSON.stringify(ids) }) as ChunkHit[];
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  async embeddings(ids: number[]): Promise<Map<number, Uint8Array>> {
+    const rows = this.db
+      .query(`SELECT id, embedding FROM chunks WHERE id IN (SELECT value FROM json_each($ids)) AND embedding IS NOT NULL`)
+      .all({ ids: JSON.stringify(ids) }) as { id: number; embedding: Uint8Array }[];
+    return new Map(rows.map((r) => [r.id, r.embedding]));
+  }
+
+  /** Embedded chunks after `afterId`, in id order: how the vector index catches up. */
+  async embeddedAfter(afterId: number, limit: number): Promise<{ id: number; embedding: Uint8Array }[]> {
+    return this.db
+      .query(`SELECT id, embedding FROM chunks WHERE id > $afterId AND embedding IS NOT NULL ORDER BY id LIMIT $limit`)
+      .all({ afterId, limit }) as { id: number; embedding: Uint8Array }[];
+  }
+
+  async chunkCount(): Promise<number> {
+    return (this.db.query(`SELECT COUNT(*) AS n FROM chunks`).get() as { n: number }).n;
+  }
+
+  async missingEmbeddings(limit: number): Promise<{ id: number; text: string }[]> {
+    return this.db.query(`SELECT id, text FROM chunks WHERE embedding IS NULL ORDER BY id LIMIT $limit`).all({ limit }) as { id: number; text: string }[];
+  }
+
+  async setEmbeddings(rows: { id: number; embedding: Uint8Array }[]) {
+    const update = this.db.query(`UPDATE chunks SET embedding = $embedding WHERE id = $id`);
+    this.db.transaction(() => {
+      for (const r of rows) update.run(r);
+    }).immediate();
+  }
+
+  async getMeta(key: string): Promise<string | null> {
+    const r = this.db.query(`SELECT value FROM meta WHERE key = $key`).get({ key }) as { value: string } | null;
+    return r?.value ?? null;
+  }
+
+  async setMeta(key: string, value: string) {
+    this.db.query(`INSERT INTO meta (key, value) VALUES ($key, $value) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run({ key, value });
+  }
+
+  /** `ragd reindex`: every vector is dropped in one transaction, with the model they belong to. */
+  async clearEmbeddings(model: string) {
+    this.db.transaction(() => {
+      this.db.query(`UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL`).run();
+      this.db.query(`INSERT INTO meta (key, value) VALUES ('embedding_model', $model) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run({ model });
+    }).immediate();
+  }
+}

@@ -1,0 +1,252 @@
+import type { Database } from "bun:sqlite";
+import { newVectorStoreId } from "../util/ids";
+
+export type StoreFileStatus = "in_progress" | "completed" | "failed" | "cancelled";
+
+export interface StoreRow {
+  id: string;
+  projectId: string;
+  name: string | null;
+  isDefault: number;
+  createdAt: number;
+  lastActiveAt: number;
+  metadata: string;
+  expiresDays: number | null;
+  chunking: string;
+}
+
+export interface FileCounts {
+  in_progress: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  total: number;
+}
+
+export interface StoreFileRow {
+  storeId: string;
+  fileId: string;
+  createdAt: number;
+  attributes: string;
+  chunking: string;
+  batchId: string | null;
+  status: StoreFileStatus;
+  fileStatusDetails: string | null;
+  usageBytes: number;
+}
+
+export interface BatchRow {
+  id: string;
+  storeId: string;
+  createdAt: number;
+  cancelled: number;
+}
+
+/** A compiled attribute filter: SQL over `vsf.attributes` plus its parameters. */
+export interface SqlFilter {
+  sql: string;
+  params: Record<string, string | number | null>;
+}
+
+export const NO_FILTER: SqlFilter = { sql: "1", params: {} };
+
+// A membership's status follows its file: processed -> completed, error -> failed.
+const STATUS = `CASE WHEN vsf.cancelled = 1 THEN 'cancelled' WHEN f.status = 'processed' THEN 'completed' WHEN f.status = 'error' THEN 'failed' ELSE 'in_progress' END`;
+const LIVE_FILE = `(f.expires_at IS NULL OR f.expires_at > $now)`;
+const STORE_COLS = `id, project_id AS projectId, name, is_default AS isDefault, created_at AS createdAt, last_active_at AS lastActiveAt,
+  metadata, expires_days AS expiresDays, chunking`;
+const FILE_COLS = `vsf.store_id AS storeId, vsf.file_id AS fileId, vsf.created_at AS createdAt, vsf.attributes, vsf.chunking, vsf.batch_id AS batchId,
+  ${STATUS} AS status, f.status_details AS fileStatusDetails,
+  (SELECT COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0) FROM chunks c WHERE c.file_id = vsf.file_id) AS usageBytes`;
+
+/** The project's default store, created on first use; callable inside another transaction. */
+export function ensureDefaultStore(db: Database, projectId: string, nowS: number): string {
+  const found = db.query(`SELECT id FROM vector_stores WHERE project_id = $projectId AND is_default = 1`).get({ projectId }) as { id: string } | null;
+  if (found) return found.id;
+  const id = newVectorStoreId();
+  db.query(
+    `INSERT INTO vector_stores (id, project_id, name, is_default, created_at, last_active_at) VALUES ($id, $projectId, 'knowledge base', 1, $now, $now)`,
+  ).run({ id, projectId, now: nowS });
+  return id;
+}
+
+/** Vector stores and their files. Async for a later Postgres implementation. */
+export class SqliteStoresRepo {
+  constructor(private readonly db: Database) {}
+
+  async ensureDefault(projectId: string, nowS: number) {
+    return this.db.transaction(() => ensureDefaultStore(this.db, projectId, nowS)).immediate();
+  }
+
+  /** Files ingested before stores existed join their project's default store. */
+  async adoptOrphans(purposes: readonly string[], nowS: number) {
+    return this.db.transaction(() => {
+      const projects = this.db
+        .query(
+          `SELECT DISTINCT f.project_id AS projectId FROM files f
+           WHERE f.purpose IN (SELECT value FROM json_each($purposes)) AND NOT EXISTS (SELECT 1 FROM vector_store_files v WHERE v.file_id = f.id)`,
+        )
+        .all({ purposes: JSON.stringify(purposes) }) as { projectId: string }[];
+      let n = 0;
+      for (const { projectId } of projects) {
+        const storeId = ensureDefaultStore(this.db, projectId, nowS);
+        n += this.db
+          .query(
+            `INSERT OR IGNORE INTO vector_store_files (store_id, file_id, created_at)
+             SELECT $storeId, id, created_at FROM files f WHERE f.project_id = $projectId AND f.purpose IN (SELECT value FROM json_each($purposes))
+               AND NOT EXISTS (SELECT 1 FROM vector_store_files v WHERE v.file_id = f.id)`,
+          )
+          .run({ storeId, projectId, purposes: JSON.stringify(purposes) }).changes;
+      }
+      return n;
+    }).immediate();
+  }
+
+  async create(row: StoreRow, fileIds: string[], attributes: string, chunking: string) {
+    this.db.transaction(() => {
+      this.db
+        .query(
+          `INSERT INTO vector_stores (id, project_id, name, is_default, created_at, last_active_at, metadata, expires_days, chunking)
+           VALUES ($id, $projectId, $name, 0, $createdAt, $lastActiveAt, $metadata, $expiresDays, $chunking)`,
+        )
+        .run({ ...row, isDefault: undefined } as never);
+      for (const fileId of fileIds) this.attachSync(row.id, fileId, row.createdAt, attributes, chunking, null);
+    }).immediate();
+  }
+
+  async get(projectId: string, id: string) {
+    return (this.db.query(`SELECT ${STORE_COLS} FROM vector_stores WHERE id = $id AND project_id = $projectId`).get({ id, projectId }) as StoreRow | null) ?? null;
+  }
+
+  async list(projectId: string, q: { afterSeq?: number; beforeSeq?: number; limit: number; order: "asc" | "desc" }) {
+    const cmp = q.order === "asc" ? ">" : "<";
+    const where = [`project_id = $projectId`];
+    if (q.afterSeq !== undefined) where.push(`seq ${cmp} $afterSeq`);
+    if (q.beforeSeq !== undefined) where.push(`seq ${q.order === "asc" ? "<" : ">"} $beforeSeq`);
+    return this.db
+      .query(`SELECT ${STORE_COLS} FROM vector_stores WHERE ${where.join(" AND ")} ORDER BY seq ${q.order} LIMIT $limit`)
+      .all({ projectId, afterSeq: q.afterSeq ?? null, beforeSeq: q.beforeSeq ?? null, limit: q.limit } as never) as StoreRow[];
+  }
+
+  async seq(projectId: string, id: string) {
+    const r = this.db.query(`SELECT seq FROM vector_stores WHERE id = $id AND project_id = $projectId`).get({ id, projectId }) as { seq: number } | null;
+    return r?.seq ?? null;
+  }
+
+  async update(id: string, fields: { name?: string | null; metadata?: string; expiresDays?: number | null; lastActiveAt?: number }) {
+    const sets: string[] = [];
+    const params: Record<string, string | number | null> = { id };
+    if (fields.name !== undefined) (sets.push("name = $name"), (params.name = fields.name));
+    if (fields.metadata !== undefined) (sets.push("metadata = $metadata"), (params.metadata = fields.metadata));
+    if (fields.expiresDays !== undefined) (sets.push("expires_days = $expiresDays"), (params.expiresDays = fields.expiresDays));
+    if (fields.lastActiveAt !== undefined) (sets.push("last_active_at = $lastActiveAt"), (params.lastActiveAt = fields.lastActiveAt));
+    if (sets.length) this.db.query(`UPDATE vector_stores SET ${sets.join(", ")} WHERE id = $id`).run(params as never);
+  }
+
+  async remove(id: string) {
+    return this.db.query(`DELETE FROM vector_stores WHERE id = $id`).run({ id }).changes > 0;
+  }
+
+  async fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts> {
+    const rows = this.db
+      .query(
+        `SELECT ${STATUS} AS status, COUNT(*) AS n FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id
+         WHERE vsf.store_id = $storeId AND ${LIVE_FILE} ${batchId ? "AND vsf.batch_id = $batchId" : ""} GROUP BY 1`,
+      )
+      .all({ storeId, now, ...(batchId ? { batchId } : {}) } as never) as { status: StoreFileStatus; n: number }[];
+    const counts: FileCounts = { in_progress: 0, completed: 0, failed: 0, cancelled: 0, total: 0 };
+    for (const r of rows) {
+      counts[r.status] = r.n;
+      counts.total += r.n;
+    }
+    return counts;
+  }
+
+  async usageBytes(storeId: string, now: number) {
+    const r = this.db
+      .query(
+        `SELECT COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0) AS n
+         FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN chunks c ON c.file_id = vsf.file_id
+         WHERE vsf.store_id = $storeId AND vsf.cancelled = 0 AND ${LIVE_FILE}`,
+      )
+      .get({ storeId, now }) as { n: number };
+    return r.n;
+  }
+
+  private attachSync(storeId: string, fileId: string, nowS: number, attributes: string, chunking: string, batchId: string | null) {
+    // Attaching again updates the attributes and revives a cancelled membership.
+    this.db
+      .query(
+        `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, batch_id) VALUES ($storeId, $fileId, $now, $attributes, $chunking, $batchId)
+         ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = excluded.attributes, chunking = excluded.chunking, cancelled = 0,
+           batch_id = COALESCE(excluded.batch_id, batch_id)`,
+      )
+      .run({ storeId, fileId, now: nowS, attributes, chunking, batchId });
+  }
+
+  async attach(storeId: string, fileIds: string[], nowS: number, attributes: (fileId: string) => string, chunking: string, batch: { id: string } | null) {
+    this.db.transaction(() => {
+      if (batch)
+        this.db.query(`INSERT INTO vector_store_file_batches (id, store_id, created_at) VALUES ($id, $storeId, $now)`).run({ id: batch.id, storeId, now: nowS });
+      for (const fileId of fileIds) this.attachSync(storeId, fileId, nowS, attributes(fileId), chunking, batch?.id ?? null);
+    }).immediate();
+  }
+
+  async getFile(storeId: string, fileId: string, now: number) {
+    return (this.db
+      .query(`SELECT ${FILE_COLS} FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id WHERE vsf.store_id = $storeId AND vsf.file_id = $fileId AND ${LIVE_FILE}`)
+      .get({ storeId, fileId, now }) as StoreFileRow | null) ?? null;
+  }
+
+  async listFiles(storeId: string, q: { afterSeq?: number; beforeSeq?: number; limit: number; order: "asc" | "desc"; status?: StoreFileStatus; batchId?: string }, now: number) {
+    const where = [`vsf.store_id = $storeId`, LIVE_FILE];
+    if (q.afterSeq !== undefined) where.push(`vsf.seq ${q.order === "asc" ? ">" : "<"} $afterSeq`);
+    if (q.beforeSeq !== undefined) where.push(`vsf.seq ${q.order === "asc" ? "<" : ">"} $beforeSeq`);
+    if (q.status) where.push(`${STATUS} = $status`);
+    if (q.batchId) where.push(`vsf.batch_id = $batchId`);
+    return this.db
+      .query(`SELECT ${FILE_COLS} FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id WHERE ${where.join(" AND ")} ORDER BY vsf.seq ${q.order} LIMIT $limit`)
+      .all({ storeId, now, limit: q.limit, afterSeq: q.afterSeq ?? null, beforeSeq: q.beforeSeq ?? null, status: q.status ?? null, batchId: q.batchId ?? null } as never) as StoreFileRow[];
+  }
+
+  async fileSeq(storeId: string, fileId: string) {
+    const r = this.db.query(`SELECT seq FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId`).get({ storeId, fileId }) as { seq: number } | null;
+    return r?.seq ?? null;
+  }
+
+  async updateAttributes(storeId: string, fileId: string, attributes: string) {
+    return this.db.query(`UPDATE vector_store_files SET attributes = $attributes WHERE store_id = $storeId AND file_id = $fileId`).run({ storeId, fileId, attributes }).changes > 0;
+  }
+
+  async detach(storeId: string, fileId: string) {
+    return this.db.query(`DELETE FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId`).run({ storeId, fileId }).changes > 0;
+  }
+
+  async getBatch(storeId: string, id: string) {
+    return (this.db
+      .query(`SELECT id, store_id AS storeId, created_at AS createdAt, cancelled FROM vector_store_file_batches WHERE id = $id AND store_id = $storeId`)
+      .get({ id, storeId }) as BatchRow | null) ?? null;
+  }
+
+  /** Files of the batch still in progress become cancelled; finished ones keep their status. */
+  async cancelBatch(storeId: string, id: string) {
+    this.db.transaction(() => {
+      this.db.query(`UPDATE vector_store_file_batches SET cancelled = 1 WHERE id = $id AND store_id = $storeId`).run({ id, storeId });
+      this.db
+        .query(
+          `UPDATE vector_store_files SET cancelled = 1 WHERE batch_id = $id AND store_id = $storeId
+           AND file_id IN (SELECT id FROM files WHERE status = 'uploaded')`,
+        )
+        .run({ id, storeId });
+    }).immediate();
+  }
+
+  async documentText(fileId: string) {
+    const r = this.db.query(`SELECT text FROM documents WHERE file_id = $fileId`).get({ fileId }) as { text: string } | null;
+    return r?.text ?? null;
+  }
+
+  async touch(storeId: string, nowS: number) {
+    this.db.query(`UPDATE vector_stores SET last_active_at = $now WHERE id = $storeId`).run({ storeId, now: nowS });
+  }
+}

@@ -1,0 +1,32 @@
+// Stored embeddings: one int8 per dimension plus a float32 scale (4 + d bytes; 516 for 512-d
+// against 2048 as float32). Vectors are L2-normalised, so per-vector max-abs scaling keeps
+// cosine similarity within about 0.001 of the float values.
+
+export function encodeVector(v: Float32Array): Uint8Array {
+  let max = 0;
+  for (const x of v) max = Math.max(max, Math.abs(x));
+  const scale = max / 127 || 1;
+  const out = new Uint8Array(4 + v.length);
+  new DataView(out.buffer).setFloat32(0, scale, true);
+  const q = new Int8Array(out.buffer, 4);
+  for (let i = 0; i < v.length; i++) q[i] = Math.round(v[i]! / scale);
+  return out;
+}
+
+export function decodeVector(bytes: Uint8Array): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const scale = view.getFloat32(0, true);
+  const q = new Int8Array(bytes.buffer, bytes.byteOffset + 4, bytes.byteLength - 4);
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) out[i] = q[i]! * scale;
+  return out;
+}
+
+/** Dot product of a float query with a stored vector, without decoding it first. */
+export function dotEncoded(query: Float32Array, bytes: Uint8Array): number {
+  const scale = new DataView(bytes.buffer, bytes.byteOffset, 4).getFloat32(0, true);
+  const q = new Int8Array(bytes.buffer, bytes.byteOffset + 4, bytes.byteLength - 4);
+  let s = 0;
+  for (let i = 0; i < q.length; i++) s += query[i]! * q[i]!;
+  return s * scale;
+}
