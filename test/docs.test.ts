@@ -49,7 +49,13 @@ test("the OpenAPI document describes every /v1 route the server has", async () =
     const routes = app.routes.filter((r) => r.path.startsWith("/v1/"));
     expect(routes.length).toBeGreaterThanOrEqual(5);
     for (const r of routes) {
-      const path = r.path.replace(/:id\b/g, "{file_id}");
+      const path = r.path
+        .replace(/\/$/, "")
+        .replace(/^\/v1\/files\/:id\b/, "/v1/files/{file_id}")
+        .replace(/^\/v1\/vector_stores\/:id\b/, "/v1/vector_stores/{vector_store_id}")
+        .replace(/^\/v1\/models\/:id\b/, "/v1/models/{model}")
+        .replace(":fileId", "{file_id}")
+        .replace(":batchId", "{batch_id}");
       expect(`${r.method} ${path} ${doc.paths[path]?.[r.method.toLowerCase()] ? "documented" : "missing"}`).toBe(`${r.method} ${path} documented`);
     }
   } finally {

@@ -93,6 +93,7 @@ export const openapiDocument = {
         },
       },
     },
+    ...retrievalPaths(),
     "/health": {
       get: { summary: "Liveness", security: [], responses: { "200": { description: "ok", content: json({ type: "object", properties: { status: { type: "string" } } }) } } },
     },
@@ -150,3 +151,72 @@ export const openapiDocument = {
     },
   },
 };
+
+// Vector stores, embeddings and models: the shapes are OpenAI's (see its spec for every
+// field); ragd's extras are named in the descriptions.
+function retrievalPaths() {
+  const store = { name: "vector_store_id", in: "path", required: true, schema: { type: "string" } };
+  const file = { name: "file_id", in: "path", required: true, schema: { type: "string" } };
+  const batch = { name: "batch_id", in: "path", required: true, schema: { type: "string" } };
+  const list = [
+    { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 100, default: 20 } },
+    { name: "order", in: "query", schema: { type: "string", enum: ["asc", "desc"], default: "desc" } },
+    { name: "after", in: "query", schema: { type: "string" } },
+    { name: "before", in: "query", schema: { type: "string" } },
+  ];
+  const filter = { name: "filter", in: "query", schema: { type: "string", enum: ["in_progress", "completed", "failed", "cancelled"] } };
+  const obj = (description: string) => ({ "200": { description, content: json({ type: "object" }) }, ...errors(400, 401, 404, 429) });
+  const body = (description: string) => ({ required: true, description, content: json({ type: "object" }) });
+  return {
+    "/v1/vector_stores": {
+      post: { summary: "Create a vector store", operationId: "createVectorStore", requestBody: body("name, file_ids, expires_after, chunking_strategy, metadata"), responses: obj("The vector store") },
+      get: { summary: "List vector stores (the project's knowledge base is always one of them)", operationId: "listVectorStores", parameters: list, responses: obj("A page of vector stores") },
+    },
+    "/v1/vector_stores/{vector_store_id}": {
+      get: { summary: "Retrieve a vector store", operationId: "getVectorStore", parameters: [store], responses: obj("The vector store") },
+      post: { summary: "Modify a vector store", operationId: "modifyVectorStore", parameters: [store], requestBody: body("name, expires_after, metadata"), responses: obj("The vector store") },
+      delete: { summary: "Delete a vector store (its files stay)", operationId: "deleteVectorStore", parameters: [store], responses: obj("Deleted") },
+    },
+    "/v1/vector_stores/{vector_store_id}/search": {
+      post: {
+        summary: "Hybrid search (vectors + BM25)",
+        description: "Each result also carries `location` (ragd extension): page(s), slide, sheet and rows, chapter, lines or time range. `ranking_options.hybrid_search` sets the weights.",
+        operationId: "searchVectorStore",
+        parameters: [store],
+        requestBody: body("query, max_num_results, filters, ranking_options, rewrite_query"),
+        responses: obj("vector_store.search_results.page"),
+      },
+    },
+    "/v1/vector_stores/{vector_store_id}/files": {
+      post: { summary: "Attach a file", operationId: "createVectorStoreFile", parameters: [store], requestBody: body("file_id, attributes, chunking_strategy"), responses: obj("The vector store file") },
+      get: { summary: "List a store's files", operationId: "listVectorStoreFiles", parameters: [store, ...list, filter], responses: obj("A page of vector store files") },
+    },
+    "/v1/vector_stores/{vector_store_id}/files/{file_id}": {
+      get: { summary: "Retrieve a vector store file", operationId: "getVectorStoreFile", parameters: [store, file], responses: obj("The vector store file") },
+      post: { summary: "Update a file's attributes", operationId: "updateVectorStoreFileAttributes", parameters: [store, file], requestBody: body("attributes"), responses: obj("The vector store file") },
+      delete: { summary: "Detach a file (the file itself stays)", operationId: "deleteVectorStoreFile", parameters: [store, file], responses: obj("Deleted") },
+    },
+    "/v1/vector_stores/{vector_store_id}/files/{file_id}/content": {
+      get: { summary: "The parsed text of a file", operationId: "retrieveVectorStoreFileContent", parameters: [store, file], responses: obj("vector_store.file_content.page") },
+    },
+    "/v1/vector_stores/{vector_store_id}/file_batches": {
+      post: { summary: "Attach several files", operationId: "createVectorStoreFileBatch", parameters: [store], requestBody: body("file_ids or files, attributes, chunking_strategy"), responses: obj("The batch") },
+    },
+    "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}": {
+      get: { summary: "Retrieve a file batch", operationId: "getVectorStoreFileBatch", parameters: [store, batch], responses: obj("The batch") },
+    },
+    "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel": {
+      post: { summary: "Cancel a file batch (files still in progress leave the store)", operationId: "cancelVectorStoreFileBatch", parameters: [store, batch], responses: obj("The batch") },
+    },
+    "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files": {
+      get: { summary: "List a batch's files", operationId: "listFilesInVectorStoreBatch", parameters: [store, batch, ...list, filter], responses: obj("A page of vector store files") },
+    },
+    "/v1/embeddings": {
+      post: { summary: "Embed text with the configured model (`default` is an alias)", operationId: "createEmbedding", requestBody: body("input, model, encoding_format"), responses: obj("A list of embeddings") },
+    },
+    "/v1/models": { get: { summary: "The embedding model this server serves", operationId: "listModels", responses: obj("A list of models") } },
+    "/v1/models/{model}": {
+      get: { summary: "Retrieve a model", operationId: "retrieveModel", parameters: [{ name: "model", in: "path", required: true, schema: { type: "string" } }], responses: obj("The model") },
+    },
+  };
+}
