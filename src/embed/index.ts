@@ -4,6 +4,7 @@ import { OnnxProvider } from "./onnx-provider";
 import type { EmbeddingProvider } from "./provider";
 import { EmbedError } from "./provider";
 import { RemoteProvider } from "./remote-provider";
+import { BUNDLED } from "./assets";
 
 export interface EmbedConfig {
   provider: "bundled" | "onnx" | "openai";
@@ -17,22 +18,28 @@ export interface EmbedConfig {
   maxTokens: number | null;
   threads: number;
   batchSize: number;
+  /** For files the single binary must write out (onnxruntime's native library). */
+  cacheDir: string;
 }
 
-/** Where `make models` put the bundled model (models/dist beside src/ when run from source). */
-export function bundledModelDir(): string {
-  return process.env.RAGD_MODELS_DIR ?? resolve(import.meta.dir, "../../models/dist");
+/** The bundled model's files: embedded in the binary (int8), or from models/dist (RAGD_MODELS_DIR overrides). */
+function bundledModel(precision: "int8" | "fp32") {
+  const dir = process.env.RAGD_MODELS_DIR;
+  if (!dir && precision === "int8") return { modelPath: BUNDLED.int8Model, vocabPath: BUNDLED.vocab };
+  const from = dir ?? resolve(import.meta.dir, "../../models/dist");
+  return { modelPath: join(from, `use-lite-${precision}.onnx`), vocabPath: join(from, "use-lite-vocab.json") };
 }
 
 export async function openProvider(c: EmbedConfig): Promise<EmbeddingProvider> {
   if (c.provider === "bundled") {
-    const dir = bundledModelDir();
-    const modelPath = join(dir, `use-lite-${c.precision}.onnx`);
-    if (!existsSync(modelPath)) throw new EmbedError(`the bundled embedding model is missing at ${modelPath}; run \`make models\``);
+    const { modelPath, vocabPath } = bundledModel(c.precision);
+    if (!existsSync(modelPath))
+      throw new EmbedError(`the ${c.precision} embedding model is not at ${modelPath}; run \`make models\`${c.precision === "fp32" ? " (the single binary carries only int8)" : ""}`);
     return OnnxProvider.open({
       id: `use-lite-${c.precision}`,
       modelPath,
-      tokenizer: { kind: "unigram", vocabPath: join(dir, "use-lite-vocab.json") },
+      cacheDir: c.cacheDir,
+      tokenizer: { kind: "unigram", vocabPath },
       maxTokens: 128,
       keepLastToken: false,
       threads: c.threads,
@@ -49,6 +56,7 @@ export async function openProvider(c: EmbedConfig): Promise<EmbeddingProvider> {
     return OnnxProvider.open({
       id: c.model ?? basename(dir),
       modelPath,
+      cacheDir: c.cacheDir,
       tokenizer: { kind: "hf", dir },
       maxTokens: c.maxTokens ?? (await modelMaxLength(dir)),
       keepLastToken: true,

@@ -4,12 +4,15 @@ import { EmbedError } from "./provider";
 import type { Tokenizer } from "./tokenizer";
 import { loadTokenizer, type TokenizerSpec } from "./tokenizers";
 import type { OnnxWorkerInit, OnnxWorkerReply } from "./onnx-worker";
+import { onnxBindingPath } from "./assets";
 
 const WORKER_URL = import.meta.url.includes("$bunfs") ? "./embed/onnx-worker.ts" : new URL("./onnx-worker.ts", import.meta.url).href;
 
 export interface OnnxOptions {
   id: string;
   modelPath: string;
+  /** Where the single binary extracts onnxruntime's native files. */
+  cacheDir: string;
   tokenizer: TokenizerSpec;
   maxTokens: number;
   keepLastToken: boolean;
@@ -46,12 +49,12 @@ export class OnnxProvider implements EmbeddingProvider {
 
   static async open(o: OnnxOptions): Promise<OnnxProvider> {
     const tokenizer = await loadTokenizer(o.tokenizer);
+    const model = await Bun.file(o.modelPath).arrayBuffer();
     const worker = new Worker(WORKER_URL);
     const init: OnnxWorkerInit = {
       type: "init",
-      commonPath: Bun.resolveSync("onnxruntime-common", import.meta.dir),
-      bindingPath: Bun.resolveSync(`onnxruntime-node/bin/napi-v6/${process.platform}/${process.arch}/onnxruntime_binding.node`, import.meta.dir),
-      modelPath: o.modelPath,
+      bindingPath: onnxBindingPath(o.cacheDir),
+      model,
       threads: o.threads ?? cpus().length,
       tokenizer: o.tokenizer,
       maxTokens: o.maxTokens,
@@ -63,7 +66,7 @@ export class OnnxProvider implements EmbeddingProvider {
         else if (e.data.type === "error") reject(new EmbedError(`could not load the embedding model ${o.modelPath}: ${e.data.message}`));
       };
       worker.onerror = (e) => reject(new EmbedError(`the embedding worker failed: ${e.message}`));
-      worker.postMessage(init);
+      worker.postMessage(init, [model]);
     }).catch((e) => {
       worker.terminate();
       throw e;

@@ -2,8 +2,9 @@
 // on the calling thread. Texts arrive already tokenised; vectors go back as one transferred
 // Float32Array per batch.
 //
-// onnxruntime's modules are loaded from absolute paths the main thread resolved: a bare
-// `onnxruntime-common` specifier never finishes resolving inside a Bun Worker (Bun 1.4.5).
+// The native addon is loaded directly, with a small Tensor class of our own: importing
+// onnxruntime-node's JS (which pulls in onnxruntime-common) never finishes inside a Bun
+// Worker (Bun 1.4.5), and the single binary can only load the addon from a real file.
 import { loadTokenizer, truncate, type TokenizerSpec } from "./tokenizers";
 import type { Tokenizer } from "./tokenizer";
 
@@ -11,9 +12,8 @@ declare const self: Worker;
 
 export interface OnnxWorkerInit {
   type: "init";
-  commonPath: string;
   bindingPath: string;
-  modelPath: string;
+  model: ArrayBuffer;
   threads: number;
   tokenizer: TokenizerSpec;
   maxTokens: number;
@@ -32,8 +32,22 @@ export type OnnxWorkerReply =
   | { type: "result"; id: number; vectors: Float32Array; dims: number; tokens: number[] }
   | { type: "error"; id: number | null; message: string };
 
+/** What the addon reads from inputs and builds for outputs. */
+class Tensor {
+  constructor(
+    readonly type: string,
+    readonly data: BigInt64Array | Float32Array,
+    readonly dims: number[],
+  ) {}
+  get location() {
+    return "cpu";
+  }
+  get size() {
+    return this.data.length;
+  }
+}
+
 let session: any = null;
-let common: any = null;
 let tokenizer: Tokenizer;
 let cfg: OnnxWorkerInit;
 // Detected from the graph: USE-lite's `sentence_embedding` is pooled and normalised already;
@@ -63,10 +77,10 @@ function run(tokens: number[][]): { vectors: Float32Array; dims: number } {
     }),
   );
   const feeds: Record<string, unknown> = {
-    [io.ids]: new common.Tensor("int64", ids, [batch, width]),
-    [io.mask]: new common.Tensor("int64", mask, [batch, width]),
+    [io.ids]: new Tensor("int64", ids, [batch, width]),
+    [io.mask]: new Tensor("int64", mask, [batch, width]),
   };
-  if (io.tokenTypes) feeds[io.tokenTypes] = new common.Tensor("int64", new BigInt64Array(batch * width), [batch, width]);
+  if (io.tokenTypes) feeds[io.tokenTypes] = new Tensor("int64", new BigInt64Array(batch * width), [batch, width]);
   const out = session.run(feeds, { [io.output]: null }, {})[io.output];
   const data = out.data as Float32Array;
   if (io.pooled || out.dims.length === 2) {
@@ -104,11 +118,10 @@ self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
     try {
       cfg = msg;
       tokenizer = await loadTokenizer(msg.tokenizer);
-      common = require(msg.commonPath);
       const binding = require(msg.bindingPath);
-      binding.initOrtOnce(3, common.Tensor, false);
+      binding.initOrtOnce(3, Tensor, false);
       session = new binding.InferenceSession();
-      session.loadModel(msg.modelPath, { intraOpNumThreads: msg.threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+      session.loadModel(msg.model, 0, msg.model.byteLength, { intraOpNumThreads: msg.threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
       io = detectIo();
       const probe = run([tokenizer.encode("probe")]);
       self.postMessage({ type: "ready", dims: probe.dims } satisfies OnnxWorkerReply);

@@ -1,0 +1,8 @@
+declare module "*.onnx" {
+  const path: string;
+  export default path;
+}
+declare module "*.bin" {
+  const path: string;
+  export default path;
+}
