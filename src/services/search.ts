@@ -66,7 +66,7 @@ export class SearchService {
     if (!stored) await this.chunks.setMeta("embedding_model", current);
     const { index, loaded, reason } = UsearchIndex.open(this.indexPath, m.id, m.dims);
     this.index = index;
-    if (!loaded) log.info("building the vector index from SQLite", { reason });
+    if (!loaded) (reason === "no saved index" ? log.info : log.warn)("building the vector index from SQLite", { reason });
     await this.catchUp();
     log.info("vector index ready", { vectors: this.index.size(), loaded });
     void this.backfill();

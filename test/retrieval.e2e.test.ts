@@ -1,0 +1,233 @@
+// Retrieval through the official SDK against a live server: the knowledge base, vector
+// stores, batches, search with filters and locations, embeddings and models.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { fixture } from "./helpers/docs";
+import { cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
+
+const status = (p: Promise<unknown>) => p.then(() => 200, (e) => (e as { status: number }).status);
+const errorOf = (p: Promise<unknown>) => p.then(() => null, (e) => (e as { error: unknown }).error);
+
+describe("retrieval", () => {
+  let ragd: Ragd;
+  let client: OpenAI;
+  let kb: string;
+  const ids: Record<string, string> = {};
+
+  beforeAll(async () => {
+    ragd = await startRagd();
+    client = ragd.client();
+    for (const name of ["report.pdf", "handbook.docx", "deck.pptx", "sales.xlsx", "talk.srt", "book.epub"]) {
+      const f = await client.files.create({ file: fixture(name), purpose: "assistants" });
+      ids[name] = f.id;
+    }
+    for (const id of Object.values(ids)) expect((await client.files.waitForProcessing(id, { pollInterval: 100 })).status).toBe("processed");
+    const stores = await client.vectorStores.list();
+    kb = stores.data.find((s) => s.name === "knowledge base")!.id;
+  });
+  afterAll(async () => {
+    await ragd?.stop();
+    cleanup(ragd?.dataDir);
+  });
+
+  test("every upload joins the project's knowledge base, with real counts and usage", async () => {
+    const s = await client.vectorStores.retrieve(kb);
+    expect(s.file_counts).toEqual({ in_progress: 0, completed: 6, failed: 0, cancelled: 0, total: 6 });
+    expect(s.status).toBe("completed");
+    expect(s.usage_bytes).toBeGreaterThan(1000);
+    const files = await client.vectorStores.files.list(kb);
+    expect(files.data.map((f) => f.id).sort()).toEqual(Object.values(ids).sort());
+    expect(files.data.every((f) => f.status === "completed" && f.last_error === null)).toBe(true);
+  });
+
+  test("search finds the right file first and says where in it", async () => {
+    const cases: [string, string, Record<string, unknown>][] = [
+      ["how long is parental leave", "handbook.docx", {}],
+      ["revenue growth in Europe", "report.pdf", { page: 2 }],
+      ["Berlin office launch roadmap", "deck.pptx", { slide: 2 }],
+      ["which manager runs the EU region", "sales.xlsx", { sheet: "Sales" }],
+      ["vector search in the talk", "talk.srt", { time: ["00:01:00.250", "00:01:02.000"] }],
+    ];
+    for (const [query, file, where] of cases) {
+      const r = await client.vectorStores.search(kb, { query, max_num_results: 3 });
+      expect({ query, file: r.data[0]?.filename }).toEqual({ query, file });
+      expect(r.data[0]!.file_id).toBe(ids[file]!);
+      expect((r.data[0] as unknown as { location: Record<string, unknown> }).location).toMatchObject(where);
+      expect(r.data[0]!.score).toBeGreaterThan(0);
+      expect(r.data[0]!.score).toBeLessThanOrEqual(1);
+      expect(r.data[0]!.content[0]!.type).toBe("text");
+    }
+    const none = await client.vectorStores.search(kb, { query: "parental leave", ranking_options: { score_threshold: 1 } });
+    expect(none.data.length).toBeLessThanOrEqual(1);
+  });
+
+  test("stores: create with files, attributes and filters, one file in two stores, detach, delete", async () => {
+    const a = await client.vectorStores.create({ name: "finance", file_ids: [ids["report.pdf"]!, ids["sales.xlsx"]!], metadata: { team: "fin" } });
+    expect(a).toMatchObject({ object: "vector_store", name: "finance", metadata: { team: "fin" } });
+    const b = await client.vectorStores.create({ name: "all-hands" });
+    const attached = await client.vectorStores.files.createAndPoll(b.id, { file_id: ids["report.pdf"]!, attributes: { year: 2026, kind: "report", public: true } });
+    expect(attached).toMatchObject({ id: ids["report.pdf"], status: "completed", attributes: { year: 2026, kind: "report", public: true } });
+    await client.vectorStores.files.createAndPoll(b.id, { file_id: ids["deck.pptx"]!, attributes: { year: 2027, kind: "slides" } });
+    expect((await client.vectorStores.retrieve(a.id)).file_counts.completed).toBe(2);
+    // scoped: the finance store never returns the handbook
+    const r = await client.vectorStores.search(a.id, { query: "parental leave" });
+    expect(r.data.every((h) => h.file_id !== ids["handbook.docx"])).toBe(true);
+    // filters on attributes
+    const filtered = async (filters: unknown) =>
+      (await client.vectorStores.search(b.id, { query: "Berlin office revenue", filters: filters as never })).data.map((h) => h.filename);
+    expect(new Set(await filtered({ type: "eq", key: "kind", value: "slides" }))).toEqual(new Set(["deck.pptx"]));
+    expect(new Set(await filtered({ type: "lt", key: "year", value: 2027 }))).toEqual(new Set(["report.pdf"]));
+    expect(new Set(await filtered({ type: "in", key: "kind", value: ["report", "slides"] }))).toEqual(new Set(["report.pdf", "deck.pptx"]));
+    expect(new Set(await filtered({ type: "and", filters: [{ type: "eq", key: "public", value: true }, { type: "gte", key: "year", value: 2026 }] }))).toEqual(new Set(["report.pdf"]));
+    expect(new Set(await filtered({ type: "or", filters: [{ type: "eq", key: "kind", value: "none" }, { type: "ne", key: "kind", value: "report" }] }))).toEqual(new Set(["deck.pptx"]));
+    // update attributes, list with a status filter, content
+    await client.vectorStores.files.update(ids["deck.pptx"]!, { vector_store_id: b.id, attributes: { kind: "deck" } });
+    expect(await filtered({ type: "eq", key: "kind", value: "slides" })).toEqual([]);
+    expect((await client.vectorStores.files.list(b.id, { filter: "completed" })).data.length).toBe(2);
+    const content = await client.vectorStores.files.content(ids["report.pdf"]!, { vector_store_id: b.id });
+    const texts: string[] = [];
+    for await (const part of content) texts.push(part.text!);
+    expect(texts.join("")).toContain("Revenue grew by twelve percent in Europe.");
+    // detach: gone from that store only
+    await client.vectorStores.files.delete(ids["deck.pptx"]!, { vector_store_id: b.id });
+    expect((await client.vectorStores.search(b.id, { query: "Berlin office" })).data.every((h) => h.file_id !== ids["deck.pptx"])).toBe(true);
+    expect((await client.vectorStores.search(kb, { query: "Berlin office" })).data[0]!.file_id).toBe(ids["deck.pptx"]!);
+    // lifecycle
+    const updated = await client.vectorStores.update(b.id, { name: "renamed", expires_after: { anchor: "last_active_at", days: 7 } });
+    expect(updated).toMatchObject({ name: "renamed", expires_after: { anchor: "last_active_at", days: 7 } });
+    expect(updated.expires_at).toBe(updated.last_active_at + 7 * 86400);
+    expect(await client.vectorStores.delete(b.id)).toEqual({ id: b.id, object: "vector_store.deleted", deleted: true });
+    expect(await status(client.vectorStores.retrieve(b.id))).toBe(404);
+    expect((await client.files.retrieve(ids["report.pdf"]!)).status).toBe("processed");
+    expect(await status(client.vectorStores.delete(kb))).toBe(400);
+  });
+
+  test("file batches: uploadAndPoll, list the batch's files, cancel", async () => {
+    const s = await client.vectorStores.create({ name: "batch" });
+    const batch = await client.vectorStores.fileBatches.uploadAndPoll(s.id, { files: [fixture("guide.md"), fixture("notes.txt")] });
+    expect(batch).toMatchObject({ object: "vector_store.files_batch", status: "completed", vector_store_id: s.id });
+    expect(batch.file_counts).toMatchObject({ completed: 2, total: 2 });
+    const listed = await client.vectorStores.fileBatches.listFiles(batch.id, { vector_store_id: s.id });
+    expect(listed.data.length).toBe(2);
+    // a batch of a file still being parsed can be cancelled; the file itself carries on
+    const { bigPdf } = await import("./helpers/docs");
+    const big = await client.files.create({ file: new File([await bigPdf(60)], "big.pdf"), purpose: "assistants" });
+    const pending = await client.vectorStores.fileBatches.create(s.id, { file_ids: [big.id] });
+    const cancelled = await client.vectorStores.fileBatches.cancel(pending.id, { vector_store_id: s.id });
+    expect(cancelled.status).toBe("cancelled");
+    expect((await client.files.waitForProcessing(big.id, { pollInterval: 100 })).status).toBe("processed");
+    expect((await client.vectorStores.files.retrieve(big.id, { vector_store_id: s.id })).status).toBe("cancelled");
+    expect((await client.vectorStores.search(s.id, { query: "page" })).data.every((h) => h.file_id !== big.id)).toBe(true);
+  });
+
+  test("uploadAndPoll into a store; deleting the file removes it from every store", async () => {
+    const s = await client.vectorStores.create({ name: "temp" });
+    const vf = await client.vectorStores.files.uploadAndPoll(s.id, new File(["The secret launch code word is periwinkle."], "secret.txt"));
+    expect(vf.status).toBe("completed");
+    expect((await client.vectorStores.search(s.id, { query: "launch code word" })).data[0]!.file_id).toBe(vf.id);
+    expect((await client.vectorStores.search(kb, { query: "launch code word periwinkle" })).data[0]!.file_id).toBe(vf.id);
+    await client.files.delete(vf.id);
+    for (const store of [s.id, kb]) expect((await client.vectorStores.search(store, { query: "launch code word periwinkle" })).data.every((h) => h.file_id !== vf.id)).toBe(true);
+    expect(await status(client.vectorStores.files.retrieve(vf.id, { vector_store_id: s.id }))).toBe(404);
+    expect((await client.vectorStores.retrieve(s.id)).file_counts.total).toBe(0);
+  });
+
+  test("bad requests get OpenAI error envelopes", async () => {
+    expect(await status(client.vectorStores.search("vs_000000000000000000000000", { query: "x" }))).toBe(404);
+    expect(await status(client.vectorStores.search("nope", { query: "x" }))).toBe(404);
+    expect(await errorOf(client.vectorStores.search(kb, { query: "x", max_num_results: 51 }))).toMatchObject({ type: "invalid_request_error", param: "max_num_results" });
+    expect(await status(client.vectorStores.search(kb, { query: "x", max_num_results: 0 }))).toBe(400);
+    expect(await status(client.vectorStores.search(kb, { query: "" }))).toBe(400);
+    for (const filters of [{ type: "eq", key: "k" }, { type: "like", key: "k", value: 1 }, { type: "and", filters: [] }, { type: "in", key: "k", value: "x" }, "x"])
+      expect(await errorOf(client.vectorStores.search(kb, { query: "x", filters: filters as never }))).toMatchObject({ type: "invalid_request_error", param: "filters" });
+    expect(await status(client.vectorStores.files.create(kb, { file_id: "file-000000000000000000000000" }))).toBe(404);
+    expect(await status(client.vectorStores.create({ file_ids: ["file-000000000000000000000000"] }))).toBe(404);
+    expect(await status(client.vectorStores.create({ chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 50, chunk_overlap_tokens: 0 } } }))).toBe(400);
+    expect(await status(client.vectorStores.files.create(kb, { file_id: ids["report.pdf"]!, attributes: { x: { nested: 1 } } as never }))).toBe(400);
+    const res = await fetch(`${ragd.url}/v1/vector_stores/${kb}/search`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body: "{not json" });
+    expect(res.status).toBe(400);
+    expect(Object.keys((await res.json()).error).sort()).toEqual(["code", "message", "param", "type"]);
+  });
+
+  test("another project cannot see this project's stores (404)", async () => {
+    const other = new OpenAI({ baseURL: `${ragd.url}/v1`, apiKey: await createKey(ragd.dataDir, "other") });
+    expect(await status(other.vectorStores.retrieve(kb))).toBe(404);
+    expect(await status(other.vectorStores.search(kb, { query: "parental leave" }))).toBe(404);
+    const own = await other.vectorStores.list();
+    expect(own.data.map((s) => s.id)).not.toContain(kb);
+  });
+
+  test("embeddings (float and base64) and models", async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(["use-lite-int8"]);
+    expect((await client.models.retrieve("default")).id).toBe("use-lite-int8");
+    const e = await client.embeddings.create({ model: "use-lite-int8", input: ["parental leave", "maternity leave", "quarterly revenue"] });
+    expect(e.data.length).toBe(3);
+    expect(e.usage.prompt_tokens).toBeGreaterThan(3);
+    const [a, b, c] = e.data.map((d) => d.embedding);
+    const dot = (x: number[], y: number[]) => x.reduce((s, v, i) => s + v * y[i]!, 0);
+    expect(dot(a!, a!)).toBeCloseTo(1, 3);
+    expect(dot(a!, b!)).toBeGreaterThan(dot(a!, c!));
+    // the SDK asks for base64 by default and decodes it
+    const viaSdk = await client.embeddings.create({ model: "default", input: "parental leave" });
+    expect(dot(viaSdk.data[0]!.embedding, a!)).toBeGreaterThan(0.995);
+    const raw = await fetch(`${ragd.url}/v1/embeddings`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}` }, body: JSON.stringify({ model: "default", input: "x", encoding_format: "base64" }) });
+    expect(typeof (await raw.json()).data[0].embedding).toBe("string");
+    expect(await errorOf(client.embeddings.create({ model: "text-embedding-3-small", input: "x" }))).toMatchObject({ code: "model_not_found" });
+    expect(await status(client.embeddings.create({ model: "default", input: [] }))).toBe(400);
+  });
+});
+
+describe("the vector index and the model across restarts", () => {
+  test("a corrupted index file is rebuilt from SQLite; another model is refused until `ragd reindex`", async () => {
+    let ragd = await startRagd();
+    const dataDir = ragd.dataDir;
+    try {
+      const client = ragd.client();
+      const f = await client.files.create({ file: fixture("handbook.docx"), purpose: "assistants" });
+      await client.files.waitForProcessing(f.id, { pollInterval: 100 });
+      const kb = (await client.vectorStores.list()).data[0]!.id;
+      await ragd.stop();
+      const dir = join(dataDir, "vectors");
+      const index = readdirSync(dir).find((n) => n.endsWith(".usearch"))!;
+      writeFileSync(join(dir, index), "garbage");
+      ragd = await startRagd({ dataDir });
+      expect(ragd.stderr()).toContain("building the vector index from SQLite");
+      expect((await ragd.client().vectorStores.search(kb, { query: "parental leave" })).data[0]!.file_id).toBe(f.id);
+      await ragd.stop();
+      // fp32 is another model: refused with a message that names the fix
+      const refused = await startRagd({ dataDir, args: ["--embed-precision", "fp32"] }).then(() => null, (e) => String(e));
+      expect(refused).toContain("ragd reindex");
+      const { runCli } = await import("./helpers/ragd");
+      const out = runCli(["reindex", "--data-dir", dataDir, "--embed-precision", "fp32"]);
+      expect(out.code).toBe(0);
+      expect(out.stdout).toContain("use-lite-fp32");
+      ragd = await startRagd({ dataDir, args: ["--embed-precision", "fp32"] });
+      expect((await ragd.client().vectorStores.search(kb, { query: "parental leave" })).data[0]!.file_id).toBe(f.id);
+      expect((await ragd.client().models.list()).data[0]!.id).toBe("use-lite-fp32");
+    } finally {
+      await ragd.stop();
+      cleanup(dataDir);
+    }
+  });
+
+  test("the openai provider embeds through another OpenAI-compatible server", async () => {
+    const upstream = await startRagd();
+    const ragd = await startRagd({ args: ["--embed-provider", "openai", "--embed-url", `${upstream.url}/v1`, "--embed-api-key", upstream.key, "--embed-model", "use-lite-int8"] });
+    try {
+      const client = ragd.client();
+      const f = await client.files.create({ file: fixture("handbook.docx"), purpose: "assistants" });
+      expect((await client.files.waitForProcessing(f.id, { pollInterval: 100 })).status).toBe("processed");
+      const kb = (await client.vectorStores.list()).data[0]!.id;
+      expect((await client.vectorStores.search(kb, { query: "parental leave weeks" })).data[0]!.file_id).toBe(f.id);
+      expect((await client.models.list()).data[0]).toMatchObject({ id: "use-lite-int8" });
+    } finally {
+      await ragd.stop();
+      await upstream.stop();
+      cleanup(ragd.dataDir);
+      cleanup(upstream.dataDir);
+    }
+  });
+});
