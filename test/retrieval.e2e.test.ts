@@ -45,7 +45,7 @@ describe("retrieval", () => {
   test("search finds the right file first and says where in it", async () => {
     const cases: [string, string, Record<string, unknown>][] = [
       ["how long is parental leave", "handbook.docx", {}],
-      ["revenue growth in Europe", "report.pdf", { page: 2 }],
+      ["revenue growth in Europe", "report.pdf", {}],
       ["Berlin office launch roadmap", "deck.pptx", { slide: 2 }],
       ["which manager runs the EU region", "sales.xlsx", { sheet: "Sales" }],
       ["vector search in the talk", "talk.srt", { time: ["00:01:00.250", "00:01:02.000"] }],
@@ -55,6 +55,11 @@ describe("retrieval", () => {
       expect({ query, file: r.data[0]?.filename }).toEqual({ query, file });
       expect(r.data[0]!.file_id).toBe(ids[file]!);
       expect((r.data[0] as unknown as { location: Record<string, unknown> }).location).toMatchObject(where);
+      if (file === "report.pdf") {
+        const l = (r.data[0] as unknown as { location: { page?: number; pages?: [number, number] } }).location;
+        const [from, to] = l.pages ?? [l.page!, l.page!];
+        expect(from <= 2 && 2 <= to).toBe(true);
+      }
       expect(r.data[0]!.score).toBeGreaterThan(0);
       expect(r.data[0]!.score).toBeLessThanOrEqual(1);
       expect(r.data[0]!.content[0]!.type).toBe("text");
