@@ -5,6 +5,7 @@ import { cpus, totalmem } from "node:os";
 import { readBench, uploadBench } from "./files";
 import { latencyBench, parseBench } from "./ingest";
 import { ROOT } from "./lib";
+import { retrievalBench } from "./retrieval";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -12,6 +13,7 @@ const suites: Record<string, () => Promise<string>> = {
   read: () => readBench(),
   parse: parseBench,
   "ingest-latency": () => latencyBench(),
+  retrieval: () => retrievalBench(),
 };
 
 const out: string[] = [

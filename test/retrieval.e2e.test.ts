@@ -102,7 +102,7 @@ describe("retrieval", () => {
     // lifecycle
     const updated = await client.vectorStores.update(b.id, { name: "renamed", expires_after: { anchor: "last_active_at", days: 7 } });
     expect(updated).toMatchObject({ name: "renamed", expires_after: { anchor: "last_active_at", days: 7 } });
-    expect(updated.expires_at).toBe(updated.last_active_at + 7 * 86400);
+    expect(updated.expires_at).toBe(updated.last_active_at! + 7 * 86400);
     expect(await client.vectorStores.delete(b.id)).toEqual({ id: b.id, object: "vector_store.deleted", deleted: true });
     expect(await status(client.vectorStores.retrieve(b.id))).toBe(404);
     expect((await client.files.retrieve(ids["report.pdf"]!)).status).toBe("processed");

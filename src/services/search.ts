@@ -215,6 +215,11 @@ export class SearchService {
     return match ? this.chunks.keyword(storeId, filter, now, match, n) : [];
   }
 
+  /** For `bench/`: exact search over a store, to measure the index's recall against. */
+  exactForBench(storeId: string, vector: Float32Array, k: number) {
+    return this.chunks.exact(storeId, { sql: "1", params: {} }, Math.floor(Date.now() / 1000), vector, k);
+  }
+
   /** For `bench/`: the index's own answer against exact search. */
   get vectorIndex() {
     return this.index;
