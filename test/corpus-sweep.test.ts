@@ -58,7 +58,7 @@ test.skipIf(!present)(
       const f = await client.files.create({ file: new File([bytes], path.split("/").pop()!), purpose: "assistants" });
       files.push({ path, id: f.id, started, ended: 0, status: f.status, details: null });
     }
-    const deadline = Date.now() + 600_000;
+    const deadline = Date.now() + 1_200_000;
     while (files.some((f) => f.status === "uploaded")) {
       if (Date.now() > deadline) throw new Error(`stuck: ${files.filter((f) => f.status === "uploaded").map((f) => f.path)}`);
       const page = await client.files.list({ limit: 10000 } as never);
@@ -109,5 +109,5 @@ test.skipIf(!present)(
     expect((await fetch(`${ragd.url}/health`)).status).toBe(200);
     expect(statSync(join(ragd.dataDir, "ragd.db")).size).toBeGreaterThan(0);
   },
-  900_000,
+  1_500_000,
 );
