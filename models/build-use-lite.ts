@@ -4,8 +4,8 @@
 // `bun test test/embed-model.test.ts` checks it against the original model's outputs.
 //
 //   bun models/build-use-lite.ts [outDir]      (run by `make models`, never by hand)
-import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { sha256Hex, writeFileAtomic } from "../src/util/atomic-file";
 import { dirname, join, resolve } from "node:path";
 import { DataType, encodeModel, type Node, type Tensor } from "./onnx-proto";
 
@@ -225,12 +225,6 @@ export function modelBytes(weights: Map<string, Weight>, source: string, quantiz
   });
 }
 
-function writeAtomic(path: string, data: Uint8Array | string) {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
-
 /**
  * onnxruntime's addon and shared library, copied beside the model under `.bin` names: Bun
  * refuses to import a `.node` file as an asset, and the single binary must carry both
@@ -240,10 +234,8 @@ function stageNativeRuntime(outDir: string) {
   const dir = join(dirname(require.resolve("onnxruntime-node/package.json")), "bin", "napi-v6", process.platform, process.arch);
   mkdirSync(join(outDir, "native"), { recursive: true });
   for (const [from, to] of [["onnxruntime_binding.node", "onnxruntime_binding.node.bin"], ["libonnxruntime.so.1", "libonnxruntime.so.1.bin"]] as const)
-    writeAtomic(join(outDir, "native", to), readFileSync(join(dir, from)));
+    writeFileAtomic(join(outDir, "native", to), readFileSync(join(dir, from)));
 }
-
-const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
 
 export function buildUseLite(outDir: string) {
   const pkgDir = dirname(require.resolve(`${PACKAGE}/package.json`));
@@ -252,17 +244,17 @@ export function buildUseLite(outDir: string) {
   const files: Record<string, { bytes: number; sha256: string }> = {};
   for (const variant of ["fp32", "int8"] as const) {
     const bytes = modelBytes(weights, `${PACKAGE}@${version}`, variant === "int8");
-    writeAtomic(join(outDir, MODEL_FILES[variant]), bytes);
-    files[variant] = { bytes: bytes.length, sha256: sha256(bytes) };
+    writeFileAtomic(join(outDir, MODEL_FILES[variant]), bytes);
+    files[variant] = { bytes: bytes.length, sha256: sha256Hex(bytes) };
   }
   // The vocabulary, as shipped: [piece, score] in id order.
   const vocab = readFileSync(join(pkgDir, "dist", "vocab.json"), "utf8");
   JSON.parse(vocab);
-  writeAtomic(join(outDir, MODEL_FILES.vocab), vocab);
-  files.vocab = { bytes: Buffer.byteLength(vocab), sha256: sha256(vocab) };
+  writeFileAtomic(join(outDir, MODEL_FILES.vocab), vocab);
+  files.vocab = { bytes: Buffer.byteLength(vocab), sha256: sha256Hex(vocab) };
   stageNativeRuntime(outDir);
   const manifest = { source: `${PACKAGE}@${version}`, dims: 512, max_tokens: MAX_TOKENS, files };
-  writeAtomic(join(outDir, MODEL_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
+  writeFileAtomic(join(outDir, MODEL_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
   return manifest;
 }
 

@@ -74,7 +74,7 @@ describe("retrieval", () => {
     const b = await client.vectorStores.create({ name: "all-hands" });
     const attached = await client.vectorStores.files.createAndPoll(b.id, { file_id: ids["report.pdf"]!, attributes: { year: 2026, kind: "report", public: true } });
     expect(attached).toMatchObject({ id: ids["report.pdf"], status: "completed", attributes: { year: 2026, kind: "report", public: true } });
-    await client.vectorStores.files.createAndPoll(b.id, { file_id: ids["deck.pptx"]!, attributes: { year: 2027, kind: "slides" } });
+    await client.vectorStores.files.createAndPoll(b.id, { file_id: ids["deck.pptx"]!, attributes: { year: 2027, kind: "slides", 'odd "key".name': "q" } });
     expect((await client.vectorStores.retrieve(a.id)).file_counts.completed).toBe(2);
     // scoped: the finance store never returns the handbook
     const r = await client.vectorStores.search(a.id, { query: "parental leave" });
@@ -86,6 +86,7 @@ describe("retrieval", () => {
     expect(new Set(await filtered({ type: "lt", key: "year", value: 2027 }))).toEqual(new Set(["report.pdf"]));
     expect(new Set(await filtered({ type: "in", key: "kind", value: ["report", "slides"] }))).toEqual(new Set(["report.pdf", "deck.pptx"]));
     expect(new Set(await filtered({ type: "and", filters: [{ type: "eq", key: "public", value: true }, { type: "gte", key: "year", value: 2026 }] }))).toEqual(new Set(["report.pdf"]));
+    expect(new Set(await filtered({ type: "eq", key: 'odd "key".name', value: "q" }))).toEqual(new Set(["deck.pptx"]));
     expect(new Set(await filtered({ type: "or", filters: [{ type: "eq", key: "kind", value: "none" }, { type: "ne", key: "kind", value: "report" }] }))).toEqual(new Set(["deck.pptx"]));
     // update attributes, list with a status filter, content
     await client.vectorStores.files.update(ids["deck.pptx"]!, { vector_store_id: b.id, attributes: { kind: "deck" } });
@@ -150,6 +151,16 @@ describe("retrieval", () => {
     expect(await status(client.vectorStores.files.create(kb, { file_id: "file-000000000000000000000000" }))).toBe(404);
     expect(await status(client.vectorStores.create({ file_ids: ["file-000000000000000000000000"] }))).toBe(404);
     expect(await status(client.vectorStores.create({ chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 50, chunk_overlap_tokens: 0 } } }))).toBe(400);
+    // a size the server does not cut at is refused, not silently ignored; one that clamps to it is accepted and reported as applied
+    expect(await errorOf(client.vectorStores.create({ chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 0 } } }))).toMatchObject({
+      code: "unsupported_chunking_strategy",
+      param: "chunking_strategy",
+    });
+    const clamped = await client.vectorStores.create({ file_ids: [ids["report.pdf"]!], chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 800, chunk_overlap_tokens: 400 } } });
+    expect((await client.vectorStores.files.retrieve(ids["report.pdf"]!, { vector_store_id: clamped.id })).chunking_strategy).toEqual({
+      type: "static",
+      static: { max_chunk_size_tokens: 128, chunk_overlap_tokens: 32 },
+    });
     expect(await status(client.vectorStores.files.create(kb, { file_id: ids["report.pdf"]!, attributes: { x: { nested: 1 } } as never }))).toBe(400);
     const res = await fetch(`${ragd.url}/v1/vector_stores/${kb}/search`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body: "{not json" });
     expect(res.status).toBe(400);
@@ -228,6 +239,16 @@ describe("the vector index and the model across restarts", () => {
       const kb = (await client.vectorStores.list()).data[0]!.id;
       expect((await client.vectorStores.search(kb, { query: "parental leave weeks" })).data[0]!.file_id).toBe(f.id);
       expect((await client.models.list()).data[0]).toMatchObject({ id: "use-lite-int8" });
+      // the remote API goes away: search answers 503 with a reason, ingestion retries later
+      await upstream.stop();
+      const res = await fetch(`${ragd.url}/v1/vector_stores/${kb}/search`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}` }, body: JSON.stringify({ query: "leave" }) });
+      expect(res.status).toBe(503);
+      const body = await res.json();
+      expect(body.error).toMatchObject({ type: "api_error", code: "embedding_unavailable" });
+      expect(body.error.message).toContain("could not embed");
+      const later = await client.files.create({ file: fixture("notes.txt"), purpose: "assistants" });
+      await Bun.sleep(1500);
+      expect((await client.files.retrieve(later.id)).status).toBe("uploaded");
     } finally {
       await ragd.stop();
       await upstream.stop();

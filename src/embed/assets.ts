@@ -3,10 +3,10 @@
 // the real paths; in the single binary (`bun build --compile`) they are embedded and read
 // through Bun's virtual filesystem. Only the int8 model is carried; fp32 comes from
 // models/dist (RAGD_MODELS_DIR) when run from source.
-import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import int8Model from "../../models/dist/use-lite-int8.onnx" with { type: "file" };
+import { sha256Hex, writeFileAtomic } from "../util/atomic-file";
 import vocabFile from "../../models/dist/use-lite-vocab.json" with { type: "file" };
 import ortBinding from "../../models/dist/native/onnxruntime_binding.node.bin" with { type: "file" };
 import ortLibrary from "../../models/dist/native/libonnxruntime.so.1.bin" with { type: "file" };
@@ -27,20 +27,11 @@ export function onnxBindingPath(cacheDir: string): string {
   if (!import.meta.url.includes("$bunfs"))
     return join(dirname(Bun.resolveSync("onnxruntime-node/package.json", import.meta.dir)), "bin", "napi-v6", process.platform, process.arch, "onnxruntime_binding.node");
   const files = [ortBinding, ortLibrary].map((p) => ({ name: realName(p), bytes: readFileSync(p) }));
-  const hash = createHash("sha256");
-  for (const f of files) hash.update(f.name).update(f.bytes);
-  const digest = hash.digest("hex");
+  const digest = sha256Hex(files.map((f) => `${f.name}:${sha256Hex(f.bytes)}`).join("\n"));
   const dir = join(cacheDir, `onnxruntime-${digest.slice(0, 16)}`);
-  mkdirSync(dir, { recursive: true });
   for (const f of files) {
     const target = join(dir, f.name);
-    if (existsSync(target) && sameBytes(target, f.bytes)) continue;
-    const tmp = `${target}.tmp-${process.pid}`;
-    writeFileSync(tmp, f.bytes, { mode: 0o755 });
-    const fd = openSync(tmp, "r+");
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, target);
+    if (!existsSync(target) || !sameBytes(target, f.bytes)) writeFileAtomic(target, f.bytes, 0o755);
   }
   return join(dir, realName(ortBinding));
 }
@@ -52,5 +43,5 @@ function realName(p: string) {
 
 function sameBytes(path: string, bytes: Buffer) {
   const have = readFileSync(path);
-  return have.length === bytes.length && createHash("sha256").update(have).digest("hex") === createHash("sha256").update(bytes).digest("hex");
+  return have.length === bytes.length && have.equals(bytes);
 }

@@ -39,42 +39,45 @@ export class OnnxProvider implements EmbeddingProvider {
   private inflight: { id: number; items: Pending[] } | null = null;
   private closed = false;
 
+  private worker: Worker | null = null;
+  private starting: Promise<void> | null = null;
+
   private constructor(
     readonly model: EmbeddingModel,
     readonly tokenizer: Tokenizer,
     readonly tokenizerSpec: TokenizerSpec,
-    private readonly worker: Worker,
+    private readonly init: OnnxWorkerInit,
     private readonly batchSize: number,
   ) {}
 
   static async open(o: OnnxOptions): Promise<OnnxProvider> {
-    const tokenizer = await loadTokenizer(o.tokenizer);
-    const model = await Bun.file(o.modelPath).arrayBuffer();
-    const worker = new Worker(WORKER_URL);
     const init: OnnxWorkerInit = {
       type: "init",
       bindingPath: onnxBindingPath(o.cacheDir),
-      model,
+      model: await Bun.file(o.modelPath).arrayBuffer(),
       threads: o.threads ?? cpus().length,
       tokenizer: o.tokenizer,
       maxTokens: o.maxTokens,
       keepLastToken: o.keepLastToken,
     };
-    const dims = await new Promise<number>((resolve, reject) => {
-      worker.onmessage = (e: MessageEvent<OnnxWorkerReply>) => {
-        if (e.data.type === "ready") resolve(e.data.dims);
-        else if (e.data.type === "error") reject(new EmbedError(`could not load the embedding model ${o.modelPath}: ${e.data.message}`));
-      };
-      worker.onerror = (e) => reject(new EmbedError(`the embedding worker failed: ${e.message}`));
-      worker.postMessage(init, [model]);
-    }).catch((e) => {
-      worker.terminate();
-      throw e;
+    const { worker, dims } = await spawn(init).catch((e: Error) => {
+      throw new EmbedError(`could not load the embedding model ${o.modelPath}: ${e.message}`);
     });
-    const p = new OnnxProvider({ id: o.id, dims, maxTokens: o.maxTokens, ownedBy: o.ownedBy }, tokenizer, o.tokenizer, worker, o.batchSize ?? 32);
-    worker.onmessage = (e: MessageEvent<OnnxWorkerReply>) => p.onReply(e.data);
-    worker.onerror = (e) => p.failInflight(new EmbedError(`the embedding worker failed: ${e.message}`));
+    const p = new OnnxProvider({ id: o.id, dims, maxTokens: o.maxTokens, ownedBy: o.ownedBy }, await loadTokenizer(o.tokenizer), o.tokenizer, init, o.batchSize ?? 32);
+    p.adopt(worker);
     return p;
+  }
+
+  private adopt(worker: Worker) {
+    this.worker = worker;
+    worker.onmessage = (e: MessageEvent<OnnxWorkerReply>) => this.onReply(e.data);
+    // The worker died (it cannot throw on a batch, those errors come back as replies):
+    // fail what it held and start a new one for the rest of the queue.
+    worker.onerror = (e) => {
+      worker.terminate();
+      this.worker = null;
+      this.failInflight(new EmbedError(`the embedding worker failed: ${e.message}`));
+    };
   }
 
   embed(texts: string[], priority: EmbedPriority): Promise<Embeddings> {
@@ -111,6 +114,19 @@ export class OnnxProvider implements EmbeddingProvider {
 
   private pump() {
     if (this.busy || this.queue.length === 0 || this.closed) return;
+    if (!this.worker) {
+      this.starting ??= spawn(this.init)
+        .then(({ worker }) => this.adopt(worker))
+        .catch((e: Error) => {
+          const err = new EmbedError(`the embedding worker could not be restarted: ${e.message}`);
+          for (const it of this.queue.splice(0)) it.done(err, 0);
+        })
+        .finally(() => {
+          this.starting = null;
+          this.pump();
+        });
+      return;
+    }
     this.busy = true;
     const items = this.queue.splice(0, this.batchSize);
     const id = this.nextId++;
@@ -138,9 +154,25 @@ export class OnnxProvider implements EmbeddingProvider {
 
   async close() {
     this.closed = true;
-    this.worker.terminate();
+    this.worker?.terminate();
     const err = new EmbedError("the embedder is shut down");
     this.failInflight(err);
     for (const it of this.queue.splice(0)) it.done(err, 0);
   }
+}
+
+/** A worker with the model loaded, or the reason it could not load. The model bytes are copied, kept for restarts. */
+function spawn(init: OnnxWorkerInit): Promise<{ worker: Worker; dims: number }> {
+  const worker = new Worker(WORKER_URL);
+  return new Promise<{ worker: Worker; dims: number }>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<OnnxWorkerReply>) => {
+      if (e.data.type === "ready") resolve({ worker, dims: e.data.dims });
+      else if (e.data.type === "error") reject(new Error(e.data.message));
+    };
+    worker.onerror = (e) => reject(new Error(e.message));
+    worker.postMessage(init);
+  }).catch((e) => {
+    worker.terminate();
+    throw e;
+  });
 }

@@ -5,6 +5,7 @@
 // The native addon is loaded directly, with a small Tensor class of our own: importing
 // onnxruntime-node's JS (which pulls in onnxruntime-common) never finishes inside a Bun
 // Worker (Bun 1.4.5), and the single binary can only load the addon from a real file.
+import { normalizeRows } from "./normalize";
 import { loadTokenizer, truncate, type TokenizerSpec } from "./tokenizers";
 import type { Tokenizer } from "./tokenizer";
 
@@ -103,14 +104,6 @@ function run(tokens: number[][]): { vectors: Float32Array; dims: number } {
   return { vectors, dims };
 }
 
-function normalizeRows(v: Float32Array, dims: number) {
-  for (let at = 0; at < v.length; at += dims) {
-    let ss = 0;
-    for (let d = 0; d < dims; d++) ss += v[at + d]! * v[at + d]!;
-    const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
-    for (let d = 0; d < dims; d++) v[at + d]! *= inv;
-  }
-}
 
 self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
   const msg = e.data;

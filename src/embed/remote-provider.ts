@@ -1,5 +1,6 @@
 import type { EmbeddingModel, EmbeddingProvider, Embeddings } from "./provider";
 import { EmbedError } from "./provider";
+import { normalizeRows } from "./normalize";
 import { loadTokenizer } from "./tokenizers";
 import type { Tokenizer } from "./tokenizer";
 
@@ -42,7 +43,7 @@ export class RemoteProvider implements EmbeddingProvider {
       const body = await this.request(batch);
       const data = [...body.data].sort((a, b) => a.index - b.index);
       if (data.length !== batch.length) throw new EmbedError(`the embeddings endpoint returned ${data.length} vectors for ${batch.length} inputs`);
-      for (const d of data) vectors.push(normalize(Float32Array.from(d.embedding)));
+      for (const d of data) vectors.push(normalizeRows(Float32Array.from(d.embedding), d.embedding.length));
       for (const t of batch) tokens.push(Math.min(this.o.maxTokens, this.tokenizer.count(t)));
     }
     return { vectors, tokens };
@@ -70,12 +71,4 @@ export class RemoteProvider implements EmbeddingProvider {
   }
 
   async close() {}
-}
-
-function normalize(v: Float32Array) {
-  let ss = 0;
-  for (const x of v) ss += x * x;
-  const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
-  for (let i = 0; i < v.length; i++) v[i]! *= inv;
-  return v;
 }

@@ -57,6 +57,7 @@ const SERVICE_STATUS = {
   invalid: [400, "invalid_request_error"],
   too_large: [413, "invalid_request_error"],
   not_found: [404, "not_found_error"],
+  unavailable: [503, "api_error"],
 } as const;
 
 export function fromServiceError(e: ServiceError): ApiError {

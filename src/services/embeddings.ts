@@ -1,5 +1,6 @@
 import type { EmbeddingProvider } from "../embed/provider";
-import { invalid, ServiceError } from "./errors";
+import { EmbedError } from "../embed/provider";
+import { invalid, ServiceError, unavailable } from "./errors";
 
 const MAX_INPUTS = 2048;
 const DEFAULT_ALIAS = "default";
@@ -44,7 +45,7 @@ export class EmbeddingsService {
       throw invalid("this server embeds text; token-id arrays are not accepted for input", "input", "invalid_value");
     else throw invalid(`input must be a string or a list of 1 to ${MAX_INPUTS} strings`, "input", "invalid_value");
     if (texts.some((t) => t === "")) throw invalid("input must not contain empty strings", "input", "invalid_value");
-    const { vectors, tokens } = await this.provider.embed(texts, "query");
+    const { vectors, tokens } = await embedOrUnavailable(this.provider, texts);
     const used = tokens.reduce((a, b) => a + b, 0);
     return {
       object: "list" as const,
@@ -61,3 +62,13 @@ export class EmbeddingsService {
 
 const modelNotFound = (id: string) =>
   new ServiceError("not_found", `The model '${id}' does not exist on this server; GET /v1/models lists the models it serves.`, "model", "model_not_found");
+
+/** Query-time embedding; a failing model or remote API is a 503 the client may retry, never a bare 500. */
+export async function embedOrUnavailable(provider: EmbeddingProvider, texts: string[]) {
+  try {
+    return await provider.embed(texts, "query");
+  } catch (e) {
+    if (e instanceof EmbedError) throw unavailable(`The embedding model ${provider.model.id} could not embed the input: ${e.message}`, "embedding_unavailable");
+    throw e;
+  }
+}

@@ -1,4 +1,5 @@
 import type { BlobStore, BlobWriter } from "../storage/blobs";
+import { listPage } from "./pagination";
 import { nowSeconds } from "../storage/db";
 import type { FileRow, FilesRepo } from "../storage/files-repo";
 import { contentTypeFor, extensionOf, sniffImage } from "../util/content-type";
@@ -155,14 +156,7 @@ export class FilesService {
     // only to the first page; otherwise auto-pagination would skip files on every page.
     const offset = afterSeq === undefined ? p.offset : 0;
     const rows = await this.repo.list(projectId, { purpose: p.purpose, afterSeq, offset, limit: p.limit + 1, order: p.order }, this.now());
-    const data = rows.slice(0, p.limit).map(toFileObject);
-    return {
-      object: "list" as const,
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: rows.length > p.limit,
-    };
+    return listPage(rows.slice(0, p.limit).map(toFileObject), rows.length > p.limit);
   }
 
   async get(projectId: string, id: string): Promise<FileRow> {

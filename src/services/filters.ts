@@ -8,7 +8,7 @@ const MAX_CONDITIONS = 64;
 
 type Scalar = string | number | boolean;
 
-/** Compiles a filter to SQL over `vsf.attributes`; every value is a bound parameter. */
+/** Compiles a filter to SQL over `vsf.attributes`; every key and value is a bound parameter. */
 export function compileFilter(filter: unknown, param = "filters"): SqlFilter {
   const params: Record<string, string | number | null> = {};
   let n = 0;
@@ -34,7 +34,8 @@ export function compileFilter(filter: unknown, param = "filters"): SqlFilter {
     if (typeof type !== "string" || !(type in COMPARISONS || type === "in" || type === "nin"))
       throw invalid(`${path}.type must be one of eq, ne, gt, gte, lt, lte, in, nin, and, or; got ${JSON.stringify(type)}`, param);
     if (typeof o.key !== "string" || o.key.length === 0 || o.key.length > 64) throw invalid(`${path}.key must be an attribute name (1 to 64 characters)`, param);
-    const value = `json_extract(vsf.attributes, ${bind(`$."${o.key.replaceAll('"', '""')}"`)})`;
+    // json_each rather than a JSON path: any key, quotes and dots included, stays a plain bound value.
+    const value = `(SELECT a.value FROM json_each(vsf.attributes) a WHERE a.key = ${bind(o.key)})`;
     if (type === "in" || type === "nin") {
       if (!Array.isArray(o.value) || o.value.length === 0 || !o.value.every(isScalar))
         throw invalid(`${path}.value must be a non-empty array of strings, numbers or booleans for "${type}"`, param);

@@ -6,6 +6,7 @@ import type { SqlFilter } from "../storage/stores-repo";
 import { encodeVector, decodeVector, dotEncoded } from "../storage/vector-codec";
 import { UsearchIndex, type VectorIndex } from "../storage/vectors";
 import { log } from "../util/log";
+import { embedOrUnavailable } from "./embeddings";
 
 /**
  * Hybrid ranking: both lists are min-max normalised over the candidates and summed with
@@ -69,7 +70,8 @@ export class SearchService {
     if (!loaded) (reason === "no saved index" ? log.info : log.warn)("building the vector index from SQLite", { reason });
     await this.catchUp();
     log.info("vector index ready", { vectors: this.index.size(), loaded });
-    void this.backfill();
+    // A failure here (a remote API down) must not take the server with it; the next start retries.
+    this.backfill().catch((e) => log.error("could not embed chunks stored without vectors; the next start retries", { error: String(e) }));
   }
 
   async stop() {
@@ -155,7 +157,7 @@ export class SearchService {
   }
 
   async embedQuery(text: string) {
-    return (await this.embedder.embed([text], "query")).vectors[0]!;
+    return (await embedOrUnavailable(this.embedder, [text])).vectors[0]!;
   }
 
   async search(storeId: string, queries: string[], o: SearchOptions): Promise<SearchHit[]> {

@@ -1,4 +1,4 @@
-import { resolveChunking, type ChunkingStrategy } from "../ingest/chunker";
+import { resolveChunking, type ChunkingStrategy, type ChunkSize } from "../ingest/chunker";
 import type { FilesRepo } from "../storage/files-repo";
 import type { SqliteStoresRepo, StoreFileRow, StoreFileStatus, StoreRow } from "../storage/stores-repo";
 import { isFileBatchId, isFileId, isVectorStoreId, newFileBatchId, newVectorStoreId } from "../util/ids";
@@ -6,6 +6,7 @@ import { nowSeconds } from "../storage/db";
 import { invalid, ServiceError } from "./errors";
 import { EMBEDDABLE } from "./files";
 import { compileFilter, validateAttributes } from "./filters";
+import { listPage } from "./pagination";
 import { DEFAULT_EMBEDDING_WEIGHT, type SearchService } from "./search";
 
 type Json = Record<string, unknown>;
@@ -21,18 +22,23 @@ export interface ListParams {
 
 /** Vector stores, their files and file batches, and search: the rules; storage is SQL only. */
 export class VectorStoresService {
+  /** How every file is cut: once, with `auto` clamped to what the model reads. */
+  private readonly applied: ChunkSize;
+
   constructor(
     private readonly stores: SqliteStoresRepo,
     private readonly files: FilesRepo,
     private readonly search: SearchService,
     private readonly modelMaxTokens: number,
     private readonly now: () => number = nowSeconds,
-  ) {}
+  ) {
+    this.applied = resolveChunking({ type: "auto" }, modelMaxTokens);
+  }
 
   // ---- stores
 
   async create(projectId: string, body: Json) {
-    allowOnly(body, ["name", "file_ids", "expires_after", "chunking_strategy", "metadata", "description"]);
+    allowOnly(body, ["name", "file_ids", "expires_after", "chunking_strategy", "metadata"]);
     const fileIds = optionalIds(body.file_ids, "file_ids", 500);
     const chunking = this.chunking(body.chunking_strategy, "chunking_strategy");
     if (fileIds.length) await this.requireFiles(projectId, fileIds, "file_ids");
@@ -58,7 +64,7 @@ export class VectorStoresService {
     await this.stores.ensureDefault(projectId, this.now());
     const rows = await this.stores.list(projectId, { afterSeq, beforeSeq, limit: p.limit + 1, order: p.order });
     const data = await Promise.all(rows.slice(0, p.limit).map((r) => this.storeObject(r)));
-    return page(data, rows.length > p.limit);
+    return listPage(data, rows.length > p.limit);
   }
 
   async get(projectId: string, id: string) {
@@ -103,7 +109,7 @@ export class VectorStoresService {
     const store = await this.store(projectId, storeId);
     const row = isFileId(fileId) ? await this.stores.getFile(store.id, fileId, this.now()) : null;
     if (!row) throw notFound("vector store file", fileId, "file_id");
-    return storeFileObject(row, this.modelMaxTokens);
+    return storeFileObject(row, this.applied);
   }
 
   async listFiles(projectId: string, storeId: string, p: ListParams & { filter?: StoreFileStatus; batchId?: string }) {
@@ -112,7 +118,7 @@ export class VectorStoresService {
     const afterSeq = p.after !== undefined ? await this.fileCursor(store.id, p.after, "after") : undefined;
     const beforeSeq = p.before !== undefined ? await this.fileCursor(store.id, p.before, "before") : undefined;
     const rows = await this.stores.listFiles(store.id, { afterSeq, beforeSeq, limit: p.limit + 1, order: p.order, status: p.filter, batchId: p.batchId }, this.now());
-    return page(rows.slice(0, p.limit).map((r) => storeFileObject(r, this.modelMaxTokens)), rows.length > p.limit);
+    return listPage(rows.slice(0, p.limit).map((r) => storeFileObject(r, this.applied)), rows.length > p.limit);
   }
 
   async updateFile(projectId: string, storeId: string, fileId: string, body: Json) {
@@ -270,7 +276,18 @@ export class VectorStoresService {
       throw invalid(`${param}.static.max_chunk_size_tokens must be an integer between 100 and 4096`, param, "invalid_value");
     if (typeof overlap !== "number" || !Number.isInteger(overlap) || overlap < 0 || overlap > max / 2)
       throw invalid(`${param}.static.chunk_overlap_tokens must be an integer from 0 to half of max_chunk_size_tokens`, param, "invalid_value");
-    return { type: "static", static: { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } };
+    const strategy: ChunkingStrategy = { type: "static", static: { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } };
+    // Every file is chunked once and shared by all its stores; a request that would cut
+    // differently is refused rather than silently ignored.
+    const size = resolveChunking(strategy, this.modelMaxTokens);
+    if (size.max !== this.applied.max || size.overlap !== this.applied.overlap)
+      throw invalid(
+        `${param} would cut chunks of ${size.max} tokens with ${size.overlap} overlap, but this server cuts every file once, at ${this.applied.max} tokens with ${this.applied.overlap} overlap ` +
+          `(the embedding model reads at most ${this.modelMaxTokens}); other chunk sizes per store are not supported yet. Omit ${param} or pass {"type":"auto"}.`,
+        param,
+        "unsupported_chunking_strategy",
+      );
+    return strategy;
   }
 
   private async storeObject(row: StoreRow) {
@@ -292,9 +309,7 @@ export class VectorStoresService {
   }
 }
 
-function storeFileObject(r: StoreFileRow, modelMaxTokens: number) {
-  const requested = JSON.parse(r.chunking) as ChunkingStrategy;
-  const size = resolveChunking(requested, modelMaxTokens);
+function storeFileObject(r: StoreFileRow, size: ChunkSize) {
   return {
     id: r.fileId,
     object: "vector_store.file" as const,
@@ -303,7 +318,7 @@ function storeFileObject(r: StoreFileRow, modelMaxTokens: number) {
     vector_store_id: r.storeId,
     status: r.status,
     last_error: r.status === "failed" ? { code: errorCode(r.fileStatusDetails), message: r.fileStatusDetails ?? "processing failed" } : null,
-    // What the chunks were actually cut with: the request clamped to what the model reads.
+    // What the chunks were actually cut with.
     chunking_strategy: { type: "static" as const, static: { max_chunk_size_tokens: size.max, chunk_overlap_tokens: size.overlap } },
     attributes: JSON.parse(r.attributes),
   };
@@ -317,10 +332,6 @@ function errorCode(details: string | null): "server_error" | "unsupported_file" 
 }
 
 const isExpired = (row: StoreRow, now: number) => row.expiresDays !== null && row.lastActiveAt + row.expiresDays * 86400 <= now;
-
-function page<T extends { id: string }>(data: T[], hasMore: boolean) {
-  return { object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
-}
 
 function allowOnly(body: Json, keys: string[]) {
   for (const k of Object.keys(body)) if (!keys.includes(k)) throw invalid(`Unrecognized request argument supplied: ${k}`, k, "unknown_parameter");

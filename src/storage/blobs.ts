@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { fsyncPath } from "../util/atomic-file";
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBase62 } from "../util/ids";
@@ -154,7 +155,7 @@ class DiskBlobWriter implements BlobWriter {
     await this.fh.close();
     mkdirSync(this.dir, { recursive: true });
     await rename(this.tmpPath, this.finalPath);
-    fsyncDir(this.dir);
+    fsyncPath(this.dir);
   }
 
   async abort() {
@@ -162,14 +163,5 @@ class DiskBlobWriter implements BlobWriter {
     this.done = true;
     await this.fh.close().catch(() => {});
     await unlink(this.tmpPath).catch(() => {});
-  }
-}
-
-function fsyncDir(dir: string) {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -75,7 +75,8 @@ export class SqliteStoresRepo {
   constructor(private readonly db: Database) {}
 
   async ensureDefault(projectId: string, nowS: number) {
-    return this.db.transaction(() => ensureDefaultStore(this.db, projectId, nowS)).immediate();
+    const found = this.db.query(`SELECT id FROM vector_stores WHERE project_id = $projectId AND is_default = 1`).get({ projectId }) as { id: string } | null;
+    return found?.id ?? this.db.transaction(() => ensureDefaultStore(this.db, projectId, nowS)).immediate();
   }
 
   /** Files ingested before stores existed join their project's default store. */
@@ -109,7 +110,16 @@ export class SqliteStoresRepo {
           `INSERT INTO vector_stores (id, project_id, name, is_default, created_at, last_active_at, metadata, expires_days, chunking)
            VALUES ($id, $projectId, $name, 0, $createdAt, $lastActiveAt, $metadata, $expiresDays, $chunking)`,
         )
-        .run({ ...row, isDefault: undefined } as never);
+        .run({
+          id: row.id,
+          projectId: row.projectId,
+          name: row.name,
+          createdAt: row.createdAt,
+          lastActiveAt: row.lastActiveAt,
+          metadata: row.metadata,
+          expiresDays: row.expiresDays,
+          chunking: row.chunking,
+        });
       for (const fileId of fileIds) this.attachSync(row.id, fileId, row.createdAt, attributes, chunking, null);
     }).immediate();
   }

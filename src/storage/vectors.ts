@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { Index, MetricKind, ScalarKind } from "usearch";
+import { fsyncPath, sha256Hex, writeFileAtomic } from "../util/atomic-file";
 
 export interface VectorMatch {
   id: number;
@@ -84,7 +84,7 @@ export class UsearchIndex implements VectorIndex {
     if (m.model !== this.model || m.dims !== this.dims) return `the saved index is for ${m.model} (${m.dims} dimensions)`;
     // usearch trusts its file; a torn or corrupted file must never reach native code.
     const bytes = readFileSync(this.path);
-    if (bytes.length !== m.bytes || createHash("sha256").update(bytes).digest("hex") !== m.sha256) return "the index file does not match its checksum";
+    if (bytes.length !== m.bytes || sha256Hex(bytes) !== m.sha256) return "the index file does not match its checksum";
     try {
       this.index.load(this.path);
     } catch (e) {
@@ -140,9 +140,7 @@ export class UsearchIndex implements VectorIndex {
     mkdirSync(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.tmp-${process.pid}`;
     this.index.save(tmp);
-    const fd = openSync(tmp, "r+");
-    fsyncSync(fd);
-    closeSync(fd);
+    fsyncPath(tmp);
     const bytes = readFileSync(tmp);
     const manifest: Manifest = {
       model: this.model,
@@ -150,17 +148,12 @@ export class UsearchIndex implements VectorIndex {
       maxId: this._maxId,
       size: this.index.size(),
       bytes: bytes.length,
-      sha256: createHash("sha256").update(bytes).digest("hex"),
+      sha256: sha256Hex(bytes),
     };
     // The manifest names the bytes it describes: rename the index first, then the manifest.
     // A crash between the two leaves a checksum mismatch, which means a rebuild, never a wrong load.
     renameSync(tmp, this.path);
-    const mtmp = `${this.path}.json.tmp-${process.pid}`;
-    writeFileSync(mtmp, JSON.stringify(manifest));
-    const mfd = openSync(mtmp, "r+");
-    fsyncSync(mfd);
-    closeSync(mfd);
-    renameSync(mtmp, `${this.path}.json`);
+    writeFileAtomic(`${this.path}.json`, JSON.stringify(manifest));
   }
 
   static discard(path: string) {
