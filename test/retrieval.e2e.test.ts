@@ -196,6 +196,32 @@ describe("retrieval", () => {
   });
 });
 
+describe("search over the HNSW index (more vectors than exact search handles)", () => {
+  test("dense-only search finds the right chunk among thousands, in the shared index and in a small store with a filter", async () => {
+    const ragd = await startRagd();
+    try {
+      const client = ragd.client();
+      const { bigPdf } = await import("./helpers/docs");
+      const big = await client.files.create({ file: new File([await bigPdf(220)], "filler.pdf"), purpose: "assistants" });
+      const small = await client.vectorStores.create({ name: "small" });
+      const policy = await client.vectorStores.files.uploadAndPoll(small.id, new File(["Employees may take sixteen weeks of paid parental leave after a birth or adoption."], "policy.txt"));
+      await client.vectorStores.files.update(policy.id, { vector_store_id: small.id, attributes: { team: "hr" } });
+      expect((await client.files.waitForProcessing(big.id, { pollInterval: 200, maxWait: 110_000 })).status).toBe("processed");
+      const kb = (await client.vectorStores.list()).data.find((s) => s.name === "knowledge base")!.id;
+      const dense = { ranking_options: { hybrid_search: { embedding_weight: 1, text_weight: 0 } } } as never;
+      const query = "How many weeks of maternity and paternity leave do staff get?";
+      // no shared keywords with "parental leave ... birth": only the vectors can find it
+      expect((await client.vectorStores.search(kb, { query, max_num_results: 3, ...(dense as object) })).data[0]!.file_id).toBe(policy.id);
+      const filtered = await client.vectorStores.search(small.id, { query, filters: { type: "eq", key: "team", value: "hr" }, ...(dense as object) });
+      expect(filtered.data.map((h) => h.file_id)).toEqual([policy.id]);
+      expect((await client.vectorStores.search(small.id, { query, filters: { type: "eq", key: "team", value: "it" }, ...(dense as object) })).data).toEqual([]);
+    } finally {
+      await ragd.stop();
+      cleanup(ragd.dataDir);
+    }
+  }, 150_000);
+});
+
 describe("the vector index and the model across restarts", () => {
   test("a corrupted index file is rebuilt from SQLite; another model is refused until `ragd reindex`", async () => {
     let ragd = await startRagd();

@@ -14,9 +14,9 @@ import { embedOrUnavailable } from "./embeddings";
  * model, dense retrieval alone is far below BM25 and reciprocal-rank fusion falls below
  * BM25 too, so the default leans on keywords.
  */
-export const DEFAULT_EMBEDDING_WEIGHT = 0.3;
-// Below this many candidate chunks, exact search over SQLite beats HNSW plus post-filtering.
-const EXACT_LIMIT = 20_000;
+export const DEFAULT_EMBEDDING_WEIGHT = 0.4;
+// Up to this many vectors in all, exact search over SQLite is as fast as HNSW and exact.
+const EXACT_LIMIT = 2_000;
 const CATCH_UP_BATCH = 10_000;
 const SAVE_DELAY_MS = 5_000;
 const MAX_QUERY_TERMS = 64;
@@ -180,16 +180,23 @@ export class SearchService {
   }
 
   private async searchOne(storeId: string, query: string, o: SearchOptions, n: number): Promise<Scored[]> {
+    const c = await this.candidates(storeId, query, o, n);
+    return fuse(c.dense, c.keyword, o.embeddingWeight, c.cosines);
+  }
+
+  /** Both candidate lists for one query, before fusion (`bench/` fuses them with several weights). */
+  async candidates(storeId: string, query: string, o: Pick<SearchOptions, "filter" | "now" | "embeddingWeight">, n: number) {
     const vector = o.embeddingWeight > 0 ? await this.embedQuery(query) : null;
     const [dense, keyword] = await Promise.all([
       vector ? this.dense(storeId, o.filter, o.now, vector, n) : Promise.resolve([]),
       o.embeddingWeight < 1 ? this.keyword(storeId, o.filter, o.now, query, n) : Promise.resolve([]),
     ]);
-    return fuse(dense, keyword, o.embeddingWeight, vector ? await this.cosines(storeId, o, vector, keyword, dense) : null);
+    const cosines = vector ? await this.cosines(vector, keyword, dense) : null;
+    return { dense, keyword, cosines };
   }
 
   /** Chunks found only by keywords still get their true cosine, so fusion compares like with like. */
-  private async cosines(storeId: string, o: SearchOptions, vector: Float32Array, keyword: Scored[], dense: Scored[]) {
+  private async cosines(vector: Float32Array, keyword: Scored[], dense: Scored[]) {
     const known = new Map(dense.map((d) => [d.id, d.score]));
     const missing = keyword.filter((k) => !known.has(k.id)).map((k) => k.id);
     if (missing.length) {
@@ -200,16 +207,16 @@ export class SearchService {
 
   private async dense(storeId: string, filter: SqlFilter, now: number, vector: Float32Array, n: number): Promise<Scored[]> {
     const total = this.index.size();
-    const inStore = await this.chunks.count(storeId, filter, now);
-    if (inStore === 0) return [];
-    if (inStore <= EXACT_LIMIT || total === 0) return this.chunks.exact(storeId, filter, now, vector, n);
-    // The index spans every store: ask for enough neighbours that `n` of this store's survive.
-    const k = Math.min(total, Math.ceil((n * total * 1.5) / inStore));
-    const matches = this.index.search(vector, k);
-    const visible = await this.chunks.visible(storeId, filter, now, matches.map((m) => m.id));
-    const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
-    if (hits.length < Math.min(n, inStore) && k < total) return this.chunks.exact(storeId, filter, now, vector, n);
-    return hits.slice(0, n);
+    if (total <= EXACT_LIMIT) return this.chunks.exact(storeId, filter, now, vector, n);
+    // The index spans every store: widen until `n` of this store's (and filter's) chunks
+    // survive; a store or filter too narrow for that is searched exactly instead.
+    for (let k = Math.min(total, n * 2); ; k = Math.min(total, k * 8)) {
+      const matches = this.index.search(vector, k);
+      const visible = await this.chunks.visible(storeId, filter, now, matches.map((m) => m.id));
+      const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
+      if (hits.length >= n || k >= total) return hits.slice(0, n);
+      if (k >= n * 128) return this.chunks.exact(storeId, filter, now, vector, n);
+    }
   }
 
   private async keyword(storeId: string, filter: SqlFilter, now: number, query: string, n: number): Promise<Scored[]> {
@@ -228,9 +235,17 @@ export class SearchService {
   }
 }
 
+// English function words: in an OR query they match nearly every chunk, which costs BM25
+// scoring time for almost no weight (their IDF is near zero).
+const STOPWORDS = new Set(
+  "a an and are as at be but by for from has have in is it its of on or that the this to was were will with which who whom what when where why how do does did not no can".split(" "),
+);
+
 /** Any word of the query may match; BM25 weighs rare words up. Quoting keeps FTS5 syntax out of user text. */
 export function ftsQuery(query: string): string | null {
-  const terms = [...new Set((query.normalize("NFKC").toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, MAX_QUERY_TERMS * 4))].slice(0, MAX_QUERY_TERMS);
+  const all = [...new Set(query.normalize("NFKC").toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [])];
+  const content = all.filter((t) => !STOPWORDS.has(t));
+  const terms = (content.length ? content : all).slice(0, MAX_QUERY_TERMS);
   return terms.length ? terms.map((t) => `"${t}"`).join(" OR ") : null;
 }
 

@@ -28,11 +28,6 @@ function inStore(filter: SqlFilter) {
 export class SqliteChunksRepo {
   constructor(private readonly db: Database) {}
 
-  async count(storeId: string, filter: SqlFilter, now: number): Promise<number> {
-    const r = this.db.query(`SELECT COUNT(*) AS n ${inStore(filter)}`).get({ storeId, now, ...filter.params } as never) as { n: number };
-    return r.n;
-  }
-
   /** Exact cosine search over the store's chunks: for small stores and narrow filters, where HNSW plus post-filtering would miss. */
   async exact(storeId: string, filter: SqlFilter, now: number, query: Float32Array, k: number): Promise<Scored[]> {
     const top: Scored[] = [];
@@ -56,8 +51,14 @@ export class SqliteChunksRepo {
   /** Which of these chunk ids the store's search may see. */
   async visible(storeId: string, filter: SqlFilter, now: number, ids: number[]): Promise<Set<number>> {
     if (ids.length === 0) return new Set();
+    // CROSS JOIN keeps SQLite's planner starting from the ids, not from every file of the store.
     const rows = this.db
-      .query(`SELECT c.id ${inStore(filter)} AND c.id IN (SELECT value FROM json_each($ids))`)
+      .query(
+        `SELECT c.id FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value
+         JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId AND vsf.cancelled = 0
+         JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
+         WHERE c.strategy = 'auto' AND (${filter.sql})`,
+      )
       .all({ storeId, now, ids: JSON.stringify(ids), ...filter.params } as never) as { id: number }[];
     return new Set(rows.map((r) => r.id));
   }
@@ -81,8 +82,8 @@ export class SqliteChunksRepo {
     const rows = this.db
       .query(
         `SELECT c.id, c.file_id AS fileId, f.filename, c.text, c.location, vsf.attributes
-         FROM chunks c JOIN files f ON f.id = c.file_id JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId
-         WHERE c.id IN (SELECT value FROM json_each($ids))`,
+         FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value
+         JOIN files f ON f.id = c.file_id JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId`,
       )
       .all({ storeId, ids: JSON.stringify(ids) }) as ChunkHit[];
     return new Map(rows.map((r) => [r.id, r]));
@@ -90,7 +91,7 @@ export class SqliteChunksRepo {
 
   async embeddings(ids: number[]): Promise<Map<number, Uint8Array>> {
     const rows = this.db
-      .query(`SELECT id, embedding FROM chunks WHERE id IN (SELECT value FROM json_each($ids)) AND embedding IS NOT NULL`)
+      .query(`SELECT c.id, c.embedding FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value WHERE c.embedding IS NOT NULL`)
       .all({ ids: JSON.stringify(ids) }) as { id: number; embedding: Uint8Array }[];
     return new Map(rows.map((r) => [r.id, r.embedding]));
   }

@@ -78,7 +78,8 @@ const MIGRATIONS: string[] = [
   `
   -- Chunks gain an integer id (the vector index's key), the chunking strategy that cut them
   -- and their embedding (storage/vector-codec.ts). Earlier chunks keep their text and get
-  -- embedded at the next start (embedding IS NULL).
+  -- embedded at the next start (embedding IS NULL). SQLite cannot change a table's key in
+  -- place, hence the copy of migration 2's columns.
   CREATE TABLE chunks_v3 (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     file_id    TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
