@@ -225,18 +225,6 @@ export function modelBytes(weights: Map<string, Weight>, source: string, quantiz
   });
 }
 
-/**
- * onnxruntime's addon and shared library, copied beside the model under `.bin` names: Bun
- * refuses to import a `.node` file as an asset, and the single binary must carry both
- * (src/embed/assets.ts writes them back out at run time).
- */
-function stageNativeRuntime(outDir: string) {
-  const dir = join(dirname(require.resolve("onnxruntime-node/package.json")), "bin", "napi-v6", process.platform, process.arch);
-  mkdirSync(join(outDir, "native"), { recursive: true });
-  for (const [from, to] of [["onnxruntime_binding.node", "onnxruntime_binding.node.bin"], ["libonnxruntime.so.1", "libonnxruntime.so.1.bin"]] as const)
-    writeFileAtomic(join(outDir, "native", to), readFileSync(join(dir, from)));
-}
-
 export function buildUseLite(outDir: string) {
   const pkgDir = dirname(require.resolve(`${PACKAGE}/package.json`));
   const { weights, version } = loadWeights();
@@ -252,7 +240,6 @@ export function buildUseLite(outDir: string) {
   JSON.parse(vocab);
   writeFileAtomic(join(outDir, MODEL_FILES.vocab), vocab);
   files.vocab = { bytes: Buffer.byteLength(vocab), sha256: sha256Hex(vocab) };
-  stageNativeRuntime(outDir);
   const manifest = { source: `${PACKAGE}@${version}`, dims: 512, max_tokens: MAX_TOKENS, files };
   writeFileAtomic(join(outDir, MODEL_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
   return manifest;

@@ -30,6 +30,9 @@ export interface Config {
   embedMaxTokens: number; // 0 = what the model declares
   embedThreads: number;
   embedBatch: number;
+  ocr: "on" | "off";
+  ocrThreads: number;
+  ocrMaxMegapixels: number;
 }
 
 type Parsed<T> = { value: T } | { error: string };
@@ -110,6 +113,9 @@ const SETTINGS: Setting[] = [
   { key: "embedMaxTokens", flag: "--embed-max-tokens", env: "RAGD_EMBED_MAX_TOKENS", default: 0, help: "tokens the model reads, 0 = what it declares", parse: int(0, 32768) },
   { key: "embedThreads", flag: "--embed-threads", env: "RAGD_EMBED_THREADS", default: availableParallelism(), help: "threads of the ONNX session", parse: int(1, 256) },
   { key: "embedBatch", flag: "--embed-batch", env: "RAGD_EMBED_BATCH", default: 32, help: "texts per embedding batch", parse: int(1, 1024) },
+  { key: "ocr", flag: "--ocr", env: "RAGD_OCR", default: "on", help: "read images and scanned PDF pages: on or off", parse: oneOf("on", "off") },
+  { key: "ocrThreads", flag: "--ocr-threads", env: "RAGD_OCR_THREADS", default: 1, help: "threads of each OCR session (one per parse worker)", parse: int(1, 256) },
+  { key: "ocrMaxMegapixels", flag: "--ocr-max-megapixels", env: "RAGD_OCR_MAX_MEGAPIXELS", default: 50, help: "larger images are refused before decoding", parse: int(1, 1000) },
   {
     key: "logLevel", flag: "--log-level", env: "RAGD_LOG_LEVEL", default: "info", help: "debug, info, warn or error",
     parse: oneOf("debug", "info", "warn", "error"),

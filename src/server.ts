@@ -18,6 +18,8 @@ import { openDatabase } from "./storage/db";
 import { SqliteFilesRepo } from "./storage/files-repo";
 import { SqliteJobsRepo } from "./storage/jobs-repo";
 import { SqliteKeysRepo } from "./storage/keys-repo";
+import { libvipsPath, onnxBindingPath } from "./native/assets";
+import type { OcrSettings } from "./ocr/engine";
 import { log } from "./util/log";
 
 export interface Services {
@@ -33,6 +35,19 @@ export interface Services {
   close(): Promise<void>;
 }
 
+const cacheDir = (config: Config) => (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, "ragd") : join(config.dataDir, "cache"));
+
+export function ocrSettings(config: Config): OcrSettings {
+  const dir = cacheDir(config);
+  return {
+    enabled: config.ocr === "on",
+    bindingPath: onnxBindingPath(dir),
+    libvips: libvipsPath(dir),
+    threads: config.ocrThreads,
+    maxPixels: config.ocrMaxMegapixels * 1_000_000,
+  };
+}
+
 export function embedConfig(config: Config) {
   return {
     provider: config.embedProvider,
@@ -44,7 +59,7 @@ export function embedConfig(config: Config) {
     maxTokens: config.embedMaxTokens || null,
     threads: config.embedThreads,
     batchSize: config.embedBatch,
-    cacheDir: process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, "ragd") : join(config.dataDir, "cache"),
+    cacheDir: cacheDir(config),
   };
 }
 
@@ -75,6 +90,7 @@ export async function openServices(config: Config): Promise<Services> {
     purposes: [...EMBEDDABLE],
     leaseMs: config.ingestLeaseSeconds * 1000,
     embedder,
+    ocr: ocrSettings(config),
     onCommitted: () => void search.catchUp().catch((e) => log.error("vector index update failed", { error: String(e) })),
   });
   files.attachIngest(ingest);

@@ -6,3 +6,7 @@ declare module "*.bin" {
   const path: string;
   export default path;
 }
+declare module "*.txt" {
+  const path: string;
+  export default path;
+}

@@ -4,7 +4,7 @@ import { EmbedError } from "./provider";
 import type { Tokenizer } from "./tokenizer";
 import { loadTokenizer, type TokenizerSpec } from "./tokenizers";
 import type { OnnxWorkerInit, OnnxWorkerReply } from "./onnx-worker";
-import { onnxBindingPath } from "./assets";
+import { onnxBindingPath } from "../native/assets";
 
 const WORKER_URL = import.meta.url.includes("$bunfs") ? "./embed/onnx-worker.ts" : new URL("./onnx-worker.ts", import.meta.url).href;
 

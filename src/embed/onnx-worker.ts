@@ -2,9 +2,7 @@
 // on the calling thread. Texts arrive already tokenised; vectors go back as one transferred
 // Float32Array per batch.
 //
-// The native addon is loaded directly, with a small Tensor class of our own: importing
-// onnxruntime-node's JS (which pulls in onnxruntime-common) never finishes inside a Bun
-// Worker (Bun 1.4.5), and the single binary can only load the addon from a real file.
+import { OrtTensor as Tensor, openSession, type OrtSession } from "../native/ort";
 import { normalizeRows } from "./normalize";
 import { loadTokenizer, truncate, type TokenizerSpec } from "./tokenizers";
 import type { Tokenizer } from "./tokenizer";
@@ -33,22 +31,7 @@ export type OnnxWorkerReply =
   | { type: "result"; id: number; vectors: Float32Array; dims: number; tokens: number[] }
   | { type: "error"; id: number | null; message: string };
 
-/** What the addon reads from inputs and builds for outputs. */
-class Tensor {
-  constructor(
-    readonly type: string,
-    readonly data: BigInt64Array | Float32Array,
-    readonly dims: number[],
-  ) {}
-  get location() {
-    return "cpu";
-  }
-  get size() {
-    return this.data.length;
-  }
-}
-
-let session: any = null;
+let session: OrtSession;
 let tokenizer: Tokenizer;
 let cfg: OnnxWorkerInit;
 // Detected from the graph: USE-lite's `sentence_embedding` is pooled and normalised already;
@@ -56,8 +39,8 @@ let cfg: OnnxWorkerInit;
 let io: { ids: string; mask: string; tokenTypes?: string; output: string; pooled: boolean };
 
 function detectIo(): typeof io {
-  const inputs: string[] = session.inputMetadata.map((m: { name: string }) => m.name);
-  const outputs: string[] = session.outputMetadata.map((m: { name: string }) => m.name);
+  const inputs = session.inputNames;
+  const outputs = session.outputNames;
   const ids = inputs.find((n) => n === "input_ids") ?? inputs[0]!;
   const mask = inputs.find((n) => n === "attention_mask");
   if (!mask) throw new Error(`the model has no attention_mask input (inputs: ${inputs.join(", ")})`);
@@ -77,12 +60,12 @@ function run(tokens: number[][]): { vectors: Float32Array; dims: number } {
       mask[i * width + j] = 1n;
     }),
   );
-  const feeds: Record<string, unknown> = {
+  const feeds: Record<string, Tensor> = {
     [io.ids]: new Tensor("int64", ids, [batch, width]),
     [io.mask]: new Tensor("int64", mask, [batch, width]),
   };
   if (io.tokenTypes) feeds[io.tokenTypes] = new Tensor("int64", new BigInt64Array(batch * width), [batch, width]);
-  const out = session.run(feeds, { [io.output]: null }, {})[io.output];
+  const out = session.run(feeds, [io.output])[io.output]!;
   const data = out.data as Float32Array;
   if (io.pooled || out.dims.length === 2) {
     const dims = out.dims[1] as number;
@@ -111,10 +94,7 @@ self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
     try {
       cfg = msg;
       tokenizer = await loadTokenizer(msg.tokenizer);
-      const binding = require(msg.bindingPath);
-      binding.initOrtOnce(3, Tensor, false);
-      session = new binding.InferenceSession();
-      session.loadModel(msg.model, 0, msg.model.byteLength, { intraOpNumThreads: msg.threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+      session = openSession(msg.bindingPath, msg.model, msg.threads);
       io = detectIo();
       const probe = run([tokenizer.encode("probe")]);
       self.postMessage({ type: "ready", dims: probe.dims } satisfies OnnxWorkerReply);

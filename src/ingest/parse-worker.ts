@@ -5,6 +5,7 @@ import { chunkBlocks, type ChunkSize } from "./chunker";
 import { lowerThreadPriority } from "./low-priority";
 import { parseDocument } from "./parsers/index";
 import { ParseError, type ParseLimits } from "./types";
+import type { OcrSettings } from "../ocr/engine";
 
 export interface ParseRequest {
   bytes: Uint8Array;
@@ -13,6 +14,7 @@ export interface ParseRequest {
   chunking: ChunkSize;
   /** The embedding model's tokenizer, so chunk sizes are counted as the model counts them. */
   tokenizer: TokenizerSpec;
+  ocr: OcrSettings;
 }
 
 export type ParseReply =
@@ -27,7 +29,7 @@ lowerThreadPriority();
 const reply = (m: ParseReply) => self.postMessage(m);
 
 self.onmessage = async (e: MessageEvent<ParseRequest>) => {
-  const { bytes, filename, limits, chunking, tokenizer } = e.data;
+  const { bytes, filename, limits, chunking, tokenizer, ocr } = e.data;
   let last = 0;
   const progress = (message: string) => {
     const now = Date.now();
@@ -36,7 +38,7 @@ self.onmessage = async (e: MessageEvent<ParseRequest>) => {
     reply({ type: "progress", message });
   };
   try {
-    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress }), loadTokenizer(tokenizer)]);
+    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr }), loadTokenizer(tokenizer)]);
     progress("chunking");
     const { text, chunks } = chunkBlocks(doc.blocks, chunking, counter);
     reply({ type: "done", format: doc.format, text, chunks });

@@ -7,6 +7,7 @@ import { log } from "../util/log";
 import { resolveChunking, type ChunkSize } from "./chunker";
 import type { ParseReply, ParseRequest } from "./parse-worker";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./types";
+import type { OcrSettings } from "../ocr/engine";
 
 export interface PipelineOptions {
   concurrency: number;
@@ -19,6 +20,8 @@ export interface PipelineOptions {
   limits?: ParseLimits;
   /** Embeds chunks before they commit; its tokenizer sizes them. */
   embedder: EmbeddingProvider;
+  /** How parse workers read images and scanned pages. */
+  ocr: OcrSettings;
   /** Called after a file's chunks committed, to bring the vector index up to date. */
   onCommitted?: () => void;
 }
@@ -253,7 +256,7 @@ export class IngestPipeline {
       };
       worker.onerror = (e) => settle(new Transient(`the parser crashed: ${e.message ?? "unknown error"}`));
       worker.addEventListener("close", () => settle(new Transient("the parser exited unexpectedly")));
-      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec };
+      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr };
       worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
     });
   }
@@ -265,7 +268,6 @@ class Timeout extends Error {
   }
 }
 
-function noTextMessage(format: string): string {
-  if (format === "pdf") return "no text found: the PDF's pages are scanned images and this server has no OCR yet";
+function noTextMessage(_format: string): string {
   return "no text found: the document is empty or holds no extractable text";
 }

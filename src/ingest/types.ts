@@ -1,3 +1,5 @@
+import type { OcrSettings } from "../ocr/engine";
+
 /** Where a piece of text came from, in the terms of its format. */
 export interface Location {
   page?: number;
@@ -52,4 +54,5 @@ export interface ParseInput {
   filename: string;
   limits: ParseLimits;
   progress: Progress;
+  ocr: OcrSettings;
 }

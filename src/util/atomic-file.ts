@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
@@ -8,7 +8,8 @@ export const sha256Hex = (data: Uint8Array | string) => createHash("sha256").upd
 export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644) {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
+  // Unique per writer: workers of one process may write the same file at once.
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
   writeFileSync(tmp, data, { mode });
   fsyncPath(tmp);
   renameSync(tmp, path);

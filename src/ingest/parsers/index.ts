@@ -2,11 +2,11 @@ import { extensionOf, sniffImage } from "../../util/content-type";
 import { ParseError, type ParseInput, type ParsedDocument } from "../types";
 import { SafeZip } from "../zip";
 
-export const SUPPORTED_FORMATS = "PDF, DOCX, ODT, PPTX, XLSX, XLS, ODS, CSV, TSV, TXT, Markdown, HTML, JSON, EPUB, SRT, VTT and source code";
+export const SUPPORTED_FORMATS = "PDF, DOCX, ODT, PPTX, XLSX, XLS, ODS, CSV, TSV, TXT, Markdown, HTML, JSON, EPUB, SRT, VTT, source code, and images by OCR (PNG, JPEG, WebP, GIF, BMP, TIFF)";
 
 export type Format =
   | "pdf" | "docx" | "pptx" | "xlsx" | "xls" | "ods" | "epub"
-  | "odt" | "csv" | "tsv" | "html" | "srt" | "vtt" | "markdown" | "json" | "code" | "text";
+  | "odt" | "csv" | "tsv" | "html" | "srt" | "vtt" | "markdown" | "json" | "code" | "text" | "image";
 
 const NAMED: Record<string, Format> = {
   pdf: "pdf", docx: "docx", docm: "docx", pptx: "pptx", pptm: "pptx", xlsx: "xlsx", xlsm: "xlsx", xls: "xls", ods: "ods", odt: "odt", epub: "epub",
@@ -38,8 +38,7 @@ export function detectFormat(bytes: Uint8Array, filename: string, limits: ParseI
     );
   }
   if (ascii(bytes, 6) === "{\\rtf1") throw new ParseError(`RTF is not supported; save it as DOCX. Supported formats: ${SUPPORTED_FORMATS}`);
-  const image = sniffImage(bytes);
-  if (image) throw new ParseError(`no text found: the file is a ${image.toUpperCase()} image and this server has no OCR yet`);
+  if (sniffImage(bytes)) return "image";
   if (named && CONTAINERS.has(named))
     throw new ParseError(`the file is named .${ext} but its content is not a ${ext.toUpperCase()} file (it may be corrupt or mislabelled)`);
   const media = knownBinary(bytes);
@@ -137,5 +136,6 @@ async function dispatch(format: Format, input: ParseInput): Promise<ParsedDocume
     case "html": return (await import("./html")).parseHtml(input);
     case "srt": case "vtt": return (await import("./subtitles")).parseSubtitles(input, format);
     case "markdown": case "json": case "code": case "text": return (await import("./text")).parseText(input, format);
+    case "image": return (await import("./image")).parseImage(input);
   }
 }

@@ -1,5 +1,6 @@
 import "./pdf-env";
 import { PDFParse } from "pdf-parse";
+import { decodeImage, ImageError, ocrRaster } from "../../ocr/engine";
 import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
 
 /** PDF through pdf.js (pdf-parse), one page at a time so progress and memory stay bounded. */
@@ -14,6 +15,7 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
       throw pdfError(e);
     }
     const blocks: Block[] = [];
+    let scanned = 0;
     for (let page = 1; page <= pages; page++) {
       input.progress(`parsing page ${page} of ${pages}`);
       let text: string;
@@ -28,11 +30,56 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
         .replace(/(\p{Ll})-\n(\p{Ll})/gu, "$1$2")
         .replace(/[ \t]+\n/g, "\n")
         .trim();
-      if (text) blocks.push({ text, loc: { page }, boundary: true });
+      if (hasTextLayer(text)) {
+        blocks.push({ text, loc: { page }, boundary: true });
+        continue;
+      }
+      // A page without a text layer (or with a stray page number only) is a scan.
+      scanned++;
+      if (!input.ocr.enabled) {
+        if (text) blocks.push({ text, loc: { page }, boundary: true });
+        continue;
+      }
+      input.progress(`OCR page ${page} of ${pages}`);
+      const read = await ocrPage(parser, page, input);
+      (read.length ? read : text ? [text] : []).forEach((t, i) => blocks.push({ text: t, loc: { page }, boundary: i === 0 }));
     }
+    if (!blocks.length && scanned)
+      throw new ParseError(
+        input.ocr.enabled ? "no text found: the PDF's pages are images and OCR read no text in them" : "no text found; OCR is disabled (the PDF's pages are images without a text layer)",
+      );
     return { format: "pdf", blocks, pages } as ParsedDocument;
   } finally {
     await parser.destroy().catch(() => {});
+  }
+}
+
+// Fewer letters and digits than this and the page is treated as having no text layer.
+const MIN_TEXT_LAYER = 20;
+
+function hasTextLayer(text: string): boolean {
+  return (text.match(/[\p{L}\p{N}]/gu)?.length ?? 0) >= MIN_TEXT_LAYER;
+}
+
+// Rendered so that a letter-size page is about 2000 pixels tall (about 180 dpi): small print
+// stays legible to the recogniser, and the page stays far below the pixel limit.
+const RENDER_SCALE = 2.5;
+
+async function ocrPage(parser: PDFParse, page: number, input: ParseInput): Promise<string[]> {
+  let png: Uint8Array;
+  try {
+    const shot = await parser.getScreenshot({ partial: [page], scale: RENDER_SCALE, imageBuffer: true, imageDataUrl: false });
+    png = shot.pages[0]!.data;
+  } catch {
+    // A page pdf.js cannot draw is skipped like a page it cannot read.
+    return [];
+  }
+  try {
+    const image = await decodeImage(png, input.ocr);
+    return ocrRaster(await image.page(0), input.ocr);
+  } catch (e) {
+    if (e instanceof ImageError) return [];
+    throw e;
   }
 }
 

@@ -1,0 +1,30 @@
+// Copies the native libraries the single binary must carry into models/dist/native under
+// `.bin` names (Bun refuses to import `.node` or `.so` files as assets); src/native/assets.ts
+// embeds them and writes them back out at run time. The manifest keeps each file's real
+// name: the dynamic loader matches libraries by their soname.
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { writeFileAtomic } from "../src/util/atomic-file";
+
+const pkgDir = (name: string) => dirname(require.resolve(`${name}/package.json`));
+
+export function stageNative(outDir: string) {
+  const ort = join(pkgDir("onnxruntime-node"), "bin", "napi-v6", process.platform, process.arch);
+  const vipsLib = join(pkgDir(`@img/sharp-libvips-${process.platform}-${process.arch}`), "lib");
+  const vips = readdirSync(vipsLib).find((f) => f.startsWith("libvips-cpp.so"));
+  if (!vips) throw new Error(`no libvips-cpp.so in ${vipsLib}`);
+  // staged name -> [real name, source]
+  const files: Record<string, [string, string]> = {
+    "onnxruntime_binding.node.bin": ["onnxruntime_binding.node", join(ort, "onnxruntime_binding.node")],
+    "libonnxruntime.so.1.bin": ["libonnxruntime.so.1", join(ort, "libonnxruntime.so.1")],
+    "libvips-cpp.so.bin": [vips, join(vipsLib, vips)],
+  };
+  const manifest: Record<string, string> = {};
+  for (const [staged, [name, src]] of Object.entries(files)) {
+    writeFileAtomic(join(outDir, staged), readFileSync(src));
+    manifest[staged] = name;
+  }
+  writeFileAtomic(join(outDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+}
+
+if (import.meta.main) stageNative(process.argv[2] ?? join(import.meta.dir, "dist", "native"));

@@ -1,0 +1,69 @@
+import type { Sharp, SharpOptions } from "sharp";
+import { loadSharp } from "../native/sharp";
+import { BmpError, decodeBmp } from "./bmp";
+import type { Raster } from "./raster";
+
+/** An image the reader refuses, with a sentence for the user. */
+export class ImageError extends Error {}
+
+export interface DecodedImage {
+  format: string;
+  /** Pages of a multi-page TIFF; animations (GIF, WebP) count as one. */
+  pages: number;
+  page(index: number): Promise<Raster>;
+}
+
+/**
+ * Opens an image for OCR: PNG, JPEG, WebP, GIF, TIFF (each page) through libvips, BMP through
+ * our own reader. Pixels come out as 8-bit sRGB, turned upright by the EXIF orientation,
+ * transparent areas on white (dark text on a transparent background stays readable), whatever
+ * the source's bit depth or colour space (grayscale, CMYK, 16-bit). The pixel count is checked
+ * from the header before decoding, so a decompression bomb costs nothing.
+ */
+export async function openImage(bytes: Uint8Array, maxPixels: number, libvips: string | null): Promise<DecodedImage> {
+  const checkSize = (width: number, height: number) => {
+    if (width * height > maxPixels)
+      throw new ImageError(
+        `the image is too large to read: ${width}×${height} is ${(width * height / 1e6).toFixed(1)} megapixels, over the limit of ${(maxPixels / 1e6).toFixed(1)} (--ocr-max-megapixels)`,
+      );
+  };
+  if (bytes[0] === 0x42 && bytes[1] === 0x4d) {
+    try {
+      const raster = decodeBmp(bytes, checkSize);
+      return { format: "bmp", pages: 1, page: async () => raster };
+    } catch (e) {
+      if (e instanceof BmpError) throw new ImageError(`the BMP image could not be read: ${e.message}`);
+      throw e;
+    }
+  }
+  const sharp = await loadSharp(libvips);
+  // failOn "error": a slightly damaged photo still reads; only unreadable data fails.
+  const base: SharpOptions = { limitInputPixels: maxPixels, failOn: "error" };
+  let meta;
+  try {
+    meta = await sharp(bytes, base).metadata();
+  } catch (e) {
+    throw new ImageError(`the image could not be read; it may be corrupt or truncated (${message(e)})`);
+  }
+  if (!meta.width || !meta.height) throw new ImageError("the image has no pixels");
+  checkSize(meta.width, meta.pageHeight ?? meta.height);
+  const format = meta.format ?? "image";
+  const pages = format === "tiff" ? Math.max(1, meta.pages ?? 1) : 1;
+  return {
+    format,
+    pages,
+    async page(index: number) {
+      const img: Sharp = sharp(bytes, { ...base, page: index, pages: 1 });
+      try {
+        const { data, info } = await img.rotate().flatten({ background: "#ffffff" }).toColourspace("srgb").raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
+        if (info.channels !== 3) throw new Error(`unexpected ${info.channels} channels`);
+        return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+      } catch (e) {
+        if (/pixel limit/i.test(message(e))) checkSize(meta.width!, meta.height!);
+        throw new ImageError(`the image could not be decoded; it may be corrupt or truncated (${message(e)})`);
+      }
+    },
+  };
+}
+
+const message = (e: unknown) => String((e as Error)?.message ?? e).split("\n")[0]!.slice(0, 160);
