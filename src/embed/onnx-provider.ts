@@ -4,6 +4,7 @@ import { EmbedError } from "./provider";
 import type { Tokenizer } from "./tokenizer";
 import { loadTokenizer, type TokenizerSpec } from "./tokenizers";
 import type { OnnxWorkerInit, OnnxWorkerReply } from "./onnx-worker";
+import { guardedTerminate, newGuardBuffer } from "../native/guard";
 import { onnxBindingPath } from "../native/assets";
 
 const WORKER_URL = import.meta.url.includes("$bunfs") ? "./embed/onnx-worker.ts" : new URL("./onnx-worker.ts", import.meta.url).href;
@@ -59,6 +60,7 @@ export class OnnxProvider implements EmbeddingProvider {
       tokenizer: o.tokenizer,
       maxTokens: o.maxTokens,
       keepLastToken: o.keepLastToken,
+      guard: newGuardBuffer(),
     };
     const { worker, dims } = await spawn(init).catch((e: Error) => {
       throw new EmbedError(`could not load the embedding model ${o.modelPath}: ${e.message}`);
@@ -154,7 +156,8 @@ export class OnnxProvider implements EmbeddingProvider {
 
   async close() {
     this.closed = true;
-    this.worker?.terminate();
+    // Outside a running batch: terminating mid-run aborts the process (see native/guard.ts).
+    if (this.worker) await guardedTerminate(this.worker, this.init.guard);
     const err = new EmbedError("the embedder is shut down");
     this.failInflight(err);
     for (const it of this.queue.splice(0)) it.done(err, 0);

@@ -3,6 +3,7 @@
 // Float32Array per batch.
 //
 import { OrtTensor as Tensor, openSession, type OrtSession } from "../native/ort";
+import { useNativeGuard } from "../native/guard";
 import { normalizeRows } from "./normalize";
 import { loadTokenizer, truncate, type TokenizerSpec } from "./tokenizers";
 import type { Tokenizer } from "./tokenizer";
@@ -18,6 +19,8 @@ export interface OnnxWorkerInit {
   maxTokens: number;
   /** BERT-style tokenizers end with a special token that truncation must keep. */
   keepLastToken: boolean;
+  /** Shared with the owner, which terminates this worker only between batches. */
+  guard: SharedArrayBuffer;
 }
 
 export interface OnnxWorkerRun {
@@ -94,6 +97,7 @@ self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
     try {
       cfg = msg;
       tokenizer = await loadTokenizer(msg.tokenizer);
+      useNativeGuard(msg.guard);
       session = openSession(msg.bindingPath, msg.model, msg.threads);
       io = detectIo();
       const probe = run([tokenizer.encode("probe")]);

@@ -6,6 +6,7 @@ import { lowerThreadPriority } from "./low-priority";
 import { parseDocument } from "./parsers/index";
 import { ParseError, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
+import { useNativeGuard } from "../native/guard";
 
 export interface ParseRequest {
   bytes: Uint8Array;
@@ -15,6 +16,8 @@ export interface ParseRequest {
   /** The embedding model's tokenizer, so chunk sizes are counted as the model counts them. */
   tokenizer: TokenizerSpec;
   ocr: OcrSettings;
+  /** Shared with the owner, which terminates this worker only outside native code. */
+  guard: SharedArrayBuffer;
 }
 
 export type ParseReply =
@@ -29,7 +32,8 @@ lowerThreadPriority();
 const reply = (m: ParseReply) => self.postMessage(m);
 
 self.onmessage = async (e: MessageEvent<ParseRequest>) => {
-  const { bytes, filename, limits, chunking, tokenizer, ocr } = e.data;
+  const { bytes, filename, limits, chunking, tokenizer, ocr, guard } = e.data;
+  useNativeGuard(guard);
   let last = 0;
   const progress = (message: string) => {
     const now = Date.now();

@@ -8,6 +8,7 @@ import { resolveChunking, type ChunkSize } from "./chunker";
 import type { ParseReply, ParseRequest } from "./parse-worker";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
+import { guardedTerminate, newGuardBuffer } from "../native/guard";
 
 export interface PipelineOptions {
   concurrency: number;
@@ -41,6 +42,7 @@ const backoffMs = (attempt: number) => Math.min(300_000, 2000 * 4 ** (attempt - 
 
 interface Running {
   worker: Worker | null;
+  guard?: SharedArrayBuffer;
   cancelled: boolean;
   settle?: (r: ParseReply | Transient) => void;
 }
@@ -93,7 +95,7 @@ export class IngestPipeline {
     const r = this.running.get(fileId);
     if (!r) return;
     r.cancelled = true;
-    r.worker?.terminate();
+    if (r.worker) void guardedTerminate(r.worker, r.guard!);
     r.settle?.(new Transient("cancelled"));
   }
 
@@ -237,14 +239,16 @@ export class IngestPipeline {
   private parse(job: Job, slot: Running, bytes: Uint8Array, onProgress: (m: string) => void): Promise<ParseReply> {
     return new Promise((resolve, reject) => {
       const worker = new Worker(WORKER_URL, { smol: true } as WorkerOptions);
+      const guard = newGuardBuffer();
       slot.worker = worker;
+      slot.guard = guard;
       let settled = false;
       const budget = setTimeout(() => settle(new Timeout(this.opts.timeoutMs)), this.opts.timeoutMs);
       const settle = (r: ParseReply | Error) => {
         if (settled) return;
         settled = true;
         clearTimeout(budget);
-        worker.terminate();
+        void guardedTerminate(worker, guard);
         slot.worker = null;
         if (r instanceof Error) reject(r);
         else resolve(r);
@@ -256,7 +260,7 @@ export class IngestPipeline {
       };
       worker.onerror = (e) => settle(new Transient(`the parser crashed: ${e.message ?? "unknown error"}`));
       worker.addEventListener("close", () => settle(new Transient("the parser exited unexpectedly")));
-      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr };
+      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard };
       worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
     });
   }

@@ -3,6 +3,8 @@
 // binary can only load the addon from a real file (see native/extract.ts). The embedder and
 // OCR both run their models through this, each inside its own Worker.
 
+import { native } from "./guard";
+
 /** What the addon reads from inputs and builds for outputs. */
 export class OrtTensor {
   constructor(
@@ -50,7 +52,7 @@ export function openSession(bindingPath: string, model: Uint8Array | ArrayBuffer
     inputNames,
     outputNames,
     run(feeds, outputs = outputNames) {
-      return session.run(feeds, Object.fromEntries(outputs.map((n) => [n, null])), {});
+      return native(() => session.run(feeds, Object.fromEntries(outputs.map((n) => [n, null])), {}));
     },
   };
 }

@@ -41,7 +41,8 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, libvips: s
   const base: SharpOptions = { limitInputPixels: maxPixels, failOn: "error" };
   let meta;
   try {
-    meta = await sharp(bytes, base).metadata();
+    // The header alone, with no pixel limit, so an oversized image gets its own message.
+    meta = await sharp(bytes, { ...base, limitInputPixels: false }).metadata();
   } catch (e) {
     throw new ImageError(`the image could not be read; it may be corrupt or truncated (${message(e)})`);
   }
