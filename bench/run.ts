@@ -6,6 +6,7 @@ import { readBench, uploadBench } from "./files";
 import { latencyBench, parseBench } from "./ingest";
 import { ROOT } from "./lib";
 import { retrievalBench } from "./retrieval";
+import { ocrBench } from "./ocr";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -14,6 +15,7 @@ const suites: Record<string, () => Promise<string>> = {
   parse: parseBench,
   "ingest-latency": () => latencyBench(),
   retrieval: () => retrievalBench(),
+  ocr: ocrBench,
 };
 
 const out: string[] = [
