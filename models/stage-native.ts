@@ -13,11 +13,15 @@ export function stageNative(outDir: string) {
   const vipsLib = join(pkgDir(`@img/sharp-libvips-${process.platform}-${process.arch}`), "lib");
   const vips = readdirSync(vipsLib).find((f) => f.startsWith("libvips-cpp.so"));
   if (!vips) throw new Error(`no libvips-cpp.so in ${vipsLib}`);
+  const sharpLib = join(pkgDir(`@img/sharp-${process.platform}-${process.arch}`), "lib");
+  const sharpNode = readdirSync(sharpLib).find((f) => f.endsWith(".node"));
+  if (!sharpNode) throw new Error(`no sharp addon in ${sharpLib}`);
   // staged name -> [real name, source]
   const files: Record<string, [string, string]> = {
     "onnxruntime_binding.node.bin": ["onnxruntime_binding.node", join(ort, "onnxruntime_binding.node")],
     "libonnxruntime.so.1.bin": ["libonnxruntime.so.1", join(ort, "libonnxruntime.so.1")],
     "libvips-cpp.so.bin": [vips, join(vipsLib, vips)],
+    "sharp.node.bin": [sharpNode, join(sharpLib, sharpNode)],
   };
   const manifest: Record<string, string> = {};
   for (const [staged, [name, src]] of Object.entries(files)) {

@@ -18,7 +18,7 @@ import { openDatabase } from "./storage/db";
 import { SqliteFilesRepo } from "./storage/files-repo";
 import { SqliteJobsRepo } from "./storage/jobs-repo";
 import { SqliteKeysRepo } from "./storage/keys-repo";
-import { libvipsPath, onnxBindingPath } from "./native/assets";
+import { onnxBindingPath, sharpNativeDir } from "./native/assets";
 import type { OcrSettings } from "./ocr/engine";
 import { log } from "./util/log";
 
@@ -42,7 +42,7 @@ export function ocrSettings(config: Config): OcrSettings {
   return {
     enabled: config.ocr === "on",
     bindingPath: onnxBindingPath(dir),
-    libvips: libvipsPath(dir),
+    sharpDir: sharpNativeDir(dir),
     threads: config.ocrThreads,
     maxPixels: config.ocrMaxMegapixels * 1_000_000,
   };

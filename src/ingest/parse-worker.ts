@@ -7,6 +7,7 @@ import { parseDocument } from "./parsers/index";
 import { ParseError, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
 import { useNativeGuard } from "../native/guard";
+import { NativeLoadError } from "../native/sharp";
 
 export interface ParseRequest {
   bytes: Uint8Array;
@@ -49,7 +50,8 @@ self.onmessage = async (e: MessageEvent<ParseRequest>) => {
   } catch (err) {
     // A library throwing on a damaged file is a property of the file: retrying won't help.
     const message =
-      err instanceof ParseError ? err.message : `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})`;
+      err instanceof ParseError ? err.message :
+      err instanceof NativeLoadError ? `this server could not read the file: ${err.message}` : `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})`;
     reply({ type: "failed", message });
   }
 };

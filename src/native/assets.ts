@@ -3,12 +3,13 @@
 // source they load where npm put them; in the binary they are written out once (see
 // extract.ts). models/stage-native.ts stages them under `.bin` names at build time.
 import { dirname, join } from "node:path";
-import { dlopen } from "bun:ffi";
+import { dlopen, FFIType } from "bun:ffi";
 import { extractNative, IN_BINARY } from "./extract";
 import manifest from "../../models/dist/native/manifest.json";
 import ortBinding from "../../models/dist/native/onnxruntime_binding.node.bin" with { type: "file" };
 import ortLibrary from "../../models/dist/native/libonnxruntime.so.1.bin" with { type: "file" };
 import vipsLibrary from "../../models/dist/native/libvips-cpp.so.bin" with { type: "file" };
+import sharpBinding from "../../models/dist/native/sharp.node.bin" with { type: "file" };
 
 const real = manifest as Record<string, string>;
 
@@ -26,18 +27,23 @@ export function onnxBindingPath(cacheDir: string): string {
   return join(dir, real["onnxruntime_binding.node.bin"]!);
 }
 
-/** libvips for sharp, written out in the binary; null from source (sharp finds its own). */
-export function libvipsPath(cacheDir: string): string | null {
+/**
+ * sharp's addon and libvips, written out in the binary; null from source (sharp finds its
+ * own). Returns the directory holding both.
+ */
+export function sharpNativeDir(cacheDir: string): string | null {
   if (!IN_BINARY) return null;
-  const name = real["libvips-cpp.so.bin"]!;
-  return join(extractNative(cacheDir, "libvips", { [name]: vipsLibrary }), name);
+  return extractNative(cacheDir, "sharp", { [real["libvips-cpp.so.bin"]!]: vipsLibrary, [real["sharp.node.bin"]!]: sharpBinding });
 }
+
+export const sharpFiles = () => ({ libvips: real["libvips-cpp.so.bin"]!, addon: real["sharp.node.bin"]! });
 
 /**
  * sharp's addon finds libvips through a RUNPATH relative to node_modules, which the binary
  * does not have. A library already loaded under the soname the addon needs satisfies it, so
- * it is opened first, and stays open for the life of the process.
+ * it is opened first, and stays open for the life of the thread's process.
  */
-export function preloadLibrary(path: string) {
-  dlopen(path, {});
+export function preloadLibvips(path: string) {
+  // bun:ffi wants at least one symbol; the handle is never closed.
+  dlopen(path, { vips_version: { args: [FFIType.i32], returns: FFIType.i32 } });
 }

@@ -9,8 +9,8 @@ export interface OcrSettings {
   enabled: boolean;
   /** onnxruntime's addon, where the embedder loads it from. */
   bindingPath: string;
-  /** libvips for sharp inside the single binary; null from source. */
-  libvips: string | null;
+  /** sharp's addon and libvips inside the single binary; null from source. */
+  sharpDir: string | null;
   threads: number;
   maxPixels: number;
 }
@@ -30,7 +30,7 @@ function paddle(s: OcrSettings): PaddleOcr {
 export { ImageError };
 
 export function decodeImage(bytes: Uint8Array, s: OcrSettings): Promise<DecodedImage> {
-  return openImage(bytes, s.maxPixels, s.libvips);
+  return openImage(bytes, s.maxPixels, s.sharpDir);
 }
 
 /** Paragraphs read from one page, in reading order. */

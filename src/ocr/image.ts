@@ -20,7 +20,7 @@ export interface DecodedImage {
  * the source's bit depth or colour space (grayscale, CMYK, 16-bit). The pixel count is checked
  * from the header before decoding, so a decompression bomb costs nothing.
  */
-export async function openImage(bytes: Uint8Array, maxPixels: number, libvips: string | null): Promise<DecodedImage> {
+export async function openImage(bytes: Uint8Array, maxPixels: number, sharpDir: string | null): Promise<DecodedImage> {
   const checkSize = (width: number, height: number) => {
     if (width * height > maxPixels)
       throw new ImageError(
@@ -36,7 +36,7 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, libvips: s
       throw e;
     }
   }
-  const sharp = await loadSharp(libvips);
+  const sharp = await loadSharp(sharpDir);
   // failOn "error": a slightly damaged photo still reads; only unreadable data fails.
   const base: SharpOptions = { limitInputPixels: maxPixels, failOn: "error" };
   let meta;

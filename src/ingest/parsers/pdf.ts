@@ -1,11 +1,11 @@
-import "./pdf-env";
+import { EmbeddedCanvasFactory } from "./pdf-env";
 import { PDFParse } from "pdf-parse";
 import { decodeImage, ImageError, ocrRaster } from "../../ocr/engine";
 import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
 
 /** PDF through pdf.js (pdf-parse), one page at a time so progress and memory stay bounded. */
 export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
-  const parser = new PDFParse({ data: input.bytes, verbosity: 0, isEvalSupported: false });
+  const parser = new PDFParse({ data: input.bytes, verbosity: 0, isEvalSupported: false, CanvasFactory: EmbeddedCanvasFactory } as ConstructorParameters<typeof PDFParse>[0]);
   try {
     let pages: number;
     try {
