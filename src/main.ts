@@ -4,6 +4,8 @@ import { ConfigError, loadConfig, settingsHelp } from "./config";
 import { openKeys, openServices, startServer } from "./server";
 import { DEFAULT_PROJECT } from "./services/keys";
 import { log, setLogLevel } from "./util/log";
+import { BUNDLED_MODEL_ID } from "./embed/index";
+import { OCR_MODEL_ID } from "./ocr/assets";
 
 // Set by `make build` (--define); a run from source says "dev".
 declare const RAGD_COMMIT: string | undefined;
@@ -31,7 +33,11 @@ async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === "version" || cmd === "--version" || cmd === "-v") {
-    process.stdout.write(`ragd ${pkg.version} (commit ${COMMIT})\n`);
+    process.stdout.write(
+      `ragd ${pkg.version} (commit ${COMMIT})\n` +
+        `embedding model: ${BUNDLED_MODEL_ID} (bundled; --embed-provider selects another)\n` +
+        `OCR model: ${OCR_MODEL_ID}\n`,
+    );
     return 0;
   }
   if (cmd === "serve") return serve(rest);

@@ -1,59 +1,139 @@
+// `make build`'s executable, copied alone into an empty directory and run under `env -i` with
+// only PATH and a data directory: no Bun, no node_modules, no source tree, no HOME, no key
+// in the environment. It must carry its models and native libraries (onnxruntime, sharp and
+// libvips, @napi-rs/canvas) and write them out only under the data directory.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync } from "node:fs";
-import { FIXTURES, fixture } from "./helpers/docs";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
+import { FIXTURES, fixture } from "./helpers/docs";
 import { ROOT, cleanup, listeningUrl, tempDir } from "./helpers/ragd";
 
-// `make build`'s executable, copied alone into an empty directory and run with a bare
-// environment: no Bun, no node_modules, no source tree next to it.
 const buildDir = tempDir("ragd-build-");
 const runDir = tempDir("ragd-bin-");
 const bin = join(runDir, "ragd");
+const IMAGES = join(import.meta.dir, "fixtures/images");
 
 beforeAll(() => {
-  // The very build users run, so a missing entry point (the parse worker) fails here.
+  // The very build users run, so a missing entry point or asset fails here.
   const b = Bun.spawnSync(["make", "-s", "build", `DIST=${buildDir}`], { cwd: ROOT });
   if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr}`);
   copyFileSync(join(buildDir, "ragd"), bin);
   cleanup(buildDir);
-}, 120_000);
+}, 180_000);
 afterAll(() => cleanup(runDir));
 
-async function start() {
-  const proc = Bun.spawn([bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", join(runDir, "data")], {
+let key = "";
+
+async function start(dataDir = join(runDir, "data"), extraEnv: string[] = []) {
+  const proc = Bun.spawn(["env", "-i", "PATH=/usr/bin:/bin", ...extraEnv, bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir], {
     cwd: runDir,
-    env: { PATH: "/usr/bin:/bin", RAGD_API_KEY: "sk-binary-smoke-key" },
     stdout: "pipe",
     stderr: "pipe",
   });
-  const url = await listeningUrl(proc, () => new Response(proc.stderr as ReadableStream).text());
-  return { proc, url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-binary-smoke-key", maxRetries: 0 }) };
+  let err = "";
+  void (async () => {
+    for await (const c of proc.stderr as ReadableStream<Uint8Array>) err += new TextDecoder().decode(c);
+  })();
+  const url = await listeningUrl(proc, () => err);
+  // A fresh data directory has no keys: the server makes one and shows it once.
+  await Bun.sleep(50);
+  const shown = /\n\s+(sk-[A-Za-z0-9_-]{20,})\s*\n/.exec(err)?.[1];
+  if (shown) key = shown;
+  const stop = async () => {
+    proc.kill();
+    await proc.exited;
+  };
+  return { proc, url, stop, stderr: () => err, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: shown ?? key, maxRetries: 0 }) };
 }
 
-test("the single executable serves the API and the offline docs, and keeps state across restarts", async () => {
-  expect(Bun.spawnSync([bin, "--version"], { env: { PATH: "/usr/bin:/bin" } }).stdout.toString()).toMatch(/^ragd \d+\.\d+\.\d+/);
-  let s = await start();
-  const bytes = new Uint8Array(200_000).map((_, i) => (i * 31) & 0xff);
-  const f = await s.client.files.create({ file: await toFile(bytes, "b.bin"), purpose: "user_data" });
-  expect((await fetch(`${s.url}/docs/assets/swagger-ui-bundle.js`)).status).toBe(200);
-  s.proc.kill();
-  await s.proc.exited;
+const cacheFiles = (dataDir: string) =>
+  readdirSync(join(dataDir, "cache"), { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath, d.name));
 
-  s = await start();
+test("--version names the version, the models and the commit", () => {
+  const out = Bun.spawnSync(["env", "-i", "PATH=/usr/bin:/bin", bin, "--version"]).stdout.toString();
+  expect(out).toMatch(/^ragd \d+\.\d+\.\d+ \(commit [0-9a-f]{7,}\)\n/);
+  expect(out).toContain("embedding model: use-lite-int8");
+  expect(out).toContain("OCR model: PP-OCRv4");
+});
+
+test("smoke: a PDF and an image are processed and found, a delete sticks, state survives a restart", async () => {
+  const dataDir = join(runDir, "data");
+  let s = await start(dataDir);
+  let pdfId: string;
+  let imageId: string;
+  let blobId: string;
+  let scanId: string;
+  const top = async (client: OpenAI, query: string) => {
+    const kb = (await client.vectorStores.list()).data.find((v) => v.name === "knowledge base")!.id;
+    return (await client.vectorStores.search(kb, { query, max_num_results: 3 })).data[0]?.file_id;
+  };
   try {
-    expect((await s.client.files.list()).data.map((x) => x.id)).toEqual([f.id]);
-    expect(new Uint8Array(await (await s.client.files.content(f.id)).arrayBuffer())).toEqual(bytes);
-    expect((await s.client.files.delete(f.id)).deleted).toBe(true);
+    expect(key).toStartWith("sk-");
+    const pdf = await s.client.files.create({ file: fixture("report.pdf"), purpose: "assistants" });
+    const image = await s.client.files.create({ file: new File([readFileSync(join(IMAGES, "receipt.jpg"))], "receipt.jpg"), purpose: "assistants" });
+    const scan = await s.client.files.create({ file: new File([readFileSync(join(IMAGES, "scanned.pdf"))], "scanned.pdf"), purpose: "assistants" });
+    const bytes = new Uint8Array(200_000).map((_, i) => (i * 31) & 0xff);
+    const blob = await s.client.files.create({ file: await toFile(bytes, "b.bin"), purpose: "user_data" });
+    [pdfId, imageId, blobId, scanId] = [pdf.id, image.id, blob.id, scan.id];
+    for (const f of [pdf, image, scan]) {
+      const done = await s.client.files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 });
+      expect(`${done.filename}: ${done.status} ${done.status_details}`).toBe(`${done.filename}: processed null`);
+    }
+    expect(await top(s.client, "widgets in three regions")).toBe(pdf.id);
+    expect(await top(s.client, "cinnamon pretzels")).toBe(image.id);
+    expect(await top(s.client, "blue heron project")).toBe(scan.id);
+    expect((await s.client.files.delete(scan.id)).deleted).toBe(true);
+    expect((await fetch(`${s.url}/docs/assets/swagger-ui-bundle.js`)).status).toBe(200);
   } finally {
-    s.proc.kill();
-    await s.proc.exited;
+    await s.stop();
   }
-}, 60_000);
+  // Native libraries went under the data directory only, and are reused as they are.
+  const before = new Map(cacheFiles(dataDir).map((p) => [p, statSync(p).mtimeMs]));
+  expect([...before.keys()].some((p) => p.endsWith("libonnxruntime.so.1"))).toBe(true);
+  expect([...before.keys()].some((p) => /libvips-cpp\.so/.test(p))).toBe(true);
+
+  s = await start(dataDir);
+  try {
+    expect(new Set((await s.client.files.list()).data.map((x) => x.id))).toEqual(new Set([pdfId!, imageId!, blobId!]));
+    expect(await top(s.client, "cinnamon pretzels")).toBe(imageId!);
+    // The deleted scan stays gone from search.
+    const kb = (await s.client.vectorStores.list()).data.find((v) => v.name === "knowledge base")!.id;
+    expect((await s.client.vectorStores.search(kb, { query: "blue heron project" })).data.map((h) => h.file_id)).not.toContain(scanId!);
+    const content = new Uint8Array(await (await s.client.files.content(blobId!)).arrayBuffer());
+    expect(content.length).toBe(200_000);
+    expect(s.stderr()).not.toContain("building the vector index");
+  } finally {
+    await s.stop();
+  }
+  for (const [p, mtime] of before) expect(statSync(p).mtimeMs).toBe(mtime);
+}, 180_000);
+
+test("a damaged extracted library is replaced; two servers starting at once share one cache", async () => {
+  const cache = tempDir("ragd-cache-");
+  const env = [`XDG_CACHE_HOME=${cache}`];
+  const [a, b] = await Promise.all([start(tempDir("ragd-a-"), env), start(tempDir("ragd-b-"), env)]);
+  await Promise.all([a.stop(), b.stop()]);
+  const lib = readdirSync(cache, { recursive: true }).map(String).find((p) => p.endsWith("libonnxruntime.so.1"))!;
+  expect(lib).toBeDefined();
+  const full = join(cache, lib);
+  const size = statSync(full).size;
+  writeFileSync(full, "damaged");
+  const c = await start(tempDir("ragd-c-"), env);
+  try {
+    const f = await c.client.files.create({ file: fixture("notes.txt"), purpose: "assistants" });
+    expect((await c.client.files.waitForProcessing(f.id, { pollInterval: 100 })).status).toBe("processed");
+  } finally {
+    await c.stop();
+  }
+  expect(statSync(full).size).toBe(size);
+  cleanup(cache);
+}, 120_000);
 
 test("the single executable parses every format in its bundled workers (pdf.js, SheetJS, mammoth)", async () => {
-  const s = await start();
+  const s = await start(tempDir("ragd-formats-"));
   try {
     const names = readdirSync(FIXTURES);
     const files = await Promise.all(names.map((n) => s.client.files.create({ file: fixture(n), purpose: "assistants" })));
@@ -62,7 +142,6 @@ test("the single executable parses every format in its bundled workers (pdf.js, 
       expect(`${done.filename}: ${done.status} ${done.status_details}`).toBe(`${done.filename}: processed null`);
     }
   } finally {
-    s.proc.kill();
-    await s.proc.exited;
+    await s.stop();
   }
 }, 60_000);

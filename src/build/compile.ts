@@ -2,14 +2,14 @@
 // The CLI's `bun build --compile` cannot take plugins, and one is needed: sharp loads its
 // addon with a require that only works inside node_modules, so in the binary its loader module
 // is replaced by the binding that src/native/sharp.ts loads from the extracted file.
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 const [outfile = "dist/ragd", commit = "unknown"] = process.argv.slice(2);
 const root = join(import.meta.dir, "../..");
 
 const result = await Bun.build({
   entrypoints: ["src/main.ts", "src/ingest/parse-worker.ts", "src/embed/onnx-worker.ts"].map((p) => join(root, p)),
-  compile: { outfile: join(root, outfile) },
+  compile: { outfile: resolve(root, outfile) },
   minify: true,
   define: { RAGD_COMMIT: JSON.stringify(commit) },
   plugins: [
@@ -30,5 +30,5 @@ if (!result.success) {
   for (const log of result.logs) console.error(log);
   process.exit(1);
 }
-const size = Bun.file(join(root, outfile)).size;
+const size = Bun.file(resolve(root, outfile)).size;
 console.log(`${outfile}: ${(size / 2 ** 20).toFixed(1)} MiB`);

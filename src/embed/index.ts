@@ -30,6 +30,9 @@ function bundledModel(precision: "int8" | "fp32") {
   return { modelPath: join(from, `use-lite-${precision}.onnx`), vocabPath: join(from, "use-lite-vocab.json") };
 }
 
+/** The default model: Universal Sentence Encoder Lite, int8, 512 dimensions. */
+export const BUNDLED_MODEL_ID = "use-lite-int8";
+
 export async function openProvider(c: EmbedConfig): Promise<EmbeddingProvider> {
   if (c.provider === "bundled") {
     const { modelPath, vocabPath } = bundledModel(c.precision);
