@@ -18,7 +18,7 @@ import { openDatabase } from "./storage/db";
 import { SqliteFilesRepo } from "./storage/files-repo";
 import { SqliteJobsRepo } from "./storage/jobs-repo";
 import { SqliteKeysRepo } from "./storage/keys-repo";
-import { onnxBindingPath, sharpNativeDir } from "./native/assets";
+import { canvasAddonPath, loadUsearchBinding, onnxBindingPath, sharpNativeDir } from "./native/assets";
 import type { OcrSettings } from "./ocr/engine";
 import { log } from "./util/log";
 
@@ -80,6 +80,7 @@ export async function openServices(config: Config): Promise<Services> {
   const keys = new KeysService(new SqliteKeysRepo(db), config.apiKey);
   await keys.init();
   const embedder = await openProvider(embedConfig(config));
+  loadUsearchBinding(cacheDir(config));
   const search = new SearchService(new SqliteChunksRepo(db), embedder, join(config.dataDir, "vectors"));
   const stores = new SqliteStoresRepo(db);
   const vectorStores = new VectorStoresService(stores, filesRepo, search, embedder.model.maxTokens);
@@ -91,6 +92,7 @@ export async function openServices(config: Config): Promise<Services> {
     leaseMs: config.ingestLeaseSeconds * 1000,
     embedder,
     ocr: ocrSettings(config),
+    canvasAddon: canvasAddonPath(cacheDir(config)),
     onCommitted: () => void search.catchUp().catch((e) => log.error("vector index update failed", { error: String(e) })),
   });
   files.attachIngest(ingest);

@@ -3,8 +3,8 @@
 // in the environment. It must carry its models and native libraries (onnxruntime, sharp and
 // libvips, @napi-rs/canvas) and write them out only under the data directory.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, copyFileSync, existsSync, realpathSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { FIXTURES, fixture } from "./helpers/docs";
 import { ROOT, cleanup, listeningUrl, tempDir } from "./helpers/ragd";
@@ -130,6 +130,64 @@ test("a damaged extracted library is replaced; two servers starting at once shar
   }
   expect(statSync(full).size).toBe(size);
   cleanup(cache);
+}, 120_000);
+
+// The layout of a minimal container (distroless/cc): the executable, glibc, libstdc++ and
+// libgcc_s, /proc, nothing else: no /tmp, no /etc, no shell. Podman cannot run containers in
+// this sandbox (crun is refused cgroups), so the Dockerfile's layout is run with chroot.
+const canChroot = process.getuid?.() === 0 && Bun.which("unshare") !== null && Bun.which("chroot") !== null;
+test.skipIf(!canChroot)("in an empty root-like directory holding only the C and C++ runtimes", async () => {
+  const root = tempDir("ragd-root-");
+  try {
+    const libs = new Set<string>();
+    for (const l of Bun.spawnSync(["ldd", bin]).stdout.toString().matchAll(/(\/\S+\.so[.\d]*)/g)) libs.add(l[1]!);
+    // What the embedded libraries need beyond the executable: onnxruntime, libvips, skia.
+    for (const name of ["libstdc++.so.6", "libgcc_s.so.1", "libm.so.6", "libc.so.6", "librt.so.1", "libdl.so.2", "libpthread.so.0", "libresolv.so.2"]) {
+      const found = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"].map((d) => join(d, name)).find((p) => existsSync(p));
+      if (!found) throw new Error(`${name} is not on this machine`);
+      libs.add(realpathSync(found));
+      libs.add(found);
+    }
+    for (const lib of libs) {
+      mkdirSync(join(root, dirname(lib)), { recursive: true });
+      copyFileSync(lib, join(root, lib));
+    }
+    for (const d of ["proc", "data"]) mkdirSync(join(root, d));
+    copyFileSync(bin, join(root, "ragd"));
+    chmodSync(join(root, "ragd"), 0o755);
+    const proc = Bun.spawn(
+      ["env", "-i", "PATH=/usr/bin:/bin", Bun.which("unshare")!, "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", `${Bun.which("mount")} -t proc proc ${root}/proc && exec ${Bun.which("chroot")} ${root} /ragd serve --host 127.0.0.1 --port 0 --data-dir /data`],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    let err = "";
+    void (async () => {
+      for await (const c of proc.stderr as ReadableStream<Uint8Array>) err += new TextDecoder().decode(c);
+    })();
+    try {
+      const url = await listeningUrl(proc, () => err);
+      await Bun.sleep(50);
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: /\n\s+(sk-[A-Za-z0-9_-]{20,})\s*\n/.exec(err)![1]!, maxRetries: 0 });
+      const files = await Promise.all(
+        [fixture("report.pdf"), fixture("sales.xlsx"), new File([readFileSync(join(IMAGES, "receipt.jpg"))], "receipt.jpg"), new File([readFileSync(join(IMAGES, "scanned.pdf"))], "scanned.pdf")].map((file) =>
+          client.files.create({ file, purpose: "assistants" }),
+        ),
+      );
+      for (const f of files) {
+        const done = await client.files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 }).catch((e) => {
+          throw new Error(`${String(e)}\n${err}`);
+        });
+        expect(`${done.filename}: ${done.status} ${done.status_details}`).toBe(`${done.filename}: processed null`);
+      }
+      expect(readdirSync(join(root, "data/cache")).sort().map((d) => d.replace(/-[0-9a-f]{16}$/, ""))).toEqual(["canvas", "onnxruntime", "sharp", "usearch"]);
+    } finally {
+      // unshare ignores SIGTERM while it waits; --kill-child takes the server down with it.
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
+  } finally {
+    Bun.spawnSync(["umount", join(root, "proc")]);
+    cleanup(root);
+  }
 }, 120_000);
 
 test("the single executable parses every format in its bundled workers (pdf.js, SheetJS, mammoth)", async () => {

@@ -14,8 +14,31 @@ const result = await Bun.build({
   define: { RAGD_COMMIT: JSON.stringify(commit) },
   plugins: [
     {
-      name: "sharp-binding",
+      name: "native-bindings",
       setup(build) {
+        // usearch looks for its build directory when it loads; read lazily instead, from the
+        // addon src/native/assets.ts extracts at start.
+        build.onLoad({ filter: /[\\/]usearch[\\/]javascript[\\/]dist[\\/]esm[\\/]usearch\.js$/ }, async (args) => {
+          const source = await Bun.file(args.path).text();
+          const patched = source.replace(
+            /const compiled = build\(getBuildDir\(getDirName\(\)\)\);/,
+            "const compiled = new Proxy({}, { get: (_, key) => globalThis.__ragdUsearchBinding[key] });",
+          );
+          if (patched === source) throw new Error("usearch's loader changed; update src/build/compile.ts");
+          return { loader: "js", contents: patched };
+        });
+        build.onLoad({ filter: /[\\/]@napi-rs[\\/]canvas[\\/]js-binding\.js$/ }, () => ({
+          loader: "js",
+          contents: "const b = globalThis.__ragdCanvasBinding;\nif (!b) throw new Error(\"@napi-rs/canvas's addon was not loaded\");\nmodule.exports = b;",
+        }));
+        // It also asks for the home directory as it loads (to look for fonts there), which
+        // throws with no HOME and no passwd entry (env -i in a bare container).
+        build.onLoad({ filter: /[\\/]@napi-rs[\\/]canvas[\\/]index\.js$/ }, async (args) => {
+          const source = await Bun.file(args.path).text();
+          const patched = source.replace("const homedirPath = homedir()", 'const homedirPath = (() => { try { return homedir() } catch { return "/nonexistent" } })()');
+          if (patched === source) throw new Error("@napi-rs/canvas's font lookup changed; update src/build/compile.ts");
+          return { loader: "js", contents: patched };
+        });
         build.onLoad({ filter: /[\\/]sharp[\\/]dist[\\/]sharp\.(mjs|cjs)$/ }, (args) => ({
           loader: "js",
           contents: args.path.endsWith(".cjs")

@@ -19,6 +19,8 @@ export interface ParseRequest {
   ocr: OcrSettings;
   /** Shared with the owner, which terminates this worker only outside native code. */
   guard: SharedArrayBuffer;
+  /** @napi-rs/canvas's addon, extracted by the single binary; null from source. */
+  canvasAddon: string | null;
 }
 
 export type ParseReply =
@@ -35,6 +37,7 @@ const reply = (m: ParseReply) => self.postMessage(m);
 self.onmessage = async (e: MessageEvent<ParseRequest>) => {
   const { bytes, filename, limits, chunking, tokenizer, ocr, guard } = e.data;
   useNativeGuard(guard);
+  if (e.data.canvasAddon) (globalThis as Record<string, unknown>).__ragdCanvasBinding ??= require(e.data.canvasAddon);
   let last = 0;
   const progress = (message: string) => {
     const now = Date.now();

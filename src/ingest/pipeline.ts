@@ -23,6 +23,8 @@ export interface PipelineOptions {
   embedder: EmbeddingProvider;
   /** How parse workers read images and scanned pages. */
   ocr: OcrSettings;
+  /** @napi-rs/canvas's addon for pdf.js, extracted by the single binary; null from source. */
+  canvasAddon?: string | null;
   /** Called after a file's chunks committed, to bring the vector index up to date. */
   onCommitted?: () => void;
 }
@@ -260,7 +262,7 @@ export class IngestPipeline {
       };
       worker.onerror = (e) => settle(new Transient(`the parser crashed: ${e.message ?? "unknown error"}`));
       worker.addEventListener("close", () => settle(new Transient("the parser exited unexpectedly")));
-      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard };
+      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard, canvasAddon: this.opts.canvasAddon ?? null };
       worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
     });
   }

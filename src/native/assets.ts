@@ -10,6 +10,8 @@ import ortBinding from "../../models/dist/native/onnxruntime_binding.node.bin" w
 import ortLibrary from "../../models/dist/native/libonnxruntime.so.1.bin" with { type: "file" };
 import vipsLibrary from "../../models/dist/native/libvips-cpp.so.bin" with { type: "file" };
 import sharpBinding from "../../models/dist/native/sharp.node.bin" with { type: "file" };
+import usearchBinding from "../../models/dist/native/usearch.node.bin" with { type: "file" };
+import canvasBinding from "../../models/dist/native/canvas.node.bin" with { type: "file" };
 
 const real = manifest as Record<string, string>;
 
@@ -34,6 +36,26 @@ export function onnxBindingPath(cacheDir: string): string {
 export function sharpNativeDir(cacheDir: string): string | null {
   if (!IN_BINARY) return null;
   return extractNative(cacheDir, "sharp", { [real["libvips-cpp.so.bin"]!]: vipsLibrary, [real["sharp.node.bin"]!]: sharpBinding });
+}
+
+/**
+ * usearch's addon, in the binary: the build replaced usearch's search for its build directory
+ * with a read of `globalThis.__ragdUsearchBinding` (see src/build/compile.ts), set here.
+ */
+export function loadUsearchBinding(cacheDir: string) {
+  if (!IN_BINARY) return;
+  const g = globalThis as Record<string, unknown>;
+  g.__ragdUsearchBinding ??= require(join(extractNative(cacheDir, "usearch", { "usearch.node": usearchBinding }), "usearch.node"));
+}
+
+/**
+ * @napi-rs/canvas's addon (pdf.js draws with it), written out in the binary; null from
+ * source. Bun would otherwise write it to /tmp itself, which a minimal container may lack.
+ * The parse worker loads it into `globalThis.__ragdCanvasBinding` before pdf.js loads.
+ */
+export function canvasAddonPath(cacheDir: string): string | null {
+  if (!IN_BINARY) return null;
+  return join(extractNative(cacheDir, "canvas", { "skia.node": canvasBinding }), "skia.node");
 }
 
 export const sharpFiles = () => ({ libvips: real["libvips-cpp.so.bin"]!, addon: real["sharp.node.bin"]! });
