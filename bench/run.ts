@@ -7,6 +7,7 @@ import { latencyBench, parseBench } from "./ingest";
 import { ROOT } from "./lib";
 import { retrievalBench } from "./retrieval";
 import { ocrBench } from "./ocr";
+import { scaleBench } from "./scale";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -16,6 +17,7 @@ const suites: Record<string, () => Promise<string>> = {
   "ingest-latency": () => latencyBench(),
   retrieval: () => retrievalBench(),
   ocr: ocrBench,
+  scale: scaleBench,
 };
 
 const out: string[] = [

@@ -1,0 +1,140 @@
+// Search and start-up at 10k and 100k chunks of real model vectors: the SciFact data set that
+// the retrieval suite ingests through the API (24,683 chunks; RAGD_BENCH_SCIFACT_DIR keeps it),
+// cut down to 10k, or grown to 100k with sentences of the same abstracts embedded by the same
+// model (bench/scale-vectors.ts caches them). Reports start-up time (empty data directory,
+// first start that builds the index, restart that loads it), search latency through the API
+// and HNSW recall@10 against exact search.
+import { Database } from "bun:sqlite";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../src/config";
+import { startServer } from "../src/server";
+import { randomBase62 } from "../src/util/ids";
+import { ROOT, table } from "./lib";
+import { cachedVectors } from "./scale-vectors";
+
+const KEY = "sk-bench-scale-key-000000000000";
+const EXTRA = 75_317;
+
+const percentile = (xs: number[], p: number) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+function queries(): string[] {
+  return readFileSync(join(ROOT, "../shared/scifact/queries.train.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l).text as string);
+}
+
+/** A copy of the SciFact data directory holding `target` chunks (its saved index left out). */
+function makeDataDir(source: string, target: number): string {
+  const dir = mkdtempSync(join(tmpdir(), `ragd-scale-${target}-`));
+  for (const f of ["ragd.db", "ragd.db-wal", "ragd.db-shm", "blobs"]) if (existsSync(join(source, f))) cpSync(join(source, f), join(dir, f), { recursive: true });
+  const db = new Database(join(dir, "ragd.db"));
+  const have = (db.query("SELECT COUNT(*) AS n FROM chunks").get() as { n: number }).n;
+  if (target < have) {
+    const cut = (db.query("SELECT id FROM chunks ORDER BY id LIMIT 1 OFFSET ?").get(target) as { id: number }).id;
+    db.run("DELETE FROM chunks WHERE id >= ?", [cut]);
+  } else if (target > have) {
+    const extra = cachedVectors(EXTRA);
+    if (!extra) throw new Error(`run \`bun bench/scale-vectors.ts ${EXTRA}\` first (about 10 minutes)`);
+    const { project_id } = db.query("SELECT project_id FROM files LIMIT 1").get() as { project_id: string };
+    const { id: store } = db.query("SELECT id FROM vector_stores WHERE is_default = 1 AND project_id = ?").get(project_id) as { id: string };
+    const now = Math.floor(Date.now() / 1000);
+    const need = target - have;
+    db.transaction(() => {
+      for (let start = 0, n = 0; start < need; start += 1000, n++) {
+        const texts = extra.texts.slice(start, Math.min(need, start + 1000));
+        const fileId = `file-${randomBase62(24)}`;
+        const doc = texts.join("\n");
+        db.run("INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES (?, ?, ?, ?, ?, 'assistants', 'processed', 'text/plain', '')", [fileId, project_id, doc.length, now, `scale-${n}.txt`]);
+        db.run("INSERT INTO documents (file_id, format, text) VALUES (?, 'text', ?)", [fileId, doc]);
+        db.run("INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES (?, ?, ?)", [store, fileId, now]);
+        let at = 0;
+        texts.forEach((t, i) => {
+          db.run("INSERT INTO chunks (file_id, strategy, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, ?, ?, ?, ?, ?, ?)", [
+            fileId, i, t, JSON.stringify({ lines: [i + 1, i + 1] }), at, at + t.length, Math.ceil(t.length / 4), extra.vectors[start + i]!,
+          ]);
+          at += t.length + 1;
+        });
+      }
+    })();
+  }
+  db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.close();
+  return dir;
+}
+
+/** Wall time from spawning the executable until it accepts requests. */
+async function startupSeconds(cmd: string[], dataDir: string): Promise<number> {
+  const t = performance.now();
+  const proc = Bun.spawn([...cmd, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir], { env: { PATH: "/usr/bin:/bin", RAGD_API_KEY: KEY, RAGD_LOG_LEVEL: "warn" }, stdout: "pipe", stderr: "ignore" });
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  let out = "";
+  while (!/listening on (\S+)/.test(out)) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`ragd exited: ${out}`);
+    out += new TextDecoder().decode(value);
+  }
+  const url = /listening on (\S+)/.exec(out)![1]!;
+  const s = (performance.now() - t) / 1000;
+  await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } });
+  proc.kill();
+  await proc.exited;
+  return s;
+}
+
+export async function scaleBench(): Promise<string> {
+  const source = process.env.RAGD_BENCH_SCIFACT_DIR;
+  if (!source || !existsSync(join(source, "ragd.db"))) return "skipped: set RAGD_BENCH_SCIFACT_DIR to the data directory the retrieval suite ingested";
+  const bin = join(ROOT, "dist/ragd");
+  if (!existsSync(bin) && Bun.spawnSync(["make", "-s", "build"], { cwd: ROOT }).exitCode !== 0) return "skipped: make build failed";
+  const qs = queries().slice(0, 300);
+  const lines: string[] = [];
+  const empty = mkdtempSync(join(tmpdir(), "ragd-empty-"));
+  const cold = await startupSeconds([bin], empty);
+  const warm = await startupSeconds([bin], empty);
+  rmSync(empty, { recursive: true, force: true });
+  lines.push(`Start-up of the binary (${(Bun.file(bin).size / 2 ** 20).toFixed(0)} MiB) until it accepts requests, empty data directory: first start ${cold.toFixed(2)} s (writes out its native libraries), second ${warm.toFixed(2)} s.`, "");
+  const rows: (string | number)[][] = [];
+  for (const target of [10_000, 100_000]) {
+    const dir = makeDataDir(source, target);
+    try {
+      const build = await startupSeconds([bin], dir);
+      const load = await startupSeconds([bin], dir);
+      const server = await startServer(loadConfig(["--data-dir", dir, "--port", "0", "--host", "127.0.0.1", "--api-key", KEY, "--log-level", "warn"], {}));
+      try {
+        const search = server.services.search;
+        const kb = (server.services.db.query("SELECT id FROM vector_stores WHERE is_default = 1").get() as { id: string }).id;
+        const chunks = (server.services.db.query("SELECT COUNT(*) AS n FROM chunks").get() as { n: number }).n;
+        let agree = 0;
+        for (const q of qs.slice(0, 200)) {
+          const v = await search.embedQuery(q);
+          const approx = new Set(search.vectorIndex.search(v, 10).map((m) => m.id));
+          const exact = await search.exactForBench(kb, v, 10);
+          agree += exact.filter((e) => approx.has(e.id)).length / Math.max(1, exact.length);
+        }
+        const times: number[] = [];
+        const t0 = performance.now();
+        for (const q of qs) {
+          const t = performance.now();
+          const res = await fetch(`${server.url}/v1/vector_stores/${kb}/search`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify({ query: q }) });
+          if (!res.ok) throw new Error(`search failed: ${res.status} ${await res.text()}`);
+          await res.json();
+          times.push(performance.now() - t);
+        }
+        const qps = qs.length / ((performance.now() - t0) / 1000);
+        rows.push([chunks, build.toFixed(2), load.toFixed(2), percentile(times, 50).toFixed(1), percentile(times, 99).toFixed(1), qps.toFixed(0), (agree / 200).toFixed(3)]);
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  lines.push(
+    table(["chunks", "start, index built (s)", "start, index loaded (s)", "search p50 (ms)", "search p99 (ms)", "queries/s (1 client)", "HNSW recall@10"], rows),
+    "",
+    `Search: ${qs.length} SciFact train queries through POST /v1/vector_stores/{id}/search (hybrid, 10 results); recall on 200 of them against exact cosine search.`,
+  );
+  return lines.join("\n");
+}
+
+if (import.meta.main) console.log(await scaleBench());
