@@ -10,10 +10,12 @@ import { DEFAULT_PARSE_LIMITS } from "../src/ingest/types";
 import { bigPdf } from "../test/helpers/docs";
 import { autocannon } from "./files";
 import { ocrSettings } from "../src/server";
+import { nativePaths } from "../src/native/assets";
 import { defaults } from "../src/config";
 
 // From source the cache directory is unused: native libraries load from node_modules.
 const OCR = ocrSettings({ ...defaults(), dataDir: "/nonexistent" });
+const NATIVES = nativePaths("/nonexistent");
 import { ROOT, startServer, table } from "./lib";
 
 const CORPUS = join(ROOT, "../shared/corpus");
@@ -31,7 +33,7 @@ const SAMPLES: [string, string][] = [
 
 async function parseOnce(bytes: Uint8Array, name: string) {
   const t = performance.now();
-  const doc = await parseDocument({ bytes: bytes.slice(), filename: name, limits: DEFAULT_PARSE_LIMITS, progress: () => {}, ocr: OCR });
+  const doc = await parseDocument({ bytes: bytes.slice(), filename: name, limits: DEFAULT_PARSE_LIMITS, progress: () => {}, ocr: OCR, natives: NATIVES });
   const { chunks, text } = chunkBlocks(doc.blocks, resolveChunking({ type: "auto" }, 128));
   return { s: (performance.now() - t) / 1000, chunks: chunks.length, chars: text.length, pages: (doc as { pages?: number }).pages };
 }

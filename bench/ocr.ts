@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { defaults } from "../src/config";
 import { decodeImage, ocrRaster } from "../src/ocr/engine";
 import { ocrSettings } from "../src/server";
+import { nativePaths } from "../src/native/assets";
 import { ROOT, table } from "./lib";
 
 const CORPUS = join(ROOT, "../shared/corpus/unstructured");
@@ -73,8 +74,9 @@ async function tesseract(path: string): Promise<{ text: string; s: number } | nu
 export async function ocrBench(): Promise<string> {
   if (!existsSync(CORPUS)) return "skipped: ../shared/corpus is absent";
   const settings = ocrSettings({ ...defaults(), dataDir: "/nonexistent" });
+  const natives = nativePaths("/nonexistent");
   // Load the models outside the timings.
-  ocrRaster({ width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).fill(255) }, settings);
+  ocrRaster({ width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).fill(255) }, settings, natives);
   const rows: (string | number)[][] = [];
   let oursS = 0;
   let theirsS = 0;
@@ -82,8 +84,8 @@ export async function ocrBench(): Promise<string> {
     const ref = await reference(pair.pdf);
     const bytes = new Uint8Array(readFileSync(join(CORPUS, pair.image)));
     const t = performance.now();
-    const img = await decodeImage(bytes, settings);
-    const text = ocrRaster(await img.page(0), settings).join("\n\n");
+    const img = await decodeImage(bytes, settings, natives);
+    const text = ocrRaster(await img.page(0), settings, natives).join("\n\n");
     const s = (performance.now() - t) / 1000;
     oursS += s;
     rows.push([pair.image, "ragd (PP-OCRv4, 1 thread)", cer(text, ref).toFixed(3), wordRecall(text, ref).toFixed(3), s.toFixed(2)]);

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openProvider } from "../src/embed/index";
 import { encodeVector } from "../src/storage/vector-codec";
+import { nativePaths } from "../src/native/assets";
 import { ROOT } from "./lib";
 
 export const SCALE_CACHE = join(ROOT, "bench/results/scale-cache");
@@ -46,7 +47,7 @@ if (import.meta.main) {
   const count = Number(process.argv[2] ?? 80_000);
   const texts = scaleTexts(count);
   if (texts.length < count) throw new Error(`only ${texts.length} texts available`);
-  const embedder = await openProvider({ provider: "bundled", precision: "int8", modelDir: null, url: null, apiKey: null, model: null, maxTokens: null, threads: 2, batchSize: 64, cacheDir: "/tmp" });
+  const embedder = await openProvider({ provider: "bundled", precision: "int8", modelDir: null, url: null, apiKey: null, model: null, maxTokens: null, threads: 2, batchSize: 64, onnxruntime: nativePaths("/nonexistent").onnxruntime });
   const parts: Uint8Array[] = [];
   const t0 = performance.now();
   for (let i = 0; i < texts.length; i += 256) {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { buildApp } from "./app";
 import type { Config } from "./config";
 import { RateLimiter } from "./http/rate-limit";
-import { openProvider } from "./embed/index";
+import { openProvider, type EmbedConfig } from "./embed/index";
 import type { EmbeddingProvider } from "./embed/provider";
 import { IngestPipeline } from "./ingest/pipeline";
 import { EmbeddingsService } from "./services/embeddings";
@@ -18,7 +18,7 @@ import { openDatabase } from "./storage/db";
 import { SqliteFilesRepo } from "./storage/files-repo";
 import { SqliteJobsRepo } from "./storage/jobs-repo";
 import { SqliteKeysRepo } from "./storage/keys-repo";
-import { canvasAddonPath, loadUsearchBinding, onnxBindingPath, sharpNativeDir } from "./native/assets";
+import { installBindings, nativePaths, type NativePaths } from "./native/assets";
 import type { OcrSettings } from "./ocr/engine";
 import { log } from "./util/log";
 
@@ -38,17 +38,10 @@ export interface Services {
 const cacheDir = (config: Config) => (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, "ragd") : join(config.dataDir, "cache"));
 
 export function ocrSettings(config: Config): OcrSettings {
-  const dir = cacheDir(config);
-  return {
-    enabled: config.ocr === "on",
-    bindingPath: onnxBindingPath(dir),
-    sharpDir: sharpNativeDir(dir),
-    threads: config.ocrThreads,
-    maxPixels: config.ocrMaxMegapixels * 1_000_000,
-  };
+  return { enabled: config.ocr === "on", threads: config.ocrThreads, maxPixels: config.ocrMaxMegapixels * 1_000_000 };
 }
 
-export function embedConfig(config: Config) {
+export function embedConfig(config: Config, natives: NativePaths): EmbedConfig {
   return {
     provider: config.embedProvider,
     precision: config.embedPrecision,
@@ -59,7 +52,7 @@ export function embedConfig(config: Config) {
     maxTokens: config.embedMaxTokens || null,
     threads: config.embedThreads,
     batchSize: config.embedBatch,
-    cacheDir: cacheDir(config),
+    onnxruntime: natives.onnxruntime,
   };
 }
 
@@ -79,8 +72,9 @@ export async function openServices(config: Config): Promise<Services> {
   const filesRepo = new SqliteFilesRepo(db);
   const keys = new KeysService(new SqliteKeysRepo(db), config.apiKey);
   await keys.init();
-  const embedder = await openProvider(embedConfig(config));
-  loadUsearchBinding(cacheDir(config));
+  const natives = nativePaths(cacheDir(config));
+  installBindings(natives);
+  const embedder = await openProvider(embedConfig(config, natives));
   const search = new SearchService(new SqliteChunksRepo(db), embedder, join(config.dataDir, "vectors"));
   const stores = new SqliteStoresRepo(db);
   const vectorStores = new VectorStoresService(stores, filesRepo, search, embedder.model.maxTokens);
@@ -92,7 +86,7 @@ export async function openServices(config: Config): Promise<Services> {
     leaseMs: config.ingestLeaseSeconds * 1000,
     embedder,
     ocr: ocrSettings(config),
-    canvasAddon: canvasAddonPath(cacheDir(config)),
+    natives,
     onCommitted: () => void search.catchUp().catch((e) => log.error("vector index update failed", { error: String(e) })),
   });
   files.attachIngest(ingest);

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openProvider, type EmbedConfig } from "../src/embed/index";
 import { UnigramTokenizer } from "../src/embed/tokenizer";
+import { nativePaths } from "../src/native/assets";
 import { ROOT, tempDir } from "./helpers/ragd";
 
 interface Reference {
@@ -22,7 +23,7 @@ const config = (precision: "int8" | "fp32"): EmbedConfig => ({
   maxTokens: null,
   threads: 2,
   batchSize: 8,
-  cacheDir: tempDir(),
+  onnxruntime: nativePaths("/nonexistent").onnxruntime,
 });
 
 test("the tokenizer yields the reference token ids", () => {

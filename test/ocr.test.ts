@@ -6,11 +6,15 @@ import { join } from "node:path";
 import { parseDocument } from "../src/ingest/parsers/index";
 import { DEFAULT_PARSE_LIMITS, ParseError, type ParseInput } from "../src/ingest/types";
 import { ocrSettings } from "../src/server";
+import { nativePaths } from "../src/native/assets";
+import { NativeLoadError } from "../src/native/sharp";
+import { PDFDocument } from "pdf-lib";
 import { defaults } from "../src/config";
 
 const IMAGES = join(import.meta.dir, "fixtures/images");
 const CORPUS = join(import.meta.dir, "../../shared/corpus");
 const OCR = ocrSettings({ ...defaults(), dataDir: "/nonexistent" });
+const NATIVES = nativePaths("/nonexistent");
 
 async function parse(path: string, over: Partial<ParseInput> = {}) {
   const progress: string[] = [];
@@ -20,6 +24,7 @@ async function parse(path: string, over: Partial<ParseInput> = {}) {
     limits: DEFAULT_PARSE_LIMITS,
     progress: (m) => progress.push(m),
     ocr: OCR,
+    natives: NATIVES,
     ...over,
   });
   return { ...doc, text: doc.blocks.map((b) => b.text).join("\n"), progress };
@@ -105,6 +110,23 @@ describe("OCR: refusals", () => {
     const mixed = await parse(join(IMAGES, "mixed.pdf"), off);
     expect(mixed.text).toContain("tangerine orchard");
     expect(mixed.text).not.toContain("glacier");
+  });
+
+  test("a page with a huge media box is drawn within the pixel limit and read", async () => {
+    const doc = await PDFDocument.create();
+    const page = doc.addPage([14400, 14400]); // the largest page PDF allows
+    const img = await doc.embedPng(readFileSync(join(IMAGES, "whiteboard.png")));
+    page.drawImage(img, { x: 200, y: 14400 - 200 - (14000 * img.height) / img.width, width: 14000, height: (14000 * img.height) / img.width });
+    const bytes = await doc.save();
+    const read = await parse(join(IMAGES, "scanned.pdf"), { bytes, filename: "poster.pdf" });
+    expect(norm(read.text)).toContain("blue heron project");
+  });
+
+  test("OCR that cannot start is the server's fault, not the file's", async () => {
+    const broken = { natives: { ...NATIVES, onnxruntime: "/nonexistent/onnxruntime_binding.node" } };
+    const err = await parse(join(IMAGES, "receipt.jpg"), broken).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(NativeLoadError);
+    expect(err.message).toStartWith("the OCR models could not be loaded");
   });
 
   test("a truncated image says it is corrupt", async () => {

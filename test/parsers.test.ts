@@ -6,15 +6,17 @@ import { join } from "node:path";
 import { strToU8, zipSync } from "fflate";
 import { parseDocument } from "../src/ingest/parsers/index";
 import { ocrSettings } from "../src/server";
+import { nativePaths } from "../src/native/assets";
 import { defaults } from "../src/config";
 
 // From source the cache directory is unused: native libraries load from node_modules.
 const OCR = ocrSettings({ ...defaults(), dataDir: "/nonexistent" });
+const NATIVES = nativePaths("/nonexistent");
 import { DEFAULT_PARSE_LIMITS, ParseError, type Block } from "../src/ingest/types";
 
 const DOCS = join(import.meta.dir, "fixtures/docs");
 const parse = (name: string, bytes?: Uint8Array) =>
-  parseDocument({ bytes: bytes ?? new Uint8Array(readFileSync(join(DOCS, name))), filename: name, limits: DEFAULT_PARSE_LIMITS, progress: () => {}, ocr: OCR });
+  parseDocument({ bytes: bytes ?? new Uint8Array(readFileSync(join(DOCS, name))), filename: name, limits: DEFAULT_PARSE_LIMITS, progress: () => {}, ocr: OCR, natives: NATIVES });
 const find = (blocks: Block[], text: string) => {
   const b = blocks.find((x) => x.text.includes(text));
   if (!b) throw new Error(`no block has "${text}"; blocks: ${JSON.stringify(blocks.map((x) => x.text))}`);
@@ -149,18 +151,18 @@ describe("bad input", () => {
     const entries: Record<string, Uint8Array> = { "ppt/presentation.xml": strToU8("<p:presentation/>") };
     for (let i = 0; i < 6; i++) entries[`ppt/media/blob${i}.bin`] = crypto.getRandomValues(new Uint8Array(64 * 1024));
     const small = { ...DEFAULT_PARSE_LIMITS, maxExpandedBytes: 256 * 1024 };
-    const d = await parseDocument({ bytes: zip(entries), filename: "x.pptx", limits: small, progress: () => {}, ocr: OCR });
+    const d = await parseDocument({ bytes: zip(entries), filename: "x.pptx", limits: small, progress: () => {}, ocr: OCR, natives: NATIVES });
     expect(d.format).toBe("pptx"); // media is never read, so never counted
     const docx: Record<string, Uint8Array> = { "word/document.xml": strToU8("<w:document/>") };
     for (let i = 0; i < 6; i++) docx[`word/media/${i}.bin`] = crypto.getRandomValues(new Uint8Array(64 * 1024));
-    await expect(parseDocument({ bytes: zip(docx), filename: "x.docx", limits: small, progress: () => {}, ocr: OCR })).rejects.toThrow("expands past");
+    await expect(parseDocument({ bytes: zip(docx), filename: "x.docx", limits: small, progress: () => {}, ocr: OCR, natives: NATIVES })).rejects.toThrow("expands past");
   });
 
   test("zip with too many entries", async () => {
     const entries: Record<string, string> = { "word/document.xml": "<w:document/>" };
     for (let i = 0; i < 60; i++) entries[`f${i}`] = "x";
     const limits = { ...DEFAULT_PARSE_LIMITS, maxZipEntries: 50 };
-    await expect(parseDocument({ bytes: zip(entries), filename: "x.docx", limits, progress: () => {}, ocr: OCR })).rejects.toThrow("entries, past the limit");
+    await expect(parseDocument({ bytes: zip(entries), filename: "x.docx", limits, progress: () => {}, ocr: OCR, natives: NATIVES })).rejects.toThrow("entries, past the limit");
   });
 
   test("XML entity expansion (billion laughs) is not expanded", async () => {

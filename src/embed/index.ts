@@ -18,8 +18,8 @@ export interface EmbedConfig {
   maxTokens: number | null;
   threads: number;
   batchSize: number;
-  /** For files the single binary must write out (onnxruntime's native library). */
-  cacheDir: string;
+  /** onnxruntime's addon, from native/assets.ts. */
+  onnxruntime: string;
 }
 
 /** The bundled model's files: embedded in the binary (int8), or from models/dist (RAGD_MODELS_DIR overrides). */
@@ -41,7 +41,7 @@ export async function openProvider(c: EmbedConfig): Promise<EmbeddingProvider> {
     return OnnxProvider.open({
       id: `use-lite-${c.precision}`,
       modelPath,
-      cacheDir: c.cacheDir,
+      bindingPath: c.onnxruntime,
       tokenizer: { kind: "unigram", vocabPath },
       maxTokens: 128,
       keepLastToken: false,
@@ -59,7 +59,7 @@ export async function openProvider(c: EmbedConfig): Promise<EmbeddingProvider> {
     return OnnxProvider.open({
       id: c.model ?? basename(dir),
       modelPath,
-      cacheDir: c.cacheDir,
+      bindingPath: c.onnxruntime,
       tokenizer: { kind: "hf", dir },
       maxTokens: c.maxTokens ?? (await modelMaxLength(dir)),
       keepLastToken: true,

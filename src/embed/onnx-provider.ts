@@ -5,15 +5,14 @@ import type { Tokenizer } from "./tokenizer";
 import { loadTokenizer, type TokenizerSpec } from "./tokenizers";
 import type { OnnxWorkerInit, OnnxWorkerReply } from "./onnx-worker";
 import { guardedTerminate, newGuardBuffer } from "../native/guard";
-import { onnxBindingPath } from "../native/assets";
 
 const WORKER_URL = import.meta.url.includes("$bunfs") ? "./embed/onnx-worker.ts" : new URL("./onnx-worker.ts", import.meta.url).href;
 
 export interface OnnxOptions {
   id: string;
   modelPath: string;
-  /** Where the single binary extracts onnxruntime's native files. */
-  cacheDir: string;
+  /** onnxruntime's addon (native/assets.ts). */
+  bindingPath: string;
   tokenizer: TokenizerSpec;
   maxTokens: number;
   keepLastToken: boolean;
@@ -54,7 +53,7 @@ export class OnnxProvider implements EmbeddingProvider {
   static async open(o: OnnxOptions): Promise<OnnxProvider> {
     const init: OnnxWorkerInit = {
       type: "init",
-      bindingPath: onnxBindingPath(o.cacheDir),
+      bindingPath: o.bindingPath,
       model: await Bun.file(o.modelPath).arrayBuffer(),
       threads: o.threads ?? cpus().length,
       tokenizer: o.tokenizer,

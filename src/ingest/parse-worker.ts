@@ -8,6 +8,7 @@ import { ParseError, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
 import { useNativeGuard } from "../native/guard";
 import { NativeLoadError } from "../native/sharp";
+import { installBindings, type NativePaths } from "../native/assets";
 
 export interface ParseRequest {
   bytes: Uint8Array;
@@ -19,14 +20,14 @@ export interface ParseRequest {
   ocr: OcrSettings;
   /** Shared with the owner, which terminates this worker only outside native code. */
   guard: SharedArrayBuffer;
-  /** @napi-rs/canvas's addon, extracted by the single binary; null from source. */
-  canvasAddon: string | null;
+  natives: NativePaths;
 }
 
 export type ParseReply =
   | { type: "progress"; message: string }
   | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"] }
-  | { type: "failed"; message: string };
+  /** `retry`: a fault of this server (a native library would not load), not of the file. */
+  | { type: "failed"; message: string; retry?: boolean };
 
 declare const self: Worker;
 
@@ -37,7 +38,6 @@ const reply = (m: ParseReply) => self.postMessage(m);
 self.onmessage = async (e: MessageEvent<ParseRequest>) => {
   const { bytes, filename, limits, chunking, tokenizer, ocr, guard } = e.data;
   useNativeGuard(guard);
-  if (e.data.canvasAddon) (globalThis as Record<string, unknown>).__ragdCanvasBinding ??= require(e.data.canvasAddon);
   let last = 0;
   const progress = (message: string) => {
     const now = Date.now();
@@ -46,15 +46,22 @@ self.onmessage = async (e: MessageEvent<ParseRequest>) => {
     reply({ type: "progress", message });
   };
   try {
-    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr }), loadTokenizer(tokenizer)]);
+    try {
+      installBindings(e.data.natives);
+    } catch (err) {
+      throw new NativeLoadError(`a native library could not be loaded: ${String((err as Error)?.message ?? err).split("\n")[0]}`);
+    }
+    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives: e.data.natives }), loadTokenizer(tokenizer)]);
     progress("chunking");
     const { text, chunks } = chunkBlocks(doc.blocks, chunking, counter);
     reply({ type: "done", format: doc.format, text, chunks });
   } catch (err) {
+    if (err instanceof NativeLoadError) {
+      reply({ type: "failed", message: `this server could not read the file: ${err.message}`, retry: true });
+      return;
+    }
     // A library throwing on a damaged file is a property of the file: retrying won't help.
-    const message =
-      err instanceof ParseError ? err.message :
-      err instanceof NativeLoadError ? `this server could not read the file: ${err.message}` : `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})`;
+    const message = err instanceof ParseError ? err.message : `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})`;
     reply({ type: "failed", message });
   }
 };

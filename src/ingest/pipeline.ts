@@ -9,6 +9,7 @@ import type { ParseReply, ParseRequest } from "./parse-worker";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
 import { guardedTerminate, newGuardBuffer } from "../native/guard";
+import type { NativePaths } from "../native/assets";
 
 export interface PipelineOptions {
   concurrency: number;
@@ -23,8 +24,8 @@ export interface PipelineOptions {
   embedder: EmbeddingProvider;
   /** How parse workers read images and scanned pages. */
   ocr: OcrSettings;
-  /** @napi-rs/canvas's addon for pdf.js, extracted by the single binary; null from source. */
-  canvasAddon?: string | null;
+  /** Native libraries for the parse workers (native/assets.ts). */
+  natives: NativePaths;
   /** Called after a file's chunks committed, to bring the vector index up to date. */
   onCommitted?: () => void;
 }
@@ -171,9 +172,10 @@ export class IngestPipeline {
       const reply = await this.parse(job, slot, bytes, (m) => (progress = m));
       if (slot.cancelled || heartbeatFailed) return;
       let outcome: JobOutcome;
+      if (reply.type === "failed" && reply.retry) throw new Transient(reply.message);
       if (reply.type === "failed") outcome = { status: "error", details: reply.message };
       else if (reply.type === "done" && reply.chunks.length === 0)
-        outcome = { status: "error", details: noTextMessage(reply.format) };
+        outcome = { status: "error", details: NO_TEXT };
       else if (reply.type === "done") {
         const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, started, (m) => (progress = m));
         if (slot.cancelled || heartbeatFailed) return;
@@ -262,7 +264,7 @@ export class IngestPipeline {
       };
       worker.onerror = (e) => settle(new Transient(`the parser crashed: ${e.message ?? "unknown error"}`));
       worker.addEventListener("close", () => settle(new Transient("the parser exited unexpectedly")));
-      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard, canvasAddon: this.opts.canvasAddon ?? null };
+      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard, natives: this.opts.natives };
       worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
     });
   }
@@ -274,6 +276,5 @@ class Timeout extends Error {
   }
 }
 
-function noTextMessage(_format: string): string {
-  return "no text found: the document is empty or holds no extractable text";
-}
+// Parsers that can say more (scanned pages, OCR off) throw their own "no text found: ...".
+const NO_TEXT = "no text found: the document is empty or holds no extractable text";

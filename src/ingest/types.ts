@@ -1,4 +1,5 @@
 import type { OcrSettings } from "../ocr/engine";
+import type { NativePaths } from "../native/assets";
 
 /** Where a piece of text came from, in the terms of its format. */
 export interface Location {
@@ -55,4 +56,5 @@ export interface ParseInput {
   limits: ParseLimits;
   progress: Progress;
   ocr: OcrSettings;
+  natives: NativePaths;
 }

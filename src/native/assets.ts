@@ -15,47 +15,50 @@ import canvasBinding from "../../models/dist/native/canvas.node.bin" with { type
 
 const real = manifest as Record<string, string>;
 
+/** Where each native library loads from in this process. */
+export interface NativePaths {
+  /** onnxruntime's addon, beside libonnxruntime.so.1 (its RUNPATH is $ORIGIN). */
+  onnxruntime: string;
+  /** The directory holding sharp's addon and libvips; null from source (sharp finds its own). */
+  sharp: string | null;
+  /** usearch's addon; null from source. */
+  usearch: string | null;
+  /** @napi-rs/canvas's addon (pdf.js draws with it); null from source. */
+  canvas: string | null;
+}
+
 /**
- * The onnxruntime addon under its real name, beside libonnxruntime.so.1 (its RUNPATH is
- * $ORIGIN).
+ * From source: where npm put the libraries, nothing written. In the binary: every native
+ * library written out once under `cacheDir` (see extract.ts), then reused. Called once at start;
+ * the paths travel to the workers.
  */
-export function onnxBindingPath(cacheDir: string): string {
+export function nativePaths(cacheDir: string): NativePaths {
   if (!IN_BINARY)
-    return join(dirname(Bun.resolveSync("onnxruntime-node/package.json", import.meta.dir)), "bin", "napi-v6", process.platform, process.arch, "onnxruntime_binding.node");
-  const dir = extractNative(cacheDir, "onnxruntime", {
-    [real["onnxruntime_binding.node.bin"]!]: ortBinding,
-    [real["libonnxruntime.so.1.bin"]!]: ortLibrary,
-  });
-  return join(dir, real["onnxruntime_binding.node.bin"]!);
+    return {
+      onnxruntime: join(dirname(Bun.resolveSync("onnxruntime-node/package.json", import.meta.dir)), "bin", "napi-v6", process.platform, process.arch, "onnxruntime_binding.node"),
+      sharp: null,
+      usearch: null,
+      canvas: null,
+    };
+  const ort = extractNative(cacheDir, "onnxruntime", { [real["onnxruntime_binding.node.bin"]!]: ortBinding, [real["libonnxruntime.so.1.bin"]!]: ortLibrary });
+  return {
+    onnxruntime: join(ort, real["onnxruntime_binding.node.bin"]!),
+    sharp: extractNative(cacheDir, "sharp", { [real["libvips-cpp.so.bin"]!]: vipsLibrary, [real["sharp.node.bin"]!]: sharpBinding }),
+    usearch: join(extractNative(cacheDir, "usearch", { "usearch.node": usearchBinding }), "usearch.node"),
+    // Bun would otherwise write this one to /tmp itself, which a minimal container may lack.
+    canvas: join(extractNative(cacheDir, "canvas", { "skia.node": canvasBinding }), "skia.node"),
+  };
 }
 
 /**
- * sharp's addon and libvips, written out in the binary; null from source (sharp finds its
- * own). Returns the directory holding both.
+ * In the binary, usearch and @napi-rs/canvas read their addons from globals that the build
+ * substituted for their node_modules lookups (src/build/compile.ts). Each thread sets them
+ * before those packages are used. sharp's addon loads later, on the first image (sharp.ts).
  */
-export function sharpNativeDir(cacheDir: string): string | null {
-  if (!IN_BINARY) return null;
-  return extractNative(cacheDir, "sharp", { [real["libvips-cpp.so.bin"]!]: vipsLibrary, [real["sharp.node.bin"]!]: sharpBinding });
-}
-
-/**
- * usearch's addon, in the binary: the build replaced usearch's search for its build directory
- * with a read of `globalThis.__ragdUsearchBinding` (see src/build/compile.ts), set here.
- */
-export function loadUsearchBinding(cacheDir: string) {
-  if (!IN_BINARY) return;
+export function installBindings(p: NativePaths) {
   const g = globalThis as Record<string, unknown>;
-  g.__ragdUsearchBinding ??= require(join(extractNative(cacheDir, "usearch", { "usearch.node": usearchBinding }), "usearch.node"));
-}
-
-/**
- * @napi-rs/canvas's addon (pdf.js draws with it), written out in the binary; null from
- * source. Bun would otherwise write it to /tmp itself, which a minimal container may lack.
- * The parse worker loads it into `globalThis.__ragdCanvasBinding` before pdf.js loads.
- */
-export function canvasAddonPath(cacheDir: string): string | null {
-  if (!IN_BINARY) return null;
-  return join(extractNative(cacheDir, "canvas", { "skia.node": canvasBinding }), "skia.node");
+  if (p.usearch) g.__ragdUsearchBinding ??= require(p.usearch);
+  if (p.canvas) g.__ragdCanvasBinding ??= require(p.canvas);
 }
 
 export const sharpFiles = () => ({ libvips: real["libvips-cpp.so.bin"]!, addon: real["sharp.node.bin"]! });

@@ -3,39 +3,45 @@ import { openImage, ImageError, type DecodedImage } from "./image";
 import { OCR_MODEL_FILES } from "./assets";
 import { PaddleOcr } from "./paddle";
 import type { Raster } from "./raster";
+import type { NativePaths } from "../native/assets";
+import { NativeLoadError } from "../native/sharp";
 
 /** How a parse worker runs OCR; decided by the server, sent with each file. */
 export interface OcrSettings {
   enabled: boolean;
-  /** onnxruntime's addon, where the embedder loads it from. */
-  bindingPath: string;
-  /** sharp's addon and libvips inside the single binary; null from source. */
-  sharpDir: string | null;
   threads: number;
   maxPixels: number;
 }
 
-let engine: PaddleOcr | null = null;
+const engines = new Map<string, PaddleOcr>();
 
 /** The models load on the first page that needs them, once per worker. */
-function paddle(s: OcrSettings): PaddleOcr {
-  engine ??= PaddleOcr.open(
-    s.bindingPath,
-    { det: readFileSync(OCR_MODEL_FILES.det), rec: readFileSync(OCR_MODEL_FILES.rec), keys: readFileSync(OCR_MODEL_FILES.keys, "utf8") },
-    s.threads,
-  );
+function paddle(s: OcrSettings, natives: NativePaths): PaddleOcr {
+  const key = `${natives.onnxruntime}:${s.threads}`;
+  let engine = engines.get(key);
+  if (engine) return engine;
+  try {
+    engine = PaddleOcr.open(
+      natives.onnxruntime,
+      { det: readFileSync(OCR_MODEL_FILES.det), rec: readFileSync(OCR_MODEL_FILES.rec), keys: readFileSync(OCR_MODEL_FILES.keys, "utf8") },
+      s.threads,
+    );
+  } catch (e) {
+    throw new NativeLoadError(`the OCR models could not be loaded: ${String((e as Error)?.message ?? e).split("\n")[0]}`);
+  }
+  engines.set(key, engine);
   return engine;
 }
 
 export { ImageError };
 
-export function decodeImage(bytes: Uint8Array, s: OcrSettings): Promise<DecodedImage> {
-  return openImage(bytes, s.maxPixels, s.sharpDir);
+export function decodeImage(bytes: Uint8Array, s: OcrSettings, natives: NativePaths): Promise<DecodedImage> {
+  return openImage(bytes, s.maxPixels, natives.sharp);
 }
 
 /** Paragraphs read from one page, in reading order. */
-export function ocrRaster(raster: Raster, s: OcrSettings): string[] {
-  return paddle(s)
+export function ocrRaster(raster: Raster, s: OcrSettings, natives: NativePaths): string[] {
+  return paddle(s, natives)
     .read(raster)
     .text.split(/\n{2,}/)
     .map((p) => p.trim())

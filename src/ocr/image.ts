@@ -60,7 +60,8 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, sharpDir: 
         if (info.channels !== 3) throw new Error(`unexpected ${info.channels} channels`);
         return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
       } catch (e) {
-        if (/pixel limit/i.test(message(e))) checkSize(meta.width!, meta.height!);
+        if (/pixel limit/i.test(message(e)))
+          throw new ImageError(`the image is too large to read: page ${index + 1} is over the limit of ${(maxPixels / 1e6).toFixed(1)} megapixels (--ocr-max-megapixels)`);
         throw new ImageError(`the image could not be decoded; it may be corrupt or truncated (${message(e)})`);
       }
     },

@@ -7,7 +7,7 @@ export async function parseImage(input: ParseInput): Promise<ParsedDocument> {
   if (!ocr.enabled) throw new ParseError("no text found; OCR is disabled");
   let image;
   try {
-    image = await decodeImage(input.bytes, ocr);
+    image = await decodeImage(input.bytes, ocr, input.natives);
   } catch (e) {
     if (e instanceof ImageError) throw new ParseError(e.message);
     throw e;
@@ -22,7 +22,7 @@ export async function parseImage(input: ParseInput): Promise<ParsedDocument> {
       if (e instanceof ImageError) throw new ParseError(image.pages > 1 ? `page ${i + 1}: ${e.message}` : e.message);
       throw e;
     }
-    ocrRaster(raster, ocr).forEach((text, j) => blocks.push({ text, loc: { page: i + 1 }, boundary: j === 0 }));
+    ocrRaster(raster, ocr, input.natives).forEach((text, j) => blocks.push({ text, loc: { page: i + 1 }, boundary: j === 0 }));
   }
   if (!blocks.length) throw new ParseError(`no text found: OCR read no text in the ${image.format.toUpperCase()} image`);
   return { format: "image", blocks, pages: image.pages } as ParsedDocument;

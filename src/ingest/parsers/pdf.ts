@@ -62,21 +62,25 @@ function hasTextLayer(text: string): boolean {
 }
 
 // Rendered so that a letter-size page is about 2000 pixels tall (about 180 dpi): small print
-// stays legible to the recogniser, and the page stays far below the pixel limit.
+// stays legible to the recogniser. Larger pages are drawn smaller, so that a page with a
+// huge media box cannot make pdf.js allocate a canvas past the OCR pixel limit.
 const RENDER_SCALE = 2.5;
 
 async function ocrPage(parser: PDFParse, page: number, input: ParseInput): Promise<string[]> {
   let png: Uint8Array;
   try {
-    const shot = await parser.getScreenshot({ partial: [page], scale: RENDER_SCALE, imageBuffer: true, imageDataUrl: false });
+    const size = ((await parser.getInfo({ parsePageInfo: true, partial: [page] })) as unknown as { pages: { width: number; height: number }[] }).pages[0];
+    const area = Math.max(1, (size?.width ?? 612) * (size?.height ?? 792));
+    const scale = Math.min(RENDER_SCALE, Math.sqrt((Math.min(input.ocr.maxPixels, 16e6) * 0.95) / area));
+    const shot = await parser.getScreenshot({ partial: [page], scale, imageBuffer: true, imageDataUrl: false });
     png = shot.pages[0]!.data;
   } catch {
     // A page pdf.js cannot draw is skipped like a page it cannot read.
     return [];
   }
   try {
-    const image = await decodeImage(png, input.ocr);
-    return ocrRaster(await image.page(0), input.ocr);
+    const image = await decodeImage(png, input.ocr, input.natives);
+    return ocrRaster(await image.page(0), input.ocr, input.natives);
   } catch (e) {
     if (e instanceof ImageError) return [];
     throw e;
