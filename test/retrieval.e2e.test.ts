@@ -215,6 +215,13 @@ describe("search over the HNSW index (more vectors than exact search handles)", 
       const filtered = await client.vectorStores.search(small.id, { query, filters: { type: "eq", key: "team", value: "hr" }, ...(dense as object) });
       expect(filtered.data.map((h) => h.file_id)).toEqual([policy.id]);
       expect((await client.vectorStores.search(small.id, { query, filters: { type: "eq", key: "team", value: "it" }, ...(dense as object) })).data).toEqual([]);
+      // keywords every filler chunk shares: the small store's one match still comes back
+      const boats = await client.vectorStores.files.uploadAndPoll(small.id, new File(["Boats moor by the river bank in summer."], "boats.txt"));
+      const keywords = { ranking_options: { hybrid_search: { embedding_weight: 0, text_weight: 1 } } } as never;
+      const inSmall = await client.vectorStores.search(small.id, { query: "river bank", ...(keywords as object) });
+      expect(inSmall.data.map((h) => h.file_id)).toEqual([boats.id]);
+      const inKb = await client.vectorStores.search(kb, { query: "river bank", max_num_results: 50, ...(keywords as object) });
+      expect(inKb.data).toHaveLength(50);
     } finally {
       await ragd.stop();
       cleanup(ragd.dataDir);

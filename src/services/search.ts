@@ -221,7 +221,14 @@ export class SearchService {
 
   private async keyword(storeId: string, filter: SqlFilter, now: number, query: string, n: number): Promise<Scored[]> {
     const match = ftsQuery(query);
-    return match ? this.chunks.keyword(storeId, filter, now, match, n) : [];
+    if (!match) return [];
+    // Most searches see most chunks (the knowledge base, a store without filters): rank over
+    // all chunks and keep the visible ones. A narrow store or filter ranks inside its own rows.
+    const ranked = await this.chunks.keywordAll(match, n * 2);
+    const visible = await this.chunks.visible(storeId, filter, now, ranked.map((r) => r.id));
+    const hits = ranked.filter((r) => visible.has(r.id));
+    if (hits.length >= n || ranked.length < n * 2) return hits.slice(0, n);
+    return this.chunks.keyword(storeId, filter, now, match, n);
   }
 
   /** For `bench/`: exact search over a store, to measure the index's recall against. */
