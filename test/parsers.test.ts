@@ -136,6 +136,14 @@ describe("parsers", () => {
     expect((await parse("sheet.csv", new Uint8Array(readFileSync(join(DOCS, "sales.xlsx"))))).format).toBe("xlsx");
     expect(await failure("fake.pdf", strToU8("just some text, not a PDF"))).toContain("is named .pdf but its content is not a PDF");
   });
+
+  test("text that starts like an image's magic bytes stays text (a SciFact title begins \"BMP-2\")", async () => {
+    for (const head of ["BMP-2 signalling in the developing heart", "GIF8 is not a real image header"]) {
+      const doc = await parse("abstract.txt", strToU8(`${head}\n\nThe second paragraph holds more words.`));
+      expect(doc.format).toBe("text");
+      expect(doc.blocks[0]!.text).toContain(head.slice(0, 4));
+    }
+  });
 });
 
 describe("bad input", () => {

@@ -44,14 +44,17 @@ export function contentTypeFor(filename: string, declared?: string): string {
 }
 
 /** The image format named by a file's first bytes, or null. */
+const BMP_HEADER_SIZES = new Set([12, 16, 40, 52, 56, 64, 108, 124]);
+
 export function sniffImage(head: Uint8Array): string | null {
   const b = head;
   const at = (i: number, ...bytes: number[]) => bytes.every((x, j) => b[i + j] === x);
   if (at(0, 0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return "png";
   if (at(0, 0xff, 0xd8, 0xff)) return "jpeg";
-  if (at(0, 0x47, 0x49, 0x46, 0x38)) return "gif";
+  if (at(0, 0x47, 0x49, 0x46, 0x38) && (at(4, 0x37, 0x61) || at(4, 0x39, 0x61))) return "gif";
   if (at(0, 0x52, 0x49, 0x46, 0x46) && at(8, 0x57, 0x45, 0x42, 0x50)) return "webp";
-  if (at(0, 0x42, 0x4d)) return "bmp";
+  // "BM" alone also starts text ("BMP-2 signalling ..."): the DIB header size must be one of BMP's.
+  if (at(0, 0x42, 0x4d) && b.length >= 18 && BMP_HEADER_SIZES.has(new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(14, true))) return "bmp";
   if (at(0, 0x49, 0x49, 0x2a, 0x00) || at(0, 0x4d, 0x4d, 0x00, 0x2a)) return "tiff";
   return null;
 }
