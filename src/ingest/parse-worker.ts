@@ -1,5 +1,6 @@
-// One document per worker: the worker is terminated afterwards (or at the time budget), so
-// whatever a crafted file does to this thread's heap or prototypes dies with it.
+// Parses one document per message. The owner terminates the worker after any format read by
+// a third-party library (or at the time budget), so whatever a crafted file does to this
+// thread's heap or prototypes dies with it; parse-pool.ts lists the formats it reuses after.
 import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
 import { chunkBlocks, type ChunkSize } from "./chunker";
 import { lowerThreadPriority } from "./low-priority";
@@ -35,6 +36,14 @@ lowerThreadPriority();
 
 const reply = (m: ParseReply) => self.postMessage(m);
 
+// A reused worker keeps its tokenizer: loading the vocabulary costs more than a small file.
+let tokenizerCache: { key: string; tokenizer: ReturnType<typeof loadTokenizer> } | null = null;
+function tokenizerFor(spec: TokenizerSpec) {
+  const key = JSON.stringify(spec);
+  if (tokenizerCache?.key !== key) tokenizerCache = { key, tokenizer: loadTokenizer(spec) };
+  return tokenizerCache.tokenizer;
+}
+
 self.onmessage = async (e: MessageEvent<ParseRequest>) => {
   const { bytes, filename, limits, chunking, tokenizer, ocr, guard } = e.data;
   useNativeGuard(guard);
@@ -51,7 +60,7 @@ self.onmessage = async (e: MessageEvent<ParseRequest>) => {
     } catch (err) {
       throw new NativeLoadError(`a native library could not be loaded: ${String((err as Error)?.message ?? err).split("\n")[0]}`);
     }
-    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives: e.data.natives }), loadTokenizer(tokenizer)]);
+    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives: e.data.natives }), tokenizerFor(tokenizer)]);
     progress("chunking");
     const { text, chunks } = chunkBlocks(doc.blocks, chunking, counter);
     reply({ type: "done", format: doc.format, text, chunks });

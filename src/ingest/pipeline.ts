@@ -8,7 +8,8 @@ import { resolveChunking, type ChunkSize } from "./chunker";
 import type { ParseReply, ParseRequest } from "./parse-worker";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
-import { guardedTerminate, newGuardBuffer } from "../native/guard";
+import { ParseWorkerPool } from "./parse-pool";
+import type { Format } from "./parsers/index";
 import type { NativePaths } from "../native/assets";
 
 export interface PipelineOptions {
@@ -37,6 +38,9 @@ const EMBED_SLICE = 256;
 // (see Makefile), stored under its path relative to src/; from source it sits beside us.
 const WORKER_URL = import.meta.url.includes("$bunfs") ? "./ingest/parse-worker.ts" : new URL("./parse-worker.ts", import.meta.url).href;
 const POLL_MS = 1000;
+// Files past parsing wait for the embedder while the next ones parse, so the embedder (the
+// bottleneck on small files) never waits for a parser; each holds its chunks in memory.
+const IN_FLIGHT_PER_PARSER = 2;
 
 class Transient extends Error {}
 
@@ -45,14 +49,13 @@ const backoffMs = (attempt: number) => Math.min(300_000, 2000 * 4 ** (attempt - 
 
 interface Running {
   worker: Worker | null;
-  guard?: SharedArrayBuffer;
   cancelled: boolean;
   settle?: (r: ParseReply | Transient) => void;
 }
 
 /**
- * Runs the ingestion queue: claims jobs, parses each file in a fresh Bun Worker off the
- * HTTP thread, embeds the chunks (batched with other files' chunks in the embedder), and
+ * Runs the ingestion queue: claims jobs, parses each file in a Bun Worker off the HTTP
+ * thread (parse-pool.ts decides which workers serve another file), embeds the chunks (batched with other files' chunks in the embedder), and
  * commits chunks, vectors and the file's status; the vector index then catches up.
  */
 export class IngestPipeline {
@@ -61,6 +64,9 @@ export class IngestPipeline {
   private readonly leaseMs: number;
   private readonly limits: ParseLimits;
   private readonly chunking: ChunkSize;
+  private readonly pool: ParseWorkerPool;
+  private parsing = 0;
+  private readonly parseWaiters: (() => void)[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = true;
   private pumping = false;
@@ -74,6 +80,7 @@ export class IngestPipeline {
     this.leaseMs = opts.leaseMs ?? 15_000;
     this.limits = opts.limits ?? DEFAULT_PARSE_LIMITS;
     this.chunking = resolveChunking({ type: "auto" }, opts.embedder.model.maxTokens);
+    this.pool = new ParseWorkerPool(WORKER_URL, opts.concurrency);
   }
 
   async start() {
@@ -98,7 +105,7 @@ export class IngestPipeline {
     const r = this.running.get(fileId);
     if (!r) return;
     r.cancelled = true;
-    if (r.worker) void guardedTerminate(r.worker, r.guard!);
+    // settling a parse terminates its worker
     r.settle?.(new Transient("cancelled"));
   }
 
@@ -110,6 +117,7 @@ export class IngestPipeline {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     for (const [id] of this.running) this.cancel(id);
+    await this.pool.close();
     await this.jobs.release(this.owner);
   }
 
@@ -119,7 +127,7 @@ export class IngestPipeline {
       do {
         this.again = false;
         await this.jobs.exhausted(this.opts.maxAttempts, Date.now());
-        while (!this.stopped && this.running.size < this.opts.concurrency) {
+        while (!this.stopped && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
           const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
           if (!job) break;
           const slot: Running = { worker: null, cancelled: false };
@@ -148,7 +156,7 @@ export class IngestPipeline {
   }
 
   private async run(job: Job, slot: Running) {
-    const started = Date.now();
+    let started = Date.now();
     let progress: string | null = "queued for parsing";
     let heartbeatFailed = false;
     const beat = setInterval(async () => {
@@ -169,7 +177,16 @@ export class IngestPipeline {
         throw new Transient(`could not read the stored file: ${String((e as Error)?.message ?? e)}`);
       }
       if (slot.cancelled) return;
-      const reply = await this.parse(job, slot, bytes, (m) => (progress = m));
+      await this.parseSlot();
+      let reply: ParseReply;
+      try {
+        if (slot.cancelled) return;
+        // the time budget counts from here: waiting for a parser is not the file's doing
+        started = Date.now();
+        reply = await this.parse(job, slot, bytes, (m) => (progress = m));
+      } finally {
+        this.releaseParseSlot();
+      }
       if (slot.cancelled || heartbeatFailed) return;
       let outcome: JobOutcome;
       if (reply.type === "failed" && reply.retry) throw new Transient(reply.message);
@@ -240,32 +257,44 @@ export class IngestPipeline {
     return out;
   }
 
+  private parseSlot(): Promise<void> {
+    if (this.parsing < this.opts.concurrency) {
+      this.parsing++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.parseWaiters.push(resolve));
+  }
+
+  private releaseParseSlot() {
+    const next = this.parseWaiters.shift();
+    if (next) next();
+    else this.parsing--;
+  }
+
   private parse(job: Job, slot: Running, bytes: Uint8Array, onProgress: (m: string) => void): Promise<ParseReply> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(WORKER_URL, { smol: true } as WorkerOptions);
-      const guard = newGuardBuffer();
-      slot.worker = worker;
-      slot.guard = guard;
+      const pw = this.pool.acquire();
+      slot.worker = pw.worker;
       let settled = false;
       const budget = setTimeout(() => settle(new Timeout(this.opts.timeoutMs)), this.opts.timeoutMs);
       const settle = (r: ParseReply | Error) => {
         if (settled) return;
         settled = true;
         clearTimeout(budget);
-        void guardedTerminate(worker, guard);
         slot.worker = null;
+        if (!(r instanceof Error) && r.type === "done") this.pool.release(pw, r.format as Format);
+        else void this.pool.discard(pw);
         if (r instanceof Error) reject(r);
         else resolve(r);
       };
       slot.settle = settle;
-      worker.onmessage = (e: MessageEvent<ParseReply>) => {
-        if (e.data.type === "progress") onProgress(e.data.message);
-        else settle(e.data);
+      pw.handler = (m) => {
+        if (m instanceof Error) settle(new Transient(m.message));
+        else if (m.type === "progress") onProgress(m.message);
+        else settle(m);
       };
-      worker.onerror = (e) => settle(new Transient(`the parser crashed: ${e.message ?? "unknown error"}`));
-      worker.addEventListener("close", () => settle(new Transient("the parser exited unexpectedly")));
-      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard, natives: this.opts.natives };
-      worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
+      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard: pw.guard, natives: this.opts.natives };
+      pw.worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
     });
   }
 }
