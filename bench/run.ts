@@ -8,6 +8,7 @@ import { ROOT } from "./lib";
 import { retrievalBench } from "./retrieval";
 import { ocrBench } from "./ocr";
 import { scaleBench } from "./scale";
+import { pipelineBench } from "./pipeline";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<string>> = {
   read: () => readBench(),
   parse: parseBench,
   "ingest-latency": () => latencyBench(),
+  pipeline: pipelineBench,
   retrieval: () => retrievalBench(),
   ocr: ocrBench,
   scale: scaleBench,

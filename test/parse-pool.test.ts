@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ParseWorkerPool, type Outcome, type ParseWorker } from "../src/ingest/parse-pool";
 import type { ParseRequest } from "../src/ingest/parse-worker";
+import type { Format } from "../src/ingest/parsers/index";
 import { resolveChunking } from "../src/ingest/chunker";
 import { DEFAULT_PARSE_LIMITS } from "../src/ingest/types";
 import { nativePaths } from "../src/native/assets";
@@ -28,7 +29,7 @@ function parse(w: ParseWorker, filename: string, bytes: Uint8Array): Promise<Out
   });
 }
 const text = (s: string) => new TextEncoder().encode(s);
-const formatOf = (o: Outcome) => (o instanceof Error || o.type !== "done" ? null : (o.format as never));
+const formatOf = (o: Outcome) => (o instanceof Error || o.type !== "done" ? null : (o.format as Format));
 
 test("a worker that read text serves the next file; one that read a PDF is terminated", async () => {
   const a = pool.acquire();
