@@ -3,8 +3,9 @@ import type { Format } from "./parsers/index";
 import type { ParseReply } from "./parse-worker";
 
 /**
- * Formats read by this project's own code (no third-party parser walks their structure), so
- * nothing a crafted file does can outlive its parse: their workers serve the next file.
+ * Formats read by this project's own code (CSV and TSV by papaparse in array mode, which keys
+ * no object by file content), so nothing a crafted file does can outlive its parse: their
+ * workers serve the next file.
  * Every other format gets a worker of its own, terminated afterwards. Starting a worker
  * costs ~100 ms of CPU, more than embedding a small file's chunks.
  */
