@@ -48,15 +48,15 @@ class Transient extends Error {}
 const backoffMs = (attempt: number) => Math.min(300_000, 2000 * 4 ** (attempt - 1));
 
 interface Running {
-  worker: Worker | null;
   cancelled: boolean;
   settle?: (r: ParseReply | Transient) => void;
 }
 
 /**
  * Runs the ingestion queue: claims jobs, parses each file in a Bun Worker off the HTTP
- * thread (parse-pool.ts decides which workers serve another file), embeds the chunks (batched with other files' chunks in the embedder), and
- * commits chunks, vectors and the file's status; the vector index then catches up.
+ * thread (parse-pool.ts decides which workers serve another file), embeds the chunks
+ * (batched with other files' chunks in the embedder), and commits chunks, vectors and the
+ * file's status; the vector index then catches up.
  */
 export class IngestPipeline {
   private readonly owner = `ragd-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -130,7 +130,7 @@ export class IngestPipeline {
         while (!this.stopped && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
           const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
           if (!job) break;
-          const slot: Running = { worker: null, cancelled: false };
+          const slot: Running = { cancelled: false };
           this.running.set(job.fileId, slot);
           void this.run(job, slot).finally(() => {
             this.running.delete(job.fileId);
@@ -274,14 +274,12 @@ export class IngestPipeline {
   private parse(job: Job, slot: Running, bytes: Uint8Array, onProgress: (m: string) => void): Promise<ParseReply> {
     return new Promise((resolve, reject) => {
       const pw = this.pool.acquire();
-      slot.worker = pw.worker;
       let settled = false;
       const budget = setTimeout(() => settle(new Timeout(this.opts.timeoutMs)), this.opts.timeoutMs);
       const settle = (r: ParseReply | Error) => {
         if (settled) return;
         settled = true;
         clearTimeout(budget);
-        slot.worker = null;
         if (!(r instanceof Error) && r.type === "done") this.pool.release(pw, r.format as Format);
         else void this.pool.discard(pw);
         if (r instanceof Error) reject(r);
