@@ -54,11 +54,16 @@ export function scaleTexts(count: number): string[] {
 
 const blockPath = (b: number) => join(BLOCKS, `${String(b).padStart(4, "0")}.bin`);
 
+export function hasCachedVectors(count: number): boolean {
+  seedFromLegacy();
+  for (let b = 0; b * BLOCK < count; b++) if (!existsSync(blockPath(b))) return false;
+  return true;
+}
+
 /** The first `count` cached vectors and their texts, or null while some block is missing. */
 export function cachedVectors(count: number): { texts: string[]; vectors: Uint8Array[] } | null {
-  seedFromLegacy();
+  if (!hasCachedVectors(count)) return null;
   const blocks = Math.ceil(count / BLOCK);
-  for (let b = 0; b < blocks; b++) if (!existsSync(blockPath(b))) return null;
   const texts = scaleTexts(count);
   const vectors: Uint8Array[] = [];
   for (let b = 0; b < blocks && vectors.length < count; b++) {
