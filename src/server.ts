@@ -90,6 +90,7 @@ export async function openServices(config: Config): Promise<Services> {
     onCommitted: () => void search.catchUp().catch((e) => log.error("vector index update failed", { error: String(e) })),
   });
   files.attachIngest(ingest);
+  vectorStores.attachIngest(ingest);
   const embeddings = new EmbeddingsService(embedder);
   return {
     db,

@@ -1,14 +1,26 @@
 import { describe, expect, test } from "bun:test";
-import { approximateTokens, chunkBlocks, resolveChunking } from "../src/ingest/chunker";
+import { approximateTokens, chunkBlocks, chunkingKey, chunkSizeOf, resolveChunking } from "../src/ingest/chunker";
 import type { Block } from "../src/ingest/types";
 
 const sentence = (i: number) => `Sentence number ${i} talks about widgets and their careful maintenance.`;
 
 describe("chunker", () => {
-  test("auto and static sizes are clamped to what the model reads", () => {
+  test("sizes past the model's window are clamped to it; static sizes within it are used as asked", () => {
     expect(resolveChunking({ type: "auto" }, 128)).toEqual({ max: 128, overlap: 32 });
-    expect(resolveChunking({ type: "static", static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 50 } }, 128)).toEqual({ max: 100, overlap: 25 });
+    expect(resolveChunking({ type: "static", static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 50 } }, 128)).toEqual({ max: 100, overlap: 50 });
+    expect(resolveChunking({ type: "static", static: { max_chunk_size_tokens: 800, chunk_overlap_tokens: 400 } }, 128)).toEqual({ max: 128, overlap: 32 });
     expect(resolveChunking({ type: "static", static: { max_chunk_size_tokens: 4096, chunk_overlap_tokens: 0 } }, 512)).toEqual({ max: 512, overlap: 0 });
+  });
+
+  test("chunks are stored under the key of the size that cut them; the server's default is auto", () => {
+    const auto = resolveChunking({ type: "auto" }, 128);
+    const big = resolveChunking({ type: "static", static: { max_chunk_size_tokens: 800, chunk_overlap_tokens: 400 } }, 128);
+    expect(chunkingKey(big, auto)).toBe("auto");
+    const small = { max: 100, overlap: 0 };
+    expect(chunkingKey(small, auto)).toBe("static:100:0");
+    expect(chunkSizeOf("static:100:0", auto)).toEqual(small);
+    expect(chunkSizeOf("auto", auto)).toEqual(auto);
+    expect(() => chunkSizeOf("../x", auto)).toThrow();
   });
 
   test("chunks stay within the limit, cut only between words, and point at their text", () => {

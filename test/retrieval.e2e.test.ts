@@ -1,6 +1,7 @@
 // Retrieval through the official SDK against a live server: the knowledge base, vector
 // stores, batches, search with filters and locations, embeddings and models.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI from "openai";
@@ -140,6 +141,58 @@ describe("retrieval", () => {
     expect((await client.vectorStores.retrieve(s.id)).file_counts.total).toBe(0);
   });
 
+  test("a store's own chunk size: the file is cut again for it, shared by stores of that size, dropped when none uses it", async () => {
+    const topics = ["glaciers", "volcanoes", "tides", "deserts", "monsoons", "rivers", "forests", "reefs"];
+    const text = topics
+      .flatMap((t, i) => Array.from({ length: 12 }, (_, j) => `Field note ${i}.${j} on ${t}: observers logged how ${t} changed over season ${j} and why it mattered.`))
+      .join(" ")
+      .replace("Field note 5.7 on rivers:", "Field note 5.7 on rivers: the gauge at Kestrel Ford read exactly 4.2 metres.");
+    const small = { type: "static" as const, static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 50 } };
+    const file = await client.files.create({ file: new File([text], "notes.txt"), purpose: "assistants" });
+    // attached while the file is still being read: its own cut starts at once, beside the default one
+    const s1 = await client.vectorStores.create({ name: "small chunks", file_ids: [file.id], chunking_strategy: small });
+    const vf1 = await client.vectorStores.files.poll(s1.id, file.id, { pollIntervalMs: 100 });
+    expect(vf1.status).toBe("completed");
+    expect(vf1.chunking_strategy).toEqual(small);
+    const inKb = await client.vectorStores.files.retrieve(file.id, { vector_store_id: kb });
+    expect(inKb.status).toBe("completed");
+    expect(inKb.chunking_strategy).toEqual({ type: "static", static: { max_chunk_size_tokens: 128, chunk_overlap_tokens: 32 } });
+    // half of every chunk repeats the previous one: more chunks, more bytes than the default cut
+    expect(vf1.usage_bytes).toBeGreaterThan(inKb.usage_bytes * 1.2);
+
+    const query = "gauge reading at Kestrel Ford";
+    const [hitSmall, hitKb] = await Promise.all([s1.id, kb].map(async (id) => (await client.vectorStores.search(id, { query, max_num_results: 50 })).data));
+    expect(hitSmall![0]!.file_id).toBe(file.id);
+    expect(hitSmall![0]!.content[0]!.text).toContain("Kestrel Ford");
+    expect(hitKb![0]!.content[0]!.text).toContain("Kestrel Ford");
+    // each store sees only its own cut of the file
+    const small1 = new Set(hitSmall!.filter((h) => h.file_id === file.id).map((h) => h.content[0]!.text));
+    const auto1 = new Set(hitKb!.filter((h) => h.file_id === file.id).map((h) => h.content[0]!.text));
+    expect([...small1].some((t) => auto1.has(t))).toBe(false);
+    for (const t of [...small1, ...auto1]) expect(text).toContain(t);
+
+    // a second store of the same size shares the chunks: completed at once, same usage
+    const s2 = await client.vectorStores.create({ name: "same size" });
+    const vf2 = await client.vectorStores.files.create(s2.id, { file_id: file.id, chunking_strategy: small });
+    expect(vf2.status).toBe("completed");
+    expect(vf2.usage_bytes).toBe(vf1.usage_bytes);
+
+    const db = new Database(join(ragd.dataDir, "ragd.db"), { readonly: true });
+    const sets = () => db.query(`SELECT strategy, COUNT(*) AS n FROM chunks WHERE file_id = $id GROUP BY 1 ORDER BY 1`).all({ id: file.id }) as { strategy: string; n: number }[];
+    try {
+      expect(sets().map((r) => r.strategy)).toEqual(["auto", "static:100:50"]);
+      await client.vectorStores.files.delete(file.id, { vector_store_id: s1.id });
+      expect(sets().length).toBe(2);
+      await client.vectorStores.delete(s2.id);
+      expect(sets().map((r) => r.strategy)).toEqual(["auto"]);
+      expect((await client.vectorStores.search(kb, { query })).data[0]!.content[0]!.text).toContain("Kestrel Ford");
+      await client.files.delete(file.id);
+      expect(sets()).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+
   test("bad requests get OpenAI error envelopes", async () => {
     expect(await status(client.vectorStores.search("vs_000000000000000000000000", { query: "x" }))).toBe(404);
     expect(await status(client.vectorStores.search("nope", { query: "x" }))).toBe(404);
@@ -151,11 +204,13 @@ describe("retrieval", () => {
     expect(await status(client.vectorStores.files.create(kb, { file_id: "file-000000000000000000000000" }))).toBe(404);
     expect(await status(client.vectorStores.create({ file_ids: ["file-000000000000000000000000"] }))).toBe(404);
     expect(await status(client.vectorStores.create({ chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 50, chunk_overlap_tokens: 0 } } }))).toBe(400);
-    // a size the server does not cut at is refused, not silently ignored; one that clamps to it is accepted and reported as applied
-    expect(await errorOf(client.vectorStores.create({ chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 0 } } }))).toMatchObject({
-      code: "unsupported_chunking_strategy",
+    expect(await errorOf(client.vectorStores.files.create(kb, { file_id: ids["report.pdf"]!, chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 200, chunk_overlap_tokens: 101 } } }))).toMatchObject({
+      type: "invalid_request_error",
       param: "chunking_strategy",
+      code: "invalid_value",
     });
+    expect(await errorOf(client.vectorStores.files.create(kb, { file_id: ids["report.pdf"]!, chunking_strategy: { type: "other" } as never }))).toMatchObject({ param: "chunking_strategy" });
+    // a size past the model's window is clamped to it and reported as applied
     const clamped = await client.vectorStores.create({ file_ids: [ids["report.pdf"]!], chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 800, chunk_overlap_tokens: 400 } } });
     expect((await client.vectorStores.files.retrieve(ids["report.pdf"]!, { vector_store_id: clamped.id })).chunking_strategy).toEqual({
       type: "static",

@@ -27,14 +27,35 @@ export interface ChunkSize {
 }
 
 /**
- * OpenAI's `auto` is 800 tokens with 400 overlap; a chunk longer than the model reads would
- * be embedded truncated, so both are clamped to the model's window (overlap to half of it).
+ * OpenAI's `auto` is 800 tokens with 400 overlap. A chunk longer than the model reads would be
+ * embedded truncated, so a size past the model's window is clamped to it, with the overlap cut
+ * to a quarter of the window (half of a small window is mostly repeated text). A static size
+ * the model can read is used as asked.
  */
 export function resolveChunking(strategy: ChunkingStrategy, modelMaxTokens: number): ChunkSize {
   const s = strategy.type === "static" ? strategy.static : { max_chunk_size_tokens: 800, chunk_overlap_tokens: 400 };
+  if (strategy.type === "static" && s.max_chunk_size_tokens <= modelMaxTokens) return { max: s.max_chunk_size_tokens, overlap: s.chunk_overlap_tokens };
   const max = Math.max(16, Math.min(s.max_chunk_size_tokens, modelMaxTokens));
   const overlap = Math.min(s.chunk_overlap_tokens, Math.floor(max / 4), Math.floor(s.max_chunk_size_tokens / 2));
   return { max, overlap: Math.max(0, overlap) };
+}
+
+/**
+ * Chunks are stored under the key of the size that cut them: `auto` for the server's default
+ * (every file gets it), `static:<max>:<overlap>` for others, so stores asking for the same
+ * size share one set of chunks.
+ */
+export const AUTO_KEY = "auto";
+
+export function chunkingKey(size: ChunkSize, auto: ChunkSize): string {
+  return size.max === auto.max && size.overlap === auto.overlap ? AUTO_KEY : `static:${size.max}:${size.overlap}`;
+}
+
+export function chunkSizeOf(key: string, auto: ChunkSize): ChunkSize {
+  if (key === AUTO_KEY) return auto;
+  const m = /^static:(\d+):(\d+)$/.exec(key);
+  if (!m) throw new Error(`not a chunking key: ${key}`);
+  return { max: Number(m[1]), overlap: Number(m[2]) };
 }
 
 export interface Chunk {

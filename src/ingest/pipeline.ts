@@ -4,7 +4,7 @@ import { encodeVector } from "../storage/vector-codec";
 import type { BlobStore } from "../storage/blobs";
 import type { JobOutcome, JobsRepo, Job } from "../storage/jobs-repo";
 import { log } from "../util/log";
-import { resolveChunking, type ChunkSize } from "./chunker";
+import { chunkSizeOf, resolveChunking, type ChunkSize } from "./chunker";
 import type { ParseReply, ParseRequest } from "./parse-worker";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
@@ -48,6 +48,7 @@ class Transient extends Error {}
 const backoffMs = (attempt: number) => Math.min(300_000, 2000 * 4 ** (attempt - 1));
 
 interface Running {
+  fileId: string;
   cancelled: boolean;
   settle?: (r: ParseReply | Transient) => void;
 }
@@ -63,7 +64,7 @@ export class IngestPipeline {
   private readonly running = new Map<string, Running>();
   private readonly leaseMs: number;
   private readonly limits: ParseLimits;
-  private readonly chunking: ChunkSize;
+  private readonly autoChunking: ChunkSize;
   private readonly pool: ParseWorkerPool;
   private parsing = 0;
   private readonly parseWaiters: (() => void)[] = [];
@@ -79,7 +80,7 @@ export class IngestPipeline {
   ) {
     this.leaseMs = opts.leaseMs ?? 15_000;
     this.limits = opts.limits ?? DEFAULT_PARSE_LIMITS;
-    this.chunking = resolveChunking({ type: "auto" }, opts.embedder.model.maxTokens);
+    this.autoChunking = resolveChunking({ type: "auto" }, opts.embedder.model.maxTokens);
     this.pool = new ParseWorkerPool(WORKER_URL, opts.concurrency);
   }
 
@@ -100,10 +101,12 @@ export class IngestPipeline {
     void this.pump();
   }
 
-  /** The file is gone: stop its worker now. Its job row went with the file. */
+  /** The file is gone: stop its workers now. Its job rows went with the file. */
   cancel(fileId: string) {
-    const r = this.running.get(fileId);
-    if (!r) return;
+    for (const r of this.running.values()) if (r.fileId === fileId) this.stopRun(r);
+  }
+
+  private stopRun(r: Running) {
     r.cancelled = true;
     // settling a parse terminates its worker
     r.settle?.(new Transient("cancelled"));
@@ -116,7 +119,7 @@ export class IngestPipeline {
   async stop() {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    for (const [id] of this.running) this.cancel(id);
+    for (const r of this.running.values()) this.stopRun(r);
     await this.pool.close();
     await this.jobs.release(this.owner);
   }
@@ -130,10 +133,11 @@ export class IngestPipeline {
         while (!this.stopped && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
           const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
           if (!job) break;
-          const slot: Running = { cancelled: false };
-          this.running.set(job.fileId, slot);
+          const slot: Running = { fileId: job.fileId, cancelled: false };
+          const key = `${job.fileId} ${job.strategy}`;
+          this.running.set(key, slot);
           void this.run(job, slot).finally(() => {
-            this.running.delete(job.fileId);
+            this.running.delete(key);
             this.wake();
           });
         }
@@ -161,9 +165,9 @@ export class IngestPipeline {
     let heartbeatFailed = false;
     const beat = setInterval(async () => {
       try {
-        if (!(await this.jobs.heartbeat(job.fileId, this.owner, Date.now(), this.leaseMs, progress))) {
+        if (!(await this.jobs.heartbeat(job, this.owner, Date.now(), this.leaseMs, progress))) {
           heartbeatFailed = true;
-          this.cancel(job.fileId);
+          this.stopRun(slot);
         }
       } catch (e) {
         log.warn("heartbeat failed", { file_id: job.fileId, error: String(e) });
@@ -211,11 +215,12 @@ export class IngestPipeline {
         };
       } else throw new Transient("the parser ended without a result");
       const commitStart = performance.now();
-      const ok = await this.jobs.finish(job.fileId, this.owner, outcome);
+      const ok = await this.jobs.finish(job, this.owner, outcome);
       const commitMs = Math.round(performance.now() - commitStart);
       if (ok && outcome.status === "processed") this.opts.onCommitted?.();
       log.info("ingested", {
         file_id: job.fileId,
+        ...(job.strategy === "auto" ? {} : { chunking: job.strategy }),
         status: outcome.status,
         ...(outcome.status === "processed" ? { format: outcome.format, chunks: outcome.chunks.length } : { reason: outcome.details }),
         ms: Date.now() - started,
@@ -228,13 +233,13 @@ export class IngestPipeline {
       if (e instanceof Timeout) {
         log.warn("ingestion timed out", { file_id: job.fileId });
         // If this write fails the lease runs out and the next attempt meets the same budget.
-        await this.jobs.finish(job.fileId, this.owner, { status: "error", details: msg }).catch((err) =>
+        await this.jobs.finish(job, this.owner, { status: "error", details: msg }).catch((err) =>
           log.error("could not record the timeout", { file_id: job.fileId, error: String(err) }),
         );
         return;
       }
       log.warn("ingestion attempt failed, will retry", { file_id: job.fileId, attempt: job.attempts, error: msg });
-      await this.jobs.retry(job.fileId, this.owner, Date.now() + backoffMs(job.attempts), msg).catch(() => {});
+      await this.jobs.retry(job, this.owner, Date.now() + backoffMs(job.attempts), msg).catch(() => {});
     } finally {
       clearInterval(beat);
     }
@@ -291,7 +296,8 @@ export class IngestPipeline {
         else if (m.type === "progress") onProgress(m.message);
         else settle(m);
       };
-      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking: this.chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard: pw.guard, natives: this.opts.natives };
+      const chunking = chunkSizeOf(job.strategy, this.autoChunking);
+      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard: pw.guard, natives: this.opts.natives };
       pw.worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
     });
   }

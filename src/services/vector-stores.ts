@@ -1,10 +1,10 @@
-import { resolveChunking, type ChunkingStrategy, type ChunkSize } from "../ingest/chunker";
+import { chunkingKey, chunkSizeOf, resolveChunking, type ChunkSize } from "../ingest/chunker";
 import type { FilesRepo } from "../storage/files-repo";
-import type { SqliteStoresRepo, StoreFileRow, StoreFileStatus, StoreRow } from "../storage/stores-repo";
+import type { Chunking, SqliteStoresRepo, StoreFileRow, StoreFileStatus, StoreRow } from "../storage/stores-repo";
 import { isFileBatchId, isFileId, isVectorStoreId, newFileBatchId, newVectorStoreId } from "../util/ids";
 import { nowSeconds } from "../storage/db";
 import { invalid, ServiceError } from "./errors";
-import { EMBEDDABLE } from "./files";
+import { EMBEDDABLE, type IngestHooks } from "./files";
 import { compileFilter, validateAttributes } from "./filters";
 import { listPage } from "./pagination";
 import { DEFAULT_EMBEDDING_WEIGHT, type SearchService } from "./search";
@@ -22,8 +22,9 @@ export interface ListParams {
 
 /** Vector stores, their files and file batches, and search: the rules; storage is SQL only. */
 export class VectorStoresService {
-  /** How every file is cut: once, with `auto` clamped to what the model reads. */
-  private readonly applied: ChunkSize;
+  /** How every file is cut (`auto` clamped to what the model reads); other sizes are cut again per store. */
+  private readonly auto: ChunkSize;
+  private ingest: Pick<IngestHooks, "wake"> | null = null;
 
   constructor(
     private readonly stores: SqliteStoresRepo,
@@ -32,7 +33,12 @@ export class VectorStoresService {
     private readonly modelMaxTokens: number,
     private readonly now: () => number = nowSeconds,
   ) {
-    this.applied = resolveChunking({ type: "auto" }, modelMaxTokens);
+    this.auto = resolveChunking({ type: "auto" }, modelMaxTokens);
+  }
+
+  /** Attaching with a chunking other than `auto` queues work: the pipeline hears of it at once. */
+  attachIngest(hooks: Pick<IngestHooks, "wake">) {
+    this.ingest = hooks;
   }
 
   // ---- stores
@@ -52,9 +58,10 @@ export class VectorStoresService {
       lastActiveAt: now,
       metadata: JSON.stringify(metadata(body.metadata)),
       expiresDays: expiresAfter(body.expires_after),
-      chunking: JSON.stringify(chunking),
+      chunking: chunking.json,
     };
-    await this.stores.create(row, fileIds, "{}", JSON.stringify(chunking));
+    await this.stores.create(row, fileIds, "{}", chunking);
+    if (fileIds.length) this.ingest?.wake();
     return this.storeObject(row);
   }
 
@@ -99,8 +106,9 @@ export class VectorStoresService {
     if (typeof body.file_id !== "string" || body.file_id === "") throw invalid("file_id is required: the id of an uploaded file", "file_id", "missing_required_parameter");
     await this.requireFiles(projectId, [body.file_id], "file_id");
     const attributes = JSON.stringify(validateAttributes(body.attributes));
-    const chunking = JSON.stringify(this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy"));
+    const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy");
     await this.stores.attach(store.id, [body.file_id], this.now(), () => attributes, chunking, null);
+    this.ingest?.wake();
     await this.stores.touch(store.id, this.now());
     return this.getFile(projectId, storeId, body.file_id);
   }
@@ -109,7 +117,7 @@ export class VectorStoresService {
     const store = await this.store(projectId, storeId);
     const row = isFileId(fileId) ? await this.stores.getFile(store.id, fileId, this.now()) : null;
     if (!row) throw notFound("vector store file", fileId, "file_id");
-    return storeFileObject(row, this.applied);
+    return this.storeFileObject(row);
   }
 
   async listFiles(projectId: string, storeId: string, p: ListParams & { filter?: StoreFileStatus; batchId?: string }) {
@@ -118,7 +126,7 @@ export class VectorStoresService {
     const afterSeq = p.after !== undefined ? await this.fileCursor(store.id, p.after, "after") : undefined;
     const beforeSeq = p.before !== undefined ? await this.fileCursor(store.id, p.before, "before") : undefined;
     const rows = await this.stores.listFiles(store.id, { afterSeq, beforeSeq, limit: p.limit + 1, order: p.order, status: p.filter, batchId: p.batchId }, this.now());
-    return listPage(rows.slice(0, p.limit).map((r) => storeFileObject(r, this.applied)), rows.length > p.limit);
+    return listPage(rows.slice(0, p.limit).map((r) => this.storeFileObject(r)), rows.length > p.limit);
   }
 
   async updateFile(projectId: string, storeId: string, fileId: string, body: Json) {
@@ -170,10 +178,11 @@ export class VectorStoresService {
     }
     ids = [...new Set(ids)];
     await this.requireFiles(projectId, ids, body.files !== undefined ? "files" : "file_ids");
-    const chunking = JSON.stringify(this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy"));
+    const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy");
     const batch = { id: newFileBatchId() };
     const shared = JSON.stringify(sharedAttributes);
     await this.stores.attach(store.id, ids, this.now(), (id) => perFile.get(id) ?? shared, chunking, batch);
+    this.ingest?.wake();
     return this.getBatch(projectId, storeId, batch.id);
   }
 
@@ -262,11 +271,12 @@ export class VectorStoresService {
     }
   }
 
-  private chunking(value: unknown, param: string): ChunkingStrategy {
-    if (value === undefined || value === null) return { type: "auto" };
+  /** A requested chunking, validated, with the key of the size it cuts at (ingest/chunker.ts). */
+  private chunking(value: unknown, param: string): Chunking {
+    if (value === undefined || value === null) return { json: `{"type":"auto"}`, key: chunkingKey(this.auto, this.auto) };
     const o = value as Json;
     if (typeof o !== "object" || Array.isArray(o)) throw invalid(`${param} must be {"type":"auto"} or {"type":"static","static":{...}}`, param);
-    if (o.type === "auto") return { type: "auto" };
+    if (o.type === "auto") return this.chunking(undefined, param);
     if (o.type !== "static" || typeof o.static !== "object" || o.static === null)
       throw invalid(`${param}.type must be "auto" or "static" (with a "static" object)`, param);
     const s = o.static as Json;
@@ -276,18 +286,24 @@ export class VectorStoresService {
       throw invalid(`${param}.static.max_chunk_size_tokens must be an integer between 100 and 4096`, param, "invalid_value");
     if (typeof overlap !== "number" || !Number.isInteger(overlap) || overlap < 0 || overlap > max / 2)
       throw invalid(`${param}.static.chunk_overlap_tokens must be an integer from 0 to half of max_chunk_size_tokens`, param, "invalid_value");
-    const strategy: ChunkingStrategy = { type: "static", static: { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } };
-    // Every file is chunked once and shared by all its stores; a request that would cut
-    // differently is refused rather than silently ignored.
-    const size = resolveChunking(strategy, this.modelMaxTokens);
-    if (size.max !== this.applied.max || size.overlap !== this.applied.overlap)
-      throw invalid(
-        `${param} would cut chunks of ${size.max} tokens with ${size.overlap} overlap, but this server cuts every file once, at ${this.applied.max} tokens with ${this.applied.overlap} overlap ` +
-          `(the embedding model reads at most ${this.modelMaxTokens}); other chunk sizes per store are not supported yet. Omit ${param} or pass {"type":"auto"}.`,
-        param,
-        "unsupported_chunking_strategy",
-      );
-    return strategy;
+    const strategy = { type: "static" as const, static: { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } };
+    return { json: JSON.stringify(strategy), key: chunkingKey(resolveChunking(strategy, this.modelMaxTokens), this.auto) };
+  }
+
+  private storeFileObject(r: StoreFileRow) {
+    // What the chunks were actually cut with (a size past the model's window is clamped).
+    const size = chunkSizeOf(r.strategy, this.auto);
+    return {
+      id: r.fileId,
+      object: "vector_store.file" as const,
+      usage_bytes: r.usageBytes,
+      created_at: r.createdAt,
+      vector_store_id: r.storeId,
+      status: r.status,
+      last_error: r.status === "failed" ? { code: errorCode(r.fileStatusDetails), message: r.fileStatusDetails ?? "processing failed" } : null,
+      chunking_strategy: { type: "static" as const, static: { max_chunk_size_tokens: size.max, chunk_overlap_tokens: size.overlap } },
+      attributes: JSON.parse(r.attributes),
+    };
   }
 
   private async storeObject(row: StoreRow) {
@@ -307,21 +323,6 @@ export class VectorStoresService {
       metadata: JSON.parse(row.metadata),
     };
   }
-}
-
-function storeFileObject(r: StoreFileRow, size: ChunkSize) {
-  return {
-    id: r.fileId,
-    object: "vector_store.file" as const,
-    usage_bytes: r.usageBytes,
-    created_at: r.createdAt,
-    vector_store_id: r.storeId,
-    status: r.status,
-    last_error: r.status === "failed" ? { code: errorCode(r.fileStatusDetails), message: r.fileStatusDetails ?? "processing failed" } : null,
-    // What the chunks were actually cut with.
-    chunking_strategy: { type: "static" as const, static: { max_chunk_size_tokens: size.max, chunk_overlap_tokens: size.overlap } },
-    attributes: JSON.parse(r.attributes),
-  };
 }
 
 function errorCode(details: string | null): "server_error" | "unsupported_file" | "invalid_file" {

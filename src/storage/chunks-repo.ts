@@ -16,13 +16,18 @@ export interface Scored {
   score: number;
 }
 
-/** The chunks a store's search may see: members not cancelled, files processed and not expired. */
-function inStore(filter: SqlFilter) {
-  return `FROM chunks c
-    JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId AND vsf.cancelled = 0
+/**
+ * The chunks (aliased c) a store's search may see: cut with the size its membership asks for,
+ * members not cancelled, files processed and not expired, a chunk set other than 'auto' complete.
+ */
+function visibleIn(filter: SqlFilter) {
+  return `JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.strategy = c.strategy AND vsf.store_id = $storeId AND vsf.cancelled = 0
     JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
-    WHERE c.strategy = 'auto' AND (${filter.sql})`;
+    WHERE (c.strategy = 'auto' OR EXISTS (SELECT 1 FROM chunk_sets cs WHERE cs.file_id = c.file_id AND cs.strategy = c.strategy AND cs.status = 'completed'))
+      AND (${filter.sql})`;
 }
+
+const inStore = (filter: SqlFilter) => `FROM chunks c ${visibleIn(filter)}`;
 
 /** Search-side reads of chunks, plus the embedding maintenance the vector index needs. */
 export class SqliteChunksRepo {
@@ -54,10 +59,7 @@ export class SqliteChunksRepo {
     // CROSS JOIN keeps SQLite's planner starting from the ids, not from every file of the store.
     const rows = this.db
       .query(
-        `SELECT c.id FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value
-         JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId AND vsf.cancelled = 0
-         JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
-         WHERE c.strategy = 'auto' AND (${filter.sql})`,
+        `SELECT c.id FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value ${visibleIn(filter)}`,
       )
       .all({ storeId, now, ids: JSON.stringify(ids), ...filter.params } as never) as { id: number }[];
     return new Set(rows.map((r) => r.id));
@@ -79,10 +81,7 @@ export class SqliteChunksRepo {
     const rows = this.db
       .query(
         `SELECT c.id, -bm25(chunks_fts) AS score
-         FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
-         JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId AND vsf.cancelled = 0
-         JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
-         WHERE chunks_fts MATCH $match AND c.strategy = 'auto' AND (${filter.sql})
+         FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid ${visibleIn(filter)} AND chunks_fts MATCH $match
          ORDER BY bm25(chunks_fts) LIMIT $k`,
       )
       .all({ storeId, now, match, k, ...filter.params } as never) as Scored[];

@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 
 // SQLite is the source of truth. Migrations are append-only: each entry runs once, in
 // order, inside a transaction, and PRAGMA user_version records how far a database got.
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `
   CREATE TABLE projects (
     id         TEXT PRIMARY KEY,
@@ -151,6 +151,40 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX vector_store_files_file ON vector_store_files(file_id);
   CREATE INDEX vector_store_files_batch ON vector_store_files(batch_id) WHERE batch_id IS NOT NULL;
+  `,
+  `
+  -- Per-store chunking: a file is cut once with the server's default ('auto') and again for each
+  -- other size a store asks for (ingest/chunker.ts chunkingKey). Jobs are keyed by both; the
+  -- 'auto' job decides the file's status, the others only their chunk set's.
+  CREATE TABLE jobs_v4 (
+    file_id     TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    strategy    TEXT NOT NULL DEFAULT 'auto',
+    enqueued_at INTEGER NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'running')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    run_after   INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    last_error  TEXT,
+    PRIMARY KEY (file_id, strategy)
+  );
+  INSERT INTO jobs_v4 (file_id, strategy, enqueued_at, state, attempts, run_after, lease_owner, lease_until, last_error)
+    SELECT file_id, 'auto', enqueued_at, state, attempts, run_after, lease_owner, lease_until, last_error FROM jobs;
+  DROP TABLE jobs;
+  ALTER TABLE jobs_v4 RENAME TO jobs;
+  CREATE INDEX jobs_ready ON jobs(state, run_after, enqueued_at);
+
+  -- How a file's chunks for a size other than 'auto' came out; kept while a store uses the size.
+  CREATE TABLE chunk_sets (
+    file_id  TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    strategy TEXT NOT NULL CHECK (strategy <> 'auto'),
+    status   TEXT NOT NULL CHECK (status IN ('in_progress', 'completed', 'failed')),
+    details  TEXT,
+    PRIMARY KEY (file_id, strategy)
+  );
+  ALTER TABLE vector_store_files ADD COLUMN strategy TEXT NOT NULL DEFAULT 'auto';
+  DROP INDEX vector_store_files_file;
+  CREATE INDEX vector_store_files_file_strategy ON vector_store_files(file_id, strategy);
   `,
 ];
 

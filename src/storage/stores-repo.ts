@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import { newVectorStoreId } from "../util/ids";
+import { ensureChunkSet, pruneChunkSets } from "./jobs-repo";
 
 export type StoreFileStatus = "in_progress" | "completed" | "failed" | "cancelled";
 
@@ -29,6 +30,8 @@ export interface StoreFileRow {
   createdAt: number;
   attributes: string;
   chunking: string;
+  /** The chunk set it searches (ingest/chunker.ts chunkingKey). */
+  strategy: string;
   batchId: string | null;
   status: StoreFileStatus;
   fileStatusDetails: string | null;
@@ -48,16 +51,26 @@ export interface SqlFilter {
   params: Record<string, string | number | null>;
 }
 
+/** A store file's chunking: as requested (JSON) and the key of the size it resolved to. */
+export interface Chunking {
+  json: string;
+  key: string;
+}
+
 export const NO_FILTER: SqlFilter = { sql: "1", params: {} };
 
-// A membership's status follows its file: processed -> completed, error -> failed.
-const STATUS = `CASE WHEN vsf.cancelled = 1 THEN 'cancelled' WHEN f.status = 'processed' THEN 'completed' WHEN f.status = 'error' THEN 'failed' ELSE 'in_progress' END`;
+// A membership's status follows its file (processed -> completed, error -> failed) and, for a
+// chunking other than 'auto', then its chunk set.
+const MEMBERS = `vector_store_files vsf JOIN files f ON f.id = vsf.file_id
+  LEFT JOIN chunk_sets cs ON cs.file_id = vsf.file_id AND cs.strategy = vsf.strategy`;
+const STATUS = `CASE WHEN vsf.cancelled = 1 THEN 'cancelled' WHEN f.status = 'error' THEN 'failed' WHEN f.status <> 'processed' THEN 'in_progress'
+  WHEN vsf.strategy = 'auto' THEN 'completed' ELSE COALESCE(cs.status, 'in_progress') END`;
 const LIVE_FILE = `(f.expires_at IS NULL OR f.expires_at > $now)`;
 const STORE_COLS = `id, project_id AS projectId, name, is_default AS isDefault, created_at AS createdAt, last_active_at AS lastActiveAt,
   metadata, expires_days AS expiresDays, chunking`;
-const FILE_COLS = `vsf.store_id AS storeId, vsf.file_id AS fileId, vsf.created_at AS createdAt, vsf.attributes, vsf.chunking, vsf.batch_id AS batchId,
-  ${STATUS} AS status, f.status_details AS fileStatusDetails,
-  (SELECT COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0) FROM chunks c WHERE c.file_id = vsf.file_id) AS usageBytes`;
+const FILE_COLS = `vsf.store_id AS storeId, vsf.file_id AS fileId, vsf.created_at AS createdAt, vsf.attributes, vsf.chunking, vsf.strategy, vsf.batch_id AS batchId,
+  ${STATUS} AS status, CASE WHEN f.status = 'error' THEN f.status_details ELSE cs.details END AS fileStatusDetails,
+  (SELECT COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0) FROM chunks c WHERE c.file_id = vsf.file_id AND c.strategy = vsf.strategy) AS usageBytes`;
 
 /** The project's default store, created on first use; callable inside another transaction. */
 export function ensureDefaultStore(db: Database, projectId: string, nowS: number): string {
@@ -103,7 +116,7 @@ export class SqliteStoresRepo {
     }).immediate();
   }
 
-  async create(row: StoreRow, fileIds: string[], attributes: string, chunking: string) {
+  async create(row: StoreRow, fileIds: string[], attributes: string, chunking: Chunking) {
     this.db.transaction(() => {
       this.db
         .query(
@@ -154,13 +167,22 @@ export class SqliteStoresRepo {
   }
 
   async remove(id: string) {
-    return this.db.query(`DELETE FROM vector_stores WHERE id = $id`).run({ id }).changes > 0;
+    return this.db.transaction(() => {
+      const fileIds = this.memberIds(`store_id = $id`, { id });
+      const gone = this.db.query(`DELETE FROM vector_stores WHERE id = $id`).run({ id }).changes > 0;
+      pruneChunkSets(this.db, fileIds);
+      return gone;
+    }).immediate();
+  }
+
+  private memberIds(where: string, params: Record<string, string>) {
+    return (this.db.query(`SELECT file_id AS id FROM vector_store_files WHERE ${where}`).all(params as never) as { id: string }[]).map((r) => r.id);
   }
 
   async fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts> {
     const rows = this.db
       .query(
-        `SELECT ${STATUS} AS status, COUNT(*) AS n FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id
+        `SELECT ${STATUS} AS status, COUNT(*) AS n FROM ${MEMBERS}
          WHERE vsf.store_id = $storeId AND ${LIVE_FILE} ${batchId ? "AND vsf.batch_id = $batchId" : ""} GROUP BY 1`,
       )
       .all({ storeId, now, ...(batchId ? { batchId } : {}) } as never) as { status: StoreFileStatus; n: number }[];
@@ -176,35 +198,38 @@ export class SqliteStoresRepo {
     const r = this.db
       .query(
         `SELECT COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0) AS n
-         FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN chunks c ON c.file_id = vsf.file_id
+         FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN chunks c ON c.file_id = vsf.file_id AND c.strategy = vsf.strategy
          WHERE vsf.store_id = $storeId AND vsf.cancelled = 0 AND ${LIVE_FILE}`,
       )
       .get({ storeId, now }) as { n: number };
     return r.n;
   }
 
-  private attachSync(storeId: string, fileId: string, nowS: number, attributes: string, chunking: string, batchId: string | null) {
-    // Attaching again updates the attributes and revives a cancelled membership.
+  private attachSync(storeId: string, fileId: string, nowS: number, attributes: string, chunking: Chunking, batchId: string | null) {
+    // Attaching again updates the attributes and chunking and revives a cancelled membership;
+    // the caller prunes a chunk set no store uses any more.
     this.db
       .query(
-        `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, batch_id) VALUES ($storeId, $fileId, $now, $attributes, $chunking, $batchId)
-         ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = excluded.attributes, chunking = excluded.chunking, cancelled = 0,
+        `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, strategy, batch_id) VALUES ($storeId, $fileId, $now, $attributes, $chunking, $strategy, $batchId)
+         ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = excluded.attributes, chunking = excluded.chunking, strategy = excluded.strategy, cancelled = 0,
            batch_id = COALESCE(excluded.batch_id, batch_id)`,
       )
-      .run({ storeId, fileId, now: nowS, attributes, chunking, batchId });
+      .run({ storeId, fileId, now: nowS, attributes, chunking: chunking.json, strategy: chunking.key, batchId });
+    ensureChunkSet(this.db, fileId, chunking.key, nowS * 1000);
   }
 
-  async attach(storeId: string, fileIds: string[], nowS: number, attributes: (fileId: string) => string, chunking: string, batch: { id: string } | null) {
+  async attach(storeId: string, fileIds: string[], nowS: number, attributes: (fileId: string) => string, chunking: Chunking, batch: { id: string } | null) {
     this.db.transaction(() => {
       if (batch)
         this.db.query(`INSERT INTO vector_store_file_batches (id, store_id, created_at) VALUES ($id, $storeId, $now)`).run({ id: batch.id, storeId, now: nowS });
       for (const fileId of fileIds) this.attachSync(storeId, fileId, nowS, attributes(fileId), chunking, batch?.id ?? null);
+      pruneChunkSets(this.db, fileIds);
     }).immediate();
   }
 
   async getFile(storeId: string, fileId: string, now: number) {
     return (this.db
-      .query(`SELECT ${FILE_COLS} FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id WHERE vsf.store_id = $storeId AND vsf.file_id = $fileId AND ${LIVE_FILE}`)
+      .query(`SELECT ${FILE_COLS} FROM ${MEMBERS} WHERE vsf.store_id = $storeId AND vsf.file_id = $fileId AND ${LIVE_FILE}`)
       .get({ storeId, fileId, now }) as StoreFileRow | null) ?? null;
   }
 
@@ -215,7 +240,7 @@ export class SqliteStoresRepo {
     if (q.status) where.push(`${STATUS} = $status`);
     if (q.batchId) where.push(`vsf.batch_id = $batchId`);
     return this.db
-      .query(`SELECT ${FILE_COLS} FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id WHERE ${where.join(" AND ")} ORDER BY vsf.seq ${q.order} LIMIT $limit`)
+      .query(`SELECT ${FILE_COLS} FROM ${MEMBERS} WHERE ${where.join(" AND ")} ORDER BY vsf.seq ${q.order} LIMIT $limit`)
       .all({ storeId, now, limit: q.limit, afterSeq: q.afterSeq ?? null, beforeSeq: q.beforeSeq ?? null, status: q.status ?? null, batchId: q.batchId ?? null } as never) as StoreFileRow[];
   }
 
@@ -229,7 +254,11 @@ export class SqliteStoresRepo {
   }
 
   async detach(storeId: string, fileId: string) {
-    return this.db.query(`DELETE FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId`).run({ storeId, fileId }).changes > 0;
+    return this.db.transaction(() => {
+      const gone = this.db.query(`DELETE FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId`).run({ storeId, fileId }).changes > 0;
+      pruneChunkSets(this.db, [fileId]);
+      return gone;
+    }).immediate();
   }
 
   async getBatch(storeId: string, id: string) {
@@ -242,12 +271,15 @@ export class SqliteStoresRepo {
   async cancelBatch(storeId: string, id: string) {
     this.db.transaction(() => {
       this.db.query(`UPDATE vector_store_file_batches SET cancelled = 1 WHERE id = $id AND store_id = $storeId`).run({ id, storeId });
+      const fileIds = this.memberIds(`batch_id = $id AND store_id = $storeId`, { id, storeId });
       this.db
         .query(
-          `UPDATE vector_store_files SET cancelled = 1 WHERE batch_id = $id AND store_id = $storeId
-           AND file_id IN (SELECT id FROM files WHERE status = 'uploaded')`,
+          `UPDATE vector_store_files SET cancelled = 1 WHERE batch_id = $id AND store_id = $storeId AND cancelled = 0
+           AND file_id IN (SELECT vsf.file_id FROM ${MEMBERS} WHERE vsf.batch_id = $id AND vsf.store_id = $storeId AND ${STATUS} = 'in_progress')`,
         )
         .run({ id, storeId });
+      // A chunk set only this batch wanted stops being made.
+      pruneChunkSets(this.db, fileIds);
     }).immediate();
   }
 
