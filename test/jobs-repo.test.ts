@@ -116,6 +116,23 @@ describe("chunk sets for a store's own chunking", () => {
     expect((await jobs.claim("me", Date.now(), 1000, 1))?.strategy).toBe(SMALL);
   });
 
+  test("cancelling a batch stops the sets only it wanted; a file already searchable keeps its membership", async () => {
+    const { db, files, stores, chunking } = await withStore();
+    await files.insert(row("file-b", "processed"), 0);
+    db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ('vs_1', 'file-b', 0)`).run(); // cut with auto, done
+    await stores.attach("vs_2", ["file-b"], 0, () => "{}", chunking, { id: "vsfb_1" });
+    await stores.attach("vs_1", ["file-a"], 0, () => "{}", { json: "{}", key: "auto" }, { id: "vsfb_2" });
+    expect((await stores.getFile("vs_2", "file-b", 0))?.status).toBe("in_progress"); // processed, but its own cut is not
+    await stores.cancelBatch("vs_2", "vsfb_1");
+    expect((await stores.getFile("vs_2", "file-b", 0))?.status).toBe("cancelled");
+    expect(db.query(`SELECT COUNT(*) AS n FROM jobs WHERE file_id = 'file-b'`).get()).toEqual({ n: 0 });
+    expect(db.query(`SELECT COUNT(*) AS n FROM chunk_sets`).get()).toEqual({ n: 0 });
+    expect((await stores.getFile("vs_1", "file-b", 0))?.status).toBe("completed");
+    await stores.cancelBatch("vs_1", "vsfb_2"); // file-a is still uploaded: cancelled, but its file's own job stays
+    expect((await stores.getFile("vs_1", "file-a", 0))?.status).toBe("cancelled");
+    expect(db.query(`SELECT strategy FROM jobs WHERE file_id = 'file-a'`).all()).toEqual([{ strategy: "auto" }]);
+  });
+
   test("a set no store uses any more goes: chunks, job and status", async () => {
     const { db, jobs, stores, chunking } = await withStore();
     await stores.attach("vs_1", ["file-a"], 0, () => "{}", chunking, null);
