@@ -73,8 +73,15 @@ function chunkCount(path: string): number {
   }
 }
 
-/** Wall time from spawning the executable until it accepts requests. */
-async function startupSeconds(cmd: string[], dataDir: string): Promise<number> {
+/** Reads a process's resident memory now and its peak, in MiB (Linux). */
+function memoryMiB(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+/** Wall time from spawning the executable until it accepts requests, and its memory then. */
+async function startup(cmd: string[], dataDir: string): Promise<{ seconds: number; rss: number; peak: number }> {
   const t = performance.now();
   const proc = Bun.spawn([...cmd, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir], { env: { PATH: "/usr/bin:/bin", RAGD_API_KEY: KEY, RAGD_LOG_LEVEL: "warn" }, stdout: "pipe", stderr: "ignore" });
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
@@ -87,9 +94,10 @@ async function startupSeconds(cmd: string[], dataDir: string): Promise<number> {
   const url = /listening on (\S+)/.exec(out)![1]!;
   const s = (performance.now() - t) / 1000;
   await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } });
+  const mem = memoryMiB(proc.pid);
   proc.kill();
   await proc.exited;
-  return s;
+  return { seconds: s, ...mem };
 }
 
 export async function scaleBench(): Promise<string> {
@@ -100,10 +108,10 @@ export async function scaleBench(): Promise<string> {
   const qs = queries().slice(0, 300);
   const lines: string[] = [];
   const empty = mkdtempSync(join(tmpdir(), "ragd-empty-"));
-  const cold = await startupSeconds([bin], empty);
-  const warm = await startupSeconds([bin], empty);
+  const cold = (await startup([bin], empty)).seconds;
+  const { seconds: warm, rss: idleRss } = await startup([bin], empty);
   rmSync(empty, { recursive: true, force: true });
-  lines.push(`Start-up of the binary (${(Bun.file(bin).size / 2 ** 20).toFixed(0)} MiB) until it accepts requests, empty data directory: first start ${cold.toFixed(2)} s (writes out its native libraries), second ${warm.toFixed(2)} s.`, "");
+  lines.push(`Start-up of the binary (${(Bun.file(bin).size / 2 ** 20).toFixed(0)} MiB) until it accepts requests, empty data directory: first start ${cold.toFixed(2)} s (writes out its native libraries), second ${warm.toFixed(2)} s, ${idleRss.toFixed(0)} MiB resident.`, "");
   const rows: (string | number)[][] = [];
   const have = chunkCount(join(source, "ragd.db"));
   for (const target of TARGETS) {
@@ -113,8 +121,8 @@ export async function scaleBench(): Promise<string> {
     }
     const dir = makeDataDir(source, target);
     try {
-      const build = await startupSeconds([bin], dir);
-      const load = await startupSeconds([bin], dir);
+      const build = await startup([bin], dir);
+      const load = await startup([bin], dir);
       const server = await startServer(loadConfig(["--data-dir", dir, "--port", "0", "--host", "127.0.0.1", "--api-key", KEY, "--log-level", "warn"], {}));
       try {
         const search = server.services.search;
@@ -137,7 +145,7 @@ export async function scaleBench(): Promise<string> {
           times.push(performance.now() - t);
         }
         const qps = qs.length / ((performance.now() - t0) / 1000);
-        rows.push([chunks, build.toFixed(2), load.toFixed(2), percentile(times, 50).toFixed(1), percentile(times, 99).toFixed(1), qps.toFixed(0), (agree / 200).toFixed(3)]);
+        rows.push([chunks, build.seconds.toFixed(2), build.peak.toFixed(0), load.seconds.toFixed(2), load.rss.toFixed(0), percentile(times, 50).toFixed(1), percentile(times, 99).toFixed(1), qps.toFixed(0), (agree / 200).toFixed(3)]);
       } finally {
         await server.stop();
       }
@@ -146,7 +154,7 @@ export async function scaleBench(): Promise<string> {
     }
   }
   lines.push(
-    table(["chunks", "start, index built (s)", "start, index loaded (s)", "search p50 (ms)", "search p99 (ms)", "queries/s (1 client)", "HNSW recall@10"], rows),
+    table(["chunks", "start, index built (s)", "peak memory then (MiB)", "start, index loaded (s)", "memory once loaded (MiB)", "search p50 (ms)", "search p99 (ms)", "queries/s (1 client)", "HNSW recall@10"], rows),
     "",
     `Search: ${qs.length} SciFact train queries through POST /v1/vector_stores/{id}/search (hybrid, 10 results); recall on 200 of them against exact cosine search.`,
   );
