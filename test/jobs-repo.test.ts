@@ -1,7 +1,7 @@
 // The queue's storage rules on a real SQLite database.
 import { describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MIGRATIONS, openDatabase } from "../src/storage/db";
@@ -154,7 +154,8 @@ describe("chunk sets for a store's own chunking", () => {
 });
 
 test("a database from before per-store chunking keeps its queued jobs and memberships", async () => {
-  const path = join(mkdtempSync(join(tmpdir(), "ragd-migrate-")), "ragd.db");
+  const dir = mkdtempSync(join(tmpdir(), "ragd-migrate-"));
+  const path = join(dir, "ragd.db");
   const old = new Database(path, { create: true, strict: true });
   for (const m of MIGRATIONS.slice(0, 3)) old.exec(m);
   old.exec(`PRAGMA user_version = 3`);
@@ -168,4 +169,6 @@ test("a database from before per-store chunking keeps its queued jobs and member
   expect(db.query(`SELECT file_id, strategy, attempts, last_error FROM jobs`).all()).toEqual([{ file_id: "file-a", strategy: "auto", attempts: 2, last_error: "boom" }]);
   expect(db.query(`SELECT strategy FROM vector_store_files`).all()).toEqual([{ strategy: "auto" }]);
   expect((await new SqliteJobsRepo(db).claim("me", Date.now(), 1000, 3))?.fileId).toBe("file-a");
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
 });
