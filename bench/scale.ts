@@ -25,7 +25,7 @@ function queries(): string[] {
 }
 
 /** A copy of the SciFact data directory holding `target` chunks (its saved index left out). */
-function makeDataDir(source: string, target: number): string {
+export function makeDataDir(source: string, target: number): string {
   const dir = mkdtempSync(join(tmpdir(), `ragd-scale-${target}-`));
   for (const f of ["ragd.db", "ragd.db-wal", "ragd.db-shm", "blobs"]) if (existsSync(join(source, f))) cpSync(join(source, f), join(dir, f), { recursive: true });
   const db = new Database(join(dir, "ragd.db"));

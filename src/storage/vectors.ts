@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { Index, MetricKind, ScalarKind } from "usearch";
-import { fsyncPath, sha256Hex, writeFileAtomic } from "../util/atomic-file";
+import { fsyncPath, sha256File, writeFileAtomic } from "../util/atomic-file";
 
 export interface VectorMatch {
   id: number;
@@ -89,8 +89,8 @@ export class UsearchIndex implements VectorIndex {
     if (m.model !== this.model || m.dims !== this.dims) return `the saved index is for ${m.model} (${m.dims} dimensions)`;
     if (m.layout !== LAYOUT) return `the saved index has another layout (${m.layout ?? "unknown"})`;
     // usearch trusts its file; a torn or corrupted file must never reach native code.
-    const bytes = readFileSync(this.path);
-    if (bytes.length !== m.bytes || sha256Hex(bytes) !== m.sha256) return "the index file does not match its checksum";
+    const file = sha256File(this.path);
+    if (file.bytes !== m.bytes || file.sha256 !== m.sha256) return "the index file does not match its checksum";
     try {
       this.index.load(this.path);
     } catch (e) {
@@ -147,15 +147,13 @@ export class UsearchIndex implements VectorIndex {
     const tmp = `${this.path}.tmp-${process.pid}`;
     this.index.save(tmp);
     fsyncPath(tmp);
-    const bytes = readFileSync(tmp);
     const manifest: Manifest = {
       layout: LAYOUT,
       model: this.model,
       dims: this.dims,
       maxId: this._maxId,
       size: this.index.size(),
-      bytes: bytes.length,
-      sha256: sha256Hex(bytes),
+      ...sha256File(tmp),
     };
     // The manifest names the bytes it describes: rename the index first, then the manifest.
     // A crash between the two leaves a checksum mismatch, which means a rebuild, never a wrong load.

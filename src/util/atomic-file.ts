@@ -1,8 +1,22 @@
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 export const sha256Hex = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
+
+/** A file's size and SHA-256, read in slices: a vector index of a million chunks is over a gigabyte. */
+export function sha256File(path: string): { bytes: number; sha256: string } {
+  const hash = createHash("sha256");
+  const buf = new Uint8Array(8 << 20);
+  const fd = openSync(path, "r");
+  let bytes = 0;
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; bytes += n) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
 
 /** Temp file, fsync, rename, fsync the directory: a crash leaves the old file or the new one, whole. */
 export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644) {
