@@ -100,7 +100,8 @@ describe("chunk sets for a store's own chunking", () => {
 
   test("a set out of attempts fails alone; attaching again retries it", async () => {
     const { db, jobs, stores, chunking } = await withStore();
-    await jobs.finish(A, "nobody", { status: "error", details: "x" }); // lease not held: nothing happens
+    expect(await jobs.finish(A, "nobody", { status: "error", details: "x" })).toBe(false); // lease not held: nothing happens
+    expect(db.query(`SELECT status FROM files`).get()).toEqual({ status: "uploaded" });
     await stores.attach("vs_1", ["file-a"], 0, () => "{}", chunking, null);
     db.query(`DELETE FROM jobs WHERE strategy = 'auto'`).run();
     db.query(`UPDATE files SET status = 'processed'`).run();

@@ -277,6 +277,8 @@ export class IngestPipeline {
   }
 
   private parse(job: Job, slot: Running, bytes: Uint8Array, onProgress: (m: string) => void): Promise<ParseReply> {
+    // before a worker is taken: a throw here must not strand one
+    const chunking = chunkSizeOf(job.strategy, this.autoChunking);
     return new Promise((resolve, reject) => {
       const pw = this.pool.acquire();
       let settled = false;
@@ -296,7 +298,6 @@ export class IngestPipeline {
         else if (m.type === "progress") onProgress(m.message);
         else settle(m);
       };
-      const chunking = chunkSizeOf(job.strategy, this.autoChunking);
       const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard: pw.guard, natives: this.opts.natives };
       pw.worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
     });
