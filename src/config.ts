@@ -16,11 +16,14 @@ export interface Config {
   rateLimitRequests: number; // per key per minute, 0 = off
   expirySweepSeconds: number;
   corsOrigins: string;
+  idleTimeoutSeconds: number;
+  diskReserve: number;
   logLevel: "debug" | "info" | "warn" | "error";
   ingestConcurrency: number;
   ingestTimeoutSeconds: number;
   ingestMaxAttempts: number;
   ingestLeaseSeconds: number;
+  ingestMaxMemory: number;
   embedProvider: "bundled" | "onnx" | "openai";
   embedPrecision: "int8" | "fp32";
   embedModelDir: string | null;
@@ -82,6 +85,14 @@ const SETTINGS: Setting[] = [
   { key: "expirySweepSeconds", flag: "--expiry-sweep-interval", env: "RAGD_EXPIRY_SWEEP_INTERVAL", default: 60, help: "seconds between sweeps that delete expired files", parse: int(1, 86400) },
   { key: "corsOrigins", flag: "--cors-origins", env: "RAGD_CORS_ORIGINS", default: "*", help: "allowed browser origins, comma-separated, * for any", parse: str },
   {
+    key: "idleTimeoutSeconds", flag: "--idle-timeout", env: "RAGD_IDLE_TIMEOUT", default: 30,
+    help: "seconds a client may stay silent while sending a request before its connection is closed", parse: int(1, 255),
+  },
+  {
+    key: "diskReserve", flag: "--disk-reserve", env: "RAGD_DISK_RESERVE", default: 64 * 1024 * 1024,
+    help: "space kept free on the data volume and released when it fills, so deletes still work (64MiB; 0 = none)", parse: size(0),
+  },
+  {
     key: "ingestConcurrency", flag: "--ingest-concurrency", env: "RAGD_INGEST_CONCURRENCY", default: availableParallelism(),
     help: "documents parsed at once, each in its own worker (default: the number of cores)", parse: int(1, 256),
   },
@@ -96,6 +107,10 @@ const SETTINGS: Setting[] = [
   {
     key: "ingestLeaseSeconds", flag: "--ingest-lease", env: "RAGD_INGEST_LEASE", default: 15,
     help: "seconds a parse job stays claimed without a heartbeat; after a crash its jobs restart this soon", parse: int(1, 3600),
+  },
+  {
+    key: "ingestMaxMemory", flag: "--ingest-max-memory", env: "RAGD_INGEST_MAX_MEMORY", default: 1024 ** 3,
+    help: "memory one document's parse may use (1GiB); past it the file ends in error", parse: size(64 * 1024 * 1024),
   },
   {
     key: "embedProvider", flag: "--embed-provider", env: "RAGD_EMBED_PROVIDER", default: "bundled",

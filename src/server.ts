@@ -21,9 +21,15 @@ import { SqliteKeysRepo } from "./storage/keys-repo";
 import { installBindings, nativePaths, type NativePaths } from "./native/assets";
 import type { OcrSettings } from "./ocr/engine";
 import { log } from "./util/log";
+import type { Server } from "bun";
+import { serve } from "./http/edge";
+import { parseCommand } from "./ingest/parse-command";
+import { lockDataDir } from "./storage/data-lock";
+import { DiskSpace } from "./storage/disk-space";
 
 export interface Services {
   db: Database;
+  disk: DiskSpace;
   files: FilesService;
   keys: KeysService;
   ingest: IngestPipeline;
@@ -68,7 +74,8 @@ export async function openKeys(config: Config) {
 export async function openServices(config: Config): Promise<Services> {
   const db = openDatabase(join(config.dataDir, "ragd.db"));
   const blobs = new DiskBlobStore(join(config.dataDir, "blobs"));
-  const files = new FilesService(new SqliteFilesRepo(db), blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota });
+  const disk = new DiskSpace(config.dataDir, config.diskReserve);
+  const files = new FilesService(new SqliteFilesRepo(db), blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota }, disk);
   const filesRepo = new SqliteFilesRepo(db);
   const keys = new KeysService(new SqliteKeysRepo(db), config.apiKey);
   await keys.init();
@@ -87,6 +94,9 @@ export async function openServices(config: Config): Promise<Services> {
     embedder,
     ocr: ocrSettings(config),
     natives,
+    parseCommand: parseCommand(),
+    maxMemory: config.ingestMaxMemory,
+    disk,
     onCommitted: () => void search.catchUp().catch((e) => log.error("vector index update failed", { error: String(e) })),
   });
   files.attachIngest(ingest);
@@ -94,6 +104,7 @@ export async function openServices(config: Config): Promise<Services> {
   const embeddings = new EmbeddingsService(embedder);
   return {
     db,
+    disk,
     files,
     keys,
     ingest,
@@ -103,6 +114,7 @@ export async function openServices(config: Config): Promise<Services> {
     embeddings,
     stores,
     async close() {
+      disk.stop();
       await embedder.close();
       db.close();
     },
@@ -117,22 +129,31 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
-  const services = await openServices(config);
+  const lock = lockDataDir(config.dataDir);
+  let services: Services;
   try {
-    await services.search.start();
+    services = await openServices(config);
   } catch (e) {
-    await services.close();
+    lock.release();
     throw e;
   }
-  const adopted = await services.stores.adoptOrphans([...EMBEDDABLE], Math.floor(Date.now() / 1000));
-  if (adopted) log.info("added earlier files to their project's knowledge base", { files: adopted });
-  const r = await services.files.reconcile();
-  if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
-
-  const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests });
-  const app = buildApp({ config, files: services.files, keys: services.keys, vectorStores: services.vectorStores, embeddings: services.embeddings, limiter });
-  app.listen({ hostname: config.host, port: config.port });
-  const server = app.server!;
+  let server: Server<unknown>;
+  try {
+    services.disk.start();
+    await services.search.start();
+    const adopted = await services.stores.adoptOrphans([...EMBEDDABLE], Math.floor(Date.now() / 1000));
+    if (adopted) log.info("added earlier files to their project's knowledge base", { files: adopted });
+    const r = await services.files.reconcile();
+    if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
+    const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests });
+    const app = buildApp({ config, files: services.files, keys: services.keys, vectorStores: services.vectorStores, embeddings: services.embeddings, limiter, disk: services.disk });
+    server = serve((req) => app.handle(req), { hostname: config.host, port: config.port, idleTimeoutSeconds: config.idleTimeoutSeconds, corsOrigins: config.corsOrigins });
+  } catch (e) {
+    await services.search.stop().catch(() => {});
+    await services.close();
+    lock.release();
+    throw e;
+  }
 
   let sweeping = false;
   const sweep = async () => {
@@ -159,10 +180,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     services,
     async stop() {
       clearInterval(timer);
-      await app.stop();
+      await server.stop();
       await services.ingest.stop();
       await services.search.stop();
       await services.close();
+      lock.release();
     },
   };
 }

@@ -133,7 +133,7 @@ test("a damaged extracted library is replaced; two servers starting at once shar
 }, 120_000);
 
 // The layout of a minimal container (distroless/cc): the executable, glibc, libstdc++ and
-// libgcc_s, /proc, nothing else: no /tmp, no /etc, no shell. Podman cannot run containers in
+// libgcc_s, /proc and /dev/null, nothing else: no /tmp, no /etc, no shell. Podman cannot run containers in
 // this sandbox (crun is refused cgroups), so the Dockerfile's layout is run with chroot.
 const canChroot = process.getuid?.() === 0 && Bun.which("unshare") !== null && Bun.which("chroot") !== null;
 test.skipIf(!canChroot)("in an empty root-like directory holding only the C and C++ runtimes", async () => {
@@ -152,7 +152,9 @@ test.skipIf(!canChroot)("in an empty root-like directory holding only the C and 
       mkdirSync(join(root, dirname(lib)), { recursive: true });
       copyFileSync(lib, join(root, lib));
     }
-    for (const d of ["proc", "data"]) mkdirSync(join(root, d));
+    for (const d of ["proc", "data", "dev"]) mkdirSync(join(root, d));
+    // Every container runtime provides /dev/null; Bun needs it to start a parse process.
+    Bun.spawnSync(["mknod", "-m", "666", join(root, "dev/null"), "c", "1", "3"]);
     copyFileSync(bin, join(root, "ragd"));
     chmodSync(join(root, "ragd"), 0o755);
     const proc = Bun.spawn(

@@ -1,60 +1,78 @@
-// Which parse workers serve another file: formats read by our own code reuse theirs, any
-// format a third-party library reads gets a fresh worker, and a dead worker is never reused.
+// Parse processes: formats read by our own code reuse theirs, any format a third-party library
+// reads gets a fresh process, a dead process is never reused, and a document past the memory
+// ceiling is stopped with that reason while the server (this test process) is untouched.
 import { afterAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ParseWorkerPool, type Outcome, type ParseWorker } from "../src/ingest/parse-pool";
-import type { ParseRequest } from "../src/ingest/parse-worker";
+import { MemoryExceeded, ParseProcessPool, residentBytes, type Outcome, type ParseProcess } from "../src/ingest/parse-pool";
+import { parseCommand } from "../src/ingest/parse-command";
+import type { ParseRequest } from "../src/ingest/parse-child";
 import type { Format } from "../src/ingest/parsers/index";
 import { resolveChunking } from "../src/ingest/chunker";
 import { DEFAULT_PARSE_LIMITS } from "../src/ingest/types";
 import { nativePaths } from "../src/native/assets";
 import { ocrSettings } from "../src/server";
 import { defaults } from "../src/config";
+import { cleanup, tempDir } from "./helpers/ragd";
 
-const URL_ = new URL("../src/ingest/parse-worker.ts", import.meta.url).href;
-const pool = new ParseWorkerPool(URL_, 2);
-afterAll(() => pool.close());
+const dir = tempDir();
+const pool = new ParseProcessPool({ command: parseCommand(), max: 2, memoryLimit: 256 * 1024 ** 2 });
+afterAll(async () => {
+  await pool.close();
+  cleanup(dir);
+});
 
-function parse(w: ParseWorker, filename: string, bytes: Uint8Array): Promise<Outcome> {
+function parse(p: ParseProcess, filename: string, bytes: Uint8Array | string): Promise<Outcome> {
+  const path = join(dir, `${Math.random().toString(36).slice(2)}.bin`);
+  writeFileSync(path, bytes);
   return new Promise((resolve) => {
-    w.handler = (m) => {
+    p.handler = (m) => {
       if (m instanceof Error || m.type !== "progress") resolve(m);
     };
     const req: ParseRequest = {
-      bytes, filename, limits: DEFAULT_PARSE_LIMITS, chunking: resolveChunking({ type: "auto" }, 256), tokenizer: { kind: "approximate" },
-      ocr: ocrSettings({ ...defaults(), dataDir: "/nonexistent" }), guard: w.guard, natives: nativePaths("/nonexistent"),
+      path, filename, limits: DEFAULT_PARSE_LIMITS, chunking: resolveChunking({ type: "auto" }, 256), tokenizer: { kind: "approximate" },
+      ocr: ocrSettings({ ...defaults(), dataDir: "/nonexistent" }), natives: nativePaths("/nonexistent"),
     };
-    w.worker.postMessage(req);
+    void pool.send(p, req);
   });
 }
-const text = (s: string) => new TextEncoder().encode(s);
 const formatOf = (o: Outcome) => (o instanceof Error || o.type !== "done" ? null : (o.format as Format));
 
-test("a worker that read text serves the next file; one that read a PDF is terminated", async () => {
+test("a process that read text serves the next file; one that read a PDF is killed", async () => {
   const a = pool.acquire();
-  const first = await parse(a, "a.txt", text("First file about granite quarries."));
+  const first = await parse(a, "a.txt", "First file about granite quarries.");
   expect(formatOf(first)).toBe("text");
   pool.release(a, formatOf(first));
   const b = pool.acquire();
   expect(b).toBe(a);
-  const second = await parse(b, "b.md", text("# Heading\n\nSecond file about basalt."));
+  const second = await parse(b, "b.md", "# Heading\n\nSecond file about basalt.");
   expect(second).toMatchObject({ type: "done", format: "markdown" });
   expect(JSON.stringify(second)).not.toContain("granite");
-  const pdf = await parse(b, "report.pdf", new Uint8Array(readFileSync(join(import.meta.dir, "fixtures/docs/report.pdf"))));
+  const pdf = await parse(b, "report.pdf", await Bun.file(join(import.meta.dir, "fixtures/docs/report.pdf")).bytes());
   expect(formatOf(pdf)).toBe("pdf");
-  let closed = false;
-  b.worker.addEventListener("close", () => (closed = true));
   pool.release(b, formatOf(pdf));
-  for (let i = 0; i < 100 && !closed; i++) await Bun.sleep(20);
-  expect(closed).toBe(true);
-  expect(pool.acquire()).not.toBe(b);
+  expect(await b.proc.exited).not.toBe(0);
+  const c = pool.acquire();
+  expect(c).not.toBe(b);
+  pool.release(c, null);
 });
 
 test("a failed parse is never reused", async () => {
-  const w = pool.acquire();
-  const out = await parse(w, "empty.txt", new Uint8Array(0));
+  const p = pool.acquire();
+  const out = await parse(p, "empty.txt", new Uint8Array(0));
   expect(out).toMatchObject({ type: "failed" });
-  pool.release(w, formatOf(out));
-  expect(pool.acquire()).not.toBe(w);
+  pool.release(p, formatOf(out));
+  expect(pool.acquire()).not.toBe(p);
+});
+
+test("a process that grows past the memory ceiling is killed and its document told why", async () => {
+  // A single 300 MB line: past the 256 MB ceiling while it is read and cut into chunks.
+  const line = "x".repeat(300 * 1024 * 1024);
+  const p = pool.acquire();
+  const out = await parse(p, "one-line.txt", line);
+  expect(out).toBeInstanceOf(MemoryExceeded);
+  expect((out as Error).message).toMatch(/needs more than 256 MB of memory/);
+  expect(await p.proc.exited).not.toBe(0);
+  expect(residentBytes(p.proc.pid)).toBe(0);
+  pool.discard(p);
 });

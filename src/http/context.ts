@@ -1,4 +1,5 @@
 import type { Config } from "../config";
+import type { DiskSpace } from "../storage/disk-space";
 import type { EmbeddingsService } from "../services/embeddings";
 import type { FilesService } from "../services/files";
 import type { VectorStoresService } from "../services/vector-stores";
@@ -15,6 +16,8 @@ export interface HttpContext {
   vectorStores: VectorStoresService;
   embeddings: EmbeddingsService;
   limiter: RateLimiter;
+  /** The data volume's free space; null when not watched (tests that build the app alone). */
+  disk: DiskSpace | null;
 }
 
 export async function principal(ctx: HttpContext, request: Request, tier: Tier): Promise<Principal> {

@@ -35,8 +35,18 @@ export const tooLarge = (message: string, param: string | null = "file", code: s
 export const notFound = (message: string, param: string | null = null, code: string | null = null) =>
   new ApiError(404, "not_found_error", message, param, code);
 
+// RFC 6750: a 401 names the scheme the client should use.
 export const unauthorized = (message: string, code: string | null = "invalid_api_key") =>
-  new ApiError(401, "authentication_error", message, null, code);
+  new ApiError(401, "authentication_error", message, null, code, { "www-authenticate": 'Bearer realm="ragd"' });
+
+export const storageFull = (volume: string) =>
+  new ApiError(
+    507,
+    "api_error",
+    `The disk holding ragd's data (${volume}) is full, so nothing new can be stored. Free space on that volume or delete files (DELETE /v1/files/{file_id} still works); ragd resumes by itself once space returns.`,
+    null,
+    "insufficient_storage",
+  );
 
 export const rateLimited = (message: string, retryAfterSeconds: number) =>
   new ApiError(429, "rate_limit_error", message, null, "rate_limit_exceeded", {

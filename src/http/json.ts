@@ -1,12 +1,18 @@
-import { badRequest } from "./errors";
+import { bodyReceived } from "./edge";
+import { ApiError, badRequest } from "./errors";
 
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
+const tooLarge = () => badRequest(`The JSON body is larger than ${MAX_JSON_BYTES / 1024 / 1024} MB.`, null, "invalid_body");
 
-/** The request's JSON object body; anything else is a 400 in the OpenAI envelope. */
+/**
+ * The request's JSON object body; anything else is a 400 in the OpenAI envelope. Bytes are
+ * counted as they arrive, so a body without Content-Length (chunked) stops at the limit too.
+ */
 export async function jsonBody(request: Request, optional = false): Promise<Record<string, unknown>> {
   const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > MAX_JSON_BYTES) throw badRequest(`The JSON body is larger than ${MAX_JSON_BYTES / 1024 / 1024} MB.`, null, "invalid_body");
-  const text = await request.text();
+  if (length > MAX_JSON_BYTES) throw tooLarge();
+  const text = await readCapped(request, MAX_JSON_BYTES);
+  bodyReceived(request);
   if (text.trim() === "") {
     if (optional) return {};
     throw badRequest("The request needs a JSON body.", null, "invalid_body");
@@ -19,4 +25,37 @@ export async function jsonBody(request: Request, optional = false): Promise<Reco
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw badRequest("The JSON body must be an object.", null, "invalid_body");
   return v as Record<string, unknown>;
+}
+
+async function readCapped(request: Request, max: number): Promise<string> {
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > max) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      parts.push(value);
+    }
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw badRequest("The request was interrupted before its body was complete.", null, "upload_interrupted");
+  }
+  const all = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(all);
+  } catch {
+    throw badRequest("The request body is not valid UTF-8. Send JSON encoded as UTF-8.", null, "invalid_body");
+  }
 }

@@ -1,5 +1,7 @@
 import busboy from "busboy";
 import { once } from "node:events";
+import type { Readable } from "node:stream";
+import { StorageFullError } from "../storage/disk-space";
 import type { Upload } from "../services/files";
 import { ApiError, badRequest, tooLarge } from "./errors";
 
@@ -43,10 +45,11 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
   let filename = "";
   let declaredType = "";
   let sha256 = "";
-  let failure: ApiError | null = null;
+  let failure: Error | null = null;
+  let fileStream: Readable | null = null;
   let fileDone: Promise<void> = Promise.resolve();
 
-  const fail = (e: ApiError) => {
+  const fail = (e: Error) => {
     failure ??= e;
   };
 
@@ -71,6 +74,7 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
       return;
     }
     fileSeen = true;
+    fileStream = stream;
     filename = decodeFormFilename(info.filename ?? "");
     declaredType = info.mimeType ?? "";
     fileDone = (async () => {
@@ -87,7 +91,7 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
         }
         sha256 = hasher.digest("hex");
       } catch (e) {
-        fail(e instanceof ApiError ? e : badRequest("The file part could not be read.", "file", "invalid_multipart"));
+        fail(e instanceof ApiError || e instanceof StorageFullError ? e : badRequest("The file part could not be read.", "file", "invalid_multipart"));
         stream.resume();
       }
     })();
@@ -104,6 +108,15 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
     });
   });
 
+  // Whatever ends the body early (the client closed the connection, went silent past the
+  // idle timeout, or sent a malformed form), the file part's stream is destroyed so the
+  // loop writing it ends: a receiver left waiting for bytes that never come would keep the
+  // blob's descriptor open forever.
+  const stopFile = (why: Error) => {
+    const s = fileStream as Readable | null;
+    if (s && !s.readableEnded && !s.destroyed) s.destroy(why);
+  };
+
   try {
     const reader = request.body.getReader();
     for (;;) {
@@ -113,12 +126,11 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
     }
     bb.end();
     await finished;
-    await fileDone;
   } catch (e) {
-    // The client went away mid-upload; the caller aborts the blob so nothing remains.
-    await fileDone.catch(() => {});
-    throw e instanceof ApiError ? e : badRequest("The upload was interrupted before the body was complete.", "file", "upload_interrupted");
+    fail(e instanceof ApiError ? e : badRequest("The upload was interrupted before the body was complete.", "file", "upload_interrupted"));
   }
+  if (failure) stopFile(failure);
+  await fileDone;
 
   if (failure) throw failure;
   if (!fileSeen) throw badRequest("Missing the 'file' part. Send the file as multipart form field 'file'.", "file", "missing_file");

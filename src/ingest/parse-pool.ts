@@ -1,87 +1,200 @@
-import { guardedTerminate, newGuardBuffer } from "../native/guard";
+import type { Subprocess } from "bun";
+import { readFileSync } from "node:fs";
 import type { Format } from "./parsers/index";
-import type { ParseReply } from "./parse-worker";
+import type { ParseReply, ParseRequest } from "./parse-child";
 
 /**
  * Formats read by this project's own code (CSV and TSV by papaparse in array mode, which keys
  * no object by file content), so nothing a crafted file does can outlive its parse: their
- * workers serve the next file.
- * Every other format gets a worker of its own, terminated afterwards. Starting a worker
- * costs ~100 ms of CPU, more than embedding a small file's chunks.
+ * processes serve the next file. Every other format gets a process of its own, killed
+ * afterwards; a fresh one is started at once so the next file does not wait for it.
  */
 const REUSABLE = new Set<Format>(["text", "markdown", "json", "code", "csv", "tsv", "srt", "vtt"]);
-// Bounds what a long-lived worker's heap can accumulate.
+// Bounds what a long-lived process's heap can accumulate.
 const MAX_USES = 500;
 const IDLE_MS = 30_000;
+// Memory is read this often while a process parses; a document grows by at most what it
+// can allocate in this time past the ceiling before it is stopped.
+const WATCH_MS = 50;
+const PAGE = 4096;
 
-export type Outcome = ParseReply | Error;
-
-export interface ParseWorker {
-  readonly worker: Worker;
-  readonly guard: SharedArrayBuffer;
-  uses: number;
-  /** Receives the current file's messages and the worker's death; null while idle. */
-  handler: ((m: Outcome) => void) | null;
-  idleTimer?: ReturnType<typeof setTimeout>;
+/** The process was stopped because its document needed more memory than the ceiling. */
+export class MemoryExceeded extends Error {
+  constructor(readonly limitBytes: number) {
+    super(`the document needs more than ${Math.round(limitBytes / 2 ** 20)} MB of memory to read; split it, or raise --ingest-max-memory`);
+  }
 }
 
-/** Idle parse workers kept for reuse, up to the ingestion concurrency. */
-export class ParseWorkerPool {
-  private idle: ParseWorker[] = [];
+/** The process died (crashed, killed from outside) while it held a document. */
+export class ParserDied extends Error {}
+
+export type Outcome = Exclude<ParseReply, { type: "ready" }> | Error;
+
+export interface ParseProcess {
+  readonly proc: Subprocess;
+  /** Resolves when the process can take a request. */
+  readonly ready: Promise<void>;
+  uses: number;
+  /** Receives the current file's messages and the process's death; null while idle. */
+  handler: ((m: Outcome) => void) | null;
+  idleTimer?: ReturnType<typeof setTimeout>;
+  dead: boolean;
+}
+
+export interface PoolOptions {
+  /** The command that starts a parse process (main.ts's PARSE_CHILD_ARG). */
+  command: string[];
+  /** Idle processes kept for reuse. */
+  max: number;
+  /** Resident memory a parse process may reach, in bytes. */
+  memoryLimit: number;
+}
+
+/** Parse processes: started ahead of need, reused for the formats above, watched for memory. */
+export class ParseProcessPool {
+  private idle: ParseProcess[] = [];
+  private busy = new Set<ParseProcess>();
   private closed = false;
+  private watcher: ReturnType<typeof setInterval> | null = null;
 
-  constructor(
-    private readonly url: string,
-    private readonly max: number,
-  ) {}
+  constructor(private readonly o: PoolOptions) {}
 
-  acquire(): ParseWorker {
-    const w = this.idle.pop();
-    if (w) {
-      clearTimeout(w.idleTimer);
-      return w;
-    }
-    return this.spawn();
+  acquire(): ParseProcess {
+    const p = this.idle.pop() ?? this.spawn();
+    clearTimeout(p.idleTimer);
+    this.busy.add(p);
+    this.watch();
+    return p;
   }
 
-  /** Back to the pool when its last file was of a reusable format, else terminated. */
-  release(w: ParseWorker, format: Format | null) {
-    w.handler = null;
-    w.uses++;
-    if (this.closed || !format || !REUSABLE.has(format) || w.uses >= MAX_USES || this.idle.length >= this.max) {
-      void this.discard(w);
+  /** Sends one document; the answer and the process's death come to `p.handler`. */
+  async send(p: ParseProcess, req: ParseRequest) {
+    await p.ready;
+    if (p.dead) return;
+    try {
+      p.proc.send(req);
+    } catch (e) {
+      p.handler?.(new ParserDied(`the parser could not be reached: ${String((e as Error)?.message ?? e)}`));
+    }
+  }
+
+  /** Back to the pool when its last file was of a reusable format, else killed. */
+  release(p: ParseProcess, format: Format | null) {
+    p.handler = null;
+    p.uses++;
+    this.busy.delete(p);
+    if (this.closed || p.dead || !format || !REUSABLE.has(format) || p.uses >= MAX_USES || this.idle.length >= this.o.max) {
+      this.discard(p);
       return;
     }
-    w.idleTimer = setTimeout(() => {
-      this.idle = this.idle.filter((x) => x !== w);
-      void this.discard(w);
-    }, IDLE_MS);
-    w.idleTimer.unref?.();
-    this.idle.push(w);
+    this.park(p);
   }
 
-  /** Terminates it, waiting until it is outside native code (native/guard.ts). */
-  discard(w: ParseWorker) {
-    w.handler = null;
-    clearTimeout(w.idleTimer);
-    return guardedTerminate(w.worker, w.guard);
+  /** Kills it: always safe for the server, whatever the process was doing. */
+  discard(p: ParseProcess) {
+    p.handler = null;
+    this.busy.delete(p);
+    clearTimeout(p.idleTimer);
+    this.idle = this.idle.filter((x) => x !== p);
+    if (!p.dead) p.proc.kill("SIGKILL");
+    p.dead = true;
+    // One warm process keeps the next document from waiting for a start.
+    if (!this.closed && this.idle.length === 0) this.park(this.spawn());
   }
 
   async close() {
     this.closed = true;
-    const idle = this.idle.splice(0);
-    await Promise.all(idle.map((w) => this.discard(w)));
+    if (this.watcher) clearInterval(this.watcher);
+    this.watcher = null;
+    const all = [...this.idle, ...this.busy];
+    this.idle = [];
+    for (const p of all) this.discard(p);
+    await Promise.all(all.map((p) => p.proc.exited));
   }
 
-  private spawn(): ParseWorker {
-    const worker = new Worker(this.url, { smol: true } as WorkerOptions);
-    const w: ParseWorker = { worker, guard: newGuardBuffer(), uses: 0, handler: null };
-    worker.onmessage = (e: MessageEvent<ParseReply>) => w.handler?.(e.data);
-    worker.onerror = (e) => w.handler?.(new Error(`the parser crashed: ${e.message ?? "unknown error"}`));
-    worker.addEventListener("close", () => {
-      w.handler?.(new Error("the parser exited unexpectedly"));
-      this.idle = this.idle.filter((x) => x !== w);
+  /** Processes alive now, for tests. */
+  get size() {
+    return this.idle.length + this.busy.size;
+  }
+
+  private park(p: ParseProcess) {
+    p.idleTimer = setTimeout(() => {
+      this.idle = this.idle.filter((x) => x !== p);
+      p.proc.kill("SIGKILL");
+      p.dead = true;
+    }, IDLE_MS);
+    p.idleTimer.unref?.();
+    this.idle.push(p);
+  }
+
+  private spawn(): ParseProcess {
+    let markReady!: () => void;
+    const ready = new Promise<void>((r) => (markReady = r));
+    const p: ParseProcess = { proc: null as unknown as Subprocess, ready, uses: 0, handler: null, dead: false };
+    let stderrTail = "";
+    const proc = Bun.spawn(this.o.command, {
+      // The server's own working directory may not exist for it (started by chroot or from a
+      // directory since removed); a parse process needs none.
+      cwd: "/",
+      env: { ...process.env, RAGD_PARENT_PID: String(process.pid) },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+      serialization: "json",
+      ipc: (m: ParseReply) => {
+        if (m.type === "ready") markReady();
+        else p.handler?.(m);
+      },
     });
-    return w;
+    (p as { proc: Subprocess }).proc = proc;
+    void (async () => {
+      const dec = new TextDecoder();
+      for await (const c of proc.stderr as ReadableStream<Uint8Array>) stderrTail = (stderrTail + dec.decode(c)).slice(-2000);
+    })().catch(() => {});
+    void proc.exited.then((code) => {
+      const wasDead = p.dead;
+      p.dead = true;
+      markReady();
+      this.idle = this.idle.filter((x) => x !== p);
+      this.busy.delete(p);
+      if (wasDead) return;
+      const how = proc.signalCode ? `was killed by ${proc.signalCode}` : `exited with code ${code}`;
+      const last = stderrTail.trim().split("\n").at(-1)?.slice(0, 200);
+      p.handler?.(new ParserDied(`the parser ${how}${last ? ` (${last})` : ""}`));
+    });
+    return p;
+  }
+
+  /** While any process parses, its resident memory is read against the ceiling. */
+  private watch() {
+    if (this.watcher) return;
+    this.watcher = setInterval(() => {
+      if (this.busy.size === 0) {
+        clearInterval(this.watcher!);
+        this.watcher = null;
+        return;
+      }
+      for (const p of this.busy) {
+        if (p.dead) continue;
+        const rss = residentBytes(p.proc.pid);
+        if (rss > this.o.memoryLimit) {
+          const handler = p.handler;
+          p.dead = true;
+          p.proc.kill("SIGKILL");
+          handler?.(new MemoryExceeded(this.o.memoryLimit));
+        }
+      }
+    }, WATCH_MS);
+    this.watcher.unref?.();
+  }
+}
+
+/** Resident set size of a process from /proc; 0 when it is gone. */
+export function residentBytes(pid: number): number {
+  try {
+    const statm = readFileSync(`/proc/${pid}/statm`, "latin1");
+    return Number(statm.split(" ")[1]) * PAGE;
+  } catch {
+    return 0;
   }
 }

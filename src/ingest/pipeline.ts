@@ -5,12 +5,13 @@ import type { BlobStore } from "../storage/blobs";
 import type { JobOutcome, JobsRepo, Job } from "../storage/jobs-repo";
 import { log } from "../util/log";
 import { chunkSizeOf, resolveChunking, type ChunkSize } from "./chunker";
-import type { ParseReply, ParseRequest } from "./parse-worker";
-import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./types";
+import type { ParseReply, ParseRequest } from "./parse-child";
+import { DEFAULT_PARSE_LIMITS, ParseError, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
-import { ParseWorkerPool } from "./parse-pool";
-import type { Format } from "./parsers/index";
+import { MemoryExceeded, ParseProcessPool, type Outcome } from "./parse-pool";
+import { detectFromHead, type Format } from "./parsers/index";
 import type { NativePaths } from "../native/assets";
+import { isDiskFull, type DiskSpace } from "../storage/disk-space";
 
 export interface PipelineOptions {
   concurrency: number;
@@ -25,8 +26,14 @@ export interface PipelineOptions {
   embedder: EmbeddingProvider;
   /** How parse workers read images and scanned pages. */
   ocr: OcrSettings;
-  /** Native libraries for the parse workers (native/assets.ts). */
+  /** Native libraries for the parse processes (native/assets.ts). */
   natives: NativePaths;
+  /** The command that starts a parse process (see main.ts). */
+  parseCommand: string[];
+  /** Resident memory one document's parse may use, in bytes. */
+  maxMemory: number;
+  /** The data volume: while it is full nothing is claimed, and a write that meets it is not the file's fault. */
+  disk?: DiskSpace;
   /** Called after a file's chunks committed, to bring the vector index up to date. */
   onCommitted?: () => void;
 }
@@ -34,13 +41,12 @@ export interface PipelineOptions {
 // Chunks go to the embedder in slices, so progress moves and a cancelled file stops early.
 const EMBED_SLICE = 256;
 
-// In the single binary the worker is a second entry point of `bun build --compile`
-// (see Makefile), stored under its path relative to src/; from source it sits beside us.
-const WORKER_URL = import.meta.url.includes("$bunfs") ? "./ingest/parse-worker.ts" : new URL("./parse-worker.ts", import.meta.url).href;
 const POLL_MS = 1000;
 // Files past parsing wait for the embedder while the next ones parse, so the embedder (the
 // bottleneck on small files) never waits for a parser; each holds its chunks in memory.
 const IN_FLIGHT_PER_PARSER = 2;
+// Enough of a file to tell its format, or to refuse it, without starting a parser.
+const HEAD_BYTES = 8192;
 
 class Transient extends Error {}
 
@@ -50,12 +56,12 @@ const backoffMs = (attempt: number) => Math.min(300_000, 2000 * 4 ** (attempt - 
 interface Running {
   fileId: string;
   cancelled: boolean;
-  settle?: (r: ParseReply | Transient) => void;
+  settle?: (r: Outcome) => void;
 }
 
 /**
- * Runs the ingestion queue: claims jobs, parses each file in a Bun Worker off the HTTP
- * thread (parse-pool.ts decides which workers serve another file), embeds the chunks
+ * Runs the ingestion queue: claims jobs, parses each file in a parse process beside the
+ * server (parse-pool.ts decides which processes serve another file), embeds the chunks
  * (batched with other files' chunks in the embedder), and commits chunks, vectors and the
  * file's status; the vector index then catches up.
  */
@@ -65,7 +71,7 @@ export class IngestPipeline {
   private readonly leaseMs: number;
   private readonly limits: ParseLimits;
   private readonly autoChunking: ChunkSize;
-  private readonly pool: ParseWorkerPool;
+  private readonly pool: ParseProcessPool;
   private parsing = 0;
   private readonly parseWaiters: (() => void)[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -81,7 +87,8 @@ export class IngestPipeline {
     this.leaseMs = opts.leaseMs ?? 15_000;
     this.limits = opts.limits ?? DEFAULT_PARSE_LIMITS;
     this.autoChunking = resolveChunking({ type: "auto" }, opts.embedder.model.maxTokens);
-    this.pool = new ParseWorkerPool(WORKER_URL, opts.concurrency);
+    this.pool = new ParseProcessPool({ command: opts.parseCommand, max: opts.concurrency, memoryLimit: opts.maxMemory });
+    opts.disk?.onRecovered(() => this.wake());
   }
 
   async start() {
@@ -101,14 +108,14 @@ export class IngestPipeline {
     void this.pump();
   }
 
-  /** The file is gone: stop its workers now. Its job rows went with the file. */
+  /** The file is gone: stop its parses now. Its job rows went with the file. */
   cancel(fileId: string) {
     for (const r of this.running.values()) if (r.fileId === fileId) this.stopRun(r);
   }
 
   private stopRun(r: Running) {
     r.cancelled = true;
-    // settling a parse terminates its worker
+    // settling a parse kills its process
     r.settle?.(new Transient("cancelled"));
   }
 
@@ -129,8 +136,9 @@ export class IngestPipeline {
     try {
       do {
         this.again = false;
+        if (this.opts.disk?.full) break;
         await this.jobs.exhausted(this.opts.maxAttempts, Date.now());
-        while (!this.stopped && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
+        while (!this.stopped && !this.opts.disk?.full && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
           const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
           if (!job) break;
           const slot: Running = { fileId: job.fileId, cancelled: false };
@@ -143,7 +151,8 @@ export class IngestPipeline {
         }
       } while (this.again && !this.stopped);
     } catch (e) {
-      log.error("ingestion queue error", { error: String(e) });
+      if (isDiskFull(e)) this.opts.disk?.exhausted(String(e));
+      else log.error("ingestion queue error", { error: String(e) });
     } finally {
       this.pumping = false;
     }
@@ -174,22 +183,33 @@ export class IngestPipeline {
       }
     }, Math.max(100, Math.min(2000, Math.floor(this.leaseMs / 3))));
     try {
-      let bytes: Uint8Array;
+      let path: string;
+      let head: Uint8Array;
       try {
-        bytes = new Uint8Array(await (await this.blobs.read(job.fileId)).arrayBuffer());
+        path = await this.blobs.localPath(job.fileId);
+        head = await (await this.blobs.read(job.fileId, { start: 0, end: HEAD_BYTES - 1 })).bytes();
       } catch (e) {
         throw new Transient(`could not read the stored file: ${String((e as Error)?.message ?? e)}`);
       }
       if (slot.cancelled) return;
-      await this.parseSlot();
       let reply: ParseReply;
       try {
-        if (slot.cancelled) return;
-        // the time budget counts from here: waiting for a parser is not the file's doing
-        started = Date.now();
-        reply = await this.parse(job, slot, bytes, (m) => (progress = m));
-      } finally {
-        this.releaseParseSlot();
+        // A file refused by its first bytes costs no parse process.
+        detectFromHead(head, job.filename);
+        await this.parseSlot();
+        try {
+          if (slot.cancelled) return;
+          // the time budget counts from here: waiting for a parser is not the file's doing
+          started = Date.now();
+          progress = "parsing";
+          reply = await this.parse(job, slot, path, (m) => (progress = m));
+        } finally {
+          this.releaseParseSlot();
+        }
+      } catch (e) {
+        if (e instanceof ParseError) reply = { type: "failed", message: e.message };
+        else if (e instanceof MemoryExceeded) reply = { type: "failed", message: e.message };
+        else throw e;
       }
       if (slot.cancelled || heartbeatFailed) return;
       let outcome: JobOutcome;
@@ -198,7 +218,7 @@ export class IngestPipeline {
       else if (reply.type === "done" && reply.chunks.length === 0)
         outcome = { status: "error", details: NO_TEXT };
       else if (reply.type === "done") {
-        const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, started, (m) => (progress = m));
+        const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, (m) => (progress = m));
         if (slot.cancelled || heartbeatFailed) return;
         outcome = {
           status: "processed",
@@ -230,6 +250,12 @@ export class IngestPipeline {
     } catch (e) {
       if (slot.cancelled) return;
       const msg = String((e as Error)?.message ?? e);
+      if (isDiskFull(e)) {
+        // Not the file's doing: it waits, without losing an attempt, until space returns.
+        this.opts.disk?.exhausted(msg);
+        await this.jobs.postpone(job, this.owner, Date.now()).catch(() => {});
+        return;
+      }
       if (e instanceof Timeout) {
         log.warn("ingestion timed out", { file_id: job.fileId });
         // If this write fails the lease runs out and the next attempt meets the same budget.
@@ -245,11 +271,14 @@ export class IngestPipeline {
     }
   }
 
-  private async embed(texts: string[], slot: Running, started: number, onProgress: (m: string) => void): Promise<Uint8Array[]> {
+  /**
+   * The embedder is shared by every file and by searches, so time spent here (mostly waiting
+   * for other files' batches) does not count against this file's time budget.
+   */
+  private async embed(texts: string[], slot: Running, onProgress: (m: string) => void): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
     for (let at = 0; at < texts.length; at += EMBED_SLICE) {
       if (slot.cancelled) return out;
-      if (Date.now() - started > this.opts.timeoutMs) throw new Timeout(this.opts.timeoutMs);
       onProgress(`embedding chunk ${at + 1} of ${texts.length}`);
       let vectors: Float32Array[];
       try {
@@ -276,30 +305,29 @@ export class IngestPipeline {
     else this.parsing--;
   }
 
-  private parse(job: Job, slot: Running, bytes: Uint8Array, onProgress: (m: string) => void): Promise<ParseReply> {
-    // before a worker is taken: a throw here must not strand one
+  private parse(job: Job, slot: Running, path: string, onProgress: (m: string) => void): Promise<ParseReply> {
+    // before a process is taken: a throw here must not strand one
     const chunking = chunkSizeOf(job.strategy, this.autoChunking);
     return new Promise((resolve, reject) => {
-      const pw = this.pool.acquire();
+      const p = this.pool.acquire();
       let settled = false;
       const budget = setTimeout(() => settle(new Timeout(this.opts.timeoutMs)), this.opts.timeoutMs);
-      const settle = (r: ParseReply | Error) => {
+      const settle = (r: Outcome) => {
         if (settled) return;
         settled = true;
         clearTimeout(budget);
-        if (!(r instanceof Error) && r.type === "done") this.pool.release(pw, r.format as Format);
-        else void this.pool.discard(pw);
-        if (r instanceof Error) reject(r);
+        if (!(r instanceof Error) && r.type === "done") this.pool.release(p, r.format as Format);
+        else this.pool.discard(p);
+        if (r instanceof Error) reject(r instanceof MemoryExceeded || r instanceof Timeout || r instanceof Transient ? r : new Transient(r.message));
         else resolve(r);
       };
       slot.settle = settle;
-      pw.handler = (m) => {
-        if (m instanceof Error) settle(new Transient(m.message));
-        else if (m.type === "progress") onProgress(m.message);
+      p.handler = (m) => {
+        if (!(m instanceof Error) && m.type === "progress") onProgress(m.message);
         else settle(m);
       };
-      const req: ParseRequest = { bytes, filename: job.filename, limits: this.limits, chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, guard: pw.guard, natives: this.opts.natives };
-      pw.worker.postMessage(req, [bytes.buffer as ArrayBuffer]);
+      const req: ParseRequest = { path, filename: job.filename, limits: this.limits, chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, natives: this.opts.natives };
+      void this.pool.send(p, req);
     });
   }
 }

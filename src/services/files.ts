@@ -1,4 +1,5 @@
 import type { BlobStore, BlobWriter } from "../storage/blobs";
+import { isDiskFull, type DiskSpace } from "../storage/disk-space";
 import { listPage } from "./pagination";
 import { nowSeconds } from "../storage/db";
 import type { FileRow, FilesRepo } from "../storage/files-repo";
@@ -85,6 +86,7 @@ export class FilesService {
     private readonly repo: FilesRepo,
     private readonly blobs: BlobStore,
     private readonly limits: Limits,
+    private readonly disk: DiskSpace | null = null,
     private readonly now: () => number = nowSeconds,
   ) {}
 
@@ -92,8 +94,11 @@ export class FilesService {
     this.ingest = hooks;
   }
 
-  /** Opens a blob for an incoming file; nothing is visible until `create` commits it. */
-  async beginUpload(projectId: string): Promise<Upload> {
+  /**
+   * Opens a blob for an incoming file; nothing is visible until `create` commits it. A full
+   * disk (or a declared size that cannot fit beside the reserve) is refused before any byte is read.
+   */
+  async beginUpload(projectId: string, declaredBytes = 0): Promise<Upload> {
     const id = newFileId();
     let limit = this.limits.maxFileSize;
     let limitReason = `File is larger than the ${formatSize(this.limits.maxFileSize)} limit per file.`;
@@ -104,6 +109,8 @@ export class FilesService {
         limitReason = `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)} (${formatSize(left)} left). Delete files or raise --project-quota.`;
       }
     }
+    // Past the limit the upload gets its 413 from the receiver; within it, space decides.
+    if (declaredBytes <= limit) this.disk?.admit(declaredBytes);
     return { id, writer: await this.blobs.create(id), limit, limitReason };
   }
 
@@ -171,7 +178,7 @@ export class FilesService {
   }
 
   async delete(projectId: string, id: string) {
-    const row = isFileId(id) ? await this.repo.remove(projectId, id, this.now()) : null;
+    const row = isFileId(id) ? await this.whenFullReleaseReserve(() => this.repo.remove(projectId, id, this.now())) : null;
     if (!row) throw new ServiceError("not_found", `No such File object: ${id}`, "id", null);
     // Its job, text and chunks went with the row (one transaction); stop a parse in flight.
     this.ingest?.cancel(row.id);
@@ -181,13 +188,27 @@ export class FilesService {
     return { id: row.id, object: "file" as const, deleted: true as const };
   }
 
+  /**
+   * Deleting is how space is freed, so it must work on a full disk: SQLite needs room to log
+   * the delete, which the released reserve gives it.
+   */
+  private async whenFullReleaseReserve<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (e) {
+      if (!this.disk || !isDiskFull(e)) throw e;
+      this.disk.exhausted(String((e as Error)?.message ?? e));
+      return write();
+    }
+  }
+
   /** Deletes files whose expiry has passed. Reads already hide them; this frees the space. */
   async sweepExpired(): Promise<number> {
     let n = 0;
     for (;;) {
       const batch = await this.repo.expired(this.now(), 500);
       for (const f of batch) {
-        if (await this.repo.remove(f.projectId, f.id, this.now())) {
+        if (await this.whenFullReleaseReserve(() => this.repo.remove(f.projectId, f.id, this.now()))) {
           this.ingest?.cancel(f.id);
           await this.blobs.delete(f.id);
         }

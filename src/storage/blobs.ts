@@ -1,7 +1,8 @@
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
-import { fsyncPath } from "../util/atomic-file";
-import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import fs, { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { mkdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
+import { storageError } from "./disk-space";
 import { randomBase62 } from "../util/ids";
 
 /**
@@ -13,6 +14,8 @@ export interface BlobStore {
   create(key: string): Promise<BlobWriter>;
   /** The bytes in [start, end] (inclusive), or all of them. */
   read(key: string, range?: { start: number; end: number }): Promise<Blob>;
+  /** A path on this machine holding the committed bytes, for parsers running in another process. */
+  localPath(key: string): Promise<string>;
   delete(key: string): Promise<void>;
   /** Every committed key, for reconciling with the database after a crash. */
   keys(): AsyncIterable<string>;
@@ -57,8 +60,18 @@ export class DiskBlobStore implements BlobStore {
   async create(key: string): Promise<BlobWriter> {
     const { dir, file } = this.path(key);
     const tmpPath = join(this.tmp, `${key}.${randomBase62(8)}.part`);
-    const fh = await open(tmpPath, "wx", 0o600);
-    return new DiskBlobWriter(fh, tmpPath, dir, join(dir, file));
+    let fd: number;
+    try {
+      fd = await fsOpen(tmpPath, "wx", 0o600);
+    } catch (e) {
+      throw storageError(e, this.tmp);
+    }
+    return new DiskBlobWriter(fd, tmpPath, dir, join(dir, file));
+  }
+
+  async localPath(key: string): Promise<string> {
+    const { dir, file } = this.path(key);
+    return join(dir, file);
   }
 
   async read(key: string, range?: { start: number; end: number }): Promise<Blob> {
@@ -94,38 +107,61 @@ export class DiskBlobStore implements BlobStore {
 // Network chunks are small (often 64 KiB); gathering them into 1 MiB writes saves syscalls.
 const WRITE_BUFFER = 1 << 20;
 
+// Numeric descriptors through the callback API (run on the thread pool, off the event loop).
+// A FileHandle that is garbage-collected while open ends the whole process under Bun, so
+// none is ever created here; every path below closes its descriptor exactly once.
+const fsOpen = promisify(fs.open);
+const fsWrite = (fd: number, buf: Uint8Array, off: number, len: number) =>
+  new Promise<number>((resolve, reject) => fs.write(fd, buf, off, len, null, (e, n) => (e ? reject(e) : resolve(n))));
+const fsFsync = promisify(fs.fsync);
+const fsClose = promisify(fs.close);
+
+/** fsync a directory so a rename inside it survives a crash, off the event loop. */
+async function fsyncDir(dir: string) {
+  const fd = await fsOpen(dir, "r");
+  try {
+    await fsFsync(fd);
+  } finally {
+    await fsClose(fd);
+  }
+}
+
 class DiskBlobWriter implements BlobWriter {
   bytes = 0;
-  private done = false;
-  private buf = new Uint8Array(WRITE_BUFFER);
+  private state: "open" | "committing" | "committed" | "aborted" = "open";
+  private fdOpen = true;
+  private renamed = false;
+  private buf: Uint8Array | null = new Uint8Array(WRITE_BUFFER);
   private used = 0;
 
   constructor(
-    private readonly fh: FileHandle,
+    private readonly fd: number,
     private readonly tmpPath: string,
     private readonly dir: string,
     private readonly finalPath: string,
   ) {}
 
   async write(chunk: Uint8Array) {
+    if (this.state !== "open") throw new Error(`blob write after ${this.state}`);
     this.bytes += chunk.length;
     if (this.used + chunk.length > WRITE_BUFFER) await this.flush();
     if (chunk.length >= WRITE_BUFFER) return this.writeAll(chunk);
-    this.buf.set(chunk, this.used);
+    this.buf!.set(chunk, this.used);
     this.used += chunk.length;
   }
 
   private async flush() {
     if (this.used === 0) return;
-    await this.writeAll(this.buf.subarray(0, this.used));
+    await this.writeAll(this.buf!.subarray(0, this.used));
     this.used = 0;
   }
 
   private async writeAll(data: Uint8Array) {
     let off = 0;
-    while (off < data.length) {
-      const { bytesWritten } = await this.fh.write(data, off, data.length - off);
-      off += bytesWritten;
+    try {
+      while (off < data.length) off += await fsWrite(this.fd, data, off, data.length - off);
+    } catch (e) {
+      throw storageError(e, this.dir);
     }
   }
 
@@ -146,22 +182,47 @@ class DiskBlobWriter implements BlobWriter {
     });
   }
 
-  /** fsync the data, rename into place, fsync the directory: a crash leaves all or nothing. */
+  /**
+   * fsync the data, rename into place, fsync the directory: a crash leaves all or nothing.
+   * A failure at any step aborts, so the descriptor is closed and no temp file stays.
+   */
   async commit() {
-    if (this.done) throw new Error("blob already finished");
-    this.done = true;
-    await this.flush();
-    await this.fh.sync();
-    await this.fh.close();
-    mkdirSync(this.dir, { recursive: true });
-    await rename(this.tmpPath, this.finalPath);
-    fsyncPath(this.dir);
+    if (this.state !== "open") throw new Error(`blob commit after ${this.state}`);
+    this.state = "committing";
+    try {
+      await this.flush();
+      try {
+        await fsFsync(this.fd);
+      } catch (e) {
+        throw storageError(e, this.dir);
+      }
+      await this.closeFd();
+      await mkdir(this.dir, { recursive: true });
+      await rename(this.tmpPath, this.finalPath);
+      this.renamed = true;
+      await fsyncDir(this.dir);
+      this.state = "committed";
+      this.buf = null;
+    } catch (e) {
+      this.state = "open";
+      await this.abort();
+      throw storageError(e, this.dir);
+    }
   }
 
+  /** Drops the write: closes the descriptor and removes what was written. Safe to call at any time, any number of times. */
   async abort() {
-    if (this.done) return;
-    this.done = true;
-    await this.fh.close().catch(() => {});
+    if (this.state === "committed" || this.state === "aborted") return;
+    this.state = "aborted";
+    this.buf = null;
+    await this.closeFd().catch(() => {});
     await unlink(this.tmpPath).catch(() => {});
+    if (this.renamed) await unlink(this.finalPath).catch(() => {});
+  }
+
+  private async closeFd() {
+    if (!this.fdOpen) return;
+    this.fdOpen = false;
+    await fsClose(this.fd);
   }
 }

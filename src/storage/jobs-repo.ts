@@ -80,6 +80,8 @@ export interface JobsRepo {
   finish(job: JobKey, owner: string, outcome: JobOutcome): Promise<boolean>;
   /** Puts a job back to try later. */
   retry(job: JobKey, owner: string, runAfterMs: number, error: string): Promise<boolean>;
+  /** Puts a job back without counting its run as an attempt (the server, not the file, could not go on). */
+  postpone(job: JobKey, owner: string, runAfterMs: number): Promise<boolean>;
   /** Hands back this runner's jobs at shutdown so the next start takes them at once. */
   release(owner: string): Promise<void>;
   /** Jobs whose runs keep dying: turned into errors rather than claimed forever. */
@@ -207,6 +209,17 @@ export class SqliteJobsRepo implements JobsRepo {
            WHERE ${THIS_JOB} AND lease_owner = $owner AND state = 'running'`,
         )
         .run({ runAfter: runAfterMs, error, fileId: job.fileId, strategy: job.strategy, owner }).changes > 0
+    );
+  }
+
+  async postpone(job: JobKey, owner: string, runAfterMs: number) {
+    return (
+      this.db
+        .query(
+          `UPDATE jobs SET state = 'queued', run_after = $runAfter, attempts = MAX(0, attempts - 1), lease_owner = NULL, lease_until = NULL
+           WHERE ${THIS_JOB} AND lease_owner = $owner AND state = 'running'`,
+        )
+        .run({ runAfter: runAfterMs, fileId: job.fileId, strategy: job.strategy, owner }).changes > 0
     );
   }
 

@@ -14,7 +14,8 @@ export function filesRoutes(ctx: HttpContext) {
       "/v1/files",
       async ({ request }) => {
         const p = await principal(ctx, request, "uploads");
-        const r = await receiveUpload(request, await ctx.files.beginUpload(p.projectId));
+        const declared = Number(request.headers.get("content-length") ?? 0) || 0;
+        const r = await receiveUpload(request, await ctx.files.beginUpload(p.projectId, declared));
         let expiresAfter: CreateInput["expiresAfter"];
         try {
           expiresAfter = readExpiresAfter(r.fields);

@@ -24,11 +24,23 @@ const ascii = (b: Uint8Array, n: number) => new TextDecoder("latin1").decode(b.s
  * breaks ties between text formats. A file whose extension lies is read as what it is.
  */
 export function detectFormat(bytes: Uint8Array, filename: string, limits: ParseInput["limits"]): Format {
+  const f = detectFromHead(bytes.subarray(0, HEAD), filename);
+  return f === "zip" ? zipFormat(bytes, limits) : f;
+}
+
+// Every decision below needs at most this many leading bytes.
+const HEAD = 8192;
+
+/**
+ * The format as far as the first 8 KB tell ("zip" until its directory is read); throws a
+ * ParseError for what no parser reads, so such a file is refused without starting one.
+ */
+export function detectFromHead(bytes: Uint8Array, filename: string): Format | "zip" {
   if (bytes.length === 0) throw new ParseError("the file is empty");
   const ext = extensionOf(filename);
   const named = NAMED[ext];
   if (ascii(bytes, 1024).includes("%PDF-")) return "pdf";
-  if (at(bytes, 0, 0x50, 0x4b, 0x03, 0x04) || at(bytes, 0, 0x50, 0x4b, 0x05, 0x06)) return zipFormat(bytes, limits);
+  if (at(bytes, 0, 0x50, 0x4b, 0x03, 0x04) || at(bytes, 0, 0x50, 0x4b, 0x05, 0x06)) return "zip";
   if (at(bytes, 0, 0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1)) {
     // Office encrypts DOCX/XLSX/PPTX by wrapping them in an OLE container.
     if (ext === "docx" || ext === "pptx" || ext === "xlsx" || ext === "xlsm") throw new ParseError("the file is password-protected");

@@ -1,42 +1,44 @@
-// Parses one document per message. The owner terminates the worker after any format read by
-// a third-party library (or at the time budget), so whatever a crafted file does to this
-// thread's heap or prototypes dies with it; parse-pool.ts lists the formats it reuses after.
+// The parse process: `ragd` started again with PARSE_CHILD_ARG (see main.ts). It reads one
+// document per request from the path the server gives it, and answers with the text and
+// chunks. Every third-party parser runs here, outside the server: the server watches this
+// process's memory and kills it at the ceiling or the time budget, which can never harm the
+// server itself (killing a thread inside a native addon aborts the whole process; killing a
+// process is always safe). parse-pool.ts decides which processes serve another file.
 import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
+import { installBindings, type NativePaths } from "../native/assets";
+import { NativeLoadError } from "../native/sharp";
+import type { OcrSettings } from "../ocr/engine";
 import { chunkBlocks, type ChunkSize } from "./chunker";
-import { lowerThreadPriority } from "./low-priority";
+import { dieWithParent, lowerPriority } from "./process-setup";
 import { parseDocument } from "./parsers/index";
 import { ParseError, type ParseLimits } from "./types";
-import type { OcrSettings } from "../ocr/engine";
-import { useNativeGuard } from "../native/guard";
-import { NativeLoadError } from "../native/sharp";
-import { installBindings, type NativePaths } from "../native/assets";
 
 export interface ParseRequest {
-  bytes: Uint8Array;
+  /** The stored file: a path the server made from a file id, never from user input. */
+  path: string;
   filename: string;
   limits: ParseLimits;
   chunking: ChunkSize;
   /** The embedding model's tokenizer, so chunk sizes are counted as the model counts them. */
   tokenizer: TokenizerSpec;
   ocr: OcrSettings;
-  /** Shared with the owner, which terminates this worker only outside native code. */
-  guard: SharedArrayBuffer;
   natives: NativePaths;
 }
 
 export type ParseReply =
+  | { type: "ready" }
   | { type: "progress"; message: string }
   | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"] }
   /** `retry`: a fault of this server (a native library would not load), not of the file. */
   | { type: "failed"; message: string; retry?: boolean };
 
-declare const self: Worker;
+// Threads started later (onnxruntime's, for OCR) inherit both.
+lowerPriority(10);
+dieWithParent(Number(process.env.RAGD_PARENT_PID ?? 0));
 
-lowerThreadPriority();
+const reply = (m: ParseReply) => process.send!(m);
 
-const reply = (m: ParseReply) => self.postMessage(m);
-
-// A reused worker keeps its tokenizer: loading the vocabulary costs more than a small file.
+// A reused process keeps its tokenizer: loading the vocabulary costs more than a small file.
 let tokenizerCache: { key: string; tokenizer: ReturnType<typeof loadTokenizer> } | null = null;
 function tokenizerFor(spec: TokenizerSpec) {
   const key = JSON.stringify(spec);
@@ -44,9 +46,8 @@ function tokenizerFor(spec: TokenizerSpec) {
   return tokenizerCache.tokenizer;
 }
 
-self.onmessage = async (e: MessageEvent<ParseRequest>) => {
-  const { bytes, filename, limits, chunking, tokenizer, ocr, guard } = e.data;
-  useNativeGuard(guard);
+async function handle(req: ParseRequest) {
+  const { path, filename, limits, chunking, tokenizer, ocr, natives } = req;
   let last = 0;
   const progress = (message: string) => {
     const now = Date.now();
@@ -56,12 +57,13 @@ self.onmessage = async (e: MessageEvent<ParseRequest>) => {
   };
   try {
     try {
-      installBindings(e.data.natives);
+      installBindings(natives);
     } catch (err) {
       throw new NativeLoadError(`a native library could not be loaded: ${String((err as Error)?.message ?? err).split("\n")[0]}`);
     }
-    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives: e.data.natives }), tokenizerFor(tokenizer)]);
-    progress("chunking");
+    const bytes = await Bun.file(path).bytes();
+    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives }), tokenizerFor(tokenizer)]);
+    reply({ type: "progress", message: "chunking" });
     const { text, chunks } = chunkBlocks(doc.blocks, chunking, counter);
     reply({ type: "done", format: doc.format, text, chunks });
   } catch (err) {
@@ -73,4 +75,10 @@ self.onmessage = async (e: MessageEvent<ParseRequest>) => {
     const message = err instanceof ParseError ? err.message : `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})`;
     reply({ type: "failed", message });
   }
-};
+}
+
+// One request at a time: the server sends the next only after an answer.
+process.on("message", (m: ParseRequest) => void handle(m));
+// The server went away (it closed the channel, or died): nothing is left to parse for.
+process.on("disconnect", () => process.exit(0));
+reply({ type: "ready" });
