@@ -88,3 +88,18 @@ describe("chunker", () => {
     expect(chunks[0]!.loc).toEqual({ time: ["00:00:01.000", "00:00:04.000"] });
   });
 });
+
+test("a block of megabytes on one line (minified, base64, a CSV cell) is segmented in windows and cut to size", () => {
+  const size = { max: 64, overlap: 8 };
+  const words = Array.from({ length: 400_000 }, (_, i) => `w${i % 977}`).join(" ");
+  const blob = "QUJD".repeat(300_000);
+  for (const text of [words, blob]) {
+    expect(text.length).toBeGreaterThan(1_000_000);
+    const { chunks } = chunkBlocks([{ text, loc: { lines: [1, 1] } }], size);
+    expect(chunks.length).toBeGreaterThan(100);
+    for (const c of chunks) expect(c.tokens).toBeLessThanOrEqual(size.max);
+    // nothing lost: the chunks run from the start of the line to its end
+    expect(chunks[0]!.charStart).toBe(0);
+    expect(chunks.at(-1)!.charEnd).toBe(text.length);
+  }
+});

@@ -145,6 +145,11 @@ describe("list", () => {
     expect(assistants).toEqual(ids.filter((_, i) => i % 2).reverse());
     const off = await (await fetch(`${ragd.baseURL}/files?order=asc&offset=20`, { headers: { authorization: `Bearer ${c.apiKey}` } })).json();
     expect(off.data.map((f: { id: string }) => f.id)).toEqual(ids.slice(20));
+    // Offset listing says how many files match, so a UI can number its pages.
+    expect(off.total).toBe(25);
+    const offAssistants = await (await fetch(`${ragd.baseURL}/files?purpose=assistants&offset=10&limit=1`, { headers: { authorization: `Bearer ${c.apiKey}` } })).json();
+    expect(offAssistants.total).toBe(12);
+    expect(offAssistants.data).toHaveLength(1);
     // An SDK iterating while files are deleted keeps going from where it was.
     const victim = ids[10]!;
     await c.files.delete(victim);

@@ -71,7 +71,7 @@ test("a process that grows past the memory ceiling is killed and its document to
   const p = pool.acquire();
   const out = await parse(p, "one-line.txt", line);
   expect(out).toBeInstanceOf(MemoryExceeded);
-  expect((out as Error).message).toMatch(/needs more than 256 MB of memory/);
+  expect((out as Error).message).toMatch(/needs more than 256 MiB of memory/);
   expect(await p.proc.exited).not.toBe(0);
   expect(residentBytes(p.proc.pid)).toBe(0);
   pool.discard(p);

@@ -196,6 +196,76 @@ describe("bad input", () => {
     expect(text.length).toBeLessThan(100);
   });
 
+  test("a DOCTYPE's internal subset is not text: no ']>' leftovers, declared plain entities expanded once", async () => {
+    const doctype = `<?xml version="1.0"?>\n<!DOCTYPE html [\n  <!ENTITY company "Acme Corp">\n  <!ENTITY nested "&company; &company;">\n]>\n`;
+    const html = await parse("page.xhtml", strToU8(`${doctype}<html><body><p>Made by &company; &amp; friends &nested;.</p></body></html>`));
+    expect(html.blocks.map((b) => b.text)).toEqual(["Made by Acme Corp & friends ."]);
+    const A = `xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"`;
+    const pptx = zip({
+      "ppt/presentation.xml": `<p:presentation ${A}><p:sldIdLst><p:sldId r:id="rId1"/></p:sldIdLst></p:presentation>`,
+      "ppt/_rels/presentation.xml.rels": `<Relationships><Relationship Id="rId1" Type="x/slide" Target="slides/slide1.xml"/></Relationships>`,
+      "ppt/slides/slide1.xml": `${doctype}<p:sld ${A}><p:sp><p:txBody><a:p><a:r><a:t>Quarterly plan of &company;</a:t></a:r></a:p></p:txBody></p:sp></p:sld>`,
+    });
+    const d = await parse("plan.pptx", pptx);
+    expect(d.blocks.map((b) => b.text).join("\n")).toBe("Quarterly plan of Acme Corp");
+  });
+
+  test("an ODS whose repeat attributes ask for billions of cells is refused before it is expanded", async () => {
+    const ns = `xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"`;
+    const ods = (rows: string) =>
+      zipSync({
+        mimetype: [strToU8("application/vnd.oasis.opendocument.spreadsheet"), { level: 0 }],
+        "META-INF/manifest.xml": strToU8(`<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>`),
+        "content.xml": strToU8(`<?xml version="1.0"?><office:document-content ${ns}><office:body><office:spreadsheet><table:table table:name="S">${rows}</table:table></office:spreadsheet></office:body></office:document-content>`),
+      });
+    const bomb = ods(`<table:table-row table:number-rows-repeated="1048576"><table:table-cell table:number-columns-repeated="1024" office:value-type="string"><text:p>boom</text:p></table:table-cell></table:table-row>`);
+    expect(bomb.length).toBeLessThan(1000);
+    expect(await failure("bomb.ods", bomb)).toContain("more than 2,000,000 cells");
+    // LibreOffice writes a million empty trailing rows into every sheet: those are fine.
+    const normal = ods(
+      `<table:table-row><table:table-cell office:value-type="string"><text:p>Region</text:p></table:table-cell><table:table-cell office:value-type="string"><text:p>Revenue</text:p></table:table-cell></table:table-row>` +
+        `<table:table-row><table:table-cell office:value-type="string"><text:p>EU</text:p></table:table-cell><table:table-cell office:value-type="float" office:value="12"><text:p>12</text:p></table:table-cell><table:table-cell table:number-columns-repeated="1022"/></table:table-row>` +
+        `<table:table-row table:number-rows-repeated="1048574"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>`,
+    );
+    expect((await parse("normal.ods", normal)).blocks.map((b) => b.text)).toEqual(["Region: EU, Revenue: 12"]);
+  });
+
+  test("a sheet whose declared range is vast and empty is read by its stored cells", async () => {
+    const cell = (ref: string, v: string) => `<c r="${ref}" t="inlineStr"><is><t>${v}</t></is></c>`;
+    const sheet = `<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><dimension ref="A1:XFD1048576"/><sheetData>` +
+      `<row r="1">${cell("A1", "Name")}${cell("B1", "Note")}</row><row r="2">${cell("A2", "first")}${cell("B2", "near")}</row>` +
+      `<row r="1048576">${cell("XFD1048576", "far corner")}</row></sheetData></worksheet>`;
+    const R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    const xlsx = zip({
+      "[Content_Types].xml": `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>`,
+      "_rels/.rels": `<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="${R}/officeDocument" Target="xl/workbook.xml"/></Relationships>`,
+      "xl/workbook.xml": `<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="${R}"><sheets><sheet name="Vast" sheetId="1" r:id="rId1"/></sheets></workbook>`,
+      "xl/_rels/workbook.xml.rels": `<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="${R}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>`,
+      "xl/worksheets/sheet1.xml": sheet,
+    });
+    const d = await parse("vast.xlsx", xlsx);
+    expect(d.blocks.map((b) => b.text)).toEqual(["Name: first, Note: near", "Column XFD: far corner"]);
+    expect(d.blocks.at(-1)!.loc).toEqual({ sheet: "Vast", rows: [1048576, 1048576] });
+  });
+
+  test("a DOCX whose text part is larger than a DOM of it can hold is refused with that reason", async () => {
+    // Varied words, so the part compresses like prose (far under the 200x bomb ratio).
+    const words = Array.from({ length: 300_000 }, (_, i) => ((i * 2654435761) >>> 0).toString(36).slice(0, 6)).join(" ");
+    const docx = zip({ "word/document.xml": `<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>${words}</w:t></w:r></w:p></w:body></w:document>` });
+    const limits = { ...DEFAULT_PARSE_LIMITS, maxDomXmlBytes: 1024 * 1024 };
+    await expect(parseDocument({ bytes: docx, filename: "huge.docx", limits, progress: () => {}, ocr: OCR, natives: NATIVES })).rejects.toThrow(
+      /"word\/document\.xml" expands to 2 MB of XML, past the 1 MB this server reads into memory/,
+    );
+  });
+
+  test("a text file past the per-document text limit is refused before it is parsed", async () => {
+    const limits = { ...DEFAULT_PARSE_LIMITS, maxTextChars: 1_000_000 };
+    const big = strToU8("a,b\n" + "x".repeat(2_000_000));
+    await expect(parseDocument({ bytes: big, filename: "one-line.csv", limits, progress: () => {}, ocr: OCR, natives: NATIVES })).rejects.toThrow(
+      "the document holds more than 1 million characters of text",
+    );
+  });
+
   test("encrypted Office file (an OLE container under a .docx name)", async () => {
     const ole = new Uint8Array(4096);
     ole.set([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);

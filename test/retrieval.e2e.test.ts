@@ -111,6 +111,40 @@ describe("retrieval", () => {
     expect(await status(client.vectorStores.delete(kb))).toBe(400);
   });
 
+  test("before returns the page just before the cursor, in the order asked; an unnamed store's name is a string", async () => {
+    const c = ragd.client(await createKey(ragd.dataDir, "paging-stores"));
+    // the project's knowledge base is made on first use: first in its list
+    const kbOf = (await c.vectorStores.list({ order: "asc" })).data[0]!;
+    const stores: string[] = [];
+    for (let i = 0; i < 7; i++) stores.push((await c.vectorStores.create({ name: `s${i}` })).id);
+    expect(kbOf.name).toBe("knowledge base");
+    const all = [kbOf.id, ...stores];
+    const page = async (q: string) => (await (await fetch(`${ragd.baseURL}/vector_stores?${q}`, { headers: { authorization: `Bearer ${c.apiKey}` } })).json()) as { data: { id: string }[]; has_more: boolean; first_id: string; last_id: string };
+    // asc: the two stores just before s5 are s3, s4
+    const a = await page(`order=asc&limit=2&before=${stores[5]}`);
+    expect(a.data.map((s) => s.id)).toEqual([stores[3]!, stores[4]!]);
+    expect(a).toMatchObject({ first_id: stores[3], last_id: stores[4], has_more: true });
+    // desc: the list is s6..s0, kb; the two just before s2 are s4, s3
+    const d = await page(`order=desc&limit=2&before=${stores[2]}`);
+    expect(d.data.map((s) => s.id)).toEqual([stores[4]!, stores[3]!]);
+    // at the start of the list there is nothing more before
+    const start = await page(`order=asc&limit=5&before=${stores[1]}`);
+    expect(start.data.map((s) => s.id)).toEqual(all.slice(0, 2));
+    expect(start.has_more).toBe(false);
+    // store files page the same way
+    const s = await c.vectorStores.create({});
+    expect(s.name).toBe("");
+    expect((await c.vectorStores.retrieve(s.id)).name).toBe("");
+    const f: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const file = await c.files.create({ file: new File([`note ${i} about quarries`], `n${i}.txt`), purpose: "user_data" });
+      await c.vectorStores.files.create(s.id, { file_id: file.id });
+      f.push(file.id);
+    }
+    const files = await (await fetch(`${ragd.baseURL}/vector_stores/${s.id}/files?order=asc&limit=2&before=${f[3]}`, { headers: { authorization: `Bearer ${c.apiKey}` } })).json();
+    expect(files.data.map((x: { id: string }) => x.id)).toEqual([f[1]!, f[2]!]);
+  });
+
   test("file batches: uploadAndPoll, list the batch's files, cancel", async () => {
     const s = await client.vectorStores.create({ name: "batch" });
     const batch = await client.vectorStores.fileBatches.uploadAndPoll(s.id, { files: [fixture("guide.md"), fixture("notes.txt")] });

@@ -111,12 +111,14 @@ export function chunkBlocks(blocks: Block[], size: ChunkSize, counter: TokenCoun
       return;
     }
     let first = true;
-    for (const s of sentences.segment(b.text)) {
-      for (const piece of splitLong(s.segment, s.index, Math.max(8, room), counter)) {
-        const trimmed = trimRange(b.text, piece.start, piece.end);
-        if (!trimmed) continue;
-        units.push({ start: base + trimmed[0], end: base + trimmed[1], tokens: piece.tokens, block: bi, boundary: first && !!b.boundary });
-        first = false;
+    for (const [from, to] of windows(b.text)) {
+      for (const s of sentences.segment(b.text.slice(from, to))) {
+        for (const piece of splitLong(s.segment, from + s.index, Math.max(8, room), counter)) {
+          const trimmed = trimRange(b.text, piece.start, piece.end);
+          if (!trimmed) continue;
+          units.push({ start: base + trimmed[0], end: base + trimmed[1], tokens: piece.tokens, block: bi, boundary: first && !!b.boundary });
+          first = false;
+        }
       }
     }
   });
@@ -162,6 +164,25 @@ export function chunkBlocks(blocks: Block[], size: ChunkSize, counter: TokenCoun
   }
   emit();
   return { text, chunks };
+}
+
+// A block is segmented in windows of this many characters: the segmenters' memory grows with
+// their input, and one line of a minified file or a CSV cell can be hundreds of megabytes.
+const WINDOW = 64 * 1024;
+
+/** [from, to) ranges of at most WINDOW characters, cut at whitespace where there is some near the end. */
+function* windows(text: string): Generator<[number, number]> {
+  for (let from = 0; from < text.length; ) {
+    let to = Math.min(text.length, from + WINDOW);
+    if (to < text.length) {
+      const space = text.lastIndexOf(" ", to);
+      const nl = text.lastIndexOf("\n", to);
+      const cut = Math.max(space, nl);
+      if (cut > from + WINDOW * 0.9) to = cut + 1;
+    }
+    yield [from, to];
+    from = to;
+  }
 }
 
 /** Splits a sentence longer than `max` tokens at word boundaries. */

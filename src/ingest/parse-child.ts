@@ -11,7 +11,7 @@ import type { OcrSettings } from "../ocr/engine";
 import { chunkBlocks, type ChunkSize } from "./chunker";
 import { dieWithParent, lowerPriority } from "./process-setup";
 import { parseDocument } from "./parsers/index";
-import { ParseError, type ParseLimits } from "./types";
+import { ParseError, tooMuchText, type ParseLimits } from "./types";
 
 export interface ParseRequest {
   /** The stored file: a path the server made from a file id, never from user input. */
@@ -63,6 +63,9 @@ async function handle(req: ParseRequest) {
     }
     const bytes = await Bun.file(path).bytes();
     const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives }), tokenizerFor(tokenizer)]);
+    let chars = 0;
+    for (const b of doc.blocks) chars += b.text.length;
+    if (chars > limits.maxTextChars) throw tooMuchText(limits.maxTextChars);
     reply({ type: "progress", message: "chunking" });
     const { text, chunks } = chunkBlocks(doc.blocks, chunking, counter);
     reply({ type: "done", format: doc.format, text, chunks });

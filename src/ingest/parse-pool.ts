@@ -1,5 +1,7 @@
 import type { Subprocess } from "bun";
 import { readFileSync } from "node:fs";
+import { log } from "../util/log";
+import { formatSize } from "../util/size";
 import type { Format } from "./parsers/index";
 import type { ParseReply, ParseRequest } from "./parse-child";
 
@@ -21,7 +23,7 @@ const PAGE = 4096;
 /** The process was stopped because its document needed more memory than the ceiling. */
 export class MemoryExceeded extends Error {
   constructor(readonly limitBytes: number) {
-    super(`the document needs more than ${Math.round(limitBytes / 2 ** 20)} MB of memory to read; split it, or raise --ingest-max-memory`);
+    super(`the document needs more than ${formatSize(limitBytes)} of memory to read; split it, or raise --ingest-max-memory`);
   }
 }
 
@@ -149,7 +151,12 @@ export class ParseProcessPool {
     (p as { proc: Subprocess }).proc = proc;
     void (async () => {
       const dec = new TextDecoder();
-      for await (const c of proc.stderr as ReadableStream<Uint8Array>) stderrTail = (stderrTail + dec.decode(c)).slice(-2000);
+      for await (const c of proc.stderr as ReadableStream<Uint8Array>) {
+        const text = dec.decode(c);
+        stderrTail = (stderrTail + text).slice(-2000);
+        // Libraries' warnings about one document are not the operator's concern, but can help debugging.
+        log.debug("parse process output", { pid: proc.pid, text: text.trim().slice(0, 500) });
+      }
     })().catch(() => {});
     void proc.exited.then((code) => {
       const wasDead = p.dead;

@@ -36,19 +36,35 @@ export class ParseError extends Error {}
 
 export type Progress = (message: string) => void;
 
+// Limits applied as a document expands, so the known bombs stop early with a reason; the
+// memory ceiling of the parse process (parse-pool.ts) stops whatever they do not foresee.
 export interface ParseLimits {
   /** Largest total a zip-based format may expand to. */
   maxExpandedBytes: number;
   maxZipEntries: number;
   /** Largest expansion ratio of any one zip entry. */
   maxCompressionRatio: number;
+  /** Largest XML part a library reads into a DOM (DOCX through mammoth: ~25x its size in memory). */
+  maxDomXmlBytes: number;
+  /** Most spreadsheet cells with content, after ODS's repeat attributes are expanded. */
+  maxCells: number;
+  /** Most characters of text one document may hold. */
+  maxTextChars: number;
 }
 
 export const DEFAULT_PARSE_LIMITS: ParseLimits = {
   maxExpandedBytes: 1024 ** 3,
   maxZipEntries: 10_000,
   maxCompressionRatio: 200,
+  maxDomXmlBytes: 64 * 1024 ** 2,
+  maxCells: 2_000_000,
+  maxTextChars: 100_000_000,
 };
+
+export const megabytes = (n: number) => `${Math.round(n / 1024 ** 2)} MB`;
+
+export const tooMuchText = (max: number) =>
+  new ParseError(`the document holds more than ${Math.round(max / 1e6)} million characters of text, past what one file may hold here; split it`);
 
 export interface ParseInput {
   bytes: Uint8Array;

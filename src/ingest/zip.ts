@@ -1,5 +1,5 @@
 import { Inflate } from "fflate";
-import { ParseError, type ParseLimits } from "./types";
+import { megabytes, ParseError, type ParseLimits } from "./types";
 
 /**
  * Reads chosen entries of a zip (DOCX, PPTX, XLSX, EPUB are zips) under limits on entry
@@ -100,10 +100,15 @@ export class SafeZip {
 
   /**
    * Inflates every entry once, keeping nothing, so a library that reads the zip itself
-   * (mammoth, SheetJS) is only handed archives that stay within the limits.
+   * (mammoth, SheetJS) is only handed archives that stay within the limits. With
+   * `maxXmlPart`, an XML part that expands past it is refused too (a DOM of it would not fit).
    */
-  checkAll() {
-    for (const name of this.entries.keys()) this.read(name);
+  checkAll(maxXmlPart?: number) {
+    for (const name of this.entries.keys()) {
+      const size = this.read(name)!.length;
+      if (maxXmlPart !== undefined && size > maxXmlPart && /\.(xml|rels)$/i.test(name))
+        throw new ParseError(`"${name}" expands to ${megabytes(size)} of XML, past the ${megabytes(maxXmlPart)} this server reads into memory; split the document`);
+    }
   }
 
   text(name: string): string | null {

@@ -65,6 +65,8 @@ export interface ListParams {
   limit: number;
   offset: number;
   order: "asc" | "desc";
+  /** Answer `total` too (offset listing). */
+  withTotal?: boolean;
 }
 
 export interface Limits {
@@ -162,8 +164,11 @@ export class FilesService {
     // The SDKs keep every query parameter when they follow `after`, so an offset applies
     // only to the first page; otherwise auto-pagination would skip files on every page.
     const offset = afterSeq === undefined ? p.offset : 0;
-    const rows = await this.repo.list(projectId, { purpose: p.purpose, afterSeq, offset, limit: p.limit + 1, order: p.order }, this.now());
-    return listPage(rows.slice(0, p.limit).map(toFileObject), rows.length > p.limit);
+    const now = this.now();
+    const { rows, hasMore } = await this.repo.list(projectId, { purpose: p.purpose, afterSeq, offset, limit: p.limit, order: p.order }, now);
+    const page = listPage(rows.map(toFileObject), hasMore);
+    // Offset paging (a ragd extension) also says how many files match, to draw page numbers.
+    return p.withTotal ? { ...page, total: await this.repo.count(projectId, p.purpose, now) } : page;
   }
 
   async get(projectId: string, id: string): Promise<FileRow> {

@@ -17,8 +17,13 @@ import { embedOrUnavailable } from "./embeddings";
 export const DEFAULT_EMBEDDING_WEIGHT = 0.4;
 // Up to this many vectors in all, exact search over SQLite is as fast as HNSW and exact.
 const EXACT_LIMIT = 2_000;
-const CATCH_UP_BATCH = 10_000;
-const SAVE_DELAY_MS = 5_000;
+const CATCH_UP_BATCH = 2_000;
+// Adding to the graph runs on the HTTP thread: it yields after this long, so requests wait
+// for at most one slice (an insert costs ~0.1-0.5 ms, growing with the index).
+const ADD_SLICE_MS = 5;
+// SQLite holds every vector, and start-up adds what a saved index lacks, so saving is only
+// about start-up time; the native write blocks the thread, so it is done rarely.
+const SAVE_DELAY_MS = 60_000;
 const MAX_QUERY_TERMS = 64;
 
 export interface SearchOptions {
@@ -38,6 +43,9 @@ export class ModelMismatchError extends Error {}
 export class SearchService {
   private index!: VectorIndex;
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
+  private saving: Promise<void> | null = null;
+  private dirty = false;
+  private sliceSize = 8;
   private catching: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -78,7 +86,8 @@ export class SearchService {
     this.stopped = true;
     if (this.saveTimer) clearTimeout(this.saveTimer);
     await this.catching;
-    this.saveNow();
+    await this.saving;
+    if (this.dirty) await this.saveNow();
   }
 
   /** Adds every committed vector the index has not seen (in id order). */
@@ -94,9 +103,8 @@ export class SearchService {
           for (;;) {
             const rows = await this.chunks.embeddedAfter(this.index.maxId, CATCH_UP_BATCH);
             if (rows.length === 0) break;
-            this.index.add(rows.map((r) => r.id), rows.map((r) => decodeVector(r.embedding)));
+            await this.addInSlices(rows.map((r) => r.id), rows.map((r) => decodeVector(r.embedding)));
             this.scheduleSave();
-            await new Promise((r) => setImmediate(r));
           }
         } while (this.again);
       } finally {
@@ -104,6 +112,23 @@ export class SearchService {
       }
     })();
     return this.catching;
+  }
+
+  /**
+   * Adds vectors a few milliseconds at a time, letting the event loop run in between. A
+   * batch is added on usearch's threads; its size follows the measured cost of the last one.
+   */
+  private async addInSlices(ids: number[], vectors: Float32Array[]) {
+    for (let at = 0; at < ids.length; ) {
+      const started = performance.now();
+      const end = Math.min(ids.length, at + this.sliceSize);
+      this.index.add(ids.slice(at, end), vectors.slice(at, end));
+      at = end;
+      const ms = performance.now() - started;
+      if (ms < ADD_SLICE_MS / 2) this.sliceSize = Math.min(1024, this.sliceSize * 2);
+      else if (ms > ADD_SLICE_MS * 2) this.sliceSize = Math.max(1, Math.floor(this.sliceSize / 2));
+      if (at < ids.length) await new Promise((r) => setTimeout(r, 0));
+    }
   }
 
   /** `ragd reindex`: drops every vector and index, records the configured model, embeds every chunk again. */
@@ -116,7 +141,7 @@ export class SearchService {
       UsearchIndex.discard(join(this.indexDir, f.name));
     this.index = UsearchIndex.open(this.indexPath, m.id, m.dims).index;
     const done = await this.backfill((n) => onProgress(n, total));
-    this.saveNow();
+    await this.saveNow();
     return done;
   }
 
@@ -130,7 +155,7 @@ export class SearchService {
       const { vectors } = await this.embedder.embed(rows.map((r) => r.text), "ingest");
       await this.chunks.setEmbeddings(rows.map((r, i) => ({ id: r.id, embedding: encodeVector(vectors[i]!) })));
       // ids below the index's high-water mark are not picked up by catchUp
-      this.index.add(rows.map((r) => r.id), vectors);
+      await this.addInSlices(rows.map((r) => r.id), vectors);
       this.scheduleSave();
       done += rows.length;
       onProgress?.(done);
@@ -140,17 +165,19 @@ export class SearchService {
   }
 
   private scheduleSave() {
+    this.dirty = true;
     if (this.saveTimer || this.stopped) return;
     this.saveTimer = setTimeout(() => {
       this.saveTimer = null;
-      this.saveNow();
+      this.saving = this.saveNow();
     }, SAVE_DELAY_MS);
     this.saveTimer.unref?.();
   }
 
-  private saveNow() {
+  private async saveNow() {
+    this.dirty = false;
     try {
-      this.index.save();
+      await this.index.save();
     } catch (e) {
       log.error("could not save the vector index; it will be rebuilt at the next start", { error: String(e) });
     }

@@ -69,9 +69,8 @@ export class VectorStoresService {
     const afterSeq = p.after !== undefined ? await this.storeCursor(projectId, p.after, "after") : undefined;
     const beforeSeq = p.before !== undefined ? await this.storeCursor(projectId, p.before, "before") : undefined;
     await this.stores.ensureDefault(projectId, this.now());
-    const rows = await this.stores.list(projectId, { afterSeq, beforeSeq, limit: p.limit + 1, order: p.order });
-    const data = await Promise.all(rows.slice(0, p.limit).map((r) => this.storeObject(r)));
-    return listPage(data, rows.length > p.limit);
+    const { rows, hasMore } = await this.stores.list(projectId, { afterSeq, beforeSeq, limit: p.limit, order: p.order });
+    return listPage(await Promise.all(rows.map((r) => this.storeObject(r))), hasMore);
   }
 
   async get(projectId: string, id: string) {
@@ -125,8 +124,8 @@ export class VectorStoresService {
     if (p.batchId !== undefined) await this.batch(store.id, p.batchId);
     const afterSeq = p.after !== undefined ? await this.fileCursor(store.id, p.after, "after") : undefined;
     const beforeSeq = p.before !== undefined ? await this.fileCursor(store.id, p.before, "before") : undefined;
-    const rows = await this.stores.listFiles(store.id, { afterSeq, beforeSeq, limit: p.limit + 1, order: p.order, status: p.filter, batchId: p.batchId }, this.now());
-    return listPage(rows.slice(0, p.limit).map((r) => this.storeFileObject(r)), rows.length > p.limit);
+    const { rows, hasMore } = await this.stores.listFiles(store.id, { afterSeq, beforeSeq, limit: p.limit, order: p.order, status: p.filter, batchId: p.batchId }, this.now());
+    return listPage(rows.map((r) => this.storeFileObject(r)), hasMore);
   }
 
   async updateFile(projectId: string, storeId: string, fileId: string, body: Json) {
@@ -313,7 +312,8 @@ export class VectorStoresService {
       id: row.id,
       object: "vector_store" as const,
       created_at: row.createdAt,
-      name: row.name,
+      // The spec makes it a required string: typed clients (Go, Java, .NET) fail on null.
+      name: row.name ?? "",
       usage_bytes: usage,
       file_counts: counts,
       status: isExpired(row, now) ? ("expired" as const) : counts.in_progress > 0 ? ("in_progress" as const) : ("completed" as const),

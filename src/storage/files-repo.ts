@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import { ensureDefaultStore } from "./stores-repo";
+import { keyset, type Keyset } from "./keyset";
 
 export interface FileRow {
   id: string;
@@ -15,13 +16,9 @@ export interface FileRow {
   sha256: string;
 }
 
-export interface ListQuery {
+export interface ListQuery extends Keyset {
   purpose?: string;
-  /** Position of the `after` cursor; rows strictly beyond it in the chosen order. */
-  afterSeq?: number;
   offset: number;
-  limit: number;
-  order: "asc" | "desc";
 }
 
 /** File metadata. Async so a Postgres implementation can stand beside this one. */
@@ -34,7 +31,9 @@ export interface FilesRepo {
   insert(row: FileRow, quota: number): Promise<boolean>;
   /** A live (not expired at `now`) file of the project, or null. */
   get(projectId: string, id: string, now: number): Promise<FileRow | null>;
-  list(projectId: string, q: ListQuery, now: number): Promise<FileRow[]>;
+  list(projectId: string, q: ListQuery, now: number): Promise<{ rows: FileRow[]; hasMore: boolean }>;
+  /** How many live files of the project have this purpose (any purpose when absent). */
+  count(projectId: string, purpose: string | undefined, now: number): Promise<number>;
   /** The ordering position of a file id of this project, live or deleted; null if never seen. */
   cursorSeq(projectId: string, id: string): Promise<number | null>;
   /** Removes the row (leaving a cursor tombstone) and returns it; null when already gone. */
@@ -85,19 +84,19 @@ export class SqliteFilesRepo implements FilesRepo {
   }
 
   async list(projectId: string, q: ListQuery, now: number) {
+    const k = keyset("seq", q);
+    const where = [`project_id = $projectId`, LIVE, ...k.where];
+    if (q.purpose !== undefined) where.push(`purpose = $purpose`);
+    const rows = this.db
+      .query(`SELECT ${COLS} FROM files WHERE ${where.join(" AND ")} ORDER BY ${k.orderBy} LIMIT $limit OFFSET $offset`)
+      .all({ projectId, now, offset: q.offset, purpose: q.purpose ?? null, ...k.params } as never) as FileRow[];
+    return k.page(rows);
+  }
+
+  async count(projectId: string, purpose: string | undefined, now: number) {
     const where = [`project_id = $projectId`, LIVE];
-    const params: Record<string, string | number> = { projectId, now, limit: q.limit, offset: q.offset };
-    if (q.purpose !== undefined) {
-      where.push(`purpose = $purpose`);
-      params.purpose = q.purpose;
-    }
-    if (q.afterSeq !== undefined) {
-      where.push(q.order === "asc" ? `seq > $afterSeq` : `seq < $afterSeq`);
-      params.afterSeq = q.afterSeq;
-    }
-    const sql = `SELECT ${COLS} FROM files WHERE ${where.join(" AND ")}
-      ORDER BY seq ${q.order === "asc" ? "ASC" : "DESC"} LIMIT $limit OFFSET $offset`;
-    return this.db.query(sql).all(params) as FileRow[];
+    if (purpose !== undefined) where.push(`purpose = $purpose`);
+    return (this.db.query(`SELECT COUNT(*) AS n FROM files WHERE ${where.join(" AND ")}`).get({ projectId, now, purpose: purpose ?? null } as never) as { n: number }).n;
   }
 
   async cursorSeq(projectId: string, id: string) {

@@ -1,6 +1,7 @@
 import type { Database } from "bun:sqlite";
 import { newVectorStoreId } from "../util/ids";
 import { ensureChunkSet, pruneChunkSets } from "./jobs-repo";
+import { keyset, type Keyset } from "./keyset";
 
 export type StoreFileStatus = "in_progress" | "completed" | "failed" | "cancelled";
 
@@ -141,14 +142,13 @@ export class SqliteStoresRepo {
     return (this.db.query(`SELECT ${STORE_COLS} FROM vector_stores WHERE id = $id AND project_id = $projectId`).get({ id, projectId }) as StoreRow | null) ?? null;
   }
 
-  async list(projectId: string, q: { afterSeq?: number; beforeSeq?: number; limit: number; order: "asc" | "desc" }) {
-    const cmp = q.order === "asc" ? ">" : "<";
-    const where = [`project_id = $projectId`];
-    if (q.afterSeq !== undefined) where.push(`seq ${cmp} $afterSeq`);
-    if (q.beforeSeq !== undefined) where.push(`seq ${q.order === "asc" ? "<" : ">"} $beforeSeq`);
-    return this.db
-      .query(`SELECT ${STORE_COLS} FROM vector_stores WHERE ${where.join(" AND ")} ORDER BY seq ${q.order} LIMIT $limit`)
-      .all({ projectId, afterSeq: q.afterSeq ?? null, beforeSeq: q.beforeSeq ?? null, limit: q.limit } as never) as StoreRow[];
+  async list(projectId: string, q: Keyset) {
+    const k = keyset("seq", q);
+    const where = [`project_id = $projectId`, ...k.where];
+    const rows = this.db
+      .query(`SELECT ${STORE_COLS} FROM vector_stores WHERE ${where.join(" AND ")} ORDER BY ${k.orderBy} LIMIT $limit`)
+      .all({ projectId, ...k.params } as never) as StoreRow[];
+    return k.page(rows);
   }
 
   async seq(projectId: string, id: string) {
@@ -233,15 +233,15 @@ export class SqliteStoresRepo {
       .get({ storeId, fileId, now }) as StoreFileRow | null) ?? null;
   }
 
-  async listFiles(storeId: string, q: { afterSeq?: number; beforeSeq?: number; limit: number; order: "asc" | "desc"; status?: StoreFileStatus; batchId?: string }, now: number) {
-    const where = [`vsf.store_id = $storeId`, LIVE_FILE];
-    if (q.afterSeq !== undefined) where.push(`vsf.seq ${q.order === "asc" ? ">" : "<"} $afterSeq`);
-    if (q.beforeSeq !== undefined) where.push(`vsf.seq ${q.order === "asc" ? "<" : ">"} $beforeSeq`);
+  async listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number) {
+    const k = keyset("vsf.seq", q);
+    const where = [`vsf.store_id = $storeId`, LIVE_FILE, ...k.where];
     if (q.status) where.push(`${STATUS} = $status`);
     if (q.batchId) where.push(`vsf.batch_id = $batchId`);
-    return this.db
-      .query(`SELECT ${FILE_COLS} FROM ${MEMBERS} WHERE ${where.join(" AND ")} ORDER BY vsf.seq ${q.order} LIMIT $limit`)
-      .all({ storeId, now, limit: q.limit, afterSeq: q.afterSeq ?? null, beforeSeq: q.beforeSeq ?? null, status: q.status ?? null, batchId: q.batchId ?? null } as never) as StoreFileRow[];
+    const rows = this.db
+      .query(`SELECT ${FILE_COLS} FROM ${MEMBERS} WHERE ${where.join(" AND ")} ORDER BY ${k.orderBy} LIMIT $limit`)
+      .all({ storeId, now, ...k.params, status: q.status ?? null, batchId: q.batchId ?? null } as never) as StoreFileRow[];
+    return k.page(rows);
   }
 
   async fileSeq(storeId: string, fileId: string) {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { Index, MetricKind, ScalarKind } from "usearch";
-import { fsyncPath, sha256File, writeFileAtomic } from "../util/atomic-file";
+import { fsyncFile, sha256File, sha256FileAsync, writeFileAtomic } from "../util/atomic-file";
 
 export interface VectorMatch {
   id: number;
@@ -22,8 +22,11 @@ export interface VectorIndex {
   add(ids: number[], vectors: Float32Array[]): void;
   remove(ids: number[]): void;
   search(query: Float32Array, k: number): VectorMatch[];
-  /** Writes the index and its manifest atomically. */
-  save(): void;
+  /**
+   * Writes the index and its manifest atomically. The native write blocks its thread; the
+   * checksum and fsync after it run off the event loop.
+   */
+  save(): Promise<void>;
 }
 
 interface Manifest {
@@ -142,19 +145,13 @@ export class UsearchIndex implements VectorIndex {
     return out;
   }
 
-  save() {
+  async save() {
     mkdirSync(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.tmp-${process.pid}`;
+    const meta = { maxId: this._maxId, size: this.index.size() };
     this.index.save(tmp);
-    fsyncPath(tmp);
-    const manifest: Manifest = {
-      layout: LAYOUT,
-      model: this.model,
-      dims: this.dims,
-      maxId: this._maxId,
-      size: this.index.size(),
-      ...sha256File(tmp),
-    };
+    await fsyncFile(tmp);
+    const manifest: Manifest = { layout: LAYOUT, model: this.model, dims: this.dims, ...meta, ...(await sha256FileAsync(tmp)) };
     // The manifest names the bytes it describes: rename the index first, then the manifest.
     // A crash between the two leaves a checksum mismatch, which means a rebuild, never a wrong load.
     renameSync(tmp, this.path);

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { dirname } from "node:path";
 
 export const sha256Hex = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
@@ -16,6 +17,27 @@ export function sha256File(path: string): { bytes: number; sha256: string } {
     closeSync(fd);
   }
   return { bytes, sha256: hash.digest("hex") };
+}
+
+/** As sha256File, reading on the thread pool: the event loop serves requests between slices. */
+export async function sha256FileAsync(path: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of Bun.file(path).stream()) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/** fsync on the thread pool. */
+export async function fsyncFile(path: string) {
+  const fh = await open(path, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Temp file, fsync, rename, fsync the directory: a crash leaves the old file or the new one, whole. */

@@ -14,11 +14,9 @@ export function parseSize(input: string): number | null {
   return Math.floor(Number(m[1]) * unit);
 }
 
+/** The largest unit that states the size exactly: 512 MiB, 512 MB, 1 GiB, 1500 bytes. */
 export function formatSize(bytes: number): string {
-  for (const [unit, n] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const)
-    if (bytes >= n && bytes % n === 0) return `${bytes / n} ${unit}`;
-  if (bytes >= 1e9 && bytes % 1e9 === 0) return `${bytes / 1e9} GB`;
-  if (bytes >= 1e6 && bytes % 1e6 === 0) return `${bytes / 1e6} MB`;
-  if (bytes >= 1e3 && bytes % 1e3 === 0) return `${bytes / 1e3} KB`;
+  const units: [string, number][] = [["GiB", 1024 ** 3], ["GB", 1e9], ["MiB", 1024 ** 2], ["MB", 1e6], ["KiB", 1024], ["KB", 1e3]];
+  for (const [unit, n] of units) if (bytes >= n && bytes % n === 0) return `${bytes / n} ${unit}`;
   return `${bytes} bytes`;
 }

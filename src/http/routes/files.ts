@@ -41,6 +41,7 @@ export function filesRoutes(ctx: HttpContext) {
         limit: intParam(query, "limit", 1, 10000, 10000),
         offset: intParam(query, "offset", 0, Number.MAX_SAFE_INTEGER, 0),
         order: enumParam(query, "order", ["asc", "desc"] as const, "desc"),
+        withTotal: query.offset !== undefined,
       });
     })
     .get("/v1/files/:id", async ({ request, params, set }) => {

@@ -1,11 +1,13 @@
 import Papa from "papaparse";
 import { decodeText } from "../encoding";
-import type { Block, ParseInput, ParsedDocument } from "../types";
+import { tooMuchText, type Block, type ParseInput, type ParsedDocument } from "../types";
 import { findHeader, isBlankRow, renderRow } from "./tabular";
 
 /** CSV and TSV: the first non-blank row is the header; rows are numbered as in the file's records. */
 export async function parseCsv(input: ParseInput, format: "csv" | "tsv"): Promise<ParsedDocument> {
   const text = decodeText(input.bytes);
+  // Before the parser copies it again: refuse what could not be kept anyway.
+  if (text.length > input.limits.maxTextChars) throw tooMuchText(input.limits.maxTextChars);
   const parsed = Papa.parse<string[]>(text, { delimiter: format === "tsv" ? "\t" : "", skipEmptyLines: false });
   const rows = parsed.data;
   const blocks: Block[] = [];

@@ -7,7 +7,7 @@ import { htmlToBlocks } from "./html";
 export async function parseDocx(input: ParseInput): Promise<ParsedDocument> {
   const zip = new SafeZip(input.bytes, input.limits);
   if (!zip.has("word/document.xml")) throw new ParseError("the file is not a valid Word document (it has no word/document.xml)");
-  zip.checkAll();
+  zip.checkAll(input.limits.maxDomXmlBytes);
   let html: string;
   try {
     const r = await mammoth.convertToHtml(

@@ -1,4 +1,5 @@
 import { Parser } from "htmlparser2";
+import { expandEntities, withoutDoctype } from "./xml";
 import { decodeText } from "../encoding";
 import { HeadingPath } from "./headings";
 import type { Block, Location, ParseInput, ParsedDocument } from "../types";
@@ -44,6 +45,7 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
     pendingBoundary = false;
   };
 
+  let declared = new Map<string, string>();
   const parser = new Parser(
     {
       onopentag(name, attrs) {
@@ -87,7 +89,7 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
           return;
         }
         if (skipDepth) return;
-        text += data;
+        text += expandEntities(data, declared);
       },
       onclosetag(name) {
         if (name === "title") {
@@ -143,7 +145,9 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
     },
     { decodeEntities: true, lowerCaseTags: true, recognizeSelfClosing: true },
   );
-  parser.write(html);
+  const { text: source, entities } = withoutDoctype(html);
+  declared = entities;
+  parser.write(source);
   parser.end();
   flush();
   return { blocks, title: title.replace(/\s+/g, " ").trim() || null };

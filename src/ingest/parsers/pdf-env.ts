@@ -4,6 +4,8 @@
 import * as napi from "@napi-rs/canvas";
 
 const g = globalThis as Record<string, unknown>;
+// Read by pdf.js in the binary instead of its own require (src/build/compile.ts).
+g.__ragdCanvasModule ??= napi;
 g.DOMMatrix ??= napi.DOMMatrix;
 g.ImageData ??= napi.ImageData;
 g.Path2D ??= napi.Path2D;

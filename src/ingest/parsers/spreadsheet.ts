@@ -2,6 +2,7 @@ import * as XLSX from "xlsx";
 import { SafeZip } from "../zip";
 import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
 import { findHeader, isBlankRow, renderRow } from "./tabular";
+import { walkXml } from "./xml";
 
 /**
  * XLSX, XLS and ODS through SheetJS 0.18.5, the last release on npm. It has known
@@ -10,7 +11,13 @@ import { findHeader, isBlankRow, renderRow } from "./tabular";
  * checked against the bomb limits before SheetJS inflates them.
  */
 export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls" | "ods"): Promise<ParsedDocument> {
-  if (format !== "xls") new SafeZip(input.bytes, input.limits).checkAll();
+  if (format !== "xls") {
+    const zip = new SafeZip(input.bytes, input.limits);
+    zip.checkAll();
+    // SheetJS expands ODS repeat attributes as it reads, before any option can stop it: an
+    // 800-byte file can ask for a billion cells.
+    if (format === "ods") checkOdsRepeats(zip.text("content.xml") ?? "", input.limits.maxCells);
+  }
   let wb: XLSX.WorkBook;
   try {
     wb = XLSX.read(input.bytes, {
@@ -28,19 +35,29 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
     throw new ParseError(`the spreadsheet is corrupt or truncated (${msg.slice(0, 120)})`);
   }
   const blocks: Block[] = [];
+  let cells = 0;
   for (const name of wb.SheetNames) {
     const ws = wb.Sheets[name];
     if (!ws?.["!ref"]) continue;
     input.progress(`reading sheet "${name}"`);
-    const origin = XLSX.utils.decode_range(ws["!ref"]).s.r;
-    const rows = XLSX.utils.sheet_to_json<unknown[]>(ws, { header: 1, raw: false, blankrows: true, defval: "" });
+    // Only the rows and cells the sheet holds are visited: its declared range (A1:XFD1048576)
+    // may be vast and empty.
+    const rows: { at: number; cells: string[] }[] = [];
+    for (const [at, row] of storedRows(ws)) {
+      const out: string[] = [];
+      row.forEach((cell, c) => {
+        if (++cells > input.limits.maxCells) throw tooManyCells(input.limits.maxCells);
+        out[c] = cell ? XLSX.utils.format_cell(cell) : "";
+      });
+      rows.push({ at, cells: Array.from(out, (c) => c ?? "") });
+    }
     let header: string[] | null = null;
     let first = true;
-    const headerAt = findHeader(rows);
+    const headerAt = findHeader(rows.map((r) => r.cells));
     for (let i = 0; i < rows.length; i++) {
-      const row = rows[i]!.map((c) => String(c ?? ""));
+      const row = rows[i]!.cells;
       if (isBlankRow(row)) continue;
-      const rowNo = origin + i + 1;
+      const rowNo = rows[i]!.at + 1;
       if (i < headerAt) {
         blocks.push({ text: row.filter((c) => c.trim()).join(" | "), loc: { sheet: name, rows: [rowNo, rowNo] }, ...(first ? { boundary: true } : {}) });
         first = false;
@@ -49,7 +66,7 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
       if (!header) {
         header = row.map((h) => h.trim());
         // A sheet with only a header row still says something.
-        if (rows.slice(i + 1).every((r) => isBlankRow(r as unknown[]))) {
+        if (rows.slice(i + 1).every((r) => isBlankRow(r.cells))) {
           blocks.push({ text: header.filter(Boolean).join(" | "), loc: { sheet: name, rows: [rowNo, rowNo] }, ...(first ? { boundary: true } : {}) });
           first = false;
         }
@@ -62,4 +79,48 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
     }
   }
   return { format, blocks };
+}
+
+/** A dense sheet's rows as SheetJS 0.18 keeps them: arrays of cells under numeric keys, by row index. */
+function storedRows(ws: XLSX.WorkSheet): [number, XLSX.CellObject[]][] {
+  const sheet = ws as unknown as Record<string, unknown>;
+  return Object.keys(sheet)
+    .filter((k) => /^\d+$/.test(k) && Array.isArray(sheet[k]))
+    .map((k) => [Number(k), sheet[k] as XLSX.CellObject[]] as [number, XLSX.CellObject[]])
+    .sort((a, b) => a[0] - b[0]);
+}
+
+const tooManyCells = (max: number) => new ParseError(`the spreadsheet holds more than ${max.toLocaleString("en")} cells with content, past what this server reads; split it`);
+
+/**
+ * Counts the cells with content an ODS asks for once its repeat attributes are expanded.
+ * Rows and cells without content may repeat freely: LibreOffice writes a million empty
+ * trailing rows into every sheet.
+ */
+export function checkOdsRepeats(contentXml: string, maxCells: number) {
+  let rowRepeat = 1;
+  let rowCells = 0;
+  let cellRepeat = 1;
+  let cellHasContent = false;
+  let total = 0;
+  walkXml(contentXml, {
+    open(name, a) {
+      if (name === "table:table-row") {
+        rowRepeat = Math.max(1, Number(a["table:number-rows-repeated"] ?? 1) || 1);
+        rowCells = 0;
+      } else if (name === "table:table-cell" || name === "table:covered-table-cell") {
+        cellRepeat = Math.max(1, Number(a["table:number-columns-repeated"] ?? 1) || 1);
+        cellHasContent = a["office:value-type"] !== undefined;
+      } else if (name === "text:p" || name === "text:span") cellHasContent = true;
+    },
+    close(name) {
+      if (name === "table:table-cell" || name === "table:covered-table-cell") {
+        if (cellHasContent) rowCells += cellRepeat;
+        cellHasContent = false;
+      } else if (name === "table:table-row") {
+        total += rowRepeat * rowCells;
+        if (total > maxCells) throw tooManyCells(maxCells);
+      }
+    },
+  });
 }

@@ -1,5 +1,5 @@
 import { decodeText } from "../encoding";
-import type { Block, ParseInput, ParsedDocument } from "../types";
+import { tooMuchText, type Block, type ParseInput, type ParsedDocument } from "../types";
 import { HeadingPath } from "./headings";
 
 /**
@@ -69,5 +69,7 @@ export function textToBlocks(text: string, markdown: boolean): Block[] {
 }
 
 export async function parseText(input: ParseInput, format: string): Promise<ParsedDocument> {
-  return { format, blocks: textToBlocks(decodeText(input.bytes), format === "markdown") };
+  const text = decodeText(input.bytes);
+  if (text.length > input.limits.maxTextChars) throw tooMuchText(input.limits.maxTextChars);
+  return { format, blocks: textToBlocks(text, format === "markdown") };
 }

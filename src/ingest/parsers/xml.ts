@@ -12,16 +12,44 @@ export interface XmlHandlers {
  * documents cannot blow up.
  */
 export function walkXml(xml: string, h: XmlHandlers) {
+  const { text, entities } = withoutDoctype(xml);
   const p = new Parser(
     {
       onopentag: (name, attrs) => h.open?.(name, attrs),
-      ontext: (t) => h.text?.(t),
+      ontext: (t) => h.text?.(expandEntities(t, entities)),
       onclosetag: (name) => h.close?.(name),
     },
     { xmlMode: true, decodeEntities: true },
   );
-  p.write(xml);
+  p.write(text);
   p.end();
+}
+
+const DOCTYPE_SUBSET = /<!DOCTYPE[^\[>]*\[([\s\S]*?)\]\s*>/i;
+const ENTITY_DECL = /<!ENTITY\s+([A-Za-z_][\w.-]*)\s+(?:"([^"]*)"|'([^']*)')\s*>/g;
+// Only plain replacement text is expanded, once, so a declared entity can never multiply.
+const PLAIN = /^[^&<%]{0,200}$/;
+
+/**
+ * A DOCTYPE's internal subset (`<!DOCTYPE x [ <!ENTITY ...> ]>`) is declarations, not text;
+ * parsers that do not read DTDs leave its tail ("]>") in the text. It is removed, and its
+ * plain text entities are kept for expanding references to them (others are dropped).
+ */
+export function withoutDoctype(xml: string): { text: string; entities: Map<string, string> } {
+  const entities = new Map<string, string>();
+  const m = DOCTYPE_SUBSET.exec(xml.slice(0, 1 << 20));
+  if (!m) return { text: xml, entities };
+  for (const d of m[1]!.matchAll(ENTITY_DECL)) {
+    const value = d[2] ?? d[3] ?? "";
+    entities.set(d[1]!, PLAIN.test(value) ? value : "");
+  }
+  return { text: xml.slice(0, m.index) + xml.slice(m.index + m[0].length), entities };
+}
+
+/** Replaces references to entities the document declared; references to unknown ones are left alone. */
+export function expandEntities(text: string, entities: Map<string, string>): string {
+  if (entities.size === 0 || !text.includes("&")) return text;
+  return text.replace(/&([A-Za-z_][\w.-]*);/g, (ref, name: string) => entities.get(name) ?? ref);
 }
 
 /** Relationship id -> target path, resolved against the folder of the part that owns them. */

@@ -1,0 +1,71 @@
+// Bringing the vector index up to date after a large document commits must not freeze the
+// server: vectors are added a few milliseconds at a time, and the event loop (which serves
+// every HTTP request) gets a turn between slices.
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { embedConfig } from "../src/server";
+import { defaults } from "../src/config";
+import { openProvider } from "../src/embed/index";
+import { nativePaths } from "../src/native/assets";
+import { SearchService } from "../src/services/search";
+import { SqliteChunksRepo } from "../src/storage/chunks-repo";
+import { openDatabase } from "../src/storage/db";
+import { encodeVector } from "../src/storage/vector-codec";
+import { cleanup, tempDir } from "./helpers/ragd";
+
+const dir = tempDir();
+afterAll(() => cleanup(dir));
+
+function unitVector(dims: number) {
+  const v = new Float32Array(dims);
+  let n = 0;
+  for (let i = 0; i < dims; i++) n += (v[i] = Math.random() - 0.5) ** 2;
+  for (let i = 0; i < dims; i++) v[i]! /= Math.sqrt(n);
+  return v;
+}
+
+test("catching up 8,000 vectors leaves the event loop free between slices", async () => {
+  const db = openDatabase(join(dir, "ragd.db"));
+  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(dir, "cache"))));
+  try {
+    const search = new SearchService(new SqliteChunksRepo(db), embedder, join(dir, "vectors"));
+    await search.start();
+    // One large document's chunks, committed as ingestion commits them.
+    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+    db.query(
+      `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-big', 'p', 1, 0, 'big.pdf', 'assistants', 'processed', 'application/pdf', 'x')`,
+    ).run();
+    const insert = db.query(`INSERT INTO chunks (file_id, strategy, idx, text, location, char_start, char_end, tokens, embedding) VALUES ('file-big', 'auto', ?, 'x', '{}', 0, 1, 1, ?)`);
+    db.transaction(() => {
+      for (let i = 0; i < 8_000; i++) insert.run(i, encodeVector(unitVector(embedder.model.dims)));
+    })();
+
+    // A timer that asks for the loop every millisecond records the longest wait it had.
+    let done = false;
+    let longest = 0;
+    let turns = 0;
+    const watch = (async () => {
+      while (!done) {
+        const t = performance.now();
+        await new Promise((r) => setTimeout(r, 0));
+        longest = Math.max(longest, performance.now() - t);
+        turns++;
+      }
+    })();
+    const started = performance.now();
+    await search.catchUp();
+    const took = performance.now() - started;
+    done = true;
+    await watch;
+
+    expect(search.vectorIndex.size()).toBe(8_000);
+    // The whole catch-up takes seconds; no single wait comes near that.
+    expect(took).toBeGreaterThan(1000);
+    expect(turns).toBeGreaterThan(100);
+    expect(longest).toBeLessThan(took / 10);
+    await search.stop();
+  } finally {
+    await embedder.close();
+    db.close();
+  }
+}, 120_000);
