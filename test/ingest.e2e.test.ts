@@ -123,6 +123,26 @@ describe("ingestion", () => {
     expect(chunks.map((c) => c.idx)).toEqual(chunks.map((_, i) => i));
   });
 
+  test("a document read by a library that reports no progress of its own says 'parsing' while it is read", async () => {
+    const W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"';
+    const paras = Array.from({ length: 40_000 }, (_, i) => `<w:p><w:r><w:t>Paragraph ${i} on granite, basalt and slate quarries.</w:t></w:r></w:p>`).join("");
+    const docx = zipSync({
+      "[Content_Types].xml": strToU8(`<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>`),
+      "_rels/.rels": strToU8(`<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>`),
+      "word/document.xml": strToU8(`<w:document ${W}><w:body>${paras}</w:body></w:document>`),
+    });
+    const client = ragd.client();
+    const f = await client.files.create({ file: new File([docx], "long.docx"), purpose: "assistants" });
+    const seen = new Set<string>();
+    await waitFor("the parse to end", async () => {
+      const r = await client.files.retrieve(f.id);
+      if (r.status_details) seen.add(r.status_details);
+      return r.status !== "uploaded" || /^(chunking|embedding)/.test(r.status_details ?? "");
+    });
+    expect(seen.has("parsing")).toBe(true);
+    await client.files.delete(f.id);
+  });
+
   test("deleting a file while it is parsed cancels the job and leaves nothing behind", async () => {
     const client = ragd.client();
     const f = await client.files.create({ file: new File([await bigPdf(600)], "doomed.pdf"), purpose: "assistants" });

@@ -202,7 +202,7 @@ export class FilesService {
       return await write();
     } catch (e) {
       if (!this.disk || !isDiskFull(e)) throw e;
-      this.disk.exhausted(String((e as Error)?.message ?? e));
+      this.disk.releaseReserve(String((e as Error)?.message ?? e));
       return write();
     }
   }

@@ -27,10 +27,11 @@ const BALLAST = "reserve.ballast";
 const RECHECK_MS = 2_000;
 
 /**
- * Keeps a reserve of disk space (a ballast file) that is released when the volume fills, so
- * deletes, which SQLite must log before it can free anything, still work at 0 bytes free.
- * While the volume is full, uploads are refused at once; when space returns (the reserve
- * fits again, twice over) the ballast is written back and everything resumes by itself.
+ * Keeps a reserve of disk space (a ballast file) for deletes, which SQLite must log before
+ * they can free anything: a delete that meets a full volume releases the reserve and runs.
+ * While the volume is full, uploads are refused at once and ingestion waits; when space
+ * returns (the reserve fits again, twice over) the ballast is written back if it was
+ * released, and everything resumes by itself.
  */
 export class DiskSpace {
   private readonly ballast: string;
@@ -72,13 +73,16 @@ export class DiskSpace {
     this.listeners.push(fn);
   }
 
-  /**
-   * A write failed for lack of space: release the reserve so deletes can run, and watch for
-   * space to return. Idempotent while the volume stays full.
-   */
+  /** A write failed for lack of space: refuse new work and watch for space to return. Idempotent. */
   exhausted(reason: string) {
     if (this.full) return;
     this.markFull(reason);
+  }
+
+  /** A delete met a full volume: give it the reserve. */
+  releaseReserve(reason: string) {
+    this.exhausted(reason);
+    rmSync(this.ballast, { force: true });
   }
 
   /** Throws StorageFullError when an upload of `bytes` cannot fit beside the reserve. */
@@ -89,7 +93,6 @@ export class DiskSpace {
 
   private markFull(reason: string) {
     this.fullSince = Date.now();
-    rmSync(this.ballast, { force: true });
     log.error("the data directory's disk is full: uploads are refused and ingestion waits until space is freed (DELETE /v1/files/{id} works)", {
       data_dir: this.dataDir,
       reason,
@@ -106,7 +109,7 @@ export class DiskSpace {
       return;
     }
     if (free < this.reserveBytes * 2 + (1 << 20)) return;
-    if (this.reserveBytes > 0 && !this.writeBallast()) return;
+    if (this.reserveBytes > 0 && !existsSync(this.ballast) && !this.writeBallast()) return;
     log.info("disk space is back: uploads and ingestion resume", { data_dir: this.dataDir, free_bytes: free, full_for_s: Math.round((Date.now() - this.fullSince!) / 1000) });
     this.fullSince = null;
     if (this.timer) clearInterval(this.timer);
