@@ -1,13 +1,13 @@
 import { Elysia } from "elysia";
 import type { HttpContext } from "./http/context";
 import { requestId } from "./http/edge";
-import { ApiError, errorResponse, fromServiceError, internalError, badRequest, storageFull } from "./http/errors";
+import { fail, internalError, RagdError } from "./errors";
+import { errorResponse } from "./http/errors";
 import { embeddingsRoutes } from "./http/routes/embeddings";
 import { filesRoutes } from "./http/routes/files";
 import { vectorStoreRoutes } from "./http/routes/vector-stores";
 import { systemRoutes } from "./http/routes/system";
-import { ServiceError } from "./services/errors";
-import { isDiskFull } from "./storage/disk-space";
+import { isDiskFull, storageFull } from "./storage/disk-space";
 import { log } from "./util/log";
 
 /** The HTTP app over the services; main and tests both build it here (http/edge.ts serves it). */
@@ -21,22 +21,20 @@ export function buildApp(ctx: HttpContext) {
 }
 
 function toErrorResponse(ctx: HttpContext, code: string | number, error: unknown, request: Request): Response {
-  if (error instanceof ApiError) return errorResponse(error);
-  if (error instanceof ServiceError) return errorResponse(fromServiceError(error));
   if (isDiskFull(error)) {
-    // Any write can meet a full disk (SQLite's as much as a blob's): release the reserve so
-    // deletes work, and say so.
+    // Any write can meet a full disk (SQLite's as much as a blob's): stop taking new work, and say so.
     ctx.disk?.exhausted(String((error as Error)?.message ?? error));
-    return errorResponse(storageFull(ctx.config.dataDir));
+    return errorResponse(error instanceof RagdError ? error : storageFull(ctx.config.dataDir));
   }
+  if (error instanceof RagdError) return errorResponse(error);
   const url = new URL(request.url);
   switch (code) {
     case "NOT_FOUND":
-      return errorResponse(new ApiError(404, "invalid_request_error", `Invalid URL (${request.method} ${url.pathname})`, null, "unknown_url"));
+      return errorResponse(fail("unknown_url", `Invalid URL (${request.method} ${url.pathname})`));
     case "PARSE":
-      return errorResponse(badRequest("The request body could not be parsed. Send valid JSON with Content-Type: application/json.", null, "invalid_body"));
+      return errorResponse(fail("invalid_body", "The request body could not be parsed. Send valid JSON with Content-Type: application/json."));
     case "VALIDATION":
-      return errorResponse(badRequest((error as Error).message, null, "invalid_value"));
+      return errorResponse(fail("invalid_value", (error as Error).message));
   }
   log.error("unhandled error", { method: request.method, path: url.pathname, request_id: requestId(request), error: (error as Error)?.stack ?? String(error) });
   return errorResponse(internalError());

@@ -5,7 +5,7 @@ import type { FilesService } from "../services/files";
 import type { VectorStoresService } from "../services/vector-stores";
 import type { KeysService, Principal } from "../services/keys";
 import { authenticate } from "./auth";
-import { rateLimited } from "./errors";
+import { RagdError } from "../errors";
 import type { RateLimiter, Tier } from "./rate-limit";
 
 /** What routes need: services, plus the guard every /v1 handler calls first. */
@@ -24,6 +24,8 @@ export async function principal(ctx: HttpContext, request: Request, tier: Tier):
   const p = await authenticate(ctx.keys, request);
   const wait = ctx.limiter.take(p.keyId, tier);
   if (wait !== null)
-    throw rateLimited(`Rate limit reached for ${tier === "uploads" ? "uploads" : "requests"} on this API key. Retry after ${wait} s.`, wait);
+    throw new RagdError("rate_limit_exceeded", `Rate limit reached for ${tier === "uploads" ? "uploads" : "requests"} on this API key. Retry after ${wait} s.`, null, {
+      "retry-after": String(wait),
+    });
   return p;
 }

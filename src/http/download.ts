@@ -1,4 +1,4 @@
-import { ApiError } from "./errors";
+import { RagdError } from "../errors";
 
 /** Parses a single-range `Range: bytes=...` header; null means "send everything". */
 export function parseRange(header: string | null, size: number): { start: number; end: number } | null {
@@ -22,7 +22,7 @@ export function parseRange(header: string | null, size: number): { start: number
 }
 
 const unsatisfiable = (size: number) =>
-  new ApiError(416, "invalid_request_error", `The requested range is not satisfiable: the file has ${size} bytes.`, "range", "range_not_satisfiable", {
+  new RagdError("range_not_satisfiable", `The requested range is not satisfiable: the file has ${size} bytes.`, "range", {
     "content-range": `bytes */${size}`,
   });
 

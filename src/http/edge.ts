@@ -1,7 +1,8 @@
 import type { Server } from "bun";
 import { randomBytes } from "node:crypto";
 import { log } from "../util/log";
-import { ApiError, errorResponse, internalError } from "./errors";
+import { internalError, RagdError } from "../errors";
+import { errorResponse } from "./errors";
 
 // What every response gets on its way out, whatever route (or no route) answered it: a
 // request id, CORS headers and an access-log line. Routes stay unaware of all three.
@@ -71,7 +72,7 @@ export function serve(handle: (r: Request) => Promise<Response>, o: EdgeOptions)
             response = await handle(routed);
           } catch (e) {
             log.error("unhandled error", { request_id: id, error: (e as Error)?.stack ?? String(e) });
-            response = errorResponse(e instanceof ApiError ? e : internalError());
+            response = errorResponse(e instanceof RagdError ? e : internalError());
           }
         }
         response = withHeaders(response, id, preflight ? [] : cors.headers(request));

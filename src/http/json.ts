@@ -1,8 +1,8 @@
 import { bodyReceived } from "./edge";
-import { ApiError, badRequest } from "./errors";
+import { fail, RagdError } from "../errors";
 
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
-const tooLarge = () => badRequest(`The JSON body is larger than ${MAX_JSON_BYTES / 1024 / 1024} MB.`, null, "invalid_body");
+const tooLarge = () => fail("invalid_body", `The JSON body is larger than ${MAX_JSON_BYTES / 1024 / 1024} MB.`);
 
 /**
  * The request's JSON object body; anything else is a 400 in the OpenAI envelope. Bytes are
@@ -15,15 +15,15 @@ export async function jsonBody(request: Request, optional = false): Promise<Reco
   bodyReceived(request);
   if (text.trim() === "") {
     if (optional) return {};
-    throw badRequest("The request needs a JSON body.", null, "invalid_body");
+    throw fail("invalid_body", "The request needs a JSON body.");
   }
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
-    throw badRequest("The request body could not be parsed. Send valid JSON with Content-Type: application/json.", null, "invalid_body");
+    throw fail("invalid_body", "The request body could not be parsed. Send valid JSON with Content-Type: application/json.");
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw badRequest("The JSON body must be an object.", null, "invalid_body");
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw fail("invalid_body", "The JSON body must be an object.");
   return v as Record<string, unknown>;
 }
 
@@ -44,8 +44,8 @@ async function readCapped(request: Request, max: number): Promise<string> {
       parts.push(value);
     }
   } catch (e) {
-    if (e instanceof ApiError) throw e;
-    throw badRequest("The request was interrupted before its body was complete.", null, "upload_interrupted");
+    if (e instanceof RagdError) throw e;
+    throw fail("upload_interrupted", "The request was interrupted before its body was complete.");
   }
   const all = new Uint8Array(size);
   let off = 0;
@@ -56,6 +56,6 @@ async function readCapped(request: Request, max: number): Promise<string> {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(all);
   } catch {
-    throw badRequest("The request body is not valid UTF-8. Send JSON encoded as UTF-8.", null, "invalid_body");
+    throw fail("invalid_body", "The request body is not valid UTF-8. Send JSON encoded as UTF-8.");
   }
 }

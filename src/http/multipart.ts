@@ -1,9 +1,8 @@
 import busboy from "busboy";
 import { once } from "node:events";
 import type { Readable } from "node:stream";
-import { StorageFullError } from "../storage/disk-space";
 import type { Upload } from "../services/files";
-import { ApiError, badRequest, tooLarge } from "./errors";
+import { fail, RagdError } from "../errors";
 
 export interface ReceivedUpload {
   fields: Map<string, string>;
@@ -34,11 +33,11 @@ const FRAMING_ALLOWANCE = 256 * 1024;
 
 async function receive(request: Request, upload: Upload): Promise<ReceivedUpload> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
-  if (declared > upload.limit + FRAMING_ALLOWANCE) throw tooLarge(upload.limitReason, "file", "file_too_large");
+  if (declared > upload.limit + FRAMING_ALLOWANCE) throw upload.overLimit();
   const ct = request.headers.get("content-type") ?? "";
   if (!/^multipart\/form-data\s*;.*boundary=/i.test(ct))
-    throw badRequest("Expected a multipart/form-data body with a 'file' part (and optionally 'purpose' and 'expires_after').", null, "invalid_content_type");
-  if (!request.body) throw badRequest("The request has no body. Send the file as a multipart 'file' part.", "file", "missing_file");
+    throw fail("invalid_content_type", "Expected a multipart/form-data body with a 'file' part (and optionally 'purpose' and 'expires_after').");
+  if (!request.body) throw fail("missing_file", "The request has no body. Send the file as a multipart 'file' part.", "file");
 
   const fields = new Map<string, string>();
   let fileSeen = false;
@@ -49,7 +48,7 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
   let fileStream: Readable | null = null;
   let fileDone: Promise<void> = Promise.resolve();
 
-  const fail = (e: Error) => {
+  const reject = (e: Error) => {
     failure ??= e;
   };
 
@@ -57,19 +56,19 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
   try {
     bb = busboy({ headers: { "content-type": ct }, limits: FIELD_LIMITS, defParamCharset: "utf8", preservePath: true });
   } catch {
-    throw badRequest("The multipart boundary in Content-Type is missing or malformed.", null, "invalid_multipart");
+    throw fail("invalid_multipart", "The multipart boundary in Content-Type is missing or malformed.");
   }
 
   bb.on("field", (name, value, info) => {
-    if (info.nameTruncated || info.valueTruncated) return fail(badRequest(`The form field '${name}' is too long.`, name, "field_too_long"));
+    if (info.nameTruncated || info.valueTruncated) return reject(fail("field_too_long", `The form field '${name}' is too long.`, name));
     fields.set(name, value);
   });
-  bb.on("fieldsLimit", () => fail(badRequest("Too many form fields.", null, "invalid_multipart")));
-  bb.on("partsLimit", () => fail(badRequest("Too many multipart parts.", null, "invalid_multipart")));
+  bb.on("fieldsLimit", () => reject(fail("invalid_multipart", "Too many form fields.")));
+  bb.on("partsLimit", () => reject(fail("invalid_multipart", "Too many multipart parts.")));
 
   bb.on("file", (name, stream, info) => {
     if (name !== "file" || fileSeen || failure) {
-      if (name === "file" && fileSeen) fail(badRequest("Send exactly one 'file' part per upload.", "file", "multiple_files"));
+      if (name === "file" && fileSeen) reject(fail("multiple_files", "Send exactly one 'file' part per upload.", "file"));
       stream.resume();
       return;
     }
@@ -83,7 +82,7 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           if (failure) continue;
           if (upload.writer.bytes + chunk.length > upload.limit) {
-            fail(tooLarge(upload.limitReason, "file", "file_too_large"));
+            reject(upload.overLimit());
             continue;
           }
           hasher.update(chunk);
@@ -91,7 +90,7 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
         }
         sha256 = hasher.digest("hex");
       } catch (e) {
-        fail(e instanceof ApiError || e instanceof StorageFullError ? e : badRequest("The file part could not be read.", "file", "invalid_multipart"));
+        reject(e instanceof RagdError ? e : fail("invalid_multipart", "The file part could not be read.", "file"));
         stream.resume();
       }
     })();
@@ -102,8 +101,8 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
     bb.on("error", (e: Error) => {
       // Clients fix field names; what a user controls in a part header is the filename.
       if (/part header/i.test(e.message))
-        fail(badRequest("A multipart part header is malformed: the filename holds characters that are not allowed (control characters). Rename the file and upload again.", "file", "invalid_filename"));
-      else fail(badRequest(`Malformed multipart body: ${e.message}.`, null, "invalid_multipart"));
+        reject(fail("invalid_filename", "A multipart part header is malformed: the filename holds characters that are not allowed (control characters). Rename the file and upload again.", "file"));
+      else reject(fail("invalid_multipart", `Malformed multipart body: ${e.message}.`));
       resolve();
     });
   });
@@ -127,13 +126,13 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
     bb.end();
     await finished;
   } catch (e) {
-    fail(e instanceof ApiError ? e : badRequest("The upload was interrupted before the body was complete.", "file", "upload_interrupted"));
+    reject(e instanceof RagdError ? e : fail("upload_interrupted", "The upload was interrupted before the body was complete.", "file"));
   }
   if (failure) stopFile(failure);
   await fileDone;
 
   if (failure) throw failure;
-  if (!fileSeen) throw badRequest("Missing the 'file' part. Send the file as multipart form field 'file'.", "file", "missing_file");
+  if (!fileSeen) throw fail("missing_file", "Missing the 'file' part. Send the file as multipart form field 'file'.", "file");
   return { fields, upload, filename, declaredType, sha256 };
 }
 

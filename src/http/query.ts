@@ -1,4 +1,4 @@
-import { badRequest } from "./errors";
+import { fail } from "../errors";
 
 type Query = Record<string, string | undefined>;
 
@@ -7,7 +7,7 @@ export function intParam(q: Query, name: string, min: number, max: number, dflt:
   const raw = q[name];
   if (raw === undefined) return dflt;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max)
-    throw badRequest(`Invalid '${name}': expected an integer between ${min} and ${max}, got '${raw}'.`, name, "invalid_value");
+    throw fail("invalid_value", `Invalid '${name}': expected an integer between ${min} and ${max}, got '${raw}'.`, name);
   return Number(raw);
 }
 
@@ -15,13 +15,13 @@ export function enumParam<T extends string>(q: Query, name: string, options: rea
   const raw = q[name];
   if (raw === undefined) return dflt;
   if (!options.includes(raw as T))
-    throw badRequest(`Invalid '${name}': expected one of ${options.map((o) => `'${o}'`).join(", ")}, got '${raw}'.`, name, "invalid_value");
+    throw fail("invalid_value", `Invalid '${name}': expected one of ${options.map((o) => `'${o}'`).join(", ")}, got '${raw}'.`, name);
   return raw as T;
 }
 
 export function stringParam(q: Query, name: string): string | undefined {
   const raw = q[name];
   if (raw === undefined) return undefined;
-  if (raw === "") throw badRequest(`Invalid '${name}': it must not be empty.`, name, "invalid_value");
+  if (raw === "") throw fail("invalid_value", `Invalid '${name}': it must not be empty.`, name);
   return raw;
 }

@@ -1,6 +1,6 @@
 import type { EmbeddingProvider } from "../embed/provider";
 import { EmbedError } from "../embed/provider";
-import { invalid, ServiceError, unavailable } from "./errors";
+import { fail } from "../errors";
 
 const MAX_INPUTS = 2048;
 const DEFAULT_ALIAS = "default";
@@ -30,21 +30,21 @@ export class EmbeddingsService {
 
   async create(body: Record<string, unknown>) {
     for (const k of Object.keys(body))
-      if (!["input", "model", "encoding_format", "dimensions", "user"].includes(k)) throw invalid(`Unrecognized request argument supplied: ${k}`, k, "unknown_parameter");
-    if (typeof body.model !== "string" || body.model === "") throw invalid("model is required: pass the id from GET /v1/models or 'default'", "model", "missing_required_parameter");
+      if (!["input", "model", "encoding_format", "dimensions", "user"].includes(k)) throw fail("unknown_parameter", `Unrecognized request argument supplied: ${k}`, k);
+    if (typeof body.model !== "string" || body.model === "") throw fail("missing_required_parameter", "model is required: pass the id from GET /v1/models or 'default'", "model");
     if (body.model !== this.provider.model.id && body.model !== DEFAULT_ALIAS) throw modelNotFound(body.model);
     const format = body.encoding_format ?? "float";
-    if (format !== "float" && format !== "base64") throw invalid("encoding_format must be 'float' or 'base64'", "encoding_format", "invalid_value");
+    if (format !== "float" && format !== "base64") throw fail("invalid_value", "encoding_format must be 'float' or 'base64'", "encoding_format");
     if (body.dimensions !== undefined && body.dimensions !== this.provider.model.dims)
-      throw invalid(`${this.provider.model.id} returns ${this.provider.model.dims} dimensions and cannot shorten them; omit 'dimensions'`, "dimensions", "invalid_value");
+      throw fail("invalid_value", `${this.provider.model.id} returns ${this.provider.model.dims} dimensions and cannot shorten them; omit 'dimensions'`, "dimensions");
     const input = body.input;
     let texts: string[];
     if (typeof input === "string") texts = [input];
     else if (Array.isArray(input) && input.length > 0 && input.length <= MAX_INPUTS && input.every((t) => typeof t === "string")) texts = input as string[];
     else if (Array.isArray(input) && input.length > 0 && input.every((t) => Array.isArray(t) || typeof t === "number"))
-      throw invalid("this server embeds text; token-id arrays are not accepted for input", "input", "invalid_value");
-    else throw invalid(`input must be a string or a list of 1 to ${MAX_INPUTS} strings`, "input", "invalid_value");
-    if (texts.some((t) => t === "")) throw invalid("input must not contain empty strings", "input", "invalid_value");
+      throw fail("invalid_value", "this server embeds text; token-id arrays are not accepted for input", "input");
+    else throw fail("invalid_value", `input must be a string or a list of 1 to ${MAX_INPUTS} strings`, "input");
+    if (texts.some((t) => t === "")) throw fail("invalid_value", "input must not contain empty strings", "input");
     const { vectors, tokens } = await embedOrUnavailable(this.provider, texts);
     const used = tokens.reduce((a, b) => a + b, 0);
     return {
@@ -61,14 +61,14 @@ export class EmbeddingsService {
 }
 
 const modelNotFound = (id: string) =>
-  new ServiceError("not_found", `The model '${id}' does not exist on this server; GET /v1/models lists the models it serves.`, "model", "model_not_found");
+  fail("model_not_found", `The model '${id}' does not exist on this server; GET /v1/models lists the models it serves.`, "model");
 
 /** Query-time embedding; a failing model or remote API is a 503 the client may retry, never a bare 500. */
 export async function embedOrUnavailable(provider: EmbeddingProvider, texts: string[]) {
   try {
     return await provider.embed(texts, "query");
   } catch (e) {
-    if (e instanceof EmbedError) throw unavailable(`The embedding model ${provider.model.id} could not embed the input: ${e.message}`, "embedding_unavailable");
+    if (e instanceof EmbedError) throw fail("embedding_unavailable", `The embedding model ${provider.model.id} could not embed the input: ${e.message}`);
     throw e;
   }
 }

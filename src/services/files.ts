@@ -6,7 +6,7 @@ import type { FileRow, FilesRepo } from "../storage/files-repo";
 import { contentTypeFor, extensionOf, sniffImage } from "../util/content-type";
 import { isFileId, newFileId } from "../util/ids";
 import { formatSize } from "../util/size";
-import { ServiceError, invalid } from "./errors";
+import { fail, notFound, RagdError } from "../errors";
 
 export const PURPOSES = ["knowledge_base", "assistants", "user_data", "batch", "fine-tune", "evals", "vision"] as const;
 export type Purpose = (typeof PURPOSES)[number];
@@ -48,7 +48,8 @@ export interface Upload {
   writer: BlobWriter;
   /** The most bytes this upload may have: the file size limit or what is left of the quota. */
   limit: number;
-  limitReason: string;
+  /** The error an upload past the limit gets. */
+  overLimit: () => RagdError;
 }
 
 export interface CreateInput {
@@ -103,17 +104,18 @@ export class FilesService {
   async beginUpload(projectId: string, declaredBytes = 0): Promise<Upload> {
     const id = newFileId();
     let limit = this.limits.maxFileSize;
-    let limitReason = `File is larger than the ${formatSize(this.limits.maxFileSize)} limit per file.`;
+    let overLimit = () => fail("file_too_large", `File is larger than the ${formatSize(this.limits.maxFileSize)} limit per file.`, "file");
     if (this.limits.projectQuota > 0) {
       const left = Math.max(0, this.limits.projectQuota - (await this.repo.usedBytes(projectId)));
       if (left < limit) {
         limit = left;
-        limitReason = `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)} (${formatSize(left)} left). Delete files or raise --project-quota.`;
+        overLimit = () =>
+          fail("quota_exceeded", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)} (${formatSize(left)} left). Delete files or raise --project-quota.`, "file");
       }
     }
     // Past the limit the upload gets its 413 from the receiver; within it, space decides.
     if (declaredBytes <= limit) this.disk?.admit(declaredBytes);
-    return { id, writer: await this.blobs.create(id), limit, limitReason };
+    return { id, writer: await this.blobs.create(id), limit, overLimit };
   }
 
   /** Validates a fully received upload and commits blob then row. On any failure the blob is gone. */
@@ -121,7 +123,7 @@ export class FilesService {
     try {
       const purpose = this.checkPurpose(input.purpose);
       const filename = checkFilename(input.filename);
-      if (up.writer.bytes === 0) throw invalid("The file is empty. Upload a file with content.", "file", "empty_file");
+      if (up.writer.bytes === 0) throw fail("empty_file", "The file is empty. Upload a file with content.", "file");
       const createdAt = this.now();
       const expiresAt = this.expiry(purpose, createdAt, input.expiresAfter);
       const status: FileRow["status"] = EMBEDDABLE.has(purpose) ? "uploaded" : "processed";
@@ -143,7 +145,7 @@ export class FilesService {
       await up.writer.commit();
       if (!(await this.repo.insert(row, this.limits.projectQuota))) {
         await this.blobs.delete(up.id);
-        throw new ServiceError("too_large", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file", "quota_exceeded");
+        throw fail("quota_exceeded", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file");
       }
       if (status === "uploaded") this.ingest?.wake();
       return toFileObject(row);
@@ -158,7 +160,7 @@ export class FilesService {
     let afterSeq: number | undefined;
     if (p.after !== undefined) {
       const seq = isFileId(p.after) ? await this.repo.cursorSeq(projectId, p.after) : null;
-      if (seq === null) throw invalid(`No file with id '${p.after}' to list after. Pass the id of a file from a previous page.`, "after", "invalid_cursor");
+      if (seq === null) throw fail("invalid_cursor", `No file with id '${p.after}' to list after. Pass the id of a file from a previous page.`, "after");
       afterSeq = seq;
     }
     // The SDKs keep every query parameter when they follow `after`, so an offset applies
@@ -173,7 +175,7 @@ export class FilesService {
 
   async get(projectId: string, id: string): Promise<FileRow> {
     const row = isFileId(id) ? await this.repo.get(projectId, id, this.now()) : null;
-    if (!row) throw new ServiceError("not_found", `No such File object: ${id}`, "id", null);
+    if (!row) throw notFound("File object", id);
     return row;
   }
 
@@ -184,7 +186,7 @@ export class FilesService {
 
   async delete(projectId: string, id: string) {
     const row = isFileId(id) ? await this.whenFullReleaseReserve(() => this.repo.remove(projectId, id, this.now())) : null;
-    if (!row) throw new ServiceError("not_found", `No such File object: ${id}`, "id", null);
+    if (!row) throw notFound("File object", id);
     // Its job, text and chunks went with the row (one transaction); stop a parse in flight.
     this.ingest?.cancel(row.id);
     // The row goes first: a crash before the unlink leaves an orphan blob that the next
@@ -239,20 +241,17 @@ export class FilesService {
   private checkPurpose(purpose: string | undefined, param = "purpose"): Purpose {
     if (purpose === undefined || purpose === "") return "knowledge_base";
     if (!(PURPOSES as readonly string[]).includes(purpose))
-      throw invalid(`'${purpose}' is not a valid purpose. Use one of: ${PURPOSES.join(", ")}.`, param, "invalid_purpose");
+      throw fail("invalid_purpose", `'${purpose}' is not a valid purpose. Use one of: ${PURPOSES.join(", ")}.`, param);
     return purpose as Purpose;
   }
 
   private expiry(purpose: string, createdAt: number, ea: CreateInput["expiresAfter"]): number | null {
     if (!ea) return purpose === "batch" ? createdAt + BATCH_DEFAULT_EXPIRY : null;
     if (ea.anchor !== "created_at")
-      throw invalid(`expires_after.anchor must be 'created_at', got ${JSON.stringify(ea.anchor ?? null)}.`, "expires_after.anchor");
+      throw fail("invalid_value", `expires_after.anchor must be 'created_at', got ${JSON.stringify(ea.anchor ?? null)}.`, "expires_after.anchor");
     const s = ea.seconds;
     if (typeof s !== "number" || !Number.isInteger(s) || s < EXPIRES_MIN || s > EXPIRES_MAX)
-      throw invalid(
-        `expires_after.seconds must be a whole number of seconds between ${EXPIRES_MIN} (1 hour) and ${EXPIRES_MAX} (30 days), got ${JSON.stringify(s ?? null)}.`,
-        "expires_after.seconds",
-      );
+      throw fail("invalid_value", `expires_after.seconds must be a whole number of seconds between ${EXPIRES_MIN} (1 hour) and ${EXPIRES_MAX} (30 days), got ${JSON.stringify(s ?? null)}.`, "expires_after.seconds");
     return createdAt + s;
   }
 }
@@ -261,17 +260,17 @@ function checkFilename(raw: string): string {
   // Clients may send a path; only its last part names the file. It never reaches the disk.
   const name = raw.split(/[/\\]/).pop() ?? "";
   if (name === "" || name === "." || name === "..")
-    throw invalid("The uploaded file has no filename. Send the file part with a filename.", "file", "invalid_filename");
+    throw fail("invalid_filename", "The uploaded file has no filename. Send the file part with a filename.", "file");
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name))
-    throw invalid("The filename contains control characters. Rename the file and upload again.", "file", "invalid_filename");
+    throw fail("invalid_filename", "The filename contains control characters. Rename the file and upload again.", "file");
   if (Buffer.byteLength(name) > MAX_FILENAME_BYTES)
-    throw invalid(`The filename is longer than ${MAX_FILENAME_BYTES} bytes. Use a shorter name.`, "file", "invalid_filename");
+    throw fail("invalid_filename", `The filename is longer than ${MAX_FILENAME_BYTES} bytes. Use a shorter name.`, "file");
   return name.normalize("NFC");
 }
 
 async function checkJsonl(filename: string, purpose: string, w: BlobWriter) {
   if (extensionOf(filename) !== "jsonl")
-    throw invalid(`Files with purpose '${purpose}' must be JSONL: name the file with a .jsonl extension.`, "file", "invalid_file_format");
+    throw fail("invalid_file_format", `Files with purpose '${purpose}' must be JSONL: name the file with a .jsonl extension.`, "file");
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let pending = "";
   let line = 0;
@@ -283,10 +282,10 @@ async function checkJsonl(filename: string, purpose: string, w: BlobWriter) {
     try {
       v = JSON.parse(text);
     } catch {
-      throw invalid(`Line ${line} of the JSONL file is not valid JSON.`, "file", "invalid_file_format");
+      throw fail("invalid_file_format", `Line ${line} of the JSONL file is not valid JSON.`, "file");
     }
     if (v === null || typeof v !== "object" || Array.isArray(v))
-      throw invalid(`Line ${line} of the JSONL file is not a JSON object.`, "file", "invalid_file_format");
+      throw fail("invalid_file_format", `Line ${line} of the JSONL file is not a JSON object.`, "file");
     objects++;
   };
   try {
@@ -302,11 +301,11 @@ async function checkJsonl(filename: string, purpose: string, w: BlobWriter) {
     }
     pending += decoder.decode();
   } catch (e) {
-    if (e instanceof ServiceError) throw e;
-    throw invalid(`The JSONL file is not valid UTF-8 (near line ${line + 1}).`, "file", "invalid_file_format");
+    if (e instanceof RagdError) throw e;
+    throw fail("invalid_file_format", `The JSONL file is not valid UTF-8 (near line ${line + 1}).`, "file");
   }
   if (pending !== "") check(pending);
-  if (objects === 0) throw invalid("The JSONL file holds no JSON objects.", "file", "invalid_file_format");
+  if (objects === 0) throw fail("invalid_file_format", "The JSONL file holds no JSON objects.", "file");
 }
 
 async function checkImage(w: BlobWriter) {
@@ -314,5 +313,5 @@ async function checkImage(w: BlobWriter) {
   const { value } = await reader.read();
   await reader.cancel();
   if (!value || !sniffImage(value))
-    throw invalid("Files with purpose 'vision' must be images (PNG, JPEG, GIF, WebP, BMP or TIFF).", "file", "invalid_file_format");
+    throw fail("invalid_file_format", "Files with purpose 'vision' must be images (PNG, JPEG, GIF, WebP, BMP or TIFF).", "file");
 }

@@ -1,5 +1,5 @@
 import type { SqlFilter } from "../storage/stores-repo";
-import { invalid } from "./errors";
+import { fail } from "../errors";
 
 // OpenAI's attribute filters: comparison {type, key, value} and compound {type: and|or, filters}.
 const COMPARISONS = { eq: "=", ne: "!=", gt: ">", gte: ">=", lt: "<", lte: "<=" } as const;
@@ -21,31 +21,31 @@ export function compileFilter(filter: unknown, param = "filters"): SqlFilter {
   const isScalar = (v: unknown): v is Scalar => typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 
   const walk = (f: unknown, path: string, depth: number): string => {
-    if (depth > MAX_DEPTH) throw invalid(`${path}: filters nest at most ${MAX_DEPTH} levels deep`, param);
-    if (n > MAX_CONDITIONS) throw invalid(`${param}: at most ${MAX_CONDITIONS} conditions`, param);
-    if (typeof f !== "object" || f === null || Array.isArray(f)) throw invalid(`${path} must be an object with a "type"`, param);
+    if (depth > MAX_DEPTH) throw fail("invalid_value", `${path}: filters nest at most ${MAX_DEPTH} levels deep`, param);
+    if (n > MAX_CONDITIONS) throw fail("invalid_value", `${param}: at most ${MAX_CONDITIONS} conditions`, param);
+    if (typeof f !== "object" || f === null || Array.isArray(f)) throw fail("invalid_value", `${path} must be an object with a "type"`, param);
     const o = f as Record<string, unknown>;
     const type = o.type;
     if (type === "and" || type === "or") {
-      if (!Array.isArray(o.filters) || o.filters.length === 0) throw invalid(`${path}.filters must be a non-empty array of filters`, param);
+      if (!Array.isArray(o.filters) || o.filters.length === 0) throw fail("invalid_value", `${path}.filters must be a non-empty array of filters`, param);
       const parts = o.filters.map((c, i) => walk(c, `${path}.filters[${i}]`, depth + 1));
       return `(${parts.join(type === "and" ? " AND " : " OR ")})`;
     }
     if (typeof type !== "string" || !(type in COMPARISONS || type === "in" || type === "nin"))
-      throw invalid(`${path}.type must be one of eq, ne, gt, gte, lt, lte, in, nin, and, or; got ${JSON.stringify(type)}`, param);
-    if (typeof o.key !== "string" || o.key.length === 0 || o.key.length > 64) throw invalid(`${path}.key must be an attribute name (1 to 64 characters)`, param);
+      throw fail("invalid_value", `${path}.type must be one of eq, ne, gt, gte, lt, lte, in, nin, and, or; got ${JSON.stringify(type)}`, param);
+    if (typeof o.key !== "string" || o.key.length === 0 || o.key.length > 64) throw fail("invalid_value", `${path}.key must be an attribute name (1 to 64 characters)`, param);
     // json_each rather than a JSON path: any key, quotes and dots included, stays a plain bound value.
     const value = `(SELECT a.value FROM json_each(vsf.attributes) a WHERE a.key = ${bind(o.key)})`;
     if (type === "in" || type === "nin") {
       if (!Array.isArray(o.value) || o.value.length === 0 || !o.value.every(isScalar))
-        throw invalid(`${path}.value must be a non-empty array of strings, numbers or booleans for "${type}"`, param);
+        throw fail("invalid_value", `${path}.value must be a non-empty array of strings, numbers or booleans for "${type}"`, param);
       const list = o.value.map((v) => bind(scalar(v))).join(", ");
       // A file without the attribute is "not in" any list.
       return type === "in" ? `${value} IN (${list})` : `(${value} IS NULL OR ${value} NOT IN (${list}))`;
     }
-    if (!isScalar(o.value)) throw invalid(`${path}.value must be a string, number or boolean`, param);
+    if (!isScalar(o.value)) throw fail("invalid_value", `${path}.value must be a string, number or boolean`, param);
     if ((type === "gt" || type === "gte" || type === "lt" || type === "lte") && typeof o.value === "boolean")
-      throw invalid(`${path}: "${type}" compares numbers or strings, not booleans`, param);
+      throw fail("invalid_value", `${path}: "${type}" compares numbers or strings, not booleans`, param);
     const op = COMPARISONS[type as keyof typeof COMPARISONS];
     const cmp = `${value} ${op} ${bind(scalar(o.value))}`;
     // SQL's NULL != x is NULL; for a filter, a file without the attribute is "not equal".
@@ -59,13 +59,13 @@ export function compileFilter(filter: unknown, param = "filters"): SqlFilter {
 /** OpenAI's attribute rules: up to 16 keys of at most 64 characters; strings up to 512, numbers or booleans. */
 export function validateAttributes(value: unknown, param = "attributes"): Record<string, Scalar> {
   if (value === undefined || value === null) return {};
-  if (typeof value !== "object" || Array.isArray(value)) throw invalid(`${param} must be an object of strings, numbers or booleans`, param);
+  if (typeof value !== "object" || Array.isArray(value)) throw fail("invalid_value", `${param} must be an object of strings, numbers or booleans`, param);
   const entries = Object.entries(value as Record<string, unknown>);
-  if (entries.length > 16) throw invalid(`${param} holds at most 16 keys, got ${entries.length}`, param);
+  if (entries.length > 16) throw fail("invalid_value", `${param} holds at most 16 keys, got ${entries.length}`, param);
   for (const [k, v] of entries) {
-    if (k.length === 0 || k.length > 64) throw invalid(`${param}: key "${k.slice(0, 80)}" must be 1 to 64 characters`, param);
+    if (k.length === 0 || k.length > 64) throw fail("invalid_value", `${param}: key "${k.slice(0, 80)}" must be 1 to 64 characters`, param);
     if (typeof v === "string" ? v.length > 512 : !(typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))))
-      throw invalid(`${param}.${k} must be a string of at most 512 characters, a number or a boolean`, param);
+      throw fail("invalid_value", `${param}.${k} must be a string of at most 512 characters, a number or a boolean`, param);
   }
   return value as Record<string, Scalar>;
 }

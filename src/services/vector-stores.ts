@@ -3,7 +3,7 @@ import type { FilesRepo } from "../storage/files-repo";
 import type { Chunking, SqliteStoresRepo, StoreFileRow, StoreFileStatus, StoreRow } from "../storage/stores-repo";
 import { isFileBatchId, isFileId, isVectorStoreId, newFileBatchId, newVectorStoreId } from "../util/ids";
 import { nowSeconds } from "../storage/db";
-import { invalid, ServiceError } from "./errors";
+import { fail, notFound } from "../errors";
 import { EMBEDDABLE, type IngestHooks } from "./files";
 import { compileFilter, validateAttributes } from "./filters";
 import { listPage } from "./pagination";
@@ -11,7 +11,6 @@ import { DEFAULT_EMBEDDING_WEIGHT, type SearchService } from "./search";
 
 type Json = Record<string, unknown>;
 
-const notFound = (what: string, id: string, param = "id") => new ServiceError("not_found", `No such ${what}: ${id}`, param, null);
 
 export interface ListParams {
   limit: number;
@@ -92,7 +91,7 @@ export class VectorStoresService {
   async delete(projectId: string, id: string) {
     const row = await this.store(projectId, id);
     if (row.isDefault)
-      throw invalid(`Vector store ${id} is this project's knowledge base, which every upload joins; it cannot be deleted. Delete or detach its files instead.`, "vector_store_id", "default_vector_store");
+      throw fail("default_vector_store", `Vector store ${id} is this project's knowledge base, which every upload joins; it cannot be deleted. Delete or detach its files instead.`, "vector_store_id");
     await this.stores.remove(row.id);
     return { id: row.id, object: "vector_store.deleted" as const, deleted: true as const };
   }
@@ -102,7 +101,7 @@ export class VectorStoresService {
   async attach(projectId: string, storeId: string, body: Json) {
     allowOnly(body, ["file_id", "attributes", "chunking_strategy"]);
     const store = await this.store(projectId, storeId);
-    if (typeof body.file_id !== "string" || body.file_id === "") throw invalid("file_id is required: the id of an uploaded file", "file_id", "missing_required_parameter");
+    if (typeof body.file_id !== "string" || body.file_id === "") throw fail("missing_required_parameter", "file_id is required: the id of an uploaded file", "file_id");
     await this.requireFiles(projectId, [body.file_id], "file_id");
     const attributes = JSON.stringify(validateAttributes(body.attributes));
     const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy");
@@ -131,7 +130,7 @@ export class VectorStoresService {
   async updateFile(projectId: string, storeId: string, fileId: string, body: Json) {
     allowOnly(body, ["attributes"]);
     const store = await this.store(projectId, storeId);
-    if (body.attributes === undefined) throw invalid("attributes is required", "attributes", "missing_required_parameter");
+    if (body.attributes === undefined) throw fail("missing_required_parameter", "attributes is required", "attributes");
     const attributes = JSON.stringify(validateAttributes(body.attributes));
     if (!isFileId(fileId) || !(await this.stores.updateAttributes(store.id, fileId, attributes))) throw notFound("vector store file", fileId, "file_id");
     return this.getFile(projectId, storeId, fileId);
@@ -163,17 +162,17 @@ export class VectorStoresService {
     const perFile = new Map<string, string>();
     let ids: string[];
     if (body.files !== undefined) {
-      if (body.file_ids !== undefined) throw invalid("Pass either file_ids or files, not both", "files");
-      if (!Array.isArray(body.files) || body.files.length === 0 || body.files.length > 2000) throw invalid("files must be a list of 1 to 2000 {file_id, attributes}", "files");
+      if (body.file_ids !== undefined) throw fail("invalid_value", "Pass either file_ids or files, not both", "files");
+      if (!Array.isArray(body.files) || body.files.length === 0 || body.files.length > 2000) throw fail("invalid_value", "files must be a list of 1 to 2000 {file_id, attributes}", "files");
       ids = body.files.map((f, i) => {
-        if (typeof f !== "object" || f === null || typeof (f as Json).file_id !== "string") throw invalid(`files[${i}].file_id is required`, "files");
+        if (typeof f !== "object" || f === null || typeof (f as Json).file_id !== "string") throw fail("invalid_value", `files[${i}].file_id is required`, "files");
         const o = f as Json;
         perFile.set(o.file_id as string, JSON.stringify(validateAttributes(o.attributes ?? sharedAttributes, `files[${i}].attributes`)));
         return o.file_id as string;
       });
     } else {
       ids = optionalIds(body.file_ids, "file_ids", 2000);
-      if (ids.length === 0) throw invalid("file_ids must list at least one file id", "file_ids", "missing_required_parameter");
+      if (ids.length === 0) throw fail("missing_required_parameter", "file_ids must list at least one file id", "file_ids");
     }
     ids = [...new Set(ids)];
     await this.requireFiles(projectId, ids, body.files !== undefined ? "files" : "file_ids");
@@ -205,14 +204,14 @@ export class VectorStoresService {
   async searchStore(projectId: string, storeId: string, body: Json) {
     allowOnly(body, ["query", "max_num_results", "filters", "ranking_options", "rewrite_query"]);
     const store = await this.store(projectId, storeId);
-    if (isExpired(store, this.now())) throw invalid(`Vector store ${store.id} has expired; update its expires_after or create a new one.`, "vector_store_id", "vector_store_expired");
+    if (isExpired(store, this.now())) throw fail("vector_store_expired", `Vector store ${store.id} has expired; update its expires_after or create a new one.`, "vector_store_id");
     const queries = typeof body.query === "string" ? [body.query] : body.query;
     if (!Array.isArray(queries) || queries.length === 0 || queries.length > 10 || !queries.every((q) => typeof q === "string" && q.trim() !== "" && q.length <= 4096))
-      throw invalid("query must be a non-empty string or a list of 1 to 10 non-empty strings (at most 4096 characters each)", "query");
+      throw fail("invalid_value", "query must be a non-empty string or a list of 1 to 10 non-empty strings (at most 4096 characters each)", "query");
     const max = body.max_num_results ?? 10;
     if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > 50)
-      throw invalid(`max_num_results must be an integer between 1 and 50, got ${JSON.stringify(max)}`, "max_num_results", "invalid_value");
-    if (body.rewrite_query !== undefined && typeof body.rewrite_query !== "boolean") throw invalid("rewrite_query must be a boolean", "rewrite_query");
+      throw fail("invalid_value", `max_num_results must be an integer between 1 and 50, got ${JSON.stringify(max)}`, "max_num_results");
+    if (body.rewrite_query !== undefined && typeof body.rewrite_query !== "boolean") throw fail("invalid_value", "rewrite_query must be a boolean", "rewrite_query");
     const { scoreThreshold, embeddingWeight } = rankingOptions(body.ranking_options);
     const filter = compileFilter(body.filters);
     const hits = await this.search.search(store.id, queries as string[], { maxResults: max, filter, scoreThreshold, embeddingWeight, now: this.now() });
@@ -250,13 +249,13 @@ export class VectorStoresService {
 
   private async storeCursor(projectId: string, id: string, param: string) {
     const seq = isVectorStoreId(id) ? await this.stores.seq(projectId, id) : null;
-    if (seq === null) throw invalid(`No vector store with id '${id}' to list ${param}.`, param, "invalid_cursor");
+    if (seq === null) throw fail("invalid_cursor", `No vector store with id '${id}' to list ${param}.`, param);
     return seq;
   }
 
   private async fileCursor(storeId: string, id: string, param: string) {
     const seq = isFileId(id) ? await this.stores.fileSeq(storeId, id) : null;
-    if (seq === null) throw invalid(`No file with id '${id}' in this vector store to list ${param}.`, param, "invalid_cursor");
+    if (seq === null) throw fail("invalid_cursor", `No file with id '${id}' in this vector store to list ${param}.`, param);
     return seq;
   }
 
@@ -264,9 +263,9 @@ export class VectorStoresService {
     const now = this.now();
     for (const id of ids) {
       const f = isFileId(id) ? await this.files.get(projectId, id, now) : null;
-      if (!f) throw new ServiceError("not_found", `No such File object: ${id}`, param, null);
+      if (!f) throw notFound("File object", id, param);
       if (!EMBEDDABLE.has(f.purpose))
-        throw invalid(`File ${id} was uploaded with purpose '${f.purpose}', which is not indexed; upload it with purpose 'assistants', 'knowledge_base' or 'user_data'.`, param, "invalid_file");
+        throw fail("invalid_file", `File ${id} was uploaded with purpose '${f.purpose}', which is not indexed; upload it with purpose 'assistants', 'knowledge_base' or 'user_data'.`, param);
     }
   }
 
@@ -274,17 +273,17 @@ export class VectorStoresService {
   private chunking(value: unknown, param: string): Chunking {
     if (value === undefined || value === null) return { json: `{"type":"auto"}`, key: chunkingKey(this.auto, this.auto) };
     const o = value as Json;
-    if (typeof o !== "object" || Array.isArray(o)) throw invalid(`${param} must be {"type":"auto"} or {"type":"static","static":{...}}`, param);
+    if (typeof o !== "object" || Array.isArray(o)) throw fail("invalid_value", `${param} must be {"type":"auto"} or {"type":"static","static":{...}}`, param);
     if (o.type === "auto") return this.chunking(undefined, param);
     if (o.type !== "static" || typeof o.static !== "object" || o.static === null)
-      throw invalid(`${param}.type must be "auto" or "static" (with a "static" object)`, param);
+      throw fail("invalid_value", `${param}.type must be "auto" or "static" (with a "static" object)`, param);
     const s = o.static as Json;
     const max = s.max_chunk_size_tokens;
     const overlap = s.chunk_overlap_tokens;
     if (typeof max !== "number" || !Number.isInteger(max) || max < 100 || max > 4096)
-      throw invalid(`${param}.static.max_chunk_size_tokens must be an integer between 100 and 4096`, param, "invalid_value");
+      throw fail("invalid_value", `${param}.static.max_chunk_size_tokens must be an integer between 100 and 4096`, param);
     if (typeof overlap !== "number" || !Number.isInteger(overlap) || overlap < 0 || overlap > max / 2)
-      throw invalid(`${param}.static.chunk_overlap_tokens must be an integer from 0 to half of max_chunk_size_tokens`, param, "invalid_value");
+      throw fail("invalid_value", `${param}.static.chunk_overlap_tokens must be an integer from 0 to half of max_chunk_size_tokens`, param);
     const strategy = { type: "static" as const, static: { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } };
     return { json: JSON.stringify(strategy), key: chunkingKey(resolveChunking(strategy, this.modelMaxTokens), this.auto) };
   }
@@ -335,30 +334,30 @@ function errorCode(details: string | null): "server_error" | "unsupported_file" 
 const isExpired = (row: StoreRow, now: number) => row.expiresDays !== null && row.lastActiveAt + row.expiresDays * 86400 <= now;
 
 function allowOnly(body: Json, keys: string[]) {
-  for (const k of Object.keys(body)) if (!keys.includes(k)) throw invalid(`Unrecognized request argument supplied: ${k}`, k, "unknown_parameter");
+  for (const k of Object.keys(body)) if (!keys.includes(k)) throw fail("unknown_parameter", `Unrecognized request argument supplied: ${k}`, k);
 }
 
 function optionalString(v: unknown, param: string, max: number): string | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== "string" || v.length > max) throw invalid(`${param} must be a string of at most ${max} characters`, param);
+  if (typeof v !== "string" || v.length > max) throw fail("invalid_value", `${param} must be a string of at most ${max} characters`, param);
   return v;
 }
 
 function optionalIds(v: unknown, param: string, max: number): string[] {
   if (v === undefined) return [];
   if (!Array.isArray(v) || v.length > max || !v.every((x) => typeof x === "string"))
-    throw invalid(`${param} must be a list of at most ${max} file ids`, param);
+    throw fail("invalid_value", `${param} must be a list of at most ${max} file ids`, param);
   return [...new Set(v as string[])];
 }
 
 function metadata(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
-  if (typeof v !== "object" || Array.isArray(v)) throw invalid("metadata must be an object of string values", "metadata");
+  if (typeof v !== "object" || Array.isArray(v)) throw fail("invalid_value", "metadata must be an object of string values", "metadata");
   const entries = Object.entries(v as Json);
-  if (entries.length > 16) throw invalid("metadata holds at most 16 keys", "metadata");
+  if (entries.length > 16) throw fail("invalid_value", "metadata holds at most 16 keys", "metadata");
   for (const [k, val] of entries)
     if (k.length > 64 || typeof val !== "string" || val.length > 512)
-      throw invalid(`metadata.${k.slice(0, 64)}: keys are at most 64 characters and values strings of at most 512`, "metadata");
+      throw fail("invalid_value", `metadata.${k.slice(0, 64)}: keys are at most 64 characters and values strings of at most 512`, "metadata");
   return v as Record<string, string>;
 }
 
@@ -366,26 +365,26 @@ function expiresAfter(v: unknown): number | null {
   if (v === undefined || v === null) return null;
   const o = v as Json;
   if (typeof o !== "object" || o.anchor !== "last_active_at" || typeof o.days !== "number" || !Number.isInteger(o.days) || o.days < 1 || o.days > 365)
-    throw invalid(`expires_after must be {"anchor":"last_active_at","days":1..365}`, "expires_after", "invalid_value");
+    throw fail("invalid_value", `expires_after must be {"anchor":"last_active_at","days":1..365}`, "expires_after");
   return o.days;
 }
 
 function rankingOptions(v: unknown): { scoreThreshold: number; embeddingWeight: number } {
   if (v === undefined || v === null) return { scoreThreshold: 0, embeddingWeight: DEFAULT_EMBEDDING_WEIGHT };
-  if (typeof v !== "object" || Array.isArray(v)) throw invalid("ranking_options must be an object", "ranking_options");
+  if (typeof v !== "object" || Array.isArray(v)) throw fail("invalid_value", "ranking_options must be an object", "ranking_options");
   const o = v as Json;
   allowOnly(o, ["ranker", "score_threshold", "hybrid_search"]);
   if (o.ranker !== undefined && !["none", "auto", "default-2024-11-15"].includes(o.ranker as string))
-    throw invalid(`ranking_options.ranker must be one of none, auto, default-2024-11-15`, "ranking_options.ranker", "invalid_value");
+    throw fail("invalid_value", `ranking_options.ranker must be one of none, auto, default-2024-11-15`, "ranking_options.ranker");
   const t = o.score_threshold ?? 0;
-  if (typeof t !== "number" || !(t >= 0 && t <= 1)) throw invalid("ranking_options.score_threshold must be a number from 0 to 1", "ranking_options.score_threshold", "invalid_value");
+  if (typeof t !== "number" || !(t >= 0 && t <= 1)) throw fail("invalid_value", "ranking_options.score_threshold must be a number from 0 to 1", "ranking_options.score_threshold");
   let embeddingWeight = DEFAULT_EMBEDDING_WEIGHT;
   if (o.hybrid_search !== undefined) {
     const h = o.hybrid_search as Json;
     const ew = h?.embedding_weight;
     const tw = h?.text_weight;
     if (typeof ew !== "number" || typeof tw !== "number" || ew < 0 || tw < 0 || ew + tw <= 0)
-      throw invalid("ranking_options.hybrid_search needs non-negative embedding_weight and text_weight, not both 0", "ranking_options.hybrid_search", "invalid_value");
+      throw fail("invalid_value", "ranking_options.hybrid_search needs non-negative embedding_weight and text_weight, not both 0", "ranking_options.hybrid_search");
     embeddingWeight = ew / (ew + tw);
   }
   return { scoreThreshold: t, embeddingWeight };

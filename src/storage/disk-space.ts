@@ -1,26 +1,27 @@
 import { closeSync, existsSync, fsyncSync, openSync, rmSync, statSync, statfsSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { fail, RagdError } from "../errors";
 import { log } from "../util/log";
 
 /** A write failed because the volume holding `volume` has no space left. */
-export class StorageFullError extends Error {
-  constructor(readonly volume: string) {
-    super(`the disk holding ${volume} is full`);
-  }
-}
+export const storageFull = (volume: string) =>
+  fail(
+    "insufficient_storage",
+    `The disk holding ragd's data (${volume}) is full, so nothing new can be stored. Free space on that volume or delete files (DELETE /v1/files/{file_id} still works); ragd resumes by itself once space returns.`,
+  );
 
 /** ENOSPC/EDQUOT from the filesystem, SQLITE_FULL from SQLite: the same condition. */
 export function isDiskFull(e: unknown): boolean {
-  if (e instanceof StorageFullError) return true;
+  if (e instanceof RagdError) return e.code === "insufficient_storage";
   const err = e as { code?: unknown; message?: unknown } | null;
   const code = typeof err?.code === "string" ? err.code : "";
   if (code === "ENOSPC" || code === "EDQUOT" || code === "SQLITE_FULL") return true;
   return typeof err?.message === "string" && /database or disk is full|no space left on device/i.test(err.message);
 }
 
-/** The error to raise for a failed write under `volume`: a StorageFullError when space ran out. */
+/** The error to raise for a failed write under `volume`: insufficient_storage when space ran out. */
 export function storageError(e: unknown, volume: string): unknown {
-  return isDiskFull(e) && !(e instanceof StorageFullError) ? new StorageFullError(volume) : e;
+  return isDiskFull(e) && !(e instanceof RagdError) ? storageFull(volume) : e;
 }
 
 const BALLAST = "reserve.ballast";
@@ -87,8 +88,8 @@ export class DiskSpace {
 
   /** Throws StorageFullError when an upload of `bytes` cannot fit beside the reserve. */
   admit(bytes = 0) {
-    if (this.full) throw new StorageFullError(this.dataDir);
-    if (bytes > 0 && bytes + this.reserveBytes > this.freeBytes()) throw new StorageFullError(this.dataDir);
+    if (this.full) throw storageFull(this.dataDir);
+    if (bytes > 0 && bytes + this.reserveBytes > this.freeBytes()) throw storageFull(this.dataDir);
   }
 
   private markFull(reason: string) {

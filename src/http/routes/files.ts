@@ -2,7 +2,7 @@ import { Elysia } from "elysia";
 import { EMBEDDABLE, toFileObject, type CreateInput } from "../../services/files";
 import { principal, type HttpContext } from "../context";
 import { contentDisposition, parseRange } from "../download";
-import { badRequest } from "../errors";
+import { fail } from "../../errors";
 import { receiveUpload } from "../multipart";
 import { enumParam, intParam, stringParam } from "../query";
 
@@ -82,10 +82,10 @@ function readExpiresAfter(fields: Map<string, string>): CreateInput["expiresAfte
     try {
       v = JSON.parse(json);
     } catch {
-      throw badRequest(`expires_after must be an object such as {"anchor":"created_at","seconds":3600}.`, "expires_after", "invalid_value");
+      throw fail("invalid_value", `expires_after must be an object such as {"anchor":"created_at","seconds":3600}.`, "expires_after");
     }
     if (v === null || typeof v !== "object" || Array.isArray(v))
-      throw badRequest(`expires_after must be an object such as {"anchor":"created_at","seconds":3600}.`, "expires_after", "invalid_value");
+      throw fail("invalid_value", `expires_after must be an object such as {"anchor":"created_at","seconds":3600}.`, "expires_after");
     const o = v as Record<string, unknown>;
     return { anchor: o.anchor, seconds: o.seconds };
   }

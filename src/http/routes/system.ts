@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { DOCS_ASSETS, DOCS_HTML, DOCS_INIT_JS } from "../docs-assets";
-import { notFound } from "../errors";
+import { notFound } from "../../errors";
 import { openapiDocument } from "../openapi";
 
 // Everything on the docs page comes from this origin; the CSP makes that checkable.
@@ -14,7 +14,7 @@ export function systemRoutes() {
     .get("/docs/assets/init.js", () => new Response(DOCS_INIT_JS, { headers: { "content-type": "text/javascript; charset=utf-8" } }))
     .get("/docs/assets/:name", ({ params }) => {
       const a = DOCS_ASSETS[params.name];
-      if (!a) throw notFound(`No docs asset named ${params.name}.`);
+      if (!a) throw notFound("docs asset", params.name, null);
       return new Response(Bun.file(a.path), { headers: { "content-type": a.type, "cache-control": "public, max-age=86400" } });
     });
 }

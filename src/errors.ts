@@ -1,0 +1,109 @@
+// Every error ragd reports, in one table: its code, HTTP status and OpenAI `type`. Services,
+// storage and ingestion raise entries of this table by code; the HTTP layer turns them into
+// the OpenAI envelope {"error":{"message","type","param","code"}}; nothing maps message text
+// to a code. Ingestion outcomes (a file's `status_details`, a store file's `last_error`) use
+// the same codes, each with the spec's coarser `last_error.code` it reports as.
+
+export type ErrorType = "invalid_request_error" | "authentication_error" | "not_found_error" | "rate_limit_error" | "api_error";
+
+/** The three codes the OpenAI spec allows in a vector store file's `last_error.code`. */
+export type LastErrorCode = "server_error" | "unsupported_file" | "invalid_file";
+
+interface Entry {
+  status: number;
+  type: ErrorType;
+  /** What a client reads in `code`; null where OpenAI itself sends none. */
+  wire?: null;
+  /** For ingestion outcomes: the spec's `last_error.code` this reports as. */
+  lastError?: LastErrorCode;
+  /** When the server raises it, for the reference in docs/ARCHITECTURE.md. */
+  doc: string;
+}
+
+const bad = (doc: string): Entry => ({ status: 400, type: "invalid_request_error", doc });
+
+export const ERRORS = {
+  // The request itself
+  invalid_value: bad("A parameter's value is outside what it accepts; `param` names it."),
+  missing_required_parameter: bad("A required parameter is missing."),
+  unknown_parameter: bad("The body has a parameter this operation does not take."),
+  invalid_body: bad("The body is not a JSON object, not UTF-8, or larger than 4 MB."),
+  invalid_content_type: bad("An upload that is not multipart/form-data."),
+  invalid_multipart: bad("A malformed multipart body, or too many parts or fields."),
+  missing_file: bad("An upload without a `file` part."),
+  multiple_files: bad("An upload with more than one `file` part."),
+  field_too_long: bad("A multipart form field longer than 64 KB."),
+  invalid_filename: bad("A filename that is empty, too long or holds control characters."),
+  empty_file: bad("An upload of zero bytes."),
+  invalid_file_format: bad("A file that does not fit its purpose (JSONL for batch, fine-tune, evals; an image for vision)."),
+  invalid_purpose: bad("A purpose ragd does not know."),
+  invalid_cursor: bad("An `after` or `before` id that was never in this list."),
+  upload_interrupted: bad("The client ended the request before its body was complete."),
+  default_vector_store: bad("The project's knowledge base cannot be deleted."),
+  vector_store_expired: bad("A search in a store whose expiry has passed."),
+  unknown_url: { status: 404, type: "invalid_request_error", doc: "No route has this method and path." },
+  range_not_satisfiable: { status: 416, type: "invalid_request_error", doc: "A Range past the end of the file." },
+  // Who is asking, and how often
+  missing_api_key: { status: 401, type: "authentication_error", wire: null, doc: "No Authorization header." },
+  invalid_authorization_header: { status: 401, type: "authentication_error", doc: "An Authorization header that is not `Bearer <key>`." },
+  invalid_api_key: { status: 401, type: "authentication_error", doc: "A key that does not exist or was revoked." },
+  rate_limit_exceeded: { status: 429, type: "rate_limit_error", doc: "The key's per-minute allowance is used; `retry-after` says when to come back." },
+  // What is asked for
+  not_found: { status: 404, type: "not_found_error", wire: null, doc: "No such object in this project (another project's objects are not found either)." },
+  model_not_found: { status: 404, type: "invalid_request_error", doc: "A model id this server does not serve." },
+  // Size and space
+  file_too_large: { status: 413, type: "invalid_request_error", lastError: "invalid_file", doc: "A file past --max-file-size; as an ingestion outcome, a document past a parse limit or the memory ceiling." },
+  quota_exceeded: { status: 413, type: "invalid_request_error", doc: "An upload past the project's --project-quota." },
+  insufficient_storage: { status: 507, type: "api_error", doc: "The data volume is full; deletes still work, and ragd resumes when space returns." },
+  // The server and what it depends on
+  embedding_unavailable: { status: 503, type: "api_error", doc: "The embedding model or remote embeddings API failed; retrying may help." },
+  internal_error: { status: 500, type: "api_error", doc: "A fault of the server; the log has the request id." },
+  // How ingesting a file can end (status_details, last_error)
+  invalid_file: { status: 400, type: "invalid_request_error", lastError: "invalid_file", doc: "A file that cannot be read (corrupt, encrypted, mislabelled), or one whose purpose is not indexed." },
+  unsupported_file: { status: 400, type: "invalid_request_error", lastError: "unsupported_file", doc: "A format ragd does not read." },
+  no_text: { status: 400, type: "invalid_request_error", lastError: "invalid_file", doc: "A document with no text to index (OCR found none either)." },
+  timeout: { status: 500, type: "api_error", lastError: "server_error", doc: "A document whose parse ran past --ingest-timeout." },
+  server_error: { status: 500, type: "api_error", lastError: "server_error", doc: "Ingestion failed for the server's reasons (attempts exhausted, a native library)." },
+} satisfies Record<string, Entry>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The codes a file's ingestion can end with. */
+export type IngestErrorCode = "invalid_file" | "unsupported_file" | "no_text" | "file_too_large" | "timeout" | "server_error";
+
+export const entry = (code: ErrorCode): Entry => ERRORS[code];
+
+/** The one error type raised on purpose anywhere in ragd. */
+export class RagdError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly param: string | null = null,
+    /** Response headers that go with it (retry-after, www-authenticate, content-range). */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  get status() {
+    return ERRORS[this.code].status;
+  }
+
+  toJSON() {
+    const e: Entry = ERRORS[this.code];
+    return { error: { message: this.message, type: e.type, param: this.param, code: e.wire === null ? null : this.code } };
+  }
+}
+
+export const fail = (code: ErrorCode, message: string, param: string | null = null) => new RagdError(code, message, param);
+
+// Message templates for the errors raised in many places.
+
+export const notFound = (what: string, id: string, param: string | null = "id") => fail("not_found", `No such ${what}: ${id}`, param);
+
+export const unknownParameter = (name: string) => fail("unknown_parameter", `Unrecognized request argument supplied: ${name}`, name);
+
+export const missingParameter = (name: string, hint: string) => fail("missing_required_parameter", `${name} is required: ${hint}`, name);
+
+export const internalError = () =>
+  fail("internal_error", "The server had an error while processing your request. Try again; if it persists, check the ragd logs.");
