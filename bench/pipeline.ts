@@ -2,6 +2,7 @@
 // each, ~5 chunks) are uploaded through the API and ingested (parse, chunk, embed, commit,
 // index); then the same chunk texts go straight to the model, in the same process. Rounds
 // alternate the two, on new documents each round, so drift of a shared machine hits both.
+import { Database } from "bun:sqlite";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +26,8 @@ export async function pipelineBench(): Promise<string> {
   let rawSecs = 0;
   try {
     const client = new (await import("openai")).default({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 });
-    const db = server.services.db;
+    // Read straight from the data directory's SQLite file, beside the running server.
+    const db = new Database(join(dir, "ragd.db"), { readonly: true });
     for (let r = 0; r < ROUNDS; r++) {
       const round = docs.slice(r * PER_ROUND, (r + 1) * PER_ROUND);
       const t0 = performance.now();

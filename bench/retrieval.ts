@@ -6,13 +6,14 @@
 // texts, HNSW recall@10 against exact search, and search latency through the HTTP API.
 //
 // RAGD_BENCH_SCIFACT_DIR=dir keeps the ingested data directory, so a rerun skips ingestion.
+import { Database } from "bun:sqlite";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../src/config";
 import { startServer } from "../src/server";
 import { DEFAULT_EMBEDDING_WEIGHT, fuse } from "../src/services/search";
-import { NO_FILTER } from "../src/storage/stores-repo";
+import { NO_FILTER } from "../src/storage/repos";
 import { percentile, ROOT } from "./lib";
 
 const SCIFACT = join(ROOT, "../shared/scifact");
@@ -59,7 +60,8 @@ export async function retrievalBench(weights = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7,
   const lines: string[] = [];
   try {
     const client = new (await import("openai")).default({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 });
-    const db = server.services.db;
+    // Read straight from the data directory's SQLite file, beside the running server.
+    const db = new Database(join(dir, "ragd.db"), { readonly: true });
     if (!reuse) {
       const t0 = performance.now();
       const ids: string[] = [];

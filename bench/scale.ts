@@ -126,8 +126,8 @@ export async function scaleBench(): Promise<string> {
       const server = await startServer(loadConfig(["--data-dir", dir, "--port", "0", "--host", "127.0.0.1", "--api-key", KEY, "--log-level", "warn"], {}));
       try {
         const search = server.services.search;
-        const kb = (server.services.db.query("SELECT id FROM vector_stores WHERE is_default = 1").get() as { id: string }).id;
-        const chunks = (server.services.db.query("SELECT COUNT(*) AS n FROM chunks").get() as { n: number }).n;
+        const kb = (new Database(join(dir, "ragd.db"), { readonly: true }).query("SELECT id FROM vector_stores WHERE is_default = 1").get() as { id: string }).id;
+        const chunks = (new Database(join(dir, "ragd.db"), { readonly: true }).query("SELECT COUNT(*) AS n FROM chunks").get() as { n: number }).n;
         let agree = 0;
         for (const q of qs.slice(0, 200)) {
           const v = await search.embedQuery(q);

@@ -2,6 +2,7 @@ import pkg from "../package.json";
 import { ConfigError, loadConfig, settingsHelp } from "./config";
 import { openKeys, openServices, startServer } from "./server";
 import { DEFAULT_PROJECT } from "./services/keys";
+import { lockDataDir } from "./storage/data-lock";
 import { log, setLogLevel } from "./util/log";
 import { BUNDLED_MODEL_ID } from "./embed/index";
 import { OCR_MODEL_ID } from "./ocr/assets";
@@ -75,7 +76,12 @@ async function serve(args: string[]): Promise<number> {
 async function reindex(args: string[]): Promise<number> {
   const config = loadConfig(args);
   setLogLevel(config.logLevel);
-  const s = await openServices(config);
+  // Rewriting every vector beside a running server would race its ingestion.
+  const lock = lockDataDir(config.dataDir);
+  const s = await openServices(config).catch((e) => {
+    lock.release();
+    throw e;
+  });
   try {
     const total = await s.search.reindex((done, all) => process.stderr.write(`\rembedded ${done} of ${all} chunks`));
     process.stderr.write(`\n`);
@@ -83,6 +89,7 @@ async function reindex(args: string[]): Promise<number> {
     return 0;
   } finally {
     await s.close();
+    lock.release();
   }
 }
 

@@ -1,4 +1,3 @@
-import type { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { buildApp } from "./app";
 import type { Config } from "./config";
@@ -11,13 +10,9 @@ import { EMBEDDABLE, FilesService } from "./services/files";
 import { KeysService } from "./services/keys";
 import { SearchService } from "./services/search";
 import { VectorStoresService } from "./services/vector-stores";
-import { SqliteChunksRepo } from "./storage/chunks-repo";
-import { SqliteStoresRepo } from "./storage/stores-repo";
 import { DiskBlobStore } from "./storage/blobs";
-import { openDatabase } from "./storage/db";
-import { SqliteFilesRepo } from "./storage/files-repo";
-import { SqliteJobsRepo } from "./storage/jobs-repo";
-import { SqliteKeysRepo } from "./storage/keys-repo";
+import type { Repos } from "./storage/repos";
+import { openSqliteRepos } from "./storage/sqlite";
 import { installBindings, nativePaths, type NativePaths } from "./native/assets";
 import type { OcrSettings } from "./ocr/engine";
 import { log } from "./util/log";
@@ -28,7 +23,7 @@ import { lockDataDir } from "./storage/data-lock";
 import { DiskSpace } from "./storage/disk-space";
 
 export interface Services {
-  db: Database;
+  repos: Repos;
   disk: DiskSpace;
   files: FilesService;
   keys: KeysService;
@@ -37,7 +32,7 @@ export interface Services {
   search: SearchService;
   vectorStores: VectorStoresService;
   embeddings: EmbeddingsService;
-  stores: SqliteStoresRepo;
+  stores: Repos["stores"];
   close(): Promise<void>;
 }
 
@@ -64,28 +59,27 @@ export function embedConfig(config: Config, natives: NativePaths): EmbedConfig {
 
 /** Just the keys, for the `ragd keys` commands: no model is loaded. */
 export async function openKeys(config: Config) {
-  const db = openDatabase(join(config.dataDir, "ragd.db"));
-  const keys = new KeysService(new SqliteKeysRepo(db), config.apiKey);
+  const repos = openSqliteRepos(config.dataDir);
+  const keys = new KeysService(repos.keys, config.apiKey);
   await keys.init();
-  return { keys, close: () => db.close() };
+  return { keys, close: () => repos.close() };
 }
 
 /** Opens the data directory: database, blobs and the services over them. */
 export async function openServices(config: Config): Promise<Services> {
-  const db = openDatabase(join(config.dataDir, "ragd.db"));
+  const repos = openSqliteRepos(config.dataDir);
   const blobs = new DiskBlobStore(join(config.dataDir, "blobs"));
   const disk = new DiskSpace(config.dataDir, config.diskReserve);
-  const files = new FilesService(new SqliteFilesRepo(db), blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota }, disk);
-  const filesRepo = new SqliteFilesRepo(db);
-  const keys = new KeysService(new SqliteKeysRepo(db), config.apiKey);
+  const files = new FilesService(repos.files, blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota }, disk);
+  const keys = new KeysService(repos.keys, config.apiKey);
   await keys.init();
   const natives = nativePaths(cacheDir(config));
   installBindings(natives);
   const embedder = await openProvider(embedConfig(config, natives));
-  const search = new SearchService(new SqliteChunksRepo(db), embedder, join(config.dataDir, "vectors"));
-  const stores = new SqliteStoresRepo(db);
-  const vectorStores = new VectorStoresService(stores, filesRepo, search, embedder.model.maxTokens);
-  const ingest = new IngestPipeline(new SqliteJobsRepo(db), blobs, {
+  const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(config.dataDir, "vectors"));
+  const stores = repos.stores;
+  const vectorStores = new VectorStoresService(stores, repos.files, search, embedder.model.maxTokens);
+  const ingest = new IngestPipeline(repos.ingestion, blobs, {
     concurrency: config.ingestConcurrency,
     timeoutMs: config.ingestTimeoutSeconds * 1000,
     maxAttempts: config.ingestMaxAttempts,
@@ -103,7 +97,7 @@ export async function openServices(config: Config): Promise<Services> {
   vectorStores.attachIngest(ingest);
   const embeddings = new EmbeddingsService(embedder);
   return {
-    db,
+    repos,
     disk,
     files,
     keys,
@@ -116,7 +110,7 @@ export async function openServices(config: Config): Promise<Services> {
     async close() {
       disk.stop();
       await embedder.close();
-      db.close();
+      repos.close();
     },
   };
 }

@@ -8,8 +8,8 @@ import { defaults } from "../src/config";
 import { openProvider } from "../src/embed/index";
 import { nativePaths } from "../src/native/assets";
 import { SearchService } from "../src/services/search";
-import { SqliteChunksRepo } from "../src/storage/chunks-repo";
-import { openDatabase } from "../src/storage/db";
+import { openSqliteRepos } from "../src/storage/sqlite";
+import { openDatabase } from "../src/storage/sqlite/db";
 import { encodeVector } from "../src/storage/vector-codec";
 import { cleanup, tempDir } from "./helpers/ragd";
 
@@ -25,17 +25,19 @@ function unitVector(dims: number) {
 }
 
 test("catching up 8,000 vectors leaves the event loop free between slices", async () => {
+  const repos = openSqliteRepos(dir);
+  // The document's chunks are written straight into the file, as a commit would leave them.
   const db = openDatabase(join(dir, "ragd.db"));
   const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(dir, "cache"))));
   try {
-    const search = new SearchService(new SqliteChunksRepo(db), embedder, join(dir, "vectors"));
+    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(dir, "vectors"));
     await search.start();
     // One large document's chunks, committed as ingestion commits them.
     db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
     db.query(
       `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-big', 'p', 1, 0, 'big.pdf', 'assistants', 'processed', 'application/pdf', 'x')`,
     ).run();
-    const insert = db.query(`INSERT INTO chunks (file_id, strategy, idx, text, location, char_start, char_end, tokens, embedding) VALUES ('file-big', 'auto', ?, 'x', '{}', 0, 1, 1, ?)`);
+    const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES ('file-big', 'auto', ?, 'x', '{}', 0, 1, 1, ?)`);
     db.transaction(() => {
       for (let i = 0; i < 8_000; i++) insert.run(i, encodeVector(unitVector(embedder.model.dims)));
     })();
@@ -67,5 +69,6 @@ test("catching up 8,000 vectors leaves the event loop free between slices", asyn
   } finally {
     await embedder.close();
     db.close();
+    repos.close();
   }
 }, 120_000);

@@ -212,13 +212,13 @@ describe("retrieval", () => {
     expect(vf2.usage_bytes).toBe(vf1.usage_bytes);
 
     const db = new Database(join(ragd.dataDir, "ragd.db"), { readonly: true });
-    const sets = () => db.query(`SELECT strategy, COUNT(*) AS n FROM chunks WHERE file_id = $id GROUP BY 1 ORDER BY 1`).all({ id: file.id }) as { strategy: string; n: number }[];
+    const sets = () => db.query(`SELECT cut, COUNT(*) AS n FROM chunks WHERE file_id = $id GROUP BY 1 ORDER BY 1`).all({ id: file.id }) as { cut: string; n: number }[];
     try {
-      expect(sets().map((r) => r.strategy)).toEqual(["auto", "static:100:50"]);
+      expect(sets().map((r) => r.cut)).toEqual(["auto", "static:100:50"]);
       await client.vectorStores.files.delete(file.id, { vector_store_id: s1.id });
       expect(sets().length).toBe(2);
       await client.vectorStores.delete(s2.id);
-      expect(sets().map((r) => r.strategy)).toEqual(["auto"]);
+      expect(sets().map((r) => r.cut)).toEqual(["auto"]);
       expect((await client.vectorStores.search(kb, { query })).data[0]!.content[0]!.text).toContain("Kestrel Ford");
       await client.files.delete(file.id);
       expect(sets()).toEqual([]);

@@ -4,6 +4,7 @@
 // process's memory and kills it at the ceiling or the time budget, which can never harm the
 // server itself (killing a thread inside a native addon aborts the whole process; killing a
 // process is always safe). parse-pool.ts decides which processes serve another file.
+import type { IngestErrorCode } from "../errors";
 import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
 import { installBindings, type NativePaths } from "../native/assets";
 import { NativeLoadError } from "../native/sharp";
@@ -30,7 +31,7 @@ export type ParseReply =
   | { type: "progress"; message: string }
   | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"] }
   /** `retry`: a fault of this server (a native library would not load), not of the file. */
-  | { type: "failed"; message: string; retry?: boolean };
+  | { type: "failed"; code: IngestErrorCode; message: string; retry?: boolean };
 
 // Threads started later (onnxruntime's, for OCR) inherit both.
 lowerPriority(10);
@@ -71,12 +72,12 @@ async function handle(req: ParseRequest) {
     reply({ type: "done", format: doc.format, text, chunks });
   } catch (err) {
     if (err instanceof NativeLoadError) {
-      reply({ type: "failed", message: `this server could not read the file: ${err.message}`, retry: true });
+      reply({ type: "failed", code: "server_error", message: `this server could not read the file: ${err.message}`, retry: true });
       return;
     }
     // A library throwing on a damaged file is a property of the file: retrying won't help.
-    const message = err instanceof ParseError ? err.message : `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})`;
-    reply({ type: "failed", message });
+    if (err instanceof ParseError) reply({ type: "failed", code: err.code, message: err.message });
+    else reply({ type: "failed", code: "invalid_file", message: `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})` });
   }
 }
 

@@ -72,7 +72,10 @@ export class ParseProcessPool {
   /** Sends one document; the answer and the process's death come to `p.handler`. */
   async send(p: ParseProcess, req: ParseRequest) {
     await p.ready;
-    if (p.dead) return;
+    if (p.dead) {
+      p.handler?.(new ParserDied("the parser exited before it was given the file"));
+      return;
+    }
     try {
       p.proc.send(req);
     } catch (e) {

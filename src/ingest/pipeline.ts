@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { EmbeddingProvider } from "../embed/provider";
 import { encodeVector } from "../storage/vector-codec";
 import type { BlobStore } from "../storage/blobs";
-import type { JobOutcome, JobsRepo, Job } from "../storage/jobs-repo";
+import type { IngestErrorCode } from "../errors";
+import type { IngestionRepo, Job, JobOutcome } from "../storage/repos";
 import { log } from "../util/log";
 import { chunkSizeOf, resolveChunking, type ChunkSize } from "./chunker";
 import type { ParseReply, ParseRequest } from "./parse-child";
@@ -48,7 +49,19 @@ const IN_FLIGHT_PER_PARSER = 2;
 // Enough of a file to tell its format, or to refuse it, without starting a parser.
 const HEAD_BYTES = 8192;
 
-class Transient extends Error {}
+/** A run that failed and may succeed if tried again; `code` is recorded as its outcome meanwhile. */
+class Transient extends Error {
+  constructor(
+    message: string,
+    readonly code: IngestErrorCode = "server_error",
+  ) {
+    super(message);
+  }
+}
+
+// Server stops (crashes, kill -9, deploys) that may cut a document's runs short before it is
+// given up on: they are not the document's fault, so they do not use its attempts.
+const MAX_INTERRUPTIONS = 10;
 
 /** Retry delays grow 2 s, 8 s, 32 s, ... capped at 5 minutes. */
 const backoffMs = (attempt: number) => Math.min(300_000, 2000 * 4 ** (attempt - 1));
@@ -80,7 +93,7 @@ export class IngestPipeline {
   private again = false;
 
   constructor(
-    private readonly jobs: JobsRepo,
+    private readonly jobs: IngestionRepo,
     private readonly blobs: BlobStore,
     private readonly opts: PipelineOptions,
   ) {
@@ -137,12 +150,12 @@ export class IngestPipeline {
       do {
         this.again = false;
         if (this.opts.disk?.full) break;
-        await this.jobs.exhausted(this.opts.maxAttempts, Date.now());
+        await this.jobs.exhausted(this.opts.maxAttempts, this.opts.maxAttempts + MAX_INTERRUPTIONS, Date.now());
         while (!this.stopped && !this.opts.disk?.full && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
           const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
           if (!job) break;
           const slot: Running = { fileId: job.fileId, cancelled: false };
-          const key = `${job.fileId} ${job.strategy}`;
+          const key = `${job.fileId} ${job.cut}`;
           this.running.set(key, slot);
           void this.run(job, slot).finally(() => {
             this.running.delete(key);
@@ -207,16 +220,15 @@ export class IngestPipeline {
           this.releaseParseSlot();
         }
       } catch (e) {
-        if (e instanceof ParseError) reply = { type: "failed", message: e.message };
-        else if (e instanceof MemoryExceeded) reply = { type: "failed", message: e.message };
+        if (e instanceof ParseError) reply = { type: "failed", code: e.code, message: e.message };
+        else if (e instanceof MemoryExceeded) reply = { type: "failed", code: "file_too_large", message: e.message };
         else throw e;
       }
       if (slot.cancelled || heartbeatFailed) return;
       let outcome: JobOutcome;
-      if (reply.type === "failed" && reply.retry) throw new Transient(reply.message);
-      if (reply.type === "failed") outcome = { status: "error", details: reply.message };
-      else if (reply.type === "done" && reply.chunks.length === 0)
-        outcome = { status: "error", details: NO_TEXT };
+      if (reply.type === "failed" && reply.retry) throw new Transient(reply.message, reply.code);
+      if (reply.type === "failed") outcome = { status: "failed", code: reply.code, message: reply.message };
+      else if (reply.type === "done" && reply.chunks.length === 0) outcome = { status: "failed", code: "no_text", message: NO_TEXT };
       else if (reply.type === "done") {
         const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, (m) => (progress = m));
         if (slot.cancelled || heartbeatFailed) return;
@@ -235,14 +247,14 @@ export class IngestPipeline {
         };
       } else throw new Transient("the parser ended without a result");
       const commitStart = performance.now();
-      const ok = await this.jobs.finish(job, this.owner, outcome);
+      const ok = await this.jobs.finish(job, this.owner, outcome, Date.now());
       const commitMs = Math.round(performance.now() - commitStart);
       if (ok && outcome.status === "processed") this.opts.onCommitted?.();
       log.info("ingested", {
         file_id: job.fileId,
-        ...(job.strategy === "auto" ? {} : { chunking: job.strategy }),
+        ...(job.cut === "auto" ? {} : { cut: job.cut }),
         status: outcome.status,
-        ...(outcome.status === "processed" ? { format: outcome.format, chunks: outcome.chunks.length } : { reason: outcome.details }),
+        ...(outcome.status === "processed" ? { format: outcome.format, chunks: outcome.chunks.length } : { code: outcome.code, reason: outcome.message }),
         ms: Date.now() - started,
         commit_ms: commitMs,
         ...(ok ? {} : { discarded: "lease lost" }),
@@ -259,13 +271,15 @@ export class IngestPipeline {
       if (e instanceof Timeout) {
         log.warn("ingestion timed out", { file_id: job.fileId });
         // If this write fails the lease runs out and the next attempt meets the same budget.
-        await this.jobs.finish(job, this.owner, { status: "error", details: msg }).catch((err) =>
+        await this.jobs.finish(job, this.owner, { status: "failed", code: "timeout", message: msg }, Date.now()).catch((err: unknown) =>
           log.error("could not record the timeout", { file_id: job.fileId, error: String(err) }),
         );
         return;
       }
-      log.warn("ingestion attempt failed, will retry", { file_id: job.fileId, attempt: job.attempts, error: msg });
-      await this.jobs.retry(job, this.owner, Date.now() + backoffMs(job.attempts), msg).catch(() => {});
+      const attempt = job.attempts + 1;
+      log.warn("ingestion attempt failed, will retry", { file_id: job.fileId, attempt, error: msg });
+      const code = e instanceof Transient ? e.code : "server_error";
+      await this.jobs.retry(job, this.owner, Date.now() + backoffMs(attempt), { code, message: msg }).catch(() => {});
     } finally {
       clearInterval(beat);
     }
@@ -307,7 +321,7 @@ export class IngestPipeline {
 
   private parse(job: Job, slot: Running, path: string, onProgress: (m: string) => void): Promise<ParseReply> {
     // before a process is taken: a throw here must not strand one
-    const chunking = chunkSizeOf(job.strategy, this.autoChunking);
+    const chunking = chunkSizeOf(job.cut, this.autoChunking);
     return new Promise((resolve, reject) => {
       const p = this.pool.acquire();
       let settled = false;
@@ -318,7 +332,8 @@ export class IngestPipeline {
         clearTimeout(budget);
         if (!(r instanceof Error) && r.type === "done") this.pool.release(p, r.format as Format);
         else this.pool.discard(p);
-        if (r instanceof Error) reject(r instanceof MemoryExceeded || r instanceof Timeout || r instanceof Transient ? r : new Transient(r.message));
+        // A parse process that died took its document with it: the document's own failure.
+        if (r instanceof Error) reject(r instanceof MemoryExceeded || r instanceof Timeout || r instanceof Transient ? r : new Transient(r.message, "invalid_file"));
         else resolve(r);
       };
       slot.settle = settle;

@@ -1,3 +1,4 @@
+import type { IngestErrorCode } from "../errors";
 import type { OcrSettings } from "../ocr/engine";
 import type { NativePaths } from "../native/assets";
 
@@ -31,8 +32,15 @@ export interface ParsedDocument {
   blocks: Block[];
 }
 
-/** A parse failure the user can act on; its message becomes the file's status_details. */
-export class ParseError extends Error {}
+/** A parse failure the user can act on; its message becomes the file's status_details, its code the outcome's. */
+export class ParseError extends Error {
+  constructor(
+    message: string,
+    readonly code: IngestErrorCode = "invalid_file",
+  ) {
+    super(message);
+  }
+}
 
 export type Progress = (message: string) => void;
 
@@ -64,7 +72,7 @@ export const DEFAULT_PARSE_LIMITS: ParseLimits = {
 export const megabytes = (n: number) => `${Math.round(n / 1024 ** 2)} MB`;
 
 export const tooMuchText = (max: number) =>
-  new ParseError(`the document holds more than ${Math.round(max / 1e6)} million characters of text, past what one file may hold here; split it`);
+  new ParseError(`the document holds more than ${Math.round(max / 1e6)} million characters of text, past what one file may hold here; split it`, "file_too_large");
 
 export interface ParseInput {
   bytes: Uint8Array;

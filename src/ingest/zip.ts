@@ -34,7 +34,7 @@ export class SafeZip {
     }
     if (eocd < 0) throw new ParseError("the file is not a valid zip archive (no central directory)");
     const total = dv.getUint16(eocd + 10, true);
-    if (total > this.limits.maxZipEntries) throw new ParseError(`the archive has ${total} entries, past the limit of ${this.limits.maxZipEntries}`);
+    if (total > this.limits.maxZipEntries) throw new ParseError(`the archive has ${total} entries, past the limit of ${this.limits.maxZipEntries}`, "file_too_large");
     let p = dv.getUint32(eocd + 16, true);
     const dec = new TextDecoder();
     for (let n = 0; n < total; n++) {
@@ -77,9 +77,9 @@ export class SafeZip {
     const inflater = new Inflate((chunk) => {
       size += chunk.length;
       if (size > maxForEntry)
-        throw new ParseError(`the archive looks like a zip bomb: "${name}" expands more than ${this.limits.maxCompressionRatio} times`);
+        throw new ParseError(`the archive looks like a zip bomb: "${name}" expands more than ${this.limits.maxCompressionRatio} times`, "file_too_large");
       if (this.expanded + size > this.limits.maxExpandedBytes)
-        throw new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`);
+        throw new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`, "file_too_large");
       parts.push(chunk);
     });
     try {
@@ -107,7 +107,7 @@ export class SafeZip {
     for (const name of this.entries.keys()) {
       const size = this.read(name)!.length;
       if (maxXmlPart !== undefined && size > maxXmlPart && /\.(xml|rels)$/i.test(name))
-        throw new ParseError(`"${name}" expands to ${megabytes(size)} of XML, past the ${megabytes(maxXmlPart)} this server reads into memory; split the document`);
+        throw new ParseError(`"${name}" expands to ${megabytes(size)} of XML, past the ${megabytes(maxXmlPart)} this server reads into memory; split the document`, "file_too_large");
     }
   }
 
@@ -119,7 +119,7 @@ export class SafeZip {
   private account(b: Uint8Array, size: number) {
     this.expanded += size;
     if (this.expanded > this.limits.maxExpandedBytes)
-      throw new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`);
+      throw new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`, "file_too_large");
     return b;
   }
 }

@@ -1,8 +1,8 @@
 import type { BlobStore, BlobWriter } from "../storage/blobs";
 import { isDiskFull, type DiskSpace } from "../storage/disk-space";
 import { listPage } from "./pagination";
-import { nowSeconds } from "../storage/db";
-import type { FileRow, FilesRepo } from "../storage/files-repo";
+import { nowSeconds } from "../util/time";
+import type { FileRow, FilesRepo } from "../storage/repos";
 import { contentTypeFor, extensionOf, sniffImage } from "../util/content-type";
 import { isFileId, newFileId } from "../util/ids";
 import { formatSize } from "../util/size";
@@ -143,7 +143,7 @@ export class FilesService {
         sha256: input.sha256,
       };
       await up.writer.commit();
-      if (!(await this.repo.insert(row, this.limits.projectQuota))) {
+      if (!(await this.repo.insert(row, this.limits.projectQuota, Date.now()))) {
         await this.blobs.delete(up.id);
         throw fail("quota_exceeded", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file");
       }

@@ -1,4 +1,4 @@
-import type { SqlFilter } from "../storage/stores-repo";
+import type { SqlFilter } from "../storage/repos";
 import { fail } from "../errors";
 
 // OpenAI's attribute filters: comparison {type, key, value} and compound {type: and|or, filters}.

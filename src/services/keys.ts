@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { nowSeconds } from "../storage/db";
-import type { KeysRepo, KeyRow, Project } from "../storage/keys-repo";
+import { nowSeconds } from "../util/time";
+import type { KeysRepo, KeyRow, Project } from "../storage/repos";
 import { newApiKey, newKeyId, newProjectId } from "../util/ids";
 
 export interface Principal {

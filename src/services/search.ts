@@ -1,8 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { EmbeddingProvider } from "../embed/provider";
-import type { ChunkHit, Scored, SqliteChunksRepo } from "../storage/chunks-repo";
-import type { SqlFilter } from "../storage/stores-repo";
+import type { ChunkHit, ChunksRepo, IngestionRepo, Scored, SqlFilter } from "../storage/repos";
 import { encodeVector, decodeVector, dotEncoded } from "../storage/vector-codec";
 import { UsearchIndex, type VectorIndex } from "../storage/vectors";
 import { log } from "../util/log";
@@ -51,7 +50,9 @@ export class SearchService {
   private stopped = false;
 
   constructor(
-    private readonly chunks: SqliteChunksRepo,
+    private readonly chunks: ChunksRepo,
+    /** Writes vectors for chunks stored without them (older data, `ragd reindex`). */
+    private readonly ingestion: IngestionRepo,
     private readonly embedder: EmbeddingProvider,
     private readonly indexDir: string,
   ) {}
@@ -134,7 +135,7 @@ export class SearchService {
   /** `ragd reindex`: drops every vector and index, records the configured model, embeds every chunk again. */
   async reindex(onProgress: (done: number, total: number) => void) {
     const m = this.embedder.model;
-    await this.chunks.clearEmbeddings(JSON.stringify({ id: m.id, dims: m.dims }));
+    await this.ingestion.clearEmbeddings(JSON.stringify({ id: m.id, dims: m.dims }));
     const total = await this.chunks.chunkCount();
     if (existsSync(this.indexDir))
       for (const f of readdirSync(this.indexDir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith(".usearch")))
@@ -150,10 +151,10 @@ export class SearchService {
     let done = 0;
     for (;;) {
       if (this.stopped) return done;
-      const rows = await this.chunks.missingEmbeddings(256);
+      const rows = await this.ingestion.missingEmbeddings(256);
       if (rows.length === 0) break;
       const { vectors } = await this.embedder.embed(rows.map((r) => r.text), "ingest");
-      await this.chunks.setEmbeddings(rows.map((r, i) => ({ id: r.id, embedding: encodeVector(vectors[i]!) })));
+      await this.ingestion.setEmbeddings(rows.map((r, i) => ({ id: r.id, embedding: encodeVector(vectors[i]!) })));
       // ids below the index's high-water mark are not picked up by catchUp
       await this.addInSlices(rows.map((r) => r.id), vectors);
       this.scheduleSave();

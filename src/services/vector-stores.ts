@@ -1,9 +1,8 @@
 import { chunkingKey, chunkSizeOf, resolveChunking, type ChunkSize } from "../ingest/chunker";
-import type { FilesRepo } from "../storage/files-repo";
-import type { Chunking, SqliteStoresRepo, StoreFileRow, StoreFileStatus, StoreRow } from "../storage/stores-repo";
+import type { Chunking, FilesRepo, StoreFileRow, StoreFileStatus, StoreRow, StoresRepo } from "../storage/repos";
 import { isFileBatchId, isFileId, isVectorStoreId, newFileBatchId, newVectorStoreId } from "../util/ids";
-import { nowSeconds } from "../storage/db";
-import { fail, notFound } from "../errors";
+import { nowSeconds } from "../util/time";
+import { entry, fail, notFound } from "../errors";
 import { EMBEDDABLE, type IngestHooks } from "./files";
 import { compileFilter, validateAttributes } from "./filters";
 import { listPage } from "./pagination";
@@ -26,7 +25,7 @@ export class VectorStoresService {
   private ingest: Pick<IngestHooks, "wake"> | null = null;
 
   constructor(
-    private readonly stores: SqliteStoresRepo,
+    private readonly stores: StoresRepo,
     private readonly files: FilesRepo,
     private readonly search: SearchService,
     private readonly modelMaxTokens: number,
@@ -59,7 +58,7 @@ export class VectorStoresService {
       expiresDays: expiresAfter(body.expires_after),
       chunking: chunking.json,
     };
-    await this.stores.create(row, fileIds, "{}", chunking);
+    await this.stores.create(row, fileIds, "{}", chunking, Date.now());
     if (fileIds.length) this.ingest?.wake();
     return this.storeObject(row);
   }
@@ -105,7 +104,7 @@ export class VectorStoresService {
     await this.requireFiles(projectId, [body.file_id], "file_id");
     const attributes = JSON.stringify(validateAttributes(body.attributes));
     const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy");
-    await this.stores.attach(store.id, [body.file_id], this.now(), () => attributes, chunking, null);
+    await this.stores.attach(store.id, [body.file_id], this.now(), () => attributes, chunking, null, Date.now());
     this.ingest?.wake();
     await this.stores.touch(store.id, this.now());
     return this.getFile(projectId, storeId, body.file_id);
@@ -179,7 +178,7 @@ export class VectorStoresService {
     const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy");
     const batch = { id: newFileBatchId() };
     const shared = JSON.stringify(sharedAttributes);
-    await this.stores.attach(store.id, ids, this.now(), (id) => perFile.get(id) ?? shared, chunking, batch);
+    await this.stores.attach(store.id, ids, this.now(), (id) => perFile.get(id) ?? shared, chunking, batch, Date.now());
     this.ingest?.wake();
     return this.getBatch(projectId, storeId, batch.id);
   }
@@ -271,7 +270,7 @@ export class VectorStoresService {
 
   /** A requested chunking, validated, with the key of the size it cuts at (ingest/chunker.ts). */
   private chunking(value: unknown, param: string): Chunking {
-    if (value === undefined || value === null) return { json: `{"type":"auto"}`, key: chunkingKey(this.auto, this.auto) };
+    if (value === undefined || value === null) return { json: `{"type":"auto"}`, cut: chunkingKey(this.auto, this.auto) };
     const o = value as Json;
     if (typeof o !== "object" || Array.isArray(o)) throw fail("invalid_value", `${param} must be {"type":"auto"} or {"type":"static","static":{...}}`, param);
     if (o.type === "auto") return this.chunking(undefined, param);
@@ -285,12 +284,12 @@ export class VectorStoresService {
     if (typeof overlap !== "number" || !Number.isInteger(overlap) || overlap < 0 || overlap > max / 2)
       throw fail("invalid_value", `${param}.static.chunk_overlap_tokens must be an integer from 0 to half of max_chunk_size_tokens`, param);
     const strategy = { type: "static" as const, static: { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } };
-    return { json: JSON.stringify(strategy), key: chunkingKey(resolveChunking(strategy, this.modelMaxTokens), this.auto) };
+    return { json: JSON.stringify(strategy), cut: chunkingKey(resolveChunking(strategy, this.modelMaxTokens), this.auto) };
   }
 
   private storeFileObject(r: StoreFileRow) {
     // What the chunks were actually cut with (a size past the model's window is clamped).
-    const size = chunkSizeOf(r.strategy, this.auto);
+    const size = chunkSizeOf(r.cut, this.auto);
     return {
       id: r.fileId,
       object: "vector_store.file" as const,
@@ -298,7 +297,7 @@ export class VectorStoresService {
       created_at: r.createdAt,
       vector_store_id: r.storeId,
       status: r.status,
-      last_error: r.status === "failed" ? { code: errorCode(r.fileStatusDetails), message: r.fileStatusDetails ?? "processing failed" } : null,
+      last_error: r.status === "failed" ? { code: entry(r.errorCode ?? "server_error").lastError ?? "server_error", message: r.error ?? "processing failed" } : null,
       chunking_strategy: { type: "static" as const, static: { max_chunk_size_tokens: size.max, chunk_overlap_tokens: size.overlap } },
       attributes: JSON.parse(r.attributes),
     };
@@ -322,13 +321,6 @@ export class VectorStoresService {
       metadata: JSON.parse(row.metadata),
     };
   }
-}
-
-function errorCode(details: string | null): "server_error" | "unsupported_file" | "invalid_file" {
-  if (!details) return "server_error";
-  if (details.startsWith("unsupported format")) return "unsupported_file";
-  if (/processing failed after|took longer|embedding failed/.test(details)) return "server_error";
-  return "invalid_file";
 }
 
 const isExpired = (row: StoreRow, now: number) => row.expiresDays !== null && row.lastActiveAt + row.expiresDays * 86400 <= now;

@@ -33,7 +33,8 @@ export function stored(dataDir: string, fileId: string) {
       tokens: number;
     }[];
     const doc = db.query(`SELECT format, text FROM documents WHERE file_id = ?`).get(fileId) as { format: string; text: string } | null;
-    const job = db.query(`SELECT * FROM jobs WHERE file_id = ?`).get(fileId);
+    // The job still to run, if any (ended jobs stay, with their outcome).
+    const job = db.query(`SELECT * FROM jobs WHERE file_id = ? AND state IN ('queued', 'running')`).get(fileId);
     return { chunks: chunks.map((c) => ({ ...c, location: JSON.parse(c.location) })), doc, job };
   } finally {
     db.close();

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import type { StoreFileStatus } from "../../storage/stores-repo";
+import type { StoreFileStatus } from "../../storage/repos";
 import { principal, type HttpContext } from "../context";
 import { jsonBody } from "../json";
 import { enumParam, intParam, stringParam } from "../query";

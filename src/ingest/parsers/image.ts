@@ -4,7 +4,7 @@ import { ParseError, type Block, type ParseInput, type ParsedDocument } from "..
 /** Images through OCR, page by page (multi-page TIFF); each page is a location. */
 export async function parseImage(input: ParseInput): Promise<ParsedDocument> {
   const ocr = input.ocr;
-  if (!ocr.enabled) throw new ParseError("no text found; OCR is disabled");
+  if (!ocr.enabled) throw new ParseError("no text found; OCR is disabled", "no_text");
   let image;
   try {
     image = await decodeImage(input.bytes, ocr, input.natives);
@@ -24,6 +24,6 @@ export async function parseImage(input: ParseInput): Promise<ParsedDocument> {
     }
     ocrRaster(raster, ocr, input.natives).forEach((text, j) => blocks.push({ text, loc: { page: i + 1 }, boundary: j === 0 }));
   }
-  if (!blocks.length) throw new ParseError(`no text found: OCR read no text in the ${image.format.toUpperCase()} image`);
+  if (!blocks.length) throw new ParseError(`no text found: OCR read no text in the ${image.format.toUpperCase()} image`, "no_text");
   return { format: "image", blocks, pages: image.pages } as ParsedDocument;
 }

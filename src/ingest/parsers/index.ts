@@ -36,7 +36,7 @@ const HEAD = 8192;
  * ParseError for what no parser reads, so such a file is refused without starting one.
  */
 export function detectFromHead(bytes: Uint8Array, filename: string): Format | "zip" {
-  if (bytes.length === 0) throw new ParseError("the file is empty");
+  if (bytes.length === 0) throw new ParseError("the file is empty", "no_text");
   const ext = extensionOf(filename);
   const named = NAMED[ext];
   if (ascii(bytes, 1024).includes("%PDF-")) return "pdf";
@@ -47,15 +47,16 @@ export function detectFromHead(bytes: Uint8Array, filename: string): Format | "z
     if (ext === "xls") return "xls";
     throw new ParseError(
       `legacy Microsoft Office files (.doc, .ppt, .msg) are not supported; save it as DOCX or PPTX. Supported formats: ${SUPPORTED_FORMATS}`,
+      "unsupported_file",
     );
   }
-  if (ascii(bytes, 6) === "{\\rtf1") throw new ParseError(`RTF is not supported; save it as DOCX. Supported formats: ${SUPPORTED_FORMATS}`);
+  if (ascii(bytes, 6) === "{\\rtf1") throw new ParseError(`RTF is not supported; save it as DOCX. Supported formats: ${SUPPORTED_FORMATS}`, "unsupported_file");
   if (sniffImage(bytes)) return "image";
   if (named && CONTAINERS.has(named))
     throw new ParseError(`the file is named .${ext} but its content is not a ${ext.toUpperCase()} file (it may be corrupt or mislabelled)`);
   const media = knownBinary(bytes);
-  if (media) throw new ParseError(`unsupported format: the file is ${media}, which has no text to read. Supported formats: ${SUPPORTED_FORMATS}`);
-  if (looksBinary(bytes)) throw new ParseError(`unsupported format: the file is binary and not a document this server reads. Supported formats: ${SUPPORTED_FORMATS}`);
+  if (media) throw new ParseError(`unsupported format: the file is ${media}, which has no text to read. Supported formats: ${SUPPORTED_FORMATS}`, "unsupported_file");
+  if (looksBinary(bytes)) throw new ParseError(`unsupported format: the file is binary and not a document this server reads. Supported formats: ${SUPPORTED_FORMATS}`, "unsupported_file");
   if (named) return named;
   if (CODE.has(ext)) return "code";
   const head = ascii(bytes, 512).trimStart().toLowerCase();
@@ -74,8 +75,8 @@ function zipFormat(bytes: Uint8Array, limits: ParseInput["limits"]): Format {
   if (mimetype === "application/vnd.oasis.opendocument.spreadsheet") return "ods";
   if (mimetype === "application/vnd.oasis.opendocument.text") return "odt";
   if (mimetype?.startsWith("application/vnd.oasis.opendocument."))
-    throw new ParseError(`OpenDocument presentations and drawings are not supported; save it as PPTX. Supported formats: ${SUPPORTED_FORMATS}`);
-  throw new ParseError(`unsupported format: the file is a ZIP archive, and archives are not unpacked; upload the files inside it. Supported formats: ${SUPPORTED_FORMATS}`);
+    throw new ParseError(`OpenDocument presentations and drawings are not supported; save it as PPTX. Supported formats: ${SUPPORTED_FORMATS}`, "unsupported_file");
+  throw new ParseError(`unsupported format: the file is a ZIP archive, and archives are not unpacked; upload the files inside it. Supported formats: ${SUPPORTED_FORMATS}`, "unsupported_file");
 }
 
 function knownBinary(b: Uint8Array): string | null {

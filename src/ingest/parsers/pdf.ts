@@ -47,6 +47,7 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
     if (!blocks.length && scanned)
       throw new ParseError(
         input.ocr.enabled ? "no text found: the PDF's pages are images and OCR read no text in them" : "no text found; OCR is disabled (the PDF's pages are images without a text layer)",
+        "no_text",
       );
     return { format: "pdf", blocks, pages } as ParsedDocument;
   } finally {

@@ -90,7 +90,7 @@ function storedRows(ws: XLSX.WorkSheet): [number, XLSX.CellObject[]][] {
     .sort((a, b) => a[0] - b[0]);
 }
 
-const tooManyCells = (max: number) => new ParseError(`the spreadsheet holds more than ${max.toLocaleString("en")} cells with content, past what this server reads; split it`);
+const tooManyCells = (max: number) => new ParseError(`the spreadsheet holds more than ${max.toLocaleString("en")} cells with content, past what this server reads; split it`, "file_too_large");
 
 /**
  * Counts the cells with content an ODS asks for once its repeat attributes are expanded.

@@ -49,6 +49,6 @@ export async function parseSubtitles(input: ParseInput, format: "srt" | "vtt"): 
   }
   flush();
   if (blocks.length === 0 && lines.some((l) => l.trim()))
-    throw new ParseError(`no subtitle cues found: the ${format.toUpperCase()} file has no "00:00:01,000 --> 00:00:02,000" timing lines`);
+    throw new ParseError(`no subtitle cues found: the ${format.toUpperCase()} file has no "00:00:01,000 --> 00:00:02,000" timing lines`, "no_text");
   return { format, blocks };
 }

@@ -1,32 +1,5 @@
 import type { Database } from "bun:sqlite";
-
-export interface Project {
-  id: string;
-  name: string;
-  createdAt: number;
-}
-
-export interface KeyRow {
-  id: string;
-  projectId: string;
-  projectName: string;
-  prefix: string;
-  createdAt: number;
-  revokedAt: number | null;
-}
-
-/** Projects and their API keys. Only a hash of each key is ever stored. */
-export interface KeysRepo {
-  projectByName(name: string): Promise<Project | null>;
-  createProject(p: Project): Promise<Project>;
-  insertKey(k: { id: string; projectId: string; hash: string; prefix: string; createdAt: number }): Promise<void>;
-  /** The active key with this hash, with the stored hash for a constant-time comparison. */
-  findActiveByHash(hash: string): Promise<{ id: string; projectId: string; hash: string } | null>;
-  list(): Promise<KeyRow[]>;
-  /** Revokes by key id; false when no active key has that id. */
-  revoke(id: string, now: number): Promise<boolean>;
-  count(): Promise<number>;
-}
+import type { KeyRow, KeysRepo, Project } from "../repos";
 
 export class SqliteKeysRepo implements KeysRepo {
   constructor(private readonly db: Database) {}

@@ -1,36 +1,21 @@
 import type { Database } from "bun:sqlite";
-import { dotEncoded } from "./vector-codec";
-import type { SqlFilter } from "./stores-repo";
-
-export interface ChunkHit {
-  id: number;
-  fileId: string;
-  filename: string;
-  text: string;
-  location: string;
-  attributes: string;
-}
-
-export interface Scored {
-  id: number;
-  score: number;
-}
+import { dotEncoded } from "../vector-codec";
+import type { ChunkHit, ChunksRepo, Scored, SqlFilter } from "../repos";
 
 /**
- * The chunks (aliased c) a store's search may see: cut with the size its membership asks for,
- * members not cancelled, files processed and not expired, a chunk set other than 'auto' complete.
+ * The chunks (aliased c) a store's search may see: of the cut its membership asks for,
+ * members not cancelled, files processed and not expired, a cut other than 'auto' done.
  */
 function visibleIn(filter: SqlFilter) {
-  return `JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.strategy = c.strategy AND vsf.store_id = $storeId AND vsf.cancelled = 0
+  return `JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.cut = c.cut AND vsf.store_id = $storeId AND vsf.cancelled = 0
     JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
-    WHERE (c.strategy = 'auto' OR EXISTS (SELECT 1 FROM chunk_sets cs WHERE cs.file_id = c.file_id AND cs.strategy = c.strategy AND cs.status = 'completed'))
+    WHERE (c.cut = 'auto' OR EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = c.file_id AND j.cut = c.cut AND j.state = 'done'))
       AND (${filter.sql})`;
 }
 
 const inStore = (filter: SqlFilter) => `FROM chunks c ${visibleIn(filter)}`;
 
-/** Search-side reads of chunks, plus the embedding maintenance the vector index needs. */
-export class SqliteChunksRepo {
+export class SqliteChunksRepo implements ChunksRepo {
   constructor(private readonly db: Database) {}
 
   /** Exact cosine search over the store's chunks: for small stores and narrow filters, where HNSW plus post-filtering would miss. */
@@ -117,17 +102,6 @@ export class SqliteChunksRepo {
     return (this.db.query(`SELECT COUNT(*) AS n FROM chunks`).get() as { n: number }).n;
   }
 
-  async missingEmbeddings(limit: number): Promise<{ id: number; text: string }[]> {
-    return this.db.query(`SELECT id, text FROM chunks WHERE embedding IS NULL ORDER BY id LIMIT $limit`).all({ limit }) as { id: number; text: string }[];
-  }
-
-  async setEmbeddings(rows: { id: number; embedding: Uint8Array }[]) {
-    const update = this.db.query(`UPDATE chunks SET embedding = $embedding WHERE id = $id`);
-    this.db.transaction(() => {
-      for (const r of rows) update.run(r);
-    }).immediate();
-  }
-
   async getMeta(key: string): Promise<string | null> {
     const r = this.db.query(`SELECT value FROM meta WHERE key = $key`).get({ key }) as { value: string } | null;
     return r?.value ?? null;
@@ -135,13 +109,5 @@ export class SqliteChunksRepo {
 
   async setMeta(key: string, value: string) {
     this.db.query(`INSERT INTO meta (key, value) VALUES ($key, $value) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run({ key, value });
-  }
-
-  /** `ragd reindex`: every vector is dropped in one transaction, with the model they belong to. */
-  async clearEmbeddings(model: string) {
-    this.db.transaction(() => {
-      this.db.query(`UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL`).run();
-      this.db.query(`INSERT INTO meta (key, value) VALUES ('embedding_model', $model) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run({ model });
-    }).immediate();
   }
 }

@@ -186,6 +186,47 @@ export const MIGRATIONS: string[] = [
   DROP INDEX vector_store_files_file;
   CREATE INDEX vector_store_files_file_strategy ON vector_store_files(file_id, strategy);
   `,
+  `
+  -- Jobs are kept after they end: their state and typed outcome are the record of how each
+  -- cut of a file came out (chunk_sets folds into them). attempts now counts only runs that
+  -- failed for the document's own reasons; runs counts every start, server stops included.
+  -- 'strategy' becomes 'cut', what it holds.
+  CREATE TABLE jobs_v5 (
+    file_id     TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    cut         TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    enqueued_at INTEGER NOT NULL,
+    started_at  INTEGER,
+    finished_at INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    runs        INTEGER NOT NULL DEFAULT 0,
+    run_after   INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    error_code  TEXT,
+    error       TEXT,
+    PRIMARY KEY (file_id, cut)
+  );
+  INSERT INTO jobs_v5 (file_id, cut, state, enqueued_at, attempts, runs, run_after, lease_owner, lease_until, error)
+    SELECT file_id, strategy, state, enqueued_at, attempts, attempts, run_after, lease_owner, lease_until, last_error FROM jobs;
+  -- Cuts that already ended, and files whose default cut ended before jobs were kept. Rows
+  -- written before outcomes had codes are recorded as invalid_file, the common case.
+  INSERT OR IGNORE INTO jobs_v5 (file_id, cut, state, enqueued_at, finished_at, run_after, error_code, error)
+    SELECT file_id, strategy, CASE status WHEN 'completed' THEN 'done' WHEN 'failed' THEN 'failed' ELSE 'queued' END, 0,
+           CASE status WHEN 'in_progress' THEN NULL ELSE 0 END, 0, CASE status WHEN 'failed' THEN 'invalid_file' END, details
+    FROM chunk_sets;
+  INSERT OR IGNORE INTO jobs_v5 (file_id, cut, state, enqueued_at, finished_at, run_after) SELECT file_id, 'auto', 'done', 0, 0, 0 FROM documents;
+  INSERT OR IGNORE INTO jobs_v5 (file_id, cut, state, enqueued_at, finished_at, run_after, error_code, error)
+    SELECT id, 'auto', 'failed', 0, 0, 0, 'invalid_file', status_details FROM files WHERE status = 'error';
+  DROP TABLE jobs;
+  DROP TABLE chunk_sets;
+  ALTER TABLE jobs_v5 RENAME TO jobs;
+  CREATE INDEX jobs_ready ON jobs(state, run_after, enqueued_at) WHERE state IN ('queued', 'running');
+  DROP INDEX vector_store_files_file_strategy;
+  ALTER TABLE vector_store_files RENAME COLUMN strategy TO cut;
+  CREATE INDEX vector_store_files_file_cut ON vector_store_files(file_id, cut);
+  ALTER TABLE chunks RENAME COLUMN strategy TO cut;
+  `,
 ];
 
 export function openDatabase(path: string): Database {
@@ -215,4 +256,3 @@ function migrate(db: Database) {
   }
 }
 
-export const nowSeconds = () => Math.floor(Date.now() / 1000);

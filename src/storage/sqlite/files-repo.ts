@@ -1,47 +1,8 @@
 import type { Database } from "bun:sqlite";
+import type { FileRow, FilesRepo, ListFilesQuery } from "../repos";
+import { enqueueFile } from "./ingestion-repo";
+import { keyset } from "./keyset";
 import { ensureDefaultStore } from "./stores-repo";
-import { keyset, type Keyset } from "./keyset";
-
-export interface FileRow {
-  id: string;
-  projectId: string;
-  bytes: number;
-  createdAt: number;
-  filename: string;
-  purpose: string;
-  status: "uploaded" | "processed" | "error";
-  statusDetails: string | null;
-  expiresAt: number | null;
-  contentType: string;
-  sha256: string;
-}
-
-export interface ListQuery extends Keyset {
-  purpose?: string;
-  offset: number;
-}
-
-/** File metadata. Async so a Postgres implementation can stand beside this one. */
-export interface FilesRepo {
-  /**
-   * Inserts unless the project would exceed `quota` bytes (0 = unlimited); false if it would.
-   * A file inserted as `uploaded` gets its ingestion job in the same transaction, so no
-   * acknowledged upload can be left without one.
-   */
-  insert(row: FileRow, quota: number): Promise<boolean>;
-  /** A live (not expired at `now`) file of the project, or null. */
-  get(projectId: string, id: string, now: number): Promise<FileRow | null>;
-  list(projectId: string, q: ListQuery, now: number): Promise<{ rows: FileRow[]; hasMore: boolean }>;
-  /** How many live files of the project have this purpose (any purpose when absent). */
-  count(projectId: string, purpose: string | undefined, now: number): Promise<number>;
-  /** The ordering position of a file id of this project, live or deleted; null if never seen. */
-  cursorSeq(projectId: string, id: string): Promise<number | null>;
-  /** Removes the row (leaving a cursor tombstone) and returns it; null when already gone. */
-  remove(projectId: string, id: string, now: number): Promise<FileRow | null>;
-  usedBytes(projectId: string): Promise<number>;
-  expired(now: number, limit: number): Promise<{ projectId: string; id: string }[]>;
-  exists(id: string): Promise<boolean>;
-}
 
 const COLS = `id, project_id AS projectId, bytes, created_at AS createdAt, filename, purpose, status,
   status_details AS statusDetails, expires_at AS expiresAt, content_type AS contentType, sha256`;
@@ -51,7 +12,7 @@ const LIVE = `(expires_at IS NULL OR expires_at > $now)`;
 export class SqliteFilesRepo implements FilesRepo {
   constructor(private readonly db: Database) {}
 
-  async insert(row: FileRow, quota: number): Promise<boolean> {
+  async insert(row: FileRow, quota: number, nowMs: number): Promise<boolean> {
     return this.db.transaction(() => {
       if (quota > 0) {
         const used = this.usedBytesSync(row.projectId);
@@ -64,9 +25,7 @@ export class SqliteFilesRepo implements FilesRepo {
         )
         .run({ ...row });
       if (row.status === "uploaded") {
-        this.db
-          .query(`INSERT INTO jobs (file_id, enqueued_at, state, run_after) VALUES ($id, $now, 'queued', $now)`)
-          .run({ id: row.id, now: Date.now() });
+        enqueueFile(this.db, row.id, nowMs);
         // Every ingested file joins the project's knowledge base.
         const storeId = ensureDefaultStore(this.db, row.projectId, row.createdAt);
         this.db
@@ -83,7 +42,7 @@ export class SqliteFilesRepo implements FilesRepo {
       .get({ id, projectId, now }) as FileRow | null) ?? null;
   }
 
-  async list(projectId: string, q: ListQuery, now: number) {
+  async list(projectId: string, q: ListFilesQuery, now: number) {
     const k = keyset("seq", q);
     const where = [`project_id = $projectId`, LIVE, ...k.where];
     if (q.purpose !== undefined) where.push(`purpose = $purpose`);

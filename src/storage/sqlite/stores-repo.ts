@@ -1,82 +1,34 @@
 import type { Database } from "bun:sqlite";
-import { newVectorStoreId } from "../util/ids";
-import { ensureChunkSet, pruneChunkSets } from "./jobs-repo";
-import { keyset, type Keyset } from "./keyset";
-
-export type StoreFileStatus = "in_progress" | "completed" | "failed" | "cancelled";
-
-export interface StoreRow {
-  id: string;
-  projectId: string;
-  name: string | null;
-  isDefault: number;
-  createdAt: number;
-  lastActiveAt: number;
-  metadata: string;
-  expiresDays: number | null;
-  chunking: string;
-}
-
-export interface FileCounts {
-  in_progress: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
-  total: number;
-}
-
-export interface StoreFileRow {
-  storeId: string;
-  fileId: string;
-  createdAt: number;
-  attributes: string;
-  chunking: string;
-  /** The chunk set it searches (ingest/chunker.ts chunkingKey). */
-  strategy: string;
-  batchId: string | null;
-  status: StoreFileStatus;
-  fileStatusDetails: string | null;
-  usageBytes: number;
-}
-
-export interface BatchRow {
-  id: string;
-  storeId: string;
-  createdAt: number;
-  cancelled: number;
-}
-
-/** A compiled attribute filter: SQL over `vsf.attributes` plus its parameters. */
-export interface SqlFilter {
-  sql: string;
-  params: Record<string, string | number | null>;
-}
-
-/** A store file's chunking: as requested (JSON) and the key of the size it resolved to. */
-export interface Chunking {
-  json: string;
-  key: string;
-}
-
-export const NO_FILTER: SqlFilter = { sql: "1", params: {} };
+import { newVectorStoreId } from "../../util/ids";
+import type { BatchRow, Chunking, FileCounts, Keyset, StoreFileRow, StoreFileStatus, StoreRow, StoresRepo } from "../repos";
+import { ensureCut, pruneCuts } from "./ingestion-repo";
+import { keyset } from "./keyset";
 
 // A membership's status follows its file (processed -> completed, error -> failed) and, for a
-// chunking other than 'auto', then its chunk set.
+// cut other than 'auto', then that cut's job; a failure reads its typed outcome from the job.
 const MEMBERS = `vector_store_files vsf JOIN files f ON f.id = vsf.file_id
-  LEFT JOIN chunk_sets cs ON cs.file_id = vsf.file_id AND cs.strategy = vsf.strategy`;
+  LEFT JOIN jobs ja ON ja.file_id = vsf.file_id AND ja.cut = 'auto'
+  LEFT JOIN jobs jc ON jc.file_id = vsf.file_id AND jc.cut = vsf.cut AND vsf.cut <> 'auto'`;
 const STATUS = `CASE WHEN vsf.cancelled = 1 THEN 'cancelled' WHEN f.status = 'error' THEN 'failed' WHEN f.status <> 'processed' THEN 'in_progress'
-  WHEN vsf.strategy = 'auto' THEN 'completed' ELSE COALESCE(cs.status, 'in_progress') END`;
+  WHEN vsf.cut = 'auto' THEN 'completed' WHEN jc.state = 'done' THEN 'completed' WHEN jc.state = 'failed' THEN 'failed' ELSE 'in_progress' END`;
 const LIVE_FILE = `(f.expires_at IS NULL OR f.expires_at > $now)`;
+// What a store's chunks (aliased c) take: their text and their vectors.
+const USAGE = `COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0)`;
 const STORE_COLS = `id, project_id AS projectId, name, is_default AS isDefault, created_at AS createdAt, last_active_at AS lastActiveAt,
   metadata, expires_days AS expiresDays, chunking`;
-const FILE_COLS = `vsf.store_id AS storeId, vsf.file_id AS fileId, vsf.created_at AS createdAt, vsf.attributes, vsf.chunking, vsf.strategy, vsf.batch_id AS batchId,
-  ${STATUS} AS status, CASE WHEN f.status = 'error' THEN f.status_details ELSE cs.details END AS fileStatusDetails,
-  (SELECT COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0) FROM chunks c WHERE c.file_id = vsf.file_id AND c.strategy = vsf.strategy) AS usageBytes`;
+const FILE_COLS = `vsf.store_id AS storeId, vsf.file_id AS fileId, vsf.created_at AS createdAt, vsf.attributes, vsf.chunking, vsf.cut, vsf.batch_id AS batchId,
+  ${STATUS} AS status,
+  CASE WHEN f.status = 'error' THEN ja.error_code WHEN jc.state = 'failed' THEN jc.error_code END AS errorCode,
+  CASE WHEN f.status = 'error' THEN COALESCE(ja.error, f.status_details) WHEN jc.state = 'failed' THEN jc.error END AS error,
+  (SELECT ${USAGE} FROM chunks c WHERE c.file_id = vsf.file_id AND c.cut = vsf.cut) AS usageBytes`;
+
+const defaultStoreId = (db: Database, projectId: string) =>
+  (db.query(`SELECT id FROM vector_stores WHERE project_id = $projectId AND is_default = 1`).get({ projectId }) as { id: string } | null)?.id ?? null;
 
 /** The project's default store, created on first use; callable inside another transaction. */
 export function ensureDefaultStore(db: Database, projectId: string, nowS: number): string {
-  const found = db.query(`SELECT id FROM vector_stores WHERE project_id = $projectId AND is_default = 1`).get({ projectId }) as { id: string } | null;
-  if (found) return found.id;
+  const found = defaultStoreId(db, projectId);
+  if (found) return found;
   const id = newVectorStoreId();
   db.query(
     `INSERT INTO vector_stores (id, project_id, name, is_default, created_at, last_active_at) VALUES ($id, $projectId, 'knowledge base', 1, $now, $now)`,
@@ -84,13 +36,12 @@ export function ensureDefaultStore(db: Database, projectId: string, nowS: number
   return id;
 }
 
-/** Vector stores and their files. Async for a later Postgres implementation. */
-export class SqliteStoresRepo {
+export class SqliteStoresRepo implements StoresRepo {
   constructor(private readonly db: Database) {}
 
   async ensureDefault(projectId: string, nowS: number) {
-    const found = this.db.query(`SELECT id FROM vector_stores WHERE project_id = $projectId AND is_default = 1`).get({ projectId }) as { id: string } | null;
-    return found?.id ?? this.db.transaction(() => ensureDefaultStore(this.db, projectId, nowS)).immediate();
+    // A read first: only a project's first visit takes the write lock.
+    return defaultStoreId(this.db, projectId) ?? this.db.transaction(() => ensureDefaultStore(this.db, projectId, nowS)).immediate();
   }
 
   /** Files ingested before stores existed join their project's default store. */
@@ -117,7 +68,7 @@ export class SqliteStoresRepo {
     }).immediate();
   }
 
-  async create(row: StoreRow, fileIds: string[], attributes: string, chunking: Chunking) {
+  async create(row: StoreRow, fileIds: string[], attributes: string, chunking: Chunking, nowMs: number) {
     this.db.transaction(() => {
       this.db
         .query(
@@ -134,7 +85,7 @@ export class SqliteStoresRepo {
           expiresDays: row.expiresDays,
           chunking: row.chunking,
         });
-      for (const fileId of fileIds) this.attachSync(row.id, fileId, row.createdAt, attributes, chunking, null);
+      for (const fileId of fileIds) this.attachSync(row.id, fileId, row.createdAt, attributes, chunking, null, nowMs);
     }).immediate();
   }
 
@@ -170,7 +121,7 @@ export class SqliteStoresRepo {
     return this.db.transaction(() => {
       const fileIds = this.memberIds(`store_id = $id`, { id });
       const gone = this.db.query(`DELETE FROM vector_stores WHERE id = $id`).run({ id }).changes > 0;
-      pruneChunkSets(this.db, fileIds);
+      pruneCuts(this.db, fileIds);
       return gone;
     }).immediate();
   }
@@ -197,33 +148,33 @@ export class SqliteStoresRepo {
   async usageBytes(storeId: string, now: number) {
     const r = this.db
       .query(
-        `SELECT COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0) AS n
-         FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN chunks c ON c.file_id = vsf.file_id AND c.strategy = vsf.strategy
+        `SELECT ${USAGE} AS n
+         FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN chunks c ON c.file_id = vsf.file_id AND c.cut = vsf.cut
          WHERE vsf.store_id = $storeId AND vsf.cancelled = 0 AND ${LIVE_FILE}`,
       )
       .get({ storeId, now }) as { n: number };
     return r.n;
   }
 
-  private attachSync(storeId: string, fileId: string, nowS: number, attributes: string, chunking: Chunking, batchId: string | null) {
+  private attachSync(storeId: string, fileId: string, nowS: number, attributes: string, chunking: Chunking, batchId: string | null, nowMs: number) {
     // Attaching again updates the attributes and chunking and revives a cancelled membership;
     // the caller prunes a chunk set no store uses any more.
     this.db
       .query(
-        `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, strategy, batch_id) VALUES ($storeId, $fileId, $now, $attributes, $chunking, $strategy, $batchId)
-         ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = excluded.attributes, chunking = excluded.chunking, strategy = excluded.strategy, cancelled = 0,
+        `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, cut, batch_id) VALUES ($storeId, $fileId, $now, $attributes, $chunking, $cut, $batchId)
+         ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = excluded.attributes, chunking = excluded.chunking, cut = excluded.cut, cancelled = 0,
            batch_id = COALESCE(excluded.batch_id, batch_id)`,
       )
-      .run({ storeId, fileId, now: nowS, attributes, chunking: chunking.json, strategy: chunking.key, batchId });
-    ensureChunkSet(this.db, fileId, chunking.key, nowS * 1000);
+      .run({ storeId, fileId, now: nowS, attributes, chunking: chunking.json, cut: chunking.cut, batchId });
+    ensureCut(this.db, fileId, chunking.cut, nowMs);
   }
 
-  async attach(storeId: string, fileIds: string[], nowS: number, attributes: (fileId: string) => string, chunking: Chunking, batch: { id: string } | null) {
+  async attach(storeId: string, fileIds: string[], nowS: number, attributes: (fileId: string) => string, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
     this.db.transaction(() => {
       if (batch)
         this.db.query(`INSERT INTO vector_store_file_batches (id, store_id, created_at) VALUES ($id, $storeId, $now)`).run({ id: batch.id, storeId, now: nowS });
-      for (const fileId of fileIds) this.attachSync(storeId, fileId, nowS, attributes(fileId), chunking, batch?.id ?? null);
-      pruneChunkSets(this.db, fileIds);
+      for (const fileId of fileIds) this.attachSync(storeId, fileId, nowS, attributes(fileId), chunking, batch?.id ?? null, nowMs);
+      pruneCuts(this.db, fileIds);
     }).immediate();
   }
 
@@ -256,7 +207,7 @@ export class SqliteStoresRepo {
   async detach(storeId: string, fileId: string) {
     return this.db.transaction(() => {
       const gone = this.db.query(`DELETE FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId`).run({ storeId, fileId }).changes > 0;
-      pruneChunkSets(this.db, [fileId]);
+      pruneCuts(this.db, [fileId]);
       return gone;
     }).immediate();
   }
@@ -278,8 +229,8 @@ export class SqliteStoresRepo {
            AND file_id IN (SELECT vsf.file_id FROM ${MEMBERS} WHERE vsf.batch_id = $id AND vsf.store_id = $storeId AND ${STATUS} = 'in_progress')`,
         )
         .run({ id, storeId });
-      // A chunk set only this batch wanted stops being made.
-      pruneChunkSets(this.db, fileIds);
+      // A cut only this batch wanted stops being made.
+      pruneCuts(this.db, fileIds);
     }).immediate();
   }
 

@@ -1,15 +1,7 @@
-/**
- * Keyset pagination over an integer position column. `after` continues past a cursor in the
- * order asked for; `before` returns the page just before it, so it reads backwards from the
- * cursor and the rows are put back in the order asked for.
- */
-export interface Keyset {
-  order: "asc" | "desc";
-  afterSeq?: number;
-  beforeSeq?: number;
-  /** Rows wanted; one more is read to tell whether more follow. */
-  limit: number;
-}
+import type { Keyset, Page } from "../repos";
+
+// Keyset pagination over an integer position column: `before` reads backwards from the
+// cursor, and the rows are put back in the order asked for.
 
 export interface KeysetSql {
   /** Conditions on `col`, with $afterSeq / $beforeSeq parameters. */
@@ -17,7 +9,7 @@ export interface KeysetSql {
   orderBy: string;
   params: { afterSeq: number | null; beforeSeq: number | null; limit: number };
   /** Turns the rows read (limit + 1 at most) into the page and whether more lie beyond it. */
-  page<T>(rows: T[]): { rows: T[]; hasMore: boolean };
+  page<T>(rows: T[]): Page<T>;
 }
 
 export function keyset(col: string, k: Keyset): KeysetSql {

@@ -1,0 +1,318 @@
+// The storage contract: what services may ask of metadata storage, whatever holds it. The
+// embedded implementation is in ./sqlite/; a Postgres one goes in a sibling folder and must
+// pass the same contract tests (test/repos.contract.test.ts). Every method is async for it.
+import type { IngestErrorCode } from "../errors";
+
+/**
+ * Keyset pagination over a list's order. `after` continues past a cursor in the order asked
+ * for; `before` returns the page just before it.
+ */
+export interface Keyset {
+  order: "asc" | "desc";
+  afterSeq?: number;
+  beforeSeq?: number;
+  /** Rows wanted; one more is read to tell whether more follow. */
+  limit: number;
+}
+
+/** A page of rows in the order asked for, and whether more lie beyond it. */
+export interface Page<T> {
+  rows: T[];
+  hasMore: boolean;
+}
+
+// ---- files
+
+export type FileStatus = "uploaded" | "processed" | "error";
+
+export interface FileRow {
+  id: string;
+  projectId: string;
+  bytes: number;
+  createdAt: number;
+  filename: string;
+  purpose: string;
+  status: FileStatus;
+  statusDetails: string | null;
+  expiresAt: number | null;
+  contentType: string;
+  sha256: string;
+}
+
+export interface ListFilesQuery extends Keyset {
+  purpose?: string;
+  offset: number;
+}
+
+/** File metadata. A file's status changes only through IngestionRepo. */
+export interface FilesRepo {
+  /**
+   * Inserts unless the project would exceed `quota` bytes (0 = unlimited); false if it would.
+   * A file inserted as `uploaded` is queued for ingestion and joins its project's knowledge
+   * base in the same transaction, so no acknowledged upload can be left without either.
+   */
+  insert(row: FileRow, quota: number, nowMs: number): Promise<boolean>;
+  /** A live (not expired at `now`) file of the project, or null. */
+  get(projectId: string, id: string, now: number): Promise<FileRow | null>;
+  list(projectId: string, q: ListFilesQuery, now: number): Promise<Page<FileRow>>;
+  /** How many live files of the project have this purpose (any purpose when absent). */
+  count(projectId: string, purpose: string | undefined, now: number): Promise<number>;
+  /** The ordering position of a file id of this project, live or deleted; null if never seen. */
+  cursorSeq(projectId: string, id: string): Promise<number | null>;
+  /** Removes the row and everything derived from it (leaving a cursor tombstone); null when already gone. */
+  remove(projectId: string, id: string, now: number): Promise<FileRow | null>;
+  usedBytes(projectId: string): Promise<number>;
+  expired(now: number, limit: number): Promise<{ projectId: string; id: string }[]>;
+  exists(id: string): Promise<boolean>;
+}
+
+// ---- ingestion: jobs, cuts, documents, chunks and a file's status
+
+/**
+ * A file is cut into chunks once with the server's default ('auto') and again for each other
+ * size a store asks for (ingest/chunker.ts chunkingKey): `auto` or `static:<max>:<overlap>`.
+ */
+export type CutKey = string;
+
+export interface JobKey {
+  fileId: string;
+  cut: CutKey;
+}
+
+export interface Job extends JobKey {
+  filename: string;
+  /** Runs that failed for the document's own reasons (its parser crashed). */
+  attempts: number;
+  /** Runs started, counting this one, including those a server stop interrupted. */
+  runs: number;
+}
+
+export interface ChunkRow {
+  text: string;
+  location: unknown;
+  charStart: number;
+  charEnd: number;
+  tokens: number;
+  /** storage/vector-codec.ts encoding; null when no embedding model is configured. */
+  embedding: Uint8Array | null;
+}
+
+export interface Failure {
+  code: IngestErrorCode;
+  message: string;
+}
+
+export type JobOutcome = { status: "processed"; format: string; text: string; chunks: ChunkRow[] } | ({ status: "failed" } & Failure);
+
+/** How one cut of a file came out, kept after its job ends. */
+export interface JobRecord extends JobKey {
+  state: "queued" | "running" | "done" | "failed";
+  enqueuedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  attempts: number;
+  runs: number;
+  errorCode: IngestErrorCode | null;
+  error: string | null;
+}
+
+/**
+ * The one owner of ingestion state: the durable queue (a job per cut of a file, claimed with
+ * a lease its runner renews), the chunks and document text a job commits, and the file's
+ * status. Every write by a runner is conditional on holding the lease, so a runner that lost
+ * its job (deleted file, expired lease) can never write stale results. Jobs stay after they
+ * end, with their typed outcome.
+ */
+export interface IngestionRepo {
+  /**
+   * Queues every file still `uploaded` that has no job (files stored before ingestion
+   * existed), and every cut a live store membership asks for that has no job.
+   */
+  enqueueMissing(purposes: readonly string[], nowMs: number): Promise<number>;
+  /** The oldest ready job with attempts left, leased to `owner`; counts a run. */
+  claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number): Promise<Job | null>;
+  /** Extends the lease and records progress; false when the job is gone or taken. */
+  heartbeat(job: JobKey, owner: string, nowMs: number, leaseMs: number, progress: string | null): Promise<boolean>;
+  /**
+   * Writes the result and ends the job; the status (the file's for 'auto', else the cut's)
+   * flips in one final transaction. False when the lease was lost.
+   */
+  finish(job: JobKey, owner: string, outcome: JobOutcome, nowMs: number): Promise<boolean>;
+  /** The run failed for the document's own reasons: counts an attempt, tries again later. */
+  retry(job: JobKey, owner: string, runAfterMs: number, failure: Failure): Promise<boolean>;
+  /** The server, not the file, could not go on (a full disk): back to the queue, no attempt counted. */
+  postpone(job: JobKey, owner: string, runAfterMs: number): Promise<boolean>;
+  /** Hands back this runner's jobs at shutdown so the next start takes them at once. */
+  release(owner: string): Promise<void>;
+  /**
+   * Jobs out of attempts, or whose runs keep being cut short by server stops (`maxRuns`), end
+   * failed rather than being claimed forever.
+   */
+  exhausted(maxAttempts: number, maxRuns: number, nowMs: number): Promise<JobKey[]>;
+  nextRunAfter(): Promise<number | null>;
+  /** A cut's job as it stands or ended; null when there is none. */
+  job(key: JobKey): Promise<JobRecord | null>;
+  // Embedding upkeep, for chunks stored without vectors (older data, `ragd reindex`).
+  missingEmbeddings(limit: number): Promise<{ id: number; text: string }[]>;
+  setEmbeddings(rows: { id: number; embedding: Uint8Array }[]): Promise<void>;
+  /** Drops every vector in one transaction, recording the model the next ones come from. */
+  clearEmbeddings(model: string): Promise<void>;
+}
+
+// ---- vector stores
+
+export type StoreFileStatus = "in_progress" | "completed" | "failed" | "cancelled";
+
+export interface StoreRow {
+  id: string;
+  projectId: string;
+  name: string | null;
+  isDefault: number;
+  createdAt: number;
+  lastActiveAt: number;
+  metadata: string;
+  expiresDays: number | null;
+  chunking: string;
+}
+
+export interface FileCounts {
+  in_progress: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  total: number;
+}
+
+export interface StoreFileRow {
+  storeId: string;
+  fileId: string;
+  createdAt: number;
+  attributes: string;
+  chunking: string;
+  /** The cut it searches. */
+  cut: CutKey;
+  batchId: string | null;
+  status: StoreFileStatus;
+  /** When failed: the outcome of the file's ingestion, or of its cut. */
+  errorCode: IngestErrorCode | null;
+  error: string | null;
+  usageBytes: number;
+}
+
+export interface BatchRow {
+  id: string;
+  storeId: string;
+  createdAt: number;
+  cancelled: number;
+}
+
+/** A compiled attribute filter: SQL over `vsf.attributes` plus its parameters. */
+export interface SqlFilter {
+  sql: string;
+  params: Record<string, string | number | null>;
+}
+
+export const NO_FILTER: SqlFilter = { sql: "1", params: {} };
+
+/** A store file's chunking: as requested (JSON) and the key of the cut it resolved to. */
+export interface Chunking {
+  json: string;
+  cut: CutKey;
+}
+
+/** Vector stores, their files and batches. Attaching queues the cut a store asks for. */
+export interface StoresRepo {
+  /** The project's knowledge base, made on first use. */
+  ensureDefault(projectId: string, nowS: number): Promise<string>;
+  /** Files ingested before stores existed join their project's knowledge base. */
+  adoptOrphans(purposes: readonly string[], nowS: number): Promise<number>;
+  create(row: StoreRow, fileIds: string[], attributes: string, chunking: Chunking, nowMs: number): Promise<void>;
+  get(projectId: string, id: string): Promise<StoreRow | null>;
+  list(projectId: string, q: Keyset): Promise<Page<StoreRow>>;
+  seq(projectId: string, id: string): Promise<number | null>;
+  update(id: string, fields: { name?: string | null; metadata?: string; expiresDays?: number | null; lastActiveAt?: number }): Promise<void>;
+  remove(id: string): Promise<boolean>;
+  fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts>;
+  usageBytes(storeId: string, now: number): Promise<number>;
+  attach(storeId: string, fileIds: string[], nowS: number, attributes: (fileId: string) => string, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
+  getFile(storeId: string, fileId: string, now: number): Promise<StoreFileRow | null>;
+  listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number): Promise<Page<StoreFileRow>>;
+  fileSeq(storeId: string, fileId: string): Promise<number | null>;
+  updateAttributes(storeId: string, fileId: string, attributes: string): Promise<boolean>;
+  detach(storeId: string, fileId: string): Promise<boolean>;
+  getBatch(storeId: string, id: string): Promise<BatchRow | null>;
+  /** Files of the batch still in progress become cancelled; finished ones keep their status. */
+  cancelBatch(storeId: string, id: string): Promise<void>;
+  documentText(fileId: string): Promise<string | null>;
+  touch(storeId: string, nowS: number): Promise<void>;
+}
+
+// ---- chunks, for search
+
+export interface ChunkHit {
+  id: number;
+  fileId: string;
+  filename: string;
+  text: string;
+  location: string;
+  attributes: string;
+}
+
+export interface Scored {
+  id: number;
+  score: number;
+}
+
+/** Search-side reads of chunks; a chunk is visible in a store when its cut is complete. */
+export interface ChunksRepo {
+  exact(storeId: string, filter: SqlFilter, now: number, query: Float32Array, k: number): Promise<Scored[]>;
+  visible(storeId: string, filter: SqlFilter, now: number, ids: number[]): Promise<Set<number>>;
+  keywordAll(match: string, k: number): Promise<Scored[]>;
+  keyword(storeId: string, filter: SqlFilter, now: number, match: string, k: number): Promise<Scored[]>;
+  hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>>;
+  embeddings(ids: number[]): Promise<Map<number, Uint8Array>>;
+  embeddedAfter(afterId: number, limit: number): Promise<{ id: number; embedding: Uint8Array }[]>;
+  chunkCount(): Promise<number>;
+  getMeta(key: string): Promise<string | null>;
+  setMeta(key: string, value: string): Promise<void>;
+}
+
+// ---- projects and keys
+
+export interface Project {
+  id: string;
+  name: string;
+  createdAt: number;
+}
+
+export interface KeyRow {
+  id: string;
+  projectId: string;
+  projectName: string;
+  prefix: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** Projects and their API keys. Only a hash of each key is ever stored. */
+export interface KeysRepo {
+  projectByName(name: string): Promise<Project | null>;
+  createProject(p: Project): Promise<Project>;
+  insertKey(k: { id: string; projectId: string; hash: string; prefix: string; createdAt: number }): Promise<void>;
+  /** The active key with this hash, with the stored hash for a constant-time comparison. */
+  findActiveByHash(hash: string): Promise<{ id: string; projectId: string; hash: string } | null>;
+  list(): Promise<KeyRow[]>;
+  /** Revokes by key id; false when no active key has that id. */
+  revoke(id: string, now: number): Promise<boolean>;
+  count(): Promise<number>;
+}
+
+/** Everything a data directory's metadata holds, behind the interfaces above. */
+export interface Repos {
+  files: FilesRepo;
+  ingestion: IngestionRepo;
+  stores: StoresRepo;
+  chunks: ChunksRepo;
+  keys: KeysRepo;
+  close(): void;
+}

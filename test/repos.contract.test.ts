@@ -1,0 +1,274 @@
+// The storage contract (src/storage/repos.ts), run against every implementation: today the
+// embedded SQLite one; a Postgres one adds an entry to IMPLEMENTATIONS and must pass unchanged.
+// Only the interfaces are used here, never SQL, so the rules are stated once for all backends.
+import { describe, expect, test } from "bun:test";
+import type { ChunkRow, FileRow, Repos } from "../src/storage/repos";
+import { openSqliteRepos } from "../src/storage/sqlite";
+
+const IMPLEMENTATIONS: { name: string; open: () => Promise<Repos> }[] = [{ name: "sqlite", open: async () => openSqliteRepos(":memory:") }];
+
+const row = (id: string, status: FileRow["status"], o: Partial<FileRow> = {}): FileRow => ({
+  id, projectId: "p", bytes: 10, createdAt: 1, filename: "a.txt", purpose: "assistants", status, statusDetails: null, expiresAt: null, contentType: "text/plain", sha256: "x", ...o,
+});
+const chunk = (text: string): ChunkRow => ({ text, location: { page: 1 }, charStart: 0, charEnd: text.length, tokens: 1, embedding: null });
+const processed = (...texts: string[]) => ({ status: "processed" as const, format: "text", text: texts.join("\n\n"), chunks: texts.map(chunk) });
+const A = { fileId: "file-a", cut: "auto" };
+const SMALL = "static:100:0";
+const T = 1_000_000;
+
+describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
+  async function setup() {
+    const r = await open();
+    await r.keys.createProject({ id: "p", name: "p", createdAt: 0 });
+    await r.keys.createProject({ id: "q", name: "q", createdAt: 0 });
+    return r;
+  }
+  async function withStores() {
+    const r = await setup();
+    await r.files.insert(row("file-a", "uploaded"), 0, T);
+    await r.stores.create({ id: "vs_1", projectId: "p", name: "one", isDefault: 0, createdAt: 0, lastActiveAt: 0, metadata: "{}", expiresDays: null, chunking: "{}" }, [], "{}", { json: "{}", cut: "auto" }, T);
+    await r.stores.create({ id: "vs_2", projectId: "p", name: "two", isDefault: 0, createdAt: 0, lastActiveAt: 0, metadata: "{}", expiresDays: null, chunking: "{}" }, [], "{}", { json: "{}", cut: "auto" }, T);
+    return { r, small: { json: "{}", cut: SMALL } };
+  }
+
+  describe("files", () => {
+    test("an upload is stored with its job and its knowledge-base membership; other purposes get neither", async () => {
+      const r = await setup();
+      expect(await r.files.insert(row("file-a", "uploaded"), 0, T)).toBe(true);
+      expect(await r.files.insert(row("file-b", "processed", { purpose: "batch" }), 0, T)).toBe(true);
+      expect(await r.ingestion.job(A)).toMatchObject({ state: "queued", enqueuedAt: T, attempts: 0, runs: 0 });
+      expect(await r.ingestion.job({ fileId: "file-b", cut: "auto" })).toBeNull();
+      const kb = await r.stores.ensureDefault("p", 0);
+      expect((await r.stores.getFile(kb, "file-a", 0))?.status).toBe("in_progress");
+      expect(await r.stores.getFile(kb, "file-b", 0)).toBeNull();
+      expect((await r.ingestion.claim("me", T, 1000, 3))?.fileId).toBe("file-a");
+      expect(await r.ingestion.claim("me", T, 1000, 3)).toBeNull();
+    });
+
+    test("quota, listing in both orders, count, expiry, remove with a tombstone cursor", async () => {
+      const r = await setup();
+      for (let i = 0; i < 5; i++) expect(await r.files.insert(row(`file-${i}`, "processed", { purpose: i % 2 ? "batch" : "vision", bytes: 100 }), 500, T)).toBe(true);
+      expect(await r.files.insert(row("file-x", "processed", { bytes: 1 }), 500, T)).toBe(false);
+      expect(await r.files.usedBytes("p")).toBe(500);
+      const asc = await r.files.list("p", { order: "asc", limit: 2, offset: 0 }, 0);
+      expect(asc.rows.map((f) => f.id)).toEqual(["file-0", "file-1"]);
+      expect(asc.hasMore).toBe(true);
+      const next = await r.files.list("p", { order: "asc", limit: 10, offset: 0, afterSeq: (await r.files.cursorSeq("p", "file-1"))! }, 0);
+      expect(next.rows.map((f) => f.id)).toEqual(["file-2", "file-3", "file-4"]);
+      expect(next.hasMore).toBe(false);
+      expect((await r.files.list("p", { order: "desc", limit: 2, offset: 1 }, 0)).rows.map((f) => f.id)).toEqual(["file-3", "file-2"]);
+      expect(await r.files.count("p", "batch", 0)).toBe(2);
+      expect(await r.files.count("q", undefined, 0)).toBe(0);
+      // another project sees nothing
+      expect(await r.files.get("q", "file-0", 0)).toBeNull();
+      expect(await r.files.remove("q", "file-0", 0)).toBeNull();
+      const gone = await r.files.remove("p", "file-1", 0);
+      expect(gone?.id).toBe("file-1");
+      expect(await r.files.get("p", "file-1", 0)).toBeNull();
+      expect(await r.files.exists("file-1")).toBe(false);
+      expect(await r.files.cursorSeq("p", "file-1")).not.toBeNull();
+      await r.files.insert(row("file-e", "processed", { purpose: "vision", bytes: 0, expiresAt: 50 }), 0, T);
+      expect(await r.files.get("p", "file-e", 49)).not.toBeNull();
+      expect(await r.files.get("p", "file-e", 50)).toBeNull();
+      expect(await r.files.expired(50, 10)).toEqual([{ projectId: "p", id: "file-e" }]);
+    });
+
+    test("removing a file takes its jobs, chunks and memberships with it", async () => {
+      const { r, small } = await withStores();
+      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      await r.files.remove("p", "file-a", 0);
+      expect(await r.ingestion.job(A)).toBeNull();
+      expect(await r.ingestion.job({ fileId: "file-a", cut: SMALL })).toBeNull();
+      expect(await r.stores.getFile("vs_1", "file-a", 0)).toBeNull();
+      expect(await r.ingestion.claim("me", T, 1000, 3)).toBeNull();
+    });
+  });
+
+  describe("ingestion", () => {
+    test("a lost lease writes nothing; an expired lease goes to another runner; a claim counts a run, not an attempt", async () => {
+      const r = await setup();
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      expect(await r.ingestion.claim("old", T, 1000, 3)).toMatchObject({ fileId: "file-a", attempts: 0, runs: 1 });
+      expect(await r.ingestion.claim("new", T + 500, 1000, 3)).toBeNull();
+      expect(await r.ingestion.heartbeat(A, "old", T + 600, 1000, "parsing page 1 of 2")).toBe(true);
+      expect((await r.files.get("p", "file-a", 0))?.statusDetails).toBe("parsing page 1 of 2");
+      expect(await r.ingestion.claim("new", T + 1700, 1000, 3)).toMatchObject({ attempts: 0, runs: 2 });
+      expect(await r.ingestion.heartbeat(A, "old", T + 1800, 1000, null)).toBe(false);
+      expect(await r.ingestion.finish(A, "old", processed("x"), T + 1900)).toBe(false);
+      expect(await r.chunks.chunkCount()).toBe(0);
+      expect(await r.ingestion.finish(A, "new", processed("x", "y"), T + 2000)).toBe(true);
+      expect(await r.files.get("p", "file-a", 0)).toMatchObject({ status: "processed", statusDetails: null });
+      expect(await r.ingestion.job(A)).toMatchObject({ state: "done", startedAt: T, finishedAt: T + 2000, errorCode: null, runs: 2 });
+      expect(await r.chunks.chunkCount()).toBe(2);
+      expect(await r.stores.documentText("file-a")).toBe("x\n\ny");
+      expect(await r.ingestion.claim("any", T + 9e6, 1000, 3)).toBeNull();
+    });
+
+    test("a failed outcome is typed and kept: the file says why, the knowledge base's file reports the spec's code", async () => {
+      const r = await setup();
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      await r.ingestion.claim("me", T, 1000, 3);
+      expect(await r.ingestion.finish(A, "me", { status: "failed", code: "unsupported_file", message: "unsupported format: a WAV" }, T + 5)).toBe(true);
+      expect(await r.files.get("p", "file-a", 0)).toMatchObject({ status: "error", statusDetails: "unsupported format: a WAV" });
+      expect(await r.ingestion.job(A)).toMatchObject({ state: "failed", errorCode: "unsupported_file", error: "unsupported format: a WAV", finishedAt: T + 5 });
+      const f = await r.stores.getFile(await r.stores.ensureDefault("p", 0), "file-a", 0);
+      expect(f).toMatchObject({ status: "failed", errorCode: "unsupported_file", error: "unsupported format: a WAV" });
+    });
+
+    test("only the document's own failures use its attempts; server stops are bounded separately", async () => {
+      const r = await setup();
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      await r.files.insert(row("file-b", "uploaded"), 0, T + 1);
+      // file-a: its parser crashes twice
+      await r.ingestion.claim("me", T, 1000, 2);
+      expect(await r.ingestion.retry(A, "me", T, { code: "invalid_file", message: "the parser was killed by SIGSEGV" })).toBe(true);
+      expect(await r.ingestion.claim("me", T, 1000, 2)).toMatchObject({ fileId: "file-a", attempts: 1, runs: 2 });
+      await r.ingestion.retry(A, "me", T, { code: "invalid_file", message: "the parser was killed by SIGSEGV" });
+      // file-b: the server dies under it five times (leases run out), and it still gets claimed
+      const B = { fileId: "file-b", cut: "auto" };
+      for (let i = 0; i < 5; i++) expect(await r.ingestion.claim("gone", T + 1 + i * 2000, 1000, 2)).toMatchObject({ fileId: "file-b", attempts: 0, runs: i + 1 });
+      expect(await r.ingestion.exhausted(2, 5, T + 20_000)).toEqual([A, B]);
+      expect((await r.files.get("p", "file-a", 0))?.statusDetails).toBe(
+        "processing failed after 2 attempts (last: the parser was killed by SIGSEGV); upload the file again or report it",
+      );
+      expect((await r.files.get("p", "file-b", 0))?.statusDetails).toBe(
+        "processing was interrupted 5 times by the server stopping while it read this file; upload the file again or report it",
+      );
+      expect(await r.ingestion.job(B)).toMatchObject({ state: "failed", errorCode: "server_error" });
+    });
+
+    test("postponing and releasing give the run back; nextRunAfter follows open jobs only", async () => {
+      const r = await setup();
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      await r.ingestion.claim("me", T, 1000, 3);
+      expect(await r.ingestion.postpone(A, "me", T + 30_000)).toBe(true);
+      expect(await r.ingestion.nextRunAfter()).toBe(T + 30_000);
+      expect(await r.ingestion.claim("me", T + 100, 1000, 3)).toBeNull();
+      expect(await r.ingestion.claim("me", T + 30_000, 1000, 3)).toMatchObject({ attempts: 0, runs: 1 });
+      await r.ingestion.release("me");
+      expect(await r.ingestion.claim("other", T + 30_001, 1000, 3)).toMatchObject({ attempts: 0, runs: 1 });
+      await r.ingestion.finish(A, "other", processed("x"), T + 30_002);
+      expect(await r.ingestion.nextRunAfter()).toBeNull();
+    });
+
+    test("embedding upkeep: chunks without vectors are listed, given vectors, and all dropped for a new model", async () => {
+      const r = await setup();
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      await r.ingestion.claim("me", T, 1000, 3);
+      await r.ingestion.finish(A, "me", processed("one", "two"), T);
+      const missing = await r.ingestion.missingEmbeddings(10);
+      expect(missing.map((m) => m.text)).toEqual(["one", "two"]);
+      await r.ingestion.setEmbeddings(missing.map((m) => ({ id: m.id, embedding: new Uint8Array([1, 2, 3, 4, 5]) })));
+      expect(await r.ingestion.missingEmbeddings(10)).toEqual([]);
+      expect((await r.chunks.embeddedAfter(0, 10)).length).toBe(2);
+      await r.ingestion.clearEmbeddings('{"id":"m2"}');
+      expect((await r.ingestion.missingEmbeddings(10)).length).toBe(2);
+      expect(await r.chunks.getMeta("embedding_model")).toBe('{"id":"m2"}');
+    });
+  });
+
+  describe("a store's own cut of a file", () => {
+    test("attaching queues one job per cut, shared by stores asking for it; a cut writes its own state, never the file's", async () => {
+      const { r, small } = await withStores();
+      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      await r.stores.attach("vs_2", ["file-a"], 0, () => "{}", small, null, T);
+      const claimed = [await r.ingestion.claim("me", T, 1000, 3), await r.ingestion.claim("me", T, 1000, 3)];
+      expect(claimed.map((j) => j?.cut).sort()).toEqual(["auto", SMALL]);
+      expect(await r.ingestion.claim("me", T, 1000, 3)).toBeNull();
+      const S = { fileId: "file-a", cut: SMALL };
+      expect(await r.ingestion.finish(S, "me", processed("a", "b"), T)).toBe(true);
+      expect(await r.ingestion.job(S)).toMatchObject({ state: "done" });
+      expect((await r.files.get("p", "file-a", 0))?.status).toBe("uploaded");
+      expect((await r.stores.getFile("vs_1", "file-a", 0))?.status).toBe("in_progress"); // the file itself is not processed yet
+      expect(await r.ingestion.finish(A, "me", processed("whole"), T)).toBe(true);
+      expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ status: "completed", cut: SMALL, usageBytes: 2 });
+      expect(await r.chunks.chunkCount()).toBe(3);
+    });
+
+    test("a cut out of attempts fails alone, with its outcome; attaching again retries it", async () => {
+      const { r, small } = await withStores();
+      expect(await r.ingestion.finish(A, "nobody", { status: "failed", code: "invalid_file", message: "x" }, T)).toBe(false);
+      await r.ingestion.claim("me", T, 1000, 1);
+      await r.ingestion.finish(A, "me", processed("whole"), T);
+      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      const job = (await r.ingestion.claim("me", T, 1000, 1))!;
+      expect(job.cut).toBe(SMALL);
+      await r.ingestion.retry(job, "me", T, { code: "server_error", message: "embedding failed: down" });
+      await r.ingestion.exhausted(1, 11, T);
+      expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ status: "failed", errorCode: "server_error" });
+      expect((await r.stores.getFile("vs_1", "file-a", 0))?.error).toContain("embedding failed: down");
+      expect((await r.files.get("p", "file-a", 0))?.status).toBe("processed");
+      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T + 1);
+      expect((await r.stores.getFile("vs_1", "file-a", 0))?.status).toBe("in_progress");
+      expect(await r.ingestion.claim("me", T + 1, 1000, 1)).toMatchObject({ cut: SMALL, attempts: 0 });
+    });
+
+    test("a file whose default cut failed gets no other cut", async () => {
+      const { r, small } = await withStores();
+      await r.ingestion.claim("me", T, 1000, 3);
+      await r.ingestion.finish(A, "me", { status: "failed", code: "no_text", message: "no text found" }, T);
+      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      expect(await r.ingestion.job({ fileId: "file-a", cut: SMALL })).toBeNull();
+      expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ status: "failed", errorCode: "no_text", error: "no text found" });
+    });
+
+    test("a cut no live membership asks for goes, with its chunks: detach, switch, cancel, store delete", async () => {
+      const { r, small } = await withStores();
+      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      await r.stores.attach("vs_2", ["file-a"], 0, () => "{}", small, { id: "vsfb_1" }, T);
+      const S = { fileId: "file-a", cut: SMALL };
+      await r.ingestion.claim("me", T, 1000, 3);
+      const s = (await r.ingestion.claim("me", T, 1000, 3))!;
+      expect(s.cut).toBe(SMALL);
+      await r.ingestion.finish(S, "me", processed("a"), T);
+      await r.stores.detach("vs_1", "file-a");
+      expect(await r.ingestion.job(S)).not.toBeNull(); // vs_2 still searches it
+      await r.stores.attach("vs_2", ["file-a"], 0, () => "{}", { json: "{}", cut: "auto" }, null, T); // vs_2 switches to auto
+      expect(await r.ingestion.job(S)).toBeNull();
+      expect(await r.chunks.chunkCount()).toBe(0);
+      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, { id: "vsfb_2" }, T);
+      expect(await r.ingestion.job(S)).toMatchObject({ state: "queued" });
+      await r.stores.cancelBatch("vs_1", "vsfb_2"); // still in progress: cancelled, and its cut stops being made
+      expect((await r.stores.getFile("vs_1", "file-a", 0))?.status).toBe("cancelled");
+      expect(await r.ingestion.job(S)).toBeNull();
+      expect(await r.ingestion.job(A)).not.toBeNull(); // the file's own job stays
+      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      expect(await r.stores.remove("vs_1")).toBe(true);
+      expect(await r.ingestion.job(S)).toBeNull();
+    });
+  });
+
+  describe("stores", () => {
+    test("keyset pages: after and before, both orders; counts by status", async () => {
+      const r = await setup();
+      const kb = await r.stores.ensureDefault("p", 0);
+      expect(await r.stores.ensureDefault("p", 5)).toBe(kb);
+      for (let i = 1; i <= 4; i++)
+        await r.stores.create({ id: `vs_${i}`, projectId: "p", name: null, isDefault: 0, createdAt: i, lastActiveAt: i, metadata: "{}", expiresDays: null, chunking: "{}" }, [], "{}", { json: "{}", cut: "auto" }, T);
+      const seq = async (id: string) => (await r.stores.seq("p", id))!;
+      const ids = (p: { rows: { id: string }[] }) => p.rows.map((x) => x.id);
+      expect(ids(await r.stores.list("p", { order: "asc", limit: 2, beforeSeq: await seq("vs_3") }))).toEqual(["vs_1", "vs_2"]);
+      expect(ids(await r.stores.list("p", { order: "desc", limit: 2, beforeSeq: await seq("vs_1") }))).toEqual(["vs_3", "vs_2"]);
+      const after = await r.stores.list("p", { order: "desc", limit: 2, afterSeq: await seq("vs_2") });
+      expect(ids(after)).toEqual(["vs_1", kb]);
+      expect(after.hasMore).toBe(false);
+      expect(await r.stores.list("q", { order: "asc", limit: 10 })).toEqual({ rows: [], hasMore: false });
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      expect(await r.stores.fileCounts(kb, 0)).toEqual({ in_progress: 1, completed: 0, failed: 0, cancelled: 0, total: 1 });
+    });
+  });
+
+  describe("keys", () => {
+    test("projects and hashed keys: find, list, revoke, count", async () => {
+      const r = await setup();
+      expect(await r.keys.createProject({ id: "p2", name: "p", createdAt: 9 })).toMatchObject({ id: "p" }); // the name is taken: the existing one
+      await r.keys.insertKey({ id: "key_1", projectId: "p", hash: "ab".repeat(32), prefix: "sk-ragd-abc", createdAt: 1 });
+      expect(await r.keys.findActiveByHash("ab".repeat(32))).toEqual({ id: "key_1", projectId: "p", hash: "ab".repeat(32) });
+      expect(await r.keys.count()).toBe(1);
+      expect((await r.keys.list())[0]).toMatchObject({ id: "key_1", projectName: "p", prefix: "sk-ragd-abc", revokedAt: null });
+      expect(await r.keys.revoke("key_1", 5)).toBe(true);
+      expect(await r.keys.revoke("key_1", 6)).toBe(false);
+      expect(await r.keys.findActiveByHash("ab".repeat(32))).toBeNull();
+    });
+  });
+});

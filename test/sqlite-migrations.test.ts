@@ -1,0 +1,78 @@
+// Databases written by earlier versions open and keep their queue: migrations are SQLite's
+// own business, so this is the one storage test that reads SQL.
+import { expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { join } from "node:path";
+import { MIGRATIONS, openDatabase } from "../src/storage/sqlite/db";
+import { SqliteIngestionRepo } from "../src/storage/sqlite/ingestion-repo";
+import { SqliteStoresRepo } from "../src/storage/sqlite/stores-repo";
+import { cleanup, tempDir } from "./helpers/ragd";
+
+function oldDatabase(version: number, fill: (db: Database) => void) {
+  const dir = tempDir("ragd-migrate-");
+  const path = join(dir, "ragd.db");
+  const old = new Database(path, { create: true, strict: true });
+  for (const m of MIGRATIONS.slice(0, version)) old.exec(m);
+  old.exec(`PRAGMA user_version = ${version}`);
+  old.exec(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`);
+  for (const [id, status] of [["file-a", "uploaded"], ["file-b", "processed"], ["file-c", "error"]])
+    old.exec(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, content_type, sha256) VALUES ('${id}', 'p', 1, 0, 'a.txt', 'assistants', '${status}', ${status === "error" ? "'unsupported format'" : "NULL"}, 'text/plain', 'x')`);
+  old.exec(`INSERT INTO documents (file_id, format, text) VALUES ('file-b', 'text', 'hello')`);
+  old.exec(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_1', 'p', 0, 0)`);
+  fill(old);
+  old.close();
+  return { dir, path };
+}
+
+test("a v3 database (before per-store chunking) keeps its queued job, its memberships and its outcomes", async () => {
+  const { dir, path } = oldDatabase(3, (db) => {
+    db.exec(`INSERT INTO jobs (file_id, enqueued_at, state, attempts, run_after, last_error) VALUES ('file-a', 5, 'queued', 2, 0, 'boom')`);
+    db.exec(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ('vs_1', 'file-a', 0), ('vs_1', 'file-b', 0), ('vs_1', 'file-c', 0)`);
+  });
+  const db = openDatabase(path);
+  expect(db.query(`SELECT file_id, cut, state, attempts, error FROM jobs ORDER BY file_id`).all()).toEqual([
+    { file_id: "file-a", cut: "auto", state: "queued", attempts: 2, error: "boom" },
+    { file_id: "file-b", cut: "auto", state: "done", attempts: 0, error: null },
+    { file_id: "file-c", cut: "auto", state: "failed", attempts: 0, error: "unsupported format" },
+  ]);
+  expect(db.query(`SELECT cut FROM vector_store_files`).all()).toEqual([{ cut: "auto" }, { cut: "auto" }, { cut: "auto" }]);
+  expect((await new SqliteStoresRepo(db).getFile("vs_1", "file-c", 0))?.errorCode).toBe("invalid_file");
+  expect((await new SqliteIngestionRepo(db).claim("me", Date.now(), 1000, 3))?.fileId).toBe("file-a");
+  db.close();
+  cleanup(dir);
+});
+
+test("a v4 database's chunk sets become jobs: done, failed and queued cuts keep their state", async () => {
+  const { dir, path } = oldDatabase(4, (db) => {
+    db.exec(`INSERT INTO vector_store_files (store_id, file_id, created_at, strategy) VALUES ('vs_1', 'file-b', 0, 'static:100:0')`);
+    db.exec(`INSERT INTO chunk_sets (file_id, strategy, status, details) VALUES ('file-b', 'static:100:0', 'failed', 'embedding failed')`);
+    db.exec(`INSERT INTO chunks (file_id, strategy, idx, text, location, char_start, char_end, tokens) VALUES ('file-b', 'auto', 0, 'hello', '{}', 0, 5, 1)`);
+  });
+  const db = openDatabase(path);
+  expect(db.query(`SELECT cut, state, error FROM jobs WHERE file_id = 'file-b' ORDER BY cut`).all()).toEqual([
+    { cut: "auto", state: "done", error: null },
+    { cut: "static:100:0", state: "failed", error: "embedding failed" },
+  ]);
+  expect(db.query(`SELECT cut, text FROM chunks`).all()).toEqual([{ cut: "auto", text: "hello" }]);
+  expect(db.query(`SELECT name FROM sqlite_master WHERE name = 'chunk_sets'`).get()).toBeNull();
+  expect((await new SqliteStoresRepo(db).getFile("vs_1", "file-b", 0))).toMatchObject({ status: "failed", error: "embedding failed" });
+  db.close();
+  cleanup(dir);
+});
+
+test("files and cuts that have no job (written before jobs existed) are queued once at start", async () => {
+  const { dir, path } = oldDatabase(4, (db) => {
+    db.exec(`INSERT INTO vector_store_files (store_id, file_id, created_at, strategy) VALUES ('vs_1', 'file-b', 0, 'static:100:0')`);
+  });
+  const db = openDatabase(path);
+  db.exec(`DELETE FROM jobs`);
+  const ingestion = new SqliteIngestionRepo(db);
+  expect(await ingestion.enqueueMissing(["assistants"], 5)).toBe(2); // file-a's default cut, file-b's store cut
+  expect(await ingestion.enqueueMissing(["assistants"], 5)).toBe(0);
+  expect(db.query(`SELECT file_id, cut FROM jobs ORDER BY file_id`).all()).toEqual([
+    { file_id: "file-a", cut: "auto" },
+    { file_id: "file-b", cut: "static:100:0" },
+  ]);
+  db.close();
+  cleanup(dir);
+});
