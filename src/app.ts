@@ -1,23 +1,30 @@
 import { Elysia } from "elysia";
+import { fail, internalError, RagdError } from "./errors";
 import type { HttpContext } from "./http/context";
 import { requestId } from "./http/edge";
-import { fail, internalError, RagdError } from "./errors";
 import { errorResponse } from "./http/errors";
+import { openapiDocument } from "./http/openapi";
 import { embeddingsRoutes } from "./http/routes/embeddings";
 import { filesRoutes } from "./http/routes/files";
-import { vectorStoreRoutes } from "./http/routes/vector-stores";
 import { systemRoutes } from "./http/routes/system";
+import { vectorStoreRoutes } from "./http/routes/vector-stores";
+import { fromValidation } from "./http/validation";
 import { isDiskFull, storageFull } from "./storage/disk-space";
 import { log } from "./util/log";
 
 /** The HTTP app over the services; main and tests both build it here (http/edge.ts serves it). */
 export function buildApp(ctx: HttpContext) {
-  return new Elysia()
+  // /openapi.json describes every route, so it is made from the finished app, on first use.
+  let routes: () => Parameters<typeof openapiDocument>[0] = () => [];
+  let document: object | null = null;
+  const app = new Elysia({ normalize: false })
     .onError({ as: "global" }, ({ code, error, request }) => toErrorResponse(ctx, code, error, request))
-    .use(systemRoutes())
+    .use(systemRoutes(() => (document ??= openapiDocument(routes()))))
     .use(filesRoutes(ctx))
     .use(vectorStoreRoutes(ctx))
     .use(embeddingsRoutes(ctx));
+  routes = () => app.routes as never;
+  return app;
 }
 
 function toErrorResponse(ctx: HttpContext, code: string | number, error: unknown, request: Request): Response {
@@ -34,7 +41,7 @@ function toErrorResponse(ctx: HttpContext, code: string | number, error: unknown
     case "PARSE":
       return errorResponse(fail("invalid_body", "The request body could not be parsed. Send valid JSON with Content-Type: application/json."));
     case "VALIDATION":
-      return errorResponse(fail("invalid_value", (error as Error).message));
+      return errorResponse(fromValidation(error, request));
   }
   log.error("unhandled error", { method: request.method, path: url.pathname, request_id: requestId(request), error: (error as Error)?.stack ?? String(error) });
   return errorResponse(internalError());

@@ -1,22 +1,24 @@
-import { bodyReceived } from "./edge";
 import { fail, RagdError } from "../errors";
+import { bodyReceived } from "./edge";
 
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
 const tooLarge = () => fail("invalid_body", `The JSON body is larger than ${MAX_JSON_BYTES / 1024 / 1024} MB.`);
 
 /**
- * The request's JSON object body; anything else is a 400 in the OpenAI envelope. Bytes are
- * counted as they arrive, so a body without Content-Length (chunked) stops at the limit too.
+ * The request's body as text, read within the limit. Bytes are counted as they arrive, so
+ * a body without Content-Length (chunked) stops at the limit too.
  */
-export async function jsonBody(request: Request, optional = false): Promise<Record<string, unknown>> {
+export async function readBodyText(request: Request): Promise<string> {
   const length = Number(request.headers.get("content-length") ?? 0);
   if (length > MAX_JSON_BYTES) throw tooLarge();
   const text = await readCapped(request, MAX_JSON_BYTES);
   bodyReceived(request);
-  if (text.trim() === "") {
-    if (optional) return {};
-    throw fail("invalid_body", "The request needs a JSON body.");
-  }
+  return text;
+}
+
+/** The body's JSON object; an empty body is an empty object (the schema then names what is missing). */
+export function readJson(text: string): Record<string, unknown> {
+  if (text.trim() === "") return {};
   let v: unknown;
   try {
     v = JSON.parse(text);

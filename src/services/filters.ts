@@ -55,17 +55,3 @@ export function compileFilter(filter: unknown, param = "filters"): SqlFilter {
   if (filter === undefined || filter === null) return { sql: "1", params: {} };
   return { sql: walk(filter, param, 0), params };
 }
-
-/** OpenAI's attribute rules: up to 16 keys of at most 64 characters; strings up to 512, numbers or booleans. */
-export function validateAttributes(value: unknown, param = "attributes"): Record<string, Scalar> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== "object" || Array.isArray(value)) throw fail("invalid_value", `${param} must be an object of strings, numbers or booleans`, param);
-  const entries = Object.entries(value as Record<string, unknown>);
-  if (entries.length > 16) throw fail("invalid_value", `${param} holds at most 16 keys, got ${entries.length}`, param);
-  for (const [k, v] of entries) {
-    if (k.length === 0 || k.length > 64) throw fail("invalid_value", `${param}: key "${k.slice(0, 80)}" must be 1 to 64 characters`, param);
-    if (typeof v === "string" ? v.length > 512 : !(typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))))
-      throw fail("invalid_value", `${param}.${k} must be a string of at most 512 characters, a number or a boolean`, param);
-  }
-  return value as Record<string, Scalar>;
-}

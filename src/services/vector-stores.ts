@@ -4,12 +4,48 @@ import { isFileBatchId, isFileId, isVectorStoreId, newFileBatchId, newVectorStor
 import { nowSeconds } from "../util/time";
 import { entry, fail, notFound } from "../errors";
 import { EMBEDDABLE, type IngestHooks } from "./files";
-import { compileFilter, validateAttributes } from "./filters";
+import { compileFilter } from "./filters";
 import { listPage } from "./pagination";
 import { DEFAULT_EMBEDDING_WEIGHT, type SearchService } from "./search";
 
-type Json = Record<string, unknown>;
-
+// What the routes hand over, already checked against their schemas (http/schemas/); the
+// rules that a schema cannot state are checked here.
+type Attributes = Record<string, string | number | boolean> | null;
+export type ChunkingInput = { type: "auto" } | { type: "static"; static: { max_chunk_size_tokens: number; chunk_overlap_tokens: number } };
+interface ExpiresAfter {
+  anchor: "last_active_at";
+  days: number;
+}
+export interface CreateStoreInput {
+  file_ids?: string[];
+  name?: string;
+  expires_after?: ExpiresAfter;
+  chunking_strategy?: ChunkingInput;
+  metadata?: Record<string, string> | null;
+}
+export interface UpdateStoreInput {
+  name?: string | null;
+  expires_after?: ExpiresAfter | null;
+  metadata?: Record<string, string> | null;
+}
+export interface AttachInput {
+  file_id: string;
+  chunking_strategy?: ChunkingInput;
+  attributes?: Attributes;
+}
+export interface BatchInput {
+  file_ids?: string[];
+  files?: AttachInput[];
+  chunking_strategy?: ChunkingInput;
+  attributes?: Attributes;
+}
+export interface SearchInput {
+  query: string | string[];
+  max_num_results?: number;
+  filters?: unknown;
+  ranking_options?: { ranker?: string; score_threshold?: number; hybrid_search?: { embedding_weight: number; text_weight: number } };
+  rewrite_query?: boolean;
+}
 
 export interface ListParams {
   limit: number;
@@ -41,21 +77,20 @@ export class VectorStoresService {
 
   // ---- stores
 
-  async create(projectId: string, body: Json) {
-    allowOnly(body, ["name", "file_ids", "expires_after", "chunking_strategy", "metadata"]);
-    const fileIds = optionalIds(body.file_ids, "file_ids", 500);
-    const chunking = this.chunking(body.chunking_strategy, "chunking_strategy");
+  async create(projectId: string, body: CreateStoreInput) {
+    const fileIds = [...new Set(body.file_ids ?? [])];
+    const chunking = this.chunking(body.chunking_strategy);
     if (fileIds.length) await this.requireFiles(projectId, fileIds, "file_ids");
     const now = this.now();
     const row: StoreRow = {
       id: newVectorStoreId(),
       projectId,
-      name: optionalString(body.name, "name", 256),
+      name: body.name ?? null,
       isDefault: 0,
       createdAt: now,
       lastActiveAt: now,
-      metadata: JSON.stringify(metadata(body.metadata)),
-      expiresDays: expiresAfter(body.expires_after),
+      metadata: JSON.stringify(body.metadata ?? {}),
+      expiresDays: body.expires_after?.days ?? null,
       chunking: chunking.json,
     };
     await this.stores.create(row, fileIds, "{}", chunking, Date.now());
@@ -75,13 +110,12 @@ export class VectorStoresService {
     return this.storeObject(await this.store(projectId, id));
   }
 
-  async update(projectId: string, id: string, body: Json) {
-    allowOnly(body, ["name", "expires_after", "metadata"]);
+  async update(projectId: string, id: string, body: UpdateStoreInput) {
     const row = await this.store(projectId, id);
     await this.stores.update(row.id, {
-      name: body.name === undefined ? undefined : optionalString(body.name, "name", 256),
-      metadata: body.metadata === undefined ? undefined : JSON.stringify(metadata(body.metadata)),
-      expiresDays: body.expires_after === undefined ? undefined : expiresAfter(body.expires_after),
+      name: body.name,
+      metadata: body.metadata === undefined ? undefined : JSON.stringify(body.metadata ?? {}),
+      expiresDays: body.expires_after === undefined ? undefined : (body.expires_after?.days ?? null),
       lastActiveAt: this.now(),
     });
     return this.get(projectId, id);
@@ -97,13 +131,11 @@ export class VectorStoresService {
 
   // ---- store files
 
-  async attach(projectId: string, storeId: string, body: Json) {
-    allowOnly(body, ["file_id", "attributes", "chunking_strategy"]);
+  async attach(projectId: string, storeId: string, body: AttachInput) {
     const store = await this.store(projectId, storeId);
-    if (typeof body.file_id !== "string" || body.file_id === "") throw fail("missing_required_parameter", "file_id is required: the id of an uploaded file", "file_id");
     await this.requireFiles(projectId, [body.file_id], "file_id");
-    const attributes = JSON.stringify(validateAttributes(body.attributes));
-    const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy");
+    const attributes = JSON.stringify(body.attributes ?? {});
+    const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
     await this.stores.attach(store.id, [body.file_id], this.now(), () => attributes, chunking, null, Date.now());
     this.ingest?.wake();
     await this.stores.touch(store.id, this.now());
@@ -126,11 +158,9 @@ export class VectorStoresService {
     return listPage(rows.map((r) => this.storeFileObject(r)), hasMore);
   }
 
-  async updateFile(projectId: string, storeId: string, fileId: string, body: Json) {
-    allowOnly(body, ["attributes"]);
+  async updateFile(projectId: string, storeId: string, fileId: string, body: { attributes: Attributes }) {
     const store = await this.store(projectId, storeId);
-    if (body.attributes === undefined) throw fail("missing_required_parameter", "attributes is required", "attributes");
-    const attributes = JSON.stringify(validateAttributes(body.attributes));
+    const attributes = JSON.stringify(body.attributes ?? {});
     if (!isFileId(fileId) || !(await this.stores.updateAttributes(store.id, fileId, attributes))) throw notFound("vector store file", fileId, "file_id");
     return this.getFile(projectId, storeId, fileId);
   }
@@ -154,30 +184,16 @@ export class VectorStoresService {
 
   // ---- batches
 
-  async createBatch(projectId: string, storeId: string, body: Json) {
-    allowOnly(body, ["file_ids", "files", "attributes", "chunking_strategy"]);
+  async createBatch(projectId: string, storeId: string, body: BatchInput) {
     const store = await this.store(projectId, storeId);
-    const sharedAttributes = validateAttributes(body.attributes);
-    const perFile = new Map<string, string>();
-    let ids: string[];
-    if (body.files !== undefined) {
-      if (body.file_ids !== undefined) throw fail("invalid_value", "Pass either file_ids or files, not both", "files");
-      if (!Array.isArray(body.files) || body.files.length === 0 || body.files.length > 2000) throw fail("invalid_value", "files must be a list of 1 to 2000 {file_id, attributes}", "files");
-      ids = body.files.map((f, i) => {
-        if (typeof f !== "object" || f === null || typeof (f as Json).file_id !== "string") throw fail("invalid_value", `files[${i}].file_id is required`, "files");
-        const o = f as Json;
-        perFile.set(o.file_id as string, JSON.stringify(validateAttributes(o.attributes ?? sharedAttributes, `files[${i}].attributes`)));
-        return o.file_id as string;
-      });
-    } else {
-      ids = optionalIds(body.file_ids, "file_ids", 2000);
-      if (ids.length === 0) throw fail("missing_required_parameter", "file_ids must list at least one file id", "file_ids");
-    }
-    ids = [...new Set(ids)];
+    if (body.files !== undefined && body.file_ids !== undefined) throw fail("invalid_value", "Pass either file_ids or files, not both.", "files");
+    if (body.files === undefined && body.file_ids === undefined) throw fail("missing_required_parameter", "file_ids (or files) is required: the ids of uploaded files", "file_ids");
+    const shared = JSON.stringify(body.attributes ?? {});
+    const perFile = new Map((body.files ?? []).map((f) => [f.file_id, JSON.stringify(f.attributes ?? body.attributes ?? {})]));
+    const ids = [...new Set(body.files ? body.files.map((f) => f.file_id) : body.file_ids!)];
     await this.requireFiles(projectId, ids, body.files !== undefined ? "files" : "file_ids");
-    const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking), "chunking_strategy");
+    const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
     const batch = { id: newFileBatchId() };
-    const shared = JSON.stringify(sharedAttributes);
     await this.stores.attach(store.id, ids, this.now(), (id) => perFile.get(id) ?? shared, chunking, batch, Date.now());
     this.ingest?.wake();
     return this.getBatch(projectId, storeId, batch.id);
@@ -200,20 +216,15 @@ export class VectorStoresService {
 
   // ---- search
 
-  async searchStore(projectId: string, storeId: string, body: Json) {
-    allowOnly(body, ["query", "max_num_results", "filters", "ranking_options", "rewrite_query"]);
+  async searchStore(projectId: string, storeId: string, body: SearchInput) {
     const store = await this.store(projectId, storeId);
     if (isExpired(store, this.now())) throw fail("vector_store_expired", `Vector store ${store.id} has expired; update its expires_after or create a new one.`, "vector_store_id");
     const queries = typeof body.query === "string" ? [body.query] : body.query;
-    if (!Array.isArray(queries) || queries.length === 0 || queries.length > 10 || !queries.every((q) => typeof q === "string" && q.trim() !== "" && q.length <= 4096))
-      throw fail("invalid_value", "query must be a non-empty string or a list of 1 to 10 non-empty strings (at most 4096 characters each)", "query");
+    if (queries.some((q) => q.trim() === "")) throw fail("invalid_value", "query must not be blank: send the words to search for", "query");
     const max = body.max_num_results ?? 10;
-    if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > 50)
-      throw fail("invalid_value", `max_num_results must be an integer between 1 and 50, got ${JSON.stringify(max)}`, "max_num_results");
-    if (body.rewrite_query !== undefined && typeof body.rewrite_query !== "boolean") throw fail("invalid_value", "rewrite_query must be a boolean", "rewrite_query");
     const { scoreThreshold, embeddingWeight } = rankingOptions(body.ranking_options);
     const filter = compileFilter(body.filters);
-    const hits = await this.search.search(store.id, queries as string[], { maxResults: max, filter, scoreThreshold, embeddingWeight, now: this.now() });
+    const hits = await this.search.search(store.id, queries, { maxResults: max, filter, scoreThreshold, embeddingWeight, now: this.now() });
     await this.stores.touch(store.id, this.now());
     return {
       object: "vector_store.search_results.page" as const,
@@ -268,23 +279,13 @@ export class VectorStoresService {
     }
   }
 
-  /** A requested chunking, validated, with the key of the size it cuts at (ingest/chunker.ts). */
-  private chunking(value: unknown, param: string): Chunking {
-    if (value === undefined || value === null) return { json: `{"type":"auto"}`, cut: chunkingKey(this.auto, this.auto) };
-    const o = value as Json;
-    if (typeof o !== "object" || Array.isArray(o)) throw fail("invalid_value", `${param} must be {"type":"auto"} or {"type":"static","static":{...}}`, param);
-    if (o.type === "auto") return this.chunking(undefined, param);
-    if (o.type !== "static" || typeof o.static !== "object" || o.static === null)
-      throw fail("invalid_value", `${param}.type must be "auto" or "static" (with a "static" object)`, param);
-    const s = o.static as Json;
-    const max = s.max_chunk_size_tokens;
-    const overlap = s.chunk_overlap_tokens;
-    if (typeof max !== "number" || !Number.isInteger(max) || max < 100 || max > 4096)
-      throw fail("invalid_value", `${param}.static.max_chunk_size_tokens must be an integer between 100 and 4096`, param);
-    if (typeof overlap !== "number" || !Number.isInteger(overlap) || overlap < 0 || overlap > max / 2)
-      throw fail("invalid_value", `${param}.static.chunk_overlap_tokens must be an integer from 0 to half of max_chunk_size_tokens`, param);
-    const strategy = { type: "static" as const, static: { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } };
-    return { json: JSON.stringify(strategy), cut: chunkingKey(resolveChunking(strategy, this.modelMaxTokens), this.auto) };
+  /** A requested chunking with the key of the cut it makes (ingest/chunker.ts). */
+  private chunking(value: ChunkingInput | undefined | null): Chunking {
+    if (!value || value.type === "auto") return { json: `{"type":"auto"}`, cut: chunkingKey(this.auto, this.auto) };
+    const { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } = value.static;
+    if (overlap > max / 2)
+      throw fail("invalid_value", `chunking_strategy.static.chunk_overlap_tokens must be at most half of max_chunk_size_tokens (${Math.floor(max / 2)}), got ${overlap}`, "chunking_strategy");
+    return { json: JSON.stringify(value), cut: chunkingKey(resolveChunking(value, this.modelMaxTokens), this.auto) };
   }
 
   private storeFileObject(r: StoreFileRow) {
@@ -315,7 +316,8 @@ export class VectorStoresService {
       usage_bytes: usage,
       file_counts: counts,
       status: isExpired(row, now) ? ("expired" as const) : counts.in_progress > 0 ? ("in_progress" as const) : ("completed" as const),
-      expires_after: row.expiresDays === null ? null : { anchor: "last_active_at" as const, days: row.expiresDays },
+      // optional in the spec, not nullable: absent when the store does not expire
+      ...(row.expiresDays === null ? {} : { expires_after: { anchor: "last_active_at" as const, days: row.expiresDays } }),
       expires_at: row.expiresDays === null ? null : row.lastActiveAt + row.expiresDays * 86400,
       last_active_at: row.lastActiveAt,
       metadata: JSON.parse(row.metadata),
@@ -325,59 +327,13 @@ export class VectorStoresService {
 
 const isExpired = (row: StoreRow, now: number) => row.expiresDays !== null && row.lastActiveAt + row.expiresDays * 86400 <= now;
 
-function allowOnly(body: Json, keys: string[]) {
-  for (const k of Object.keys(body)) if (!keys.includes(k)) throw fail("unknown_parameter", `Unrecognized request argument supplied: ${k}`, k);
-}
-
-function optionalString(v: unknown, param: string, max: number): string | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== "string" || v.length > max) throw fail("invalid_value", `${param} must be a string of at most ${max} characters`, param);
-  return v;
-}
-
-function optionalIds(v: unknown, param: string, max: number): string[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || v.length > max || !v.every((x) => typeof x === "string"))
-    throw fail("invalid_value", `${param} must be a list of at most ${max} file ids`, param);
-  return [...new Set(v as string[])];
-}
-
-function metadata(v: unknown): Record<string, string> {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== "object" || Array.isArray(v)) throw fail("invalid_value", "metadata must be an object of string values", "metadata");
-  const entries = Object.entries(v as Json);
-  if (entries.length > 16) throw fail("invalid_value", "metadata holds at most 16 keys", "metadata");
-  for (const [k, val] of entries)
-    if (k.length > 64 || typeof val !== "string" || val.length > 512)
-      throw fail("invalid_value", `metadata.${k.slice(0, 64)}: keys are at most 64 characters and values strings of at most 512`, "metadata");
-  return v as Record<string, string>;
-}
-
-function expiresAfter(v: unknown): number | null {
-  if (v === undefined || v === null) return null;
-  const o = v as Json;
-  if (typeof o !== "object" || o.anchor !== "last_active_at" || typeof o.days !== "number" || !Number.isInteger(o.days) || o.days < 1 || o.days > 365)
-    throw fail("invalid_value", `expires_after must be {"anchor":"last_active_at","days":1..365}`, "expires_after");
-  return o.days;
-}
-
-function rankingOptions(v: unknown): { scoreThreshold: number; embeddingWeight: number } {
-  if (v === undefined || v === null) return { scoreThreshold: 0, embeddingWeight: DEFAULT_EMBEDDING_WEIGHT };
-  if (typeof v !== "object" || Array.isArray(v)) throw fail("invalid_value", "ranking_options must be an object", "ranking_options");
-  const o = v as Json;
-  allowOnly(o, ["ranker", "score_threshold", "hybrid_search"]);
-  if (o.ranker !== undefined && !["none", "auto", "default-2024-11-15"].includes(o.ranker as string))
-    throw fail("invalid_value", `ranking_options.ranker must be one of none, auto, default-2024-11-15`, "ranking_options.ranker");
-  const t = o.score_threshold ?? 0;
-  if (typeof t !== "number" || !(t >= 0 && t <= 1)) throw fail("invalid_value", "ranking_options.score_threshold must be a number from 0 to 1", "ranking_options.score_threshold");
+function rankingOptions(o: SearchInput["ranking_options"]): { scoreThreshold: number; embeddingWeight: number } {
   let embeddingWeight = DEFAULT_EMBEDDING_WEIGHT;
-  if (o.hybrid_search !== undefined) {
-    const h = o.hybrid_search as Json;
-    const ew = h?.embedding_weight;
-    const tw = h?.text_weight;
-    if (typeof ew !== "number" || typeof tw !== "number" || ew < 0 || tw < 0 || ew + tw <= 0)
-      throw fail("invalid_value", "ranking_options.hybrid_search needs non-negative embedding_weight and text_weight, not both 0", "ranking_options.hybrid_search");
-    embeddingWeight = ew / (ew + tw);
+  const h = o?.hybrid_search;
+  if (h) {
+    if (h.embedding_weight + h.text_weight <= 0)
+      throw fail("invalid_value", "ranking_options.hybrid_search: embedding_weight and text_weight cannot both be 0", "ranking_options.hybrid_search");
+    embeddingWeight = h.embedding_weight / (h.embedding_weight + h.text_weight);
   }
-  return { scoreThreshold: t, embeddingWeight };
+  return { scoreThreshold: o?.score_threshold ?? 0, embeddingWeight };
 }

@@ -1,21 +1,22 @@
 import { Elysia } from "elysia";
-import { EMBEDDABLE, toFileObject, type CreateInput } from "../../services/files";
-import { principal, type HttpContext } from "../context";
-import { contentDisposition, parseRange } from "../download";
 import { fail } from "../../errors";
+import { EMBEDDABLE, toFileObject, type CreateInput } from "../../services/files";
+import type { HttpContext } from "../context";
+import { contentDisposition, parseRange } from "../download";
 import { receiveUpload } from "../multipart";
-import { enumParam, intParam, stringParam } from "../query";
-
-const POLL_AFTER_MS = "1000";
+import { route } from "../operation";
+import { pollWhile } from "../poll";
+import { contract } from "../plugins/contract";
+import { CreateFileRequest, DeleteFileResponse, FileIdParams, ListFilesQuery, ListFilesResponse, OpenAIFile } from "../schemas/files";
 
 export function filesRoutes(ctx: HttpContext) {
   return new Elysia()
+    .use(contract(ctx))
     .post(
       "/v1/files",
-      async ({ request }) => {
-        const p = await principal(ctx, request, "uploads");
+      async ({ request, principal }) => {
         const declared = Number(request.headers.get("content-length") ?? 0) || 0;
-        const r = await receiveUpload(request, await ctx.files.beginUpload(p.projectId, declared));
+        const r = await receiveUpload(request, await ctx.files.beginUpload(principal.projectId, declared));
         let expiresAfter: CreateInput["expiresAfter"];
         try {
           expiresAfter = readExpiresAfter(r.fields);
@@ -23,7 +24,7 @@ export function filesRoutes(ctx: HttpContext) {
           await r.upload.writer.abort();
           throw e;
         }
-        return ctx.files.create(p.projectId, r.upload, {
+        return ctx.files.create(principal.projectId, r.upload, {
           filename: r.filename,
           declaredType: r.declaredType,
           purpose: r.fields.get("purpose"),
@@ -31,45 +32,70 @@ export function filesRoutes(ctx: HttpContext) {
           sha256: r.sha256,
         });
       },
-      { parse: "none" },
+      route({
+        operationId: "createFile",
+        summary: "Upload a file",
+        description: "Indexed purposes (knowledge_base, assistants, user_data) are parsed, embedded and join the project's knowledge base; `status` moves from `uploaded` to `processed` or `error`.",
+        auth: "uploads",
+        multipart: CreateFileRequest,
+        response: OpenAIFile,
+        errors: [400, 413, 507],
+      }),
     )
-    .get("/v1/files", async ({ request, query }) => {
-      const p = await principal(ctx, request, "requests");
-      return ctx.files.list(p.projectId, {
-        purpose: stringParam(query, "purpose"),
-        after: stringParam(query, "after"),
-        limit: intParam(query, "limit", 1, 10000, 10000),
-        offset: intParam(query, "offset", 0, Number.MAX_SAFE_INTEGER, 0),
-        order: enumParam(query, "order", ["asc", "desc"] as const, "desc"),
-        withTotal: query.offset !== undefined,
-      });
-    })
-    .get("/v1/files/:id", async ({ request, params, set }) => {
-      const p = await principal(ctx, request, "requests");
-      const row = await ctx.files.get(p.projectId, params.id);
-      if (EMBEDDABLE.has(row.purpose) && row.status === "uploaded") set.headers["openai-poll-after-ms"] = POLL_AFTER_MS;
-      return toFileObject(row);
-    })
-    .get("/v1/files/:id/content", async ({ request, params }) => {
-      const p = await principal(ctx, request, "requests");
-      const row = await ctx.files.get(p.projectId, params.id);
-      const range = parseRange(request.headers.get("range"), row.bytes);
-      const { body } = await ctx.files.content(p.projectId, row.id, range ?? undefined);
-      const headers: Record<string, string> = {
-        "content-type": row.contentType,
-        "content-length": String(range ? range.end - range.start + 1 : row.bytes),
-        "content-disposition": contentDisposition(row.filename),
-        "accept-ranges": "bytes",
-        etag: `"${row.sha256}"`,
-        "x-content-type-options": "nosniff",
-      };
-      if (range) headers["content-range"] = `bytes ${range.start}-${range.end}/${row.bytes}`;
-      return new Response(body, { status: range ? 206 : 200, headers });
-    })
-    .delete("/v1/files/:id", async ({ request, params }) => {
-      const p = await principal(ctx, request, "requests");
-      return ctx.files.delete(p.projectId, params.id);
-    });
+    .get(
+      "/v1/files",
+      ({ principal, query }) =>
+        ctx.files.list(principal.projectId, {
+          purpose: query.purpose,
+          after: query.after,
+          limit: query.limit ?? 10000,
+          offset: query.offset ?? 0,
+          order: query.order ?? "desc",
+          withTotal: query.offset !== undefined,
+        }),
+      route({ operationId: "listFiles", summary: "List files", auth: "requests", query: ListFilesQuery, response: ListFilesResponse, errors: [400] }),
+    )
+    .get(
+      "/v1/files/:file_id",
+      async ({ principal, params, set }) => {
+        const row = await ctx.files.get(principal.projectId, params.file_id);
+        pollWhile(set, EMBEDDABLE.has(row.purpose) && row.status === "uploaded");
+        return toFileObject(row);
+      },
+      route({ operationId: "retrieveFile", summary: "Retrieve a file", auth: "requests", params: FileIdParams, response: OpenAIFile, errors: [404] }),
+    )
+    .get(
+      "/v1/files/:file_id/content",
+      async ({ request, principal, params }) => {
+        const row = await ctx.files.get(principal.projectId, params.file_id);
+        const range = parseRange(request.headers.get("range"), row.bytes);
+        const { body } = await ctx.files.content(principal.projectId, row.id, range ?? undefined);
+        const headers: Record<string, string> = {
+          "content-type": row.contentType,
+          "content-length": String(range ? range.end - range.start + 1 : row.bytes),
+          "content-disposition": contentDisposition(row.filename),
+          "accept-ranges": "bytes",
+          etag: `"${row.sha256}"`,
+          "x-content-type-options": "nosniff",
+        };
+        if (range) headers["content-range"] = `bytes ${range.start}-${range.end}/${row.bytes}`;
+        return new Response(body, { status: range ? 206 : 200, headers });
+      },
+      route({
+        operationId: "downloadFile",
+        summary: "Download a file's exact bytes",
+        description: "A single `Range: bytes=...` header is honoured (206).",
+        auth: "requests",
+        params: FileIdParams,
+        response: { contentType: "application/octet-stream", description: "The bytes, with the type they were uploaded as" },
+        errors: [404, 416],
+      }),
+    )
+    .delete(
+      "/v1/files/:file_id",
+      ({ principal, params }) => ctx.files.delete(principal.projectId, params.file_id),
+      route({ operationId: "deleteFile", summary: "Delete a file, its bytes and everything derived from it", auth: "requests", params: FileIdParams, response: DeleteFileResponse, errors: [404] }),
+    );
 }
 
 /** `expires_after[anchor]` + `expires_after[seconds]` (what the SDKs send) or one JSON string. */

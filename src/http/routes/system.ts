@@ -1,15 +1,16 @@
+import { Type as T } from "@sinclair/typebox";
 import { Elysia } from "elysia";
-import { DOCS_ASSETS, DOCS_HTML, DOCS_INIT_JS } from "../docs-assets";
 import { notFound } from "../../errors";
-import { openapiDocument } from "../openapi";
+import { DOCS_ASSETS, DOCS_HTML, DOCS_INIT_JS } from "../docs-assets";
+import { route } from "../operation";
 
 // Everything on the docs page comes from this origin; the CSP makes that checkable.
 const DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
 
-export function systemRoutes() {
+export function systemRoutes(openapi: () => object) {
   return new Elysia()
-    .get("/health", () => ({ status: "ok" }))
-    .get("/openapi.json", () => openapiDocument)
+    .get("/health", () => ({ status: "ok" }), route({ operationId: "health", summary: "Liveness", auth: false, response: T.Object({ status: T.Literal("ok") }), errors: [] }))
+    .get("/openapi.json", () => openapi())
     .get("/docs", () => new Response(DOCS_HTML, { headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": DOCS_CSP } }))
     .get("/docs/assets/init.js", () => new Response(DOCS_INIT_JS, { headers: { "content-type": "text/javascript; charset=utf-8" } }))
     .get("/docs/assets/:name", ({ params }) => {
