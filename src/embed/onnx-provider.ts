@@ -4,9 +4,10 @@ import { EmbedError } from "./provider";
 import type { Tokenizer } from "./tokenizer";
 import { loadTokenizer, type TokenizerSpec } from "./tokenizers";
 import type { OnnxWorkerInit, OnnxWorkerReply } from "./onnx-worker";
+import { IN_BINARY } from "../native/extract";
 import { guardedTerminate, newGuardBuffer } from "../native/guard";
 
-const WORKER_URL = import.meta.url.includes("$bunfs") ? "./embed/onnx-worker.ts" : new URL("./onnx-worker.ts", import.meta.url).href;
+const WORKER_URL = IN_BINARY ? "./embed/onnx-worker.ts" : new URL("./onnx-worker.ts", import.meta.url).href;
 
 export interface OnnxOptions {
   id: string;

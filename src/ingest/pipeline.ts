@@ -13,6 +13,7 @@ import { MemoryExceeded, ParseProcessPool, type Outcome } from "./parse-pool";
 import { detectFromHead, type Format } from "./parsers/index";
 import type { NativePaths } from "../native/assets";
 import { isDiskFull, type DiskSpace } from "../storage/disk-space";
+import { coalesced } from "../util/coalesce";
 
 export interface PipelineOptions {
   concurrency: number;
@@ -89,8 +90,7 @@ export class IngestPipeline {
   private readonly parseWaiters: (() => void)[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = true;
-  private pumping = false;
-  private again = false;
+  private readonly pump = coalesced(() => this.pumpOnce());
 
   constructor(
     private readonly jobs: IngestionRepo,
@@ -113,12 +113,7 @@ export class IngestPipeline {
 
   /** Wakes the loop: a job was queued or a slot freed. */
   wake() {
-    if (this.stopped) return;
-    if (this.pumping) {
-      this.again = true;
-      return;
-    }
-    void this.pump();
+    if (!this.stopped) void this.pump();
   }
 
   /** The file is gone: stop its parses now. Its job rows went with the file. */
@@ -144,12 +139,11 @@ export class IngestPipeline {
     await this.jobs.release(this.owner);
   }
 
-  private async pump() {
-    this.pumping = true;
+  /** Claims what there is room for; a wake while it runs makes it run once more. */
+  private async pumpOnce() {
+    if (this.stopped) return;
     try {
-      do {
-        this.again = false;
-        if (this.opts.disk?.full) break;
+      if (!this.opts.disk?.full) {
         await this.jobs.exhausted(this.opts.maxAttempts, this.opts.maxAttempts + MAX_INTERRUPTIONS, Date.now());
         while (!this.stopped && !this.opts.disk?.full && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
           const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
@@ -162,14 +156,12 @@ export class IngestPipeline {
             this.wake();
           });
         }
-      } while (this.again && !this.stopped);
+      }
     } catch (e) {
       if (isDiskFull(e)) this.opts.disk?.exhausted(String(e));
       else log.error("ingestion queue error", { error: String(e) });
-    } finally {
-      this.pumping = false;
     }
-    this.schedule();
+    await this.schedule();
   }
 
   private async schedule() {

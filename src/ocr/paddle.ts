@@ -3,7 +3,7 @@
 // Pre- and post-processing follow PaddleOCR's inference defaults (tools/infer/utility.py),
 // so the published models behave as their authors measured them.
 import { OrtTensor, openSession, type OrtSession } from "../native/ort";
-import { resize, type Raster } from "./raster";
+import { resize, sampleBilinear, type Raster } from "./raster";
 
 type Point = [number, number];
 
@@ -347,7 +347,7 @@ function cropBox(img: Raster, box: OcrLine["box"]): Raster {
     for (let u = 0; u < width; u++) {
       const x = tl[0] + (u + 0.5) * ax + (v + 0.5) * bx - 0.5;
       const y = tl[1] + (u + 0.5) * ay + (v + 0.5) * by - 0.5;
-      sample(img, x, y, out, (v * width + u) * 3);
+      sampleBilinear(img, x, y, out, (v * width + u) * 3);
     }
   const crop = { width, height, data: out };
   return height / width >= 1.5 ? rotateLeft(crop) : crop;
@@ -389,21 +389,6 @@ function borderColour(img: Raster): [number, number, number] {
     add(img.width - 1, y);
   }
   return sum.map((v) => Math.round(v / n)) as [number, number, number];
-}
-
-function sample(img: Raster, x: number, y: number, out: Uint8Array, o: number) {
-  const cx = clamp(x, 0, img.width - 1);
-  const cy = clamp(y, 0, img.height - 1);
-  const x0 = Math.floor(cx), y0 = Math.floor(cy);
-  const x1 = Math.min(img.width - 1, x0 + 1), y1 = Math.min(img.height - 1, y0 + 1);
-  const wx = cx - x0, wy = cy - y0;
-  const d = img.data;
-  const a = (y0 * img.width + x0) * 3, b = (y0 * img.width + x1) * 3, c = (y1 * img.width + x0) * 3, e = (y1 * img.width + x1) * 3;
-  for (let k = 0; k < 3; k++) {
-    const top = d[a + k]! + (d[b + k]! - d[a + k]!) * wx;
-    const bottom = d[c + k]! + (d[e + k]! - d[c + k]!) * wx;
-    out[o + k] = top + (bottom - top) * wy + 0.5;
-  }
 }
 
 /** 90 degrees counter-clockwise, as numpy's rot90 in PaddleOCR. */

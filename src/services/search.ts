@@ -4,6 +4,7 @@ import type { EmbeddingProvider } from "../embed/provider";
 import type { ChunkHit, ChunksRepo, IngestionRepo, Scored, SqlFilter } from "../storage/repos";
 import { encodeVector, decodeVector, dotEncoded } from "../storage/vector-codec";
 import { UsearchIndex, type VectorIndex } from "../storage/vectors";
+import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
 import { embedOrUnavailable } from "./embeddings";
 
@@ -45,8 +46,6 @@ export class SearchService {
   private saving: Promise<void> | null = null;
   private dirty = false;
   private sliceSize = 8;
-  private catching: Promise<void> | null = null;
-  private again = false;
   private stopped = false;
 
   constructor(
@@ -86,34 +85,20 @@ export class SearchService {
   async stop() {
     this.stopped = true;
     if (this.saveTimer) clearTimeout(this.saveTimer);
-    await this.catching;
+    await this.catchUp();
     await this.saving;
     if (this.dirty) await this.saveNow();
   }
 
   /** Adds every committed vector the index has not seen (in id order). */
-  catchUp(): Promise<void> {
-    if (this.catching) {
-      this.again = true;
-      return this.catching;
+  readonly catchUp = coalesced(async () => {
+    for (;;) {
+      const rows = await this.chunks.embeddedAfter(this.index.maxId, CATCH_UP_BATCH);
+      if (rows.length === 0) break;
+      await this.addInSlices(rows.map((r) => r.id), rows.map((r) => decodeVector(r.embedding)));
+      this.scheduleSave();
     }
-    this.catching = (async () => {
-      try {
-        do {
-          this.again = false;
-          for (;;) {
-            const rows = await this.chunks.embeddedAfter(this.index.maxId, CATCH_UP_BATCH);
-            if (rows.length === 0) break;
-            await this.addInSlices(rows.map((r) => r.id), rows.map((r) => decodeVector(r.embedding)));
-            this.scheduleSave();
-          }
-        } while (this.again);
-      } finally {
-        this.catching = null;
-      }
-    })();
-    return this.catching;
-  }
+  });
 
   /**
    * Adds vectors a few milliseconds at a time, letting the event loop run in between. A
