@@ -208,3 +208,23 @@ test("the single executable parses every format in its parse processes (pdf.js, 
     await s.stop();
   }
 }, 60_000);
+
+test("the single executable lives through files deleted while their parse process starts", async () => {
+  // Terminating a Worker inside a native addon aborted the binary; parse processes are killed instead.
+  const s = await start(tempDir("ragd-cycles-"));
+  try {
+    const pdf = readFileSync(join(FIXTURES, "report.pdf"));
+    const blob = crypto.getRandomValues(new Uint8Array(256 * 1024));
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: key, maxRetries: 3 });
+    for (let i = 0; i < 150; i++) {
+      const f = await client.files.create({ file: new File([i % 2 ? pdf : blob], i % 2 ? "c.pdf" : "c.bin"), purpose: "user_data" });
+      await Bun.sleep(Math.floor(Math.random() * 90));
+      await client.files.delete(f.id).catch(() => {});
+    }
+    expect(s.proc.exitCode).toBeNull();
+    const ok = await client.files.create({ file: fixture("report.pdf"), purpose: "assistants" });
+    expect((await client.files.waitForProcessing(ok.id, { pollInterval: 100 })).status).toBe("processed");
+  } finally {
+    await s.stop();
+  }
+}, 120_000);
