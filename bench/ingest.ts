@@ -29,6 +29,13 @@ const SAMPLES: [string, string][] = [
   ["EPUB", "unstructured/winter-sports.epub"],
   ["TXT", "unstructured/book-war-and-peace-1225p.txt"],
   ["SRT", "srt/windows-1252.srt"],
+  ["DOC", "unstructured/simple.doc"],
+  ["PPT", "unstructured/fake-power-point.ppt"],
+  ["RTF", "unstructured/fake-doc.rtf"],
+  ["MSG", "unstructured/fake-email-attachment.msg"],
+  ["EML", "unstructured/eml/email-replace-mime-encodings-error-3.eml"],
+  ["DOCX with pictures (OCR)", "unstructured/contains-pictures.docx"],
+  ["PPTX picture (OCR)", "unstructured/picture.pptx"],
 ];
 
 async function parseOnce(bytes: Uint8Array, name: string) {

@@ -34,6 +34,7 @@ export interface Config {
   embedThreads: number;
   embedBatch: number;
   ocr: "on" | "off";
+  ocrEmbedded: "on" | "off";
   ocrThreads: number;
   ocrMaxMegapixels: number;
 }
@@ -129,6 +130,10 @@ const SETTINGS: Setting[] = [
   { key: "embedThreads", flag: "--embed-threads", env: "RAGD_EMBED_THREADS", default: availableParallelism(), help: "threads of the ONNX session", parse: int(1, 256) },
   { key: "embedBatch", flag: "--embed-batch", env: "RAGD_EMBED_BATCH", default: 32, help: "texts per embedding batch", parse: int(1, 1024) },
   { key: "ocr", flag: "--ocr", env: "RAGD_OCR", default: "on", help: "read images and scanned PDF pages: on or off", parse: oneOf("on", "off") },
+  {
+    key: "ocrEmbedded", flag: "--ocr-embedded", env: "RAGD_OCR_EMBEDDED", default: "on",
+    help: "also read pictures inside documents (DOCX, PPTX, XLSX, ODF, EPUB, HTML, e-mail): on or off", parse: oneOf("on", "off"),
+  },
   { key: "ocrThreads", flag: "--ocr-threads", env: "RAGD_OCR_THREADS", default: 1, help: "threads of each OCR session (one per parse worker)", parse: int(1, 256) },
   { key: "ocrMaxMegapixels", flag: "--ocr-max-megapixels", env: "RAGD_OCR_MAX_MEGAPIXELS", default: 50, help: "larger images are refused before decoding", parse: int(1, 1000) },
   {

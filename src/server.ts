@@ -39,7 +39,7 @@ export interface Services {
 const cacheDir = (config: Config) => (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, "ragd") : join(config.dataDir, "cache"));
 
 export function ocrSettings(config: Config): OcrSettings {
-  return { enabled: config.ocr === "on", threads: config.ocrThreads, maxPixels: config.ocrMaxMegapixels * 1_000_000 };
+  return { enabled: config.ocr === "on", embedded: config.ocr === "on" && config.ocrEmbedded === "on", threads: config.ocrThreads, maxPixels: config.ocrMaxMegapixels * 1_000_000 };
 }
 
 export function embedConfig(config: Config, natives: NativePaths): EmbedConfig {

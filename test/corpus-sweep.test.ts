@@ -18,13 +18,20 @@ const EXPECTED_ERRORS: [RegExp, RegExp][] = [
   [/img\/example\.jpg$|img\/bmp_24\.bmp$/, /^no text found: OCR read no text/],
   [/017-unreadable-meta-data\/.*\.pdf$/, /corrupt|no text found/],
   [/fake-text-all-whitespace\.txt$|eml\/empty\.eml$/, /^no text found/],
-  // Top-level .doc/.ppt/.msg are real OLE files; language-docs/*.doc and *.ppt are OOXML
-  // under an old extension and must be read as what they are.
-  [/^unstructured\/[^/]*\.(doc|ppt|msg)$/, /not supported/],
-  [/picture\.pptx$|test-image-jpg-mime\.pptx$/, /^no text found/],
+  // Encrypted mail cannot be read without the key; a signed message whose body part is
+  // malformed holds only its signature.
+  [/fake-encrypted\.(msg|eml)$/, /^the message is encrypted \(PGP\/MIME\)/],
+  [/signed-doc\.p7s$/, /nothing readable besides its signature/],
+  // The only picture of the deck is a logo without words.
+  [/test-image-jpg-mime\.pptx$/, /^no text found/],
   [/\.(wav|heic|zip)$/, /unsupported format/],
 ];
-const MUST_PROCESS = [/loremipsum-flat\.pdf$/, /img\/(?!example\.jpg$|bmp_24\.bmp$).*\.(png|jpe?g|tiff?)$/, /\/srt\//, /language-docs\/.*\.(doc|ppt)$/, /\.(docx|pptx|xlsx|csv|tsv|md|html|epub|odt)$/];
+// Top-level .doc/.ppt/.msg are real OLE files (Word, PowerPoint, Outlook 97-2003);
+// language-docs/*.doc and *.ppt are OOXML under an old extension, read as what they are.
+const MUST_PROCESS = [
+  /loremipsum-flat\.pdf$/, /img\/(?!example\.jpg$|bmp_24\.bmp$).*\.(png|jpe?g|tiff?)$/, /\/srt\//, /language-docs\/.*\.(doc|ppt)$/,
+  /\.(docx|pptx|xlsx|csv|tsv|md|html|epub|odt|doc|ppt|msg|rtf|eml)$/,
+];
 const MAY_FAIL = [/fake-power-point-malformed\.pptx$/, /failure-after-repair\.pdf$/, /empty\.xlsx$/, /password_protected\.xlsx$/];
 
 let ragd: Ragd;

@@ -225,8 +225,8 @@ function trimRange(s: string, start: number, end: number): [number, number] | nu
   return end > start ? [start, end] : null;
 }
 
-// A chunk never mixes sheets, slides or chapters: its location would be a lie.
-const identityChanged = (a: Location, b: Location) => a.sheet !== b.sheet || a.slide !== b.slide || a.chapter !== b.chapter;
+// A chunk never mixes sheets, slides, chapters or attachments: its location would be a lie.
+const identityChanged = (a: Location, b: Location) => a.sheet !== b.sheet || a.slide !== b.slide || a.chapter !== b.chapter || a.attachment !== b.attachment;
 
 /** The location of a run of blocks: ranges widen, the first block names the section. */
 export function mergeLocations(locs: Location[]): Location {

@@ -1,6 +1,6 @@
 /**
- * Bytes to text: a BOM decides (UTF-8, UTF-16 LE/BE, UTF-32 LE/BE); otherwise strict UTF-8,
- * then UTF-16 without BOM when every other byte is zero, then Windows-1252.
+ * Bytes to text: a BOM decides (UTF-8, UTF-16 LE/BE, UTF-32 LE/BE); otherwise UTF-16 without
+ * BOM when every other byte is zero, then strict UTF-8, then Windows-1252.
  */
 export function decodeText(b: Uint8Array): string {
   if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) return new TextDecoder("utf-8").decode(b.subarray(3));
@@ -8,11 +8,12 @@ export function decodeText(b: Uint8Array): string {
   if (b[0] === 0 && b[1] === 0 && b[2] === 0xfe && b[3] === 0xff) return decodeUtf32(b.subarray(4), false);
   if (b[0] === 0xff && b[1] === 0xfe) return new TextDecoder("utf-16le").decode(b.subarray(2));
   if (b[0] === 0xfe && b[1] === 0xff) return new TextDecoder("utf-16be").decode(b.subarray(2));
+  // ASCII in UTF-16 is valid UTF-8 too (with a NUL in every other byte): look for that first.
+  const guess = utf16WithoutBom(b);
+  if (guess) return new TextDecoder(guess).decode(b);
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(b);
   } catch {}
-  const guess = utf16WithoutBom(b);
-  if (guess) return new TextDecoder(guess).decode(b);
   return decodeCp1252(b);
 }
 

@@ -11,7 +11,7 @@ import type { ParseReply, ParseRequest } from "./parse-child";
  * processes serve the next file. Every other format gets a process of its own, killed
  * afterwards; a fresh one is started at once so the next file does not wait for it.
  */
-const REUSABLE = new Set<Format>(["text", "markdown", "json", "code", "csv", "tsv", "srt", "vtt"]);
+const REUSABLE = new Set<Format>(["text", "markdown", "json", "code", "csv", "tsv", "srt", "vtt", "rtf"]);
 // Bounds what a long-lived process's heap can accumulate.
 const MAX_USES = 500;
 const IDLE_MS = 30_000;

@@ -13,6 +13,8 @@ export interface Location {
   headings?: string[];
   chapter?: string;
   time?: [string, string];
+  /** In an e-mail: the attachment's name (nested ones joined by " > "). */
+  attachment?: string;
 }
 
 /**

@@ -65,17 +65,27 @@ export class SafeZip {
     return this.entries.has(name);
   }
 
-  /** The entry's bytes, or null when absent. Throws ParseError past a limit. */
-  read(name: string): Uint8Array | null {
+  /** The entry's size as its directory states it (it may lie; reading checks the real one). */
+  size(name: string): number {
+    return this.entries.get(name)?.size ?? 0;
+  }
+
+  /** The entry's bytes, or null when absent. Throws ParseError past a limit, or past `max` bytes for this entry. */
+  read(name: string, max = Infinity): Uint8Array | null {
     const e = this.entries.get(name);
     if (!e) return null;
-    if (e.compression === 0) return this.account(e.data.slice(), e.data.length);
+    const overMax = () => new ParseError(`"${name}" is larger than the ${megabytes(max)} this server reads for such a part`, "file_too_large");
+    if (e.compression === 0) {
+      if (e.data.length > max) throw overMax();
+      return this.account(e.data.slice(), e.data.length);
+    }
     if (e.compression !== 8) throw new ParseError(`the archive uses an unsupported compression method (${e.compression})`);
     const parts: Uint8Array[] = [];
     let size = 0;
     const maxForEntry = Math.max(1 << 20, e.data.length * this.limits.maxCompressionRatio);
     const inflater = new Inflate((chunk) => {
       size += chunk.length;
+      if (size > max) throw overMax();
       if (size > maxForEntry)
         throw new ParseError(`the archive looks like a zip bomb: "${name}" expands more than ${this.limits.maxCompressionRatio} times`, "file_too_large");
       if (this.expanded + size > this.limits.maxExpandedBytes)
@@ -111,8 +121,8 @@ export class SafeZip {
     }
   }
 
-  text(name: string): string | null {
-    const b = this.read(name);
+  text(name: string, max?: number): string | null {
+    const b = this.read(name, max);
     return b === null ? null : new TextDecoder().decode(b);
   }
 

@@ -9,6 +9,8 @@ import { NativeLoadError } from "../native/sharp";
 /** How a parse worker runs OCR; decided by the server, sent with each file. */
 export interface OcrSettings {
   enabled: boolean;
+  /** Also read pictures inside documents (DOCX, PPTX, XLSX, ODF, EPUB, HTML, e-mail). */
+  embedded: boolean;
   threads: number;
   maxPixels: number;
 }

@@ -2,6 +2,7 @@ import type { Sharp, SharpOptions } from "sharp";
 import { loadSharp } from "../native/sharp";
 import { BmpError, decodeBmp } from "./bmp";
 import type { Raster } from "./raster";
+import { decodeTiffFallback } from "./tiff";
 
 /** An image the reader refuses, with a sentence for the user. */
 export class ImageError extends Error {}
@@ -10,6 +11,9 @@ export interface DecodedImage {
   format: string;
   /** Pages of a multi-page TIFF; animations (GIF, WebP) count as one. */
   pages: number;
+  /** Of the first page. */
+  width: number;
+  height: number;
   page(index: number): Promise<Raster>;
 }
 
@@ -30,7 +34,7 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, sharpDir: 
   if (bytes[0] === 0x42 && bytes[1] === 0x4d) {
     try {
       const raster = decodeBmp(bytes, checkSize);
-      return { format: "bmp", pages: 1, page: async () => raster };
+      return { format: "bmp", pages: 1, width: raster.width, height: raster.height, page: async () => raster };
     } catch (e) {
       if (e instanceof BmpError) throw new ImageError(`the BMP image could not be read: ${e.message}`);
       throw e;
@@ -44,6 +48,8 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, sharpDir: 
     // The header alone, with no pixel limit, so an oversized image gets its own message.
     meta = await sharp(bytes, { ...base, limitInputPixels: false }).metadata();
   } catch (e) {
+    const fallback = tiffFallback(bytes, checkSize);
+    if (fallback) return fallback;
     throw new ImageError(`the image could not be read; it may be corrupt or truncated (${message(e)})`);
   }
   if (!meta.width || !meta.height) throw new ImageError("the image has no pixels");
@@ -53,6 +59,8 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, sharpDir: 
   return {
     format,
     pages,
+    width: meta.width,
+    height: meta.pageHeight ?? meta.height,
     async page(index: number) {
       const img: Sharp = sharp(bytes, { ...base, page: index, pages: 1 });
       try {
@@ -66,6 +74,20 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, sharpDir: 
       }
     },
   };
+}
+
+/** TIFF layouts libvips refuses (bilevel with an alpha sample), read by our own reader; null when it cannot either. */
+function tiffFallback(bytes: Uint8Array, checkSize: (w: number, h: number) => void): DecodedImage | null {
+  const tiff = (bytes[0] === 0x49 && bytes[1] === 0x49 && bytes[2] === 42) || (bytes[0] === 0x4d && bytes[1] === 0x4d && bytes[3] === 42);
+  if (!tiff) return null;
+  let pages: Raster[];
+  try {
+    pages = decodeTiffFallback(bytes, checkSize);
+  } catch (e) {
+    if (e instanceof ImageError) throw e; // too large: that message stands
+    return null;
+  }
+  return { format: "tiff", pages: pages.length, width: pages[0]!.width, height: pages[0]!.height, page: async (i) => pages[i]! };
 }
 
 const message = (e: unknown) => String((e as Error)?.message ?? e).split("\n")[0]!.slice(0, 160);

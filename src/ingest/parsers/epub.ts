@@ -1,6 +1,7 @@
 import { SafeZip } from "../zip";
 import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
-import { htmlToBlocks } from "./html";
+import { dataUri, htmlToBlocks, insertAt } from "./html";
+import { pictureReader } from "./pictures";
 import { dirOf, resolvePath, walkXml } from "./xml";
 
 const stripFragment = (href: string) => href.split("#")[0]!;
@@ -45,6 +46,7 @@ export async function parseEpub(input: ParseInput): Promise<ParsedDocument> {
 
   const titles = tocTitles(zip, manifest, ncxId);
   const blocks: Block[] = [];
+  const readPictures = pictureReader(input);
   for (let i = 0; i < spine.length; i++) {
     const item = manifest.get(spine[i]!);
     if (!item || !/html|xml/.test(item.type)) continue;
@@ -54,7 +56,14 @@ export async function parseEpub(input: ParseInput): Promise<ParsedDocument> {
     const probe = htmlToBlocks(xhtml);
     const firstHeading = probe.blocks.find((b) => b.loc.headings?.length)?.loc.headings?.at(-1);
     const chapter = titles.get(item.href) ?? firstHeading ?? probe.title ?? `Section ${i + 1}`;
-    const { blocks: chapterBlocks } = htmlToBlocks(xhtml, { chapter });
+    const parsed = htmlToBlocks(xhtml, { chapter });
+    // Pictures in the chapter (a cover, a scanned table) are read where they stand.
+    const found: { at: number; blocks: Block[] }[] = [];
+    for (const img of parsed.images) {
+      const bytes = dataUri(img.src) ?? zip.read(resolvePath(dirOf(item.href), img.src.split("#")[0]!));
+      if (bytes) found.push({ at: img.at, blocks: await readPictures([{ bytes, loc: img.loc }]) });
+    }
+    const chapterBlocks = insertAt(parsed.blocks, found);
     if (chapterBlocks[0]) chapterBlocks[0].boundary = true;
     blocks.push(...chapterBlocks);
   }

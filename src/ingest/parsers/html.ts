@@ -2,6 +2,7 @@ import { Parser } from "htmlparser2";
 import { expandEntities, withoutDoctype } from "./xml";
 import { decodeText } from "../encoding";
 import { HeadingPath } from "./headings";
+import { pictureReader } from "./pictures";
 import type { Block, Location, ParseInput, ParsedDocument } from "../types";
 
 const SKIP = new Set(["script", "style", "noscript", "template", "head", "svg", "math", "iframe", "object", "select", "button", "ix:header"]);
@@ -17,8 +18,9 @@ const BLOCK = new Set([
  * by " | ", the table's header row repeated in every chunk), headings tracked as a path.
  * `extra` is merged into every location (the chapter of an EPUB document).
  */
-export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Block[]; title: string | null } {
+export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Block[]; title: string | null; images: ImageRef[] } {
   const blocks: Block[] = [];
+  const images: ImageRef[] = [];
   const headings = new HeadingPath();
   let text = "";
   let skipDepth = 0;
@@ -67,6 +69,15 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
         }
         if (name === "br") {
           text += "\n";
+          return;
+        }
+        if (name === "img") {
+          flush();
+          // Text already read from the picture (a DOCX picture, read while mammoth converts).
+          const read = attrs["data-ragd-text"];
+          if (read) {
+            for (const t of read.split(/\n{2,}/)) if (t.trim()) blocks.push({ text: t.trim(), loc: loc() });
+          } else if (attrs.src) images.push({ src: attrs.src, at: blocks.length, loc: loc() });
           return;
         }
         if (name === "pre") pre++;
@@ -150,7 +161,33 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
   parser.write(source);
   parser.end();
   flush();
-  return { blocks, title: title.replace(/\s+/g, " ").trim() || null };
+  return { blocks, title: title.replace(/\s+/g, " ").trim() || null, images };
+}
+
+/** A picture the HTML shows: its src, and where its text belongs among the blocks. */
+export interface ImageRef {
+  src: string;
+  /** The index in blocks its text is inserted at. */
+  at: number;
+  loc: Location;
+}
+
+/** Puts the text read from pictures among the blocks, each where its picture was. */
+export function insertAt(blocks: Block[], found: { at: number; blocks: Block[] }[]): Block[] {
+  const out = [...blocks];
+  for (const f of [...found].sort((a, b) => b.at - a.at)) out.splice(f.at, 0, ...f.blocks);
+  return out;
+}
+
+/** The bytes of a `data:` URI image; null for any other src. */
+export function dataUri(src: string): Uint8Array | null {
+  const m = /^data:image\/[\w.+-]+;base64,([\s\S]*)$/i.exec(src.trim());
+  if (!m) return null;
+  try {
+    return new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ""), "base64"));
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -194,6 +231,13 @@ export function decodeHtml(bytes: Uint8Array): string {
 }
 
 export async function parseHtml(input: ParseInput): Promise<ParsedDocument> {
-  const { blocks } = htmlToBlocks(decodeHtml(input.bytes));
-  return { format: "html", blocks };
+  const { blocks, images } = htmlToBlocks(decodeHtml(input.bytes));
+  // Pictures inside the page (data: URIs) are read; linked ones are elsewhere and are not fetched.
+  const read = pictureReader(input);
+  const found: { at: number; blocks: Block[] }[] = [];
+  for (const img of images) {
+    const bytes = dataUri(img.src);
+    if (bytes) found.push({ at: img.at, blocks: await read([{ bytes, loc: img.loc }]) });
+  }
+  return { format: "html", blocks: insertAt(blocks, found) };
 }

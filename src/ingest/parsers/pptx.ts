@@ -1,5 +1,7 @@
 import { SafeZip } from "../zip";
 import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
+import { embeddedIn } from "./ooxml";
+import { pictureReader } from "./pictures";
 import { dirOf, readRels, walkXml } from "./xml";
 
 // Placeholders whose text is chrome, not content.
@@ -64,6 +66,7 @@ export async function parsePptx(input: ParseInput): Promise<ParsedDocument> {
     },
   });
   const blocks: Block[] = [];
+  const readPictures = pictureReader(input);
   for (let i = 0; i < order.length; i++) {
     const slide = i + 1;
     input.progress(`parsing slide ${slide} of ${order.length}`);
@@ -71,10 +74,15 @@ export async function parsePptx(input: ParseInput): Promise<ParsedDocument> {
     const xml = zip.text(path);
     if (xml === null) continue;
     let first = true;
-    for (const t of shapeTexts(xml)) {
-      blocks.push({ text: t, loc: { slide }, ...(first ? { boundary: true } : {}) });
+    const add = (text: string) => {
+      blocks.push({ text, loc: { slide }, ...(first ? { boundary: true } : {}) });
       first = false;
-    }
+    };
+    for (const t of shapeTexts(xml)) add(t);
+    // Charts and SmartArt keep their text in parts of their own; pictures are read by OCR.
+    const embedded = embeddedIn(zip, path, xml);
+    embedded.texts.forEach(add);
+    for (const b of await readPictures(embedded.pictures.map((p) => ({ bytes: zip.read(p)!, loc: { slide } })))) add(b.text);
     const name = path.slice(path.lastIndexOf("/") + 1);
     const slideRels = readRels(zip.text(`${dirOf(path)}_rels/${name}.rels`), dirOf(path));
     const notes = [...slideRels.values()].find((r) => r.type.endsWith("/notesSlide"));

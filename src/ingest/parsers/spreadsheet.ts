@@ -2,6 +2,8 @@ import * as XLSX from "xlsx";
 import { SafeZip } from "../zip";
 import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
 import { findHeader, isBlankRow, renderRow } from "./tabular";
+import { embeddedIn, partRels, type Embedded } from "./ooxml";
+import { pictureReader } from "./pictures";
 import { walkXml } from "./xml";
 
 /**
@@ -11,13 +13,17 @@ import { walkXml } from "./xml";
  * checked against the bomb limits before SheetJS inflates them.
  */
 export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls" | "ods"): Promise<ParsedDocument> {
+  let drawings = new Map<string, Embedded>();
+  let zip: SafeZip | null = null;
   if (format !== "xls") {
-    const zip = new SafeZip(input.bytes, input.limits);
+    zip = new SafeZip(input.bytes, input.limits);
     zip.checkAll();
     // SheetJS expands ODS repeat attributes as it reads, before any option can stop it: an
     // 800-byte file can ask for a billion cells.
     if (format === "ods") checkOdsRepeats(zip.text("content.xml") ?? "", input.limits.maxCells);
+    if (format === "xlsx") drawings = sheetDrawings(zip);
   }
+  const readPictures = pictureReader(input);
   let wb: XLSX.WorkBook;
   try {
     wb = XLSX.read(input.bytes, {
@@ -78,7 +84,40 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
       first = false;
     }
   }
+  // Charts and pictures float over a sheet: their text goes with the sheet, after its rows.
+  for (const [name, d] of drawings) {
+    let first = !blocks.some((b) => b.loc.sheet === name);
+    const add = (text: string) => {
+      blocks.push({ text, loc: { sheet: name }, ...(first ? { boundary: true } : {}) });
+      first = false;
+    };
+    d.texts.forEach(add);
+    for (const b of await readPictures(d.pictures.map((p) => ({ bytes: zip!.read(p)!, loc: { sheet: name } })))) add(b.text);
+  }
   return { format, blocks };
+}
+
+/** Each XLSX sheet's drawing (charts, pictures), by sheet name. */
+function sheetDrawings(zip: SafeZip): Map<string, Embedded> {
+  const out = new Map<string, Embedded>();
+  const book = "xl/workbook.xml";
+  const rels = partRels(zip, book);
+  const sheets: { name: string; path: string }[] = [];
+  walkXml(zip.text(book) ?? "", {
+    open(name, a) {
+      if (name !== "sheet") return;
+      const target = rels.get(a["r:id"] ?? "")?.target;
+      if (target && a.name) sheets.push({ name: a.name, path: target });
+    },
+  });
+  for (const sheet of sheets) {
+    for (const rel of partRels(zip, sheet.path).values()) {
+      if (!rel.type.endsWith("/drawing") || !zip.has(rel.target)) continue;
+      const found = embeddedIn(zip, rel.target, zip.text(rel.target) ?? "");
+      if (found.texts.length || found.pictures.length) out.set(sheet.name, found);
+    }
+  }
+  return out;
 }
 
 /** A dense sheet's rows as SheetJS 0.18 keeps them: arrays of cells under numeric keys, by row index. */
