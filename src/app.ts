@@ -5,7 +5,10 @@ import { requestId } from "./http/edge";
 import { errorResponse } from "./http/errors";
 import { openapiDocument } from "./http/openapi";
 import { embeddingsRoutes } from "./http/routes/embeddings";
+import { chatRoutes } from "./http/routes/chat";
 import { filesRoutes } from "./http/routes/files";
+import { modelsRoutes } from "./http/routes/models";
+import { responsesRoutes } from "./http/routes/responses";
 import { systemRoutes } from "./http/routes/system";
 import { vectorStoreRoutes } from "./http/routes/vector-stores";
 import { fromValidation } from "./http/validation";
@@ -22,7 +25,10 @@ export function buildApp(ctx: HttpContext) {
     .use(systemRoutes(() => (document ??= openapiDocument(routes()))))
     .use(filesRoutes(ctx))
     .use(vectorStoreRoutes(ctx))
-    .use(embeddingsRoutes(ctx));
+    .use(embeddingsRoutes(ctx))
+    .use(modelsRoutes(ctx))
+    .use(responsesRoutes(ctx))
+    .use(chatRoutes(ctx));
   routes = () => app.routes as never;
   return app;
 }

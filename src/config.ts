@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseSize } from "./util/size";
 
@@ -37,6 +38,23 @@ export interface Config {
   ocrEmbedded: "on" | "off";
   ocrThreads: number;
   ocrMaxMegapixels: number;
+  llmUrl: string | null;
+  llmApiKey: string | null;
+  llmModel: string | null;
+  llmUpstreams: UpstreamSetting[];
+  llmTimeoutSeconds: number;
+  llmTools: "auto" | "on" | "off";
+  chatGrounding: "off" | "knowledge_base";
+  answerMaxResults: number;
+}
+
+/** A named model server (`--llm-upstreams`): requests for one of its models go to it. */
+export interface UpstreamSetting {
+  name: string;
+  url: string;
+  apiKey: string | null;
+  models: string[];
+  tools: "auto" | "on" | "off";
 }
 
 type Parsed<T> = { value: T } | { error: string };
@@ -68,6 +86,51 @@ const str: Parser<string> = (raw) => (raw.length ? { value: raw } : { error: "mu
 
 const oneOf = <T extends string>(...options: T[]): Parser<T> => (raw) =>
   options.includes(raw as T) ? { value: raw as T } : { error: `must be one of ${options.join(", ")}, got "${raw}"` };
+
+const url: Parser<string> = (raw) => {
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== "http:" && u.protocol !== "https:") return { error: `must be an http(s) URL, got "${raw}"` };
+    return { value: raw.replace(/\/+$/, "") };
+  } catch {
+    return { error: `must be a URL such as http://localhost:11434/v1, got "${raw}"` };
+  }
+};
+
+/** `--llm-upstreams`: a JSON array, inline or `@file`, of {name, url, api_key?, models, tools?}. */
+const upstreams: Parser<UpstreamSetting[]> = (raw) => {
+  let text = raw.trim();
+  if (text.startsWith("@")) {
+    try {
+      text = readFileSync(text.slice(1), "utf8");
+    } catch (e) {
+      return { error: `cannot read ${text.slice(1)}: ${(e as Error).message}` };
+    }
+  }
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch {
+    return { error: 'expected a JSON array such as [{"name":"vllm","url":"http://vllm:8000/v1","models":["llama-3.1-8b"]}], or @file holding one' };
+  }
+  if (!Array.isArray(list)) return { error: "expected a JSON array of upstreams" };
+  const out: UpstreamSetting[] = [];
+  for (const [i, u] of list.entries()) {
+    const at = `upstream ${i}`;
+    if (typeof u !== "object" || u === null) return { error: `${at}: expected an object` };
+    const { name, url: address, api_key, models, tools, ...rest } = u as Record<string, unknown>;
+    if (Object.keys(rest).length) return { error: `${at}: unknown field ${Object.keys(rest)[0]} (name, url, api_key, models, tools)` };
+    if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) return { error: `${at}: name must be 1-64 letters, digits, '.', '_' or '-'` };
+    if (out.some((o) => o.name === name)) return { error: `${at}: the name ${name} is used twice` };
+    const parsed = typeof address === "string" ? url(address) : { error: "url is required" };
+    if ("error" in parsed) return { error: `${at} (${name}): ${parsed.error}` };
+    if (api_key !== undefined && api_key !== null && typeof api_key !== "string") return { error: `${at} (${name}): api_key must be a string` };
+    if (!Array.isArray(models) || !models.length || models.some((m) => typeof m !== "string" || !m)) return { error: `${at} (${name}): models must list the model ids it serves` };
+    if (tools !== undefined && tools !== "auto" && tools !== "on" && tools !== "off") return { error: `${at} (${name}): tools must be auto, on or off` };
+    out.push({ name, url: parsed.value, apiKey: (api_key as string | null | undefined) ?? null, models: models as string[], tools: (tools as UpstreamSetting["tools"]) ?? "auto" });
+  }
+  return { value: out };
+};
 
 const SETTINGS: Setting[] = [
   { key: "host", flag: "--host", env: "RAGD_HOST", default: "0.0.0.0", help: "address to listen on", parse: str },
@@ -136,6 +199,30 @@ const SETTINGS: Setting[] = [
   },
   { key: "ocrThreads", flag: "--ocr-threads", env: "RAGD_OCR_THREADS", default: 1, help: "threads of each OCR session (one per parse worker)", parse: int(1, 256) },
   { key: "ocrMaxMegapixels", flag: "--ocr-max-megapixels", env: "RAGD_OCR_MAX_MEGAPIXELS", default: 50, help: "larger images are refused before decoding", parse: int(1, 1000) },
+  {
+    key: "llmUrl", flag: "--llm-url", env: "RAGD_LLM_URL", default: null,
+    help: "the model server that writes answers: an OpenAI-compatible base URL such as http://localhost:11434/v1 (Ollama), http://vllm:8000/v1", parse: url, show: (v) => v ?? "none",
+  },
+  { key: "llmApiKey", flag: "--llm-api-key", env: "RAGD_LLM_API_KEY", default: null, help: "the model server's API key, if it wants one", parse: str, show: (v) => (v ? "set" : "none") },
+  { key: "llmModel", flag: "--llm-model", env: "RAGD_LLM_MODEL", default: null, help: "the chat model used when a request names none", parse: str, show: (v) => v ?? "none" },
+  {
+    key: "llmUpstreams", flag: "--llm-upstreams", env: "RAGD_LLM_UPSTREAMS", default: [],
+    help: 'more model servers, each with its models: JSON or @file, [{"name","url","api_key","models":[...],"tools":"auto|on|off"}]', parse: upstreams,
+    show: (v) => (v as UpstreamSetting[]).map((u) => u.name).join(", ") || "none",
+  },
+  {
+    key: "llmTimeoutSeconds", flag: "--llm-timeout", env: "RAGD_LLM_TIMEOUT", default: 300,
+    help: "seconds the model server may take to start answering, and to stay silent mid-answer", parse: int(1, 3600),
+  },
+  {
+    key: "llmTools", flag: "--llm-tools", env: "RAGD_LLM_TOOLS", default: "auto",
+    help: "whether --llm-url's models take tool calls: auto (try, and fall back when refused), on or off (ragd searches with the user's input)", parse: oneOf("auto", "on", "off"),
+  },
+  {
+    key: "chatGrounding", flag: "--chat-grounding", env: "RAGD_CHAT_GROUNDING", default: "off",
+    help: "ground every /v1/chat/completions request in the project's knowledge base: off or knowledge_base", parse: oneOf("off", "knowledge_base"),
+  },
+  { key: "answerMaxResults", flag: "--answer-max-results", env: "RAGD_ANSWER_MAX_RESULTS", default: 8, help: "passages put before the model per search, unless a request says", parse: int(1, 50) },
   {
     key: "logLevel", flag: "--log-level", env: "RAGD_LOG_LEVEL", default: "info", help: "debug, info, warn or error",
     parse: oneOf("debug", "info", "warn", "error"),

@@ -57,6 +57,13 @@ export const ERRORS = {
   insufficient_storage: { status: 507, type: "api_error", doc: "The data volume is full; deletes still work, and ragd resumes when space returns." },
   // The server and what it depends on
   embedding_unavailable: { status: 503, type: "api_error", doc: "The embedding model or remote embeddings API failed; retrying may help." },
+  model_server_not_configured: { status: 503, type: "api_error", doc: "An answer was asked for, but no model server is configured (--llm-url or --llm-upstreams)." },
+  model_server_unreachable: { status: 502, type: "api_error", doc: "The model server could not be reached, refused ragd's key, or failed (its 5xx)." },
+  model_server_timeout: { status: 504, type: "api_error", doc: "The model server did not start answering, or fell silent, within --llm-timeout." },
+  model_server_rejected: bad("The model server refused the request (its 4xx); the message quotes it."),
+  file_not_ready: bad("An `input_file` whose file is still being processed after waiting for it."),
+  response_not_cancellable: bad("A cancel for a response that was not created with `background: true`."),
+  shutting_down: { status: 503, type: "api_error", doc: "An answer cut short because the server is stopping; send it again once it is back." },
   internal_error: { status: 500, type: "api_error", doc: "A fault of the server; the log has the request id." },
   // How ingesting a file can end (status_details, last_error)
   invalid_file: { status: 400, type: "invalid_request_error", lastError: "invalid_file", doc: "A file that cannot be read (corrupt, encrypted, mislabelled), or one whose purpose is not indexed." },

@@ -8,6 +8,10 @@ import { IngestPipeline } from "./ingest/pipeline";
 import { EmbeddingsService } from "./services/embeddings";
 import { EMBEDDABLE, FilesService } from "./services/files";
 import { KeysService } from "./services/keys";
+import { ChatService } from "./services/chat";
+import { ModelsService } from "./services/models";
+import { ResponsesService } from "./services/responses";
+import { ModelServers } from "./llm/upstream";
 import { SearchService } from "./services/search";
 import { VectorStoresService } from "./services/vector-stores";
 import { DiskBlobStore } from "./storage/blobs";
@@ -32,9 +36,15 @@ export interface Services {
   search: SearchService;
   vectorStores: VectorStoresService;
   embeddings: EmbeddingsService;
+  models: ModelsService;
+  responses: ResponsesService;
+  chat: ChatService;
   stores: Repos["stores"];
   close(): Promise<void>;
 }
+
+// An input_file still being ingested is waited for this long before the request is refused.
+const FILE_WAIT_MS = 60_000;
 
 const cacheDir = (config: Config) => (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, "ragd") : join(config.dataDir, "cache"));
 
@@ -96,6 +106,13 @@ export async function openServices(config: Config): Promise<Services> {
   files.attachIngest(ingest);
   vectorStores.attachIngest(ingest);
   const embeddings = new EmbeddingsService(embedder);
+  const servers = ModelServers.fromConfig(config);
+  const models = new ModelsService(embeddings, servers);
+  const responses = new ResponsesService(repos.responses, servers, files, vectorStores, (id) => repos.stores.documentText(id), {
+    maxResults: config.answerMaxResults,
+    fileWaitMs: FILE_WAIT_MS,
+  });
+  const chat = new ChatService(servers, vectorStores, { grounding: config.chatGrounding, maxResults: config.answerMaxResults });
   return {
     repos,
     disk,
@@ -106,6 +123,9 @@ export async function openServices(config: Config): Promise<Services> {
     search,
     vectorStores,
     embeddings,
+    models,
+    responses,
+    chat,
     stores,
     async close() {
       disk.stop();
@@ -140,7 +160,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const r = await services.files.reconcile();
     if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
     const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests });
-    const app = buildApp({ config, files: services.files, keys: services.keys, vectorStores: services.vectorStores, embeddings: services.embeddings, limiter, disk: services.disk });
+    const app = buildApp({ ...services, config, limiter });
     server = serve((req) => app.handle(req), { hostname: config.host, port: config.port, idleTimeoutSeconds: config.idleTimeoutSeconds, corsOrigins: config.corsOrigins });
   } catch (e) {
     await services.search.stop().catch(() => {});
@@ -164,6 +184,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   };
   await sweep();
   await services.ingest.start();
+  await services.responses.start();
   const timer = setInterval(sweep, config.expirySweepSeconds * 1000);
 
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
@@ -174,7 +195,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     services,
     async stop() {
       clearInterval(timer);
-      await server.stop();
+      // Answers in progress end first, so no open stream holds the server's stop.
+      const closing = server.stop();
+      services.chat.stop();
+      await services.responses.stop();
+      await closing;
       await services.ingest.stop();
       await services.search.stop();
       await services.close();

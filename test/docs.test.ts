@@ -45,7 +45,7 @@ test("the OpenAPI document describes every /v1 route the server has", async () =
   const config = loadConfig(["--data-dir", dir], {});
   const s = await openServices(config);
   try {
-    const app = buildApp({ config, files: s.files, keys: s.keys, vectorStores: s.vectorStores, embeddings: s.embeddings, limiter: new RateLimiter({ uploads: 0, requests: 0 }), disk: null });
+    const app = buildApp({ ...s, config, limiter: new RateLimiter({ uploads: 0, requests: 0 }), disk: null });
     const routes = app.routes.filter((r: { path: string }) => r.path.startsWith("/v1/"));
     expect(routes.length).toBeGreaterThanOrEqual(20);
     for (const r of routes as { method: string; path: string }[]) {

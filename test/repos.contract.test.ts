@@ -2,7 +2,7 @@
 // embedded SQLite one; a Postgres one adds an entry to IMPLEMENTATIONS and must pass unchanged.
 // Only the interfaces are used here, never SQL, so the rules are stated once for all backends.
 import { describe, expect, test } from "bun:test";
-import type { ChunkRow, FileRow, Repos } from "../src/storage/repos";
+import type { ChunkRow, FileRow, Repos, ResponseRow } from "../src/storage/repos";
 import { openSqliteRepos } from "../src/storage/sqlite";
 
 const IMPLEMENTATIONS: { name: string; open: () => Promise<Repos> }[] = [{ name: "sqlite", open: async () => openSqliteRepos(":memory:") }];
@@ -269,6 +269,28 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.keys.revoke("key_1", 5)).toBe(true);
       expect(await r.keys.revoke("key_1", 6)).toBe(false);
       expect(await r.keys.findActiveByHash("ab".repeat(32))).toBeNull();
+    });
+  });
+
+  describe("responses", () => {
+    const resp = (id: string, o: Partial<ResponseRow> = {}): ResponseRow => ({
+      id, projectId: "p", createdAt: 1, status: "completed", background: false, previousId: null, request: "{}", object: "{}", inputItems: "[]", context: "[]", sources: "[]", ...o,
+    });
+
+    test("kept per project; updated until deleted; the unfinished found after a stop", async () => {
+      const r = await setup();
+      await r.responses.insert(resp("resp_a", { status: "in_progress", background: true, request: '{"input":"x"}' }));
+      await r.responses.insert(resp("resp_b", { previousId: "resp_a", status: "queued" }));
+      await r.responses.insert(resp("resp_c"));
+      expect(await r.responses.get("p", "resp_b")).toEqual(resp("resp_b", { previousId: "resp_a", status: "queued" }));
+      expect(await r.responses.get("q", "resp_b")).toBeNull();
+      expect((await r.responses.unfinished()).map((x) => [x.id, x.background])).toEqual([["resp_a", true], ["resp_b", false]]);
+      expect(await r.responses.update("resp_a", { status: "completed", object: '{"done":1}', context: '[{"role":"user"}]', sources: '[{"n":1}]' })).toBe(true);
+      expect(await r.responses.get("p", "resp_a")).toMatchObject({ status: "completed", object: '{"done":1}', context: '[{"role":"user"}]', sources: '[{"n":1}]', request: '{"input":"x"}' });
+      expect(await r.responses.remove("q", "resp_a")).toBe(false);
+      expect(await r.responses.remove("p", "resp_a")).toBe(true);
+      expect(await r.responses.update("resp_a", { status: "failed", object: "{}", context: "[]", sources: "[]" })).toBe(false);
+      expect((await r.responses.unfinished()).map((x) => x.id)).toEqual(["resp_b"]);
     });
   });
 });

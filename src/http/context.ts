@@ -4,6 +4,9 @@ import type { EmbeddingsService } from "../services/embeddings";
 import type { FilesService } from "../services/files";
 import type { VectorStoresService } from "../services/vector-stores";
 import type { KeysService } from "../services/keys";
+import type { ModelsService } from "../services/models";
+import type { ResponsesService } from "../services/responses";
+import type { ChatService } from "../services/chat";
 import type { RateLimiter } from "./rate-limit";
 
 /** What routes need: the services, and what the contract plugin checks a request against. */
@@ -13,6 +16,9 @@ export interface HttpContext {
   keys: KeysService;
   vectorStores: VectorStoresService;
   embeddings: EmbeddingsService;
+  models: ModelsService;
+  responses: ResponsesService;
+  chat: ChatService;
   limiter: RateLimiter;
   /** The data volume's free space; null when not watched (tests that build the app alone). */
   disk: DiskSpace | null;

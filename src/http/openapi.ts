@@ -14,7 +14,9 @@ const ERROR_TEXT: Record<number, string> = {
   413: "File too large or project quota exceeded",
   416: "Range not satisfiable",
   429: "Rate limit reached; see retry-after",
-  503: "The embedding model is unavailable; retry",
+  502: "The model server failed or cannot be reached",
+  503: "The embedding model is unavailable, or no model server is configured",
+  504: "The model server did not answer in time",
   507: "The data volume is full; deletes still work",
 };
 
@@ -49,7 +51,8 @@ export function openapiDocument(routes: RouteLike[]) {
     // TypeBox writes tuples as draft-07 `items: [...]`; OpenAPI 3.1 (JSON Schema 2020-12) says prefixItems.
     if (Array.isArray(s.items)) return toJson({ ...s, prefixItems: s.items, items: undefined, additionalItems: undefined });
     for (const [k, v] of Object.entries(s)) {
-      if (v === undefined || k === "error" || k === "$id") continue;
+      // `error` is TypeBox's custom message (a string or function), unless it names a property.
+      if (v === undefined || k === "$id" || (k === "error" && (typeof v === "string" || typeof v === "function"))) continue;
       // TypeBox's recursive schemas refer to themselves by $id; here, by component name.
       if (k === "$ref" && typeof v === "string" && !v.startsWith("#")) {
         out.$ref = `#/components/schemas/${recursiveNames.get(v) ?? v}`;
@@ -87,6 +90,7 @@ export function openapiDocument(routes: RouteLike[]) {
     const responses: Json = {};
     if ("contentType" in op.response) responses["200"] = { description: op.response.description, content: { [op.response.contentType]: { schema: { type: "string", format: "binary" } } } };
     else responses["200"] = { description: "OK", content: { "application/json": { schema: toJson(op.response) } } };
+    if (op.events) (responses["200"] as { content: Json }).content["text/event-stream"] = { schema: { type: "string", description: op.events } };
     const errorCodes = [...new Set([...op.errors, ...(op.auth ? [401, 429] : [])])].sort();
     for (const c of errorCodes) responses[String(c)] = { description: ERROR_TEXT[c] ?? "Error", content: { "application/json": { schema: toJson(ErrorResponse) } } };
     const operation: Json = {

@@ -20,6 +20,8 @@ export interface Operation {
   multipart?: TSchema;
   /** The 200 response's JSON, or a content type and description for other bodies. */
   response: TSchema | { contentType: string; description: string };
+  /** When `stream: true` answers with server-sent events: what they are, for the docs. */
+  events?: string;
   /** Error statuses it can answer, besides 401 and 429 for authenticated routes. */
   errors: number[];
 }

@@ -22,17 +22,8 @@ export class EmbeddingsService {
     return this.provider.model;
   }
 
-  private modelObject() {
+  modelObject() {
     return { id: this.provider.model.id, object: "model" as const, created: this.created, owned_by: this.provider.model.ownedBy };
-  }
-
-  listModels() {
-    return { object: "list" as const, data: [this.modelObject()] };
-  }
-
-  getModel(id: string) {
-    if (id !== this.provider.model.id && id !== DEFAULT_ALIAS) throw modelNotFound(id);
-    return this.modelObject();
   }
 
   async create(body: EmbeddingInput) {

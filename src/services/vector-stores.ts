@@ -6,7 +6,8 @@ import { entry, fail, notFound } from "../errors";
 import { EMBEDDABLE, type IngestHooks } from "./files";
 import { compileFilter } from "./filters";
 import { listPage } from "./pagination";
-import { DEFAULT_EMBEDDING_WEIGHT, type SearchService } from "./search";
+import { DEFAULT_EMBEDDING_WEIGHT, type SearchHit, type SearchService } from "./search";
+import type { Location } from "../ingest/types";
 
 // What the routes hand over, already checked against their schemas (http/schemas/); the
 // rules that a schema cannot state are checked here.
@@ -217,37 +218,77 @@ export class VectorStoresService {
   // ---- search
 
   async searchStore(projectId: string, storeId: string, body: SearchInput) {
-    const store = await this.store(projectId, storeId);
-    if (isExpired(store, this.now())) throw fail("vector_store_expired", `Vector store ${store.id} has expired; update its expires_after or create a new one.`, "vector_store_id");
     const queries = typeof body.query === "string" ? [body.query] : body.query;
     if (queries.some((q) => q.trim() === "")) throw fail("invalid_value", "query must not be blank: send the words to search for", "query");
-    const max = body.max_num_results ?? 10;
-    const { scoreThreshold, embeddingWeight } = rankingOptions(body.ranking_options);
-    const filter = compileFilter(body.filters);
-    const hits = await this.search.search(store.id, queries, { maxResults: max, filter, scoreThreshold, embeddingWeight, now: this.now() });
-    await this.stores.touch(store.id, this.now());
+    const hits = await this.searchStores(projectId, [storeId], queries, body, "vector_store_id");
     return {
       object: "vector_store.search_results.page" as const,
       search_query: queries,
       data: hits.map((h) => ({
         file_id: h.fileId,
         filename: h.filename,
-        score: Math.round(h.score * 1e6) / 1e6,
-        attributes: JSON.parse(h.attributes),
+        score: h.score,
+        attributes: h.attributes,
         content: [{ type: "text" as const, text: h.text }],
         // where the chunk came from: page(s), slide, sheet and rows, chapter, time range
-        location: JSON.parse(h.location),
+        location: h.location,
       })),
       has_more: false,
       next_page: null,
     };
   }
 
+  /**
+   * The best passages across stores of the project (the file_search tool, grounded chat):
+   * each store searched as its own search would be, the hits merged by score, a chunk that
+   * two stores share counted once. Another project's store is a 404 naming `param`.
+   */
+  async searchStores(projectId: string, storeIds: string[], queries: string[], o: Omit<SearchInput, "query">, param = "vector_store_ids") {
+    const now = this.now();
+    const stores = await this.searchable(projectId, storeIds, param);
+    const max = o.max_num_results ?? 10;
+    const { scoreThreshold, embeddingWeight } = rankingOptions(o.ranking_options);
+    const filter = compileFilter(o.filters);
+    const merged = new Map<number, SearchHit>();
+    for (const store of stores) {
+      for (const h of await this.search.search(store.id, queries, { maxResults: max, filter, scoreThreshold, embeddingWeight, now }))
+        if (!((merged.get(h.id)?.score ?? -1) >= h.score)) merged.set(h.id, h);
+      await this.stores.touch(store.id, now);
+    }
+    return [...merged.values()]
+      .sort((a, b) => b.score - a.score || a.id - b.id)
+      .slice(0, max)
+      .map((h) => ({
+        fileId: h.fileId,
+        filename: h.filename,
+        score: Math.round(h.score * 1e6) / 1e6,
+        attributes: JSON.parse(h.attributes) as Record<string, string | number | boolean>,
+        text: h.text,
+        location: JSON.parse(h.location) as Location,
+      }));
+  }
+
+  /** The stores, each of this project and not expired (else a 404 or 400 naming `param`). */
+  async searchable(projectId: string, storeIds: string[], param: string): Promise<StoreRow[]> {
+    const stores: StoreRow[] = [];
+    for (const id of new Set(storeIds)) {
+      const store = await this.store(projectId, id, param);
+      if (isExpired(store, this.now())) throw fail("vector_store_expired", `Vector store ${store.id} has expired; update its expires_after or create a new one.`, param);
+      stores.push(store);
+    }
+    return stores;
+  }
+
+  /** The project's knowledge base (grounded chat without named stores). */
+  defaultStore(projectId: string) {
+    return this.stores.ensureDefault(projectId, this.now());
+  }
+
   // ---- helpers
 
-  private async store(projectId: string, id: string) {
+  private async store(projectId: string, id: string, param = "vector_store_id") {
     const row = isVectorStoreId(id) ? await this.stores.get(projectId, id) : null;
-    if (!row) throw notFound("vector store", id, "vector_store_id");
+    if (!row) throw notFound("vector store", id, param);
     return row;
   }
 

@@ -307,6 +307,40 @@ export interface KeysRepo {
   count(): Promise<number>;
 }
 
+// ---- responses (/v1/responses)
+
+export type ResponseStatus = "queued" | "in_progress" | "completed" | "failed" | "cancelled" | "incomplete";
+
+export interface ResponseRow {
+  id: string;
+  projectId: string;
+  createdAt: number;
+  status: ResponseStatus;
+  background: boolean;
+  previousId: string | null;
+  /** The create request (JSON), to run a background response again after a restart. */
+  request: string;
+  /** The response object as last saved (JSON). */
+  object: string;
+  /** Its input items with their ids (JSON), for /input_items. */
+  inputItems: string;
+  /** The chat messages it added to its conversation (JSON). */
+  context: string;
+  /** The passage numbers it introduced (JSON). */
+  sources: string;
+}
+
+/** Stored responses: conversation state for previous_response_id, and background runs. */
+export interface ResponsesRepo {
+  insert(row: ResponseRow): Promise<void>;
+  /** Saves a run's progress or end; false when the response was deleted meanwhile. */
+  update(id: string, fields: Pick<ResponseRow, "status" | "object" | "context" | "sources">): Promise<boolean>;
+  get(projectId: string, id: string): Promise<ResponseRow | null>;
+  remove(projectId: string, id: string): Promise<boolean>;
+  /** Responses a stopped server left queued or in progress. */
+  unfinished(): Promise<ResponseRow[]>;
+}
+
 /** Everything a data directory's metadata holds, behind the interfaces above. */
 export interface Repos {
   files: FilesRepo;
@@ -314,5 +348,6 @@ export interface Repos {
   stores: StoresRepo;
   chunks: ChunksRepo;
   keys: KeysRepo;
+  responses: ResponsesRepo;
   close(): void;
 }

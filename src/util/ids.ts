@@ -25,3 +25,8 @@ export const newVectorStoreId = () => `vs_${randomBase62(24)}`;
 export const newFileBatchId = () => `vsfb_${randomBase62(24)}`;
 export const isVectorStoreId = (s: string) => /^vs_[0-9A-Za-z]{24}$/.test(s);
 export const isFileBatchId = (s: string) => /^vsfb_[0-9A-Za-z]{24}$/.test(s);
+export const newResponseId = () => `resp_${randomBase62(40)}`;
+export const isResponseId = (s: string) => /^resp_[0-9A-Za-z]{40}$/.test(s);
+/** An output or input item of a response: msg_, fs_, fc_, fco_ ... */
+export const newItemId = (prefix: string) => `${prefix}_${randomBase62(40)}`;
+export const newChatCompletionId = () => `chatcmpl-${randomBase62(29)}`;

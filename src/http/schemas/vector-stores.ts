@@ -119,7 +119,21 @@ const ComparisonFilter = named(
 const Filter = T.Recursive((Self) =>
   T.Union([ComparisonFilter, T.Object({ type: T.Union([T.Literal("and"), T.Literal("or")]), filters: T.Array(Self, { minItems: 1 }) }, { additionalProperties: false })]),
 );
-const Filters = named("Filters", { ...Filter, description: "A comparison ({type, key, value}) or a compound filter ({type: and|or, filters})", error: "must be a comparison {\"type\":\"eq\",\"key\":...,\"value\":...} or {\"type\":\"and\"|\"or\",\"filters\":[...]}" } as TSchema);
+export const Filters = named("Filters", { ...Filter, description: "A comparison ({type, key, value}) or a compound filter ({type: and|or, filters})", error: "must be a comparison {\"type\":\"eq\",\"key\":...,\"value\":...} or {\"type\":\"and\"|\"or\",\"filters\":[...]}" } as TSchema);
+
+export const RankingOptions = T.Object(
+  {
+    ranker: T.Optional(T.Union([T.Literal("none"), T.Literal("auto"), T.Literal("default-2024-11-15")])),
+    score_threshold: T.Optional(T.Number({ minimum: 0, maximum: 1 })),
+    hybrid_search: T.Optional(
+      extension(
+        T.Object({ embedding_weight: T.Number({ minimum: 0 }), text_weight: T.Number({ minimum: 0 }) }, { additionalProperties: false }),
+        "the mix of the dense (embedding) and keyword (BM25) scores; default 0.4 / 0.6, chosen on SciFact",
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const VectorStoreSearchRequest = named(
   "VectorStoreSearchRequest",
@@ -130,21 +144,7 @@ export const VectorStoreSearchRequest = named(
       }),
       max_num_results: T.Optional(T.Integer({ minimum: 1, maximum: 50, default: 10 })),
       filters: T.Optional(Filters),
-      ranking_options: T.Optional(
-        T.Object(
-          {
-            ranker: T.Optional(T.Union([T.Literal("none"), T.Literal("auto"), T.Literal("default-2024-11-15")])),
-            score_threshold: T.Optional(T.Number({ minimum: 0, maximum: 1 })),
-            hybrid_search: T.Optional(
-              extension(
-                T.Object({ embedding_weight: T.Number({ minimum: 0 }), text_weight: T.Number({ minimum: 0 }) }, { additionalProperties: false }),
-                "the mix of the dense (embedding) and keyword (BM25) scores; default 0.4 / 0.6, chosen on SciFact",
-              ),
-            ),
-          },
-          { additionalProperties: false },
-        ),
-      ),
+      ranking_options: T.Optional(RankingOptions),
       rewrite_query: T.Optional(T.Boolean({ description: "Accepted; ragd does not rewrite queries" })),
     },
     { additionalProperties: false },

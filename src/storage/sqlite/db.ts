@@ -227,6 +227,27 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX vector_store_files_file_cut ON vector_store_files(file_id, cut);
   ALTER TABLE chunks RENAME COLUMN strategy TO cut;
   `,
+  `
+  -- Responses (/v1/responses), kept for retrieval and as conversation state. context holds
+  -- the chat messages the response added to its conversation (its input, read files
+  -- included, then the model's turns and the passages it was shown); sources the passage
+  -- numbers it introduced, so a later turn's citations of them still resolve.
+  CREATE TABLE responses (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    project_id  TEXT NOT NULL REFERENCES projects(id),
+    created_at  INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    background  INTEGER NOT NULL DEFAULT 0,
+    previous_id TEXT,
+    request     TEXT NOT NULL,
+    object      TEXT NOT NULL,
+    input_items TEXT NOT NULL,
+    context     TEXT NOT NULL,
+    sources     TEXT NOT NULL
+  );
+  CREATE INDEX responses_unfinished ON responses(status) WHERE status IN ('queued', 'in_progress');
+  `,
 ];
 
 export function openDatabase(path: string): Database {

@@ -5,6 +5,7 @@ import { openDatabase } from "./db";
 import { SqliteFilesRepo } from "./files-repo";
 import { SqliteIngestionRepo } from "./ingestion-repo";
 import { SqliteKeysRepo } from "./keys-repo";
+import { SqliteResponsesRepo } from "./responses-repo";
 import { SqliteStoresRepo } from "./stores-repo";
 
 /** The embedded metadata store: one SQLite file (WAL) in the data directory. */
@@ -16,6 +17,7 @@ export function openSqliteRepos(dataDir: string): Repos {
     stores: new SqliteStoresRepo(db),
     chunks: new SqliteChunksRepo(db),
     keys: new SqliteKeysRepo(db),
+    responses: new SqliteResponsesRepo(db),
     close: () => db.close(),
   };
 }

@@ -1,0 +1,509 @@
+// Answers from the knowledge base: /v1/responses (file_search, streaming, conversation state,
+// background runs) and /v1/chat/completions (pass-through and grounding), driven by the
+// official SDK against the real server, real documents and real search. The model server is
+// a scripted OpenAI-compatible one over real HTTP (test/helpers/upstream.ts): what it is sent
+// and what it answers are checked against the official spec, as is everything ragd answers.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import OpenAI, { toFile } from "openai";
+import { cleanup, createKey, ROOT, startRagd, type Ragd } from "./helpers/ragd";
+import { specSchemas } from "./helpers/spec";
+import { startUpstream, type Upstream } from "./helpers/upstream";
+
+const MODEL = "llama-3.1-8b";
+const POLICY = "Parental leave: every parent receives 26 weeks of paid leave, to be taken within two years of the birth or adoption.";
+const TRAVEL = "Travel policy: employees book economy class for flights under six hours and may expense one checked bag.";
+
+/** Problems of a body against the spec's schema; [] when the spec is absent (fresh clone). */
+function specProblems(name: string, value: unknown): string[] {
+  return specSchemas()?.check(name, JSON.parse(JSON.stringify(value))) ?? [];
+}
+
+/** The error a call fails with (the SDK's promises are not native ones, which `rejects` needs). */
+const failure = (p: PromiseLike<unknown>): Promise<any> => Promise.resolve(p).then(() => new Error("expected a failure, got success"), (e) => e);
+
+async function until<T>(f: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting; last value ${JSON.stringify(v)?.slice(0, 300)}`);
+    await Bun.sleep(50);
+  }
+}
+
+const messagesOf = (u: Upstream, i: number) => u.received[i]!.body.messages as { role: string; content: any; tool_calls?: any[]; tool_call_id?: string }[];
+const allText = (msgs: { content: any }[]) => msgs.map((m) => (typeof m.content === "string" ? m.content : JSON.stringify(m.content))).join("\n");
+
+describe("answers over a model server", () => {
+  let up: Upstream;
+  let ragd: Ragd;
+  let c: OpenAI;
+  let store: string;
+  const files: Record<string, string> = {};
+
+  beforeAll(async () => {
+    up = await startUpstream({ models: [MODEL, "qwen2.5"] });
+    ragd = await startRagd({ args: ["--llm-url", up.url, "--llm-model", MODEL, "--llm-timeout", "2"] });
+    c = ragd.client();
+    files.policy = (await c.files.create({ file: await toFile(Buffer.from(POLICY), "leave-policy.txt"), purpose: "assistants" })).id;
+    files.travel = (await c.files.create({ file: await toFile(Buffer.from(TRAVEL), "travel-policy.txt"), purpose: "assistants" })).id;
+    files.report = (await c.files.create({ file: await toFile(readFileSync(join(ROOT, "test/fixtures/docs/report.pdf")), "report.pdf"), purpose: "assistants" })).id;
+    const created = await c.vectorStores.create({ name: "handbook", file_ids: Object.values(files) });
+    const vs = await until(() => c.vectorStores.retrieve(created.id), (v) => v.file_counts.completed === 3);
+    store = vs.id;
+  });
+
+  afterAll(async () => {
+    await ragd?.stop();
+    await up?.stop();
+    if (ragd) cleanup(ragd.dataDir);
+  });
+
+  beforeEach(() => up.reset());
+
+  test("file_search as a tool: the model writes the query, ragd searches, the answer cites real files", async () => {
+    up.script({ toolCalls: [{ name: "file_search", arguments: JSON.stringify({ queries: ["parental leave weeks"] }) }] }, { text: "Every parent gets 26 weeks of paid leave [1]." });
+    const r = await c.responses.create({
+      model: MODEL,
+      input: "How long is our parental leave?",
+      tools: [{ type: "file_search", vector_store_ids: [store] }],
+      include: ["file_search_call.results"],
+    });
+    // the model was offered ragd's file_search tool, then shown the passages it found
+    expect(up.received).toHaveLength(2);
+    expect(up.received[0]!.body.tools.map((t: any) => t.function.name)).toEqual(["file_search"]);
+    const toolMessage = messagesOf(up, 1).find((m) => m.role === "tool")!;
+    expect(toolMessage.tool_call_id).toBe(messagesOf(up, 1).find((m) => m.tool_calls)!.tool_calls![0].id);
+    expect(toolMessage.content).toStartWith("[1] leave-policy.txt");
+    expect(toolMessage.content).toContain("26 weeks of paid leave");
+
+    expect(r.status).toBe("completed");
+    const [call, message] = r.output as any[];
+    expect(call.type).toBe("file_search_call");
+    expect(call.queries).toEqual(["parental leave weeks"]);
+    expect(call.results[0]).toMatchObject({ file_id: files.policy, filename: "leave-policy.txt" });
+    expect(call.results[0].text).toContain("26 weeks");
+    expect(message.type).toBe("message");
+    expect(r.output_text).toBe("Every parent gets 26 weeks of paid leave [1].");
+    expect(message.content[0].annotations).toEqual([{ type: "file_citation", file_id: files.policy, filename: "leave-policy.txt", index: r.output_text.indexOf("[1]") }]);
+    expect(r.metadata).toEqual({ ragd_file_search: "tool_call" });
+    expect(r.usage).toMatchObject({ input_tokens: 22, output_tokens: 14, total_tokens: 36 });
+    expect(specProblems("Response", r)).toEqual([]);
+    expect(up.problems).toEqual([]);
+  });
+
+  test("citations map each [n] to the file of passage n, across two files", async () => {
+    up.script(
+      { toolCalls: [{ name: "file_search", arguments: JSON.stringify({ queries: ["parental leave", "economy class flights"] }) }] },
+      { text: "Leave is 26 weeks [1]; flights under six hours are economy [2]. See also [9]." },
+    );
+    const r = await c.responses.create({ input: "Leave and travel rules?", tools: [{ type: "file_search", vector_store_ids: [store], max_num_results: 2 }], include: ["file_search_call.results"] });
+    const call = r.output[0] as any;
+    const shown = messagesOf(up, 1).find((m) => m.role === "tool")!.content as string;
+    // passage n in the prompt is result n of the call
+    expect(call.results).toHaveLength(2);
+    call.results.forEach((res: any, i: number) => expect(shown).toContain(`[${i + 1}] ${res.filename}`));
+    const annotations = (r.output[1] as any).content[0].annotations;
+    // [9] names no passage and is not a citation
+    expect(annotations.map((a: any) => a.file_id)).toEqual([call.results[0].file_id, call.results[1].file_id]);
+    expect(new Set(annotations.map((a: any) => a.filename))).toEqual(new Set(["leave-policy.txt", "travel-policy.txt"]));
+  });
+
+  test("a model server without tool calls: ragd searches with the user's words and says so", async () => {
+    up.script({ status: 400, body: { error: { message: "registry.ollama.ai/library/gemma:2b does not support tools", type: "invalid_request_error" } } }, { text: "Flights under six hours are economy [1]." }, { text: "Still economy [1]." });
+    const r = await c.responses.create({ model: "gemma:2b", input: "Which class do we fly on short flights?", tools: [{ type: "file_search", vector_store_ids: [store] }] });
+    expect(r.status).toBe("completed");
+    expect(r.metadata).toEqual({ ragd_file_search: "user_input" });
+    expect(up.received[1]!.body.tools).toBeUndefined();
+    const msgs = messagesOf(up, 1);
+    const note = msgs[msgs.length - 2]!;
+    expect(note.role).toBe("system");
+    expect(note.content).toContain("travel-policy.txt");
+    expect(note.content).toContain("economy class");
+    expect(msgs.at(-1)).toEqual({ role: "user", content: "Which class do we fly on short flights?" });
+    expect((r.output[0] as any).queries).toEqual(["Which class do we fly on short flights?"]);
+    expect((r.output[1] as any).content[0].annotations[0].file_id).toBe(files.travel);
+    // learned: the next request to that model is sent without tools at once
+    await c.responses.create({ model: "gemma:2b", input: "And long flights?", tools: [{ type: "file_search", vector_store_ids: [store] }] });
+    expect(up.received).toHaveLength(3);
+    expect(up.received[2]!.body.tools).toBeUndefined();
+  });
+
+  test("streaming: the spec's events in order, each valid, and the SDK's stream helpers work", async () => {
+    up.script({ toolCalls: [{ name: "file_search", arguments: '{"queries":["revenue Europe"]}' }] }, { text: "Revenue grew twelve percent in Europe [1].", pieces: 9 });
+    const stream = c.responses.stream({ input: "How did revenue do in Europe?", tools: [{ type: "file_search", vector_store_ids: [store] }] });
+    const events: any[] = [];
+    let deltas = "";
+    stream.on("response.output_text.delta", (e) => (deltas += e.delta));
+    for await (const e of stream) events.push(e);
+    const final = await stream.finalResponse();
+
+    const types = events.map((e) => e.type);
+    expect(types.slice(0, 7)).toEqual([
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+      "response.file_search_call.in_progress",
+      "response.file_search_call.searching",
+      "response.file_search_call.completed",
+      "response.output_item.done",
+    ]);
+    expect(types.slice(7, 9)).toEqual(["response.output_item.added", "response.content_part.added"]);
+    expect(types.filter((t) => t === "response.output_text.delta").length).toBeGreaterThanOrEqual(5);
+    expect(types).toContain("response.output_text.annotation.added");
+    expect(types.slice(-4)).toEqual(["response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"]);
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+    const annotation = events.find((e) => e.type === "response.output_text.annotation.added");
+    expect(annotation.annotation).toMatchObject({ type: "file_citation", file_id: files.report, filename: "report.pdf" });
+    expect(deltas).toBe("Revenue grew twelve percent in Europe [1].");
+    expect(final.output_text).toBe(deltas);
+    // what is streamed is what is stored
+    const stored = await c.responses.retrieve(final.id);
+    expect(stored.output.map((o: any) => [o.id, o.type, o.status])).toEqual(final.output.map((o: any) => [o.id, o.type, o.status]));
+    expect(stored.output_text).toBe(final.output_text);
+    expect((stored.output[1] as any).content[0].annotations).toEqual((final.output[1] as any).content[0].annotations);
+    const schemas = specSchemas();
+    if (schemas) {
+      const problems = events.flatMap((e) => {
+        const name = schemas.eventSchema(e.type);
+        return name ? schemas.check(name, JSON.parse(JSON.stringify(e))) : [`no schema for ${e.type}`];
+      });
+      expect(problems).toEqual([]);
+    }
+  });
+
+  test("retrieve, input items, delete; store: false keeps nothing", async () => {
+    const r = await c.responses.create({ input: [{ role: "user", content: [{ type: "input_text", text: "hello" }] }], instructions: "Be brief.", metadata: { ticket: "42" } });
+    expect(r.output_text).toBe("ok");
+    expect(up.received[0]!.body.messages).toEqual([{ role: "system", content: "Be brief." }, { role: "user", content: "hello" }]);
+    const got = await c.responses.retrieve(r.id);
+    expect(got).toMatchObject({ id: r.id, status: "completed", instructions: "Be brief.", metadata: { ticket: "42" }, output: r.output });
+    const items = await c.responses.inputItems.list(r.id);
+    expect(items.data).toHaveLength(1);
+    expect(items.data[0]).toMatchObject({ type: "message", role: "user", status: "completed", content: [{ type: "input_text", text: "hello" }] });
+    const raw = await (await fetch(`${ragd.baseURL}/responses/${r.id}/input_items`, { headers: { authorization: `Bearer ${ragd.key}` } })).json();
+    expect(raw).toMatchObject({ object: "list", first_id: items.data[0]!.id, last_id: items.data[0]!.id, has_more: false });
+    expect(specProblems("ResponseItemList", raw)).toEqual([]);
+    await c.responses.delete(r.id);
+    expect(await failure(c.responses.retrieve(r.id))).toMatchObject({ status: 404 });
+
+    const unstored = await c.responses.create({ input: "not kept", store: false });
+    expect((unstored as any).store).toBe(false);
+    expect(await failure(c.responses.retrieve(unstored.id))).toMatchObject({ status: 404 });
+  });
+
+  test("previous_response_id continues the conversation: earlier turns, passages and citations carry over", async () => {
+    up.script({ toolCalls: [{ name: "file_search", arguments: '{"queries":["parental leave"]}' }] }, { text: "26 weeks [1]." }, { text: "Within two years, as passage [1] says." });
+    const first = await c.responses.create({ input: "Parental leave length?", instructions: "Answer in one line.", tools: [{ type: "file_search", vector_store_ids: [store] }] });
+    const second = await c.responses.create({ input: "By when must it be taken?", previous_response_id: first.id, tools: [{ type: "file_search", vector_store_ids: [store] }] });
+    const msgs = messagesOf(up, 2);
+    // the first turn, in order: question, tool call, passages, answer; then the new question
+    const convo = msgs.filter((m) => m.role !== "system");
+    expect(convo.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant", "user"]);
+    expect(convo[2]!.content).toContain("26 weeks of paid leave");
+    expect(convo[3]!.content).toBe("26 weeks [1].");
+    // instructions belong to their own response
+    expect(allText(msgs)).not.toContain("Answer in one line.");
+    // [1] in the second answer is the first turn's passage
+    expect((second.output[0] as any).content[0].annotations[0].file_id).toBe(files.policy);
+    expect(await failure(c.responses.create({ input: "x", previous_response_id: "resp_" + "0".repeat(40) }))).toMatchObject({ status: 404, param: "previous_response_id" });
+  });
+
+  test("input_file: a PDF uploaded for user_data is read, waiting for its ingestion", async () => {
+    const pdf = await c.files.create({ file: await toFile(readFileSync(join(ROOT, "test/fixtures/docs/report.pdf")), "q3.pdf"), purpose: "user_data" });
+    const r = await c.responses.create({
+      input: [{ role: "user", content: [{ type: "input_file", file_id: pdf.id }, { type: "input_text", text: "Summarise the outlook." }] }],
+    });
+    expect(r.status).toBe("completed");
+    const user = messagesOf(up, 0).at(-1)!;
+    expect(user.role).toBe("user");
+    expect(user.content).toContain('Contents of the file "q3.pdf"');
+    expect(user.content).toContain("Revenue grew by twelve percent in Europe.");
+    expect(user.content).toContain("the board expects steady growth");
+    expect(user.content).toEndWith("Summarise the outlook.");
+    const items = await c.responses.inputItems.list(r.id);
+    expect((items.data[0] as any).content[0]).toEqual({ type: "input_file", file_id: pdf.id, filename: "q3.pdf" });
+    expect(await failure(c.responses.create({ input: [{ role: "user", content: [{ type: "input_file", file_data: "data:application/pdf;base64,AAAA" }] }] }))).toMatchObject({
+      status: 400,
+      param: "input[0].content[0].file_id",
+    });
+  });
+
+  test("function tools go to the model; its calls come back to the caller and their outputs continue the turn", async () => {
+    const weather = { type: "function" as const, name: "get_weather", description: "Weather for a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }, strict: true };
+    up.script({ toolCalls: [{ name: "get_weather", arguments: '{"city":"Oslo"}' }] }, { text: "It is 3 degrees in Oslo." });
+    const r = await c.responses.create({ input: "Weather in Oslo?", tools: [weather] });
+    expect(up.received[0]!.body.tools).toEqual([{ type: "function", function: { name: "get_weather", description: "Weather for a city", parameters: weather.parameters, strict: true } }]);
+    const call = r.output[0] as any;
+    expect(call).toMatchObject({ type: "function_call", name: "get_weather", arguments: '{"city":"Oslo"}', status: "completed" });
+    expect(specProblems("Response", r)).toEqual([]);
+    const next = await c.responses.create({ previous_response_id: r.id, input: [{ type: "function_call_output", call_id: call.call_id, output: '{"celsius":3}' }], tools: [weather] });
+    expect(next.output_text).toBe("It is 3 degrees in Oslo.");
+    const msgs = messagesOf(up, 1);
+    expect(msgs.slice(-2)).toEqual([
+      { role: "assistant", content: null, tool_calls: [{ id: call.call_id, type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } }] },
+      { role: "tool", tool_call_id: call.call_id, content: '{"celsius":3}' },
+    ]);
+    expect(up.problems).toEqual([]);
+  });
+
+  test("another project sees none of it: stores, responses and conversations are 404", async () => {
+    const other = ragd.client(await createKey(ragd.dataDir, "answers-other"));
+    expect(await failure(other.responses.create({ input: "x", tools: [{ type: "file_search", vector_store_ids: [store] }] }))).toMatchObject({ status: 404 });
+    const mine = await c.responses.create({ input: "mine" });
+    expect(await failure(other.responses.retrieve(mine.id))).toMatchObject({ status: 404 });
+    expect(await failure(other.responses.inputItems.list(mine.id))).toMatchObject({ status: 404 });
+    expect(await failure(other.responses.delete(mine.id))).toMatchObject({ status: 404 });
+    expect(await failure(other.responses.create({ input: "x", previous_response_id: mine.id }))).toMatchObject({ status: 404 });
+    expect(await failure(other.chat.completions.create({ messages: [{ role: "user", content: "x" }], file_search: { vector_store_ids: [store] } } as never))).toMatchObject({ status: 404 });
+    expect((await c.responses.retrieve(mine.id)).id).toBe(mine.id);
+  });
+
+  test("the model server's failures: 429 passed on with retry-after, 5xx as 502, silence as 504", async () => {
+    up.script({ status: 429, headers: { "retry-after": "7" }, body: { error: { message: "slow down", type: "rate_limit_error" } } });
+    const limited = await fetch(`${ragd.baseURL}/responses`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body: JSON.stringify({ input: "hi" }) });
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("7");
+    expect((await limited.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+
+    up.script({ status: 503, body: { error: { message: "model loading" } } });
+    const e502 = await c.chat.completions.create({ messages: [{ role: "user", content: "hi" }] } as never).catch((e) => e);
+    expect(e502.status).toBe(502);
+    expect(e502.error).toMatchObject({ type: "api_error", code: "model_server_unreachable" });
+    expect(e502.error.message).toContain("model loading");
+
+    up.script({ hang: true });
+    const t0 = Date.now();
+    const e504 = await c.responses.create({ input: "hi" }).catch((e) => e);
+    expect(e504.status).toBe(504);
+    expect(e504.error).toMatchObject({ type: "api_error", code: "model_server_timeout" });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
+    // the silent request was dropped, not left open
+    await until(() => up.received[2]!.aborted, (a) => a);
+    expect(specProblems("ErrorResponse", { error: e504.error })).toEqual([]);
+
+    // silence mid-stream: the stream ends with response.failed
+    up.script({ stallAfter: "Partial" });
+    const events: any[] = [];
+    for await (const e of await c.responses.create({ input: "hi", stream: true })) events.push(e);
+    expect(events.at(-1)).toMatchObject({ type: "response.failed", response: { status: "failed", error: { code: "server_error" } } });
+    expect(events.at(-1).response.error.message).toContain("--llm-timeout");
+  });
+
+  test("the client's disconnect cancels the model server's request, streamed or not", async () => {
+    up.script({ hang: true });
+    const ac = new AbortController();
+    const pending = fetch(`${ragd.baseURL}/responses`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" },
+      body: JSON.stringify({ input: "never answered" }),
+      signal: ac.signal,
+    }).catch(() => null);
+    await until(() => up.received.length, (n) => n === 1);
+    ac.abort();
+    await pending;
+    await until(() => up.received[0]!.aborted, (a) => a, 5_000);
+
+    up.script({ stallAfter: "The first words" });
+    const ac2 = new AbortController();
+    const stream = await c.chat.completions.create({ messages: [{ role: "user", content: "talk" }], stream: true } as never, { signal: ac2.signal }) as unknown as AsyncIterable<any>;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta?.content) break; // leaving the loop closes the stream
+    }
+    await until(() => up.received[1]!.aborted, (a) => a, 5_000);
+    ac2.abort();
+  });
+
+  test("chat completions pass through, and ground in named stores when asked", async () => {
+    const tools = [{ type: "function" as const, function: { name: "lookup", parameters: { type: "object", properties: {} } } }];
+    const plain = await c.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], temperature: 0.2, tools, user: "u1" });
+    expect(up.received[0]!.body).toEqual({ model: MODEL, messages: [{ role: "user", content: "hi" }], temperature: 0.2, tools, user: "u1" });
+    expect(plain.choices[0]!.message.content).toBe("ok");
+    expect((plain as any).sources).toBeUndefined();
+    expect(plain.usage?.total_tokens).toBe(18);
+
+    up.script({ text: "26 weeks [1]." });
+    const grounded: any = await c.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "system", content: "You are HR." }, { role: "user", content: "How long is parental leave?" }],
+      file_search: { vector_store_ids: [store], max_num_results: 1 },
+    } as never);
+    const sent = messagesOf(up, 1);
+    expect(sent.map((m) => m.role)).toEqual(["system", "system", "user"]);
+    expect(sent[1]!.content).toContain("[1] leave-policy.txt");
+    expect(sent[1]!.content).toContain(POLICY);
+    expect(up.received[1]!.body.file_search).toBeUndefined();
+    expect(grounded.sources).toEqual([{ index: 1, file_id: files.policy, filename: "leave-policy.txt", score: expect.any(Number), attributes: {} }]);
+    const { sources: _, ...completion } = grounded;
+    expect(specProblems("CreateChatCompletionResponse", completion)).toEqual([]);
+
+    up.script({ text: "Economy on short flights [1].", pieces: 5 });
+    const stream = await c.chat.completions.create({ messages: [{ role: "user", content: "Which class on short flights?" }], stream: true, stream_options: { include_usage: true }, file_search: { vector_store_ids: [store], max_num_results: 1 } } as never);
+    const chunks: any[] = [];
+    for await (const ch of stream as unknown as AsyncIterable<any>) chunks.push(ch);
+    expect(chunks[0].sources[0]).toMatchObject({ index: 1, file_id: files.travel });
+    expect(chunks.slice(1).every((ch) => ch.sources === undefined)).toBe(true);
+    expect(chunks.map((ch) => ch.choices[0]?.delta?.content ?? "").join("")).toBe("Economy on short flights [1].");
+    expect(chunks.at(-1).usage.total_tokens).toBe(18);
+    expect(up.received[2]!.body.stream_options).toEqual({ include_usage: true });
+    expect(up.problems).toEqual([]);
+  });
+
+  test("models: the embedding model and the model server's chat models", async () => {
+    const ids = (await c.models.list()).data.map((m) => m.id);
+    expect(ids).toContain(MODEL);
+    expect(ids).toContain("qwen2.5"); // listed by the model server itself
+    expect((await c.models.retrieve(MODEL)).owned_by).toBe("default");
+  });
+
+  test("background: queued at once, written behind the request, cancellable", async () => {
+    up.script({ text: "Done in the background.", delayMs: 100, pieces: 3 });
+    const r = await c.responses.create({ input: "slow job", background: true });
+    expect(r.status).toBe("queued");
+    const done = await until(() => c.responses.retrieve(r.id), (x) => x.status === "completed");
+    expect(done.output_text).toBe("Done in the background.");
+
+    up.script({ hang: true });
+    const slow = await c.responses.create({ input: "never ends", background: true });
+    await until(() => up.received.length, (n) => n === 2);
+    const cancelled = await c.responses.cancel(slow.id);
+    expect(cancelled.status).toBe("cancelled");
+    await until(() => up.received[1]!.aborted, (a) => a, 5_000);
+    const plain = await c.responses.create({ input: "x" });
+    expect(await failure(c.responses.cancel(plain.id))).toMatchObject({ status: 400 });
+  });
+
+  test("bad requests get the OpenAI envelope naming the field", async () => {
+    const bad = async (body: object) => {
+      const res = await fetch(`${ragd.baseURL}/responses`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      return { status: res.status, error: (await res.json()).error };
+    };
+    expect(await bad({ input: "x", tools: [{ type: "web_search" }] })).toMatchObject({ status: 400, error: { type: "invalid_request_error", param: "tools[0]" } });
+    expect(await bad({ input: "x", tools: [{ type: "file_search", vector_store_ids: ["vs_" + "0".repeat(24)] }] })).toMatchObject({ status: 404, error: { param: "tools[0].vector_store_ids" } });
+    expect(await bad({ input: [{ role: "robot", content: "x" }] })).toMatchObject({ status: 400, error: { param: "input[0].role" } });
+    expect(await bad({ input: "x", tool_choice: { type: "function", name: "nope" } })).toMatchObject({ status: 400, error: { param: "tool_choice" } });
+    expect(await bad({ input: "x", conversation: "conv_1" })).toMatchObject({ status: 400, error: { code: "unknown_parameter" } });
+    expect(await bad({ input: "x", background: true, store: false })).toMatchObject({ status: 400, error: { param: "background" } });
+    expect(await bad({})).toMatchObject({ status: 400, error: { code: "missing_required_parameter", param: "input" } });
+    expect(up.received).toHaveLength(0);
+  });
+});
+
+describe("several model servers, tools off, and grounding every chat in the knowledge base", () => {
+  let up: Upstream;
+  let ragd: Ragd;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    const upstreams = [{ name: "ollama", url: up.url, models: ["qwen2.5:7b"], tools: "off" }];
+    ragd = await startRagd({ args: ["--llm-upstreams", JSON.stringify(upstreams), "--chat-grounding", "knowledge_base"] });
+  });
+  afterAll(async () => {
+    await ragd?.stop();
+    await up?.stop();
+    if (ragd) cleanup(ragd.dataDir);
+  });
+
+  test("models route to their server; tools off means ragd searches; every chat is grounded in the knowledge base", async () => {
+    const c = ragd.client();
+    const f = await c.files.create({ file: await toFile(Buffer.from(TRAVEL), "travel.txt"), purpose: "knowledge_base" as never });
+    await c.files.waitForProcessing(f.id, { pollInterval: 50 });
+    expect(await failure(c.responses.create({ model: "gpt-4o", input: "x" }))).toMatchObject({ status: 404, code: "model_not_found" });
+
+    const [kb] = (await c.vectorStores.list()).data;
+    const r = await c.responses.create({ input: "Short flight class?", tools: [{ type: "file_search", vector_store_ids: [kb!.id] }] });
+    expect(r.model).toBe("qwen2.5:7b"); // the only model served is the default
+    expect(r.metadata).toEqual({ ragd_file_search: "user_input" });
+    expect(up.received[0]!.body.tools).toBeUndefined();
+    expect(allText(messagesOf(up, 0))).toContain("economy class");
+
+    const chat: any = await c.chat.completions.create({ model: "qwen2.5:7b", messages: [{ role: "user", content: "What about checked bags?" }] });
+    expect(allText(messagesOf(up, 1))).toContain("one checked bag");
+    expect(chat.sources[0]).toMatchObject({ file_id: f.id, filename: "travel.txt" });
+  });
+});
+
+describe("without a model server", () => {
+  let ragd: Ragd;
+  beforeAll(async () => {
+    ragd = await startRagd();
+  });
+  afterAll(async () => {
+    await ragd?.stop();
+    if (ragd) cleanup(ragd.dataDir);
+  });
+
+  test("answers are a 503 that names the setting; everything else works", async () => {
+    const c = ragd.client();
+    const e = await c.responses.create({ model: "m", input: "hi" }).catch((x) => x);
+    expect(e.status).toBe(503);
+    expect(e.error).toMatchObject({ type: "api_error", code: "model_server_not_configured" });
+    expect(e.error.message).toContain("--llm-url");
+    expect(await failure(c.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }))).toMatchObject({ status: 503 });
+    expect((await c.models.list()).data).toHaveLength(1);
+    expect((await c.files.list()).data).toEqual([]);
+  });
+});
+
+describe("responses across a restart", () => {
+  let up: Upstream;
+  let dataDir: string | null = null;
+  beforeAll(async () => {
+    up = await startUpstream();
+  });
+  afterAll(async () => {
+    await up?.stop();
+    if (dataDir) cleanup(dataDir);
+  });
+
+  test("a background response runs again after a stop; one whose client was cut off ends cancelled; a stop does not wait for the model", async () => {
+    const args = ["--llm-url", up.url, "--llm-model", "m"];
+    let ragd = await startRagd({ args });
+    dataDir = ragd.dataDir;
+    let c = ragd.client();
+    up.script({ hang: true }, { hang: true });
+    const bg = await c.responses.create({ input: "a long report", background: true });
+    const events: any[] = [];
+    const streaming = (async () => {
+      for await (const e of await c.responses.create({ input: "streamed", stream: true })) events.push(e);
+    })().catch(() => {});
+    await until(() => up.received.length, (n) => n === 2);
+    const t0 = Date.now();
+    await ragd.stop(); // SIGTERM: the hanging model server does not hold the stop
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    await streaming;
+    expect(events.at(-1)).toMatchObject({ type: "response.failed" });
+    expect(events.at(-1).response.error.message).toContain("shutting down");
+    const streamedId = events[0].response.id;
+    await until(() => up.received.every((r) => r.aborted), (all) => all);
+
+    up.script({ text: "The report, finished after the restart." });
+    ragd = await startRagd({ args, dataDir });
+    c = ragd.client();
+    try {
+      const done = await until(() => c.responses.retrieve(bg.id), (r) => r.status === "completed");
+      expect(done.output_text).toBe("The report, finished after the restart.");
+      expect(up.received.at(-1)!.body.messages.at(-1)).toEqual({ role: "user", content: "a long report" });
+      const cut = await c.responses.retrieve(streamedId);
+      expect(cut.status).toBe("cancelled");
+
+      // killed outright mid-answer: the next start marks it failed, saying why
+      up.script({ hang: true });
+      const pending = fetch(`${ragd.baseURL}/responses`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body: JSON.stringify({ input: "lost", stream: true }) });
+      const res = await pending;
+      const reader = res.body!.getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      const lostId = /"id":"(resp_[^"]+)"/.exec(first)![1]!;
+      await ragd.kill9();
+      ragd = await startRagd({ args, dataDir });
+      c = ragd.client();
+      const lost = await c.responses.retrieve(lostId);
+      expect(lost.status).toBe("failed");
+      expect(lost.error?.message).toContain("stopped while this response was being written");
+    } finally {
+      await ragd.stop();
+    }
+  });
+});
