@@ -9,6 +9,7 @@ import { retrievalBench } from "./retrieval";
 import { ocrBench } from "./ocr";
 import { scaleBench } from "./scale";
 import { pipelineBench } from "./pipeline";
+import { answersBench } from "./answers";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<string>> = {
   parse: parseBench,
   "ingest-latency": () => latencyBench(),
   pipeline: pipelineBench,
+  answers: answersBench,
   retrieval: () => retrievalBench(),
   ocr: ocrBench,
   scale: scaleBench,

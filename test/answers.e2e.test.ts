@@ -174,6 +174,29 @@ describe("answers over a model server", () => {
     }
   });
 
+  test("streaming a function call and an incomplete answer: argument events, response.incomplete, all valid", async () => {
+    const fn = { type: "function" as const, name: "lookup", parameters: { type: "object", properties: { q: { type: "string" } } }, strict: false };
+    up.script({ toolCalls: [{ name: "lookup", arguments: '{"q":"headcount"}' }] }, { text: "Cut off mid-sen", finish: "length" });
+    const s1 = c.responses.stream({ input: "Look it up", tools: [fn] });
+    const events: any[] = [];
+    for await (const e of s1) events.push(e);
+    const final = await s1.finalResponse();
+    expect(final.output[0]).toMatchObject({ type: "function_call", name: "lookup", arguments: '{"q":"headcount"}', status: "completed" });
+    const args = events.filter((e) => e.type === "response.function_call_arguments.delta").map((e) => e.delta).join("");
+    expect(args).toBe('{"q":"headcount"}');
+    expect(events.find((e) => e.type === "response.function_call_arguments.done")).toMatchObject({ name: "lookup", arguments: '{"q":"headcount"}' });
+
+    const s2 = c.responses.stream({ input: "Say a lot", max_output_tokens: 16 });
+    for await (const e of s2) events.push(e);
+    const cut = await s2.finalResponse();
+    expect(up.received[1]!.body.max_tokens).toBe(16);
+    expect(cut.status).toBe("incomplete");
+    expect(cut.incomplete_details).toEqual({ reason: "max_output_tokens" });
+    expect(events.at(-1).type).toBe("response.incomplete");
+    const schemas = specSchemas();
+    if (schemas) expect(events.flatMap((e) => schemas.check(schemas.eventSchema(e.type) ?? "missing", JSON.parse(JSON.stringify(e))))).toEqual([]);
+  });
+
   test("retrieve, input items, delete; store: false keeps nothing", async () => {
     const r = await c.responses.create({ input: [{ role: "user", content: [{ type: "input_text", text: "hello" }] }], instructions: "Be brief.", metadata: { ticket: "42" } });
     expect(r.output_text).toBe("ok");

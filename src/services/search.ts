@@ -199,11 +199,17 @@ export class SearchService {
 
   /** Both candidate lists for one query, before fusion (`bench/` fuses them with several weights). */
   async candidates(storeId: string, query: string, o: Pick<SearchOptions, "filter" | "now" | "embeddingWeight">, n: number) {
-    const vector = o.embeddingWeight > 0 ? await this.embedQuery(query) : null;
-    const [dense, keyword] = await Promise.all([
-      vector ? this.dense(storeId, o.filter, o.now, vector, n) : Promise.resolve([]),
-      o.embeddingWeight < 1 ? this.keyword(storeId, o.filter, o.now, query, n) : Promise.resolve([]),
-    ]);
+    // The query is embedded in the model's worker while BM25 runs here: the two overlap.
+    const embedding = o.embeddingWeight > 0 ? this.embedQuery(query) : null;
+    let keyword: Scored[];
+    try {
+      keyword = o.embeddingWeight < 1 ? await this.keyword(storeId, o.filter, o.now, query, n) : [];
+    } catch (e) {
+      embedding?.catch(() => {});
+      throw e;
+    }
+    const vector = embedding ? await embedding : null;
+    const dense = vector ? await this.dense(storeId, o.filter, o.now, vector, n) : [];
     const cosines = vector ? await this.cosines(vector, keyword, dense) : null;
     return { dense, keyword, cosines };
   }

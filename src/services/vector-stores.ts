@@ -48,6 +48,9 @@ export interface SearchInput {
   rewrite_query?: boolean;
 }
 
+/** How stale a store's last_active_at may get before a search writes it again. */
+const TOUCH_EVERY_S = 60;
+
 export interface ListParams {
   limit: number;
   order: "asc" | "desc";
@@ -253,7 +256,8 @@ export class VectorStoresService {
     for (const store of stores) {
       for (const h of await this.search.search(store.id, queries, { maxResults: max, filter, scoreThreshold, embeddingWeight, now }))
         if (!((merged.get(h.id)?.score ?? -1) >= h.score)) merged.set(h.id, h);
-      await this.stores.touch(store.id, now);
+      // Activity counts in days: a write (an fsync) per search would only add latency.
+      if (now - store.lastActiveAt >= TOUCH_EVERY_S) await this.stores.touch(store.id, now);
     }
     return [...merged.values()]
       .sort((a, b) => b.score - a.score || a.id - b.id)
