@@ -14,6 +14,7 @@ import { vectorStoreRoutes } from "./http/routes/vector-stores";
 import { fromValidation } from "./http/validation";
 import { isDiskFull, storageFull } from "./storage/disk-space";
 import { log } from "./util/log";
+import { Cancelled } from "./llm/upstream";
 
 /** The HTTP app over the services; main and tests both build it here (http/edge.ts serves it). */
 export function buildApp(ctx: HttpContext) {
@@ -40,6 +41,8 @@ function toErrorResponse(ctx: HttpContext, code: string | number, error: unknown
     return errorResponse(error instanceof RagdError ? error : storageFull(ctx.config.dataDir));
   }
   if (error instanceof RagdError) return errorResponse(error);
+  // The client went away while its answer was being written: nobody reads this.
+  if (error instanceof Cancelled) return new Response(null, { status: 499 });
   const url = new URL(request.url);
   switch (code) {
     case "NOT_FOUND":

@@ -189,7 +189,8 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
   /** ragd searches with the user's words and puts the passages just before their message. */
   const searchInput = async () => {
     const q = spec.query.trim().slice(0, MAX_QUERY_CHARS);
-    if (!q) return;
+    if (!q || searchesLeft <= 0) return;
+    searchesLeft--;
     const found = await search([q]);
     const note: ChatMessage = { role: "system", content: `Passages from the user's documents that may answer their next message:\n\n${formatSources(found)}` };
     const lastUser = context.findLastIndex((m) => m.role === "user");

@@ -257,7 +257,8 @@ export class ResponsesService {
    */
   private track(p: Prepared, emit: (e: Obj) => void, signal: AbortSignal | null, onError?: (e: unknown) => void): Running {
     const abort = new AbortController();
-    if (signal) signal.addEventListener("abort", () => abort.abort(), { once: true });
+    if (signal?.aborted) abort.abort();
+    else signal?.addEventListener("abort", () => abort.abort(), { once: true });
     const done = this.run(p, emit, abort.signal)
       .catch((e) => onError?.(e))
       .finally(() => this.running.delete(p.response.id));
@@ -406,7 +407,12 @@ export class ResponsesService {
       temperature: body.temperature ?? 1,
       text: { format: format ?? { type: "text" }, ...(body.text?.verbosity ? { verbosity: body.text.verbosity } : {}) },
       tool_choice: body.tool_choice ?? "auto",
-      tools: tools.map((t) => (t.type === "file_search" ? { filters: null, ...t } : t)),
+      // As OpenAI echoes them: every field present, unset ones null.
+      tools: tools.map((t) =>
+        t.type === "file_search"
+          ? { filters: null, ...t }
+          : { type: "function", name: t.name, description: t.description ?? null, parameters: t.parameters ?? null, strict: t.strict ?? null },
+      ),
       top_p: body.top_p ?? 1,
       truncation: body.truncation ?? "disabled",
       ...(body.user !== undefined ? { user: body.user } : {}),
@@ -457,13 +463,13 @@ export class ResponsesService {
         if (EMBEDDABLE.has(row.purpose)) {
           const text = await this.documentText(row.id);
           if (text === null) throw fail("file_not_ready", `File ${fileId} has no text yet; try again shortly.`, param);
-          return { filename: row.filename, text };
+          return { filename: row.filename, text: capped(text) };
         }
         // Files kept for other purposes (batch, fine-tune) are read as they are, when they are text.
         const { body } = await this.files.content(projectId, row.id);
         if (body.size > MAX_TEXT_FILE) throw fail("invalid_value", `File ${fileId} (purpose ${row.purpose}) is too large to give the model as text; upload documents with purpose user_data`, param);
         try {
-          return { filename: row.filename, text: new TextDecoder("utf-8", { fatal: true }).decode(await body.arrayBuffer()) };
+          return { filename: row.filename, text: capped(new TextDecoder("utf-8", { fatal: true }).decode(await body.arrayBuffer())) };
         } catch {
           throw fail("invalid_value", `File ${fileId} (purpose ${row.purpose}) is not text; upload documents with purpose user_data so ragd reads them`, param);
         }
@@ -495,6 +501,16 @@ export class ResponsesService {
       await Bun.sleep(100);
     }
   }
+}
+
+/**
+ * A file's text as the model gets it: past this many characters (about 250,000 tokens, more
+ * than any model's context) the rest is left out and the model is told so, rather than
+ * sending, and storing with the conversation, a document of any size.
+ */
+const MAX_FILE_CHARS = 1_000_000;
+function capped(text: string) {
+  return text.length <= MAX_FILE_CHARS ? text : `${text.slice(0, MAX_FILE_CHARS)}\n[... the file continues; ${text.length - MAX_FILE_CHARS} more characters were left out]`;
 }
 
 function readToolChoice(choice: unknown, fileSearch: boolean, functions: ChatTool[]): ToolChoice {
