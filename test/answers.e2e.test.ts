@@ -111,6 +111,29 @@ describe("answers over a model server", () => {
     expect(new Set(annotations.map((a: any) => a.filename))).toEqual(new Set(["leave-policy.txt", "travel-policy.txt"]));
   });
 
+  test("tool_choice file_search forces the search; filters narrow it; sampling settings reach the model", async () => {
+    await c.vectorStores.files.update(files.travel, { vector_store_id: store, attributes: { topic: "travel" } });
+    up.script({ toolCalls: [{ name: "file_search", arguments: '{"queries":["leave and travel"]}' }] }, { text: "Only travel matched [1]." });
+    const r = await c.responses.create({
+      input: "Tell me about leave and travel",
+      tool_choice: { type: "file_search" },
+      temperature: 0.3,
+      top_p: 0.9,
+      text: { format: { type: "json_schema", name: "answer", schema: { type: "object", properties: { a: { type: "string" } } } } },
+      tools: [{ type: "file_search", vector_store_ids: [store], filters: { type: "eq", key: "topic", value: "travel" }, ranking_options: { score_threshold: 0 } }],
+      include: ["file_search_call.results"],
+    });
+    const first = up.received[0]!.body;
+    expect(first.tool_choice).toEqual({ type: "function", function: { name: "file_search" } });
+    expect(first).toMatchObject({ temperature: 0.3, top_p: 0.9, response_format: { type: "json_schema", json_schema: { name: "answer" } } });
+    expect(up.received[1]!.body.tool_choice).toBe("auto"); // forced once, then the model decides
+    const results = (r.output[0] as any).results;
+    expect(results.map((x: any) => x.file_id)).toEqual([files.travel]);
+    expect(results[0].attributes).toEqual({ topic: "travel" });
+    expect(r).toMatchObject({ temperature: 0.3, top_p: 0.9, tool_choice: { type: "file_search" } });
+    expect(specProblems("Response", r)).toEqual([]);
+  });
+
   test("a model server without tool calls: ragd searches with the user's words and says so", async () => {
     up.script({ status: 400, body: { error: { message: "registry.ollama.ai/library/gemma:2b does not support tools", type: "invalid_request_error" } } }, { text: "Flights under six hours are economy [1]." }, { text: "Still economy [1]." });
     const r = await c.responses.create({ model: "gemma:2b", input: "Which class do we fly on short flights?", tools: [{ type: "file_search", vector_store_ids: [store] }] });
