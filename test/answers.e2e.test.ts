@@ -112,7 +112,7 @@ describe("answers over a model server", () => {
   });
 
   test("tool_choice file_search forces the search; filters narrow it; sampling settings reach the model", async () => {
-    await c.vectorStores.files.update(files.travel, { vector_store_id: store, attributes: { topic: "travel" } });
+    await c.vectorStores.files.update(files.travel!, { vector_store_id: store, attributes: { topic: "travel" } });
     up.script({ toolCalls: [{ name: "file_search", arguments: '{"queries":["leave and travel"]}' }] }, { text: "Only travel matched [1]." });
     const r = await c.responses.create({
       input: "Tell me about leave and travel",

@@ -55,6 +55,7 @@ describe("OCR: every image format and variant", () => {
     ["scan-16bit-gray.png", "archive scan of the copper mine ledger"],
     ["transparent.png", "screenshot of the emerald dashboard"], // black text on alpha
     ["bilevel-alpha.tiff", "fax of the indigo lighthouse permit"], // libvips refuses it: our own TIFF reader
+    ["old-jpeg.tiff", "scan of the saffron ferry timetable"], // libvips cannot decode old-style JPEG: its JPEG stream, read
   ];
   for (const [file, phrase] of cases)
     test(file, async () => {

@@ -2,7 +2,7 @@ import type { Sharp, SharpOptions } from "sharp";
 import { loadSharp } from "../native/sharp";
 import { BmpError, decodeBmp } from "./bmp";
 import type { Raster } from "./raster";
-import { decodeTiffFallback } from "./tiff";
+import { decodeTiffFallback, type TiffPage } from "./tiff";
 
 /** An image the reader refuses, with a sentence for the user. */
 export class ImageError extends Error {}
@@ -48,7 +48,7 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, sharpDir: 
     // The header alone, with no pixel limit, so an oversized image gets its own message.
     meta = await sharp(bytes, { ...base, limitInputPixels: false }).metadata();
   } catch (e) {
-    const fallback = tiffFallback(bytes, checkSize);
+    const fallback = tiffFallback(bytes, checkSize, (jpeg) => rasterOf(sharp(jpeg, base), 0));
     if (fallback) return fallback;
     throw new ImageError(`the image could not be read; it may be corrupt or truncated (${message(e)})`);
   }
@@ -62,32 +62,54 @@ export async function openImage(bytes: Uint8Array, maxPixels: number, sharpDir: 
     width: meta.width,
     height: meta.pageHeight ?? meta.height,
     async page(index: number) {
-      const img: Sharp = sharp(bytes, { ...base, page: index, pages: 1 });
       try {
-        const { data, info } = await img.rotate().flatten({ background: "#ffffff" }).toColourspace("srgb").raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
-        if (info.channels !== 3) throw new Error(`unexpected ${info.channels} channels`);
-        return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+        return await rasterOf(sharp(bytes, { ...base, page: index, pages: 1 }), index);
       } catch (e) {
-        if (/pixel limit/i.test(message(e)))
-          throw new ImageError(`the image is too large to read: page ${index + 1} is over the limit of ${(maxPixels / 1e6).toFixed(1)} megapixels (--ocr-max-megapixels)`);
-        throw new ImageError(`the image could not be decoded; it may be corrupt or truncated (${message(e)})`);
+        // libvips reads some TIFF headers whose pixels it cannot decode (old-style JPEG).
+        const fallback = format === "tiff" ? tiffFallback(bytes, checkSize, (jpeg) => rasterOf(sharp(jpeg, base), index)) : null;
+        if (fallback && index < fallback.pages) return fallback.page(index);
+        throw e;
       }
     },
   };
+
+  async function rasterOf(img: Sharp, index: number): Promise<Raster> {
+    try {
+      const { data, info } = await img.rotate().flatten({ background: "#ffffff" }).toColourspace("srgb").raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
+      if (info.channels !== 3) throw new Error(`unexpected ${info.channels} channels`);
+      return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    } catch (e) {
+      if (/pixel limit/i.test(message(e)))
+        throw new ImageError(`the image is too large to read: page ${index + 1} is over the limit of ${(maxPixels / 1e6).toFixed(1)} megapixels (--ocr-max-megapixels)`);
+      throw new ImageError(`the image could not be decoded; it may be corrupt or truncated (${message(e)})`);
+    }
+  }
 }
 
-/** TIFF layouts libvips refuses (bilevel with an alpha sample), read by our own reader; null when it cannot either. */
-function tiffFallback(bytes: Uint8Array, checkSize: (w: number, h: number) => void): DecodedImage | null {
+/**
+ * TIFF layouts libvips refuses (bilevel with an alpha sample, old-style JPEG), read by our own
+ * reader (an old-style JPEG page's stream goes to `jpeg`); null when it cannot read them either.
+ */
+function tiffFallback(bytes: Uint8Array, checkSize: (w: number, h: number) => void, jpeg: (stream: Uint8Array) => Promise<Raster>): DecodedImage | null {
   const tiff = (bytes[0] === 0x49 && bytes[1] === 0x49 && bytes[2] === 42) || (bytes[0] === 0x4d && bytes[1] === 0x4d && bytes[3] === 42);
   if (!tiff) return null;
-  let pages: Raster[];
+  let pages: TiffPage[];
   try {
     pages = decodeTiffFallback(bytes, checkSize);
   } catch (e) {
     if (e instanceof ImageError) throw e; // too large: that message stands
     return null;
   }
-  return { format: "tiff", pages: pages.length, width: pages[0]!.width, height: pages[0]!.height, page: async (i) => pages[i]! };
+  return {
+    format: "tiff",
+    pages: pages.length,
+    width: pages[0]!.width,
+    height: pages[0]!.height,
+    page: async (i) => {
+      const p = pages[i]!;
+      return "jpeg" in p ? jpeg(p.jpeg) : p;
+    },
+  };
 }
 
 const message = (e: unknown) => String((e as Error)?.message ?? e).split("\n")[0]!.slice(0, 160);

@@ -3,7 +3,8 @@ import type { Raster } from "./raster";
 
 // A fallback TIFF reader for the layouts libvips refuses but libtiff reads, seen in scanners'
 // output: bilevel or grayscale pages that carry extra samples (an alpha channel). Strips,
-// chunky samples, no compression, PackBits or Deflate. Pages are read in order.
+// chunky samples, no compression, PackBits or Deflate; and old-style JPEG pages (compression
+// 6) whose JPEG stream is whole, handed to the JPEG decoder. Pages are read in order.
 
 export class TiffError extends Error {}
 
@@ -18,16 +19,21 @@ interface Ifd {
   offsets: number[];
   counts: number[];
   rowsPerStrip: number;
+  /** Old-style JPEG (compression 6): where its whole JPEG stream lies (JPEGInterchangeFormat). */
+  jpeg: [number, number] | null;
 }
 
+/** A page the fallback decoded, or an old-style JPEG page's embedded JPEG, for the JPEG decoder. */
+export type TiffPage = Raster | { width: number; height: number; jpeg: Uint8Array };
+
 /** The pages of a TIFF as rasters; each page's pixel count is checked before it is decoded. */
-export function decodeTiffFallback(b: Uint8Array, checkSize: (w: number, h: number) => void): Raster[] {
+export function decodeTiffFallback(b: Uint8Array, checkSize: (w: number, h: number) => void): TiffPage[] {
   if (b.length < 8) throw new TiffError("the TIFF is truncated");
   const le = b[0] === 0x49;
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const u16 = (o: number) => dv.getUint16(o, le);
   const u32 = (o: number) => dv.getUint32(o, le);
-  const pages: Raster[] = [];
+  const pages: TiffPage[] = [];
   const seen = new Set<number>();
   for (let ifd = u32(4); ifd && pages.length < 1000; ) {
     if (seen.has(ifd) || ifd + 2 > b.length) break;
@@ -58,6 +64,7 @@ export function decodeTiffFallback(b: Uint8Array, checkSize: (w: number, h: numb
       offsets: tags.get(273) ?? [],
       counts: tags.get(279) ?? [],
       rowsPerStrip: one(278, one(257, 0)),
+      jpeg: tags.has(513) && tags.has(514) ? [one(513, 0), one(514, 0)] : null,
     };
     checkSize(d.width, d.height);
     pages.push(decodePage(b, d));
@@ -67,7 +74,12 @@ export function decodeTiffFallback(b: Uint8Array, checkSize: (w: number, h: numb
   return pages;
 }
 
-function decodePage(b: Uint8Array, d: Ifd): Raster {
+function decodePage(b: Uint8Array, d: Ifd): TiffPage {
+  if (d.compression === 6) {
+    // Old-style JPEG: libtiff reads the stream JPEGInterchangeFormat points at; so do we.
+    if (!d.jpeg || d.jpeg[0] + d.jpeg[1] > b.length || d.jpeg[1] < 4) throw new TiffError("old-style JPEG TIFF pages without a whole JPEG stream are not read by the fallback");
+    return { width: d.width, height: d.height, jpeg: b.subarray(d.jpeg[0], d.jpeg[0] + d.jpeg[1]) };
+  }
   if (d.planar !== 1) throw new TiffError("planar TIFF layouts are not read by the fallback");
   if (d.bits !== 1 && d.bits !== 8) throw new TiffError(`${d.bits}-bit TIFF samples are not read by the fallback`);
   if (![1, 8, 32773, 32946].includes(d.compression)) throw new TiffError(`TIFF compression ${d.compression} is not read by the fallback`);
