@@ -14,7 +14,8 @@ export interface Server {
   /** Resets the kernel's peak-RSS mark, so peakRssKb() covers only what follows. */
   resetPeak(): void;
   peakRssKb(): number;
-  stop(): Promise<void>;
+  /** Stops the server and removes its data directory, unless `keepData`. */
+  stop(keepData?: boolean): Promise<void>;
 }
 
 /** The real server from source, as `make serve` runs it, on a free port. */
@@ -34,10 +35,10 @@ export async function startServer(args: string[] = [], dataDir = mkdtempSync(joi
     rssKb: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]),
     resetPeak: () => writeFileSync(`/proc/${proc.pid}/clear_refs`, "5"),
     peakRssKb: () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]),
-    async stop() {
+    async stop(keepData = false) {
       proc.kill();
       await proc.exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

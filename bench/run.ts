@@ -10,6 +10,7 @@ import { ocrBench } from "./ocr";
 import { scaleBench } from "./scale";
 import { pipelineBench } from "./pipeline";
 import { answersBench } from "./answers";
+import { consoleBench } from "./console";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -19,6 +20,7 @@ const suites: Record<string, () => Promise<string>> = {
   "ingest-latency": () => latencyBench(),
   pipeline: pipelineBench,
   answers: answersBench,
+  console: consoleBench,
   retrieval: () => retrievalBench(),
   ocr: ocrBench,
   scale: scaleBench,

@@ -1,11 +1,12 @@
 import { Elysia } from "elysia";
 import { fail, internalError, RagdError } from "./errors";
 import type { HttpContext } from "./http/context";
-import { requestId } from "./http/edge";
+import { requestId, routeMatched } from "./http/edge";
 import { errorResponse } from "./http/errors";
 import { openapiDocument } from "./http/openapi";
 import { embeddingsRoutes } from "./http/routes/embeddings";
 import { chatRoutes } from "./http/routes/chat";
+import { consoleRoutes } from "./http/routes/console";
 import { filesRoutes } from "./http/routes/files";
 import { modelsRoutes } from "./http/routes/models";
 import { responsesRoutes } from "./http/routes/responses";
@@ -23,13 +24,15 @@ export function buildApp(ctx: HttpContext) {
   let document: object | null = null;
   const app = new Elysia({ normalize: false })
     .onError({ as: "global" }, ({ code, error, request }) => toErrorResponse(ctx, code, error, request))
-    .use(systemRoutes(() => (document ??= openapiDocument(routes()))))
+    .onTransform({ as: "global" }, ({ request, route }) => routeMatched(request, route))
+    .use(systemRoutes(() => (document ??= openapiDocument(routes())), { ready: ctx.ready ?? null, metrics: ctx.config.metrics === "on" }))
     .use(filesRoutes(ctx))
     .use(vectorStoreRoutes(ctx))
     .use(embeddingsRoutes(ctx))
     .use(modelsRoutes(ctx))
     .use(responsesRoutes(ctx))
-    .use(chatRoutes(ctx));
+    .use(chatRoutes(ctx))
+    .use(consoleRoutes(ctx));
   routes = () => app.routes as never;
   return app;
 }

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, settingsHelp } from "./config";
 import { openKeys, openServices, startServer } from "./server";
 import { DEFAULT_PROJECT } from "./services/keys";
 import { lockDataDir } from "./storage/data-lock";
-import { log, setLogLevel } from "./util/log";
+import { log, setLogFormat, setLogLevel } from "./util/log";
 import { BUNDLED_MODEL_ID } from "./embed/index";
 import { OCR_MODEL_ID } from "./ocr/assets";
 
@@ -54,6 +54,7 @@ async function serve(args: string[]): Promise<number> {
   }
   const config = loadConfig(args);
   setLogLevel(config.logLevel);
+  setLogFormat(config.logFormat);
   const server = await startServer(config);
   if (!(await server.services.keys.hasKeys())) {
     // A fresh install must be usable at once, and never open: make the first key now.
@@ -76,6 +77,7 @@ async function serve(args: string[]): Promise<number> {
 async function reindex(args: string[]): Promise<number> {
   const config = loadConfig(args);
   setLogLevel(config.logLevel);
+  setLogFormat(config.logFormat);
   // Rewriting every vector beside a running server would race its ingestion.
   const lock = lockDataDir(config.dataDir);
   const s = await openServices(config).catch((e) => {

@@ -46,6 +46,8 @@ export interface Config {
   llmTools: "auto" | "on" | "off";
   chatGrounding: "off" | "knowledge_base";
   answerMaxResults: number;
+  metrics: string;
+  logFormat: "text" | "json";
 }
 
 /** A named model server (`--llm-upstreams`): requests for one of its models go to it. */
@@ -223,6 +225,12 @@ const SETTINGS: Setting[] = [
     help: "ground every /v1/chat/completions request in the project's knowledge base: off or knowledge_base", parse: oneOf("off", "knowledge_base"),
   },
   { key: "answerMaxResults", flag: "--answer-max-results", env: "RAGD_ANSWER_MAX_RESULTS", default: 8, help: "passages put before the model per search, unless a request says", parse: int(1, 50) },
+  {
+    key: "metrics", flag: "--metrics", env: "RAGD_METRICS", default: "on",
+    help: "GET /metrics for Prometheus, without a key: on (this port), off, or HOST:PORT to serve it there alone",
+    parse: (raw) => (raw === "on" || raw === "off" || /^[^\s:]+:\d{1,5}$/.test(raw) ? { value: raw } : { error: `must be on, off or HOST:PORT, got "${raw}"` }),
+  },
+  { key: "logFormat", flag: "--log-format", env: "RAGD_LOG_FORMAT", default: "text", help: "text, or json (one object per line) for log shippers", parse: oneOf("text", "json") },
   {
     key: "logLevel", flag: "--log-level", env: "RAGD_LOG_LEVEL", default: "info", help: "debug, info, warn or error",
     parse: oneOf("debug", "info", "warn", "error"),

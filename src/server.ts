@@ -9,6 +9,7 @@ import { EmbeddingsService } from "./services/embeddings";
 import { EMBEDDABLE, FilesService } from "./services/files";
 import { KeysService } from "./services/keys";
 import { ChatService } from "./services/chat";
+import { ConsoleService } from "./services/console";
 import { ModelsService } from "./services/models";
 import { ResponsesService } from "./services/responses";
 import { ModelServers } from "./llm/upstream";
@@ -25,6 +26,8 @@ import { serve } from "./http/edge";
 import { parseCommand } from "./ingest/parse-command";
 import { lockDataDir } from "./storage/data-lock";
 import { DiskSpace } from "./storage/disk-space";
+import { metrics, type MetricSources } from "./metrics";
+import type { ReadyCheck } from "./http/routes/system";
 
 export interface Services {
   repos: Repos;
@@ -39,6 +42,7 @@ export interface Services {
   models: ModelsService;
   responses: ResponsesService;
   chat: ChatService;
+  console: ConsoleService;
   stores: Repos["stores"];
   close(): Promise<void>;
 }
@@ -113,6 +117,7 @@ export async function openServices(config: Config): Promise<Services> {
     fileWaitMs: FILE_WAIT_MS,
   });
   const chat = new ChatService(servers, vectorStores, { grounding: config.chatGrounding, maxResults: config.answerMaxResults });
+  const consoleService = new ConsoleService(files, repos.chunks, repos.keys);
   return {
     repos,
     disk,
@@ -126,6 +131,7 @@ export async function openServices(config: Config): Promise<Services> {
     models,
     responses,
     chat,
+    console: consoleService,
     stores,
     async close() {
       disk.stop();
@@ -133,6 +139,61 @@ export async function openServices(config: Config): Promise<Services> {
       repos.close();
     },
   };
+}
+
+/** What /metrics reads when scraped; jobs are counted once per scrape. */
+function metricSources(s: Services): MetricSources {
+  let jobs: ReturnType<Repos["ingestion"]["stats"]> | null = null;
+  return {
+    beginScrape: () => {
+      jobs = null;
+    },
+    jobs: () => (jobs ??= s.repos.ingestion.stats()),
+    vectorIndex: () => ({ size: s.search.vectorCount, lastSaveMs: s.search.lastSaveMs }),
+    keywordIndexSize: () => s.repos.chunks.chunkCount(),
+    projectBytes: () => s.repos.files.bytesByProject(),
+  };
+}
+
+// Probes come every few seconds: a good answer holds 5 s, a bad one 1 s (recovery shows fast).
+const READY_CACHE_MS = 5_000;
+const NOT_READY_CACHE_MS = 1_000;
+const READY_TIMEOUT_MS = 5_000;
+
+/** /ready: the indexes are loaded (true once serving) and the embedder answers, checked at most every 5 s. */
+function readiness(s: Services): ReadyCheck {
+  let last: { at: number; value: Promise<{ ready: boolean; checks: Record<string, string> }> } | null = null;
+  const check = async () => {
+    const checks: Record<string, string> = { vector_index: `loaded (${s.search.vectorCount} vectors)` };
+    try {
+      await Promise.race([s.embedder.embed(["ready"], "query"), Bun.sleep(READY_TIMEOUT_MS).then(() => Promise.reject(new Error(`no answer in ${READY_TIMEOUT_MS / 1000} s`)))]);
+      checks.embedder = `answers (${s.embedder.model.id})`;
+      return { ready: true, checks };
+    } catch (e) {
+      checks.embedder = `failing: ${String((e as Error)?.message ?? e).slice(0, 200)}`;
+      return { ready: false, checks };
+    }
+  };
+  let ok = true;
+  return () => {
+    if (!last || Date.now() - last.at > (ok ? READY_CACHE_MS : NOT_READY_CACHE_MS))
+      last = { at: Date.now(), value: check().then((r) => ((ok = r.ready), r)) };
+    return last.value;
+  };
+}
+
+/** `--metrics HOST:PORT`: /metrics alone, on its own address (an operator's network). */
+function serveMetrics(listen: string): Server<unknown> {
+  const colon = listen.lastIndexOf(":");
+  return Bun.serve({
+    hostname: listen.slice(0, colon),
+    port: Number(listen.slice(colon + 1)),
+    reusePort: false,
+    async fetch(req) {
+      if (new URL(req.url).pathname !== "/metrics") return new Response("not found: this port serves /metrics\n", { status: 404 });
+      return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
+    },
+  });
 }
 
 export interface RunningServer {
@@ -152,6 +213,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     throw e;
   }
   let server: Server<unknown>;
+  let metricsServer: Server<unknown> | null = null;
   try {
     services.disk.start();
     await services.search.start();
@@ -160,9 +222,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const r = await services.files.reconcile();
     if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
     const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests });
-    const app = buildApp({ ...services, config, limiter });
+    if (config.metrics !== "off") metrics.enable(metricSources(services));
+    const app = buildApp({ ...services, config, limiter, ready: readiness(services) });
+    if (config.metrics !== "on" && config.metrics !== "off") metricsServer = serveMetrics(config.metrics);
     server = serve((req) => app.handle(req), { hostname: config.host, port: config.port, idleTimeoutSeconds: config.idleTimeoutSeconds, corsOrigins: config.corsOrigins });
   } catch (e) {
+    metricsServer?.stop(true);
     await services.search.stop().catch(() => {});
     await services.close();
     lock.release();
@@ -197,6 +262,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       clearInterval(timer);
       // Answers in progress end first, so no open stream holds the server's stop.
       const closing = server.stop();
+      metricsServer?.stop(true);
       services.chat.stop();
       await services.responses.stop();
       await closing;

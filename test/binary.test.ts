@@ -87,6 +87,13 @@ test("smoke: a PDF and an image are processed and found, a delete sticks, state 
     expect(await top(s.client, "blue heron project")).toBe(scan.id);
     expect((await s.client.files.delete(scan.id)).deleted).toBe(true);
     expect((await fetch(`${s.url}/docs/assets/swagger-ui-bundle.js`)).status).toBe(200);
+    // the console and the metrics come with the binary too
+    expect(await (await fetch(`${s.url}/`)).text()).toContain("<title>ragd console</title>");
+    expect(await (await fetch(`${s.url}/console/console.js`)).text()).toContain("sessionStorage");
+    const scraped = await (await fetch(`${s.url}/metrics`)).text();
+    expect(scraped).toMatch(/ragd_ingest_documents_total\{outcome="processed"\} 3/);
+    expect(scraped).toContain("process_resident_memory_bytes");
+    expect((await fetch(`${s.url}/ready`)).status).toBe(200);
   } finally {
     await s.stop();
   }

@@ -7,7 +7,9 @@ import type { KeysService } from "../services/keys";
 import type { ModelsService } from "../services/models";
 import type { ResponsesService } from "../services/responses";
 import type { ChatService } from "../services/chat";
+import type { ConsoleService } from "../services/console";
 import type { RateLimiter } from "./rate-limit";
+import type { ReadyCheck } from "./routes/system";
 
 /** What routes need: the services, and what the contract plugin checks a request against. */
 export interface HttpContext {
@@ -19,7 +21,10 @@ export interface HttpContext {
   models: ModelsService;
   responses: ResponsesService;
   chat: ChatService;
+  console: ConsoleService;
   limiter: RateLimiter;
+  /** Readiness (/ready); null where nothing is checked (tests that build the app alone). */
+  ready?: ReadyCheck | null;
   /** The data volume's free space; null when not watched (tests that build the app alone). */
   disk: DiskSpace | null;
 }

@@ -1,6 +1,7 @@
 import type { Server } from "bun";
 import { randomBytes } from "node:crypto";
 import { log } from "../util/log";
+import { metrics } from "../metrics";
 import { internalError, RagdError } from "../errors";
 import { errorResponse } from "./errors";
 
@@ -16,11 +17,20 @@ interface RequestInfo {
   server: Server<unknown>;
   /** The request as Bun received it (its idle timer is kept by that object). */
   original: Request;
+  /** The route template that matched (for /metrics); unset when none did. */
+  route?: string;
 }
 const requests = new WeakMap<Request, RequestInfo>();
 
 /** The id of a request (`x-request-id` on its response), for log lines about it. */
 export const requestId = (r: Request) => requests.get(r)?.id ?? null;
+
+/** Notes which route template served a request: metrics count by template, not by id. */
+export function routeMatched(r: Request, route: string) {
+  const info = requests.get(r);
+  // As the docs write them: /v1/files/{file_id}, no trailing slash.
+  if (info) info.route = route.replace(/:(\w+)/g, "{$1}").replace(/(.)\/$/, "$1");
+}
 
 /**
  * The request's body has been read: from now on the server works for the client, which may
@@ -60,7 +70,7 @@ export function serve(handle: (r: Request) => Promise<Response>, o: EdgeOptions)
         const started = performance.now();
         const incoming = request.headers.get("x-request-id");
         const id = incoming && INCOMING_ID.test(incoming) ? incoming : `req_${randomBytes(16).toString("hex")}`;
-        const info = { id, server, original: request };
+        const info: RequestInfo = { id, server, original: request };
         requests.set(request, info);
         let response: Response;
         const preflight = cors.preflight(request);
@@ -77,7 +87,9 @@ export function serve(handle: (r: Request) => Promise<Response>, o: EdgeOptions)
         }
         response = withHeaders(response, id, preflight ? [] : cors.headers(request));
         const url = new URL(request.url);
-        log.info("request", { method: request.method, path: url.pathname, status: response.status, ms: Math.round(performance.now() - started), request_id: id });
+        const ms = performance.now() - started;
+        log.info("request", { method: request.method, path: url.pathname, status: response.status, ms: Math.round(ms), request_id: id });
+        metrics.request(request.method, info.route ?? (preflight ? "preflight" : "unmatched"), response.status, ms / 1000);
         return response;
       },
       error(e) {

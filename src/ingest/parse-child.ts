@@ -8,7 +8,7 @@ import type { IngestErrorCode } from "../errors";
 import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
 import { installBindings, type NativePaths } from "../native/assets";
 import { NativeLoadError } from "../native/sharp";
-import type { OcrSettings } from "../ocr/engine";
+import { ocrPagesRead, type OcrSettings } from "../ocr/engine";
 import { chunkBlocks, type ChunkSize } from "./chunker";
 import { dieWithParent, lowerPriority } from "./process-setup";
 import { parseDocument } from "./parsers/index";
@@ -29,7 +29,7 @@ export interface ParseRequest {
 export type ParseReply =
   | { type: "ready" }
   | { type: "progress"; message: string }
-  | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"] }
+  | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"]; ocrPages: number }
   /** `retry`: a fault of this server (a native library would not load), not of the file. */
   | { type: "failed"; code: IngestErrorCode; message: string; retry?: boolean };
 
@@ -63,13 +63,14 @@ async function handle(req: ParseRequest) {
       throw new NativeLoadError(`a native library could not be loaded: ${String((err as Error)?.message ?? err).split("\n")[0]}`);
     }
     const bytes = await Bun.file(path).bytes();
+    const ocrBefore = ocrPagesRead();
     const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives }), tokenizerFor(tokenizer)]);
     let chars = 0;
     for (const b of doc.blocks) chars += b.text.length;
     if (chars > limits.maxTextChars) throw tooMuchText(limits.maxTextChars);
     reply({ type: "progress", message: "chunking" });
     const { text, chunks } = chunkBlocks(doc.blocks, chunking, counter);
-    reply({ type: "done", format: doc.format, text, chunks });
+    reply({ type: "done", format: doc.format, text, chunks, ocrPages: ocrPagesRead() - ocrBefore });
   } catch (err) {
     if (err instanceof NativeLoadError) {
       reply({ type: "failed", code: "server_error", message: `this server could not read the file: ${err.message}`, retry: true });

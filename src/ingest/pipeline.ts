@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { metrics } from "../metrics";
 import type { EmbeddingProvider } from "../embed/provider";
 import { encodeVector } from "../storage/vector-codec";
 import type { BlobStore } from "../storage/blobs";
@@ -208,6 +209,10 @@ export class IngestPipeline {
           started = Date.now();
           progress = "parsing";
           reply = await this.parse(job, slot, path, (m) => (progress = m));
+          if (reply.type === "done") {
+            metrics.parsed(reply.format, (Date.now() - started) / 1000);
+            metrics.ocrPages(reply.ocrPages);
+          }
         } finally {
           this.releaseParseSlot();
         }
@@ -222,8 +227,10 @@ export class IngestPipeline {
       if (reply.type === "failed") outcome = { status: "failed", code: reply.code, message: reply.message };
       else if (reply.type === "done" && reply.chunks.length === 0) outcome = { status: "failed", code: "no_text", message: NO_TEXT };
       else if (reply.type === "done") {
+        const embedStart = performance.now();
         const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, (m) => (progress = m));
         if (slot.cancelled || heartbeatFailed) return;
+        metrics.embedded(reply.format, (performance.now() - embedStart) / 1000, reply.chunks.length);
         outcome = {
           status: "processed",
           format: reply.format,
@@ -242,6 +249,7 @@ export class IngestPipeline {
       const ok = await this.jobs.finish(job, this.owner, outcome, Date.now());
       const commitMs = Math.round(performance.now() - commitStart);
       if (ok && outcome.status === "processed") this.opts.onCommitted?.();
+      if (ok) metrics.ingested(outcome.status === "processed" ? "processed" : outcome.code);
       log.info("ingested", {
         file_id: job.fileId,
         ...(job.cut === "auto" ? {} : { cut: job.cut }),

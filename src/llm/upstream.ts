@@ -1,6 +1,7 @@
 import type { Config, UpstreamSetting } from "../config";
 import { fail, RagdError } from "../errors";
 import { log } from "../util/log";
+import { metrics } from "../metrics";
 import { readSse, SilenceTimeout } from "./sse";
 
 // The model servers ragd sends answers to: any OpenAI-compatible /v1/chat/completions
@@ -73,6 +74,27 @@ export class ModelServer {
    * the timeout. Non-2xx answers become the OpenAI envelope (see `refusal`).
    */
   async post(body: Record<string, unknown>, signal: AbortSignal): Promise<Response> {
+    const started = performance.now();
+    try {
+      const res = await this.postUntimed(body, signal);
+      this.started.set(res, started);
+      return res;
+    } catch (e) {
+      this.observe(started, e);
+      throw e;
+    }
+  }
+
+  /** When each answer's request was sent, so its duration is known when the answer ends. */
+  private readonly started = new WeakMap<Response, number>();
+
+  private observe(started: number | undefined, error: unknown) {
+    if (started === undefined) return;
+    const outcome = error === null ? "ok" : error instanceof RagdError ? error.code : error instanceof Cancelled ? "cancelled" : error instanceof ToolsRefused ? "tools_refused" : "error";
+    metrics.modelServer(this.name, outcome, (performance.now() - started) / 1000);
+  }
+
+  private async postUntimed(body: Record<string, unknown>, signal: AbortSignal): Promise<Response> {
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), this.timeoutMs);
     let res: Response;
@@ -101,14 +123,16 @@ export class ModelServer {
     const timer = setTimeout(() => res.body?.cancel().catch(() => {}), this.timeoutMs);
     const onAbort = () => res.body?.cancel().catch(() => {});
     signal.addEventListener("abort", onAbort);
+    let error: unknown = null;
     try {
       const v = await res.json();
       if (typeof v !== "object" || v === null) throw new Error("not a JSON object");
       return v as Record<string, unknown>;
     } catch (e) {
-      if (signal.aborted) throw new Cancelled();
-      throw fail("model_server_unreachable", `The model server ${this.name} sent an answer ragd cannot read: ${(e as Error).message}`);
+      error = signal.aborted ? new Cancelled() : fail("model_server_unreachable", `The model server ${this.name} sent an answer ragd cannot read: ${(e as Error).message}`);
+      throw error;
     } finally {
+      this.observe(this.started.get(res), error);
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
     }
@@ -119,6 +143,7 @@ export class ModelServer {
     if (!res.body) return;
     const onAbort = () => res.body?.cancel().catch(() => {});
     signal.addEventListener("abort", onAbort);
+    let error: unknown = null;
     try {
       for await (const ev of readSse(res.body, this.timeoutMs)) {
         if (ev.data === "[DONE]") return;
@@ -133,12 +158,17 @@ export class ModelServer {
         yield chunk as ChatChunk;
       }
     } catch (e) {
-      if (signal.aborted) throw new Cancelled();
-      if (e instanceof SilenceTimeout) throw this.timedOut();
-      if (e instanceof RagdError) throw e;
-      throw fail("model_server_unreachable", `The model server ${this.name} broke off its answer: ${(e as Error).message}`);
+      error = signal.aborted
+        ? new Cancelled()
+        : e instanceof SilenceTimeout
+          ? this.timedOut()
+          : e instanceof RagdError
+            ? e
+            : fail("model_server_unreachable", `The model server ${this.name} broke off its answer: ${(e as Error).message}`);
+      throw error;
     } finally {
       signal.removeEventListener("abort", onAbort);
+      this.observe(this.started.get(res), error);
     }
   }
 

@@ -41,8 +41,13 @@ export function decodeImage(bytes: Uint8Array, s: OcrSettings, natives: NativePa
   return openImage(bytes, s.maxPixels, natives.sharp);
 }
 
+let pagesRead = 0;
+/** Pages and pictures this process has read, for /metrics (the parse process reports its share). */
+export const ocrPagesRead = () => pagesRead;
+
 /** Paragraphs read from one page, in reading order. */
 export function ocrRaster(raster: Raster, s: OcrSettings, natives: NativePaths): string[] {
+  pagesRead++;
   return paddle(s, natives)
     .read(raster)
     .text.split(/\n{2,}/)

@@ -6,6 +6,7 @@ import { encodeVector, decodeVector, dotEncoded } from "../storage/vector-codec"
 import { UsearchIndex, type VectorIndex } from "../storage/vectors";
 import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
+import { metrics } from "../metrics";
 import { embedOrUnavailable } from "./embeddings";
 
 /**
@@ -47,6 +48,13 @@ export class SearchService {
   private dirty = false;
   private sliceSize = 8;
   private stopped = false;
+  /** When the index was last saved, for /metrics. */
+  lastSaveMs: number | null = null;
+
+  /** Vectors in the index, for /metrics. */
+  get vectorCount() {
+    return this.index?.size() ?? 0;
+  }
 
   constructor(
     private readonly chunks: ChunksRepo,
@@ -164,6 +172,7 @@ export class SearchService {
     this.dirty = false;
     try {
       await this.index.save();
+      this.lastSaveMs = Date.now();
     } catch (e) {
       log.error("could not save the vector index; it will be rebuilt at the next start", { error: String(e) });
     }
@@ -174,6 +183,13 @@ export class SearchService {
   }
 
   async search(storeId: string, queries: string[], o: SearchOptions): Promise<SearchHit[]> {
+    const started = performance.now();
+    const hits = await this.searchUntimed(storeId, queries, o);
+    metrics.searched(o.embeddingWeight >= 1 ? "vector" : o.embeddingWeight <= 0 ? "keyword" : "hybrid", (performance.now() - started) / 1000);
+    return hits;
+  }
+
+  private async searchUntimed(storeId: string, queries: string[], o: SearchOptions): Promise<SearchHit[]> {
     const candidates = Math.max(100, o.maxResults * 5);
     const best = new Map<number, number>();
     for (const q of queries) {

@@ -64,6 +64,8 @@ export interface FilesRepo {
   usedBytes(projectId: string): Promise<number>;
   expired(now: number, limit: number): Promise<{ projectId: string; id: string }[]>;
   exists(id: string): Promise<boolean>;
+  /** Bytes stored per project, by project name (for /metrics). */
+  bytesByProject(): Promise<{ project: string; bytes: number }[]>;
 }
 
 // ---- ingestion: jobs, cuts, documents, chunks and a file's status
@@ -150,6 +152,8 @@ export interface IngestionRepo {
    */
   exhausted(maxAttempts: number, maxRuns: number, nowMs: number): Promise<JobKey[]>;
   nextRunAfter(): Promise<number | null>;
+  /** Jobs by state, and when the oldest job waiting or running was queued (for /metrics). */
+  stats(): Promise<{ states: Record<string, number>; oldestQueuedMs: number | null }>;
   /** A cut's job as it stands or ended; null when there is none. */
   job(key: JobKey): Promise<JobRecord | null>;
   // Embedding upkeep, for chunks stored without vectors (older data, `ragd reindex`).
@@ -273,6 +277,8 @@ export interface ChunksRepo {
   embeddings(ids: number[]): Promise<Map<number, Uint8Array>>;
   embeddedAfter(afterId: number, limit: number): Promise<{ id: number; embedding: Uint8Array }[]>;
   chunkCount(): Promise<number>;
+  /** A file's chunks of its default cut, in order, a page at a time, with how many there are. */
+  fileChunks(fileId: string, offset: number, limit: number): Promise<{ rows: { index: number; text: string; location: string; tokens: number }[]; total: number }>;
   getMeta(key: string): Promise<string | null>;
   setMeta(key: string, value: string): Promise<void>;
 }
@@ -297,6 +303,7 @@ export interface KeyRow {
 /** Projects and their API keys. Only a hash of each key is ever stored. */
 export interface KeysRepo {
   projectByName(name: string): Promise<Project | null>;
+  projectById(id: string): Promise<Project | null>;
   createProject(p: Project): Promise<Project>;
   insertKey(k: { id: string; projectId: string; hash: string; prefix: string; createdAt: number }): Promise<void>;
   /** The active key with this hash, with the stored hash for a constant-time comparison. */

@@ -98,6 +98,14 @@ export class SqliteChunksRepo implements ChunksRepo {
       .all({ afterId, limit }) as { id: number; embedding: Uint8Array }[];
   }
 
+  async fileChunks(fileId: string, offset: number, limit: number) {
+    const rows = this.db
+      .query(`SELECT idx AS "index", text, location, tokens FROM chunks WHERE file_id = $fileId AND cut = 'auto' ORDER BY idx LIMIT $limit OFFSET $offset`)
+      .all({ fileId, limit, offset }) as { index: number; text: string; location: string; tokens: number }[];
+    const total = (this.db.query(`SELECT COUNT(*) AS n FROM chunks WHERE file_id = $fileId AND cut = 'auto'`).get({ fileId }) as { n: number }).n;
+    return { rows, total };
+  }
+
   async chunkCount(): Promise<number> {
     return (this.db.query(`SELECT COUNT(*) AS n FROM chunks`).get() as { n: number }).n;
   }

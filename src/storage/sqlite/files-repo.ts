@@ -83,6 +83,12 @@ export class SqliteFilesRepo implements FilesRepo {
     }).immediate();
   }
 
+  async bytesByProject() {
+    return this.db
+      .query(`SELECT p.name AS project, SUM(f.bytes) AS bytes FROM files f JOIN projects p ON p.id = f.project_id GROUP BY p.name ORDER BY p.name`)
+      .all() as { project: string; bytes: number }[];
+  }
+
   async usedBytes(projectId: string) {
     return this.usedBytesSync(projectId);
   }

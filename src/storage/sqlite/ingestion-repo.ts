@@ -85,6 +85,12 @@ export class SqliteIngestionRepo implements IngestionRepo {
     }).immediate();
   }
 
+  async stats() {
+    const states = Object.fromEntries((this.db.query(`SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`).all() as { state: string; n: number }[]).map((r) => [r.state, r.n]));
+    const oldest = this.db.query(`SELECT MIN(enqueued_at) AS at FROM jobs WHERE state IN ('queued', 'running')`).get() as { at: number | null };
+    return { states, oldestQueuedMs: oldest.at };
+  }
+
   async heartbeat(job: JobKey, owner: string, nowMs: number, leaseMs: number, progress: string | null) {
     const { fileId, cut } = job;
     return this.db.transaction(() => {

@@ -8,6 +8,10 @@ export class SqliteKeysRepo implements KeysRepo {
     return (this.db.query(`SELECT id, name, created_at AS createdAt FROM projects WHERE name = $name`).get({ name }) as Project | null) ?? null;
   }
 
+  async projectById(id: string) {
+    return (this.db.query(`SELECT id, name, created_at AS createdAt FROM projects WHERE id = $id`).get({ id }) as Project | null) ?? null;
+  }
+
   async createProject(p: Project) {
     this.db.query(`INSERT INTO projects (id, name, created_at) VALUES ($id, $name, $createdAt) ON CONFLICT(name) DO NOTHING`).run({ ...p });
     return (await this.projectByName(p.name))!;
