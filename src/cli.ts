@@ -116,10 +116,11 @@ async function keys(args: string[]): Promise<number> {
   if (sub === "list") {
     const { keys } = await openKeys(loadConfig(rest));
     const rows = await keys.list();
-    process.stdout.write(`${"ID".padEnd(22)}${"PROJECT".padEnd(20)}${"PREFIX".padEnd(16)}${"CREATED".padEnd(22)}STATUS\n`);
+    // The project id is how /metrics labels a project (it shows no names: it needs no key).
+    process.stdout.write(`${"ID".padEnd(22)}${"PROJECT".padEnd(20)}${"PREFIX".padEnd(16)}${"CREATED".padEnd(22)}${"STATUS".padEnd(9)}PROJECT ID\n`);
     for (const r of rows)
       process.stdout.write(
-        `${r.id.padEnd(22)}${r.projectName.padEnd(20)}${(r.prefix + "...").padEnd(16)}${new Date(r.createdAt * 1000).toISOString().slice(0, 19).padEnd(22)}${r.revokedAt ? "revoked" : "active"}\n`,
+        `${r.id.padEnd(22)}${r.projectName.padEnd(20)}${(r.prefix + "...").padEnd(16)}${new Date(r.createdAt * 1000).toISOString().slice(0, 19).padEnd(22)}${(r.revokedAt ? "revoked" : "active").padEnd(9)}${r.projectId}\n`,
       );
     return 0;
   }

@@ -14,6 +14,7 @@ export interface MetricSources {
   projectBytes(): Promise<{ project: string; bytes: number }[]>;
 }
 
+const SCRAPE_EVERY_MS = 1_000;
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const SLOW_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
@@ -110,7 +111,7 @@ class Metrics {
     });
     new client.Gauge({
       name: "ragd_project_stored_bytes",
-      help: "Bytes of files stored, by project",
+      help: "Bytes of files stored, by project id (ragd keys list names them; /metrics needs no key, so names are not shown)",
       labelNames: ["project"],
       registers: r,
       async collect() {
@@ -153,10 +154,19 @@ class Metrics {
   }
 
   private sources: MetricSources | null = null;
+  private last: { at: number; text: Promise<string> } | null = null;
 
-  async text(): Promise<string> {
+  /**
+   * The exposition, made at most once a second: scrapes are unauthenticated, and each reads
+   * counts from storage, so a flood of them costs one read a second.
+   */
+  text(): Promise<string> {
+    if (this.last && Date.now() - this.last.at < SCRAPE_EVERY_MS) return this.last.text;
     this.sources?.beginScrape?.();
-    return this.registry.metrics();
+    const text = this.registry.metrics();
+    this.last = { at: Date.now(), text };
+    text.catch(() => (this.last = null));
+    return text;
   }
 
   get contentType() {

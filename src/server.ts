@@ -47,6 +47,8 @@ export interface Services {
   close(): Promise<void>;
 }
 
+// How long a stop waits for open connections (a download, a slow reader) before cutting them.
+const SHUTDOWN_GRACE_MS = 10_000;
 // An input_file still being ingested is waited for this long before the request is refused.
 const FILE_WAIT_MS = 60_000;
 
@@ -260,12 +262,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
     services,
     async stop() {
       clearInterval(timer);
-      // Answers in progress end first, so no open stream holds the server's stop.
+      // Answers in progress end first, so no open stream holds the server's stop; a client
+      // that keeps a connection past the grace period is cut.
       const closing = server.stop();
       metricsServer?.stop(true);
       services.chat.stop();
       await services.responses.stop();
-      await closing;
+      await Promise.race([closing, Bun.sleep(SHUTDOWN_GRACE_MS)]);
+      await server.stop(true);
       await services.ingest.stop();
       await services.search.stop();
       await services.close();

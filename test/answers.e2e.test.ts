@@ -421,6 +421,50 @@ describe("answers over a model server", () => {
     expect(await failure(c.responses.cancel(plain.id))).toMatchObject({ status: 400 });
   });
 
+  test("limits: files named too often, tool budgets within a turn, a silent non-streamed answer, tool errors that are not refusals", async () => {
+    // one file named thirty times in a 4 MB body: refused before it is read thirty times
+    const many = Array.from({ length: 30 }, () => ({ type: "input_file", file_id: files.policy }));
+    const tooMany = await failure(c.responses.create({ input: [{ role: "user", content: many }] } as never));
+    expect(tooMany).toMatchObject({ status: 400, param: "input[0].content[20].file_id" });
+    expect(up.received).toHaveLength(0);
+
+    // three searches at once with max_tool_calls 1: one runs, the others are told why not
+    const call = (q: string) => ({ name: "file_search", arguments: JSON.stringify({ queries: [q] }) });
+    up.script({ toolCalls: [call("leave"), call("travel"), call("revenue")] }, { text: "One search was enough [1]." });
+    const budget = await c.responses.create({ input: "three things", max_tool_calls: 1, tools: [{ type: "file_search", vector_store_ids: [store] }] });
+    expect(budget.output.filter((o) => o.type === "file_search_call")).toHaveLength(1);
+    const answers = messagesOf(up, 1).filter((m) => m.role === "tool");
+    expect(answers).toHaveLength(3);
+    expect(answers.slice(1).every((m) => String(m.content).includes("max_tool_calls"))).toBe(true);
+    expect(up.received[1]!.body.tools).toBeUndefined(); // no budget left: no search offered
+
+    // a function name streamed in two pieces is announced whole
+    up.reset();
+    up.script({ toolCalls: [{ name: "get_weather", arguments: '{"city":"Bergen"}' }], splitName: true });
+    const fns = [
+      { type: "function" as const, name: "get", parameters: { type: "object", properties: {} }, strict: false },
+      { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } }, strict: false },
+    ];
+    const events: any[] = [];
+    for await (const e of await c.responses.create({ input: "weather", tools: fns, stream: true })) events.push(e);
+    expect(events.filter((e) => e.type === "response.output_item.added").map((e) => e.item.name)).toEqual(["get_weather"]);
+
+    // headers, then a body that never comes: cut at --llm-timeout
+    up.script({ stallBody: true });
+    const t0 = Date.now();
+    const silent = await failure(c.chat.completions.create({ messages: [{ role: "user", content: "hi" }] } as never));
+    expect(silent).toMatchObject({ status: 504 });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await until(() => up.received.at(-1)!.aborted, (a) => a, 5_000);
+
+    // a 400 that mentions tools but is not a refusal of them is passed on, and not learned
+    up.script({ status: 400, body: { error: { message: "messages with role 'tool' must be a response to a preceding message with 'tool_calls'" } } });
+    const rejected = await failure(c.responses.create({ model: "strict-model", input: "x", tools: [{ type: "file_search", vector_store_ids: [store] }] }));
+    expect(rejected).toMatchObject({ status: 400, code: "model_server_rejected" });
+    await c.responses.create({ model: "strict-model", input: "x", tools: [{ type: "file_search", vector_store_ids: [store] }] });
+    expect(up.received.at(-1)!.body.tools.map((t: any) => t.function.name)).toEqual(["file_search"]);
+  });
+
   test("bad requests get the OpenAI envelope naming the field", async () => {
     const bad = async (body: object) => {
       const res = await fetch(`${ragd.baseURL}/responses`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -504,7 +548,7 @@ describe("responses across a restart", () => {
     if (dataDir) cleanup(dataDir);
   });
 
-  test("a background response runs again after a stop; one whose client was cut off ends cancelled; a stop does not wait for the model", async () => {
+  test("a background response runs again after a stop; one whose client was cut off by the stop ends failed, saying so; a stop does not wait for the model", async () => {
     const args = ["--llm-url", up.url, "--llm-model", "m"];
     let ragd = await startRagd({ args });
     dataDir = ragd.dataDir;
@@ -532,8 +576,10 @@ describe("responses across a restart", () => {
       const done = await until(() => c.responses.retrieve(bg.id), (r) => r.status === "completed");
       expect(done.output_text).toBe("The report, finished after the restart.");
       expect(up.received.at(-1)!.body.messages.at(-1)).toEqual({ role: "user", content: "a long report" });
+      // what its client was told is what is kept
       const cut = await c.responses.retrieve(streamedId);
-      expect(cut.status).toBe("cancelled");
+      expect(cut.status).toBe("failed");
+      expect(cut.error?.message).toContain("shutting down");
 
       // killed outright mid-answer: the next start marks it failed, saying why
       up.script({ hang: true });

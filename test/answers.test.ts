@@ -30,6 +30,12 @@ describe("citations", () => {
     }
   });
 
+  test("numbers past three digits (passages count across a long conversation)", () => {
+    const r = new CitationReader(new Map([[1234, { n: 1234, fileId: "file-d", filename: "d.txt" }]]));
+    expect(r.feed("Late [12", false)).toEqual([]);
+    expect(r.feed("Late [1234] turn", true)).toEqual([{ fileId: "file-d", filename: "d.txt", index: 5 }]);
+  });
+
   test("a marker split across deltas is read once it closes", () => {
     const r = new CitationReader(cited);
     expect(r.feed("Economy [")).toEqual([]);

@@ -74,6 +74,7 @@ describe("metrics, readiness and logs", () => {
     await c.vectorStores.search(kb.id, { query: "revenue in Europe" });
     await c.vectorStores.search(kb.id, { query: "pretzels", ranking_options: { hybrid_search: { embedding_weight: 0, text_weight: 1 } } } as never);
     await c.files.retrieve("file-000000000000000000000000").catch(() => {});
+    await Bun.sleep(1_100); // the exposition is made at most once a second
     const after = await scrape();
 
     const grew = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
@@ -95,7 +96,10 @@ describe("metrics, readiness and logs", () => {
     expect(value(after, "ragd_vector_index_vectors")).toBe(value(after, "ragd_keyword_index_chunks"));
     expect(value(after, "ragd_vector_index_vectors")).toBeGreaterThanOrEqual(3);
     const stored = readFileSync(join(ROOT, "test/fixtures/docs/report.pdf")).length + readFileSync(join(ROOT, "test/fixtures/images/receipt.jpg")).length;
-    expect(value(after, "ragd_project_stored_bytes", { project: "default" })).toBe(stored);
+    // labelled by project id, not name: /metrics needs no key
+    const me = await (await fetch(`${ragd.url}/ragd/whoami`, { headers: { authorization: `Bearer ${ragd.key}` } })).json();
+    expect(value(after, "ragd_project_stored_bytes", { project: me.project.id })).toBe(stored);
+    expect(after.some((s) => s.labels.project === "default")).toBe(false);
     expect(value(after, "process_resident_memory_bytes")).toBeGreaterThan(10e6);
     expect(after.some((s) => s.name === "nodejs_eventloop_lag_seconds")).toBe(true);
   });
@@ -104,11 +108,13 @@ describe("metrics, readiness and logs", () => {
     const c = ragd.client();
     // scans to OCR, more at once than there are parse slots: some wait while others are read
     const scan = readFileSync(join(ROOT, "test/fixtures/images/receipt.jpg"));
-    await Promise.all(Array.from({ length: 8 }, async (_, i) => c.files.create({ file: await toFile(scan, `scan-${i}.jpg`), purpose: "assistants" })));
+    await Promise.all(Array.from({ length: 16 }, async (_, i) => c.files.create({ file: await toFile(scan, `scan-${i}.jpg`), purpose: "assistants" })));
+    await Bun.sleep(1_100);
     const during = await scrape();
     expect(value(during, "ragd_ingest_queue_depth")).toBeGreaterThan(0);
     expect(value(during, "ragd_ingest_oldest_job_age_seconds")).toBeGreaterThanOrEqual(0);
-    for (let i = 0; i < 200 && value(await scrape(), "ragd_ingest_queue_depth") > 0; i++) await Bun.sleep(50);
+    for (let i = 0; i < 300 && value(await scrape(), "ragd_ingest_queue_depth") > 0; i++) await Bun.sleep(100);
+    await Bun.sleep(1_100);
     const done = await scrape();
     expect(value(done, "ragd_ingest_queue_depth")).toBe(0);
     expect(value(done, "ragd_ingest_oldest_job_age_seconds")).toBe(0);

@@ -29,8 +29,50 @@ function str(v: unknown, param: string): string {
   return v;
 }
 
-export async function readInput(input: string | unknown[], files: FileReader): Promise<ReadInput> {
+/** Files and images one request may name, and the text and image data they may add in all. */
+export const MAX_FILE_PARTS = 20;
+export const MAX_FILE_CHARS_TOTAL = 2_000_000;
+export const MAX_IMAGE_CHARS_TOTAL = 40_000_000;
+
+/**
+ * Reads each file once however often it is named, and stops a request that names more than
+ * the model could read, before loading more: a 4 MB body can name a file thousands of times.
+ */
+function budgeted(files: FileReader): FileReader {
+  let parts = 0;
+  let textChars = 0;
+  let imageChars = 0;
+  const texts = new Map<string, ReturnType<FileReader["text"]>>();
+  const images = new Map<string, ReturnType<FileReader["image"]>>();
+  const count = (param: string) => {
+    if (++parts > MAX_FILE_PARTS) throw fail("invalid_value", `a request may name at most ${MAX_FILE_PARTS} files and images; send the rest in a later turn`, param);
+  };
+  return {
+    async text(fileId, param) {
+      count(param);
+      let p = texts.get(fileId);
+      if (!p) texts.set(fileId, (p = files.text(fileId, param)));
+      const r = await p;
+      textChars += r.text.length;
+      if (textChars > MAX_FILE_CHARS_TOTAL)
+        throw fail("invalid_value", `the files named hold more than ${MAX_FILE_CHARS_TOTAL.toLocaleString("en")} characters in all, more than a model can read; search them with file_search instead`, param);
+      return r;
+    },
+    async image(fileId, param) {
+      count(param);
+      let p = images.get(fileId);
+      if (!p) images.set(fileId, (p = files.image(fileId, param)));
+      const url = await p;
+      imageChars += url.length;
+      if (imageChars > MAX_IMAGE_CHARS_TOTAL) throw fail("invalid_value", "the images named are too large in all (about 30 MB at most per request)", param);
+      return url;
+    },
+  };
+}
+
+export async function readInput(input: string | unknown[], reader: FileReader): Promise<ReadInput> {
   if (typeof input === "string") input = [{ role: "user", content: input }];
+  const files = budgeted(reader);
   const items: Item[] = [];
   const messages: ChatMessage[] = [];
   let query = "";

@@ -39,6 +39,8 @@ export interface RunSpec {
   /** temperature, top_p, max_tokens, response_format: passed to the model server when set. */
   sampling: Record<string, unknown>;
   maxToolCalls: number | null;
+  /** parallel_tool_calls as the request gave it (sent only with tools); null when not given. */
+  parallelToolCalls: boolean | null;
   /** Passage numbers used earlier in the conversation (citations may still name them). */
   cited: Map<number, Cited>;
 }
@@ -212,6 +214,7 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
     if (tools.length) {
       body.tools = tools;
       body.tool_choice = toolChoice(spec.toolChoice, forced, offerSearch);
+      if (spec.parallelToolCalls !== null) body.parallel_tool_calls = spec.parallelToolCalls;
     }
     let turn: Turn;
     try {
@@ -239,6 +242,11 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
     const calls: ChatToolCall[] = turn.calls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.args } }));
     context.push({ role: "assistant", content: turn.text, ...(calls.length ? { tool_calls: calls } : {}) });
     for (const c of searches) {
+      // Calls past max_tool_calls (a model may make several at once) are answered, not run.
+      if (searchesLeft <= 0) {
+        context.push({ role: "tool", tool_call_id: c.id, content: "Not searched: the search budget of this response (max_tool_calls) is used up. Answer from the passages you have." });
+        continue;
+      }
       searchesLeft--;
       const found = await search(queriesOf(c.args, spec.query));
       context.push({ role: "tool", tool_call_id: c.id, content: formatSources(found) });
@@ -357,8 +365,11 @@ async function runTurn(server: ModelServer, body: Obj, out: OutputWriter, signal
       if (tc.function?.name) c.name += tc.function.name;
       const delta = tc.function?.arguments ?? "";
       c.args += delta;
-      if (c.index === undefined) announce(c);
-      else if (delta) out.callArgs(c, delta);
+      // Announced once its arguments start, when its name is surely whole (names may arrive
+      // in pieces: "get" before "get_weather").
+      if (c.index === undefined) {
+        if (c.args) announce(c);
+      } else if (delta) out.callArgs(c, delta);
     }
     if (choice.finish_reason) finish = choice.finish_reason;
   }

@@ -55,10 +55,11 @@ export interface Citation {
   index: number;
 }
 
-// "[3]", "[1, 2]", "[1][2]" (the last is two matches); at most three digits per number.
-const MARKER = /\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]/g;
-// An unfinished "[12, " at the end of what has arrived so far may still become a marker.
-const OPEN_TAIL = /\[[\d\s,]{0,24}$/;
+// "[3]", "[1, 2]", "[1][2]" (the last is two matches). Passages are numbered across a whole
+// conversation, so numbers may grow past three digits.
+const MARKER = /\[(\d{1,6}(?:\s*,\s*\d{1,6})*)\]/g;
+// An unfinished "[12, 13, " at the end of what has arrived so far may still become a marker.
+const OPEN_TAIL = /\[[\d\s,]{0,96}$/;
 
 /**
  * Reads citations from text as it streams: `feed` takes the text so far and returns the

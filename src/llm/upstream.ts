@@ -95,6 +95,8 @@ export class ModelServer {
   }
 
   private async postUntimed(body: Record<string, unknown>, signal: AbortSignal): Promise<Response> {
+    // Aborting this ends the request, and also the reading of its body (a locked body cannot
+    // be cancelled any other way): how a silent non-streamed answer is cut at the timeout.
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), this.timeoutMs);
     let res: Response;
@@ -112,37 +114,50 @@ export class ModelServer {
     } finally {
       clearTimeout(timer);
     }
-    if (res.ok) return res;
-    const text = await readCapped(res, 64 * 1024).catch(() => "");
-    if (body.tools && (res.status === 400 || res.status === 422 || res.status === 500) && /tool/i.test(text)) throw new ToolsRefused(text);
+    if (res.ok) {
+      this.bodyTimeouts.set(res, timeout);
+      return res;
+    }
+    const cut = setTimeout(() => timeout.abort(), this.timeoutMs);
+    const text = await readCapped(res, 64 * 1024)
+      .catch(() => "")
+      .finally(() => clearTimeout(cut));
+    if (refusesTools(body, res.status, text)) throw new ToolsRefused(text);
     throw this.refusal(res.status, text, res.headers.get("retry-after"), String(body.model));
   }
 
+  /** The controller whose abort ends a response's body (see postUntimed). */
+  private readonly bodyTimeouts = new WeakMap<Response, AbortController>();
+
   /** A non-streamed answer's JSON, read within the timeout. */
   async json(res: Response, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const timer = setTimeout(() => res.body?.cancel().catch(() => {}), this.timeoutMs);
-    const onAbort = () => res.body?.cancel().catch(() => {});
-    signal.addEventListener("abort", onAbort);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.bodyTimeouts.get(res)?.abort();
+    }, this.timeoutMs);
     let error: unknown = null;
     try {
       const v = await res.json();
       if (typeof v !== "object" || v === null) throw new Error("not a JSON object");
       return v as Record<string, unknown>;
     } catch (e) {
-      error = signal.aborted ? new Cancelled() : fail("model_server_unreachable", `The model server ${this.name} sent an answer ragd cannot read: ${(e as Error).message}`);
+      error = signal.aborted
+        ? new Cancelled()
+        : timedOut
+          ? this.timedOut()
+          : fail("model_server_unreachable", `The model server ${this.name} sent an answer ragd cannot read: ${(e as Error).message}`);
       throw error;
     } finally {
       this.observe(this.started.get(res), error);
       clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
     }
   }
 
   /** The chunks of a streamed answer; silence past the timeout is a 504, a broken stream a 502. */
   async *chunks(res: Response, signal: AbortSignal): AsyncGenerator<ChatChunk> {
     if (!res.body) return;
-    const onAbort = () => res.body?.cancel().catch(() => {});
-    signal.addEventListener("abort", onAbort);
+    // The client's abort reaches the body through the request's own signal (see post).
     let error: unknown = null;
     try {
       for await (const ev of readSse(res.body, this.timeoutMs)) {
@@ -167,7 +182,6 @@ export class ModelServer {
             : fail("model_server_unreachable", `The model server ${this.name} broke off its answer: ${(e as Error).message}`);
       throw error;
     } finally {
-      signal.removeEventListener("abort", onAbort);
       this.observe(this.started.get(res), error);
     }
   }
@@ -211,6 +225,18 @@ export class ModelServer {
     if (status >= 500) return fail("model_server_unreachable", said);
     return fail("model_server_rejected", said);
   }
+}
+
+/**
+ * A refusal of the tools themselves (a model or server without tool calls), told apart from
+ * other 4xx that mention tools (a tool message without its call): only the first is learned.
+ */
+const TOOLS_UNSUPPORTED = /does not support tools|tools? (?:is|are) not supported|not support(?:ed)? (?:for )?tool|tool[ _]?choice[^.]*(?:requires|not supported)|--enable-auto-tool-choice|--tool-call-parser|--jinja|tools param/i;
+
+function refusesTools(body: Record<string, unknown>, status: number, text: string) {
+  if (!body.tools || ![400, 422, 500].includes(status) || !TOOLS_UNSUPPORTED.test(text)) return false;
+  const messages = (body.messages ?? []) as { role?: string }[];
+  return !messages.some((m) => m.role === "tool");
 }
 
 async function readCapped(res: Response, max: number): Promise<string> {

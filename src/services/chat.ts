@@ -41,25 +41,47 @@ export class ChatService {
     private readonly o: { grounding: "off" | "knowledge_base"; maxResults: number },
   ) {}
 
-  private readonly lifetime = new AbortController();
+  /** Calls in progress, each ended by its client or by stop(). */
+  private readonly active = new Set<AbortController>();
+  private stopping = false;
 
-  /** Ends every relay in progress (the server is stopping). */
+  /** Ends every call in progress (the server is stopping). */
   stop() {
-    this.lifetime.abort();
+    this.stopping = true;
+    for (const a of this.active) a.abort();
   }
 
   async complete(projectId: string, body: ChatInput, request: AbortSignal): Promise<Record<string, unknown> | Response> {
-    const signal = AbortSignal.any([request, this.lifetime.signal]);
-    const { server, model } = this.servers.route(body.model);
-    const { file_search, ...rest } = body;
-    const upstream: Record<string, unknown> = { ...rest, model };
-    const sources = await this.ground(projectId, upstream, file_search ?? null);
-    const res = await server.post(upstream, signal);
-    if (!body.stream) {
-      const json = await server.json(res, signal);
-      return sources ? { ...json, sources } : json;
+    if (this.stopping) throw fail("shutting_down", "ragd is shutting down; send the request again once it is back.");
+    // One controller per call, dropped when the call ends (a signal combined with a
+    // long-lived one would keep every request's listeners alive).
+    const abort = new AbortController();
+    const onClientGone = () => abort.abort();
+    request.addEventListener("abort", onClientGone, { once: true });
+    this.active.add(abort);
+    const done = () => {
+      request.removeEventListener("abort", onClientGone);
+      this.active.delete(abort);
+    };
+    let streaming = false;
+    try {
+      const { server, model } = this.servers.route(body.model);
+      const { file_search, ...rest } = body;
+      const upstream: Record<string, unknown> = { ...rest, model };
+      const sources = await this.ground(projectId, upstream, file_search ?? null);
+      const res = await server.post(upstream, abort.signal);
+      if (!body.stream) {
+        const json = await server.json(res, abort.signal);
+        return sources ? { ...json, sources } : json;
+      }
+      streaming = true;
+      return new Response(this.relay(server.chunks.bind(server), res, sources, abort, done), { headers: SSE_HEADERS });
+    } catch (e) {
+      if (e instanceof Cancelled && this.stopping) throw fail("shutting_down", "ragd is shutting down; send the request again once it is back.");
+      throw e;
+    } finally {
+      if (!streaming) done();
     }
-    return new Response(this.relay(server.chunks.bind(server), res, sources, signal), { headers: SSE_HEADERS });
   }
 
   /** Searches and adds the passages to the messages; the sources, or null when ragd did not ground this request. */
@@ -83,11 +105,14 @@ export class ChatService {
   }
 
   /** The model server's stream, relayed event by event; `sources` rides on the first chunk. */
-  private relay(chunks: (res: Response, signal: AbortSignal) => AsyncGenerator<unknown>, res: Response, sources: ChatSource[] | null, signal: AbortSignal) {
-    const abort = new AbortController();
-    signal.addEventListener("abort", () => abort.abort(), { once: true });
+  private relay(chunks: (res: Response, signal: AbortSignal) => AsyncGenerator<unknown>, res: Response, sources: ChatSource[] | null, abort: AbortController, done: () => void) {
     let first = true;
     let iterator: AsyncGenerator<unknown> | null = null;
+    let ended = false;
+    const end = () => {
+      if (!ended) done();
+      ended = true;
+    };
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         iterator ??= chunks(res, abort.signal);
@@ -96,13 +121,19 @@ export class ChatService {
           if (next.done) {
             controller.enqueue(sseBytes("[DONE]"));
             controller.close();
+            end();
             return;
           }
           const chunk = next.value as Record<string, unknown>;
           controller.enqueue(sseBytes(first && sources ? { ...chunk, sources } : chunk));
           first = false;
         } catch (e) {
-          if (e instanceof Cancelled) return controller.close();
+          end();
+          if (e instanceof Cancelled) {
+            // Stopping the server, the client is told why its stream ends; a client that left hears nothing.
+            if (this.stopping) controller.enqueue(sseBytes(fail("shutting_down", "ragd is shutting down; send the request again once it is back.").toJSON()));
+            return controller.close();
+          }
           // Mid-stream, a failure can only be told in the stream: OpenAI's error event.
           const err = e instanceof RagdError ? e : fail("model_server_unreachable", `The model server's stream failed: ${(e as Error).message}`);
           controller.enqueue(sseBytes(err.toJSON()));
@@ -111,6 +142,7 @@ export class ChatService {
       },
       cancel: async () => {
         abort.abort();
+        end();
         await iterator?.return(undefined).catch(() => {});
       },
     });

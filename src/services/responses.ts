@@ -101,15 +101,35 @@ export class ResponsesService {
         await this.save(row.id, { ...object, status: "failed", error: { code: "server_error", message: "ragd stopped while this response was being written; create it again." } }, [], []);
         continue;
       }
-      try {
-        const p = await this.prepare(row.projectId, JSON.parse(row.request) as CreateResponseInput, { id: row.id, createdAt: row.createdAt }, new AbortController().signal);
-        this.track(p, () => {}, null);
-        log.info("resumed a background response", { id: row.id });
-      } catch (e) {
-        const object = JSON.parse(row.object) as Obj;
-        await this.save(row.id, { ...object, status: "failed", error: { code: "server_error", message: `ragd restarted and could not run this response again: ${(e as Error).message}` } }, [], []);
-      }
+      this.resume(row);
     }
+  }
+
+  /**
+   * Runs a background response again from its stored request. It is tracked from the start,
+   * so cancel and delete reach it while its request is read again (which may wait for files,
+   * or for the response it continues, itself resuming).
+   */
+  private resume(row: ResponseRow) {
+    const abort = new AbortController();
+    const fail = async (status: "failed" | "cancelled", message: string | null) => {
+      const object = JSON.parse(row.object) as Obj;
+      await this.save(row.id, { ...object, status, error: message ? { code: "server_error", message } : null }, [], []).catch(() => {});
+    };
+    const done = (async () => {
+      let p: Prepared;
+      try {
+        p = await this.prepare(row.projectId, JSON.parse(row.request) as CreateResponseInput, { id: row.id, createdAt: row.createdAt }, abort.signal, true);
+      } catch (e) {
+        if (this.stopping) return; // still unfinished: the next start tries again
+        if (abort.signal.aborted) return fail("cancelled", null);
+        return fail("failed", `ragd restarted and could not run this response again: ${(e as Error).message}`);
+      }
+      if (abort.signal.aborted) return this.stopping ? undefined : fail("cancelled", null);
+      log.info("resumed a background response", { id: row.id });
+      await this.run(p, () => {}, abort.signal).catch(() => {});
+    })().finally(() => this.running.delete(row.id));
+    this.running.set(row.id, { abort, done, background: true });
   }
 
   /**
@@ -123,9 +143,15 @@ export class ResponsesService {
     await Promise.all(runs.map((r) => r.done));
   }
 
+  private refuseWhileStopping() {
+    if (this.stopping) throw fail("shutting_down", "ragd is shutting down; send the request again once it is back.");
+  }
+
   /** A JSON answer (`stream` false): the finished response, or queued when `background`. */
   async create(projectId: string, body: CreateResponseInput, signal: AbortSignal): Promise<Obj> {
+    this.refuseWhileStopping();
     const p = await this.prepare(projectId, body, null, signal);
+    this.refuseWhileStopping();
     await this.insert(p);
     if (p.background) {
       const queued = structuredClone(p.response);
@@ -140,7 +166,9 @@ export class ResponsesService {
 
   /** An SSE answer (`stream` true). Checks happen before the stream opens, so they are plain HTTP errors. */
   async createStream(projectId: string, body: CreateResponseInput, signal: AbortSignal): Promise<Response> {
+    this.refuseWhileStopping();
     const p = await this.prepare(projectId, body, null, signal);
+    this.refuseWhileStopping();
     await this.insert(p);
     let seq = 0;
     let open = true;
@@ -287,11 +315,17 @@ export class ResponsesService {
       if (e instanceof Cancelled || signal.aborted) {
         // A server stop leaves a background response unfinished, to run again at the next start.
         if (this.stopping && p.background) return;
+        if (this.stopping) {
+          // Its client is still there: it is told why the answer ends, and so is a later GET.
+          r.status = "failed";
+          r.error = { code: "server_error", message: "ragd is shutting down; create the response again once it is back." };
+          if (p.store) await this.save(r.id, r, p.spec.input, []).catch(() => {});
+          emit({ type: "response.failed", response: r });
+          throw fail("shutting_down", "ragd is shutting down; send the request again once it is back.");
+        }
         r.status = "cancelled";
         if (p.store) await this.save(r.id, r, p.spec.input, []).catch(() => {});
-        // A client still reading is told why its stream ends.
-        if (this.stopping) emit({ type: "response.failed", response: { ...r, status: "failed", error: { code: "server_error", message: "ragd is shutting down; create the response again once it is back." } } });
-        throw this.stopping ? fail("shutting_down", "ragd is shutting down; send the request again once it is back.") : new Cancelled();
+        throw new Cancelled();
       }
       const known = e instanceof RagdError;
       if (!known) log.error("response failed", { id: r.id, error: (e as Error)?.stack ?? String(e) });
@@ -305,7 +339,7 @@ export class ResponsesService {
 
   // ---- the request, read and checked
 
-  private async prepare(projectId: string, body: CreateResponseInput, existing: { id: string; createdAt: number } | null, signal: AbortSignal): Promise<Prepared> {
+  private async prepare(projectId: string, body: CreateResponseInput, existing: { id: string; createdAt: number } | null, signal: AbortSignal, resuming = false): Promise<Prepared> {
     for (const unsupported of ["conversation", "prompt"] as const)
       if (body[unsupported] !== undefined && body[unsupported] !== null)
         throw fail("invalid_value", `ragd does not support '${unsupported}'; continue a conversation with previous_response_id`, unsupported);
@@ -350,7 +384,7 @@ export class ResponsesService {
     const toolChoice = readToolChoice(body.tool_choice, fileSearch !== null, functions);
 
     // The conversation so far, then this turn's input (files read in).
-    const history = body.previous_response_id ? await this.history(projectId, body.previous_response_id) : { messages: [], cited: new Map<number, Cited>() };
+    const history = body.previous_response_id ? await this.history(projectId, body.previous_response_id, resuming ? signal : null) : { messages: [], cited: new Map<number, Cited>() };
     const read = body.input === undefined ? { items: [], messages: [], query: "" } : await readInput(body.input, this.fileReader(projectId, signal));
     if (fileSearch) {
       // Unknown or foreign stores are a 404 now, not a failed search mid-answer.
@@ -379,6 +413,8 @@ export class ResponsesService {
     if (body.temperature !== undefined && body.temperature !== null) sampling.temperature = body.temperature;
     if (body.top_p !== undefined && body.top_p !== null) sampling.top_p = body.top_p;
     if (body.max_output_tokens !== undefined && body.max_output_tokens !== null) sampling.max_tokens = body.max_output_tokens;
+    const effort = (body.reasoning as { effort?: unknown } | null | undefined)?.effort;
+    if (typeof effort === "string") sampling.reasoning_effort = effort;
     const format = body.text?.format;
     if (format?.type === "json_object") sampling.response_format = { type: "json_object" };
     else if (format?.type === "json_schema")
@@ -430,17 +466,26 @@ export class ResponsesService {
       toolChoice,
       sampling,
       maxToolCalls: body.max_tool_calls ?? null,
+      parallelToolCalls: body.parallel_tool_calls ?? null,
       cited: history.cited,
     };
     return { projectId, request: body, response, spec, items: read.items, store, background };
   }
 
-  /** The chat messages of previous_response_id's conversation, oldest first, with the passages it cited. */
-  private async history(projectId: string, previousId: string) {
+  /**
+   * The chat messages of previous_response_id's conversation, oldest first, with the passages
+   * it cited. `waitFor` (a resumed background response): wait while the previous one, itself
+   * resuming, finishes, instead of refusing.
+   */
+  private async history(projectId: string, previousId: string, waitFor: AbortSignal | null) {
     const chain: ResponseRow[] = [];
     let id: string | null = previousId;
     while (id && chain.length < MAX_CHAIN) {
-      const row: ResponseRow | null = isResponseId(id) ? await this.repo.get(projectId, id) : null;
+      let row: ResponseRow | null = isResponseId(id) ? await this.repo.get(projectId, id) : null;
+      while (waitFor && !chain.length && row && !FINISHED.has(row.status) && !waitFor.aborted && !this.stopping) {
+        await Bun.sleep(200);
+        row = await this.repo.get(projectId, id);
+      }
       if (!row) {
         if (!chain.length) throw notFound("response", previousId, "previous_response_id");
         break; // an earlier turn was deleted: the conversation starts after it
@@ -496,6 +541,7 @@ export class ResponsesService {
       });
       if (row.status === "error") throw fail("invalid_file", `File ${fileId} (${row.filename}) could not be read: ${row.statusDetails ?? "ingestion failed"}`, param);
       if (row.status === "processed") return row;
+      this.refuseWhileStopping();
       if (Date.now() >= deadline || signal.aborted)
         throw fail("file_not_ready", `File ${fileId} (${row.filename}) is still being processed; try again when its status is processed.`, param);
       await Bun.sleep(100);

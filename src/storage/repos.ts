@@ -64,7 +64,7 @@ export interface FilesRepo {
   usedBytes(projectId: string): Promise<number>;
   expired(now: number, limit: number): Promise<{ projectId: string; id: string }[]>;
   exists(id: string): Promise<boolean>;
-  /** Bytes stored per project, by project name (for /metrics). */
+  /** Bytes stored per project, by project id (for /metrics). */
   bytesByProject(): Promise<{ project: string; bytes: number }[]>;
 }
 

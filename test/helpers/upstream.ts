@@ -7,12 +7,15 @@ import { specSchemas } from "./spec";
 
 export type Step =
   | { text: string; pieces?: number; finish?: "stop" | "length" | "content_filter"; usage?: boolean; delayMs?: number }
-  | { toolCalls: { name: string; arguments: string }[]; text?: string }
+  /** `splitName`: each name streamed in two pieces, as some servers do. */
+  | { toolCalls: { name: string; arguments: string }[]; text?: string; splitName?: boolean }
   | { status: number; body?: unknown; headers?: Record<string, string> }
   /** Never answers: for timeouts and client disconnects. */
   | { hang: true }
   /** Starts a stream, sends `text`, then falls silent. */
-  | { stallAfter: string };
+  | { stallAfter: string }
+  /** Sends a non-streamed answer's headers, then never its body. */
+  | { stallBody: true };
 
 export interface Received {
   body: any;
@@ -80,6 +83,17 @@ export async function startUpstream(o: { models?: string[]; model?: string } = {
         await new Promise<void>((resolve) => req.signal.addEventListener("abort", () => resolve()));
         return new Response(null, { status: 499 });
       }
+      if ("stallBody" in step) {
+        const silent = new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(new TextEncoder().encode('{"id":"chatcmpl-stalled",'));
+          },
+          cancel() {
+            rec.aborted = true;
+          },
+        });
+        return new Response(silent, { headers: { "content-type": "application/json" } });
+      }
 
       const usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 };
       const text = "text" in step ? (step.text ?? "") : "stallAfter" in step ? step.stallAfter : "";
@@ -126,7 +140,11 @@ export async function startUpstream(o: { models?: string[]; model?: string } = {
             }
             for (const [i, c] of calls.entries()) {
               // the name first, then the arguments in two pieces, as servers stream them
-              send(chunk({ tool_calls: [{ index: i, id: c.id, type: "function", function: { name: c.function.name, arguments: "" } }] }));
+              if ("splitName" in step && step.splitName) {
+                const cut = Math.ceil(c.function.name.length / 2);
+                send(chunk({ tool_calls: [{ index: i, id: c.id, type: "function", function: { name: c.function.name.slice(0, cut), arguments: "" } }] }));
+                send(chunk({ tool_calls: [{ index: i, function: { name: c.function.name.slice(cut) } }] }));
+              } else send(chunk({ tool_calls: [{ index: i, id: c.id, type: "function", function: { name: c.function.name, arguments: "" } }] }));
               const half = Math.ceil(c.function.arguments.length / 2);
               send(chunk({ tool_calls: [{ index: i, function: { arguments: c.function.arguments.slice(0, half) } }] }));
               send(chunk({ tool_calls: [{ index: i, function: { arguments: c.function.arguments.slice(half) } }] }));

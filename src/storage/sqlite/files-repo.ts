@@ -85,7 +85,7 @@ export class SqliteFilesRepo implements FilesRepo {
 
   async bytesByProject() {
     return this.db
-      .query(`SELECT p.name AS project, SUM(f.bytes) AS bytes FROM files f JOIN projects p ON p.id = f.project_id GROUP BY p.name ORDER BY p.name`)
+      .query(`SELECT project_id AS project, SUM(bytes) AS bytes FROM files GROUP BY project_id ORDER BY project_id`)
       .all() as { project: string; bytes: number }[];
   }
 
