@@ -8,6 +8,7 @@ import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
 import { metrics } from "../metrics";
 import { embedOrUnavailable } from "./embeddings";
+import { KeywordSearch } from "../search/keyword-search";
 
 /**
  * Hybrid ranking: both lists are min-max normalised over the candidates and summed with
@@ -25,7 +26,6 @@ const ADD_SLICE_MS = 5;
 // SQLite holds every vector, and start-up adds what a saved index lacks, so saving is only
 // about start-up time; the native write blocks the thread, so it is done rarely.
 const SAVE_DELAY_MS = 60_000;
-const MAX_QUERY_TERMS = 64;
 
 export interface SearchOptions {
   maxResults: number;
@@ -43,6 +43,7 @@ export class ModelMismatchError extends Error {}
 
 export class SearchService {
   private index!: VectorIndex;
+  readonly keywords: KeywordSearch;
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
   private saving: Promise<void> | null = null;
   private dirty = false;
@@ -62,7 +63,9 @@ export class SearchService {
     private readonly ingestion: IngestionRepo,
     private readonly embedder: EmbeddingProvider,
     private readonly indexDir: string,
-  ) {}
+  ) {
+    this.keywords = new KeywordSearch(chunks, join(indexDir, "keyword"));
+  }
 
   get indexPath() {
     return join(this.indexDir, `${this.embedder.model.id.replace(/[^A-Za-z0-9._-]/g, "_")}.usearch`);
@@ -84,8 +87,10 @@ export class SearchService {
     const { index, loaded, reason } = UsearchIndex.open(this.indexPath, m.id, m.dims);
     this.index = index;
     if (!loaded) (reason === "no saved index" ? log.info : log.warn)("building the vector index from SQLite", { reason });
-    await this.catchUp();
+    await this.vectorCatchUp();
     log.info("vector index ready", { vectors: this.index.size(), loaded });
+    await this.keywords.start();
+    if (this.keywords.dirty) this.scheduleSave(false);
     // A failure here (a remote API down) must not take the server with it; the next start retries.
     this.backfill().catch((e) => log.error("could not embed chunks stored without vectors; the next start retries", { error: String(e) }));
   }
@@ -95,11 +100,16 @@ export class SearchService {
     if (this.saveTimer) clearTimeout(this.saveTimer);
     await this.catchUp();
     await this.saving;
-    if (this.dirty) await this.saveNow();
+    if (this.dirty || this.keywords.dirty) await this.saveNow();
   }
 
+  /** Brings both indexes up to the last commit. */
+  readonly catchUp = async () => {
+    await Promise.all([this.vectorCatchUp(), this.keywords.catchUp().then(() => this.keywords.dirty && this.scheduleSave(false))]);
+  };
+
   /** Adds every committed vector the index has not seen (in id order). */
-  readonly catchUp = coalesced(async () => {
+  private readonly vectorCatchUp = coalesced(async () => {
     for (;;) {
       const rows = await this.chunks.embeddedAfter(this.index.maxId, CATCH_UP_BATCH);
       if (rows.length === 0) break;
@@ -158,8 +168,9 @@ export class SearchService {
     return done;
   }
 
-  private scheduleSave() {
-    this.dirty = true;
+  /** Saves the indexes a while later; `vectors` false when only the keyword index changed. */
+  private scheduleSave(vectors = true) {
+    if (vectors) this.dirty = true;
     if (this.saveTimer || this.stopped) return;
     this.saveTimer = setTimeout(() => {
       this.saveTimer = null;
@@ -169,13 +180,15 @@ export class SearchService {
   }
 
   private async saveNow() {
+    const vectors = this.dirty;
     this.dirty = false;
     try {
-      await this.index.save();
+      if (vectors) await this.index.save();
       this.lastSaveMs = Date.now();
     } catch (e) {
       log.error("could not save the vector index; it will be rebuilt at the next start", { error: String(e) });
     }
+    await this.keywords.save().catch((e) => log.error("could not save the keyword index; the next start replays or rebuilds it", { error: String(e) }));
   }
 
   async embedQuery(text: string) {
@@ -255,15 +268,16 @@ export class SearchService {
   }
 
   private async keyword(storeId: string, filter: SqlFilter, now: number, query: string, n: number): Promise<Scored[]> {
-    const match = ftsQuery(query);
-    if (!match) return [];
+    // Chunks committed a moment ago are searchable now: catching up costs one read when there is nothing new.
+    await this.keywords.catchUp();
     // Most searches see most chunks (the knowledge base, a store without filters): rank over
-    // all chunks and keep the visible ones. A narrow store or filter ranks inside its own rows.
-    const ranked = await this.chunks.keywordAll(match, n * 2);
+    // all chunks and keep the visible ones. A narrow store or filter ranks inside its own chunks.
+    const ranked = await this.keywords.search(query, n * 2);
     const visible = await this.chunks.visible(storeId, filter, now, ranked.map((r) => r.id));
     const hits = ranked.filter((r) => visible.has(r.id));
     if (hits.length >= n || ranked.length < n * 2) return hits.slice(0, n);
-    return this.chunks.keyword(storeId, filter, now, match, n);
+    const allowed = await this.chunks.visibleIds(storeId, filter, now);
+    return this.keywords.search(query, n, (id) => allowed.has(id));
   }
 
   /** For `bench/`: exact search over a store, to measure the index's recall against. */
@@ -275,20 +289,6 @@ export class SearchService {
   get vectorIndex() {
     return this.index;
   }
-}
-
-// English function words: in an OR query they match nearly every chunk, which costs BM25
-// scoring time for almost no weight (their IDF is near zero).
-const STOPWORDS = new Set(
-  "a an and are as at be but by for from has have in is it its of on or that the this to was were will with which who whom what when where why how do does did not no can".split(" "),
-);
-
-/** Any word of the query may match; BM25 weighs rare words up. Quoting keeps FTS5 syntax out of user text. */
-export function ftsQuery(query: string): string | null {
-  const all = [...new Set(query.normalize("NFKC").toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [])];
-  const content = all.filter((t) => !STOPWORDS.has(t));
-  const terms = (content.length ? content : all).slice(0, MAX_QUERY_TERMS);
-  return terms.length ? terms.map((t) => `"${t}"`).join(" OR ") : null;
 }
 
 /** Min-max normalised weighted sum over the union of both candidate lists; scores land in 0..1. */

@@ -267,12 +267,34 @@ export interface Scored {
   score: number;
 }
 
+export interface ChunkChange {
+  seq: number;
+  id: number;
+  op: "add" | "delete";
+  text: string | null;
+}
+
 /** Search-side reads of chunks; a chunk is visible in a store when its cut is complete. */
 export interface ChunksRepo {
   exact(storeId: string, filter: SqlFilter, now: number, query: Float32Array, k: number): Promise<Scored[]>;
   visible(storeId: string, filter: SqlFilter, now: number, ids: number[]): Promise<Set<number>>;
-  keywordAll(match: string, k: number): Promise<Scored[]>;
-  keyword(storeId: string, filter: SqlFilter, now: number, match: string, k: number): Promise<Scored[]>;
+  /** Every chunk id the store's search may see: for stores and filters that see a small part of all chunks. */
+  visibleIds(storeId: string, filter: SqlFilter, now: number): Promise<Set<number>>;
+  /** Chunk texts by id (chunks gone since are absent). */
+  texts(ids: number[]): Promise<Map<number, string>>;
+  /** Chunks after `afterId`, in id order: how the keyword index is rebuilt. */
+  textsAfter(afterId: number, limit: number): Promise<{ id: number; text: string }[]>;
+  /**
+   * The chunk change log, in commit order: every chunk added or deleted, with the text of
+   * those still there. Derived indexes replay it from the sequence they last saved.
+   */
+  changesAfter(seq: number, limit: number): Promise<ChunkChange[]>;
+  /** The sequence of the last change committed (0 before any). */
+  lastChange(): Promise<number>;
+  /** Whether every change after `seq` is still in the log (none pruned past it). */
+  changeLogReaches(seq: number): Promise<boolean>;
+  /** Drops the log up to `seq`, once the index that needed it is saved. */
+  pruneChanges(seq: number): Promise<void>;
   hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>>;
   embeddings(ids: number[]): Promise<Map<number, Uint8Array>>;
   embeddedAfter(afterId: number, limit: number): Promise<{ id: number; embedding: Uint8Array }[]>;

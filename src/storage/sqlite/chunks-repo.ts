@@ -1,6 +1,6 @@
 import type { Database } from "bun:sqlite";
 import { dotEncoded } from "../vector-codec";
-import type { ChunkHit, ChunksRepo, Scored, SqlFilter } from "../repos";
+import type { ChunkChange, ChunkHit, ChunksRepo, Scored, SqlFilter } from "../repos";
 
 /**
  * The chunks (aliased c) a store's search may see: of the cut its membership asks for,
@@ -50,27 +50,45 @@ export class SqliteChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => r.id));
   }
 
-  /**
-   * BM25 over every chunk, best first; higher is better (FTS5's bm25() is negated). Joining the
-   * store's tables inside the FTS5 query costs a row lookup per match (three quarters of the
-   * time on common words), so callers check visibility on the few they keep.
-   */
-  async keywordAll(match: string, k: number): Promise<Scored[]> {
-    return this.db
-      .query(`SELECT rowid AS id, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH $match ORDER BY bm25(chunks_fts) LIMIT $k`)
-      .all({ match, k }) as Scored[];
+  async visibleIds(storeId: string, filter: SqlFilter, now: number): Promise<Set<number>> {
+    const rows = this.db.query(`SELECT c.id ${inStore(filter)}`).values({ storeId, now, ...filter.params } as never) as [number][];
+    return new Set(rows.map((r) => r[0]));
   }
 
-  /** BM25 over the store's chunks only: for stores and filters that see a small part of all chunks. */
-  async keyword(storeId: string, filter: SqlFilter, now: number, match: string, k: number): Promise<Scored[]> {
+  async texts(ids: number[]): Promise<Map<number, string>> {
     const rows = this.db
+      .query(`SELECT c.id, c.text FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value`)
+      .all({ ids: JSON.stringify(ids) }) as { id: number; text: string }[];
+    return new Map(rows.map((r) => [r.id, r.text]));
+  }
+
+  async textsAfter(afterId: number, limit: number) {
+    return this.db.query(`SELECT id, text FROM chunks WHERE id > $afterId ORDER BY id LIMIT $limit`).all({ afterId, limit }) as { id: number; text: string }[];
+  }
+
+  async changesAfter(seq: number, limit: number): Promise<ChunkChange[]> {
+    return this.db
       .query(
-        `SELECT c.id, -bm25(chunks_fts) AS score
-         FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid ${visibleIn(filter)} AND chunks_fts MATCH $match
-         ORDER BY bm25(chunks_fts) LIMIT $k`,
+        `SELECT ch.seq, ch.chunk_id AS id, ch.op, c.text FROM chunk_changes ch LEFT JOIN chunks c ON ch.op = 'add' AND c.id = ch.chunk_id
+         WHERE ch.seq > $seq ORDER BY ch.seq LIMIT $limit`,
       )
-      .all({ storeId, now, match, k, ...filter.params } as never) as Scored[];
-    return rows;
+      .all({ seq, limit }) as ChunkChange[];
+  }
+
+  async lastChange(): Promise<number> {
+    // AUTOINCREMENT keeps the highest sequence ever given out even when the log is pruned empty.
+    const r = this.db.query(`SELECT seq FROM sqlite_sequence WHERE name = 'chunk_changes'`).get() as { seq: number } | null;
+    return r?.seq ?? 0;
+  }
+
+  async changeLogReaches(seq: number): Promise<boolean> {
+    const oldest = (this.db.query(`SELECT MIN(seq) AS s FROM chunk_changes`).get() as { s: number | null }).s;
+    // Sequences are contiguous (a rolled-back insert gives its number back), so a gap was pruned.
+    return oldest === null ? (await this.lastChange()) <= seq : oldest <= seq + 1;
+  }
+
+  async pruneChanges(seq: number) {
+    this.db.query(`DELETE FROM chunk_changes WHERE seq <= $seq`).run({ seq });
   }
 
   async hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>> {

@@ -248,6 +248,26 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX responses_unfinished ON responses(status) WHERE status IN ('queued', 'in_progress');
   `,
+  `
+  -- Keyword search moves from FTS5 (which scores every chunk sharing a word with the query)
+  -- to ragd's own index (src/search/), derived like the vector index. It follows this log of
+  -- chunk changes, written in the same transaction as the chunks, and prunes it once saved.
+  -- Chunks stored before have no entries: a missing index is built from the chunks table.
+  DROP TRIGGER chunks_fts_insert;
+  DROP TRIGGER chunks_fts_delete;
+  DROP TABLE chunks_fts;
+  CREATE TABLE chunk_changes (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_id INTEGER NOT NULL,
+    op       TEXT NOT NULL CHECK (op IN ('add', 'delete'))
+  );
+  CREATE TRIGGER chunks_log_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunk_changes (chunk_id, op) VALUES (new.id, 'add');
+  END;
+  CREATE TRIGGER chunks_log_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunk_changes (chunk_id, op) VALUES (old.id, 'delete');
+  END;
+  `,
 ];
 
 export function openDatabase(path: string): Database {

@@ -1,0 +1,122 @@
+import type { ChunksRepo } from "../storage/repos";
+import { coalesced } from "../util/coalesce";
+import { log } from "../util/log";
+import { analyze, containsPhrase, parseQuery } from "./analyzer";
+import { KeywordIndex, type KeywordHit } from "./keyword-index";
+import { discardKeywordIndex, loadKeywordIndex, saveKeywordIndex, snapshot } from "./keyword-files";
+
+const BATCH = 2_000;
+// Work in slices so requests wait for at most one (analysis costs ~5-20 µs a chunk).
+const SLICE_MS = 8;
+// A verbatim quoted phrase lifts a chunk's keyword score by this share per phrase.
+const PHRASE_BOOST = 0.5;
+
+/**
+ * Keeps the keyword index in step with SQLite: loaded at start (or rebuilt from the chunks
+ * table when missing, corrupt or analysed differently), then fed from the chunk change log
+ * (chunk_changes, written by triggers in the same transaction as the chunks), saved now and
+ * then with the sequence it reflects, after which the log up to it is pruned. A restart
+ * replays the log from the saved sequence instead of rebuilding; any number of processes
+ * could each keep a replica fed from the same sequence.
+ */
+export class KeywordSearch {
+  index = new KeywordIndex();
+  dirty = false;
+
+  constructor(
+    private readonly chunks: ChunksRepo,
+    private readonly dir: string,
+  ) {}
+
+  async start() {
+    const loaded = loadKeywordIndex(this.dir);
+    if ("index" in loaded) {
+      this.index = loaded.index;
+      // A log pruned past the saved sequence (another writer's save) leaves a gap only a rebuild fills.
+      if (!(await this.chunks.changeLogReaches(this.index.seq))) await this.rebuild("the change log no longer reaches the saved index");
+    } else await this.rebuild(loaded.reason);
+    await this.catchUp();
+    log.info("keyword index ready", { chunks: this.index.size, segments: this.index.segments.length, loaded: "index" in loaded });
+  }
+
+  /** Builds the index from every stored chunk; changes committed meanwhile are replayed after. */
+  async rebuild(reason: string) {
+    (reason === "no saved index" ? log.info : log.warn)("building the keyword index from SQLite", { reason });
+    const index = new KeywordIndex();
+    index.seq = await this.chunks.lastChange();
+    let clock = performance.now();
+    for (let after = 0; ; ) {
+      const rows = await this.chunks.textsAfter(after, BATCH);
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        index.add(r.id, analyze(r.text));
+        if (performance.now() - clock > SLICE_MS) {
+          await new Promise((r) => setTimeout(r, 0));
+          clock = performance.now();
+        }
+      }
+      after = rows[rows.length - 1]!.id;
+    }
+    index.sealTail();
+    await index.merge();
+    this.index = index;
+    this.dirty = true;
+  }
+
+  /** Applies every committed change after the index's sequence. */
+  readonly catchUp = coalesced(async () => {
+    let clock = performance.now();
+    for (;;) {
+      const rows = await this.chunks.changesAfter(this.index.seq, BATCH);
+      if (rows.length === 0) return;
+      for (const r of rows) {
+        if (r.op === "delete") this.index.delete(r.id);
+        // An add whose chunk is gone by now has its delete later in the log.
+        else if (r.text !== null) this.index.add(r.id, analyze(r.text));
+        this.index.seq = r.seq;
+        this.dirty = true;
+        if (performance.now() - clock > SLICE_MS) {
+          await new Promise((r) => setTimeout(r, 0));
+          clock = performance.now();
+        }
+      }
+    }
+  });
+
+  /** Writes the index if it changed, then drops the log it no longer needs. */
+  async save() {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const snap = snapshot(this.index);
+    try {
+      await saveKeywordIndex(this.dir, snap);
+      await this.chunks.pruneChanges(snap.seq);
+    } catch (e) {
+      this.dirty = true;
+      throw e;
+    }
+  }
+
+  discard() {
+    discardKeywordIndex(this.dir);
+  }
+
+  /**
+   * The k best chunks by BM25 for the query, over every chunk or only those `accept` lets
+   * through; quoted phrases found verbatim lift a chunk's score.
+   */
+  async search(query: string, k: number, accept?: (id: number) => boolean): Promise<KeywordHit[]> {
+    const q = parseQuery(query);
+    if (!q) return [];
+    const hits = this.index.search(q, k, accept);
+    if (q.phrases.length === 0 || hits.length === 0) return hits;
+    const texts = await this.chunks.texts(hits.map((h) => h.id));
+    return hits
+      .map((h) => {
+        const terms = analyze(texts.get(h.id) ?? "");
+        const found = q.phrases.filter((p) => containsPhrase(terms, p)).length;
+        return found ? { id: h.id, score: h.score * (1 + PHRASE_BOOST * found) } : h;
+      })
+      .sort((a, b) => b.score - a.score || a.id - b.id);
+  }
+}

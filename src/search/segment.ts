@@ -1,0 +1,271 @@
+/**
+ * One immutable slice of the keyword index: the chunks it holds (ascending chunk ids), their
+ * lengths in tokens and, per term, postings in ascending ordinal order with per-block
+ * maxima for skipping. Deleted chunks are a bitmap over ordinals until a merge drops them.
+ */
+export const BLOCK = 128;
+// FTS5's bm25() constants, so rankings match what ragd had before its own index.
+export const K1 = 1.2;
+export const B = 0.75;
+
+export interface Postings {
+  docs: Uint32Array;
+  tfs: Uint16Array;
+  /** Per block of BLOCK postings: the highest term frequency and the shortest chunk. */
+  blockMaxTf: Uint16Array;
+  blockMinDl: Uint32Array;
+  maxTf: number;
+  minDl: number;
+}
+
+export class Bitset {
+  readonly words: Uint32Array;
+  constructor(size: number, words?: Uint32Array) {
+    this.words = words ?? new Uint32Array((size + 31) >>> 5);
+  }
+  has(i: number) {
+    return (this.words[i >>> 5]! & (1 << (i & 31))) !== 0;
+  }
+  /** True when the bit was not set before. */
+  set(i: number) {
+    const w = i >>> 5;
+    const bit = 1 << (i & 31);
+    if (this.words[w]! & bit) return false;
+    this.words[w]! |= bit;
+    return true;
+  }
+}
+
+export class Segment {
+  readonly deleted: Bitset;
+  deletedCount = 0;
+  /** Sum of the live chunks' lengths. */
+  liveLength: number;
+  /** Set once the segment is on disk (its file name and checksum). */
+  file: { name: string; hash: string; bytes: number } | null = null;
+
+  constructor(
+    readonly ids: Float64Array,
+    readonly dls: Uint32Array,
+    readonly terms: Map<string, Postings>,
+  ) {
+    this.deleted = new Bitset(ids.length);
+    let total = 0;
+    for (let i = 0; i < dls.length; i++) total += dls[i]!;
+    this.liveLength = total;
+  }
+
+  get size() {
+    return this.ids.length;
+  }
+  get live() {
+    return this.ids.length - this.deletedCount;
+  }
+  get firstId() {
+    return this.ids.length ? this.ids[0]! : Infinity;
+  }
+  get lastId() {
+    return this.ids.length ? this.ids[this.ids.length - 1]! : -Infinity;
+  }
+
+  ordinalOf(id: number): number {
+    let lo = 0;
+    let hi = this.ids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.ids[mid]!;
+      if (v === id) return mid;
+      if (v < id) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** Marks a chunk deleted; false when it is not here or already deleted. */
+  delete(id: number): boolean {
+    const o = this.ordinalOf(id);
+    if (o < 0 || !this.deleted.set(o)) return false;
+    this.deletedCount++;
+    this.liveLength -= this.dls[o]!;
+    return true;
+  }
+
+  isDeleted(ordinal: number) {
+    return this.deletedCount > 0 && this.deleted.has(ordinal);
+  }
+}
+
+/** Builds postings with their block maxima from per-term lists. */
+export function postingsOf(docs: Uint32Array, tfs: Uint16Array, dls: Uint32Array): Postings {
+  const blocks = Math.ceil(docs.length / BLOCK);
+  const blockMaxTf = new Uint16Array(blocks);
+  const blockMinDl = new Uint32Array(blocks);
+  let maxTf = 0;
+  let minDl = 0xffffffff;
+  for (let b = 0; b < blocks; b++) {
+    let bt = 0;
+    let bd = 0xffffffff;
+    const end = Math.min(docs.length, (b + 1) * BLOCK);
+    for (let i = b * BLOCK; i < end; i++) {
+      if (tfs[i]! > bt) bt = tfs[i]!;
+      const dl = dls[docs[i]!]!;
+      if (dl < bd) bd = dl;
+    }
+    blockMaxTf[b] = bt;
+    blockMinDl[b] = bd;
+    if (bt > maxTf) maxTf = bt;
+    if (bd < minDl) minDl = bd;
+  }
+  return { docs, tfs, blockMaxTf, blockMinDl, maxTf, minDl };
+}
+
+/** The chunks being added, before they are sealed into a segment. */
+export class SegmentBuilder {
+  private ids: number[] = [];
+  private dls: number[] = [];
+  private terms = new Map<string, { docs: number[]; tfs: number[] }>();
+  private lastId = -Infinity;
+
+  get size() {
+    return this.ids.length;
+  }
+  get firstAdded() {
+    return this.ids.length ? this.ids[0]! : Infinity;
+  }
+  get lastAdded() {
+    return this.lastId;
+  }
+
+  /** A chunk's length in tokens, if it is here. */
+  lengthOf(id: number): number | undefined {
+    let lo = 0;
+    let hi = this.ids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.ids[mid]!;
+      if (v === id) return this.dls[mid];
+      if (v < id) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  frequency(term: string) {
+    return this.terms.get(term)?.docs.length ?? 0;
+  }
+
+  /** Scores every chunk here that holds a query term: the builder is small, no skipping needed. */
+  score(
+    terms: { term: string; wIdf: number }[],
+    norm: (dl: number) => number,
+    deleted: Set<number>,
+    top: { push(id: number, score: number): void },
+    accept?: (id: number) => boolean,
+  ) {
+    if (this.ids.length === 0) return;
+    const acc = new Map<number, number>();
+    for (const t of terms) {
+      const p = this.terms.get(t.term);
+      if (!p) continue;
+      for (let j = 0; j < p.docs.length; j++) {
+        const o = p.docs[j]!;
+        const tf = p.tfs[j]!;
+        acc.set(o, (acc.get(o) ?? 0) + (t.wIdf * tf * (K1 + 1)) / (tf + norm(this.dls[o]!)));
+      }
+    }
+    for (const [o, s] of acc) {
+      const id = this.ids[o]!;
+      if (deleted.has(id) || (accept && !accept(id))) continue;
+      top.push(id, s);
+    }
+  }
+
+  /** Adds a chunk's terms; ids must ascend. */
+  add(id: number, terms: string[]) {
+    if (id <= this.lastId) throw new Error(`chunk ids must ascend (${id} after ${this.lastId})`);
+    this.lastId = id;
+    const ordinal = this.ids.length;
+    this.ids.push(id);
+    this.dls.push(terms.length);
+    const counts = new Map<string, number>();
+    for (const t of terms) counts.set(t, (counts.get(t) ?? 0) + 1);
+    for (const [t, n] of counts) {
+      let p = this.terms.get(t);
+      if (!p) this.terms.set(t, (p = { docs: [], tfs: [] }));
+      p.docs.push(ordinal);
+      p.tfs.push(Math.min(n, 0xffff));
+    }
+  }
+
+  seal(): Segment {
+    const dls = Uint32Array.from(this.dls);
+    const terms = new Map<string, Postings>();
+    for (const [t, p] of this.terms) terms.set(t, postingsOf(Uint32Array.from(p.docs), Uint16Array.from(p.tfs), dls));
+    return new Segment(Float64Array.from(this.ids), dls, terms);
+  }
+}
+
+/**
+ * One segment holding the live chunks of several adjacent ones (in id order), deleted chunks
+ * dropped. Yields to the event loop every few milliseconds: a merge of large segments takes
+ * longer than a request should wait.
+ */
+export async function mergeSegments(parts: Segment[], yieldEvery = 8): Promise<Segment> {
+  let clock = performance.now();
+  const pause = async () => {
+    if (performance.now() - clock < yieldEvery) return;
+    await new Promise((r) => setTimeout(r, 0));
+    clock = performance.now();
+  };
+  const remaps: Int32Array[] = [];
+  let live = 0;
+  for (const s of parts) live += s.live;
+  const ids = new Float64Array(live);
+  const dls = new Uint32Array(live);
+  let next = 0;
+  for (const s of parts) {
+    const remap = new Int32Array(s.size);
+    for (let o = 0; o < s.size; o++) {
+      if (s.isDeleted(o)) remap[o] = -1;
+      else {
+        remap[o] = next;
+        ids[next] = s.ids[o]!;
+        dls[next] = s.dls[o]!;
+        next++;
+      }
+    }
+    remaps.push(remap);
+  }
+  const vocabulary = new Set<string>();
+  for (const s of parts) for (const t of s.terms.keys()) vocabulary.add(t);
+  const terms = new Map<string, Postings>();
+  for (const t of vocabulary) {
+    let n = 0;
+    for (const s of parts) n += s.terms.get(t)?.docs.length ?? 0;
+    const docs = new Uint32Array(n);
+    const tfs = new Uint16Array(n);
+    let at = 0;
+    parts.forEach((s, i) => {
+      const p = s.terms.get(t);
+      if (!p) return;
+      const remap = remaps[i]!;
+      if (s.deletedCount === 0) {
+        const base = remap.length ? remap[0]! : 0;
+        for (let j = 0; j < p.docs.length; j++) docs[at + j] = p.docs[j]! + base;
+        tfs.set(p.tfs, at);
+        at += p.docs.length;
+        return;
+      }
+      for (let j = 0; j < p.docs.length; j++) {
+        const o = remap[p.docs[j]!]!;
+        if (o < 0) continue;
+        docs[at] = o;
+        tfs[at] = p.tfs[j]!;
+        at++;
+      }
+    });
+    if (at > 0) terms.set(t, postingsOf(at === n ? docs : docs.slice(0, at), at === n ? tfs : tfs.slice(0, at), dls));
+    await pause();
+  }
+  return new Segment(ids, dls, terms);
+}
