@@ -23,7 +23,7 @@ interface Manifest {
   analyzer: string;
   seq: number;
   maxId: number;
-  segments: { name: string; bytes: number; hash: string; deleted: string | null }[];
+  segments: { name: string; bytes: number; hash: string; deleted: string | null; deletedDf: Record<string, number> | null }[];
 }
 
 const hashOf = (bytes: Uint8Array) => Bun.hash.wyhash(bytes, 0x5241_4744n).toString(16);
@@ -136,7 +136,7 @@ function decode(bytes: Uint8Array): Segment {
 }
 
 export interface KeywordSnapshot {
-  segments: { seg: Segment; deleted: Uint32Array | null }[];
+  segments: { seg: Segment; deleted: Uint32Array | null; deletedDf: Record<string, number> | null }[];
   seq: number;
   maxId: number;
 }
@@ -145,7 +145,11 @@ export interface KeywordSnapshot {
 export function snapshot(index: KeywordIndex): KeywordSnapshot {
   index.sealTail();
   return {
-    segments: index.segments.map((seg) => ({ seg, deleted: seg.deletedCount ? seg.deleted.words.slice() : null })),
+    segments: index.segments.map((seg) => ({
+      seg,
+      deleted: seg.deletedCount ? seg.deleted.words.slice() : null,
+      deletedDf: seg.deletedCount ? Object.fromEntries(seg.deletedDf) : null,
+    })),
     seq: index.seq,
     maxId: index.maxId,
   };
@@ -170,8 +174,9 @@ export async function saveKeywordIndex(dir: string, snap: KeywordSnapshot) {
     analyzer: ANALYZER_VERSION,
     seq: snap.seq,
     maxId: snap.maxId,
-    segments: snap.segments.map(({ seg, deleted }) => ({
+    segments: snap.segments.map(({ seg, deleted, deletedDf }) => ({
       ...seg.file!,
+      deletedDf,
       deleted: deleted ? Buffer.from(deleted.buffer, deleted.byteOffset, deleted.byteLength).toString("base64") : null,
     })),
   };
@@ -208,7 +213,8 @@ export function loadKeywordIndex(dir: string): { index: KeywordIndex } | { reaso
     if (s.deleted) {
       const words = new Uint32Array(new Uint8Array(Buffer.from(s.deleted, "base64")).buffer);
       const bits = new Bitset(seg.size, words);
-      for (let o = 0; o < seg.size; o++) if (bits.has(o)) seg.delete(seg.ids[o]!);
+      for (let o = 0; o < seg.size; o++) if (bits.has(o)) seg.delete(seg.ids[o]!, []);
+      seg.deletedDf = new Map(Object.entries(s.deletedDf ?? {}));
     }
     index.segments.push(seg);
   }

@@ -82,14 +82,18 @@ interface QueryTerm {
 export class KeywordIndex {
   segments: Segment[] = [];
   private tail = new SegmentBuilder();
-  private tailDeleted = new Set<number>();
+  private tailDeleted = new Map<number, string[]>();
+  private tailDeletedDf = new Map<string, number>();
   private tailLength = 0;
   private merging: Promise<void> | null = null;
-  private deletedWhileMerging: number[] | null = null;
+  private deletedWhileMerging: [number, string[]][] | null = null;
   /** Highest chunk id added: chunk ids ascend with commits, so later adds are above it. */
   maxId = 0;
   /** The last change (chunk_changes.seq) applied. */
   seq = 0;
+
+  /** `autoMerge` false leaves sealed segments as they are until merge() is called (tests). */
+  constructor(private readonly autoMerge = true) {}
 
   /** Live chunks. */
   get size() {
@@ -114,19 +118,21 @@ export class KeywordIndex {
     return true;
   }
 
-  delete(id: number) {
-    this.deletedWhileMerging?.push(id);
+  /** Deletes a chunk; its terms (the analysed text it had) keep document frequencies exact. */
+  delete(id: number, terms: string[]) {
+    this.deletedWhileMerging?.push([id, terms]);
     if (id > this.tail.lastAdded || id < this.tail.firstAdded) {
       for (let i = this.segments.length - 1; i >= 0; i--) {
         const s = this.segments[i]!;
-        if (id >= s.firstId && id <= s.lastId) return s.delete(id);
+        if (id >= s.firstId && id <= s.lastId) return s.delete(id, terms);
       }
       return false;
     }
-    const terms = this.tail.lengthOf(id);
-    if (terms === undefined || this.tailDeleted.has(id)) return false;
-    this.tailDeleted.add(id);
-    this.tailLength -= terms;
+    const length = this.tail.lengthOf(id);
+    if (length === undefined || this.tailDeleted.has(id)) return false;
+    this.tailDeleted.set(id, terms);
+    this.tailLength -= length;
+    for (const t of new Set(terms)) if (this.tail.frequency(t)) this.tailDeletedDf.set(t, (this.tailDeletedDf.get(t) ?? 0) + 1);
     return true;
   }
 
@@ -134,12 +140,13 @@ export class KeywordIndex {
   sealTail() {
     if (this.tail.size === 0) return;
     const seg = this.tail.seal();
-    for (const id of this.tailDeleted) seg.delete(id);
+    for (const [id, terms] of this.tailDeleted) seg.delete(id, terms);
     this.segments.push(seg);
     this.tail = new SegmentBuilder();
     this.tailDeleted.clear();
+    this.tailDeletedDf.clear();
     this.tailLength = 0;
-    void this.merge();
+    if (this.autoMerge) void this.merge();
   }
 
   /** Runs merges until the segment sizes follow the policy; resolves when they are done. */
@@ -173,23 +180,22 @@ export class KeywordIndex {
       const late = this.deletedWhileMerging;
       this.deletedWhileMerging = null;
       // Deletes that arrived during the merge were applied to the old parts; carry them over.
-      if (late) for (const id of late) merged!?.delete(id);
+      if (late) for (const [id, terms] of late) merged!?.delete(id, terms);
     }
     // Segments only ever get appended meanwhile, so the parts are still at from..to.
     this.segments.splice(from, to - from, merged);
   }
 
-  /** Every live chunk id and its terms count: for tests and checks. */
+  /** Live chunks holding the term. */
   documentFrequency(term: string) {
-    let n = this.tail.frequency(term);
-    for (const s of this.segments) n += s.terms.get(term)?.docs.length ?? 0;
+    let n = this.tail.frequency(term) - (this.tailDeletedDf.get(term) ?? 0);
+    for (const s of this.segments) n += s.frequency(term);
     return n;
   }
 
   /**
-   * The k best chunks for the query, BM25 as FTS5 computes it (document frequencies count
-   * deleted chunks until their segment is merged, as in Lucene). `accept` narrows to chunks
-   * a store or filter can see.
+   * The k best chunks for the query, BM25 as FTS5 computes it. `accept` narrows to chunks a
+   * store or filter can see.
    */
   search(q: KeywordQuery, k: number, accept?: (id: number) => boolean): KeywordHit[] {
     const n = this.size;

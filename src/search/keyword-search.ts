@@ -70,7 +70,7 @@ export class KeywordSearch {
       const rows = await this.chunks.changesAfter(this.index.seq, BATCH);
       if (rows.length === 0) return;
       for (const r of rows) {
-        if (r.op === "delete") this.index.delete(r.id);
+        if (r.op === "delete") this.index.delete(r.id, r.text === null ? [] : analyze(r.text));
         // An add whose chunk is gone by now has its delete later in the log.
         else if (r.text !== null) this.index.add(r.id, analyze(r.text));
         this.index.seq = r.seq;

@@ -39,6 +39,8 @@ export class Bitset {
 export class Segment {
   readonly deleted: Bitset;
   deletedCount = 0;
+  /** Per term, how many of its postings are deleted chunks: document frequencies stay exact. */
+  deletedDf = new Map<string, number>();
   /** Sum of the live chunks' lengths. */
   liveLength: number;
   /** Set once the segment is on disk (its file name and checksum). */
@@ -81,13 +83,20 @@ export class Segment {
     return -1;
   }
 
-  /** Marks a chunk deleted; false when it is not here or already deleted. */
-  delete(id: number): boolean {
+  /** Marks a chunk deleted (its terms keep frequencies exact); false when it is not here or already deleted. */
+  delete(id: number, terms: Iterable<string>): boolean {
     const o = this.ordinalOf(id);
     if (o < 0 || !this.deleted.set(o)) return false;
     this.deletedCount++;
     this.liveLength -= this.dls[o]!;
+    for (const t of new Set(terms)) if (this.terms.has(t)) this.deletedDf.set(t, (this.deletedDf.get(t) ?? 0) + 1);
     return true;
+  }
+
+  /** Live chunks holding the term. */
+  frequency(term: string) {
+    const p = this.terms.get(term);
+    return p ? p.docs.length - (this.deletedDf.get(term) ?? 0) : 0;
   }
 
   isDeleted(ordinal: number) {
@@ -158,7 +167,7 @@ export class SegmentBuilder {
   score(
     terms: { term: string; wIdf: number }[],
     norm: (dl: number) => number,
-    deleted: Set<number>,
+    deleted: { has(id: number): boolean },
     top: { push(id: number, score: number): void },
     accept?: (id: number) => boolean,
   ) {

@@ -285,8 +285,9 @@ export interface ChunksRepo {
   /** Chunks after `afterId`, in id order: how the keyword index is rebuilt. */
   textsAfter(afterId: number, limit: number): Promise<{ id: number; text: string }[]>;
   /**
-   * The chunk change log, in commit order: every chunk added or deleted, with the text of
-   * those still there. Derived indexes replay it from the sequence they last saved.
+   * The chunk change log, in commit order: every chunk added (with its text while it is still
+   * there) or deleted (with the text it had: a keyword index needs it to keep its term
+   * statistics exact). Derived indexes replay it from the sequence they last saved.
    */
   changesAfter(seq: number, limit: number): Promise<ChunkChange[]>;
   /** The sequence of the last change committed (0 before any). */

@@ -69,7 +69,7 @@ export class SqliteChunksRepo implements ChunksRepo {
   async changesAfter(seq: number, limit: number): Promise<ChunkChange[]> {
     return this.db
       .query(
-        `SELECT ch.seq, ch.chunk_id AS id, ch.op, c.text FROM chunk_changes ch LEFT JOIN chunks c ON ch.op = 'add' AND c.id = ch.chunk_id
+        `SELECT ch.seq, ch.chunk_id AS id, ch.op, COALESCE(ch.text, c.text) AS text FROM chunk_changes ch LEFT JOIN chunks c ON ch.op = 'add' AND c.id = ch.chunk_id
          WHERE ch.seq > $seq ORDER BY ch.seq LIMIT $limit`,
       )
       .all({ seq, limit }) as ChunkChange[];

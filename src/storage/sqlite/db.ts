@@ -259,13 +259,15 @@ export const MIGRATIONS: string[] = [
   CREATE TABLE chunk_changes (
     seq      INTEGER PRIMARY KEY AUTOINCREMENT,
     chunk_id INTEGER NOT NULL,
-    op       TEXT NOT NULL CHECK (op IN ('add', 'delete'))
+    op       TEXT NOT NULL CHECK (op IN ('add', 'delete')),
+    -- A deleted chunk's text, whose terms the keyword index subtracts from its statistics.
+    text     TEXT
   );
   CREATE TRIGGER chunks_log_insert AFTER INSERT ON chunks BEGIN
     INSERT INTO chunk_changes (chunk_id, op) VALUES (new.id, 'add');
   END;
   CREATE TRIGGER chunks_log_delete AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunk_changes (chunk_id, op) VALUES (old.id, 'delete');
+    INSERT INTO chunk_changes (chunk_id, op, text) VALUES (old.id, 'delete', old.text);
   END;
   `,
 ];
