@@ -11,6 +11,7 @@ import { scaleBench } from "./scale";
 import { pipelineBench } from "./pipeline";
 import { answersBench } from "./answers";
 import { consoleBench } from "./console";
+import { keywordBench } from "./keyword";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -24,6 +25,7 @@ const suites: Record<string, () => Promise<string>> = {
   retrieval: () => retrievalBench(),
   ocr: ocrBench,
   scale: scaleBench,
+  keyword: keywordBench,
 };
 
 const out: string[] = [

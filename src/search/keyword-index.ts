@@ -186,6 +186,34 @@ export class KeywordIndex {
     this.segments.splice(from, to - from, merged);
   }
 
+  /** BM25's inverse document frequency of a term, as FTS5 computes it. */
+  idf(term: string) {
+    const n = this.size;
+    const df = this.documentFrequency(term);
+    if (df === 0) return 0;
+    const idf = Math.log((n - df + 0.5) / (df + 0.5));
+    return idf <= 0 ? 1e-6 : idf;
+  }
+
+  /** Each live chunk's length and how often each term occurs in it. */
+  counts(ids: number[], terms: string[]): Map<number, { dl: number; tfs: number[] }> {
+    const out = new Map<number, { dl: number; tfs: number[] }>();
+    for (const id of ids) {
+      let c: { dl: number; tfs: number[] } | undefined;
+      if (id >= this.tail.firstAdded && id <= this.tail.lastAdded) c = this.tailDeleted.has(id) ? undefined : this.tail.counts(id, terms);
+      else
+        for (let i = this.segments.length - 1; i >= 0; i--) {
+          const s = this.segments[i]!;
+          if (id < s.firstId || id > s.lastId) continue;
+          const o = s.ordinalOf(id);
+          if (o >= 0 && !s.isDeleted(o)) c = { dl: s.dls[o]!, tfs: terms.map((t) => s.termFrequency(o, t)) };
+          break;
+        }
+      if (c) out.set(id, c);
+    }
+    return out;
+  }
+
   /** Live chunks holding the term. */
   documentFrequency(term: string) {
     let n = this.tail.frequency(term) - (this.tailDeletedDf.get(term) ?? 0);

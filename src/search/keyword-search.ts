@@ -1,7 +1,8 @@
 import type { ChunksRepo } from "../storage/repos";
 import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
-import { analyze, containsPhrase, parseQuery } from "./analyzer";
+import { analyze, containsPhrase, parseQuery, type KeywordQuery } from "./analyzer";
+import { B, K1 } from "./segment";
 import { KeywordIndex, type KeywordHit } from "./keyword-index";
 import { discardKeywordIndex, loadKeywordIndex, saveKeywordIndex, snapshot } from "./keyword-files";
 
@@ -10,6 +11,13 @@ const BATCH = 2_000;
 const SLICE_MS = 8;
 // A verbatim quoted phrase lifts a chunk's keyword score by this share per phrase.
 const PHRASE_BOOST = 0.5;
+// A chunk's keyword score also counts its neighbourhood: the chunks of the same file within
+// CONTEXT_RADIUS places, scored by BM25 as one passage and weighted by CONTEXT_WEIGHT. A
+// chunk whose surroundings speak of the query too is more likely from a document about it.
+// On SciFact's train queries (bench/retrieval.ts) hybrid nDCG@10 goes from 0.661 to 0.702
+// (weight 2: 0.700, 4: 0.702; radius 2 is below 4); BM25 over whole documents gives 0.701.
+const CONTEXT_RADIUS = 4;
+const CONTEXT_WEIGHT = 3;
 
 /**
  * Keeps the keyword index in step with SQLite: loaded at start (or rebuilt from the chunks
@@ -108,15 +116,47 @@ export class KeywordSearch {
   async search(query: string, k: number, accept?: (id: number) => boolean): Promise<KeywordHit[]> {
     const q = parseQuery(query);
     if (!q) return [];
-    const hits = this.index.search(q, k, accept);
-    if (q.phrases.length === 0 || hits.length === 0) return hits;
-    const texts = await this.chunks.texts(hits.map((h) => h.id));
-    return hits
-      .map((h) => {
+    let hits = this.index.search(q, k, accept);
+    if (hits.length === 0) return hits;
+    hits = await this.withContext(q, hits);
+    if (q.phrases.length > 0) {
+      const texts = await this.chunks.texts(hits.map((h) => h.id));
+      hits = hits.map((h) => {
         const terms = analyze(texts.get(h.id) ?? "");
         const found = q.phrases.filter((p) => containsPhrase(terms, p)).length;
         return found ? { id: h.id, score: h.score * (1 + PHRASE_BOOST * found) } : h;
-      })
-      .sort((a, b) => b.score - a.score || a.id - b.id);
+      });
+    }
+    return hits.sort((a, b) => b.score - a.score || a.id - b.id);
+  }
+
+  /** Adds the BM25 of each hit's neighbourhood (term counts summed over it) to the hit's own. */
+  private async withContext(q: KeywordQuery, hits: KeywordHit[]): Promise<KeywordHit[]> {
+    const near = await this.chunks.neighbours(hits.map((h) => h.id), CONTEXT_RADIUS);
+    const terms = [...q.terms.keys()];
+    const weights = terms.map((t) => q.terms.get(t)! * this.index.idf(t));
+    const counts = this.index.counts([...new Set([...near.values()].flat())], terms);
+    const passages = hits.map((h) => {
+      const tfs = new Float64Array(terms.length);
+      let dl = 0;
+      for (const id of near.get(h.id) ?? [h.id]) {
+        const c = counts.get(id);
+        if (!c) continue;
+        dl += c.dl;
+        c.tfs.forEach((tf, i) => (tfs[i]! += tf));
+      }
+      return { tfs, dl };
+    });
+    // Passages are measured against the others found for this query: their lengths vary with
+    // the files' chunk counts, which no global average captures.
+    const avg = passages.reduce((a, p) => a + p.dl, 0) / passages.length || 1;
+    return hits.map((h, i) => {
+      const p = passages[i]!;
+      let s = 0;
+      p.tfs.forEach((tf, t) => {
+        if (tf > 0) s += (weights[t]! * tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * p.dl) / avg));
+      });
+      return { id: h.id, score: h.score + CONTEXT_WEIGHT * s };
+    });
   }
 }

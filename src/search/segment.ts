@@ -93,6 +93,22 @@ export class Segment {
     return true;
   }
 
+  /** How often the term occurs in the chunk at this ordinal (0 when not at all). */
+  termFrequency(ordinal: number, term: string): number {
+    const p = this.terms.get(term);
+    if (!p) return 0;
+    let lo = 0;
+    let hi = p.docs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = p.docs[mid]!;
+      if (v === ordinal) return p.tfs[mid]!;
+      if (v < ordinal) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return 0;
+  }
+
   /** Live chunks holding the term. */
   frequency(term: string) {
     const p = this.terms.get(term);
@@ -147,20 +163,49 @@ export class SegmentBuilder {
 
   /** A chunk's length in tokens, if it is here. */
   lengthOf(id: number): number | undefined {
+    const o = this.ordinalOf(id);
+    return o < 0 ? undefined : this.dls[o];
+  }
+
+  frequency(term: string) {
+    return this.terms.get(term)?.docs.length ?? 0;
+  }
+
+  /** A chunk's length and how often each term occurs in it, if it is here. */
+  counts(id: number, terms: string[]): { dl: number; tfs: number[] } | undefined {
+    const ordinal = this.ordinalOf(id);
+    if (ordinal < 0) return undefined;
+    return {
+      dl: this.dls[ordinal]!,
+      tfs: terms.map((t) => {
+        const p = this.terms.get(t);
+        if (!p) return 0;
+        // Postings ascend by ordinal.
+        let lo = 0;
+        let hi = p.docs.length - 1;
+        while (lo <= hi) {
+          const mid = (lo + hi) >>> 1;
+          const v = p.docs[mid]!;
+          if (v === ordinal) return p.tfs[mid]!;
+          if (v < ordinal) lo = mid + 1;
+          else hi = mid - 1;
+        }
+        return 0;
+      }),
+    };
+  }
+
+  private ordinalOf(id: number) {
     let lo = 0;
     let hi = this.ids.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const v = this.ids[mid]!;
-      if (v === id) return this.dls[mid];
+      if (v === id) return mid;
       if (v < id) lo = mid + 1;
       else hi = mid - 1;
     }
-    return undefined;
-  }
-
-  frequency(term: string) {
-    return this.terms.get(term)?.docs.length ?? 0;
+    return -1;
   }
 
   /** Scores every chunk here that holds a query term: the builder is small, no skipping needed. */

@@ -26,6 +26,8 @@ const ADD_SLICE_MS = 5;
 // SQLite holds every vector, and start-up adds what a saved index lacks, so saving is only
 // about start-up time; the native write blocks the thread, so it is done rarely.
 const SAVE_DELAY_MS = 60_000;
+// Query vectors kept (2 KB each at 512 dimensions): the last few thousand distinct queries.
+const QUERY_CACHE = 4096;
 
 export interface SearchOptions {
   maxResults: number;
@@ -44,6 +46,7 @@ export class ModelMismatchError extends Error {}
 export class SearchService {
   private index!: VectorIndex;
   readonly keywords: KeywordSearch;
+  private readonly queryVectors = new Map<string, Float32Array>();
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
   private saving: Promise<void> | null = null;
   private dirty = false;
@@ -144,6 +147,7 @@ export class SearchService {
       for (const f of readdirSync(this.indexDir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith(".usearch")))
       UsearchIndex.discard(join(this.indexDir, f.name));
     this.index = UsearchIndex.open(this.indexPath, m.id, m.dims).index;
+    this.queryVectors.clear();
     const done = await this.backfill((n) => onProgress(n, total));
     await this.saveNow();
     return done;
@@ -191,8 +195,18 @@ export class SearchService {
     await this.keywords.save().catch((e) => log.error("could not save the keyword index; the next start replays or rebuilds it", { error: String(e) }));
   }
 
+  /** A query asked again (a retry, a popular question, each turn of a chat) is not embedded again. */
   async embedQuery(text: string) {
-    return (await embedOrUnavailable(this.embedder, [text])).vectors[0]!;
+    const hit = this.queryVectors.get(text);
+    if (hit) {
+      this.queryVectors.delete(text);
+      this.queryVectors.set(text, hit);
+      return hit;
+    }
+    const vector = (await embedOrUnavailable(this.embedder, [text])).vectors[0]!;
+    this.queryVectors.set(text, vector);
+    if (this.queryVectors.size > QUERY_CACHE) this.queryVectors.delete(this.queryVectors.keys().next().value!);
+    return vector;
   }
 
   async search(storeId: string, queries: string[], o: SearchOptions): Promise<SearchHit[]> {

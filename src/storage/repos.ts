@@ -280,6 +280,8 @@ export interface ChunksRepo {
   visible(storeId: string, filter: SqlFilter, now: number, ids: number[]): Promise<Set<number>>;
   /** Every chunk id the store's search may see: for stores and filters that see a small part of all chunks. */
   visibleIds(storeId: string, filter: SqlFilter, now: number): Promise<Set<number>>;
+  /** For each chunk, the chunks of the same file and cut within `radius` places of it (itself included). */
+  neighbours(ids: number[], radius: number): Promise<Map<number, number[]>>;
   /** Chunk texts by id (chunks gone since are absent). */
   texts(ids: number[]): Promise<Map<number, string>>;
   /** Chunks after `afterId`, in id order: how the keyword index is rebuilt. */

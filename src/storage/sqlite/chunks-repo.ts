@@ -55,6 +55,18 @@ export class SqliteChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => r[0]));
   }
 
+  async neighbours(ids: number[], radius: number): Promise<Map<number, number[]>> {
+    const rows = this.db
+      .query(
+        `SELECT c.id, n.id AS near FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value
+         JOIN chunks n ON n.file_id = c.file_id AND n.cut = c.cut AND n.idx BETWEEN c.idx - $radius AND c.idx + $radius`,
+      )
+      .values({ ids: JSON.stringify(ids), radius }) as [number, number][];
+    const out = new Map<number, number[]>();
+    for (const [id, near] of rows) (out.get(id) ?? out.set(id, []).get(id)!).push(near);
+    return out;
+  }
+
   async texts(ids: number[]): Promise<Map<number, string>> {
     const rows = this.db
       .query(`SELECT c.id, c.text FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value`)
