@@ -1,11 +1,13 @@
 import type { KeywordQuery } from "./analyzer";
-import { B, K1, mergeSegments, Segment, SegmentBuilder, type Postings } from "./segment";
+import { B, BLOCK, K1, mergeSegments, Segment, SegmentBuilder, type Postings } from "./segment";
 
 // New chunks gather here until sealed into a segment; the tail is scored exhaustively.
 const TAIL_SIZE = 1024;
-// A segment merges with the one before it once it is at least this share of that one's
-// size, so sizes roughly double from one segment to the next: log2(chunks / TAIL_SIZE) in all.
-const MERGE_RATIO = 0.5;
+// Segments are tiered by size (tier t holds up to TAIL_SIZE * MERGE_FACTOR^t chunks); once
+// MERGE_FACTOR segments of one tier trail the list, they merge into one of the next tier. Each
+// chunk is copied about log8(chunks / TAIL_SIZE) times in all, and at most
+// (MERGE_FACTOR - 1) segments stay in each tier (about 25 at a million chunks).
+const MERGE_FACTOR = 8;
 // A segment whose deleted share passes this is rewritten without them.
 const PURGE_SHARE = 0.2;
 
@@ -149,6 +151,14 @@ export class KeywordIndex {
     if (this.autoMerge) void this.merge();
   }
 
+  /** Merges every segment into one (bench/, `ragd` maintenance): the fastest layout to search. */
+  async mergeAll() {
+    await this.merge();
+    this.sealTail();
+    await this.merging;
+    if (this.segments.length > 1) await this.mergeRange(0, this.segments.length);
+  }
+
   /** Runs merges until the segment sizes follow the policy; resolves when they are done. */
   merge(): Promise<void> {
     if (this.merging) return this.merging;
@@ -165,7 +175,13 @@ export class KeywordIndex {
 
   private nextMerge(): [number, number] | null {
     const s = this.segments;
-    for (let i = s.length - 1; i > 0; i--) if (s[i]!.size >= s[i - 1]!.live * MERGE_RATIO) return [i - 1, i + 1];
+    const tier = (seg: Segment) => Math.max(0, Math.floor(Math.log(Math.max(1, seg.live) / TAIL_SIZE) / Math.log(MERGE_FACTOR) + 1e-9));
+    if (s.length >= MERGE_FACTOR) {
+      const t = tier(s[s.length - 1]!);
+      let from = s.length - 1;
+      while (from > 0 && tier(s[from - 1]!) <= t) from--;
+      if (s.length - from >= MERGE_FACTOR) return [from, s.length];
+    }
     for (let i = 0; i < s.length; i++) if (s[i]!.deletedCount > s[i]!.size * PURGE_SHARE) return [i, i + 1];
     return null;
   }
@@ -248,13 +264,31 @@ export class KeywordIndex {
   }
 }
 
-/** MaxScore over one segment. */
+// Past every ordinal, and a small integer, so the doc loop stays in int32 arithmetic.
+const NONE = 0x7fffffff;
+
+/**
+ * Block-max MaxScore over one segment. Lists are ordered by their bound; those whose bounds
+ * together cannot beat the k-th best score so far are non-essential: they are only looked up
+ * for chunks the others found. Whole blocks of the essential lists are skipped when their
+ * block bounds cannot beat it either.
+ */
 function searchSegment(seg: Segment, terms: QueryTerm[], norm: (dl: number) => number, top: TopK, accept?: (id: number) => boolean) {
-  const lists: { p: Postings; w: number; ub: number }[] = [];
+  const lists: { p: Postings; w: number; ub: number; blockUb: Float64Array }[] = [];
   for (const t of terms) {
     const p = seg.terms.get(t.term);
     if (!p) continue;
-    lists.push({ p, w: t.wIdf, ub: (t.wIdf * p.maxTf * (K1 + 1)) / (p.maxTf + norm(p.minDl)) });
+    // The best a block can score: its highest frequency in its shortest chunk. The list's bound
+    // is the best block's, far tighter than the highest frequency in the shortest chunk overall.
+    let best = 0;
+    const blockUb = new Float64Array(p.blockMaxTf.length);
+    for (let b = 0; b < blockUb.length; b++) {
+      const tf = p.blockMaxTf[b]!;
+      const f = (t.wIdf * tf * (K1 + 1)) / (tf + norm(p.blockMinDl[b]!));
+      blockUb[b] = f;
+      if (f > best) best = f;
+    }
+    lists.push({ p, w: t.wIdf, ub: best, blockUb });
   }
   if (lists.length === 0) return;
   lists.sort((a, b) => a.ub - b.ub);
@@ -269,13 +303,38 @@ function searchSegment(seg: Segment, terms: QueryTerm[], norm: (dl: number) => n
   while (e < m && top.full && prefix[e]! <= theta) e++;
   for (;;) {
     if (e >= m) return;
-    let d = 0xffffffff;
+    if (top.full) {
+      // Until the first of the essential lists' current blocks ends, no chunk can score more
+      // than those blocks' bounds plus every non-essential list's bound.
+      let bound = e > 0 ? prefix[e - 1]! : 0;
+      let boundary = NONE;
+      for (let i = e; i < m; i++) {
+        const l = lists[i]!;
+        const at = pos[i]!;
+        const len = l.p.docs.length;
+        if (at >= len) continue;
+        const b = (at / BLOCK) | 0;
+        bound += l.blockUb[b]!;
+        const last = l.p.docs[Math.min(len, (b + 1) * BLOCK) - 1]!;
+        if (last < boundary) boundary = last;
+      }
+      if (boundary === NONE) return;
+      if (bound <= theta) {
+        for (let i = e; i < m; i++) {
+          const docs = lists[i]!.p.docs;
+          const at = pos[i]!;
+          if (at < docs.length && docs[at]! <= boundary) pos[i] = seek(docs, at, boundary + 1);
+        }
+        continue;
+      }
+    }
+    let d = NONE;
     for (let i = e; i < m; i++) {
       const l = lists[i]!;
       const at = pos[i]!;
       if (at < l.p.docs.length && l.p.docs[at]! < d) d = l.p.docs[at]!;
     }
-    if (d === 0xffffffff) return;
+    if (d === NONE) return;
     const nd = norm(dls[d]!);
     let s = 0;
     for (let i = e; i < m; i++) {

@@ -290,14 +290,19 @@ export async function mergeSegments(parts: Segment[], yieldEvery = 8): Promise<S
     }
     remaps.push(remap);
   }
-  const vocabulary = new Set<string>();
-  for (const s of parts) for (const t of s.terms.keys()) vocabulary.add(t);
+  // One buffer for all postings: a typed array per term would cost an allocation each.
+  const sizes = new Map<string, number>();
+  for (const s of parts) for (const [t, p] of s.terms) sizes.set(t, (sizes.get(t) ?? 0) + p.docs.length);
+  let total = 0;
+  for (const n of sizes.values()) total += n;
+  const allDocs = new Uint32Array(total);
+  const allTfs = new Uint16Array(total);
+  let base = 0;
   const terms = new Map<string, Postings>();
-  for (const t of vocabulary) {
-    let n = 0;
-    for (const s of parts) n += s.terms.get(t)?.docs.length ?? 0;
-    const docs = new Uint32Array(n);
-    const tfs = new Uint16Array(n);
+  for (const [t, n] of sizes) {
+    const docs = allDocs.subarray(base, base + n);
+    const tfs = allTfs.subarray(base, base + n);
+    base += n;
     let at = 0;
     parts.forEach((s, i) => {
       const p = s.terms.get(t);
