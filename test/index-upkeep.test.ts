@@ -30,7 +30,7 @@ test("catching up 8,000 vectors leaves the event loop free between slices", asyn
   const db = openDatabase(join(dir, "ragd.db"));
   const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(dir, "cache"))));
   try {
-    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(dir, "vectors"));
+    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(dir, "vectors"), join(dir, "keyword"));
     await search.start();
     // One large document's chunks, committed as ingestion commits them.
     db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();

@@ -351,6 +351,49 @@ describe("the vector index and the model across restarts", () => {
     }
   });
 
+  test("the keyword index: changes after its last save are replayed after kill -9; a torn segment is rebuilt; deleted files never come back", async () => {
+    let ragd = await startRagd();
+    const dataDir = ragd.dataDir;
+    const keywordOnly = (query: string) => ({ query, ranking_options: { hybrid_search: { embedding_weight: 0, text_weight: 1 } } }) as never;
+    try {
+      let client = ragd.client();
+      const kb = (await client.vectorStores.list()).data[0]!.id;
+      const first = await client.files.create({ file: fixture("handbook.docx"), purpose: "assistants" });
+      await client.files.waitForProcessing(first.id, { pollInterval: 100 });
+      // A clean stop saves the index and prunes the change log it reflects.
+      await ragd.stop();
+      const db = new Database(join(dataDir, "ragd.db"), { readonly: true });
+      expect((db.query("SELECT COUNT(*) AS n FROM chunk_changes").get() as { n: number }).n).toBe(0);
+      db.close();
+      ragd = await startRagd({ dataDir });
+      expect(ragd.stderr()).not.toContain("building the keyword index");
+      client = ragd.client();
+      // Committed after the save; the process then dies before the next one.
+      const second = await client.files.create({ file: fixture("guide.md"), purpose: "assistants" });
+      await client.files.waitForProcessing(second.id, { pollInterval: 100 });
+      await client.files.delete(first.id);
+      await ragd.kill9();
+      ragd = await startRagd({ dataDir });
+      expect(ragd.stderr()).not.toContain("building the keyword index");
+      client = ragd.client();
+      const guideWords = (await client.vectorStores.search(kb, keywordOnly("install on linux"))).data;
+      expect(guideWords.length).toBeGreaterThan(0);
+      expect(guideWords.every((r) => r.file_id === second.id)).toBe(true);
+      expect((await client.vectorStores.search(kb, keywordOnly("parental leave"))).data.filter((r) => r.file_id === first.id)).toEqual([]);
+      await ragd.stop();
+      // A torn segment file: rebuilt from the chunks table, same answers.
+      const dir = join(dataDir, "keyword");
+      const seg = readdirSync(dir).find((n) => n.endsWith(".seg"))!;
+      writeFileSync(join(dir, seg), "torn");
+      ragd = await startRagd({ dataDir });
+      expect(ragd.stderr()).toContain("building the keyword index from SQLite");
+      expect((await ragd.client().vectorStores.search(kb, keywordOnly("install on linux"))).data.map((r) => r.file_id)).toEqual(guideWords.map((r) => r.file_id));
+    } finally {
+      await ragd.stop();
+      cleanup(dataDir);
+    }
+  });
+
   test("the openai provider embeds through another OpenAI-compatible server", async () => {
     const upstream = await startRagd();
     const ragd = await startRagd({ args: ["--embed-provider", "openai", "--embed-url", `${upstream.url}/v1`, "--embed-api-key", upstream.key, "--embed-model", "use-lite-int8"] });

@@ -66,8 +66,9 @@ export class SearchService {
     private readonly ingestion: IngestionRepo,
     private readonly embedder: EmbeddingProvider,
     private readonly indexDir: string,
+    keywordDir: string,
   ) {
-    this.keywords = new KeywordSearch(chunks, join(indexDir, "keyword"));
+    this.keywords = new KeywordSearch(chunks, keywordDir);
   }
 
   get indexPath() {
