@@ -42,7 +42,7 @@ export function makeDataDir(source: string, target: number): string {
     const insertFile = db.prepare("INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES (?, ?, ?, ?, ?, 'assistants', 'processed', 'text/plain', '')");
     const insertDoc = db.prepare("INSERT INTO documents (file_id, format, text) VALUES (?, 'text', ?)");
     const insertMember = db.prepare("INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES (?, ?, ?)");
-    const insertChunk = db.prepare("INSERT INTO chunks (file_id, strategy, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, ?, ?, ?, ?, ?, ?)");
+    const insertChunk = db.prepare("INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, ?, ?, ?, ?, ?, ?)");
     db.transaction(() => {
       for (let start = 0, n = 0; start < need; start += 1000, n++) {
         const texts = extra.texts.slice(start, Math.min(need, start + 1000));
@@ -135,17 +135,55 @@ export async function scaleBench(): Promise<string> {
           const exact = await search.exactForBench(kb, v, 10);
           agree += exact.filter((e) => approx.has(e.id)).length / Math.max(1, exact.length);
         }
-        const times: number[] = [];
-        const t0 = performance.now();
-        for (const q of qs) {
+        const ask = async (q: string, weight?: number) => {
           const t = performance.now();
-          const res = await fetch(`${server.url}/v1/vector_stores/${kb}/search`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify({ query: q }) });
+          const body = { query: q, ...(weight === undefined ? {} : { ranking_options: { hybrid_search: { embedding_weight: weight, text_weight: 1 - weight } } }) };
+          const res = await fetch(`${server.url}/v1/vector_stores/${kb}/search`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify(body) });
           if (!res.ok) throw new Error(`search failed: ${res.status} ${await res.text()}`);
           await res.json();
-          times.push(performance.now() - t);
-        }
+          return performance.now() - t;
+        };
+        // Query vectors are cached by the server: the first pass pays for embedding, as users do
+        // the first time they ask; the passes after it measure the indexes.
+        const times: number[] = [];
+        const t0 = performance.now();
+        for (const q of qs) times.push(await ask(q));
         const qps = qs.length / ((performance.now() - t0) / 1000);
-        rows.push([chunks, build.seconds.toFixed(2), build.peak.toFixed(0), load.seconds.toFixed(2), load.rss.toFixed(0), percentile(times, 50).toFixed(1), percentile(times, 99).toFixed(1), qps.toFixed(0), (agree / 200).toFixed(3)]);
+        const keywordOnly: number[] = [];
+        const vectorOnly: number[] = [];
+        for (const q of qs) {
+          keywordOnly.push(await ask(q, 0));
+          vectorOnly.push(await ask(q, 1));
+        }
+        // 8 clients at once, each through its own share of the queries, hybrid.
+        const c0 = performance.now();
+        let next = 0;
+        await Promise.all(Array.from({ length: 8 }, async () => {
+          while (next < qs.length * 2) await ask(qs[next++ % qs.length]!);
+        }));
+        const qps8 = (qs.length * 2) / ((performance.now() - c0) / 1000);
+        // Brute force in the same run: exact cosine over every vector of the store.
+        const exactTimes: number[] = [];
+        for (const q of qs.slice(0, 50)) {
+          const v = await search.embedQuery(q);
+          const t = performance.now();
+          await search.exactForBench(kb, v, 100);
+          exactTimes.push(performance.now() - t);
+        }
+        rows.push([
+          chunks,
+          build.seconds.toFixed(2),
+          build.peak.toFixed(0),
+          load.seconds.toFixed(2),
+          load.rss.toFixed(0),
+          `${percentile(times, 50).toFixed(1)} / ${percentile(times, 99).toFixed(1)}`,
+          qps.toFixed(0),
+          qps8.toFixed(0),
+          percentile(keywordOnly, 99).toFixed(1),
+          percentile(vectorOnly, 99).toFixed(1),
+          percentile(exactTimes, 50).toFixed(1),
+          (agree / 200).toFixed(3),
+        ]);
       } finally {
         await server.stop();
       }
@@ -154,9 +192,25 @@ export async function scaleBench(): Promise<string> {
     }
   }
   lines.push(
-    table(["chunks", "start, index built (s)", "peak memory then (MiB)", "start, index loaded (s)", "memory once loaded (MiB)", "search p50 (ms)", "search p99 (ms)", "queries/s (1 client)", "HNSW recall@10"], rows),
+    table(
+      [
+        "chunks",
+        "start, indexes built (s)",
+        "peak memory then (MiB)",
+        "start, indexes loaded (s)",
+        "memory once loaded (MiB)",
+        "hybrid p50 / p99 (ms, 1 client)",
+        "queries/s (1 client)",
+        "queries/s (8 clients)",
+        "keyword-only p99",
+        "vector-only p99",
+        "exact cosine, top 100 (ms, p50)",
+        "HNSW recall@10",
+      ],
+      rows,
+    ),
     "",
-    `Search: ${qs.length} SciFact train queries through POST /v1/vector_stores/{id}/search (hybrid, 10 results); recall on 200 of them against exact cosine search.`,
+    `Search: ${qs.length} SciFact train queries through POST /v1/vector_stores/{id}/search (hybrid, 10 results; the first pass embeds each query, the later ones find it cached); recall on 200 of them against exact cosine search; the exact reference is SQLite's rows scanned in the server (50 queries).`,
   );
   return lines.join("\n");
 }

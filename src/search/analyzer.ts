@@ -7,7 +7,7 @@ import { stemmer } from "stemmer";
  * stemmed. Changing anything here changes the terms of every indexed chunk, so the saved
  * index records ANALYZER_VERSION and is rebuilt when it differs.
  */
-export const ANALYZER_VERSION = "unicode61-rd2-porter-1";
+export const ANALYZER_VERSION = "unicode61-rd2-porter-2";
 
 const TOKEN = /[\p{L}\p{N}\p{Co}]+/gu;
 const COMBINING = /\p{Mn}/gu;
@@ -26,13 +26,31 @@ function term(raw: string): string {
   if (t !== undefined) return t;
   t = raw.toLowerCase();
   if (!ASCII_WORD.test(t)) t = t.replace(UNFOLDED, (c) => FOLD[c]!).normalize("NFD").replace(COMBINING, "").normalize("NFC");
-  // FTS5 counts bytes, not characters, for both limits; stemming only changes ASCII letters.
   const bytes = Buffer.byteLength(t);
-  if (bytes >= 3 && bytes <= MAX_STEMMED && /[a-z]/.test(t)) t = stemmer(t);
+  if (bytes >= 3 && bytes <= MAX_STEMMED) t = ASCII_WORD.test(t) ? stemmer(t) : stemBytes(t);
   // A bounded cache: a chunk's words repeat across chunks, and stemming is most of the cost.
   if (folded.size > 200_000) folded.clear();
   folded.set(raw, t);
   return t;
+}
+
+/**
+ * FTS5 stems a token's UTF-8 bytes: its length limits count bytes, and every non-ASCII byte
+ * is a consonant. Each such byte goes to the stemmer as one private-use character (no case,
+ * not a vowel), and comes back after. Porter only removes or changes ASCII letters, so
+ * multi-byte characters stay whole.
+ */
+function stemBytes(token: string): string {
+  const utf8 = Buffer.from(token, "utf8");
+  let s = "";
+  for (const b of utf8) s += String.fromCharCode(b < 0x80 ? b : 0xe000 + b);
+  const stemmed = stemmer(s);
+  const out = Buffer.alloc(stemmed.length);
+  for (let i = 0; i < stemmed.length; i++) {
+    const c = stemmed.charCodeAt(i);
+    out[i] = c >= 0xe000 ? c - 0xe000 : c;
+  }
+  return out.toString("utf8");
 }
 
 /** Every token of a text, in order (stop words included: they count toward a chunk's length as in FTS5). */

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fsyncFile, fsyncPath, writeFileAtomic } from "../util/atomic-file";
 import { ANALYZER_VERSION } from "./analyzer";
@@ -23,6 +23,8 @@ interface Manifest {
   analyzer: string;
   seq: number;
   maxId: number;
+  /** A hash of the newest chunk's text: tells a database restored from a backup from this one. */
+  newest: string | null;
   segments: { name: string; bytes: number; hash: string; deleted: string | null; deletedDf: Record<string, number> | null }[];
 }
 
@@ -139,7 +141,10 @@ export interface KeywordSnapshot {
   segments: { seg: Segment; deleted: Uint32Array | null; deletedDf: Record<string, number> | null }[];
   seq: number;
   maxId: number;
+  newest: string | null;
 }
+
+export const textHash = (text: string) => Bun.hash.wyhash(text).toString(16);
 
 /** What a save writes: taken at once, so the segments, their deletes and the sequence agree. */
 export function snapshot(index: KeywordIndex): KeywordSnapshot {
@@ -152,18 +157,19 @@ export function snapshot(index: KeywordIndex): KeywordSnapshot {
     })),
     seq: index.seq,
     maxId: index.maxId,
+    newest: null,
   };
 }
 
 /** Writes the segments not yet on disk, then the manifest; removes segment files no longer named. */
-export async function saveKeywordIndex(dir: string, snap: KeywordSnapshot) {
+export async function saveKeywordIndex(dir: string, snap: KeywordSnapshot, keep: Iterable<string> = []) {
   mkdirSync(dir, { recursive: true });
   for (const { seg } of snap.segments) {
     if (seg.file) continue;
     const bytes = encode(seg);
     const name = `kw-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}.seg`;
     const tmp = join(dir, `${name}.tmp`);
-    writeFileSync(tmp, bytes);
+    await Bun.write(tmp, bytes);
     await fsyncFile(tmp);
     renameSync(tmp, join(dir, name));
     seg.file = { name, hash: hashOf(bytes), bytes: bytes.length };
@@ -174,6 +180,7 @@ export async function saveKeywordIndex(dir: string, snap: KeywordSnapshot) {
     analyzer: ANALYZER_VERSION,
     seq: snap.seq,
     maxId: snap.maxId,
+    newest: snap.newest,
     segments: snap.segments.map(({ seg, deleted, deletedDf }) => ({
       ...seg.file!,
       deletedDf,
@@ -181,12 +188,13 @@ export async function saveKeywordIndex(dir: string, snap: KeywordSnapshot) {
     })),
   };
   writeFileAtomic(join(dir, MANIFEST), JSON.stringify(manifest));
-  const named = new Set(manifest.segments.map((s) => s.name));
-  for (const f of readdirSync(dir)) if (f.startsWith("kw-") && !named.has(f)) rmSync(join(dir, f), { force: true });
+  // Segments the index holds now (merged since the snapshot) are not yet named but are kept.
+  const named = new Set([...manifest.segments.map((s) => s.name), ...keep]);
+  for (const f of readdirSync(dir)) if (/^kw-[a-z0-9-]+\.seg$/.test(f) && !named.has(f)) rmSync(join(dir, f), { force: true });
 }
 
 /** The saved index, or why there is none that can be trusted. */
-export function loadKeywordIndex(dir: string): { index: KeywordIndex } | { reason: string } {
+export function loadKeywordIndex(dir: string): { index: KeywordIndex; newest: string | null } | { reason: string } {
   const path = join(dir, MANIFEST);
   if (!existsSync(path)) return { reason: "no saved index" };
   let m: Manifest;
@@ -220,7 +228,7 @@ export function loadKeywordIndex(dir: string): { index: KeywordIndex } | { reaso
   }
   index.seq = m.seq;
   index.maxId = m.maxId;
-  return { index };
+  return { index, newest: m.newest ?? null };
 }
 
 /** Removes the saved index (a rebuild follows). */

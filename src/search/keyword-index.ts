@@ -1,3 +1,4 @@
+import { log } from "../util/log";
 import type { KeywordQuery } from "./analyzer";
 import { B, BLOCK, K1, mergeSegments, Segment, SegmentBuilder, type Postings } from "./segment";
 
@@ -88,6 +89,7 @@ export class KeywordIndex {
   private tailDeletedDf = new Map<string, number>();
   private tailLength = 0;
   private merging: Promise<void> | null = null;
+  private wantAll = false;
   private deletedWhileMerging: [number, string[]][] | null = null;
   /** Highest chunk id added: chunk ids ascend with commits, so later adds are above it. */
   maxId = 0;
@@ -151,12 +153,11 @@ export class KeywordIndex {
     if (this.autoMerge) void this.merge();
   }
 
-  /** Merges every segment into one (bench/, `ragd` maintenance): the fastest layout to search. */
+  /** Merges every segment into one (bench/): the fastest layout to search. */
   async mergeAll() {
-    await this.merge();
     this.sealTail();
-    await this.merging;
-    if (this.segments.length > 1) await this.mergeRange(0, this.segments.length);
+    this.wantAll = true;
+    await this.merge();
   }
 
   /** Runs merges until the segment sizes follow the policy; resolves when they are done. */
@@ -167,14 +168,20 @@ export class KeywordIndex {
       await Promise.resolve();
       for (let plan; (plan = this.nextMerge()); ) await this.mergeRange(plan[0], plan[1]);
     })();
-    this.merging = run.finally(() => {
-      this.merging = null;
-    });
+    this.merging = run
+      .catch((e) => log.error("keyword index merge failed; its segments stay as they were", { error: String(e) }))
+      .finally(() => {
+        this.merging = null;
+      });
     return this.merging;
   }
 
   private nextMerge(): [number, number] | null {
     const s = this.segments;
+    if (this.wantAll) {
+      this.wantAll = false;
+      if (s.length > 1) return [0, s.length];
+    }
     const tier = (seg: Segment) => Math.max(0, Math.floor(Math.log(Math.max(1, seg.live) / TAIL_SIZE) / Math.log(MERGE_FACTOR) + 1e-9));
     if (s.length >= MERGE_FACTOR) {
       const t = tier(s[s.length - 1]!);
@@ -264,6 +271,9 @@ export class KeywordIndex {
   }
 }
 
+// Scores are kept at float32 precision: the same chunk text scored in two segments sums its
+// terms in different orders, and the last bits must not decide between equal chunks.
+const TIE = 1e-6;
 // Past every ordinal, and a small integer, so the doc loop stays in int32 arithmetic.
 const NONE = 0x7fffffff;
 
@@ -298,9 +308,12 @@ function searchSegment(seg: Segment, terms: QueryTerm[], norm: (dl: number) => n
   const pos = new Int32Array(m);
   const dls = seg.dls;
   let theta = top.threshold;
+  // Bounds are compared with a hair below the bar: a chunk that only ties the k-th score still
+  // enters when its id is lower, wherever its segment was searched.
+  let floor = theta * (1 - TIE);
   // Lists before `e` cannot lift a chunk over the bar on their own: they are only consulted.
   let e = 0;
-  while (e < m && top.full && prefix[e]! <= theta) e++;
+  while (e < m && top.full && prefix[e]! < floor) e++;
   for (;;) {
     if (e >= m) return;
     if (top.full) {
@@ -319,7 +332,7 @@ function searchSegment(seg: Segment, terms: QueryTerm[], norm: (dl: number) => n
         if (last < boundary) boundary = last;
       }
       if (boundary === NONE) return;
-      if (bound <= theta) {
+      if (bound < floor) {
         for (let i = e; i < m; i++) {
           const docs = lists[i]!.p.docs;
           const at = pos[i]!;
@@ -349,7 +362,7 @@ function searchSegment(seg: Segment, terms: QueryTerm[], norm: (dl: number) => n
     if (seg.isDeleted(d)) continue;
     let competitive = true;
     for (let i = e - 1; i >= 0; i--) {
-      if (top.full && s + prefix[i]! <= theta) {
+      if (top.full && s + prefix[i]! < floor) {
         competitive = false;
         break;
       }
@@ -363,13 +376,16 @@ function searchSegment(seg: Segment, terms: QueryTerm[], norm: (dl: number) => n
         s += (l.w * tf * (K1 + 1)) / (tf + nd);
       }
     }
-    if (!competitive || (top.full && s <= theta)) continue;
+    if (!competitive) continue;
+    const score = Math.fround(s);
+    if (top.full && score < theta) continue;
     const id = seg.ids[d]!;
     if (accept && !accept(id)) continue;
-    top.push(id, s);
+    top.push(id, score);
     if (top.full) {
       theta = top.threshold;
-      while (e < m && prefix[e]! <= theta) e++;
+      floor = theta * (1 - TIE);
+      while (e < m && prefix[e]! < floor) e++;
     }
   }
 }

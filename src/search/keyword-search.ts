@@ -4,9 +4,10 @@ import { log } from "../util/log";
 import { analyze, containsPhrase, parseQuery, type KeywordQuery } from "./analyzer";
 import { B, K1 } from "./segment";
 import { KeywordIndex, type KeywordHit } from "./keyword-index";
-import { discardKeywordIndex, loadKeywordIndex, saveKeywordIndex, snapshot } from "./keyword-files";
+import { discardKeywordIndex, loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keyword-files";
 
 const BATCH = 2_000;
+const FRESH_WAIT_MS = 250;
 // Work in slices so requests wait for at most one (analysis costs ~5-20 µs a chunk).
 const SLICE_MS = 8;
 // A verbatim quoted phrase lifts a chunk's keyword score by this share per phrase.
@@ -30,6 +31,7 @@ const CONTEXT_WEIGHT = 3;
 export class KeywordSearch {
   index = new KeywordIndex();
   dirty = false;
+  private saving: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly chunks: ChunksRepo,
@@ -40,11 +42,25 @@ export class KeywordSearch {
     const loaded = loadKeywordIndex(this.dir);
     if ("index" in loaded) {
       this.index = loaded.index;
-      // A log pruned past the saved sequence (another writer's save) leaves a gap only a rebuild fills.
-      if (!(await this.chunks.changeLogReaches(this.index.seq))) await this.rebuild("the change log no longer reaches the saved index");
+      const stale = await this.staleness(loaded.index, loaded.newest);
+      if (stale) await this.rebuild(stale);
     } else await this.rebuild(loaded.reason);
     await this.catchUp();
     log.info("keyword index ready", { chunks: this.index.size, segments: this.index.segments.length, loaded: "index" in loaded });
+  }
+
+  /**
+   * Why a saved index does not describe this database, if it does not: a log pruned past its
+   * sequence leaves a gap only a rebuild fills, and a database restored from an older backup
+   * is behind the index or has given its chunk ids to other texts.
+   */
+  private async staleness(index: KeywordIndex, newest: string | null): Promise<string | null> {
+    if (!(await this.chunks.changeLogReaches(index.seq))) return "the change log no longer reaches the saved index";
+    if ((await this.chunks.chunkIdsIssued()) < index.maxId || (await this.chunks.lastChange()) < index.seq)
+      return "the database is older than the saved index (restored from a backup?)";
+    const text = (await this.chunks.texts([index.maxId])).get(index.maxId);
+    if (newest !== null && text !== undefined && textHash(text) !== newest) return "the saved index describes other chunks than the database holds (restored from a backup?)";
+    return null;
   }
 
   /** Builds the index from every stored chunk; changes committed meanwhile are replayed after. */
@@ -91,18 +107,38 @@ export class KeywordSearch {
     }
   });
 
-  /** Writes the index if it changed, then drops the log it no longer needs. */
-  async save() {
+  /** Writes the index if it changed, then drops the log it no longer needs. One save at a time. */
+  save(): Promise<void> {
+    const run = this.saving.then(() => this.saveNow());
+    this.saving = run.catch(() => {});
+    return run;
+  }
+
+  private async saveNow() {
     if (!this.dirty) return;
     this.dirty = false;
     const snap = snapshot(this.index);
     try {
-      await saveKeywordIndex(this.dir, snap);
+      const newest = (await this.chunks.texts([snap.maxId])).get(snap.maxId);
+      snap.newest = newest === undefined ? null : textHash(newest);
+      await saveKeywordIndex(this.dir, snap, this.index.segments.flatMap((s) => (s.file ? [s.file.name] : [])));
       await this.chunks.pruneChanges(snap.seq);
     } catch (e) {
       this.dirty = true;
       throw e;
     }
+  }
+
+  /**
+   * Replays what was committed since the last look, so a chunk committed a moment ago is
+   * searchable. Waits at most FRESH_WAIT_MS: behind a large backlog (a restart's replay, a
+   * burst of ingestion) a search answers from the index as it is rather than waiting it out.
+   */
+  async freshen() {
+    if ((await this.chunks.lastChange()) <= this.index.seq) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.catchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   discard() {

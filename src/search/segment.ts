@@ -230,7 +230,7 @@ export class SegmentBuilder {
     for (const [o, s] of acc) {
       const id = this.ids[o]!;
       if (deleted.has(id) || (accept && !accept(id))) continue;
-      top.push(id, s);
+      top.push(id, Math.fround(s));
     }
   }
 

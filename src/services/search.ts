@@ -283,14 +283,16 @@ export class SearchService {
   }
 
   private async keyword(storeId: string, filter: SqlFilter, now: number, query: string, n: number): Promise<Scored[]> {
-    // Chunks committed a moment ago are searchable now: catching up costs one read when there is nothing new.
-    await this.keywords.catchUp();
+    await this.keywords.freshen();
     // Most searches see most chunks (the knowledge base, a store without filters): rank over
-    // all chunks and keep the visible ones. A narrow store or filter ranks inside its own chunks.
-    const ranked = await this.keywords.search(query, n * 2);
-    const visible = await this.chunks.visible(storeId, filter, now, ranked.map((r) => r.id));
-    const hits = ranked.filter((r) => visible.has(r.id));
-    if (hits.length >= n || ranked.length < n * 2) return hits.slice(0, n);
+    // all chunks and keep the visible ones, widening once. A store or filter that sees too few
+    // of them is ranked inside its own chunks.
+    for (const k of [n * 2, n * 16]) {
+      const ranked = await this.keywords.search(query, k);
+      const visible = await this.chunks.visible(storeId, filter, now, ranked.map((r) => r.id));
+      const hits = ranked.filter((r) => visible.has(r.id));
+      if (hits.length >= n || ranked.length < k) return hits.slice(0, n);
+    }
     const allowed = await this.chunks.visibleIds(storeId, filter, now);
     return this.keywords.search(query, n, (id) => allowed.has(id));
   }

@@ -292,6 +292,8 @@ export interface ChunksRepo {
    * statistics exact). Derived indexes replay it from the sequence they last saved.
    */
   changesAfter(seq: number, limit: number): Promise<ChunkChange[]>;
+  /** The highest chunk id ever given out (ids are never reused). */
+  chunkIdsIssued(): Promise<number>;
   /** The sequence of the last change committed (0 before any). */
   lastChange(): Promise<number>;
   /** Whether every change after `seq` is still in the log (none pruned past it). */

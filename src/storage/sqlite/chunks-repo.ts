@@ -87,6 +87,11 @@ export class SqliteChunksRepo implements ChunksRepo {
       .all({ seq, limit }) as ChunkChange[];
   }
 
+  async chunkIdsIssued(): Promise<number> {
+    const r = this.db.query(`SELECT seq FROM sqlite_sequence WHERE name = 'chunks'`).get() as { seq: number } | null;
+    return r?.seq ?? 0;
+  }
+
   async lastChange(): Promise<number> {
     // AUTOINCREMENT keeps the highest sequence ever given out even when the log is pruned empty.
     const r = this.db.query(`SELECT seq FROM sqlite_sequence WHERE name = 'chunk_changes'`).get() as { seq: number } | null;
