@@ -52,6 +52,7 @@ export class SearchService {
   private dirty = false;
   private sliceSize = 8;
   private stopped = false;
+  private serving = false;
   /** When the index was last saved, for /metrics. */
   lastSaveMs: number | null = null;
 
@@ -95,6 +96,7 @@ export class SearchService {
     log.info("vector index ready", { vectors: this.index.size(), loaded });
     await this.keywords.start();
     if (this.keywords.dirty) this.scheduleSave(false);
+    this.serving = true;
     // A failure here (a remote API down) must not take the server with it; the next start retries.
     this.backfill().catch((e) => log.error("could not embed chunks stored without vectors; the next start retries", { error: String(e) }));
   }
@@ -127,6 +129,12 @@ export class SearchService {
    * batch is added on usearch's threads; its size follows the measured cost of the last one.
    */
   private async addInSlices(ids: number[], vectors: Float32Array[]) {
+    // Before the server serves (start-up's build or catch-up) nobody waits: whole batches go
+    // to usearch, which adds them on every core.
+    if (!this.serving) {
+      this.index.add(ids, vectors);
+      return;
+    }
     for (let at = 0; at < ids.length; ) {
       const started = performance.now();
       const end = Math.min(ids.length, at + this.sliceSize);
