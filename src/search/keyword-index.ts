@@ -77,10 +77,10 @@ interface QueryTerm {
 }
 
 /**
- * An inverted index over chunk texts with BM25 ranking (as FTS5's bm25()) that stops early:
- * MaxScore over segments, so the query's common words are only looked up for chunks that can
- * still reach the top k. Derived data: SQLite's chunk table and change log are the truth
- * (see keyword-search.ts for how it is kept, saved and rebuilt).
+ * An inverted index over chunk texts with BM25 ranking (as FTS5's bm25()): compact postings
+ * in segments, scored term at a time (see searchSegment for why not MaxScore). Derived data:
+ * SQLite's chunk table and change log are the truth (see keyword-search.ts for how it is
+ * kept, saved and rebuilt).
  */
 export class KeywordIndex {
   segments: Segment[] = [];
