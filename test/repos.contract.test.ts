@@ -167,6 +167,37 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
     });
   });
 
+  describe("the chunk change log (what derived indexes replay)", () => {
+    test("adds and deletes in commit order, a deleted chunk's text kept; pruning keeps the sequence and reveals a gap", async () => {
+      const r = await setup();
+      expect(await r.chunks.lastChange()).toBe(0);
+      expect(await r.chunks.changeLogReaches(0)).toBe(true);
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      await r.ingestion.claim("me", T, 1000, 3);
+      await r.ingestion.finish(A, "me", processed("one", "two"), T);
+      const adds = await r.chunks.changesAfter(0, 10);
+      expect(adds.map((c) => [c.op, c.text])).toEqual([["add", "one"], ["add", "two"]]);
+      expect(await r.chunks.textsAfter(0, 10)).toEqual(adds.map((c) => ({ id: c.id, text: c.text! })));
+      expect(await r.chunks.chunkIdsIssued()).toBe(Math.max(...adds.map((c) => c.id)));
+      expect(await r.chunks.neighbours([adds[0]!.id], 4)).toEqual(new Map([[adds[0]!.id, adds.map((c) => c.id)]]));
+      await r.files.remove("p", "file-a", T);
+      const all = await r.chunks.changesAfter(0, 10);
+      // Deleted: the adds no longer carry text; the deletes carry what the chunks held.
+      expect(all.map((c) => [c.op, c.text])).toEqual([["add", null], ["add", null], ["delete", "one"], ["delete", "two"]]);
+      expect(all.map((c) => c.seq)).toEqual([...all.map((c) => c.seq)].sort((a, b) => a - b));
+      const last = await r.chunks.lastChange();
+      expect(last).toBe(all[3]!.seq);
+      await r.chunks.pruneChanges(all[1]!.seq);
+      expect((await r.chunks.changesAfter(0, 10)).map((c) => c.seq)).toEqual([all[2]!.seq, all[3]!.seq]);
+      expect(await r.chunks.changeLogReaches(all[1]!.seq)).toBe(true);
+      expect(await r.chunks.changeLogReaches(0)).toBe(false);
+      await r.chunks.pruneChanges(last);
+      expect(await r.chunks.lastChange()).toBe(last);
+      expect(await r.chunks.changeLogReaches(last)).toBe(true);
+      expect(await r.chunks.changeLogReaches(last - 1)).toBe(false);
+    });
+  });
+
   describe("a store's own cut of a file", () => {
     test("attaching queues one job per cut, shared by stores asking for it; a cut writes its own state, never the file's", async () => {
       const { r, small } = await withStores();

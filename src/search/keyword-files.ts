@@ -230,9 +230,3 @@ export function loadKeywordIndex(dir: string): { index: KeywordIndex; newest: st
   index.maxId = m.maxId;
   return { index, newest: m.newest ?? null };
 }
-
-/** Removes the saved index (a rebuild follows). */
-export function discardKeywordIndex(dir: string) {
-  if (!existsSync(dir)) return;
-  for (const f of readdirSync(dir)) if (f === MANIFEST || f.startsWith("kw-")) rmSync(join(dir, f), { force: true });
-}

@@ -228,8 +228,7 @@ export class KeywordIndex {
         for (let i = this.segments.length - 1; i >= 0; i--) {
           const s = this.segments[i]!;
           if (id < s.firstId || id > s.lastId) continue;
-          const o = s.ordinalOf(id);
-          if (o >= 0 && !s.isDeleted(o)) c = { dl: s.dls[o]!, tfs: terms.map((t) => s.termFrequency(o, t)) };
+          c = s.counts(id, terms);
           break;
         }
       if (c) out.set(id, c);

@@ -4,7 +4,7 @@ import { log } from "../util/log";
 import { analyze, containsPhrase, parseQuery, type KeywordQuery } from "./analyzer";
 import { B, K1 } from "./segment";
 import { KeywordIndex, type KeywordHit } from "./keyword-index";
-import { discardKeywordIndex, loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keyword-files";
+import { loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keyword-files";
 
 const BATCH = 2_000;
 const FRESH_WAIT_MS = 250;
@@ -139,10 +139,6 @@ export class KeywordSearch {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.catchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
     clearTimeout(timer);
-  }
-
-  discard() {
-    discardKeywordIndex(this.dir);
   }
 
   /**

@@ -21,6 +21,29 @@ export interface Postings {
   minDl: number;
 }
 
+/** Where `value` is in an ascending list, or -1. */
+export function indexIn(sorted: ArrayLike<number>, value: number): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = sorted[mid]!;
+    if (v === value) return mid;
+    if (v < value) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** How often each term occurs in the chunk at this ordinal, from postings that ascend by ordinal. */
+function frequencies(postings: Map<string, { docs: ArrayLike<number>; tfs: ArrayLike<number> }>, ordinal: number, terms: string[]) {
+  return terms.map((t) => {
+    const p = postings.get(t);
+    const at = p ? indexIn(p.docs, ordinal) : -1;
+    return at < 0 ? 0 : p!.tfs[at]!;
+  });
+}
+
 export class Bitset {
   readonly words: Uint32Array;
   constructor(size: number, words?: Uint32Array) {
@@ -74,16 +97,7 @@ export class Segment {
   }
 
   ordinalOf(id: number): number {
-    let lo = 0;
-    let hi = this.ids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.ids[mid]!;
-      if (v === id) return mid;
-      if (v < id) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    return indexIn(this.ids, id);
   }
 
   /** Marks a chunk deleted (its terms keep frequencies exact); false when it is not here or already deleted. */
@@ -96,20 +110,11 @@ export class Segment {
     return true;
   }
 
-  /** How often the term occurs in the chunk at this ordinal (0 when not at all). */
-  termFrequency(ordinal: number, term: string): number {
-    const p = this.terms.get(term);
-    if (!p) return 0;
-    let lo = 0;
-    let hi = p.docs.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = p.docs[mid]!;
-      if (v === ordinal) return p.tfs[mid]!;
-      if (v < ordinal) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return 0;
+  /** A live chunk's length and how often each term occurs in it, if it is here. */
+  counts(id: number, terms: string[]): { dl: number; tfs: number[] } | undefined {
+    const o = this.ordinalOf(id);
+    if (o < 0 || this.isDeleted(o)) return undefined;
+    return { dl: this.dls[o]!, tfs: frequencies(this.terms, o, terms) };
   }
 
   /** Live chunks holding the term. */
@@ -166,7 +171,7 @@ export class SegmentBuilder {
 
   /** A chunk's length in tokens, if it is here. */
   lengthOf(id: number): number | undefined {
-    const o = this.ordinalOf(id);
+    const o = indexIn(this.ids, id);
     return o < 0 ? undefined : this.dls[o];
   }
 
@@ -176,40 +181,10 @@ export class SegmentBuilder {
 
   /** A chunk's length and how often each term occurs in it, if it is here. */
   counts(id: number, terms: string[]): { dl: number; tfs: number[] } | undefined {
-    const ordinal = this.ordinalOf(id);
-    if (ordinal < 0) return undefined;
-    return {
-      dl: this.dls[ordinal]!,
-      tfs: terms.map((t) => {
-        const p = this.terms.get(t);
-        if (!p) return 0;
-        // Postings ascend by ordinal.
-        let lo = 0;
-        let hi = p.docs.length - 1;
-        while (lo <= hi) {
-          const mid = (lo + hi) >>> 1;
-          const v = p.docs[mid]!;
-          if (v === ordinal) return p.tfs[mid]!;
-          if (v < ordinal) lo = mid + 1;
-          else hi = mid - 1;
-        }
-        return 0;
-      }),
-    };
+    const o = indexIn(this.ids, id);
+    return o < 0 ? undefined : { dl: this.dls[o]!, tfs: frequencies(this.terms, o, terms) };
   }
 
-  private ordinalOf(id: number) {
-    let lo = 0;
-    let hi = this.ids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.ids[mid]!;
-      if (v === id) return mid;
-      if (v < id) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
-  }
 
   /** Scores every chunk here that holds a query term: the builder is small, no skipping needed. */
   score(
