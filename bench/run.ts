@@ -12,10 +12,12 @@ import { pipelineBench } from "./pipeline";
 import { answersBench } from "./answers";
 import { consoleBench } from "./console";
 import { keywordBench } from "./keyword";
+import { uploadsBench } from "./uploads";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
   upload: uploadBench,
+  uploads: uploadsBench,
   read: () => readBench(),
   parse: parseBench,
   "ingest-latency": () => latencyBench(),

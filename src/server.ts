@@ -138,7 +138,7 @@ export async function openServices(config: Config): Promise<Services> {
     async close() {
       disk.stop();
       await embedder.close();
-      repos.close();
+      await repos.close();
     },
   };
 }

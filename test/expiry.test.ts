@@ -28,8 +28,7 @@ test("an expired file is a 404 at once, and the sweeper then deletes its bytes",
   expect(blobFiles(ragd.dataDir).length).toBe(2);
 
   expireNow(f.id);
-  for (const p of [c.files.retrieve(f.id), c.files.content(f.id)]) {
-    const e = await p.then(() => null, (e) => e as APIError);
+  for (const e of await Promise.all([c.files.retrieve(f.id), c.files.content(f.id)].map((p) => p.then(() => null, (e) => e as APIError)))) {
     expect(e?.status).toBe(404);
   }
   expect((await c.files.list()).data.map((x) => x.id)).toEqual([keep.id]);

@@ -160,14 +160,16 @@ describe("list", () => {
 });
 
 describe("retrieve, content, delete", () => {
-  test("binary content round-trips byte for byte", async () => {
-    const bytes = new Uint8Array(300_000).map((_, i) => (i * 7919 + (i >> 8)) & 0xff);
+  test("binary content round-trips byte for byte; its ETag is the SHA-256 of those bytes", async () => {
+    // Past 1 MiB, so the body arrives in many network chunks and reaches the disk in several writes.
+    const bytes = new Uint8Array(3_000_000).map((_, i) => (i * 7919 + (i >> 8)) & 0xff);
     const f = await client.files.create({ file: await toFile(bytes, "blob.bin"), purpose: "user_data" });
     expect(f.bytes).toBe(bytes.length);
     expect(await client.files.retrieve(f.id)).toMatchObject({ id: f.id, bytes: bytes.length, filename: "blob.bin" });
     const res = await client.files.content(f.id);
     expect(res.headers.get("content-length")).toBe(String(bytes.length));
     expect(res.headers.get("content-disposition")).toContain('filename="blob.bin"');
+    expect(res.headers.get("etag")).toBe(`"${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}"`);
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(bytes);
   });
 
@@ -203,8 +205,8 @@ describe("retrieve, content, delete", () => {
     const before = blobFiles(ragd.dataDir).length;
     expect(await client.files.delete(f.id)).toEqual({ id: f.id, object: "file", deleted: true });
     expect(blobFiles(ragd.dataDir).length).toBe(before - 1);
-    for (const p of [client.files.delete(f.id), client.files.retrieve(f.id), client.files.content(f.id)]) {
-      const e = await apiError(p);
+    // Handlers are attached at once: the three answer in any order.
+    for (const e of await Promise.all([client.files.delete(f.id), client.files.retrieve(f.id), client.files.content(f.id)].map(apiError))) {
       expect(e.status).toBe(404);
       expect((e.error as { type: string }).type).toBe("not_found_error");
     }

@@ -1,11 +1,37 @@
 // The storage contract (src/storage/repos.ts), run against every implementation: today the
 // embedded SQLite one; a Postgres one adds an entry to IMPLEMENTATIONS and must pass unchanged.
 // Only the interfaces are used here, never SQL, so the rules are stated once for all backends.
-import { describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ChunkRow, FileRow, Repos, ResponseRow } from "../src/storage/repos";
 import { openSqliteRepos } from "../src/storage/sqlite";
 
-const IMPLEMENTATIONS: { name: string; open: () => Promise<Repos> }[] = [{ name: "sqlite", open: async () => openSqliteRepos(":memory:") }];
+const opened: { repos: Repos; dir?: string }[] = [];
+afterEach(async () => {
+  for (const { repos, dir } of opened.splice(0)) {
+    await repos.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const IMPLEMENTATIONS: { name: string; open: () => Promise<Repos> }[] = [
+  { name: "sqlite", open: async () => track(openSqliteRepos(":memory:")) },
+  // A data directory's database: reads on this thread, every write on the writer thread.
+  {
+    name: "sqlite on disk, writes on the writer thread",
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), "ragd-contract-"));
+      return track(openSqliteRepos(dir), dir);
+    },
+  },
+];
+
+function track(repos: Repos, dir?: string) {
+  opened.push({ repos, dir });
+  return repos;
+}
 
 const row = (id: string, status: FileRow["status"], o: Partial<FileRow> = {}): FileRow => ({
   id, projectId: "p", bytes: 10, createdAt: 1, filename: "a.txt", purpose: "assistants", status, statusDetails: null, expiresAt: null, contentType: "text/plain", sha256: "x", ...o,
@@ -75,7 +101,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
 
     test("removing a file takes its jobs, chunks and memberships with it", async () => {
       const { r, small } = await withStores();
-      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);
       await r.files.remove("p", "file-a", 0);
       expect(await r.ingestion.job(A)).toBeNull();
       expect(await r.ingestion.job({ fileId: "file-a", cut: SMALL })).toBeNull();
@@ -201,8 +227,8 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
   describe("a store's own cut of a file", () => {
     test("attaching queues one job per cut, shared by stores asking for it; a cut writes its own state, never the file's", async () => {
       const { r, small } = await withStores();
-      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
-      await r.stores.attach("vs_2", ["file-a"], 0, () => "{}", small, null, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);
+      await r.stores.attach("vs_2", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);
       const claimed = [await r.ingestion.claim("me", T, 1000, 3), await r.ingestion.claim("me", T, 1000, 3)];
       expect(claimed.map((j) => j?.cut).sort()).toEqual(["auto", SMALL]);
       expect(await r.ingestion.claim("me", T, 1000, 3)).toBeNull();
@@ -221,7 +247,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.ingestion.finish(A, "nobody", { status: "failed", code: "invalid_file", message: "x" }, T)).toBe(false);
       await r.ingestion.claim("me", T, 1000, 1);
       await r.ingestion.finish(A, "me", processed("whole"), T);
-      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);
       const job = (await r.ingestion.claim("me", T, 1000, 1))!;
       expect(job.cut).toBe(SMALL);
       await r.ingestion.retry(job, "me", T, { code: "server_error", message: "embedding failed: down" });
@@ -229,7 +255,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ status: "failed", errorCode: "server_error" });
       expect((await r.stores.getFile("vs_1", "file-a", 0))?.error).toContain("embedding failed: down");
       expect((await r.files.get("p", "file-a", 0))?.status).toBe("processed");
-      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T + 1);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T + 1);
       expect((await r.stores.getFile("vs_1", "file-a", 0))?.status).toBe("in_progress");
       expect(await r.ingestion.claim("me", T + 1, 1000, 1)).toMatchObject({ cut: SMALL, attempts: 0 });
     });
@@ -238,15 +264,15 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       const { r, small } = await withStores();
       await r.ingestion.claim("me", T, 1000, 3);
       await r.ingestion.finish(A, "me", { status: "failed", code: "no_text", message: "no text found" }, T);
-      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);
       expect(await r.ingestion.job({ fileId: "file-a", cut: SMALL })).toBeNull();
       expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ status: "failed", errorCode: "no_text", error: "no text found" });
     });
 
     test("a cut no live membership asks for goes, with its chunks: detach, switch, cancel, store delete", async () => {
       const { r, small } = await withStores();
-      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
-      await r.stores.attach("vs_2", ["file-a"], 0, () => "{}", small, { id: "vsfb_1" }, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);
+      await r.stores.attach("vs_2", [{ id: "file-a", attributes: "{}" }], 0, small, { id: "vsfb_1" }, T);
       const S = { fileId: "file-a", cut: SMALL };
       await r.ingestion.claim("me", T, 1000, 3);
       const s = (await r.ingestion.claim("me", T, 1000, 3))!;
@@ -254,16 +280,16 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       await r.ingestion.finish(S, "me", processed("a"), T);
       await r.stores.detach("vs_1", "file-a");
       expect(await r.ingestion.job(S)).not.toBeNull(); // vs_2 still searches it
-      await r.stores.attach("vs_2", ["file-a"], 0, () => "{}", { json: "{}", cut: "auto" }, null, T); // vs_2 switches to auto
+      await r.stores.attach("vs_2", [{ id: "file-a", attributes: "{}" }], 0, { json: "{}", cut: "auto" }, null, T); // vs_2 switches to auto
       expect(await r.ingestion.job(S)).toBeNull();
       expect(await r.chunks.chunkCount()).toBe(0);
-      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, { id: "vsfb_2" }, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, { id: "vsfb_2" }, T);
       expect(await r.ingestion.job(S)).toMatchObject({ state: "queued" });
       await r.stores.cancelBatch("vs_1", "vsfb_2"); // still in progress: cancelled, and its cut stops being made
       expect((await r.stores.getFile("vs_1", "file-a", 0))?.status).toBe("cancelled");
       expect(await r.ingestion.job(S)).toBeNull();
       expect(await r.ingestion.job(A)).not.toBeNull(); // the file's own job stays
-      await r.stores.attach("vs_1", ["file-a"], 0, () => "{}", small, null, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);
       expect(await r.stores.remove("vs_1")).toBe(true);
       expect(await r.ingestion.job(S)).toBeNull();
     });

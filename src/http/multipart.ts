@@ -9,7 +9,6 @@ export interface ReceivedUpload {
   upload: Upload;
   filename: string;
   declaredType: string;
-  sha256: string;
 }
 
 const FIELD_LIMITS = { fields: 32, fieldSize: 64 * 1024, parts: 40, fieldNameSize: 200 };
@@ -43,7 +42,6 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
   let fileSeen = false;
   let filename = "";
   let declaredType = "";
-  let sha256 = "";
   let failure: Error | null = null;
   let fileStream: Readable | null = null;
   let fileDone: Promise<void> = Promise.resolve();
@@ -77,7 +75,6 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
     filename = decodeFormFilename(info.filename ?? "");
     declaredType = info.mimeType ?? "";
     fileDone = (async () => {
-      const hasher = new Bun.CryptoHasher("sha256");
       try {
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           if (failure) continue;
@@ -85,10 +82,8 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
             reject(upload.overLimit());
             continue;
           }
-          hasher.update(chunk);
           await upload.writer.write(chunk);
         }
-        sha256 = hasher.digest("hex");
       } catch (e) {
         reject(e instanceof RagdError ? e : fail("invalid_multipart", "The file part could not be read.", "file"));
         stream.resume();
@@ -133,7 +128,7 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
 
   if (failure) throw failure;
   if (!fileSeen) throw fail("missing_file", "Missing the 'file' part. Send the file as multipart form field 'file'.", "file");
-  return { fields, upload, filename, declaredType, sha256 };
+  return { fields, upload, filename, declaredType };
 }
 
 /**

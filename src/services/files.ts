@@ -57,7 +57,6 @@ export interface CreateInput {
   declaredType?: string;
   purpose?: string;
   expiresAfter?: { anchor: unknown; seconds: unknown };
-  sha256: string;
 }
 
 export interface ListParams {
@@ -129,6 +128,7 @@ export class FilesService {
       const status: FileRow["status"] = EMBEDDABLE.has(purpose) ? "uploaded" : "processed";
       if (JSONL_PURPOSES.has(purpose)) await checkJsonl(filename, purpose, up.writer);
       if (purpose === "vision") await checkImage(up.writer);
+      const { sha256 } = await up.writer.commit();
       const row: FileRow = {
         id: up.id,
         projectId,
@@ -140,9 +140,8 @@ export class FilesService {
         statusDetails: null,
         expiresAt,
         contentType: contentTypeFor(filename, input.declaredType),
-        sha256: input.sha256,
+        sha256,
       };
-      await up.writer.commit();
       if (!(await this.repo.insert(row, this.limits.projectQuota, Date.now()))) {
         await this.blobs.delete(up.id);
         throw fail("quota_exceeded", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file");

@@ -140,7 +140,7 @@ export class VectorStoresService {
     await this.requireFiles(projectId, [body.file_id], "file_id");
     const attributes = JSON.stringify(body.attributes ?? {});
     const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
-    await this.stores.attach(store.id, [body.file_id], this.now(), () => attributes, chunking, null, Date.now());
+    await this.stores.attach(store.id, [{ id: body.file_id, attributes }], this.now(), chunking, null, Date.now());
     this.ingest?.wake();
     await this.stores.touch(store.id, this.now());
     return this.getFile(projectId, storeId, body.file_id);
@@ -198,7 +198,7 @@ export class VectorStoresService {
     await this.requireFiles(projectId, ids, body.files !== undefined ? "files" : "file_ids");
     const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
     const batch = { id: newFileBatchId() };
-    await this.stores.attach(store.id, ids, this.now(), (id) => perFile.get(id) ?? shared, chunking, batch, Date.now());
+    await this.stores.attach(store.id, ids.map((id) => ({ id, attributes: perFile.get(id) ?? shared })), this.now(), chunking, batch, Date.now());
     this.ingest?.wake();
     return this.getBatch(projectId, storeId, batch.id);
   }

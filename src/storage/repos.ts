@@ -238,7 +238,8 @@ export interface StoresRepo {
   remove(id: string): Promise<boolean>;
   fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts>;
   usageBytes(storeId: string, now: number): Promise<number>;
-  attach(storeId: string, fileIds: string[], nowS: number, attributes: (fileId: string) => string, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
+  /** Each file with its attributes (JSON); plain data, so a write can cross to another thread or process. */
+  attach(storeId: string, files: { id: string; attributes: string }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
   getFile(storeId: string, fileId: string, now: number): Promise<StoreFileRow | null>;
   listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number): Promise<Page<StoreFileRow>>;
   fileSeq(storeId: string, fileId: string): Promise<number | null>;
@@ -383,5 +384,6 @@ export interface Repos {
   chunks: ChunksRepo;
   keys: KeysRepo;
   responses: ResponsesRepo;
-  close(): void;
+  /** Waits for writes already asked for, then closes. */
+  close(): Promise<void>;
 }

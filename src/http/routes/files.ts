@@ -29,7 +29,6 @@ export function filesRoutes(ctx: HttpContext) {
           declaredType: r.declaredType,
           purpose: r.fields.get("purpose"),
           expiresAfter,
-          sha256: r.sha256,
         });
       },
       route({

@@ -1,3 +1,4 @@
+import type { Database } from "bun:sqlite";
 import { join } from "node:path";
 import type { Repos } from "../repos";
 import { SqliteChunksRepo } from "./chunks-repo";
@@ -7,10 +8,11 @@ import { SqliteIngestionRepo } from "./ingestion-repo";
 import { SqliteKeysRepo } from "./keys-repo";
 import { SqliteResponsesRepo } from "./responses-repo";
 import { SqliteStoresRepo } from "./stores-repo";
+import { WriterThread } from "./writer";
+import { WRITE_METHODS, type RepoName } from "./writes";
 
-/** The embedded metadata store: one SQLite file (WAL) in the data directory. */
-export function openSqliteRepos(dataDir: string): Repos {
-  const db = openDatabase(dataDir === ":memory:" ? ":memory:" : join(dataDir, "ragd.db"));
+/** Every repository over one connection, reads and writes alike. */
+export function sqliteRepos(db: Database): Repos {
   return {
     files: new SqliteFilesRepo(db),
     ingestion: new SqliteIngestionRepo(db),
@@ -18,6 +20,40 @@ export function openSqliteRepos(dataDir: string): Repos {
     chunks: new SqliteChunksRepo(db),
     keys: new SqliteKeysRepo(db),
     responses: new SqliteResponsesRepo(db),
-    close: () => db.close(),
+    close: async () => db.close(),
+  };
+}
+
+/**
+ * The embedded metadata store: one SQLite file (WAL) in the data directory. Reads run on the
+ * caller's thread; writes on the writer thread (writer.ts). An in-memory database (tests) has
+ * a single connection and no thread.
+ */
+export function openSqliteRepos(dataDir: string): Repos {
+  if (dataDir === ":memory:") return sqliteRepos(openDatabase(":memory:"));
+  const path = join(dataDir, "ragd.db");
+  // Migrations run here, before the writer opens its own connection.
+  const db = openDatabase(path);
+  db.exec("PRAGMA query_only = ON");
+  const readers = sqliteRepos(db);
+  const writer = new WriterThread(path);
+  const route = <R extends RepoName>(name: R): Repos[R] => {
+    const repo = readers[name] as unknown as Record<string, unknown>;
+    const routed: Record<string, unknown> = {};
+    for (const method of WRITE_METHODS[name] as readonly string[]) routed[method] = (...args: unknown[]) => writer.call(name, method, args);
+    // Methods not listed read through this thread's connection.
+    return new Proxy(repo, { get: (target, key) => (typeof key === "string" && key in routed ? routed[key] : (target as Record<string | symbol, unknown>)[key]) }) as unknown as Repos[R];
+  };
+  return {
+    files: route("files"),
+    ingestion: route("ingestion"),
+    stores: route("stores"),
+    chunks: route("chunks"),
+    keys: route("keys"),
+    responses: route("responses"),
+    async close() {
+      await writer.close();
+      db.close();
+    },
   };
 }

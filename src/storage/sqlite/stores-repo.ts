@@ -169,12 +169,12 @@ export class SqliteStoresRepo implements StoresRepo {
     ensureCut(this.db, fileId, chunking.cut, nowMs);
   }
 
-  async attach(storeId: string, fileIds: string[], nowS: number, attributes: (fileId: string) => string, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
+  async attach(storeId: string, files: { id: string; attributes: string }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
     this.db.transaction(() => {
       if (batch)
         this.db.query(`INSERT INTO vector_store_file_batches (id, store_id, created_at) VALUES ($id, $storeId, $now)`).run({ id: batch.id, storeId, now: nowS });
-      for (const fileId of fileIds) this.attachSync(storeId, fileId, nowS, attributes(fileId), chunking, batch?.id ?? null, nowMs);
-      pruneCuts(this.db, fileIds);
+      for (const f of files) this.attachSync(storeId, f.id, nowS, f.attributes, chunking, batch?.id ?? null, nowMs);
+      pruneCuts(this.db, files.map((f) => f.id));
     }).immediate();
   }
 

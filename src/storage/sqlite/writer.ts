@@ -1,0 +1,87 @@
+import { IN_BINARY } from "../../native/extract";
+import type { RepoName, WriteReply, WriteRequest } from "./writes";
+
+const WORKER_URL = IN_BINARY ? "./storage/sqlite/writer-worker.ts" : new URL("./writer-worker.ts", import.meta.url).href;
+
+interface Waiting {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * A thread with its own connection to the database, which makes every write: SQLite commits
+ * (and their fsync under synchronous=FULL) block the thread that runs them, and the event loop
+ * must not wait for a disk. Calls run in the order they were made; each answers after its
+ * transaction committed, so what a request acknowledges is on disk.
+ */
+export class WriterThread {
+  private worker: Worker | null = null;
+  private readonly waiting = new Map<number, Waiting>();
+  private next = 1;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly path: string) {}
+
+  call(repo: RepoName, method: string, args: unknown[]): Promise<unknown> {
+    if (this.closing) return Promise.reject(new Error("the database is closed"));
+    const worker = (this.worker ??= this.spawn());
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      try {
+        worker.postMessage({ id, repo, method, args } satisfies WriteRequest);
+      } catch (e) {
+        this.waiting.delete(id);
+        reject(e as Error);
+      }
+    });
+  }
+
+  /** Waits for the writes already asked for, then stops the thread. */
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      const worker = this.worker;
+      if (!worker) return;
+      await Promise.allSettled([...this.waiting.values()].map((w) => new Promise((r) => ((w.resolve = chain(w.resolve, r)), (w.reject = chain(w.reject, r))))));
+      const exited = new Promise<void>((r) => worker.addEventListener("close", () => r(), { once: true }));
+      worker.postMessage({ close: true });
+      await Promise.race([exited, Bun.sleep(5000)]);
+      worker.terminate();
+      this.worker = null;
+    })());
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(WORKER_URL);
+    worker.onmessage = (e: MessageEvent<WriteReply>) => {
+      const m = e.data;
+      if ("ready" in m) return;
+      if ("failed" in m) return this.fail(worker, new Error(`the database writer could not open ${this.path}: ${m.failed}`));
+      const w = this.waiting.get(m.id);
+      if (!w) return;
+      this.waiting.delete(m.id);
+      if (m.ok) w.resolve(m.value);
+      else w.reject(Object.assign(new Error(m.error.message), m.error));
+    };
+    worker.onerror = (e) => this.fail(worker, new Error(`the database writer failed: ${e.message}`));
+    worker.addEventListener("close", () => this.fail(worker, new Error("the database writer stopped")));
+    worker.postMessage({ init: this.path });
+    return worker;
+  }
+
+  /** Its calls cannot be answered any more; the next call starts a new thread. */
+  private fail(worker: Worker, e: Error) {
+    if (this.worker !== worker) return;
+    this.worker = null;
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const w of waiting) w.reject(e);
+  }
+}
+
+const chain =
+  <T>(first: (v: T) => void, then: (v: unknown) => void) =>
+  (v: T) => {
+    first(v);
+    then(v);
+  };
