@@ -1,8 +1,6 @@
-import busboy from "busboy";
-import { once } from "node:events";
-import type { Readable } from "node:stream";
 import type { Upload } from "../services/files";
 import { fail, RagdError } from "../errors";
+import { boundaryOf, MultipartError, MultipartParser } from "./multipart-parser";
 
 export interface ReceivedUpload {
   fields: Map<string, string>;
@@ -11,7 +9,7 @@ export interface ReceivedUpload {
   declaredType: string;
 }
 
-const FIELD_LIMITS = { fields: 32, fieldSize: 64 * 1024, parts: 40, fieldNameSize: 200 };
+const LIMITS = { fields: 32, fieldBytes: 64 * 1024, parts: 40, fieldNameBytes: 200 };
 
 /**
  * Streams a multipart body to a blob: the file part goes to disk as it arrives, so memory
@@ -34,99 +32,76 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > upload.limit + FRAMING_ALLOWANCE) throw upload.overLimit();
   const ct = request.headers.get("content-type") ?? "";
-  if (!/^multipart\/form-data\s*;.*boundary=/i.test(ct))
+  if (!/^multipart\/form-data\s*;/i.test(ct))
     throw fail("invalid_content_type", "Expected a multipart/form-data body with a 'file' part (and optionally 'purpose' and 'expires_after').");
+  const boundary = boundaryOf(ct);
+  if (!boundary) throw fail("invalid_multipart", "The multipart boundary in Content-Type is missing or malformed.");
   if (!request.body) throw fail("missing_file", "The request has no body. Send the file as a multipart 'file' part.", "file");
 
+  const parser = new MultipartParser(boundary);
   const fields = new Map<string, string>();
   let fileSeen = false;
   let filename = "";
   let declaredType = "";
+  let parts = 0;
+  // The part being read: the file, a small field (its bytes gathered), or one that is ignored.
+  let part: { kind: "file" } | { kind: "field"; name: string; bytes: Uint8Array[]; size: number } | { kind: "skip" } = { kind: "skip" };
   let failure: Error | null = null;
-  let fileStream: Readable | null = null;
-  let fileDone: Promise<void> = Promise.resolve();
 
-  const reject = (e: Error) => {
-    failure ??= e;
-  };
-
-  let bb: busboy.Busboy;
+  const reader = request.body.getReader();
   try {
-    bb = busboy({ headers: { "content-type": ct }, limits: FIELD_LIMITS, defParamCharset: "utf8", preservePath: true });
-  } catch {
-    throw fail("invalid_multipart", "The multipart boundary in Content-Type is missing or malformed.");
-  }
-
-  bb.on("field", (name, value, info) => {
-    if (info.nameTruncated || info.valueTruncated) return reject(fail("field_too_long", `The form field '${name}' is too long.`, name));
-    fields.set(name, value);
-  });
-  bb.on("fieldsLimit", () => reject(fail("invalid_multipart", "Too many form fields.")));
-  bb.on("partsLimit", () => reject(fail("invalid_multipart", "Too many multipart parts.")));
-
-  bb.on("file", (name, stream, info) => {
-    if (name !== "file" || fileSeen || failure) {
-      if (name === "file" && fileSeen) reject(fail("multiple_files", "Send exactly one 'file' part per upload.", "file"));
-      stream.resume();
-      return;
-    }
-    fileSeen = true;
-    fileStream = stream;
-    filename = decodeFormFilename(info.filename ?? "");
-    declaredType = info.mimeType ?? "";
-    fileDone = (async () => {
-      try {
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          if (failure) continue;
-          if (upload.writer.bytes + chunk.length > upload.limit) {
-            reject(upload.overLimit());
-            continue;
-          }
-          await upload.writer.write(chunk);
-        }
-      } catch (e) {
-        reject(e instanceof RagdError ? e : fail("invalid_multipart", "The file part could not be read.", "file"));
-        stream.resume();
-      }
-    })();
-  });
-
-  const finished = new Promise<void>((resolve) => {
-    bb.on("close", resolve);
-    bb.on("error", (e: Error) => {
-      // Clients fix field names; what a user controls in a part header is the filename.
-      if (/part header/i.test(e.message))
-        reject(fail("invalid_filename", "A multipart part header is malformed: the filename holds characters that are not allowed (control characters). Rename the file and upload again.", "file"));
-      else reject(fail("invalid_multipart", `Malformed multipart body: ${e.message}.`));
-      resolve();
-    });
-  });
-
-  // Whatever ends the body early (the client closed the connection, went silent past the
-  // idle timeout, or sent a malformed form), the file part's stream is destroyed so the
-  // loop writing it ends: a receiver left waiting for bytes that never come would keep the
-  // blob's descriptor open forever.
-  const stopFile = (why: Error) => {
-    const s = fileStream as Readable | null;
-    if (s && !s.readableEnded && !s.destroyed) s.destroy(why);
-  };
-
-  try {
-    const reader = request.body.getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (!bb.write(value)) await Promise.race([once(bb, "drain"), finished]);
+      // After a failure the rest of the body is read and dropped, so the client gets the answer.
+      if (failure) continue;
+      try {
+        for (const ev of parser.push(value)) {
+          if (ev.type === "part") {
+            if (++parts > LIMITS.parts) throw fail("invalid_multipart", "Too many multipart parts.");
+            const { name, filename: partFilename, contentType } = ev.head;
+            if (partFilename !== undefined) {
+              if (name !== "file") part = { kind: "skip" };
+              else if (fileSeen) throw fail("multiple_files", "Send exactly one 'file' part per upload.", "file");
+              else {
+                fileSeen = true;
+                filename = decodeFormFilename(partFilename);
+                declaredType = contentType;
+                part = { kind: "file" };
+              }
+            } else {
+              if (fields.size >= LIMITS.fields) throw fail("invalid_multipart", "Too many form fields.");
+              if (Buffer.byteLength(name) > LIMITS.fieldNameBytes) throw fail("field_too_long", `The form field name '${name.slice(0, 40)}…' is too long.`, name);
+              part = { kind: "field", name, bytes: [], size: 0 };
+            }
+          } else if (ev.type === "data") {
+            if (part.kind === "file") {
+              if (upload.writer.bytes + ev.bytes.length > upload.limit) throw upload.overLimit();
+              await upload.writer.write(ev.bytes);
+            } else if (part.kind === "field") {
+              part.size += ev.bytes.length;
+              if (part.size > LIMITS.fieldBytes) throw fail("field_too_long", `The form field '${part.name}' is too long.`, part.name);
+              // A copy: the chunk is the body reader's.
+              part.bytes.push(ev.bytes.slice());
+            }
+          } else {
+            if (part.kind === "field") fields.set(part.name, Buffer.concat(part.bytes).toString("utf8"));
+            part = { kind: "skip" };
+          }
+        }
+      } catch (e) {
+        failure = e instanceof RagdError ? e : e instanceof MultipartError ? fail("invalid_multipart", `Malformed multipart body: ${e.message}.`) : (e as Error);
+      }
     }
-    bb.end();
-    await finished;
-  } catch (e) {
-    reject(e instanceof RagdError ? e : fail("upload_interrupted", "The upload was interrupted before the body was complete.", "file"));
+  } catch {
+    throw fail("upload_interrupted", "The upload was interrupted before the body was complete.", "file");
   }
-  if (failure) stopFile(failure);
-  await fileDone;
-
   if (failure) throw failure;
+  try {
+    parser.end();
+  } catch (e) {
+    throw fail("invalid_multipart", `Malformed multipart body: ${(e as Error).message}.`);
+  }
   if (!fileSeen) throw fail("missing_file", "Missing the 'file' part. Send the file as multipart form field 'file'.", "file");
   return { fields, upload, filename, declaredType };
 }
