@@ -2,10 +2,8 @@ import { IN_BINARY } from "../native/extract";
 
 const WORKER_URL = IN_BINARY ? "./storage/hash-worker.ts" : new URL("./hash-worker.ts", import.meta.url).href;
 
-export type HashRequest =
-  | { op: "open"; id: number; path: string }
-  | { op: "advance" | "finish"; id: number; upTo: number }
-  | { op: "drop"; id: number };
+// The first message about a file names its path; a small file needs just one message.
+export type HashRequest = { op: "advance" | "finish"; id: number; upTo: number; path?: string } | { op: "drop"; id: number };
 export type HashReply = { id: number; sha256: string } | { id: number; error: string };
 
 /** A file's SHA-256, computed on another thread while the file is written. */
@@ -17,6 +15,8 @@ export interface FileHash {
   drop(): void;
 }
 
+const ADVANCE_EVERY = 8 << 20;
+
 /** One thread hashes every file being written; it is started on first use. */
 export class FileHasher {
   private worker: Worker | null = null;
@@ -27,23 +27,29 @@ export class FileHasher {
     const worker = (this.worker ??= this.spawn());
     const id = this.next++;
     let ended = false;
-    worker.postMessage({ op: "open", id, path } satisfies HashRequest);
+    let posted = 0;
+    // Each message costs the event loop tens of microseconds: the thread hears of progress only
+    // every few megabytes, which still keeps what it reads back in the page cache.
+    const post = (op: "advance" | "finish", upTo: number) => {
+      worker.postMessage({ op, id, upTo, ...(posted === 0 ? { path } : {}) } satisfies HashRequest);
+      posted = Math.max(posted, upTo, 1);
+    };
     return {
       advance: (upTo) => {
-        if (!ended) worker.postMessage({ op: "advance", id, upTo } satisfies HashRequest);
+        if (!ended && this.worker === worker && upTo - posted >= ADVANCE_EVERY) post("advance", upTo);
       },
       finish: (upTo) => {
         ended = true;
         if (this.worker !== worker) return Promise.reject(new Error("the hashing thread stopped"));
         return new Promise((resolve, reject) => {
           this.waiting.set(id, { resolve, reject });
-          worker.postMessage({ op: "finish", id, upTo } satisfies HashRequest);
+          post("finish", upTo);
         });
       },
       drop: () => {
         if (ended) return;
         ended = true;
-        if (this.worker === worker) worker.postMessage({ op: "drop", id } satisfies HashRequest);
+        if (this.worker === worker && posted > 0) worker.postMessage({ op: "drop", id } satisfies HashRequest);
       },
     };
   }

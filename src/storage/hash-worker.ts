@@ -17,10 +17,7 @@ const buf = new Uint8Array(1 << 20);
 self.onmessage = (e: MessageEvent<HashRequest>) => {
   const m = e.data;
   try {
-    if (m.op === "open") {
-      open.set(m.id, { fd: openSync(m.path, "r"), hash: new Bun.CryptoHasher("sha256"), at: 0 });
-      return;
-    }
+    if (m.op !== "drop" && m.path !== undefined) open.set(m.id, { fd: openSync(m.path, "r"), hash: new Bun.CryptoHasher("sha256"), at: 0 });
     const f = open.get(m.id);
     if (!f) return;
     if (m.op === "drop") {
