@@ -15,6 +15,7 @@ import { detectFromHead, type Format } from "./parsers/index";
 import type { NativePaths } from "../native/assets";
 import { isDiskFull, type DiskSpace } from "../storage/disk-space";
 import { coalesced } from "../util/coalesce";
+import { ProgressReport } from "./progress";
 
 export interface PipelineOptions {
   concurrency: number;
@@ -176,11 +177,11 @@ export class IngestPipeline {
 
   private async run(job: Job, slot: Running) {
     let started = Date.now();
-    let progress: string | null = "queued for parsing";
+    const progress = new ProgressReport("queued for parsing");
     let heartbeatFailed = false;
     const beat = setInterval(async () => {
       try {
-        if (!(await this.jobs.heartbeat(job, this.owner, Date.now(), this.leaseMs, progress))) {
+        if (!(await this.jobs.heartbeat(job, this.owner, Date.now(), this.leaseMs, progress.toString()))) {
           heartbeatFailed = true;
           this.stopRun(slot);
         }
@@ -207,8 +208,8 @@ export class IngestPipeline {
           if (slot.cancelled) return;
           // the time budget counts from here: waiting for a parser is not the file's doing
           started = Date.now();
-          progress = "parsing";
-          reply = await this.parse(job, slot, path, (m) => (progress = m));
+          progress.set("parsing");
+          reply = await this.parse(job, slot, path, (m) => progress.set(m));
           if (reply.type === "done") {
             metrics.parsed(reply.format, (Date.now() - started) / 1000);
             metrics.ocrPages(reply.ocrPages);
@@ -228,7 +229,7 @@ export class IngestPipeline {
       else if (reply.type === "done" && reply.chunks.length === 0) outcome = { status: "failed", code: "no_text", message: NO_TEXT };
       else if (reply.type === "done") {
         const embedStart = performance.now();
-        const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, (m) => (progress = m));
+        const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, (m) => progress.set(m));
         if (slot.cancelled || heartbeatFailed) return;
         metrics.embedded(reply.format, (performance.now() - embedStart) / 1000, reply.chunks.length);
         outcome = {
