@@ -58,6 +58,24 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
   }
 
   describe("files", () => {
+    test("the change token holds while nothing is written, and moves with every committed write", async () => {
+      const r = await setup();
+      const t0 = await r.files.changeToken();
+      await r.files.list("p", { offset: 0, limit: 10, order: "desc" }, 0);
+      expect(await r.files.changeToken()).toBe(t0);
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      const t1 = await r.files.changeToken();
+      expect(t1).not.toBe(t0);
+      const job = await r.ingestion.claim("me", T, 60_000, 3);
+      const t2 = await r.files.changeToken();
+      expect(t2).not.toBe(t1);
+      await r.ingestion.finish(job!, "me", processed("a"), T);
+      const t3 = await r.files.changeToken();
+      expect(t3).not.toBe(t2);
+      await r.files.remove("p", "file-a", 2);
+      expect(await r.files.changeToken()).not.toBe(t3);
+    });
+
     test("an upload is stored with its job and its knowledge-base membership; other purposes get neither", async () => {
       const r = await setup();
       expect(await r.files.insert(row("file-a", "uploaded"), 0, T)).toBe(true);

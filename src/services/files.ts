@@ -81,8 +81,14 @@ export interface IngestHooks {
   cancel(fileId: string): void;
 }
 
+// Pages kept between writes; a burst of clients reading the same lists fits, a crawl does not evict it for long.
+const PAGE_CACHE_ENTRIES = 512;
+
 export class FilesService {
   private ingest: IngestHooks | null = null;
+  // Listing pages as sent, while nothing was written since (the repository's change token).
+  private pages = new Map<string, string>();
+  private pagesToken = "";
 
   constructor(
     private readonly repo: FilesRepo,
@@ -170,6 +176,29 @@ export class FilesService {
     const page = listPage(rows.map(toFileObject), hasMore);
     // Offset paging (a ragd extension) also says how many files match, to draw page numbers.
     return p.withTotal ? { ...page, total: await this.repo.count(projectId, p.purpose, now) } : page;
+  }
+
+  /**
+   * A listing page as JSON text. The same page is read by many clients at once (a console, SDK
+   * pollers), so it is kept until the next write: the database is read and the page serialized
+   * once per change instead of once per request.
+   */
+  async listJson(projectId: string, p: ListParams): Promise<string> {
+    const token = await this.repo.changeToken();
+    if (token !== this.pagesToken) {
+      this.pages.clear();
+      this.pagesToken = token;
+    }
+    // Expiry hides files as seconds pass: a page is good for the second it was read in.
+    const key = JSON.stringify([projectId, p.purpose, p.after, p.limit, p.offset, p.order, p.withTotal, this.now()]);
+    const hit = this.pages.get(key);
+    if (hit !== undefined) return hit;
+    const json = JSON.stringify(await this.list(projectId, p));
+    if (this.pagesToken === token) {
+      if (this.pages.size >= PAGE_CACHE_ENTRIES) this.pages.clear();
+      this.pages.set(key, json);
+    }
+    return json;
   }
 
   async get(projectId: string, id: string): Promise<FileRow> {

@@ -64,6 +64,11 @@ export interface FilesRepo {
   usedBytes(projectId: string): Promise<number>;
   expired(now: number, limit: number): Promise<{ projectId: string; id: string }[]>;
   exists(id: string): Promise<boolean>;
+  /**
+   * Changes whenever a committed write, by this process or another, may have changed what any
+   * read returns; while it stays the same, a read cached under it is still true.
+   */
+  changeToken(): Promise<string>;
   /** Bytes stored per project, by project id (for /metrics). */
   bytesByProject(): Promise<{ project: string; bytes: number }[]>;
 }

@@ -43,15 +43,18 @@ export function filesRoutes(ctx: HttpContext) {
     )
     .get(
       "/v1/files",
-      ({ principal, query }) =>
-        ctx.files.list(principal.projectId, {
-          purpose: query.purpose,
-          after: query.after,
-          limit: query.limit ?? 10000,
-          offset: query.offset ?? 0,
-          order: query.order ?? "desc",
-          withTotal: query.offset !== undefined,
-        }),
+      async ({ principal, query }) =>
+        new Response(
+          await ctx.files.listJson(principal.projectId, {
+            purpose: query.purpose,
+            after: query.after,
+            limit: query.limit ?? 10000,
+            offset: query.offset ?? 0,
+            order: query.order ?? "desc",
+            withTotal: query.offset !== undefined,
+          }),
+          { headers: { "content-type": "application/json" } },
+        ),
       route({ operationId: "listFiles", summary: "List files", auth: "requests", query: ListFilesQuery, response: ListFilesResponse, errors: [400] }),
     )
     .get(

@@ -36,6 +36,12 @@ export class SqliteFilesRepo implements FilesRepo {
     }).immediate();
   }
 
+  async changeToken() {
+    // data_version moves with commits by other connections (the writer thread, other
+    // processes); total_changes with this connection's own.
+    return (this.db.query(`SELECT (SELECT data_version FROM pragma_data_version()) || ':' || total_changes() AS t`).get() as { t: string }).t;
+  }
+
   async get(projectId: string, id: string, now: number) {
     return (this.db
       .query(`SELECT ${COLS} FROM files WHERE id = $id AND project_id = $projectId AND ${LIVE}`)
