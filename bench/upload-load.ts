@@ -5,11 +5,12 @@ const size = Number(mb) * 1024 * 1024;
 const data = new Uint8Array(size);
 crypto.getRandomValues(data.subarray(0, 65536));
 for (let i = 65536; i < size; i += 65536) data.set(data.subarray(0, Math.min(65536, size - i)), i);
-// A PNG signature, so purpose `vision` takes it; as `user_data` it is refused by its first bytes.
-data.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+// For `vision`, a PNG signature so that it is taken as an image; otherwise random bytes,
+// which ingestion refuses by their first bytes (binary, no document format).
+if (purpose === "vision") data.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const form = new FormData();
 form.append("purpose", purpose);
-form.append("file", new Blob([data]), "upload.png");
+form.append("file", new Blob([data]), purpose === "vision" ? "upload.png" : "upload.bin");
 const res = new Response(form);
 const type = res.headers.get("content-type")!;
 const body = new Uint8Array(await res.arrayBuffer());
