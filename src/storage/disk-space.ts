@@ -26,6 +26,8 @@ export function storageError(e: unknown, volume: string): unknown {
 
 const BALLAST = "reserve.ballast";
 const RECHECK_MS = 2_000;
+// How long one reading of the free space admits uploads for.
+const SAMPLE_MS = 250;
 
 /**
  * Keeps a reserve of disk space (a ballast file) for deletes, which SQLite must log before
@@ -39,6 +41,7 @@ export class DiskSpace {
   private fullSince: number | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly listeners: (() => void)[] = [];
+  private sample: { free: number; at: number; admitted: number } | null = null;
 
   constructor(
     readonly dataDir: string,
@@ -89,11 +92,18 @@ export class DiskSpace {
   /** Throws StorageFullError when an upload of `bytes` cannot fit beside the reserve. */
   admit(bytes = 0) {
     if (this.full) throw storageFull(this.dataDir);
-    if (bytes > 0 && bytes + this.reserveBytes > this.freeBytes()) throw storageFull(this.dataDir);
+    if (bytes <= 0) return;
+    // One statfs serves the uploads of a short while, less what each was admitted for: a
+    // burst of uploads does not make a system call each, and does not overcommit either.
+    const now = Date.now();
+    if (!this.sample || now - this.sample.at > SAMPLE_MS) this.sample = { free: this.freeBytes(), at: now, admitted: 0 };
+    if (bytes + this.reserveBytes > this.sample.free - this.sample.admitted) throw storageFull(this.dataDir);
+    this.sample.admitted += bytes;
   }
 
   private markFull(reason: string) {
     this.fullSince = Date.now();
+    this.sample = null;
     log.error("the data directory's disk is full: uploads are refused and ingestion waits until space is freed (DELETE /v1/files/{id} works)", {
       data_dir: this.dataDir,
       reason,
@@ -113,6 +123,7 @@ export class DiskSpace {
     if (this.reserveBytes > 0 && !existsSync(this.ballast) && !this.writeBallast()) return;
     log.info("disk space is back: uploads and ingestion resume", { data_dir: this.dataDir, free_bytes: free, full_for_s: Math.round((Date.now() - this.fullSince!) / 1000) });
     this.fullSince = null;
+    this.sample = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     for (const fn of this.listeners) fn();
