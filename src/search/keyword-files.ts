@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { fsyncFile, fsyncPath, writeFileAtomic } from "../util/atomic-file";
+import { rename } from "node:fs/promises";
+import { fsyncFile, writeFileAtomicAsync } from "../util/atomic-file";
 import { ANALYZER_VERSION } from "./analyzer";
 import { KeywordIndex } from "./keyword-index";
 import { BLOCK, Bitset, Segment, type Postings } from "./segment";
@@ -171,10 +172,10 @@ export async function saveKeywordIndex(dir: string, snap: KeywordSnapshot, keep:
     const tmp = join(dir, `${name}.tmp`);
     await Bun.write(tmp, bytes);
     await fsyncFile(tmp);
-    renameSync(tmp, join(dir, name));
+    await rename(tmp, join(dir, name));
     seg.file = { name, hash: hashOf(bytes), bytes: bytes.length };
   }
-  fsyncPath(dir);
+  await fsyncFile(dir);
   const manifest: Manifest = {
     format: FORMAT,
     analyzer: ANALYZER_VERSION,
@@ -187,7 +188,7 @@ export async function saveKeywordIndex(dir: string, snap: KeywordSnapshot, keep:
       deleted: deleted ? Buffer.from(deleted.buffer, deleted.byteOffset, deleted.byteLength).toString("base64") : null,
     })),
   };
-  writeFileAtomic(join(dir, MANIFEST), JSON.stringify(manifest));
+  await writeFileAtomicAsync(join(dir, MANIFEST), JSON.stringify(manifest));
   // Segments the index holds now (merged since the snapshot) are not yet named but are kept.
   const named = new Set([...manifest.segments.map((s) => s.name), ...keep]);
   for (const f of readdirSync(dir)) if (/^kw-[a-z0-9-]+\.seg$/.test(f) && !named.has(f)) rmSync(join(dir, f), { force: true });

@@ -3,7 +3,7 @@ import { mkdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { storageError } from "./disk-space";
-import { FileHasher, type FileHash } from "./file-hasher";
+import { fileHasher, type FileHash } from "./file-hasher";
 import { randomBase62 } from "../util/ids";
 
 /**
@@ -44,7 +44,6 @@ function checkKey(key: string) {
 export class DiskBlobStore implements BlobStore {
   private readonly objects: string;
   private readonly tmp: string;
-  private readonly hasher = new FileHasher();
 
   constructor(root: string) {
     this.objects = join(root, "objects");
@@ -69,7 +68,7 @@ export class DiskBlobStore implements BlobStore {
     } catch (e) {
       throw storageError(e, this.tmp);
     }
-    return new DiskBlobWriter(fd, tmpPath, dir, join(dir, file), this.hasher.start(tmpPath));
+    return new DiskBlobWriter(fd, tmpPath, dir, join(dir, file), fileHasher.start(tmpPath));
   }
 
   async localPath(key: string): Promise<string> {

@@ -18,6 +18,11 @@ export interface FileHash {
 const ADVANCE_EVERY = 8 << 20;
 
 /** One thread hashes every file being written; it is started on first use. */
+export const fileHasher = { start: (path: string) => shared().start(path) };
+let sharedHasher: FileHasher | null = null;
+const shared = () => (sharedHasher ??= new FileHasher());
+
+/** A hashing thread of its own. */
 export class FileHasher {
   private worker: Worker | null = null;
   private next = 1;

@@ -1,7 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Index, MetricKind, ScalarKind } from "usearch";
-import { fsyncFile, sha256File, sha256FileAsync, writeFileAtomic } from "../util/atomic-file";
+import { rename } from "node:fs/promises";
+import { fsyncFile, sha256File, writeFileAtomicAsync } from "../util/atomic-file";
+import { fileHasher } from "./file-hasher";
 
 export interface VectorMatch {
   id: number;
@@ -150,12 +152,14 @@ export class UsearchIndex implements VectorIndex {
     const tmp = `${this.path}.tmp-${process.pid}`;
     const meta = { maxId: this._maxId, size: this.index.size() };
     this.index.save(tmp);
-    await fsyncFile(tmp);
-    const manifest: Manifest = { layout: LAYOUT, model: this.model, dims: this.dims, ...meta, ...(await sha256FileAsync(tmp)) };
+    const bytes = statSync(tmp).size;
+    // The checksum is computed on the hashing thread while the file is fsynced.
+    const [sha256] = await Promise.all([fileHasher.start(tmp).finish(bytes), fsyncFile(tmp)]);
+    const manifest: Manifest = { layout: LAYOUT, model: this.model, dims: this.dims, ...meta, bytes, sha256 };
     // The manifest names the bytes it describes: rename the index first, then the manifest.
     // A crash between the two leaves a checksum mismatch, which means a rebuild, never a wrong load.
-    renameSync(tmp, this.path);
-    writeFileAtomic(`${this.path}.json`, JSON.stringify(manifest));
+    await rename(tmp, this.path);
+    await writeFileAtomicAsync(`${this.path}.json`, JSON.stringify(manifest));
   }
 
   static discard(path: string) {

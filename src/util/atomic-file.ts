@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeFileSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { mkdir, open, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 export const sha256Hex = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
@@ -15,17 +15,6 @@ export function sha256File(path: string): { bytes: number; sha256: string } {
     for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; bytes += n) hash.update(buf.subarray(0, n));
   } finally {
     closeSync(fd);
-  }
-  return { bytes, sha256: hash.digest("hex") };
-}
-
-/** As sha256File, reading on the thread pool: the event loop serves requests between slices. */
-export async function sha256FileAsync(path: string): Promise<{ bytes: number; sha256: string }> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  for await (const chunk of Bun.file(path).stream()) {
-    hash.update(chunk);
-    bytes += chunk.length;
   }
   return { bytes, sha256: hash.digest("hex") };
 }
@@ -50,6 +39,17 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
   fsyncPath(tmp);
   renameSync(tmp, path);
   fsyncPath(dir);
+}
+
+/** As writeFileAtomic, with every step on the thread pool: for files written while the server serves. */
+export async function writeFileAtomicAsync(path: string, data: Uint8Array | string, mode = 0o644) {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+  await writeFile(tmp, data, { mode });
+  await fsyncFile(tmp);
+  await rename(tmp, path);
+  await fsyncFile(dir);
 }
 
 /** Makes an already written file (or a directory's entries) durable. */
