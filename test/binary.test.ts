@@ -20,6 +20,13 @@ beforeAll(() => {
   if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr}`);
   copyFileSync(join(buildDir, "ragd"), bin);
   cleanup(buildDir);
+  // A process forked elsewhere in the test run while the copy was open for writing holds it
+  // until that process execs: running the file meanwhile fails with "Text file busy".
+  for (const deadline = Date.now() + 10_000; ; ) {
+    const r = Bun.spawnSync(["env", "-i", "PATH=/usr/bin:/bin", bin, "--version"]);
+    if (r.exitCode === 0 || !r.stderr.toString().includes("Text file busy") || Date.now() > deadline) break;
+    Bun.sleepSync(50);
+  }
 }, 180_000);
 afterAll(() => cleanup(runDir));
 
