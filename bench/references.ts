@@ -1,6 +1,6 @@
 // Reference servers for the Files benchmarks: what the runtime does with no ragd in between,
 // measured in the same run as ragd so that the ratio, not the machine, is the figure.
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./lib";
 
@@ -42,6 +42,7 @@ export function startSink(): Promise<Reference> {
 export function startEcho(body: string): Promise<Reference> {
   const dir = mkdtempSync(join(ROOT, ".tmp-bench-echo-"));
   const path = join(dir, "body.json");
-  Bun.write(path, body);
+  // Written before the server starts: it reads the file as it starts.
+  writeFileSync(path, body);
   return start(["echo", path]);
 }

@@ -263,6 +263,41 @@ describe("limits", () => {
     }
   });
 
+  test("an endless upload without Content-Length gets its 413, and the server stops reading it", async () => {
+    const small = await startRagd({ args: ["--max-file-size", "100KB"] });
+    try {
+      const boundary = "endless";
+      const chunk = new Uint8Array(1 << 20).fill(0x61);
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(ctrl) {
+          if (sent === 0) ctrl.enqueue(new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n`));
+          // 1 GB would take long to drain: a server still reading gets that far.
+          if (sent >= 1024) return ctrl.close();
+          sent++;
+          ctrl.enqueue(chunk);
+        },
+      });
+      const r = await fetch(`${small.baseURL}/files`, {
+        method: "POST",
+        body,
+        duplex: "half",
+        headers: { authorization: `Bearer ${small.key}`, "content-type": `multipart/form-data; boundary=${boundary}` },
+      } as RequestInit).catch((e: Error) => e);
+      // The answer arrives, unless the connection closed under a client still writing.
+      if (!(r instanceof Error)) {
+        expect(r.status).toBe(413);
+        expect((await r.json()).error).toMatchObject({ type: "invalid_request_error", code: "file_too_large", param: "file" });
+      }
+      expect(sent).toBeLessThan(256);
+      expect(blobFiles(small.dataDir)).toEqual([]);
+      expect((await small.client().files.list()).data).toEqual([]);
+    } finally {
+      await small.stop();
+      cleanup(small.dataDir);
+    }
+  });
+
   test("the project quota answers 413 once full", async () => {
     const q = await startRagd({ args: ["--project-quota", "1000"] });
     try {

@@ -27,6 +27,9 @@ export async function receiveUpload(request: Request, upload: Upload): Promise<R
 
 // Multipart framing and the small fields around a file stay well under this.
 const FRAMING_ALLOWANCE = 256 * 1024;
+// After a refusal the body is read on for this much, so that a client still sending gets the
+// answer rather than a reset connection; past it, reading stops (a body may be endless).
+const DRAIN_AFTER_FAILURE = 8 * 1024 * 1024;
 
 async function receive(request: Request, upload: Upload): Promise<ReceivedUpload> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
@@ -47,14 +50,21 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
   // The part being read: the file, a small field (its bytes gathered), or one that is ignored.
   let part: { kind: "file" } | { kind: "field"; name: string; bytes: Uint8Array[]; size: number } | { kind: "skip" } = { kind: "skip" };
   let failure: Error | null = null;
+  let drained = 0;
 
   const reader = request.body.getReader();
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      // After a failure the rest of the body is read and dropped, so the client gets the answer.
-      if (failure) continue;
+      if (failure) {
+        drained += value.length;
+        if (drained > DRAIN_AFTER_FAILURE) {
+          void reader.cancel().catch(() => {});
+          break;
+        }
+        continue;
+      }
       try {
         for (const ev of parser.push(value)) {
           if (ev.type === "part") {
@@ -94,7 +104,8 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
       }
     }
   } catch {
-    throw fail("upload_interrupted", "The upload was interrupted before the body was complete.", "file");
+    // A client that leaves after its upload was refused learns of the refusal, if it listens.
+    throw failure ?? fail("upload_interrupted", "The upload was interrupted before the body was complete.", "file");
   }
   if (failure) throw failure;
   try {

@@ -22,8 +22,7 @@ export const fileHasher = { start: (path: string) => shared().start(path) };
 let sharedHasher: FileHasher | null = null;
 const shared = () => (sharedHasher ??= new FileHasher());
 
-/** A hashing thread of its own. */
-export class FileHasher {
+class FileHasher {
   private worker: Worker | null = null;
   private next = 1;
   private readonly waiting = new Map<number, { resolve: (h: string) => void; reject: (e: Error) => void }>();
@@ -57,11 +56,6 @@ export class FileHasher {
         if (this.worker === worker && posted > 0) worker.postMessage({ op: "drop", id } satisfies HashRequest);
       },
     };
-  }
-
-  close() {
-    this.worker?.terminate();
-    this.worker = null;
   }
 
   private spawn(): Worker {

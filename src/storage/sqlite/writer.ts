@@ -17,6 +17,7 @@ interface Waiting {
 export class WriterThread {
   private worker: Worker | null = null;
   private readonly waiting = new Map<number, Waiting>();
+  private readonly inflight = new Set<Promise<unknown>>();
   private next = 1;
   private closing: Promise<void> | null = null;
 
@@ -26,7 +27,7 @@ export class WriterThread {
     if (this.closing) return Promise.reject(new Error("the database is closed"));
     const worker = (this.worker ??= this.spawn());
     const id = this.next++;
-    return new Promise((resolve, reject) => {
+    const call = new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       try {
         worker.postMessage({ id, repo, method, args } satisfies WriteRequest);
@@ -35,14 +36,19 @@ export class WriterThread {
         reject(e as Error);
       }
     });
+    this.inflight.add(call);
+    const settled = () => this.inflight.delete(call);
+    call.then(settled, settled);
+    return call;
   }
 
-  /** Waits for the writes already asked for, then stops the thread. */
+  /** Waits for the writes already asked for, then closes the thread's connection and stops it. */
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       const worker = this.worker;
       if (!worker) return;
-      await Promise.allSettled([...this.waiting.values()].map((w) => new Promise((r) => ((w.resolve = chain(w.resolve, r)), (w.reject = chain(w.reject, r))))));
+      await Promise.allSettled(this.inflight);
+      // The thread closes its connection and exits; a thread that does not is stopped anyway.
       const exited = new Promise<void>((r) => worker.addEventListener("close", () => r(), { once: true }));
       worker.postMessage({ close: true });
       await Promise.race([exited, Bun.sleep(5000)]);
@@ -78,10 +84,3 @@ export class WriterThread {
     for (const w of waiting) w.reject(e);
   }
 }
-
-const chain =
-  <T>(first: (v: T) => void, then: (v: unknown) => void) =>
-  (v: T) => {
-    first(v);
-    then(v);
-  };
