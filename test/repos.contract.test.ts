@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChunkRow, FileRow, Repos, ResponseRow } from "../src/storage/repos";
+import type { AttributeFilter, ChunkRow, FileRow, Repos, ResponseRow } from "../src/storage/repos";
 import { openSqliteRepos } from "../src/storage/sqlite";
 
 const opened: { repos: Repos; dir?: string }[] = [];
@@ -239,6 +239,54 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.chunks.lastChange()).toBe(last);
       expect(await r.chunks.changeLogReaches(last)).toBe(true);
       expect(await r.chunks.changeLogReaches(last - 1)).toBe(false);
+    });
+  });
+
+  describe("search reads", () => {
+    test("attribute filters: comparisons within one type, missing keys, lists, and/or, byte order of text", async () => {
+      const r = await setup();
+      const attributes: Record<string, object> = {
+        "file-a": { kind: "report", year: 2026, public: true, name: "Zebra" },
+        "file-b": { kind: "deck", year: 2025, public: false, name: "apple" },
+        "file-c": { year: "2026" },
+        "file-d": { 'we"ird.key': "x" },
+      };
+      for (const id of Object.keys(attributes)) await r.files.insert(row(id, "uploaded"), 0, T);
+      for (let job = await r.ingestion.claim("me", T, 60_000, 3); job; job = await r.ingestion.claim("me", T, 60_000, 3))
+        await r.ingestion.finish(job, "me", processed(`text of ${job.fileId}`), T);
+      await r.stores.create({ id: "vs_f", projectId: "p", name: "f", isDefault: 0, createdAt: 0, lastActiveAt: 0, metadata: "{}", expiresDays: null, chunking: "{}" }, [], "{}", { json: "{}", cut: "auto" }, T);
+      await r.stores.attach("vs_f", Object.entries(attributes).map(([id, a]) => ({ id, attributes: JSON.stringify(a) })), 1, { json: "{}", cut: "auto" }, null, T);
+      const all = [...(await r.chunks.visibleIds("vs_f", null, 2))];
+      const fileOf = new Map([...(await r.chunks.hits("vs_f", all))].map(([id, h]) => [id, h.fileId]));
+      expect([...fileOf.values()].sort()).toEqual(Object.keys(attributes));
+      const files = async (f: AttributeFilter) => {
+        const seen = [...(await r.chunks.visibleIds("vs_f", f, 2))].map((id) => fileOf.get(id)!.slice(5)).sort();
+        // The same answer when asked about given chunk ids.
+        expect([...(await r.chunks.visible("vs_f", f, 2, all))].map((id) => fileOf.get(id)!.slice(5)).sort()).toEqual(seen);
+        return seen.join("");
+      };
+      expect(await files({ type: "eq", key: "kind", value: "report" })).toBe("a");
+      expect(await files({ type: "eq", key: "year", value: 2026 })).toBe("a");
+      expect(await files({ type: "eq", key: "year", value: "2026" })).toBe("c");
+      expect(await files({ type: "ne", key: "kind", value: "report" })).toBe("bcd");
+      expect(await files({ type: "gt", key: "year", value: 2025 })).toBe("a");
+      expect(await files({ type: "gte", key: "year", value: 2025 })).toBe("ab");
+      expect(await files({ type: "lt", key: "year", value: 2026 })).toBe("b");
+      expect(await files({ type: "lte", key: "year", value: "2026" })).toBe("c");
+      expect(await files({ type: "eq", key: "public", value: true })).toBe("a");
+      expect(await files({ type: "eq", key: "public", value: false })).toBe("b");
+      expect(await files({ type: "eq", key: "public", value: 1 })).toBe("");
+      expect(await files({ type: "ne", key: "public", value: true })).toBe("bcd");
+      // Text compares by bytes: "Zebra" sorts before "a".
+      expect(await files({ type: "gt", key: "name", value: "a" })).toBe("b");
+      expect(await files({ type: "lt", key: "name", value: "a" })).toBe("a");
+      expect(await files({ type: "in", key: "kind", value: ["report", "deck"] })).toBe("ab");
+      expect(await files({ type: "in", key: "year", value: [2026, "2026", true] })).toBe("ac");
+      expect(await files({ type: "nin", key: "kind", value: ["report"] })).toBe("bcd");
+      expect(await files({ type: "eq", key: 'we"ird.key', value: "x" })).toBe("d");
+      expect(await files({ type: "and", filters: [{ type: "eq", key: "public", value: true }, { type: "gte", key: "year", value: 2026 }] })).toBe("a");
+      expect(await files({ type: "or", filters: [{ type: "eq", key: "kind", value: "none" }, { type: "ne", key: "kind", value: "report" }] })).toBe("bcd");
+      expect(await files({ type: "and", filters: [{ type: "or", filters: [{ type: "eq", key: "kind", value: "deck" }, { type: "eq", key: "year", value: "2026" }] }, { type: "nin", key: "public", value: [false] }] })).toBe("c");
     });
   });
 

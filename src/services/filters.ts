@@ -1,57 +1,41 @@
-import type { SqlFilter } from "../storage/repos";
 import { fail } from "../errors";
+import type { AttributeFilter, FilterScalar } from "../storage/repos";
 
 // OpenAI's attribute filters: comparison {type, key, value} and compound {type: and|or, filters}.
-const COMPARISONS = { eq: "=", ne: "!=", gt: ">", gte: ">=", lt: "<", lte: "<=" } as const;
+// Checked here once; each storage backend compiles the checked tree to its own queries.
+const COMPARISONS = new Set(["eq", "ne", "gt", "gte", "lt", "lte"]);
+const ORDERED = new Set(["gt", "gte", "lt", "lte"]);
 const MAX_DEPTH = 8;
 const MAX_CONDITIONS = 64;
 
-type Scalar = string | number | boolean;
+const isScalar = (v: unknown): v is FilterScalar => typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 
-/** Compiles a filter to SQL over `vsf.attributes`; every key and value is a bound parameter. */
-export function compileFilter(filter: unknown, param = "filters"): SqlFilter {
-  const params: Record<string, string | number | null> = {};
-  let n = 0;
-  const bind = (v: string | number | null) => {
-    const name = `f${n++}`;
-    params[name] = v;
-    return `$${name}`;
-  };
-  const scalar = (v: Scalar) => (typeof v === "boolean" ? (v ? 1 : 0) : v);
-  const isScalar = (v: unknown): v is Scalar => typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
-
-  const walk = (f: unknown, path: string, depth: number): string => {
+/** Validates a request's `filters`; null when there is none. */
+export function parseFilter(filter: unknown, param = "filters"): AttributeFilter | null {
+  let conditions = 0;
+  const walk = (f: unknown, path: string, depth: number): AttributeFilter => {
     if (depth > MAX_DEPTH) throw fail("invalid_value", `${path}: filters nest at most ${MAX_DEPTH} levels deep`, param);
-    if (n > MAX_CONDITIONS) throw fail("invalid_value", `${param}: at most ${MAX_CONDITIONS} conditions`, param);
     if (typeof f !== "object" || f === null || Array.isArray(f)) throw fail("invalid_value", `${path} must be an object with a "type"`, param);
     const o = f as Record<string, unknown>;
     const type = o.type;
     if (type === "and" || type === "or") {
       if (!Array.isArray(o.filters) || o.filters.length === 0) throw fail("invalid_value", `${path}.filters must be a non-empty array of filters`, param);
-      const parts = o.filters.map((c, i) => walk(c, `${path}.filters[${i}]`, depth + 1));
-      return `(${parts.join(type === "and" ? " AND " : " OR ")})`;
+      return { type, filters: o.filters.map((c, i) => walk(c, `${path}.filters[${i}]`, depth + 1)) };
     }
-    if (typeof type !== "string" || !(type in COMPARISONS || type === "in" || type === "nin"))
+    if (typeof type !== "string" || !(COMPARISONS.has(type) || type === "in" || type === "nin"))
       throw fail("invalid_value", `${path}.type must be one of eq, ne, gt, gte, lt, lte, in, nin, and, or; got ${JSON.stringify(type)}`, param);
+    if (++conditions > MAX_CONDITIONS) throw fail("invalid_value", `${param}: at most ${MAX_CONDITIONS} conditions`, param);
     if (typeof o.key !== "string" || o.key.length === 0 || o.key.length > 64) throw fail("invalid_value", `${path}.key must be an attribute name (1 to 64 characters)`, param);
-    // json_each rather than a JSON path: any key, quotes and dots included, stays a plain bound value.
-    const value = `(SELECT a.value FROM json_each(vsf.attributes) a WHERE a.key = ${bind(o.key)})`;
     if (type === "in" || type === "nin") {
       if (!Array.isArray(o.value) || o.value.length === 0 || !o.value.every(isScalar))
         throw fail("invalid_value", `${path}.value must be a non-empty array of strings, numbers or booleans for "${type}"`, param);
-      const list = o.value.map((v) => bind(scalar(v))).join(", ");
-      // A file without the attribute is "not in" any list.
-      return type === "in" ? `${value} IN (${list})` : `(${value} IS NULL OR ${value} NOT IN (${list}))`;
+      if (o.value.length > MAX_CONDITIONS) throw fail("invalid_value", `${path}.value: at most ${MAX_CONDITIONS} values`, param);
+      return { type, key: o.key, value: o.value };
     }
     if (!isScalar(o.value)) throw fail("invalid_value", `${path}.value must be a string, number or boolean`, param);
-    if ((type === "gt" || type === "gte" || type === "lt" || type === "lte") && typeof o.value === "boolean")
-      throw fail("invalid_value", `${path}: "${type}" compares numbers or strings, not booleans`, param);
-    const op = COMPARISONS[type as keyof typeof COMPARISONS];
-    const cmp = `${value} ${op} ${bind(scalar(o.value))}`;
-    // SQL's NULL != x is NULL; for a filter, a file without the attribute is "not equal".
-    return type === "ne" ? `(${value} IS NULL OR ${cmp})` : cmp;
+    if (ORDERED.has(type) && typeof o.value === "boolean") throw fail("invalid_value", `${path}: "${type}" compares numbers or strings, not booleans`, param);
+    return { type: type as "eq", key: o.key, value: o.value };
   };
-
-  if (filter === undefined || filter === null) return { sql: "1", params: {} };
-  return { sql: walk(filter, param, 0), params };
+  if (filter === undefined || filter === null) return null;
+  return walk(filter, param, 0);
 }

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { EmbeddingProvider } from "../embed/provider";
-import type { ChunkHit, ChunksRepo, IngestionRepo, Scored, SqlFilter } from "../storage/repos";
+import type { ChunkHit, ChunksRepo, IngestionRepo, Scored, AttributeFilter } from "../storage/repos";
 import { encodeVector, decodeVector, dotEncoded } from "../storage/vector-codec";
 import { UsearchIndex, type VectorIndex } from "../storage/vectors";
 import { coalesced } from "../util/coalesce";
@@ -31,7 +31,7 @@ const QUERY_CACHE = 4096;
 
 export interface SearchOptions {
   maxResults: number;
-  filter: SqlFilter;
+  filter: AttributeFilter | null;
   scoreThreshold: number;
   embeddingWeight: number;
   now: number;
@@ -276,7 +276,7 @@ export class SearchService {
     return known;
   }
 
-  private async dense(storeId: string, filter: SqlFilter, now: number, vector: Float32Array, n: number): Promise<Scored[]> {
+  private async dense(storeId: string, filter: AttributeFilter | null, now: number, vector: Float32Array, n: number): Promise<Scored[]> {
     const total = this.index.size();
     if (total <= EXACT_LIMIT) return this.chunks.exact(storeId, filter, now, vector, n);
     // The index spans every store: widen until `n` of this store's (and filter's) chunks
@@ -290,7 +290,7 @@ export class SearchService {
     }
   }
 
-  private async keyword(storeId: string, filter: SqlFilter, now: number, query: string, n: number): Promise<Scored[]> {
+  private async keyword(storeId: string, filter: AttributeFilter | null, now: number, query: string, n: number): Promise<Scored[]> {
     await this.keywords.freshen();
     // Most searches see most chunks (the knowledge base, a store without filters): rank over
     // all chunks and keep the visible ones, widening once. A store or filter that sees too few
@@ -307,7 +307,7 @@ export class SearchService {
 
   /** For `bench/`: exact search over a store, to measure the index's recall against. */
   exactForBench(storeId: string, vector: Float32Array, k: number) {
-    return this.chunks.exact(storeId, { sql: "1", params: {} }, Math.floor(Date.now() / 1000), vector, k);
+    return this.chunks.exact(storeId, null, Math.floor(Date.now() / 1000), vector, k);
   }
 
   /** For `bench/`: the index's own answer against exact search. */

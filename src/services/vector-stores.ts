@@ -4,7 +4,7 @@ import { isFileBatchId, isFileId, isVectorStoreId, newFileBatchId, newVectorStor
 import { nowSeconds } from "../util/time";
 import { entry, fail, notFound } from "../errors";
 import { EMBEDDABLE, type IngestHooks } from "./files";
-import { compileFilter } from "./filters";
+import { parseFilter } from "./filters";
 import { listPage } from "./pagination";
 import { DEFAULT_EMBEDDING_WEIGHT, type SearchHit, type SearchService } from "./search";
 import type { Location } from "../ingest/types";
@@ -251,7 +251,7 @@ export class VectorStoresService {
     const stores = await this.searchable(projectId, storeIds, param);
     const max = o.max_num_results ?? 10;
     const { scoreThreshold, embeddingWeight } = rankingOptions(o.ranking_options);
-    const filter = compileFilter(o.filters);
+    const filter = parseFilter(o.filters);
     const merged = new Map<number, SearchHit>();
     for (const store of stores) {
       for (const h of await this.search.search(store.id, queries, { maxResults: max, filter, scoreThreshold, embeddingWeight, now }))

@@ -215,13 +215,21 @@ export interface BatchRow {
   cancelled: number;
 }
 
-/** A compiled attribute filter: SQL over `vsf.attributes` plus its parameters. */
-export interface SqlFilter {
-  sql: string;
-  params: Record<string, string | number | null>;
-}
+/** A value an attribute filter compares with. */
+export type FilterScalar = string | number | boolean;
 
-export const NO_FILTER: SqlFilter = { sql: "1", params: {} };
+/**
+ * OpenAI's attribute filter over a store file's attributes, validated (services/filters.ts);
+ * each backend compiles it to its own query language. A file without the key is unequal to
+ * every value and in no list; an order comparison holds only between values of one type.
+ */
+export type AttributeFilter =
+  | { type: "and" | "or"; filters: AttributeFilter[] }
+  | { type: "eq" | "ne" | "gt" | "gte" | "lt" | "lte"; key: string; value: FilterScalar }
+  | { type: "in" | "nin"; key: string; value: FilterScalar[] };
+
+/** No filter: every file of the store. */
+export const NO_FILTER: AttributeFilter | null = null;
 
 /** A store file's chunking: as requested (JSON) and the key of the cut it resolved to. */
 export interface Chunking {
@@ -282,10 +290,10 @@ export interface ChunkChange {
 
 /** Search-side reads of chunks; a chunk is visible in a store when its cut is complete. */
 export interface ChunksRepo {
-  exact(storeId: string, filter: SqlFilter, now: number, query: Float32Array, k: number): Promise<Scored[]>;
-  visible(storeId: string, filter: SqlFilter, now: number, ids: number[]): Promise<Set<number>>;
+  exact(storeId: string, filter: AttributeFilter | null, now: number, query: Float32Array, k: number): Promise<Scored[]>;
+  visible(storeId: string, filter: AttributeFilter | null, now: number, ids: number[]): Promise<Set<number>>;
   /** Every chunk id the store's search may see: for stores and filters that see a small part of all chunks. */
-  visibleIds(storeId: string, filter: SqlFilter, now: number): Promise<Set<number>>;
+  visibleIds(storeId: string, filter: AttributeFilter | null, now: number): Promise<Set<number>>;
   /** For each chunk, the chunks of the same file and cut within `radius` places of it (itself included). */
   neighbours(ids: number[], radius: number): Promise<Map<number, number[]>>;
   /** Chunk texts by id (chunks gone since are absent). */

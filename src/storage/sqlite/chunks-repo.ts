@@ -1,25 +1,27 @@
 import type { Database } from "bun:sqlite";
 import { dotEncoded } from "../vector-codec";
-import type { ChunkChange, ChunkHit, ChunksRepo, Scored, SqlFilter } from "../repos";
+import type { AttributeFilter, ChunkChange, ChunkHit, ChunksRepo, Scored } from "../repos";
+import { filterSql, type CompiledFilter } from "./filter-sql";
 
 /**
  * The chunks (aliased c) a store's search may see: of the cut its membership asks for,
  * members not cancelled, files processed and not expired, a cut other than 'auto' done.
  */
-function visibleIn(filter: SqlFilter) {
+function visibleIn(filter: CompiledFilter) {
   return `JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.cut = c.cut AND vsf.store_id = $storeId AND vsf.cancelled = 0
     JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
     WHERE (c.cut = 'auto' OR EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = c.file_id AND j.cut = c.cut AND j.state = 'done'))
       AND (${filter.sql})`;
 }
 
-const inStore = (filter: SqlFilter) => `FROM chunks c ${visibleIn(filter)}`;
+const inStore = (filter: CompiledFilter) => `FROM chunks c ${visibleIn(filter)}`;
 
 export class SqliteChunksRepo implements ChunksRepo {
   constructor(private readonly db: Database) {}
 
   /** Exact cosine search over the store's chunks: for small stores and narrow filters, where HNSW plus post-filtering would miss. */
-  async exact(storeId: string, filter: SqlFilter, now: number, query: Float32Array, k: number): Promise<Scored[]> {
+  async exact(storeId: string, attributes: AttributeFilter | null, now: number, query: Float32Array, k: number): Promise<Scored[]> {
+    const filter = filterSql(attributes);
     const top: Scored[] = [];
     let floor = -Infinity;
     for (const row of this.db.query(`SELECT c.id, c.embedding ${inStore(filter)} AND c.embedding IS NOT NULL`).iterate({ storeId, now, ...filter.params } as never) as Iterable<{
@@ -39,8 +41,9 @@ export class SqliteChunksRepo implements ChunksRepo {
   }
 
   /** Which of these chunk ids the store's search may see. */
-  async visible(storeId: string, filter: SqlFilter, now: number, ids: number[]): Promise<Set<number>> {
+  async visible(storeId: string, attributes: AttributeFilter | null, now: number, ids: number[]): Promise<Set<number>> {
     if (ids.length === 0) return new Set();
+    const filter = filterSql(attributes);
     // CROSS JOIN keeps SQLite's planner starting from the ids, not from every file of the store.
     const rows = this.db
       .query(
@@ -50,7 +53,8 @@ export class SqliteChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => r.id));
   }
 
-  async visibleIds(storeId: string, filter: SqlFilter, now: number): Promise<Set<number>> {
+  async visibleIds(storeId: string, attributes: AttributeFilter | null, now: number): Promise<Set<number>> {
+    const filter = filterSql(attributes);
     const rows = this.db.query(`SELECT c.id ${inStore(filter)}`).values({ storeId, now, ...filter.params } as never) as [number][];
     return new Set(rows.map((r) => r[0]));
   }
