@@ -2,7 +2,7 @@ import type { Database } from "bun:sqlite";
 import { newVectorStoreId } from "../../util/ids";
 import type { BatchRow, Chunking, FileCounts, Keyset, StoreFileRow, StoreFileStatus, StoreRow, StoresRepo } from "../repos";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
-import { keyset } from "./keyset";
+import { keyset } from "../keyset-sql";
 
 // A membership's status follows its file (processed -> completed, error -> failed) and, for a
 // cut other than 'auto', then that cut's job; a failure reads its typed outcome from the job.

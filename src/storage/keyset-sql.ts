@@ -1,4 +1,5 @@
-import type { Keyset, Page } from "../repos";
+// Shared by the SQL backends (sqlite/, postgres/): the conditions use only standard SQL.
+import type { Keyset, Page } from "./repos";
 
 // Keyset pagination over an integer position column: `before` reads backwards from the
 // cursor, and the rows are put back in the order asked for.

@@ -1,0 +1,114 @@
+import type { FileRow, FilesRepo, ListFilesQuery } from "../repos";
+import { keyset } from "../keyset-sql";
+import { lockChunkLog, type Pg } from "./db";
+import { enqueueFile } from "./ingestion-repo";
+import { ensureDefaultStore } from "./stores-repo";
+
+const COLS = `id, project_id AS "projectId", bytes::float8 AS bytes, created_at::float8 AS "createdAt", filename, purpose, status,
+  status_details AS "statusDetails", expires_at::float8 AS "expiresAt", content_type AS "contentType", sha256`;
+
+const LIVE = `(expires_at IS NULL OR expires_at > $now)`;
+
+export class PgFilesRepo implements FilesRepo {
+  constructor(private readonly db: Pg) {}
+
+  insert(row: FileRow, quota: number, nowMs: number): Promise<boolean> {
+    return this.db.tx(async (tx) => {
+      if (quota > 0) {
+        // Uploads to one project, on any process, check its quota one at a time.
+        await tx.run(`SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $projectId, 0))`, { projectId: row.projectId });
+        if ((await usedBytes(tx, row.projectId)) + row.bytes > quota) return false;
+      }
+      await tx.run(
+        `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)
+         VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256)`,
+        { ...row },
+      );
+      if (row.status === "uploaded") {
+        await enqueueFile(tx, row.id, nowMs);
+        // Every ingested file joins the project's knowledge base.
+        const storeId = await ensureDefaultStore(tx, row.projectId, row.createdAt);
+        await tx.run(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ($storeId, $id, $now)`, { storeId, id: row.id, now: row.createdAt });
+      }
+      return true;
+    });
+  }
+
+  async changeToken() {
+    // A snapshot (xmin:xmax:in-progress ids) changes once any transaction that wrote, in any
+    // process, has committed, and stays as it is while nothing writes (reads take no id).
+    return (await this.db.get<{ t: string }>(`SELECT pg_current_snapshot()::text AS t`))!.t;
+  }
+
+  get(projectId: string, id: string, now: number) {
+    return this.db.get<FileRow>(`SELECT ${COLS} FROM files WHERE id = $id AND project_id = $projectId AND ${LIVE}`, { id, projectId, now });
+  }
+
+  async list(projectId: string, q: ListFilesQuery, now: number) {
+    const k = keyset("seq", q);
+    const where = [`project_id = $projectId`, LIVE, ...k.where];
+    if (q.purpose !== undefined) where.push(`purpose = $purpose`);
+    const rows = await this.db.all<FileRow>(`SELECT ${COLS} FROM files WHERE ${where.join(" AND ")} ORDER BY ${k.orderBy} LIMIT $limit OFFSET $offset`, {
+      projectId,
+      now,
+      offset: q.offset,
+      purpose: q.purpose ?? null,
+      ...k.params,
+    });
+    return k.page(rows);
+  }
+
+  async count(projectId: string, purpose: string | undefined, now: number) {
+    const where = [`project_id = $projectId`, LIVE];
+    if (purpose !== undefined) where.push(`purpose = $purpose`);
+    return (await this.db.get<{ n: number }>(`SELECT COUNT(*)::int AS n FROM files WHERE ${where.join(" AND ")}`, { projectId, now, purpose: purpose ?? null }))!.n;
+  }
+
+  async cursorSeq(projectId: string, id: string) {
+    const r = await this.db.get<{ seq: number }>(
+      `SELECT seq::float8 AS seq FROM files WHERE id = $id AND project_id = $projectId
+       UNION ALL SELECT seq::float8 FROM file_tombstones WHERE id = $id AND project_id = $projectId`,
+      { id, projectId },
+    );
+    return r?.seq ?? null;
+  }
+
+  remove(projectId: string, id: string, now: number) {
+    return this.db.tx(async (tx) => {
+      await lockChunkLog(tx);
+      const row = await tx.get<FileRow & { seq: number }>(`SELECT seq::float8 AS seq, ${COLS} FROM files WHERE id = $id AND project_id = $projectId FOR UPDATE`, { id, projectId });
+      if (!row) return null;
+      await tx.run(`DELETE FROM files WHERE id = $id`, { id });
+      await tx.run(
+        `INSERT INTO file_tombstones (id, project_id, seq, deleted_at) VALUES ($id, $projectId, $seq, $now)
+         ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, seq = excluded.seq, deleted_at = excluded.deleted_at`,
+        { id, projectId, seq: row.seq, now },
+      );
+      const { seq: _seq, ...file } = row;
+      return file as FileRow;
+    });
+  }
+
+  bytesByProject() {
+    return this.db.all<{ project: string; bytes: number }>(`SELECT project_id AS project, SUM(bytes)::float8 AS bytes FROM files GROUP BY project_id ORDER BY project_id`);
+  }
+
+  usedBytes(projectId: string) {
+    return usedBytes(this.db, projectId);
+  }
+
+  expired(now: number, limit: number) {
+    return this.db.all<{ projectId: string; id: string }>(
+      `SELECT id, project_id AS "projectId" FROM files WHERE expires_at IS NOT NULL AND expires_at <= $now LIMIT $limit`,
+      { now, limit },
+    );
+  }
+
+  async exists(id: string) {
+    return (await this.db.get(`SELECT 1 FROM files WHERE id = $id`, { id })) !== null;
+  }
+}
+
+async function usedBytes(db: Pg, projectId: string) {
+  return (await db.get<{ used: number }>(`SELECT COALESCE(SUM(bytes), 0)::float8 AS used FROM files WHERE project_id = $projectId`, { projectId }))!.used;
+}
