@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, settingsHelp } from "./config";
 import { openKeys, openServices, startServer } from "./server";
 import { DEFAULT_PROJECT } from "./services/keys";
 import { lockDataDir } from "./storage/data-lock";
+import { describeDatabase, migrateDatabase } from "./storage/postgres";
 import { log, setLogFormat, setLogLevel } from "./util/log";
 import { BUNDLED_MODEL_ID } from "./embed/index";
 import { OCR_MODEL_ID } from "./ocr/assets";
@@ -20,6 +21,7 @@ Usage:
   ragd keys revoke KEY_ID [options]       revoke a key
   ragd reindex [options]                  re-embed every chunk with the configured model
                                           (needed after changing the embedding model)
+  ragd migrate --database-url URL         create or upgrade ragd's schema in a PostgreSQL database
   ragd version                            print the version
 
 Options (each also read from its environment variable):
@@ -43,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === "serve") return serve(rest);
   if (cmd === "keys") return keys(rest);
   if (cmd === "reindex") return reindex(rest);
+  if (cmd === "migrate") return migrateCommand(rest);
   process.stderr.write(`ragd: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }
@@ -93,6 +96,14 @@ async function reindex(args: string[]): Promise<number> {
     await s.close();
     lock.release();
   }
+}
+
+async function migrateCommand(args: string[]): Promise<number> {
+  const config = loadConfig(args);
+  if (!config.databaseUrl) throw new ConfigError("migrate needs --database-url postgres://... (or RAGD_DATABASE_URL); a data directory's SQLite database migrates itself");
+  const [from, to] = await migrateDatabase(config.databaseUrl);
+  process.stdout.write(from === to ? `${describeDatabase(config.databaseUrl)}: schema already at version ${to}\n` : `${describeDatabase(config.databaseUrl)}: schema migrated from version ${from} to ${to}\n`);
+  return 0;
 }
 
 async function keys(args: string[]): Promise<number> {

@@ -10,6 +10,8 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
+  databaseUrl: string | null;
+  blobUrl: string | null;
   apiKey: string | null;
   maxFileSize: number;
   projectQuota: number; // bytes, 0 = unlimited
@@ -137,7 +139,24 @@ const upstreams: Parser<UpstreamSetting[]> = (raw) => {
 const SETTINGS: Setting[] = [
   { key: "host", flag: "--host", env: "RAGD_HOST", default: "0.0.0.0", help: "address to listen on", parse: str },
   { key: "port", flag: "--port", env: "RAGD_PORT", default: 8080, help: "TCP port (0 picks a free one)", parse: int(0, 65535) },
-  { key: "dataDir", flag: "--data-dir", env: "RAGD_DATA_DIR", default: "./ragd-data", help: "where the database and file bytes live", parse: str },
+  { key: "dataDir", flag: "--data-dir", env: "RAGD_DATA_DIR", default: "./ragd-data", help: "where the database, file bytes and indexes live", parse: str },
+  {
+    key: "databaseUrl", flag: "--database-url", env: "RAGD_DATABASE_URL", default: null,
+    help: "postgres://user@host/db: metadata in PostgreSQL instead of the data directory's SQLite (apply its schema with `ragd migrate`)",
+    parse: (raw) => (/^postgres(ql)?:\/\//.test(raw) ? { value: raw } : { error: "must be a postgres:// or postgresql:// URL" }),
+    show: (v) => (v ? String(v).replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@") : "none (SQLite in the data directory)"),
+  },
+  {
+    key: "blobUrl", flag: "--blob-url", env: "RAGD_BLOB_URL", default: null,
+    help: "file:///shared/dir: file bytes in a directory several ragd processes share (with --database-url) instead of the data directory",
+    parse: (raw) =>
+      /^file:\/\/\/./.test(raw)
+        ? { value: raw }
+        : /^s3:\/\//.test(raw)
+          ? { error: "S3 storage is not available in this build yet; use file:///path on a shared mount" }
+          : { error: "must be a file:///absolute/path URL" },
+    show: (v) => (v ? String(v) : "none (the data directory)"),
+  },
   {
     key: "apiKey", flag: "--api-key", env: "RAGD_API_KEY", default: null,
     help: "a key bound to the project \"default\" (sidecar use; not stored)",
@@ -269,6 +288,8 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
   }
   const out = cfg as unknown as Config;
   out.dataDir = resolve(out.dataDir);
+  // Without a shared database each process would take the others' files for leftovers.
+  if (out.blobUrl && !out.databaseUrl) throw new ConfigError("--blob-url shares file bytes between ragd processes, which needs --database-url (a database they share)");
   return out;
 }
 

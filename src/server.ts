@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { buildApp } from "./app";
 import type { Config } from "./config";
 import { RateLimiter } from "./http/rate-limit";
@@ -17,7 +18,7 @@ import { SearchService } from "./services/search";
 import { VectorStoresService } from "./services/vector-stores";
 import { DiskBlobStore } from "./storage/blobs";
 import type { Repos } from "./storage/repos";
-import { openSqliteRepos } from "./storage/sqlite";
+import { openRepos } from "./storage/open";
 import { installBindings, nativePaths, type NativePaths } from "./native/assets";
 import type { OcrSettings } from "./ocr/engine";
 import { log } from "./util/log";
@@ -75,7 +76,7 @@ export function embedConfig(config: Config, natives: NativePaths): EmbedConfig {
 
 /** Just the keys, for the `ragd keys` commands: no model is loaded. */
 export async function openKeys(config: Config) {
-  const repos = openSqliteRepos(config.dataDir);
+  const repos = await openRepos(config);
   const keys = new KeysService(repos.keys, config.apiKey);
   await keys.init();
   return { keys, close: () => repos.close() };
@@ -83,8 +84,8 @@ export async function openKeys(config: Config) {
 
 /** Opens the data directory: database, blobs and the services over them. */
 export async function openServices(config: Config): Promise<Services> {
-  const repos = openSqliteRepos(config.dataDir);
-  const blobs = new DiskBlobStore(join(config.dataDir, "blobs"));
+  const repos = await openRepos(config);
+  const blobs = config.blobUrl ? new DiskBlobStore(fileURLToPath(config.blobUrl), { shared: true }) : new DiskBlobStore(join(config.dataDir, "blobs"));
   const disk = new DiskSpace(config.dataDir, config.diskReserve);
   const files = new FilesService(repos.files, blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota }, disk);
   const keys = new KeysService(repos.keys, config.apiKey);

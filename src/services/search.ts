@@ -20,6 +20,8 @@ export const DEFAULT_EMBEDDING_WEIGHT = 0.4;
 // Up to this many vectors in all, exact search over SQLite is as fast as HNSW and exact.
 const EXACT_LIMIT = 2_000;
 const CATCH_UP_BATCH = 2_000;
+// How long a search waits for the indexes to take in recent commits (keyword-search.ts too).
+const FRESH_WAIT_MS = 250;
 // Adding to the graph runs on the HTTP thread: it yields after this long, so requests wait
 // for at most one slice (an insert costs ~0.1-0.5 ms, growing with the index).
 const ADD_SLICE_MS = 5;
@@ -50,6 +52,8 @@ export class SearchService {
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
   private saving: Promise<void> | null = null;
   private dirty = false;
+  /** The chunk change log's sequence the vector index has taken in everything up to. */
+  private vectorSeq = 0;
   private sliceSize = 8;
   private stopped = false;
   private serving = false;
@@ -116,13 +120,27 @@ export class SearchService {
 
   /** Adds every committed vector the index has not seen (in id order). */
   private readonly vectorCatchUp = coalesced(async () => {
+    const seq = await this.chunks.lastChange();
     for (;;) {
       const rows = await this.chunks.embeddedAfter(this.index.maxId, CATCH_UP_BATCH);
       if (rows.length === 0) break;
       await this.addInSlices(rows.map((r) => r.id), rows.map((r) => decodeVector(r.embedding)));
       this.scheduleSave();
     }
+    this.vectorSeq = Math.max(this.vectorSeq, seq);
   });
+
+  /**
+   * Adds what was committed since the last look, by this process or another sharing the
+   * database, so a file processed before the search began is found. Waits at most
+   * FRESH_WAIT_MS, as the keyword index does.
+   */
+  private async vectorFreshen() {
+    if ((await this.chunks.lastChange()) <= this.vectorSeq) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.vectorCatchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
 
   /**
    * Adds vectors a few milliseconds at a time, letting the event loop run in between. A
@@ -277,6 +295,7 @@ export class SearchService {
   }
 
   private async dense(storeId: string, filter: AttributeFilter | null, now: number, vector: Float32Array, n: number): Promise<Scored[]> {
+    await this.vectorFreshen();
     const total = this.index.size();
     if (total <= EXACT_LIMIT) return this.chunks.exact(storeId, filter, now, vector, n);
     // The index spans every store: widen until `n` of this store's (and filter's) chunks

@@ -1,4 +1,4 @@
-import fs, { mkdirSync, readdirSync, rmSync } from "node:fs";
+import fs, { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { mkdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -41,11 +41,20 @@ function checkKey(key: string) {
   if (!KEY_RE.test(key)) throw new Error(`invalid blob key ${JSON.stringify(key)}`);
 }
 
+// In a directory shared by several ragd processes, another process may be mid-upload: its
+// part file is being written, or its blob is committed a moment before its row. Only what
+// has been left alone this long is taken for a crash's leftovers.
+const SHARED_GRACE_MS = 60 * 60 * 1000;
+
 export class DiskBlobStore implements BlobStore {
   private readonly objects: string;
   private readonly tmp: string;
 
-  constructor(root: string) {
+  /** `shared`: other processes write to the same directory (a shared mount, `--blob-url file://`). */
+  constructor(
+    root: string,
+    private readonly options: { shared?: boolean } = {},
+  ) {
     this.objects = join(root, "objects");
     this.tmp = join(root, "tmp");
     mkdirSync(this.objects, { recursive: true });
@@ -94,15 +103,24 @@ export class DiskBlobStore implements BlobStore {
   async *keys(): AsyncIterable<string> {
     for (const a of readdirSync(this.objects)) {
       for (const b of readdirSync(join(this.objects, a))) {
-        for (const k of readdirSync(join(this.objects, a, b))) yield k;
+        for (const k of readdirSync(join(this.objects, a, b))) if (this.settled(join(this.objects, a, b, k))) yield k;
       }
     }
   }
 
   async removeIncomplete(): Promise<number> {
-    const names = readdirSync(this.tmp);
+    const names = readdirSync(this.tmp).filter((n) => this.settled(join(this.tmp, n)));
     for (const n of names) rmSync(join(this.tmp, n), { force: true });
     return names.length;
+  }
+
+  private settled(path: string) {
+    if (!this.options.shared) return true;
+    try {
+      return Date.now() - statSync(path).mtimeMs > SHARED_GRACE_MS;
+    } catch {
+      return false;
+    }
   }
 }
 

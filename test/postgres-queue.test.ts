@@ -1,0 +1,86 @@
+// What only a shared database can get wrong: several processes (here, separate connection
+// pools) claiming and committing at once. Skipped, saying why, without PostgreSQL.
+import { afterAll, describe, expect, test } from "bun:test";
+import { SQL } from "bun";
+import { openPostgresRepos } from "../src/storage/postgres";
+import type { FileRow, Repos } from "../src/storage/repos";
+import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
+
+afterAll(() => dropAllDatabases());
+
+const T = 1_000_000;
+const row = (id: string): FileRow => ({
+  id, projectId: "p", bytes: 10, createdAt: 1, filename: `${id}.txt`, purpose: "assistants", status: "uploaded", statusDetails: null, expiresAt: null, contentType: "text/plain", sha256: "x",
+});
+
+describe.skipIf(postgresMissing !== null)("PostgreSQL between processes", () => {
+  async function processes(n: number) {
+    const url = await createDatabase();
+    const all: Repos[] = [];
+    for (let i = 0; i < n; i++) all.push(await openPostgresRepos(url, { max: 4 }));
+    await all[0]!.keys.createProject({ id: "p", name: "p", createdAt: 0 });
+    return { url, all, close: () => Promise.all(all.map((r) => r.close())) };
+  }
+
+  test("processes racing for jobs never both get one, and every job is taken", async () => {
+    const { all, close } = await processes(3);
+    try {
+      for (let i = 0; i < 40; i++) await all[0]!.files.insert(row(`file-${String(i).padStart(2, "0")}`), 0, T);
+      const taken: string[][] = all.map(() => []);
+      await Promise.all(
+        all.flatMap((r, p) =>
+          [0, 1, 2].map(async () => {
+            for (let job = await r.ingestion.claim(`proc-${p}`, T, 60_000, 3); job; job = await r.ingestion.claim(`proc-${p}`, T, 60_000, 3)) taken[p]!.push(job.fileId);
+          }),
+        ),
+      );
+      const flat = taken.flat().sort();
+      expect(flat.length).toBe(40);
+      expect(new Set(flat).size).toBe(40);
+      // The lease is what a runner holds: another process's finish is refused.
+      const mine = taken.findIndex((t) => t.length > 0);
+      const other = (mine + 1) % all.length;
+      const key = { fileId: taken[mine]![0]!, cut: "auto" };
+      expect(await all[other]!.ingestion.finish(key, `proc-${other}`, { status: "processed", format: "text", text: "x", chunks: [] }, T)).toBe(false);
+      expect(await all[mine]!.ingestion.finish(key, `proc-${mine}`, { status: "processed", format: "text", text: "x", chunks: [] }, T)).toBe(true);
+    } finally {
+      await close();
+    }
+  });
+
+  test("chunks committed at once by several processes reach the change log gapless, in commit order, ids rising with it", async () => {
+    const { url, all, close } = await processes(3);
+    try {
+      for (let i = 0; i < 9; i++) await all[0]!.files.insert(row(`doc-${i}`), 0, T);
+      const chunks = (i: number) => Array.from({ length: 600 }, (_, k) => ({ text: `doc ${i} chunk ${k}`, location: {}, charStart: 0, charEnd: 1, tokens: 1, embedding: new Uint8Array([i, k & 255]) }));
+      await Promise.all(
+        all.map(async (r, p) => {
+          for (let job = await r.ingestion.claim(`proc-${p}`, T, 60_000, 3); job; job = await r.ingestion.claim(`proc-${p}`, T, 60_000, 3)) {
+            const i = Number(job.fileId.slice(4));
+            expect(await r.ingestion.finish(job, `proc-${p}`, { status: "processed", format: "text", text: "x", chunks: chunks(i) }, T)).toBe(true);
+          }
+        }),
+      );
+      // Then deletes from two processes at once.
+      await Promise.all([all[1]!.files.remove("p", "doc-0", 2), all[2]!.files.remove("p", "doc-1", 2)]);
+      const changes = await all[0]!.chunks.changesAfter(0, 100_000);
+      expect(changes.length).toBe(9 * 600 + 2 * 600);
+      expect(changes.map((c) => c.seq)).toEqual(changes.map((_, i) => i + 1));
+      const adds = changes.filter((c) => c.op === "add").map((c) => c.id);
+      expect(adds).toEqual([...adds].sort((a, b) => a - b));
+      expect(await all[2]!.chunks.lastChange()).toBe(changes.length);
+      expect(await all[2]!.chunks.chunkIdsIssued()).toBe(Math.max(...adds));
+      const sql = new SQL({ url, max: 1 });
+      try {
+        const [n] = await sql.unsafe(`SELECT COUNT(*)::int AS n, COUNT(DISTINCT (file_id, idx))::int AS d FROM chunks`);
+        expect(n).toEqual({ n: 7 * 600, d: 7 * 600 });
+      } finally {
+        await sql.close();
+      }
+      // A reader replaying up to any point sees a prefix of the commits: the embeddings are there.
+      expect((await all[1]!.chunks.embeddedAfter(0, 100_000)).length).toBe(7 * 600);
+    } finally {
+      await close();
+    }
+  });
+});

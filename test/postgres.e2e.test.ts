@@ -1,0 +1,125 @@
+// ragd on PostgreSQL, end to end: the real server processes, the official SDK, a real
+// database per test (skipped, saying why, when no PostgreSQL answers; .ci/run makes sure one does).
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { SQL } from "bun";
+import { fixture } from "./helpers/docs";
+import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
+import { cleanup, runCli, startRagd, tempDir, type Ragd } from "./helpers/ragd";
+
+const running: Ragd[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const r of running.splice(0)) await r.stop().catch(() => {});
+  for (const d of dirs.splice(0)) cleanup(d);
+});
+afterAll(() => dropAllDatabases());
+
+const text = (name: string, body: string) => new File([body], name, { type: "text/plain" });
+
+async function start(database: string, o: { blobDir?: string; dataDir?: string } = {}) {
+  const dataDir = o.dataDir ?? tempDir();
+  if (!o.dataDir) dirs.push(dataDir);
+  const r = await startRagd({ dataDir, args: ["--database-url", database, ...(o.blobDir ? ["--blob-url", `file://${o.blobDir}`] : [])] });
+  running.push(r);
+  return r;
+}
+
+async function knowledgeBase(r: Ragd) {
+  return (await r.client().vectorStores.list()).data.find((s) => s.name === "knowledge base")!.id;
+}
+
+describe.skipIf(postgresMissing !== null)("PostgreSQL", () => {
+  test("`ragd migrate` creates and then keeps the schema; a server refuses a database without it", async () => {
+    const database = await createDatabase({ empty: true });
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    const refused = Bun.spawnSync(["bun", "src/main.ts", "serve", "--port", "0", "--data-dir", dataDir, "--database-url", database], { env: { ...process.env, RAGD_API_KEY: "sk-test-default-project-key" } });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr.toString()).toContain("has no ragd schema; run `ragd migrate");
+    const first = runCli(["migrate", "--database-url", database]);
+    expect(first).toMatchObject({ code: 0 });
+    expect(first.stdout).toMatch(/schema migrated from version 0 to \d+/);
+    const again = runCli(["migrate", "--database-url", database]);
+    expect(again.stdout).toMatch(/schema already at version \d+/);
+    expect(runCli(["migrate", "--data-dir", dataDir]).stderr).toContain("migrate needs --database-url");
+    expect(runCli(["serve", "--blob-url", "s3://bucket/x"]).stderr).toContain("S3 storage is not available");
+    expect(runCli(["serve", "--blob-url", `file://${dataDir}/shared`]).stderr).toContain("needs --database-url");
+  });
+
+  test("one server: upload, ingest, search with filters, page, delete; a restart after kill -9 keeps everything", async () => {
+    const database = await createDatabase();
+    let r = await start(database);
+    const client = r.client();
+    const files = {
+      leave: await client.files.create({ file: text("leave.txt", "Parental leave lasts sixteen weeks at full pay for every employee."), purpose: "assistants" }),
+      berlin: await client.files.create({ file: text("berlin.txt", "The Berlin office opens in March with forty engineers."), purpose: "assistants" }),
+      report: await client.files.create({ file: fixture("report.pdf"), purpose: "assistants" }),
+    };
+    for (const f of Object.values(files)) expect((await client.files.waitForProcessing(f.id, { pollInterval: 50 })).status).toBe("processed");
+    const kb = await knowledgeBase(r);
+    expect((await client.vectorStores.search(kb, { query: "how long is parental leave" })).data[0]?.file_id).toBe(files.leave.id);
+    expect((await client.vectorStores.search(kb, { query: "revenue growth in Europe" })).data[0]?.file_id).toBe(files.report.id);
+
+    const store = await client.vectorStores.create({ name: "hr" });
+    await client.vectorStores.files.createAndPoll(store.id, { file_id: files.leave.id, attributes: { team: "hr", year: 2026 } });
+    await client.vectorStores.files.createAndPoll(store.id, { file_id: files.berlin.id, attributes: { team: "it", year: 2025 } });
+    const found = async (filters: unknown) =>
+      (await client.vectorStores.search(store.id, { query: "office leave", filters: filters as never })).data.map((h) => h.filename).sort();
+    expect(await found({ type: "eq", key: "team", value: "hr" })).toEqual(["leave.txt"]);
+    expect(await found({ type: "gte", key: "year", value: 2025 })).toEqual(["berlin.txt", "leave.txt"]);
+    expect(await found({ type: "eq", key: "year", value: "2026" })).toEqual([]);
+
+    const first = await client.files.list({ limit: 2 });
+    expect(first.data.map((f) => f.id)).toEqual([files.report.id, files.berlin.id]);
+    expect(first.has_more).toBe(true);
+
+    await client.files.delete(files.berlin.id);
+    expect(await client.files.retrieve(files.berlin.id).then(() => 200, (e) => e.status)).toBe(404);
+    expect((await client.vectorStores.search(kb, { query: "Berlin office engineers" })).data.map((h) => h.file_id)).not.toContain(files.berlin.id);
+
+    await r.kill9();
+    r = await start(database, { dataDir: r.dataDir });
+    const after = r.client();
+    expect((await after.files.list()).data.map((f) => f.id).sort()).toEqual([files.leave.id, files.report.id].sort());
+    expect((await after.vectorStores.search(kb, { query: "how long is parental leave" })).data[0]?.file_id).toBe(files.leave.id);
+    expect(await (await after.files.content(files.leave.id)).text()).toBe("Parental leave lasts sixteen weeks at full pay for every employee.");
+
+    // The change log is gapless and every chunk of a live file is in it once.
+    const sql = new SQL({ url: database, max: 1 });
+    try {
+      const [log] = await sql.unsafe(`SELECT COUNT(*)::int AS n, MIN(seq)::int AS lo, MAX(seq)::int AS hi FROM chunk_changes`);
+      if (log.n > 0) expect(log.hi - log.lo + 1).toBe(log.n);
+      const [dup] = await sql.unsafe(`SELECT COUNT(*)::int AS n FROM (SELECT file_id, cut, idx FROM chunks GROUP BY 1, 2, 3 HAVING COUNT(*) > 1) d`);
+      expect(dup.n).toBe(0);
+    } finally {
+      await sql.close();
+    }
+  });
+
+  test("three processes on one database and one shared blob directory: upload on one, search on another, delete on a third", async () => {
+    const database = await createDatabase();
+    const blobDir = tempDir();
+    dirs.push(blobDir);
+    const [a, b, c] = [await start(database, { blobDir }), await start(database, { blobDir }), await start(database, { blobDir })];
+    // Uploads go to one process; any of the three may ingest them.
+    const uploads = [];
+    for (let i = 0; i < 6; i++)
+      uploads.push(await a!.client().files.create({ file: text(`note-${i}.txt`, `Note ${i}: the quarterly ${["budget", "roadmap", "hiring", "security", "travel", "pricing"][i]} review is on Friday.`), purpose: "assistants" }));
+    for (const f of uploads) expect((await b!.client().files.waitForProcessing(f.id, { pollInterval: 50 })).status).toBe("processed");
+    const kb = await knowledgeBase(b!);
+    const top = async (r: Ragd, query: string) => (await r.client().vectorStores.search(kb, { query, max_num_results: 1 })).data[0]?.file_id;
+    expect(await top(b!, "security review")).toBe(uploads[3]!.id);
+    expect(await top(c!, "pricing review")).toBe(uploads[5]!.id);
+    expect(await (await c!.client().files.content(uploads[1]!.id)).text()).toContain("roadmap");
+
+    await c!.client().files.delete(uploads[3]!.id);
+    for (const r of [a!, b!]) {
+      expect(await r.client().files.retrieve(uploads[3]!.id).then(() => 200, (e) => e.status)).toBe(404);
+      expect((await r.client().vectorStores.search(kb, { query: "security review" })).data.map((h) => h.file_id)).not.toContain(uploads[3]!.id);
+    }
+    // A file added through another process is found by one that has not seen it yet.
+    const late = await b!.client().files.create({ file: text("late.txt", "The penguin enclosure closes at noon."), purpose: "assistants" });
+    await b!.client().files.waitForProcessing(late.id, { pollInterval: 50 });
+    expect(await top(a!, "penguin enclosure")).toBe(late.id);
+  });
+});
