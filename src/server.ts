@@ -18,6 +18,7 @@ import { SearchService } from "./services/search";
 import { VectorStoresService } from "./services/vector-stores";
 import { DiskBlobStore } from "./storage/blobs";
 import type { Repos } from "./storage/repos";
+import { claimBlobDir } from "./storage/blob-owner";
 import { openRepos } from "./storage/open";
 import { installBindings, nativePaths, type NativePaths } from "./native/assets";
 import type { OcrSettings } from "./ocr/engine";
@@ -85,7 +86,14 @@ export async function openKeys(config: Config) {
 /** Opens the data directory: database, blobs and the services over them. */
 export async function openServices(config: Config): Promise<Services> {
   const repos = await openRepos(config);
-  const blobs = config.blobUrl ? new DiskBlobStore(fileURLToPath(config.blobUrl), { shared: true }) : new DiskBlobStore(join(config.dataDir, "blobs"));
+  const blobRoot = config.blobUrl ? fileURLToPath(config.blobUrl) : join(config.dataDir, "blobs");
+  const blobs = new DiskBlobStore(blobRoot, { shared: config.blobUrl !== null });
+  // A data directory's own SQLite file and blobs go together, so unmarked files there (from
+  // before the mark existed) are this database's; elsewhere they may not be.
+  await claimBlobDir(blobRoot, repos.chunks, { unmarkedFilesAreOurs: !config.databaseUrl }).catch(async (e) => {
+    await repos.close();
+    throw e;
+  });
   const disk = new DiskSpace(config.dataDir, config.diskReserve);
   const files = new FilesService(repos.files, blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota }, disk);
   const keys = new KeysService(repos.keys, config.apiKey);

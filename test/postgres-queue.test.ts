@@ -2,6 +2,10 @@
 // pools) claiming and committing at once. Skipped, saying why, without PostgreSQL.
 import { afterAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KeywordSearch } from "../src/search/keyword-search";
 import { openPostgresRepos } from "../src/storage/postgres";
 import type { FileRow, Repos } from "../src/storage/repos";
 import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
@@ -14,10 +18,10 @@ const row = (id: string): FileRow => ({
 });
 
 describe.skipIf(postgresMissing !== null)("PostgreSQL between processes", () => {
-  async function processes(n: number) {
+  async function processes(n: number, changeLogRetentionMs?: number) {
     const url = await createDatabase();
     const all: Repos[] = [];
-    for (let i = 0; i < n; i++) all.push(await openPostgresRepos(url, { max: 4 }));
+    for (let i = 0; i < n; i++) all.push(await openPostgresRepos(url, { max: 4, changeLogRetentionMs }));
     await all[0]!.keys.createProject({ id: "p", name: "p", createdAt: 0 });
     return { url, all, close: () => Promise.all(all.map((r) => r.close())) };
   }
@@ -80,6 +84,36 @@ describe.skipIf(postgresMissing !== null)("PostgreSQL between processes", () => 
       // A reader replaying up to any point sees a prefix of the commits: the embeddings are there.
       expect((await all[1]!.chunks.embeddedAfter(0, 100_000)).length).toBe(7 * 600);
     } finally {
+      await close();
+    }
+  });
+
+  test("a keyword replica whose log entries another process pruned finds the gap and rebuilds to the same answers", async () => {
+    const { all, close } = await processes(2, 0);
+    const dirs = [mkdtempSync(join(tmpdir(), "ragd-kw-a-")), mkdtempSync(join(tmpdir(), "ragd-kw-b-"))];
+    const [a, b] = dirs.map((d, i) => new KeywordSearch(all[i]!.chunks, d));
+    try {
+      await a!.start();
+      await b!.start();
+      const add = async (id: string, texts: string[]) => {
+        await all[0]!.files.insert(row(id), 0, T);
+        const job = (await all[0]!.ingestion.claim("w", T, 60_000, 3))!;
+        await all[0]!.ingestion.finish(job, "w", { status: "processed", format: "text", text: texts.join(" "), chunks: texts.map((t) => ({ text: t, location: {}, charStart: 0, charEnd: 1, tokens: 1, embedding: null })) }, T);
+      };
+      await add("doc-1", ["alpha beta gamma", "beta delta"]);
+      await add("doc-2", ["alpha alpha epsilon", "zeta"]);
+      // A replays and saves, pruning the shared log; B has not looked yet.
+      await a!.catchUp();
+      await a!.save();
+      expect(await all[0]!.chunks.changeLogReaches(0)).toBe(false);
+      await all[1]!.files.remove("p", "doc-1", 2);
+      await add("doc-3", ["alpha omega"]);
+      await a!.catchUp();
+      await b!.catchUp();
+      for (const q of ["alpha", "beta", "omega zeta"]) expect(await b!.search(q, 10)).toEqual(await a!.search(q, 10));
+      expect((await b!.search("alpha", 10)).length).toBe(2);
+    } finally {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
       await close();
     }
   });

@@ -46,6 +46,35 @@ describe.skipIf(postgresMissing !== null)("PostgreSQL", () => {
     expect(runCli(["serve", "--blob-url", `file://${dataDir}/shared`]).stderr).toContain("needs --database-url");
   });
 
+  test("a file directory is never swept against another database: a data directory switched to PostgreSQL, or one --blob-url for two databases, is refused", async () => {
+    const serveOn = (dataDir: string, args: string[]) =>
+      Bun.spawnSync(["bun", "src/main.ts", "serve", "--port", "0", "--data-dir", dataDir, ...args], { env: { ...process.env, RAGD_API_KEY: "sk-test-default-project-key" }, timeout: 30_000 });
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    let embedded = await startRagd({ dataDir });
+    const kept = await embedded.client().files.create({ file: text("keep.txt", "keep me"), purpose: "assistants" });
+    await embedded.stop();
+    const database = await createDatabase();
+    const switched = serveOn(dataDir, ["--database-url", database]);
+    expect(switched.exitCode).toBe(1);
+    expect(switched.stderr.toString()).toContain("belongs to another database");
+    embedded = await startRagd({ dataDir });
+    running.push(embedded);
+    expect(await (await embedded.client().files.content(kept.id)).text()).toBe("keep me");
+
+    const blobDir = tempDir();
+    dirs.push(blobDir);
+    await start(database, { blobDir });
+    const otherDir = tempDir();
+    dirs.push(otherDir);
+    // Another database, given its own id by `ragd migrate` (the test template's copies share one).
+    const other = await createDatabase({ empty: true });
+    expect(runCli(["migrate", "--database-url", other]).code).toBe(0);
+    const shared = serveOn(otherDir, ["--database-url", other, "--blob-url", `file://${blobDir}`]);
+    expect(shared.exitCode).toBe(1);
+    expect(shared.stderr.toString()).toContain("belongs to another database");
+  });
+
   test("one server: upload, ingest, search with filters, page, delete; a restart after kill -9 keeps everything", async () => {
     const database = await createDatabase();
     let r = await start(database);

@@ -93,6 +93,12 @@ export class KeywordSearch {
     for (;;) {
       const rows = await this.chunks.changesAfter(this.index.seq, BATCH);
       if (rows.length === 0) return;
+      // The log has no gaps: a first change past the next one means entries this index needed
+      // were pruned (by another process sharing the database, which saved before this one).
+      if (rows[0]!.seq !== this.index.seq + 1) {
+        await this.rebuild("the change log was pruned past this index");
+        continue;
+      }
       for (const r of rows) {
         if (r.op === "delete") this.index.delete(r.id, r.text === null ? [] : analyze(r.text));
         // An add whose chunk is gone by now has its delete later in the log.

@@ -22,6 +22,8 @@ const EXACT_LIMIT = 2_000;
 const CATCH_UP_BATCH = 2_000;
 // How long a search waits for the indexes to take in recent commits (keyword-search.ts too).
 const FRESH_WAIT_MS = 250;
+// How often the indexes look for commits made elsewhere.
+const FOLLOW_MS = 5_000;
 // Adding to the graph runs on the HTTP thread: it yields after this long, so requests wait
 // for at most one slice (an insert costs ~0.1-0.5 ms, growing with the index).
 const ADD_SLICE_MS = 5;
@@ -50,6 +52,7 @@ export class SearchService {
   readonly keywords: KeywordSearch;
   private readonly queryVectors = new Map<string, Float32Array>();
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
+  private followTimer: ReturnType<typeof setInterval> | null = null;
   private saving: Promise<void> | null = null;
   private dirty = false;
   /** The chunk change log's sequence the vector index has taken in everything up to. */
@@ -101,12 +104,18 @@ export class SearchService {
     await this.keywords.start();
     if (this.keywords.dirty) this.scheduleSave(false);
     this.serving = true;
+    // Other processes sharing the database commit chunks this one hears nothing about: look
+    // every few seconds, so the indexes stay close behind even with no searches (a lag past
+    // the shared log's retention would cost a rebuild).
+    this.followTimer = setInterval(() => void this.catchUp().catch((e) => log.warn("index catch-up failed; the next look retries", { error: String(e) })), FOLLOW_MS);
+    this.followTimer.unref?.();
     // A failure here (a remote API down) must not take the server with it; the next start retries.
     this.backfill().catch((e) => log.error("could not embed chunks stored without vectors; the next start retries", { error: String(e) }));
   }
 
   async stop() {
     this.stopped = true;
+    if (this.followTimer) clearInterval(this.followTimer);
     if (this.saveTimer) clearTimeout(this.saveTimer);
     await this.catchUp();
     await this.saving;

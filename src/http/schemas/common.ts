@@ -82,7 +82,8 @@ export const Metadata = named(
 export const Attributes = named(
   "VectorStoreFileAttributes",
   Nullable(
-    T.Record(T.String({ minLength: 1, maxLength: 64 }), T.Union([T.String({ maxLength: 512 }), T.Number(), T.Boolean()]), {
+    // No NUL: PostgreSQL's JSON cannot hold it, and filters compare attributes as JSON.
+    T.Record(T.String({ minLength: 1, maxLength: 64, pattern: "^[^\\u0000]*$" }), T.Union([T.String({ maxLength: 512, pattern: "^[^\\u0000]*$" }), T.Number(), T.Boolean()]), {
       maxProperties: 16,
       description: "Up to 16 keys of at most 64 characters: strings of at most 512 characters, numbers or booleans; filters search on them",
     }),

@@ -15,7 +15,11 @@ const ID = `c.id::float8 AS id`;
 const bytes = (b: Buffer | Uint8Array) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
 export class PgChunksRepo implements ChunksRepo {
-  constructor(private readonly db: Pg) {}
+  /** `retainMs`: how long a change stays in the log for other processes' replicas to read. */
+  constructor(
+    private readonly db: Pg,
+    private readonly retainMs: number,
+  ) {}
 
   async exact(storeId: string, attributes: AttributeFilter | null, now: number, query: Float32Array, k: number): Promise<Scored[]> {
     const filter = filterSql(attributes);
@@ -89,7 +93,9 @@ export class PgChunksRepo implements ChunksRepo {
   }
 
   async pruneChanges(seq: number) {
-    await this.db.run(`DELETE FROM chunk_changes WHERE seq <= $seq`, { seq });
+    // Other processes read the same log; one that lags past what is kept finds a gap and
+    // rebuilds its replica (search/keyword-search.ts).
+    await this.db.run(`DELETE FROM chunk_changes WHERE seq <= $seq AND at <= now() - $retainMs::float8 * interval '1 millisecond'`, { seq, retainMs: this.retainMs });
   }
 
   async hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>> {

@@ -9,6 +9,8 @@ const compiled = new Map<string, { text: string; names: string[] }>();
 function compile(text: string) {
   let c = compiled.get(text);
   if (!c) {
+    // Filters make query texts without end; keep the common ones, not all.
+    if (compiled.size >= 1024) compiled.clear();
     const names: string[] = [];
     const out = text.replace(/\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
       let i = names.indexOf(name);
@@ -24,7 +26,12 @@ function compile(text: string) {
 function values(c: { names: string[] }, params: Params) {
   return c.names.map((n) => {
     if (!(n in params)) throw new Error(`SQL parameter $${n} was not given`);
-    return params[n] ?? null;
+    const v = params[n] ?? null;
+    // PostgreSQL text cannot hold NUL, which SQLite stores (a text file with one past its
+    // first bytes): it becomes U+FFFD, one UTF-16 unit, so chunk offsets stay true.
+    if (typeof v === "string" && v.includes("\0")) return v.replaceAll("\0", "\uFFFD");
+    if (Array.isArray(v) && v.some((x) => typeof x === "string" && x.includes("\0"))) return v.map((x) => (typeof x === "string" ? x.replaceAll("\0", "\uFFFD") : x));
+    return v;
   });
 }
 

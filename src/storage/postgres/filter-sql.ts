@@ -24,7 +24,8 @@ export function filterSql(filter: AttributeFilter | null): CompiledFilter {
   };
   const matches = (key: string, v: FilterScalar, op: string) => {
     const x = `(vsf.attributes::jsonb -> ${bind(key)}::text)`;
-    if (typeof v === "number") return `(CASE WHEN jsonb_typeof(${x}) = 'number' THEN ${x}::numeric ${op} ${bind(v)}::numeric ELSE FALSE END)`;
+    // As doubles, as SQLite compares them (numeric would round a bound double to 15 digits).
+    if (typeof v === "number") return `(CASE WHEN jsonb_typeof(${x}) = 'number' THEN ${x}::float8 ${op} ${bind(v)}::float8 ELSE FALSE END)`;
     if (typeof v === "string") return `(CASE WHEN jsonb_typeof(${x}) = 'string' THEN (${x} #>> '{}') COLLATE "C" ${op} ${bind(v)}::text COLLATE "C" ELSE FALSE END)`;
     return `(${x} = '${v}'::jsonb)`;
   };

@@ -22,14 +22,19 @@ export function describeDatabase(url: string) {
 }
 
 export function connect(url: string, max = 10) {
-  return new SQL({ url, max, idleTimeout: 30, connectionTimeout: 10 });
+  // Unnamed statements: every distinct filter shape is its own query text, and named ones
+  // would pile up in each connection for as long as it lives.
+  return new SQL({ url, max, idleTimeout: 30, connectionTimeout: 10, prepare: false });
 }
 
 /**
  * Metadata in PostgreSQL, shared by every ragd process that names the same database. The
  * schema must be the one this build knows (`ragd migrate` applies it).
  */
-export async function openPostgresRepos(url: string, options: { max?: number } = {}): Promise<Repos> {
+// Long enough for every live process to have replayed a change (they look every few seconds).
+const CHANGE_LOG_RETENTION_MS = 60 * 60 * 1000;
+
+export async function openPostgresRepos(url: string, options: { max?: number; changeLogRetentionMs?: number } = {}): Promise<Repos> {
   const sql = connect(url, options.max);
   try {
     await checkSchema(sql, describeDatabase(url));
@@ -42,7 +47,7 @@ export async function openPostgresRepos(url: string, options: { max?: number } =
     files: new PgFilesRepo(db),
     ingestion: new PgIngestionRepo(db),
     stores: new PgStoresRepo(db),
-    chunks: new PgChunksRepo(db),
+    chunks: new PgChunksRepo(db, options.changeLogRetentionMs ?? CHANGE_LOG_RETENTION_MS),
     keys: new PgKeysRepo(db),
     responses: new PgResponsesRepo(db),
     // Bun's close waits for queries in flight.

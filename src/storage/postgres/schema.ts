@@ -168,6 +168,13 @@ export const MIGRATIONS: string[] = [
   CREATE TRIGGER chunks_log_insert AFTER INSERT ON chunks REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION log_chunk_adds();
   CREATE TRIGGER chunks_log_delete AFTER DELETE ON chunks REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION log_chunk_deletes();
   `,
+  `
+  -- Each process saves its own index replicas and may prune the shared log only of what is
+  -- old enough that every live replica has read it (chunks-repo.ts pruneChanges).
+  ALTER TABLE chunk_changes ADD COLUMN at TIMESTAMPTZ NOT NULL DEFAULT now();
+  -- Which database blob directories and index replicas belong to (storage/blob-owner.ts).
+  INSERT INTO meta (key, value) VALUES ('database_id', gen_random_uuid()::text);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
