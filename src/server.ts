@@ -232,7 +232,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (adopted) log.info("added earlier files to their project's knowledge base", { files: adopted });
     const r = await services.files.reconcile();
     if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
-    const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests });
+    const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests }, services.repos.coordination);
     if (config.metrics !== "off") metrics.enable(metricSources(services));
     const app = buildApp({ ...services, config, limiter, ready: readiness(services) });
     if (config.metrics !== "on" && config.metrics !== "off") metricsServer = serveMetrics(config.metrics);
@@ -250,8 +250,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (sweeping) return;
     sweeping = true;
     try {
-      const n = await services.files.sweepExpired();
-      if (n) log.info("deleted expired files", { count: n });
+      // Processes sharing a database take turns: one sweeps while the others skip.
+      await services.repos.coordination.runAlone("expiry-sweep", async () => {
+        const n = await services.files.sweepExpired();
+        if (n) log.info("deleted expired files", { count: n });
+      });
     } catch (e) {
       log.error("expiry sweep failed", { error: String(e) });
     } finally {

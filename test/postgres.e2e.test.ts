@@ -16,10 +16,10 @@ afterAll(() => dropAllDatabases());
 
 const text = (name: string, body: string) => new File([body], name, { type: "text/plain" });
 
-async function start(database: string, o: { blobDir?: string; dataDir?: string } = {}) {
+async function start(database: string, o: { blobDir?: string; dataDir?: string; args?: string[] } = {}) {
   const dataDir = o.dataDir ?? tempDir();
   if (!o.dataDir) dirs.push(dataDir);
-  const r = await startRagd({ dataDir, args: ["--database-url", database, ...(o.blobDir ? ["--blob-url", `file://${o.blobDir}`] : [])] });
+  const r = await startRagd({ dataDir, args: ["--database-url", database, ...(o.blobDir ? ["--blob-url", `file://${o.blobDir}`] : []), ...(o.args ?? [])] });
   running.push(r);
   return r;
 }
@@ -150,5 +150,18 @@ describe.skipIf(postgresMissing !== null)("PostgreSQL", () => {
     const late = await b!.client().files.create({ file: text("late.txt", "The penguin enclosure closes at noon."), purpose: "assistants" });
     await b!.client().files.waitForProcessing(late.id, { pollInterval: 50 });
     expect(await top(a!, "penguin enclosure")).toBe(late.id);
+  });
+
+  test("a key's rate limit holds across processes: calls spread over two count as one budget", async () => {
+    const database = await createDatabase();
+    const limited = ["--rate-limit-requests", "4"];
+    const [a, b] = [await start(database, { args: limited }), await start(database, { args: limited })];
+    const status = (r: Ragd) => r.client().files.list().then(() => 200, (e) => e.status as number);
+    expect([await status(a!), await status(b!), await status(a!), await status(b!)]).toEqual([200, 200, 200, 200]);
+    const refused = await b!.client().files.list().then(() => null, (e) => e);
+    expect(refused?.status).toBe(429);
+    expect(refused?.error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+    expect(Number(refused?.headers?.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(await status(a!)).toBe(429);
   });
 });

@@ -313,6 +313,31 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
     });
   });
 
+  describe("coordination between processes", () => {
+    test("token buckets: a burst of the limit, then waits, refilled evenly; buckets apart", async () => {
+      const r = await setup();
+      const c = r.coordination;
+      expect([await c.takeToken("k1", 3, T), await c.takeToken("k1", 3, T), await c.takeToken("k1", 3, T)]).toEqual([null, null, null]);
+      expect(await c.takeToken("k1", 3, T)).toBe(20);
+      expect(await c.takeToken("k2", 3, T)).toBeNull();
+      expect(await c.takeToken("k1", 3, T + 10_000)).toBe(10);
+      expect(await c.takeToken("k1", 3, T + 20_000)).toBeNull();
+      expect(await c.takeToken("k1", 3, T + 20_000)).toBe(20);
+    });
+
+    test("a task runs alone: the same name is refused while it runs, another name is not", async () => {
+      const r = await setup();
+      const seen: string[] = [];
+      const ran = await r.coordination.runAlone("sweep", async () => {
+        seen.push(`inner same: ${await r.coordination.runAlone("sweep", async () => void seen.push("never"))}`);
+        seen.push(`inner other: ${await r.coordination.runAlone("other", async () => void seen.push("other ran"))}`);
+      });
+      expect(ran).toBe(true);
+      expect(seen).toEqual(["inner same: false", "other ran", "inner other: true"]);
+      expect(await r.coordination.runAlone("sweep", async () => {})).toBe(true);
+    });
+  });
+
   describe("a store's own cut of a file", () => {
     test("attaching queues one job per cut, shared by stores asking for it; a cut writes its own state, never the file's", async () => {
       const { r, small } = await withStores();

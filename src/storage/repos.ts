@@ -389,6 +389,22 @@ export interface ResponsesRepo {
   unfinished(): Promise<ResponseRow[]>;
 }
 
+// ---- coordination between processes sharing the metadata
+
+/**
+ * What processes sharing one database must agree on: rate limits and who runs a sweep. With
+ * SQLite there is one process, which agrees with itself in memory.
+ */
+export interface CoordinationRepo {
+  /**
+   * Takes one call from the token bucket `bucket`: a burst of `perMinute` calls, refilled
+   * evenly. null when the call may proceed, else the whole seconds until one may.
+   */
+  takeToken(bucket: string, perMinute: number, nowMs: number): Promise<number | null>;
+  /** Runs `task` unless a task of this name is running in any process; false when it did not run. */
+  runAlone(name: string, task: () => Promise<void>): Promise<boolean>;
+}
+
 /** Everything a data directory's metadata holds, behind the interfaces above. */
 export interface Repos {
   files: FilesRepo;
@@ -397,6 +413,7 @@ export interface Repos {
   chunks: ChunksRepo;
   keys: KeysRepo;
   responses: ResponsesRepo;
+  coordination: CoordinationRepo;
   /** Waits for writes already asked for, then closes. */
   close(): Promise<void>;
 }

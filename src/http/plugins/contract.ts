@@ -11,7 +11,7 @@ const principals = new WeakMap<Request, Principal>();
 /** The key's project, once the key is known good and within its tier's rate limit. */
 async function principal(ctx: HttpContext, request: Request, tier: Tier): Promise<Principal> {
   const p = await authenticate(ctx.keys, request);
-  const wait = ctx.limiter.take(p.keyId, tier);
+  const wait = await ctx.limiter.take(p.keyId, tier);
   if (wait !== null)
     throw new RagdError("rate_limit_exceeded", `Rate limit reached for ${tier === "uploads" ? "uploads" : "requests"} on this API key. Retry after ${wait} s.`, null, {
       "retry-after": String(wait),

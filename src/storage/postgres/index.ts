@@ -1,6 +1,7 @@
 import { SQL } from "bun";
 import type { Repos } from "../repos";
 import { PgChunksRepo } from "./chunks-repo";
+import { PgCoordinationRepo } from "./coordination-repo";
 import { Pg } from "./db";
 import { PgFilesRepo } from "./files-repo";
 import { PgIngestionRepo } from "./ingestion-repo";
@@ -50,6 +51,7 @@ export async function openPostgresRepos(url: string, options: { max?: number; ch
     chunks: new PgChunksRepo(db, options.changeLogRetentionMs ?? CHANGE_LOG_RETENTION_MS),
     keys: new PgKeysRepo(db),
     responses: new PgResponsesRepo(db),
+    coordination: new PgCoordinationRepo(db),
     // Bun's close waits for queries in flight.
     close: () => sql.close(),
   };

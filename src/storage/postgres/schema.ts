@@ -175,6 +175,16 @@ export const MIGRATIONS: string[] = [
   -- Which database blob directories and index replicas belong to (storage/blob-owner.ts).
   INSERT INTO meta (key, value) VALUES ('database_id', gen_random_uuid()::text);
   `,
+  `
+  -- Rate limits every process draws from (coordination-repo.ts): a token bucket per key and tier.
+  CREATE TABLE rate_buckets (
+    id      TEXT PRIMARY KEY,
+    tokens  DOUBLE PRECISION NOT NULL,
+    at      DOUBLE PRECISION NOT NULL,
+    granted BOOLEAN NOT NULL
+  );
+  CREATE INDEX rate_buckets_at ON rate_buckets(at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

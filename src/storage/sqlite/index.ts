@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import { join } from "node:path";
+import { LocalCoordination } from "../local-coordination";
 import type { Repos } from "../repos";
 import { SqliteChunksRepo } from "./chunks-repo";
 import { openDatabase } from "./db";
@@ -20,6 +21,7 @@ export function sqliteRepos(db: Database): Repos {
     chunks: new SqliteChunksRepo(db),
     keys: new SqliteKeysRepo(db),
     responses: new SqliteResponsesRepo(db),
+    coordination: new LocalCoordination(),
     close: async () => db.close(),
   };
 }
@@ -51,6 +53,7 @@ export function openSqliteRepos(dataDir: string): Repos {
     chunks: route("chunks"),
     keys: route("keys"),
     responses: route("responses"),
+    coordination: readers.coordination,
     async close() {
       await writer.close();
       db.close();

@@ -1,6 +1,6 @@
 import type { Repos } from "../repos";
 
-export type RepoName = Exclude<keyof Repos, "close">;
+export type RepoName = Exclude<keyof Repos, "close" | "coordination">;
 
 /**
  * The repository methods that write. With a database on disk they run on the writer thread
