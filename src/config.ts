@@ -12,6 +12,10 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | null;
   blobUrl: string | null;
+  s3Endpoint: string | null;
+  s3Region: string | null;
+  s3AccessKeyId: string | null;
+  s3SecretAccessKey: string | null;
   apiKey: string | null;
   maxFileSize: number;
   projectQuota: number; // bytes, 0 = unlimited
@@ -148,15 +152,14 @@ const SETTINGS: Setting[] = [
   },
   {
     key: "blobUrl", flag: "--blob-url", env: "RAGD_BLOB_URL", default: null,
-    help: "file:///shared/dir: file bytes in a directory several ragd processes share (with --database-url) instead of the data directory",
-    parse: (raw) =>
-      /^file:\/\/\/./.test(raw)
-        ? { value: raw }
-        : /^s3:\/\//.test(raw)
-          ? { error: "S3 storage is not available in this build yet; use file:///path on a shared mount" }
-          : { error: "must be a file:///absolute/path URL" },
+    help: "s3://bucket/prefix, or file:///shared/dir: file bytes where several ragd processes (with --database-url) share them, instead of the data directory",
+    parse: (raw) => (/^file:\/\/\/./.test(raw) || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(raw) ? { value: raw } : { error: "must be s3://bucket/prefix or file:///absolute/path" }),
     show: (v) => (v ? String(v) : "none (the data directory)"),
   },
+  { key: "s3Endpoint", flag: "--s3-endpoint", env: "RAGD_S3_ENDPOINT", default: null, help: "S3-compatible service URL (AWS when unset; S3_ENDPOINT / AWS_ENDPOINT also read)", parse: str, show: (v) => v ?? "none" },
+  { key: "s3Region", flag: "--s3-region", env: "RAGD_S3_REGION", default: null, help: "S3 region (or S3_REGION / AWS_REGION)", parse: str, show: (v) => v ?? "none" },
+  { key: "s3AccessKeyId", flag: "--s3-access-key-id", env: "RAGD_S3_ACCESS_KEY_ID", default: null, help: "S3 access key id (or S3_ACCESS_KEY_ID / AWS_ACCESS_KEY_ID)", parse: str, show: (v) => (v ? "set" : "none") },
+  { key: "s3SecretAccessKey", flag: "--s3-secret-access-key", env: "RAGD_S3_SECRET_ACCESS_KEY", default: null, help: "S3 secret key (or S3_SECRET_ACCESS_KEY / AWS_SECRET_ACCESS_KEY)", parse: str, show: (v) => (v ? "set" : "none") },
   {
     key: "apiKey", flag: "--api-key", env: "RAGD_API_KEY", default: null,
     help: "a key bound to the project \"default\" (sidecar use; not stored)",

@@ -16,9 +16,10 @@ import { ResponsesService } from "./services/responses";
 import { ModelServers } from "./llm/upstream";
 import { SearchService } from "./services/search";
 import { VectorStoresService } from "./services/vector-stores";
-import { DiskBlobStore } from "./storage/blobs";
+import { DiskBlobStore, type BlobStore } from "./storage/blobs";
 import type { Repos } from "./storage/repos";
-import { claimBlobDir } from "./storage/blob-owner";
+import { claimBlobStore } from "./storage/blob-owner";
+import { S3BlobStore, parseS3Url } from "./storage/s3-blobs";
 import { openRepos } from "./storage/open";
 import { installBindings, nativePaths, type NativePaths } from "./native/assets";
 import type { OcrSettings } from "./ocr/engine";
@@ -83,14 +84,24 @@ export async function openKeys(config: Config) {
   return { keys, close: () => repos.close() };
 }
 
+/** Where file bytes live: the data directory, a shared directory, or an S3 bucket. */
+function openBlobStore(config: Config): BlobStore {
+  if (!config.blobUrl) return new DiskBlobStore(join(config.dataDir, "blobs"));
+  if (config.blobUrl.startsWith("file:")) return new DiskBlobStore(fileURLToPath(config.blobUrl), { shared: true });
+  return new S3BlobStore(
+    { ...parseS3Url(config.blobUrl), endpoint: config.s3Endpoint, region: config.s3Region, accessKeyId: config.s3AccessKeyId, secretAccessKey: config.s3SecretAccessKey },
+    // Uploads spool here while they stream to the bucket; parsers read copies from here.
+    new DiskBlobStore(join(config.dataDir, "blob-spool")),
+  );
+}
+
 /** Opens the data directory: database, blobs and the services over them. */
 export async function openServices(config: Config): Promise<Services> {
   const repos = await openRepos(config);
-  const blobRoot = config.blobUrl ? fileURLToPath(config.blobUrl) : join(config.dataDir, "blobs");
-  const blobs = new DiskBlobStore(blobRoot, { shared: config.blobUrl !== null });
+  const blobs = openBlobStore(config);
   // A data directory's own SQLite file and blobs go together, so unmarked files there (from
   // before the mark existed) are this database's; elsewhere they may not be.
-  await claimBlobDir(blobRoot, repos.chunks, { unmarkedFilesAreOurs: !config.databaseUrl }).catch(async (e) => {
+  await claimBlobStore(blobs, config.blobUrl ?? join(config.dataDir, "blobs"), repos.chunks, { unmarkedFilesAreOurs: !config.databaseUrl && !config.blobUrl }).catch(async (e: unknown) => {
     await repos.close();
     throw e;
   });

@@ -2,7 +2,7 @@
 // database per test (skipped, saying why, when no PostgreSQL answers; .ci/run makes sure one does).
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
-import { fixture } from "./helpers/docs";
+import { bigPdf, fixture } from "./helpers/docs";
 import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
 import { cleanup, runCli, startRagd, tempDir, type Ragd } from "./helpers/ragd";
 
@@ -42,7 +42,7 @@ describe.skipIf(postgresMissing !== null)("PostgreSQL", () => {
     const again = runCli(["migrate", "--database-url", database]);
     expect(again.stdout).toMatch(/schema already at version \d+/);
     expect(runCli(["migrate", "--data-dir", dataDir]).stderr).toContain("migrate needs --database-url");
-    expect(runCli(["serve", "--blob-url", "s3://bucket/x"]).stderr).toContain("S3 storage is not available");
+    expect(runCli(["serve", "--blob-url", "http://bucket/x"]).stderr).toContain("must be s3://bucket/prefix or file:///absolute/path");
     expect(runCli(["serve", "--blob-url", `file://${dataDir}/shared`]).stderr).toContain("needs --database-url");
   });
 
@@ -163,5 +163,39 @@ describe.skipIf(postgresMissing !== null)("PostgreSQL", () => {
     expect(refused?.error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
     expect(Number(refused?.headers?.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect(await status(a!)).toBe(429);
+  });
+
+  test("kill -9 the process ingesting a file: another finishes it, with every chunk once", async () => {
+    const database = await createDatabase();
+    const blobDir = tempDir();
+    dirs.push(blobDir);
+    const lease = ["--ingest-lease", "2"];
+    const procs = [await start(database, { blobDir, args: lease }), await start(database, { blobDir, args: lease })];
+    const f = await procs[0]!.client().files.create({ file: new File([await bigPdf(120)], "big.pdf"), purpose: "assistants" });
+    const sql = new SQL({ url: database, max: 1 });
+    try {
+      // Whichever process claimed it: the lease names its pid.
+      let owner: string | null = null;
+      for (const until = Date.now() + 30_000; !owner && Date.now() < until; await Bun.sleep(20)) {
+        const [job] = await sql.unsafe(`SELECT lease_owner FROM jobs WHERE file_id = $1 AND state = 'running'`, [f.id]);
+        const details = (await procs[0]!.client().files.retrieve(f.id)).status_details ?? "";
+        if (job?.lease_owner && /^(parsing page|embedding chunk) \d+/.test(details)) owner = job.lease_owner;
+      }
+      expect(owner).not.toBeNull();
+      const victim = procs.find((p) => owner!.startsWith(`ragd-${p.proc.pid}-`))!;
+      const survivor = procs.find((p) => p !== victim)!;
+      await victim.kill9();
+      const done = await survivor.client().files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 });
+      expect(done.status).toBe("processed");
+      const [job] = await sql.unsafe(`SELECT state, runs, lease_owner FROM jobs WHERE file_id = $1 AND cut = 'auto'`, [f.id]);
+      expect(job).toMatchObject({ state: "done", runs: 2, lease_owner: null });
+      const chunks = await sql.unsafe(`SELECT idx, char_start FROM chunks WHERE file_id = $1 ORDER BY idx`, [f.id]);
+      expect(chunks.map((c: { idx: number }) => c.idx)).toEqual(chunks.map((_: unknown, i: number) => i));
+      expect(new Set(chunks.map((c: { char_start: number }) => c.char_start)).size).toBe(chunks.length);
+      const kb = await knowledgeBase(survivor);
+      expect((await survivor.client().vectorStores.search(kb, { query: "page 120", max_num_results: 3 })).data.length).toBeGreaterThan(0);
+    } finally {
+      await sql.close();
+    }
   });
 });

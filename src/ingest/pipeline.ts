@@ -189,12 +189,14 @@ export class IngestPipeline {
         log.warn("heartbeat failed", { file_id: job.fileId, error: String(e) });
       }
     }, Math.max(100, Math.min(2000, Math.floor(this.leaseMs / 3))));
+    let localCopy = false;
     try {
       let path: string;
       let head: Uint8Array;
       try {
         path = await this.blobs.localPath(job.fileId);
-        head = await (await this.blobs.read(job.fileId, { start: 0, end: HEAD_BYTES - 1 })).bytes();
+        localCopy = true;
+        head = await new Response(await this.blobs.read(job.fileId, { start: 0, end: HEAD_BYTES - 1 })).bytes();
       } catch (e) {
         throw new Transient(`could not read the stored file: ${String((e as Error)?.message ?? e)}`);
       }
@@ -283,6 +285,7 @@ export class IngestPipeline {
       await this.jobs.retry(job, this.owner, Date.now() + backoffMs(attempt), { code, message: msg }).catch(() => {});
     } finally {
       clearInterval(beat);
+      if (localCopy) await this.blobs.release(job.fileId).catch((e) => log.warn("could not drop a local copy of a stored file", { file_id: job.fileId, error: String(e) }));
     }
   }
 

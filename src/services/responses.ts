@@ -511,10 +511,10 @@ export class ResponsesService {
           return { filename: row.filename, text: capped(text) };
         }
         // Files kept for other purposes (batch, fine-tune) are read as they are, when they are text.
+        if (row.bytes > MAX_TEXT_FILE) throw fail("invalid_value", `File ${fileId} (purpose ${row.purpose}) is too large to give the model as text; upload documents with purpose user_data`, param);
         const { body } = await this.files.content(projectId, row.id);
-        if (body.size > MAX_TEXT_FILE) throw fail("invalid_value", `File ${fileId} (purpose ${row.purpose}) is too large to give the model as text; upload documents with purpose user_data`, param);
         try {
-          return { filename: row.filename, text: capped(new TextDecoder("utf-8", { fatal: true }).decode(await body.arrayBuffer())) };
+          return { filename: row.filename, text: capped(new TextDecoder("utf-8", { fatal: true }).decode(await new Response(body).arrayBuffer())) };
         } catch {
           throw fail("invalid_value", `File ${fileId} (purpose ${row.purpose}) is not text; upload documents with purpose user_data so ragd reads them`, param);
         }
@@ -523,8 +523,8 @@ export class ResponsesService {
         const { row, body } = await this.files.content(projectId, fileId).catch((e) => {
           throw e instanceof RagdError && e.code === "not_found" ? notFound("file", fileId, param) : e;
         });
-        if (body.size > MAX_IMAGE) throw fail("invalid_value", `File ${fileId} is too large to send as an image (20 MB at most)`, param);
-        const bytes = new Uint8Array(await body.arrayBuffer());
+        if (row.bytes > MAX_IMAGE) throw fail("invalid_value", `File ${fileId} is too large to send as an image (20 MB at most)`, param);
+        const bytes = new Uint8Array(await new Response(body).arrayBuffer());
         const type = imageType(bytes);
         if (!type) throw fail("invalid_value", `File ${fileId} (${row.filename}) is not a PNG, JPEG, GIF or WebP image`, param);
         return `data:${type};base64,${Buffer.from(bytes).toString("base64")}`;

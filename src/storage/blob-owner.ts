@@ -1,30 +1,30 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { writeFileAtomic } from "../util/atomic-file";
+import type { BlobStore } from "./blobs";
 import type { ChunksRepo } from "./repos";
 
 /**
- * Ties a blob directory to the database whose rows name its files. The start-up sweep deletes
+ * Ties a blob store to the database whose rows name its files. The start-up sweep deletes
  * blobs that no row names, so run against another database (a data directory switched to
- * PostgreSQL, two deployments sharing one --blob-url) it would delete every file: a directory
+ * PostgreSQL, two deployments sharing one --blob-url) it would delete every file: a store
  * marked for another database, or holding files with no mark where they may not be this
  * database's, is refused before anything touches it.
  */
-export async function claimBlobDir(root: string, chunks: ChunksRepo, options: { unmarkedFilesAreOurs: boolean }) {
+export async function claimBlobStore(blobs: BlobStore, where: string, chunks: ChunksRepo, options: { unmarkedFilesAreOurs: boolean }) {
   const databaseId = await databaseIdOf(chunks);
-  const marker = join(root, "database-id");
-  const current = existsSync(marker) ? readFileSync(marker, "utf8").trim() : null;
+  const current = await blobs.owner().catch((e: unknown) => {
+    throw new BlobStoreError(`could not read the file store ${where}: ${(e as Error)?.message ?? e}`);
+  });
   if (current === databaseId) return;
   if (current !== null)
-    throw new BlobDirError(`the file directory ${root} belongs to another database (${current}; this one is ${databaseId}); point --blob-url or --data-dir at this database's files`);
-  const objects = join(root, "objects");
-  if (!options.unmarkedFilesAreOurs && existsSync(objects) && readdirSync(objects).length > 0)
-    throw new BlobDirError(`the file directory ${root} holds files of unknown origin (no database-id); ragd will not risk deleting them: give this database a directory of its own`);
-  writeFileAtomic(marker, `${databaseId}\n`);
+    throw new BlobStoreError(`the file store ${where} belongs to another database (${current}; this one is ${databaseId}); point --blob-url or --data-dir at this database's files`);
+  if (!options.unmarkedFilesAreOurs && !(await blobs.isEmpty()))
+    throw new BlobStoreError(`the file store ${where} holds files of unknown origin (no database id); ragd will not risk deleting them: give this database a store of its own`);
+  await blobs.setOwner(databaseId).catch((e: unknown) => {
+    throw new BlobStoreError(`could not write to the file store ${where}: ${(e as Error)?.message ?? e}`);
+  });
 }
 
-export class BlobDirError extends Error {
-  override name = "BlobDirError";
+export class BlobStoreError extends Error {
+  override name = "BlobStoreError";
 }
 
 /** The database's id: made by `ragd migrate` on PostgreSQL, on first use in SQLite (one process). */

@@ -1,9 +1,10 @@
-import fs, { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import fs, { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { mkdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { storageError } from "./disk-space";
 import { fileHasher, type FileHash } from "./file-hasher";
+import { writeFileAtomic } from "../util/atomic-file";
 import { randomBase62 } from "../util/ids";
 
 /**
@@ -13,15 +14,24 @@ import { randomBase62 } from "../util/ids";
 export interface BlobStore {
   /** Starts a write that becomes visible only on commit; abort leaves nothing behind. */
   create(key: string): Promise<BlobWriter>;
-  /** The bytes in [start, end] (inclusive), or all of them. */
-  read(key: string, range?: { start: number; end: number }): Promise<Blob>;
-  /** A path on this machine holding the committed bytes, for parsers running in another process. */
+  /** The bytes in [start, end] (inclusive), or all of them: a file, or a stream from elsewhere. */
+  read(key: string, range?: { start: number; end: number }): Promise<Blob | ReadableStream<Uint8Array>>;
+  /**
+   * A path on this machine holding the committed bytes, for parsers running in another
+   * process; `release` says the caller is done with it (a store that copied it may drop it).
+   */
   localPath(key: string): Promise<string>;
+  release(key: string): Promise<void>;
   delete(key: string): Promise<void>;
   /** Every committed key, for reconciling with the database after a crash. */
   keys(): AsyncIterable<string>;
   /** Drops writes that never committed (a crash mid-upload). */
   removeIncomplete(): Promise<number>;
+  /** The id of the database whose files these are (blob-owner.ts), null when unmarked. */
+  owner(): Promise<string | null>;
+  setOwner(databaseId: string): Promise<void>;
+  /** Whether any committed blob is here. */
+  isEmpty(): Promise<boolean>;
 }
 
 export interface BlobWriter {
@@ -52,7 +62,7 @@ export class DiskBlobStore implements BlobStore {
 
   /** `shared`: other processes write to the same directory (a shared mount, `--blob-url file://`). */
   constructor(
-    root: string,
+    private readonly root: string,
     private readonly options: { shared?: boolean } = {},
   ) {
     this.objects = join(root, "objects");
@@ -83,6 +93,27 @@ export class DiskBlobStore implements BlobStore {
   async localPath(key: string): Promise<string> {
     const { dir, file } = this.path(key);
     return join(dir, file);
+  }
+
+  async release(_key: string) {}
+
+  async owner() {
+    const marker = join(this.root, "database-id");
+    return existsSync(marker) ? readFileSync(marker, "utf8").trim() : null;
+  }
+
+  async setOwner(databaseId: string) {
+    writeFileAtomic(join(this.root, "database-id"), `${databaseId}\n`);
+  }
+
+  async isEmpty() {
+    return readdirSync(this.objects).length === 0;
+  }
+
+  /** Whether the committed blob is here. */
+  has(key: string) {
+    const { dir, file } = this.path(key);
+    return existsSync(join(dir, file));
   }
 
   async read(key: string, range?: { start: number; end: number }): Promise<Blob> {

@@ -1,0 +1,198 @@
+import { S3Client } from "bun";
+import { DiskBlobStore, type BlobStore, type BlobWriter } from "./blobs";
+
+/** Where the bytes go: `s3://bucket/prefix` and how to reach the service. */
+export interface S3Settings {
+  bucket: string;
+  prefix: string;
+  endpoint: string | null;
+  region: string | null;
+  accessKeyId: string | null;
+  secretAccessKey: string | null;
+}
+
+/** `s3://bucket/some/prefix` -> bucket and prefix ("some/prefix/"). */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const u = new URL(url);
+  const prefix = decodeURIComponent(u.pathname.replace(/^\/+/, ""));
+  return { bucket: u.hostname, prefix: prefix && !prefix.endsWith("/") ? `${prefix}/` : prefix };
+}
+
+// Parts of 8 MiB, two in flight: an upload holds at most ~24 MiB whatever its size.
+const PART_SIZE = 8 * 1024 * 1024;
+const PARTS_IN_FLIGHT = 2;
+// Objects newer than this may be another process's upload whose row is about to commit.
+const SWEEP_GRACE_MS = 60 * 60 * 1000;
+
+/**
+ * File bytes in an S3-compatible bucket, shared by every process. An upload streams to a
+ * multipart upload while a local spool (in the data directory) keeps what the server reads
+ * back before commit (validation, the SHA-256 on the hashing thread); the object is complete
+ * before the file's row commits, and the spool is dropped. Parsers, which need a path, get a
+ * local copy that lives while someone uses it.
+ */
+export class S3BlobStore implements BlobStore {
+  private readonly client: S3Client;
+  private readonly users = new Map<string, number>();
+
+  constructor(
+    private readonly settings: S3Settings,
+    /** The data directory's spool and copies for parsers. */
+    private readonly local: DiskBlobStore,
+  ) {
+    this.client = new S3Client({
+      bucket: settings.bucket,
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+      ...(settings.region ? { region: settings.region } : {}),
+      ...(settings.accessKeyId ? { accessKeyId: settings.accessKeyId } : {}),
+      ...(settings.secretAccessKey ? { secretAccessKey: settings.secretAccessKey } : {}),
+    });
+  }
+
+  private object(key: string) {
+    return this.client.file(this.settings.prefix + key);
+  }
+
+  /** Fails with the service's own words when the bucket cannot be reached or written. */
+  async check() {
+    const probe = this.client.file(`${this.settings.prefix}.ragd-check`);
+    await probe.write("ok");
+    await probe.delete();
+  }
+
+  async create(key: string): Promise<BlobWriter> {
+    const spool = await this.local.create(key);
+    const sink = this.object(key).writer({ partSize: PART_SIZE, queueSize: PARTS_IN_FLIGHT, retry: 3 });
+    // The spool goes once the object is whole: any process may be the one that ingests the
+    // file, and fetches its own copy then (localPath).
+    return new S3BlobWriter(spool, sink, {
+      committed: async () => {
+        if (!this.users.has(key)) await this.local.delete(key);
+      },
+      aborted: async () => {
+        await this.local.delete(key);
+        await this.object(key).delete().catch(() => {});
+      },
+    });
+  }
+
+  async read(key: string, range?: { start: number; end: number }) {
+    if (this.local.has(key)) return this.local.read(key, range);
+    // A stream, not the S3 file itself: a Response of an S3 file redirects the client to the
+    // bucket, which the client may not reach and should not see.
+    const o = this.object(key);
+    return (range ? o.slice(range.start, range.end + 1) : o).stream();
+  }
+
+  async localPath(key: string) {
+    this.users.set(key, (this.users.get(key) ?? 0) + 1);
+    try {
+      if (!this.local.has(key)) {
+        const copy = await this.local.create(key);
+        try {
+          for await (const chunk of this.object(key).stream()) await copy.write(chunk);
+          await copy.commit();
+        } catch (e) {
+          await copy.abort();
+          throw e;
+        }
+      }
+      return await this.local.localPath(key);
+    } catch (e) {
+      await this.release(key);
+      throw e;
+    }
+  }
+
+  async release(key: string) {
+    const n = (this.users.get(key) ?? 1) - 1;
+    if (n > 0) return void this.users.set(key, n);
+    this.users.delete(key);
+    await this.local.delete(key);
+  }
+
+  async delete(key: string) {
+    await this.object(key).delete();
+    this.users.delete(key);
+    await this.local.delete(key);
+  }
+
+  async *keys(): AsyncIterable<string> {
+    const cutoff = Date.now() - SWEEP_GRACE_MS;
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.client.list({ prefix: this.settings.prefix, maxKeys: 1000, ...(continuationToken ? { continuationToken } : {}) });
+      for (const o of page.contents ?? []) {
+        const key = o.key.slice(this.settings.prefix.length);
+        // Another process's upload may be between its object and its row.
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(key) || !o.lastModified || Date.parse(String(o.lastModified)) > cutoff) continue;
+        yield key;
+      }
+      continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (continuationToken);
+  }
+
+  async owner() {
+    const marker = this.client.file(`${this.settings.prefix}.ragd-database-id`);
+    return (await marker.exists()) ? (await marker.text()).trim() : null;
+  }
+
+  async setOwner(databaseId: string) {
+    await this.client.write(`${this.settings.prefix}.ragd-database-id`, `${databaseId}\n`);
+  }
+
+  async isEmpty() {
+    const page = await this.client.list({ prefix: this.settings.prefix, maxKeys: 10 });
+    return !(page.contents ?? []).some((o) => /^[A-Za-z0-9_-]{1,64}$/.test(o.key.slice(this.settings.prefix.length)));
+  }
+
+  /** Local spool files of uploads a crash cut; on S3 such an upload never completed (a bucket lifecycle rule clears its parts). */
+  removeIncomplete() {
+    return this.local.removeIncomplete();
+  }
+}
+
+class S3BlobWriter implements BlobWriter {
+  private ended = false;
+
+  constructor(
+    private readonly spool: BlobWriter,
+    private readonly sink: ReturnType<ReturnType<S3Client["file"]>["writer"]>,
+    private readonly after: { committed: () => Promise<void>; aborted: () => Promise<void> },
+  ) {}
+
+  get bytes() {
+    return this.spool.bytes;
+  }
+
+  async write(chunk: Uint8Array) {
+    await this.spool.write(chunk);
+    const sent = this.sink.write(chunk);
+    if (typeof sent !== "number") await sent;
+  }
+
+  stream() {
+    return this.spool.stream();
+  }
+
+  async commit() {
+    // The object is whole on S3 before the row that names it commits.
+    this.ended = true;
+    const [digest] = await Promise.all([this.spool.commit(), this.sink.end()]);
+    await this.after.committed();
+    return digest;
+  }
+
+  /**
+   * Bun's writer has no abort: ending it completes the object, which is then deleted (no row
+   * ever named it; a crash in between leaves it to the sweep).
+   */
+  async abort() {
+    await this.spool.abort();
+    if (!this.ended) {
+      this.ended = true;
+      await Promise.resolve(this.sink.end()).catch(() => {});
+    }
+    await this.after.aborted();
+  }
+}

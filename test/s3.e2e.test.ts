@@ -1,0 +1,115 @@
+// File bytes in an S3-compatible bucket (s3rver from npm, a real S3-protocol server over HTTP)
+// with metadata in PostgreSQL: several ragd processes, the official SDK. Skips, saying why,
+// without PostgreSQL or Node.
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fixture } from "./helpers/docs";
+import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
+import { cleanup, startRagd, tempDir, type Ragd } from "./helpers/ragd";
+import { s3Missing, startS3, type S3Server } from "./helpers/s3";
+
+const running: Ragd[] = [];
+const dirs: string[] = [];
+let s3: S3Server | null = null;
+afterEach(async () => {
+  for (const r of running.splice(0)) await r.stop().catch(() => {});
+  for (const d of dirs.splice(0)) cleanup(d);
+});
+afterAll(async () => {
+  await s3?.stop();
+  await dropAllDatabases();
+});
+
+const skip = postgresMissing ?? s3Missing;
+
+async function start(database: string, prefix: string) {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  const r = await startRagd({ dataDir, args: ["--database-url", database, ...s3!.args(prefix)] });
+  running.push(r);
+  return r;
+}
+
+const objects = async (prefix: string) => ((await s3!.client().list({ prefix: `${prefix}/` })).contents ?? []).map((o) => o.key.slice(prefix.length + 1)).filter((k) => !k.startsWith("."));
+
+describe.skipIf(skip !== null)("S3 and PostgreSQL", () => {
+  test("three processes, one bucket: upload on one, read ranges and search on others, delete on a third; nothing left behind", async () => {
+    s3 ??= await startS3();
+    const database = await createDatabase();
+    const [a, b, c] = [await start(database, "one"), await start(database, "one"), await start(database, "one")];
+    // 20 MB crosses several multipart parts.
+    const big = new Uint8Array(20 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+    const stored = await a!.client().files.create({ file: new File([big], "big.bin"), purpose: "batch" }).catch((e) => e);
+    // batch files must be JSONL: the refusal leaves no object behind.
+    expect(stored.status).toBe(400);
+    const report = await a!.client().files.create({ file: fixture("report.pdf"), purpose: "assistants" });
+    const note = await a!.client().files.create({ file: new File(["The penguin enclosure closes at noon."], "note.txt"), purpose: "assistants" });
+    for (const f of [report, note]) expect((await b!.client().files.waitForProcessing(f.id, { pollInterval: 50 })).status).toBe("processed");
+    expect((await objects("one")).sort()).toEqual([report.id, note.id].sort());
+
+    // Exact bytes back, whole and by range, through another process; the ETag is the SHA-256.
+    const pdf = new Uint8Array(await fixture("report.pdf").arrayBuffer());
+    const whole = await fetch(`${c!.baseURL}/files/${report.id}/content`, { headers: { authorization: `Bearer ${c!.key}` } });
+    expect(new Uint8Array(await whole.arrayBuffer())).toEqual(pdf);
+    expect(whole.headers.get("etag")).toBe(`"${createHash("sha256").update(pdf).digest("hex")}"`);
+    const part = await fetch(`${c!.baseURL}/files/${report.id}/content`, { headers: { authorization: `Bearer ${c!.key}`, range: "bytes=100-199" } });
+    expect(part.status).toBe(206);
+    expect(new Uint8Array(await part.arrayBuffer())).toEqual(pdf.subarray(100, 200));
+
+    const kb = (await c!.client().vectorStores.list()).data.find((s) => s.name === "knowledge base")!.id;
+    expect((await c!.client().vectorStores.search(kb, { query: "penguin enclosure", max_num_results: 1 })).data[0]?.file_id).toBe(note.id);
+
+    await c!.client().files.delete(note.id);
+    expect(await objects("one")).not.toContain(note.id);
+    expect(await a!.client().files.retrieve(note.id).then(() => 200, (e) => e.status)).toBe(404);
+    // No spool or parser copy stays on any process once files are stored and read.
+    for (const r of [a!, b!, c!]) {
+      const spool = join(r.dataDir, "blob-spool");
+      const left = [...new Bun.Glob("**/*").scanSync({ cwd: spool, onlyFiles: true })].filter((f) => f !== "database-id");
+      expect({ dir: r.dataDir, left }).toEqual({ dir: r.dataDir, left: [] });
+    }
+  });
+
+  test("a large upload streams to the bucket in parts, byte for byte; a client that leaves mid-upload leaves no object", async () => {
+    s3 ??= await startS3();
+    const database = await createDatabase();
+    const r = await start(database, "two");
+    const bytes = new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 40503) >>> 8);
+    const blob = new File([bytes], "raw.bin");
+    const ok = await r.client().files.create({ file: blob, purpose: "vision" }).catch((e) => e);
+    expect(ok.status).toBe(400); // not an image: refused after streaming, object removed
+    const png = new Uint8Array(bytes);
+    png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 0);
+    const image = await r.client().files.create({ file: new File([png], "big.png"), purpose: "vision" });
+    const stat = await s3!.client().file(`two/${image.id}`).stat();
+    expect(stat.size).toBe(png.length);
+    const back = new Uint8Array(await (await r.client().files.content(image.id)).arrayBuffer());
+    expect(back.length).toBe(png.length);
+    expect(Buffer.compare(back, png)).toBe(0);
+
+    // A client that stops sending half-way: the upload is aborted, on S3 too.
+    const boundary = "----ragd-test";
+    const head = new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nvision\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.png"\r\nContent-Type: image/png\r\n\r\n`);
+    const controller = new AbortController();
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        if (sent === 0) ctrl.enqueue(head);
+        if (sent >= 24 * 1024 * 1024) {
+          controller.abort();
+          return;
+        }
+        ctrl.enqueue(png.subarray(sent, sent + 1024 * 1024));
+        sent += 1024 * 1024;
+        await Bun.sleep(5);
+      },
+    });
+    await fetch(`${r.baseURL}/files`, { method: "POST", body, signal: controller.signal, headers: { authorization: `Bearer ${r.key}`, "content-type": `multipart/form-data; boundary=${boundary}` } }).catch(() => null);
+    for (const until = Date.now() + 10_000; Date.now() < until; await Bun.sleep(100)) if ((await objects("two")).length === 1) break;
+    await Bun.sleep(500);
+    expect(await objects("two")).toEqual([image.id]);
+    expect(readdirSync(join(r.dataDir, "blob-spool", "tmp"))).toEqual([]);
+  });
+});
