@@ -1,6 +1,8 @@
+import { resolve } from "node:path";
 import pkg from "../package.json";
 import { ConfigError, loadConfig, settingsHelp } from "./config";
-import { openKeys, openServices, startServer } from "./server";
+import { openBlobStore, openKeys, openServices, startServer } from "./server";
+import { importDataDir } from "./storage/import-data-dir";
 import { DEFAULT_PROJECT } from "./services/keys";
 import { lockDataDir } from "./storage/data-lock";
 import { describeDatabase, migrateDatabase } from "./storage/postgres";
@@ -22,6 +24,7 @@ Usage:
   ragd reindex [options]                  re-embed every chunk with the configured model
                                           (needed after changing the embedding model)
   ragd migrate --database-url URL         create or upgrade ragd's schema in a PostgreSQL database
+       [--from-data-dir DIR --blob-url URL] and import a single-node data directory into it
   ragd version                            print the version
 
 Options (each also read from its environment variable):
@@ -99,11 +102,34 @@ async function reindex(args: string[]): Promise<number> {
 }
 
 async function migrateCommand(args: string[]): Promise<number> {
+  const at = args.indexOf("--from-data-dir");
+  const from = at >= 0 ? args[at + 1] : undefined;
+  if (at >= 0) {
+    if (!from || from.startsWith("--")) throw new ConfigError("--from-data-dir needs the data directory to import");
+    args.splice(at, 2);
+  }
   const config = loadConfig(args);
   if (!config.databaseUrl) throw new ConfigError("migrate needs --database-url postgres://... (or RAGD_DATABASE_URL); a data directory's SQLite database migrates itself");
-  const [from, to] = await migrateDatabase(config.databaseUrl);
-  process.stdout.write(from === to ? `${describeDatabase(config.databaseUrl)}: schema already at version ${to}\n` : `${describeDatabase(config.databaseUrl)}: schema migrated from version ${from} to ${to}\n`);
-  return 0;
+  if (from === undefined) {
+    const [was, now] = await migrateDatabase(config.databaseUrl);
+    process.stdout.write(was === now ? `${describeDatabase(config.databaseUrl)}: schema already at version ${now}\n` : `${describeDatabase(config.databaseUrl)}: schema migrated from version ${was} to ${now}\n`);
+    return 0;
+  }
+  if (!config.blobUrl) throw new ConfigError("--from-data-dir copies the files too: name where they go with --blob-url (s3://bucket/prefix or file:///shared/dir)");
+  // No server may change the data directory while it is copied.
+  const dir = resolve(from);
+  const lock = lockDataDir(dir);
+  try {
+    const target = openBlobStore({ ...config, dataDir: dir });
+    const r = await importDataDir(dir, config.databaseUrl, target, (m) => process.stderr.write(`${m}\n`));
+    process.stdout.write(
+      `imported ${dir} into ${describeDatabase(config.databaseUrl)} and ${config.blobUrl}: ${r.files} files (${r.bytes} bytes, each checked against its SHA-256), ` +
+        `${r.rows.chunks ?? 0} chunks, ${r.rows.vector_stores ?? 0} vector stores, ${r.rows.api_keys ?? 0} keys\n`,
+    );
+    return 0;
+  } finally {
+    lock.release();
+  }
 }
 
 async function keys(args: string[]): Promise<number> {

@@ -85,7 +85,7 @@ export async function openKeys(config: Config) {
 }
 
 /** Where file bytes live: the data directory, a shared directory, or an S3 bucket. */
-function openBlobStore(config: Config): BlobStore {
+export function openBlobStore(config: Config): BlobStore {
   if (!config.blobUrl) return new DiskBlobStore(join(config.dataDir, "blobs"));
   if (config.blobUrl.startsWith("file:")) return new DiskBlobStore(fileURLToPath(config.blobUrl), { shared: true });
   return new S3BlobStore(

@@ -7,7 +7,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fixture } from "./helpers/docs";
 import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
-import { cleanup, startRagd, tempDir, type Ragd } from "./helpers/ragd";
+import { cleanup, createKey, runCli, startRagd, tempDir, type Ragd } from "./helpers/ragd";
 import { s3Missing, startS3, type S3Server } from "./helpers/s3";
 
 const running: Ragd[] = [];
@@ -111,5 +111,39 @@ describe.skipIf(skip !== null)("S3 and PostgreSQL", () => {
     await Bun.sleep(500);
     expect(await objects("two")).toEqual([image.id]);
     expect(readdirSync(join(r.dataDir, "blob-spool", "tmp"))).toEqual([]);
+  });
+
+  test("`ragd migrate --from-data-dir`: a single-node data directory moves to PostgreSQL and S3, checked file by file, and serves as before", async () => {
+    s3 ??= await startS3();
+    const oldDir = tempDir();
+    dirs.push(oldDir);
+    const acme = await createKey(oldDir, "acme");
+    let embedded = await startRagd({ dataDir: oldDir });
+    const client = embedded.client(acme);
+    const report = await client.files.create({ file: fixture("report.pdf"), purpose: "assistants" });
+    const note = await client.files.create({ file: new File(["The penguin enclosure closes at noon."], "note.txt"), purpose: "assistants" });
+    for (const f of [report, note]) await client.files.waitForProcessing(f.id, { pollInterval: 50 });
+    const store = await client.vectorStores.create({ name: "zoo" });
+    await client.vectorStores.files.createAndPoll(store.id, { file_id: note.id, attributes: { site: "north" } });
+    await embedded.stop();
+
+    const database = await createDatabase({ empty: true });
+    const imported = runCli(["migrate", "--database-url", database, ...s3!.args("moved"), "--from-data-dir", oldDir]);
+    expect(imported.stderr).not.toContain("ragd:");
+    expect(imported).toMatchObject({ code: 0 });
+    expect(imported.stdout).toContain("2 files");
+    expect(runCli(["migrate", "--database-url", database, ...s3!.args("moved"), "--from-data-dir", oldDir]).stderr).toContain("already holds projects or files");
+
+    const moved = await start(database, "moved");
+    const after = moved.client(acme);
+    expect((await after.files.list()).data.map((f) => f.id).sort()).toEqual([report.id, note.id].sort());
+    expect(new Uint8Array(await (await after.files.content(report.id)).arrayBuffer())).toEqual(new Uint8Array(await fixture("report.pdf").arrayBuffer()));
+    const hits = await after.vectorStores.search(store.id, { query: "penguin", filters: { type: "eq", key: "site", value: "north" } });
+    expect(hits.data[0]?.file_id).toBe(note.id);
+    const kb = (await after.vectorStores.list()).data.find((s) => s.name === "knowledge base")!.id;
+    expect((await after.vectorStores.search(kb, { query: "revenue growth in Europe", max_num_results: 1 })).data[0]?.file_id).toBe(report.id);
+    // New rows continue after the imported ones.
+    const fresh = await after.files.create({ file: new File(["A new note after the move."], "new.txt"), purpose: "assistants" });
+    expect((await after.files.list({ limit: 1 })).data[0]?.id).toBe(fresh.id);
   });
 });
