@@ -92,8 +92,8 @@ export function runCli(args: string[], env: Record<string, string> = {}) {
 
 export const cleanup = (dir: string) => rmSync(dir, { recursive: true, force: true });
 
-/** Every blob the server holds, committed or half-written. */
+/** Every blob the server holds, committed or half-written (not the store's database-id mark). */
 export function blobFiles(dataDir: string): string[] {
-  const glob = new Bun.Glob("blobs/**/*");
+  const glob = new Bun.Glob("blobs/{objects,tmp}/**/*");
   return [...glob.scanSync({ cwd: dataDir, onlyFiles: true })];
 }
