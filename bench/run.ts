@@ -13,6 +13,7 @@ import { answersBench } from "./answers";
 import { consoleBench } from "./console";
 import { keywordBench } from "./keyword";
 import { uploadsBench } from "./uploads";
+import { scaleoutBench } from "./scaleout";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -28,6 +29,7 @@ const suites: Record<string, () => Promise<string>> = {
   ocr: ocrBench,
   scale: scaleBench,
   keyword: keywordBench,
+  scaleout: scaleoutBench,
 };
 
 const out: string[] = [

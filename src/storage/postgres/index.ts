@@ -66,3 +66,4 @@ export async function migrateDatabase(url: string) {
     await sql.close();
   }
 }
+
