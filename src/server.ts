@@ -105,7 +105,8 @@ export async function openServices(config: Config): Promise<Services> {
     await repos.close();
     throw e;
   });
-  const disk = new DiskSpace(config.dataDir, config.diskReserve);
+  // Admission watches the volume that file bytes fill: a shared mount's, when they go there.
+  const disk = new DiskSpace(config.blobUrl?.startsWith("file:") ? fileURLToPath(config.blobUrl) : config.dataDir, config.diskReserve);
   const files = new FilesService(repos.files, blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota }, disk);
   const keys = new KeysService(repos.keys, config.apiKey);
   await keys.init();
