@@ -242,8 +242,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     await services.search.start();
     const adopted = await services.stores.adoptOrphans([...EMBEDDABLE], Math.floor(Date.now() / 1000));
     if (adopted) log.info("added earlier files to their project's knowledge base", { files: adopted });
-    const r = await services.files.reconcile();
-    if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
+    // With a shared store, one starting process sweeps it while others skip.
+    await services.repos.coordination.runAlone("blob-sweep", async () => {
+      const r = await services.files.reconcile();
+      if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
+    });
     const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests }, services.repos.coordination);
     if (config.metrics !== "off") metrics.enable(metricSources(services));
     const app = buildApp({ ...services, config, limiter, ready: readiness(services) });
