@@ -176,16 +176,24 @@ async function keys(args: string[]): Promise<number> {
   return 2;
 }
 
+// Exit once what was written has reached the pipe: process.exit drops what is still queued.
+const flushed = () => Promise.all([new Promise((r) => process.stdout.write("", r)), new Promise((r) => process.stderr.write("", r))]);
+
+// Some awaits (an S3 request, a database connection being made) do not hold Bun's event loop
+// open by themselves; without this a command could end, silently and with status 0, half-way.
+const keepAlive = setInterval(() => {}, 1 << 30);
+
 main(process.argv.slice(2)).then(
-  (code) => {
-    if (code >= 0) process.exit(code);
+  async (code) => {
+    clearInterval(keepAlive);
+    if (code < 0) return;
+    await flushed();
+    process.exit(code);
   },
-  (e) => {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`ragd: ${e.message}\n`);
-      process.exit(2);
-    }
+  async (e) => {
+    clearInterval(keepAlive);
     process.stderr.write(`ragd: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
+    await flushed();
+    process.exit(e instanceof ConfigError ? 2 : 1);
   },
 );

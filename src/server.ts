@@ -128,7 +128,7 @@ export async function openServices(config: Config): Promise<Services> {
     parseCommand: parseCommand(),
     maxMemory: config.ingestMaxMemory,
     disk,
-    onCommitted: () => void search.catchUp().catch((e) => log.error("vector index update failed", { error: String(e) })),
+    onCommitted: () => search.catchUpSoon(),
   });
   files.attachIngest(ingest);
   vectorStores.attachIngest(ingest);

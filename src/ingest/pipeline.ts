@@ -49,6 +49,7 @@ const POLL_MS = 1000;
 // Files past parsing wait for the embedder while the next ones parse, so the embedder (the
 // bottleneck on small files) never waits for a parser; each holds its chunks in memory.
 const IN_FLIGHT_PER_PARSER = 2;
+const EXHAUSTED_EVERY_MS = 5_000;
 // Enough of a file to tell its format, or to refuse it, without starting a parser.
 const HEAD_BYTES = 8192;
 
@@ -91,6 +92,7 @@ export class IngestPipeline {
   private parsing = 0;
   private readonly parseWaiters: (() => void)[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private exhaustedAt = 0;
   private stopped = true;
   private readonly pump = coalesced(() => this.pumpOnce());
 
@@ -108,6 +110,7 @@ export class IngestPipeline {
 
   async start() {
     this.stopped = false;
+    this.exhaustedAt = 0;
     const missing = await this.jobs.enqueueMissing(this.opts.purposes, Date.now());
     if (missing) log.info("queued files that had no ingestion job", { count: missing });
     this.wake();
@@ -146,7 +149,12 @@ export class IngestPipeline {
     if (this.stopped) return;
     try {
       if (!this.opts.disk?.full) {
-        await this.jobs.exhausted(this.opts.maxAttempts, this.opts.maxAttempts + MAX_INTERRUPTIONS, Date.now());
+        // Before the first claim after a start (a crash loop is caught there), then every few
+        // seconds: not at every wake, which under load is every job.
+        if (Date.now() - this.exhaustedAt >= EXHAUSTED_EVERY_MS) {
+          await this.jobs.exhausted(this.opts.maxAttempts, this.opts.maxAttempts + MAX_INTERRUPTIONS, Date.now());
+          this.exhaustedAt = Date.now();
+        }
         while (!this.stopped && !this.opts.disk?.full && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
           const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
           if (!job) break;
@@ -169,7 +177,9 @@ export class IngestPipeline {
   private async schedule() {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    const next = await this.jobs.nextRunAfter().catch(() => null);
+    // At capacity nothing could be claimed before a run ends, and its end wakes the loop.
+    const full = this.running.size >= this.opts.concurrency * IN_FLIGHT_PER_PARSER;
+    const next = full ? null : await this.jobs.nextRunAfter().catch(() => null);
     const wait = next === null ? POLL_MS * 5 : Math.max(50, Math.min(POLL_MS * 5, next - Date.now() + 10));
     this.timer = setTimeout(() => this.wake(), wait);
     this.timer.unref?.();

@@ -24,6 +24,8 @@ const CATCH_UP_BATCH = 2_000;
 const FRESH_WAIT_MS = 250;
 // How often the indexes look for commits made elsewhere.
 const FOLLOW_MS = 5_000;
+// Commits that land within this long of each other are taken into the indexes together.
+const CATCH_UP_DELAY_MS = 100;
 // Adding to the graph runs on the HTTP thread: it yields after this long, so requests wait
 // for at most one slice (an insert costs ~0.1-0.5 ms, growing with the index).
 const ADD_SLICE_MS = 5;
@@ -53,6 +55,7 @@ export class SearchService {
   private readonly queryVectors = new Map<string, Float32Array>();
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
   private followTimer: ReturnType<typeof setInterval> | null = null;
+  private catchUpTimer: ReturnType<typeof setTimeout> | null = null;
   private saving: Promise<void> | null = null;
   private dirty = false;
   /** The chunk change log's sequence the vector index has taken in everything up to. */
@@ -116,10 +119,23 @@ export class SearchService {
   async stop() {
     this.stopped = true;
     if (this.followTimer) clearInterval(this.followTimer);
+    if (this.catchUpTimer) clearTimeout(this.catchUpTimer);
     if (this.saveTimer) clearTimeout(this.saveTimer);
     await this.catchUp();
     await this.saving;
     if (this.dirty || this.keywords.dirty) await this.saveNow();
+  }
+
+  /**
+   * After a commit: the indexes take it in a moment later, one catch-up for the commits of
+   * that moment (a search does not wait for this: it catches up first).
+   */
+  catchUpSoon() {
+    if (this.catchUpTimer || this.stopped) return;
+    this.catchUpTimer = setTimeout(() => {
+      this.catchUpTimer = null;
+      this.catchUp().catch((e) => log.error("index update failed; the next commit or search retries", { error: String(e) }));
+    }, CATCH_UP_DELAY_MS);
   }
 
   /** Brings both indexes up to the last commit. */

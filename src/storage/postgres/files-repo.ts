@@ -12,7 +12,34 @@ const LIVE = `(expires_at IS NULL OR expires_at > $now)`;
 export class PgFilesRepo implements FilesRepo {
   constructor(private readonly db: Pg) {}
 
-  insert(row: FileRow, quota: number, nowMs: number): Promise<boolean> {
+  /** Each project's knowledge base, once known: it is never deleted, nor is a project. */
+  private readonly defaultStores = new Map<string, string>();
+
+  async insert(row: FileRow, quota: number, nowMs: number): Promise<boolean> {
+    const storeId = this.defaultStores.get(row.projectId);
+    if (quota === 0 && storeId) {
+      // The common upload as one statement (one round trip): the file, its job and its
+      // knowledge-base membership, all or none.
+      const embed = row.status === "uploaded";
+      await this.db.run(
+        `WITH f AS (INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)
+                    VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256) RETURNING id)
+         ${embed ? `, j AS (INSERT INTO jobs (file_id, cut, state, enqueued_at, run_after) SELECT id, 'auto', 'queued', $nowMs::bigint, $nowMs::bigint FROM f)
+         , v AS (INSERT INTO vector_store_files (store_id, file_id, created_at) SELECT $storeId, id, $createdAt::bigint FROM f)` : ""}
+         SELECT 1`,
+        { ...row, ...(embed ? { nowMs, storeId } : {}) },
+      );
+      return true;
+    }
+    const ok = await this.insertInTransaction(row, quota, nowMs);
+    if (ok && !storeId) {
+      const found = await this.db.get<{ id: string }>(`SELECT id FROM vector_stores WHERE project_id = $projectId AND is_default = 1`, { projectId: row.projectId });
+      if (found) this.defaultStores.set(row.projectId, found.id);
+    }
+    return ok;
+  }
+
+  private insertInTransaction(row: FileRow, quota: number, nowMs: number): Promise<boolean> {
     return this.db.tx(async (tx) => {
       if (quota > 0) {
         // Uploads to one project, on any process, check its quota one at a time.

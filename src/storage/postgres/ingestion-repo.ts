@@ -65,22 +65,19 @@ export class PgIngestionRepo implements IngestionRepo {
     });
   }
 
-  claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number) {
-    return this.db.tx(async (tx) => {
-      // SKIP LOCKED: processes claiming at once take different jobs instead of queueing on one.
-      const job = await tx.get<Job>(
-        `SELECT j.file_id AS "fileId", j.cut, f.filename, j.attempts, j.runs FROM jobs j JOIN files f ON f.id = j.file_id
-         WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max
-         ORDER BY j.enqueued_at, j.file_id, j.cut LIMIT 1 FOR UPDATE OF j SKIP LOCKED`,
-        { now: nowMs, max: maxAttempts },
-      );
-      if (!job) return null;
-      await tx.run(
-        `UPDATE jobs SET state = 'running', runs = runs + 1, started_at = COALESCE(started_at, $now), lease_owner = $owner, lease_until = $until WHERE ${THIS_JOB}`,
-        { owner, now: nowMs, until: nowMs + leaseMs, fileId: job.fileId, cut: job.cut },
-      );
-      return { ...job, runs: job.runs + 1 };
-    });
+  async claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number) {
+    // One statement: SKIP LOCKED picks a job no other process is claiming, and the update
+    // takes it, so processes claiming at once take different jobs and nobody waits.
+    const job = await this.db.get<Job>(
+      `UPDATE jobs SET state = 'running', runs = jobs.runs + 1, started_at = COALESCE(jobs.started_at, $now), lease_owner = $owner, lease_until = $until
+       FROM (SELECT j.file_id, j.cut FROM jobs j
+             WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max
+             ORDER BY j.enqueued_at, j.file_id, j.cut LIMIT 1 FOR UPDATE SKIP LOCKED) pick, files f
+       WHERE jobs.file_id = pick.file_id AND jobs.cut = pick.cut AND f.id = jobs.file_id
+       RETURNING jobs.file_id AS "fileId", jobs.cut, f.filename, jobs.attempts, jobs.runs`,
+      { owner, now: nowMs, until: nowMs + leaseMs, max: maxAttempts },
+    );
+    return job;
   }
 
   async stats() {
@@ -115,61 +112,48 @@ export class PgIngestionRepo implements IngestionRepo {
       if (auto) await tx.run(`DELETE FROM documents WHERE file_id = $fileId`, { fileId });
     };
     if (outcome.status === "processed") {
-      // As in SQLite: chunks go in batches, each re-checking the lease; until the final commit
-      // the cut is not done, so a crash part-way leaves nothing visible.
-      const cleared = await this.db.tx(async (tx) => {
-        await lockChunkLog(tx);
-        if (!(await held(tx))) return false;
-        await clear(tx);
-        return true;
-      });
-      if (!cleared) return false;
-      for (let from = 0; from < outcome.chunks.length; from += FINISH_BATCH) {
+      // As in SQLite: chunks go in batches, each re-checking the lease, the first clearing what
+      // an interrupted run left; the cut is done only with the last commit, so a crash part-way
+      // leaves nothing visible. A small document is one call: its chunks and its end together.
+      const encode = (e: Uint8Array | null) => (e ? Buffer.from(e.buffer, e.byteOffset, e.byteLength).toString("base64") : "");
+      const batches = Math.max(1, Math.ceil(outcome.chunks.length / FINISH_BATCH));
+      for (let b = 0; b < batches; b++) {
+        const from = b * FINISH_BATCH;
         const batch = outcome.chunks.slice(from, from + FINISH_BATCH);
-        const ok = await this.db.tx(async (tx) => {
-          await lockChunkLog(tx);
-          if (!(await held(tx))) return false;
-          // One statement per batch: the change log's trigger numbers the whole batch at once.
-          await tx.run(
-            `INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding)
-             SELECT $fileId, $cut, $from + i - 1, t, l, s, e, n, CASE WHEN b = '' THEN NULL ELSE decode(b, 'base64') END
-             FROM unnest($texts::text[], $locations::text[], $starts::int[], $ends::int[], $tokens::int[], $embeddings::text[]) WITH ORDINALITY AS x(t, l, s, e, n, b, i)`,
-            {
-              fileId,
-              cut,
-              from,
-              texts: batch.map((c) => c.text),
-              locations: batch.map((c) => JSON.stringify(c.location)),
-              starts: batch.map((c) => c.charStart),
-              ends: batch.map((c) => c.charEnd),
-              tokens: batch.map((c) => c.tokens),
-              embeddings: batch.map((c) => (c.embedding ? Buffer.from(c.embedding.buffer, c.embedding.byteOffset, c.embedding.byteLength).toString("base64") : "")),
-            },
-          );
-          return true;
-        });
-        if (!ok) return false;
-      }
-    }
-    return this.db.tx(async (tx) => {
-      if (outcome.status !== "processed") await lockChunkLog(tx);
-      if (!(await held(tx))) return false;
-      const end = (state: string, code: string | null, error: string | null) =>
-        tx.run(
-          `UPDATE jobs SET state = $state, finished_at = $now, lease_owner = NULL, lease_until = NULL, error_code = $code, error = $error WHERE ${THIS_JOB}`,
-          { fileId, cut, now: nowMs, state, code, error },
+        const last = b === batches - 1;
+        const r = await this.db.get<{ ok: boolean }>(
+          // CASE, not AND: its order is kept, so the cut is marked done only after its chunks went in.
+          `SELECT CASE WHEN ragd_put_chunks($fileId, $cut, $owner, $clear, $from::int, $texts::text[], $locations::text[], $starts::int[], $ends::int[], $tokens::int[], $embeddings::text[])
+             THEN ${last ? "ragd_mark_done($fileId, $cut, $owner, $now::bigint, $format, $text)" : "TRUE"} ELSE FALSE END AS ok`,
+          {
+            fileId,
+            cut,
+            owner,
+            clear: b === 0,
+            from,
+            texts: batch.map((c) => c.text),
+            locations: batch.map((c) => JSON.stringify(c.location)),
+            starts: batch.map((c) => c.charStart),
+            ends: batch.map((c) => c.charEnd),
+            tokens: batch.map((c) => c.tokens),
+            embeddings: batch.map((c) => encode(c.embedding)),
+            ...(last ? { now: nowMs, format: outcome.format, text: outcome.text } : {}),
+          },
         );
-      if (outcome.status === "processed") {
-        await end("done", null, null);
-        if (auto) {
-          await tx.run(`INSERT INTO documents (file_id, format, text) VALUES ($fileId, $format, $text)`, { fileId, format: outcome.format, text: outcome.text });
-          await tx.run(`UPDATE files SET status = 'processed', status_details = NULL WHERE id = $fileId`, { fileId });
-        }
-      } else {
-        await clear(tx);
-        await end("failed", outcome.code, outcome.message);
-        if (auto) await tx.run(`UPDATE files SET status = 'error', status_details = $details WHERE id = $fileId`, { fileId, details: outcome.message });
+        if (!r?.ok) return false;
       }
+      return true;
+    }
+    // A failure: what an earlier run left goes, and the job and file say why.
+    return this.db.tx(async (tx) => {
+      await lockChunkLog(tx);
+      if (!(await held(tx))) return false;
+      await clear(tx);
+      await tx.run(
+        `UPDATE jobs SET state = 'failed', finished_at = $now, lease_owner = NULL, lease_until = NULL, error_code = $code, error = $error WHERE ${THIS_JOB}`,
+        { fileId, cut, now: nowMs, code: outcome.code, error: outcome.message },
+      );
+      if (auto) await tx.run(`UPDATE files SET status = 'error', status_details = $details WHERE id = $fileId`, { fileId, details: outcome.message });
       return true;
     });
   }
@@ -199,10 +183,13 @@ export class PgIngestionRepo implements IngestionRepo {
     await this.db.run(`UPDATE jobs SET state = 'queued', runs = GREATEST(0, runs - 1), lease_owner = NULL, lease_until = NULL WHERE lease_owner = $owner AND state = 'running'`, { owner });
   }
 
-  exhausted(maxAttempts: number, maxRuns: number, nowMs: number) {
+  async exhausted(maxAttempts: number, maxRuns: number, nowMs: number) {
+    const spent = `(attempts >= $maxAttempts OR runs >= $maxRuns) AND (state = 'queued' OR (state = 'running' AND lease_until < $now))`;
+    // Runners call this before every claim: the usual answer, none, takes no lock (the chunk
+    // log's lock would queue every process's chunk commits behind this look).
+    if (!(await this.db.get(`SELECT 1 FROM jobs WHERE ${spent} LIMIT 1`, { maxAttempts, maxRuns, now: nowMs }))) return [];
     return this.db.tx(async (tx) => {
       await lockChunkLog(tx);
-      const spent = `(attempts >= $maxAttempts OR runs >= $maxRuns) AND (state = 'queued' OR (state = 'running' AND lease_until < $now))`;
       const candidates = await tx.all<JobKey>(`SELECT file_id AS "fileId", cut FROM jobs WHERE ${spent}`, { maxAttempts, maxRuns, now: nowMs });
       const rows: (JobKey & { attempts: number; runs: number; error: string | null })[] = [];
       for (const c of candidates) {
