@@ -181,9 +181,11 @@ export async function scaleoutBench(): Promise<string> {
   const held: { s3: Awaited<ReturnType<typeof startS3>> | null } = { s3: null };
   const getS3 = async () => (held.s3 ??= await startS3());
   try {
-    parts.push(`### Ingestion, one process against two\n\n${await ingestion()}`);
-    parts.push(`### Latency, embedded against PostgreSQL + S3\n\n${await latency(getS3)}`);
-    parts.push(`### Upload to S3\n\n${await uploadSpeed(await getS3())}`);
+    // SCALEOUT_PARTS=ingestion,latency,upload runs some of them.
+    const want = (name: string) => !process.env.SCALEOUT_PARTS || process.env.SCALEOUT_PARTS.split(",").includes(name);
+    if (want("ingestion")) parts.push(`### Ingestion, one process against two\n\n${await ingestion()}`);
+    if (want("latency")) parts.push(`### Latency, embedded against PostgreSQL + S3\n\n${await latency(getS3)}`);
+    if (want("upload")) parts.push(`### Upload to S3\n\n${await uploadSpeed(await getS3())}`);
   } finally {
     await held.s3?.stop();
     await dropAllDatabases();

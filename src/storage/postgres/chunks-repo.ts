@@ -21,9 +21,14 @@ export class PgChunksRepo implements ChunksRepo {
     private readonly retainMs: number,
   ) {}
 
+  /** A filtered query's text is one of countless shapes: it goes unprepared. */
+  private on(attributes: AttributeFilter | null) {
+    return attributes ? this.db.adhoc : this.db;
+  }
+
   async exact(storeId: string, attributes: AttributeFilter | null, now: number, query: Float32Array, k: number): Promise<Scored[]> {
     const filter = filterSql(attributes);
-    const rows = await this.db.all<{ id: number; embedding: Uint8Array }>(`SELECT ${ID}, c.embedding FROM chunks c ${visibleIn(filter)} AND c.embedding IS NOT NULL`, {
+    const rows = await this.on(attributes).all<{ id: number; embedding: Uint8Array }>(`SELECT ${ID}, c.embedding FROM chunks c ${visibleIn(filter)} AND c.embedding IS NOT NULL`, {
       storeId,
       now,
       ...filter.params,
@@ -37,13 +42,13 @@ export class PgChunksRepo implements ChunksRepo {
   async visible(storeId: string, attributes: AttributeFilter | null, now: number, ids: number[]): Promise<Set<number>> {
     if (ids.length === 0) return new Set();
     const filter = filterSql(attributes);
-    const rows = await this.db.all<{ id: number }>(`SELECT ${ID} FROM chunks c ${visibleIn(filter)} AND c.id = ANY($ids::bigint[])`, { storeId, now, ids, ...filter.params });
+    const rows = await this.on(attributes).all<{ id: number }>(`SELECT ${ID} FROM chunks c ${visibleIn(filter)} AND c.id = ANY($ids::bigint[])`, { storeId, now, ids, ...filter.params });
     return new Set(rows.map((r) => r.id));
   }
 
   async visibleIds(storeId: string, attributes: AttributeFilter | null, now: number): Promise<Set<number>> {
     const filter = filterSql(attributes);
-    const rows = await this.db.all<{ id: number }>(`SELECT ${ID} FROM chunks c ${visibleIn(filter)}`, { storeId, now, ...filter.params });
+    const rows = await this.on(attributes).all<{ id: number }>(`SELECT ${ID} FROM chunks c ${visibleIn(filter)}`, { storeId, now, ...filter.params });
     return new Set(rows.map((r) => r.id));
   }
 

@@ -37,7 +37,20 @@ function values(c: { names: string[] }, params: Params) {
 
 /** A connection pool, or one transaction of it. */
 export class Pg {
-  constructor(readonly sql: SQL) {}
+  constructor(
+    readonly sql: SQL,
+    /**
+     * A pool of unprepared statements, for query texts without a bound on their number (an
+     * attribute filter's SQL): prepared, each would stay in its connection for as long as it
+     * lives. Everything else is prepared once per connection, which saves the planning.
+     */
+    private readonly adhocSql: SQL = sql,
+  ) {}
+
+  /** The same queries on the unprepared pool. */
+  get adhoc(): Pg {
+    return this.adhocSql === this.sql ? this : new Pg(this.adhocSql);
+  }
 
   async all<T>(text: string, params: Params = {}): Promise<T[]> {
     const c = compile(text);

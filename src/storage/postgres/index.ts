@@ -22,10 +22,8 @@ export function describeDatabase(url: string) {
   }
 }
 
-export function connect(url: string, max = 10) {
-  // Unnamed statements: every distinct filter shape is its own query text, and named ones
-  // would pile up in each connection for as long as it lives.
-  return new SQL({ url, max, idleTimeout: 30, connectionTimeout: 10, prepare: false });
+export function connect(url: string, max = 10, prepare = true) {
+  return new SQL({ url, max, idleTimeout: 30, connectionTimeout: 10, prepare });
 }
 
 /**
@@ -37,13 +35,15 @@ const CHANGE_LOG_RETENTION_MS = 60 * 60 * 1000;
 
 export async function openPostgresRepos(url: string, options: { max?: number; changeLogRetentionMs?: number } = {}): Promise<Repos> {
   const sql = connect(url, options.max);
+  // Attribute filters make query texts without end: those run unprepared, on a pool of their own.
+  const adhoc = connect(url, 2, false);
   try {
     await checkSchema(sql, describeDatabase(url));
   } catch (e) {
-    await sql.close();
+    await Promise.all([sql.close(), adhoc.close()]);
     throw e;
   }
-  const db = new Pg(sql);
+  const db = new Pg(sql, adhoc);
   return {
     files: new PgFilesRepo(db),
     ingestion: new PgIngestionRepo(db),
@@ -53,7 +53,7 @@ export async function openPostgresRepos(url: string, options: { max?: number; ch
     responses: new PgResponsesRepo(db),
     coordination: new PgCoordinationRepo(db),
     // Bun's close waits for queries in flight.
-    close: () => sql.close(),
+    close: async () => void (await Promise.all([sql.close(), adhoc.close()])),
   };
 }
 
