@@ -3,7 +3,7 @@
 // without PostgreSQL or Node.
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fixture } from "./helpers/docs";
 import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
@@ -146,4 +146,40 @@ describe.skipIf(skip !== null)("S3 and PostgreSQL", () => {
     const fresh = await after.files.create({ file: new File(["A new note after the move."], "new.txt"), purpose: "assistants" });
     expect((await after.files.list({ limit: 1 })).data[0]?.id).toBe(fresh.id);
   });
+
+  test("a 512 MB upload streams to the bucket under the same memory ceiling as to disk; refused by its first bytes, it is never copied back", async () => {
+    s3 ??= await startS3();
+    const r = await start(await createDatabase(), "large");
+    const pid = r.proc.pid;
+    const rss = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    const before = rss("VmRSS");
+    const block = crypto.getRandomValues(new Uint8Array(1 << 16));
+    const boundary = "bigboundary";
+    const total = 512 * 1024 * 1024;
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctrl) {
+        if (sent === 0) ctrl.enqueue(new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n`));
+        if (sent >= total) {
+          ctrl.enqueue(new TextEncoder().encode(`\r\n--${boundary}--\r\n`));
+          return ctrl.close();
+        }
+        const c = new Uint8Array(1 << 20);
+        for (let i = 0; i < c.length; i += block.length) c.set(block, i);
+        sent += c.length;
+        ctrl.enqueue(c);
+      },
+    });
+    const res = await fetch(`${r.baseURL}/files`, { method: "POST", body, headers: { authorization: `Bearer ${r.key}`, "content-type": `multipart/form-data; boundary=${boundary}` }, duplex: "half" } as RequestInit);
+    const f = await res.json();
+    expect(res.status).toBe(200);
+    expect((await s3!.client().file(`large/${f.id}`).stat()).size).toBe(total);
+    const done = await r.client().files.waitForProcessing(f.id, { pollInterval: 50, maxWait: 60_000 });
+    expect(done.status).toBe("error");
+    expect(done.status_details).toContain("unsupported format");
+    expect(rss("VmHWM") - before).toBeLessThan(256 * 1024 * 1024);
+    // Neither the upload's spool nor a copy for a parser is left on local disk.
+    expect([...new Bun.Glob("**/*").scanSync({ cwd: join(r.dataDir, "blob-spool"), onlyFiles: true })].filter((x) => x !== "database-id")).toEqual([]);
+  }, 180_000);
 });

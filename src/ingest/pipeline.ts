@@ -200,21 +200,24 @@ export class IngestPipeline {
       }
     }, Math.max(100, Math.min(2000, Math.floor(this.leaseMs / 3))));
     let localCopy = false;
-    try {
-      let path: string;
-      let head: Uint8Array;
+    const readable = async <T>(read: () => Promise<T>) => {
       try {
-        path = await this.blobs.localPath(job.fileId);
-        localCopy = true;
-        head = await new Response(await this.blobs.read(job.fileId, { start: 0, end: HEAD_BYTES - 1 })).bytes();
+        return await read();
       } catch (e) {
         throw new Transient(`could not read the stored file: ${String((e as Error)?.message ?? e)}`);
       }
+    };
+    try {
+      const head = await readable(async () => new Response(await this.blobs.read(job.fileId, { start: 0, end: HEAD_BYTES - 1 })).bytes());
       if (slot.cancelled) return;
       let reply: ParseReply;
       try {
-        // A file refused by its first bytes costs no parse process.
+        // A file refused by its first bytes costs no parse process, nor a local copy of it
+        // (a download, when the bytes are in a bucket).
         detectFromHead(head, job.filename);
+        const path = await readable(() => this.blobs.localPath(job.fileId));
+        localCopy = true;
+        if (slot.cancelled) return;
         await this.parseSlot();
         try {
           if (slot.cancelled) return;
