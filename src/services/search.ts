@@ -296,15 +296,19 @@ export class SearchService {
   async candidates(storeId: string, query: string, o: Pick<SearchOptions, "filter" | "now" | "embeddingWeight">, n: number) {
     // The query is embedded in the model's worker while BM25 runs here: the two overlap.
     const embedding = o.embeddingWeight > 0 ? this.embedQuery(query) : null;
-    let keyword: Scored[];
+    // Both lists are gathered at once: with a database over the network their reads overlap.
+    const keywordRun = o.embeddingWeight < 1 ? this.keyword(storeId, o.filter, o.now, query, n) : Promise.resolve([]);
+    keywordRun.catch(() => {}); // awaited below; this only keeps an early failure from counting as unhandled
+    let vector: Float32Array | null;
     try {
-      keyword = o.embeddingWeight < 1 ? await this.keyword(storeId, o.filter, o.now, query, n) : [];
+      vector = embedding ? await embedding : null;
     } catch (e) {
-      embedding?.catch(() => {});
+      await keywordRun.catch(() => {});
       throw e;
     }
-    const vector = embedding ? await embedding : null;
-    const dense = vector ? await this.dense(storeId, o.filter, o.now, vector, n) : [];
+    const denseRun = vector ? this.dense(storeId, o.filter, o.now, vector, n) : Promise.resolve([]);
+    denseRun.catch(() => {});
+    const [keyword, dense] = await Promise.all([keywordRun, denseRun]);
     const cosines = vector ? await this.cosines(vector, keyword, dense) : null;
     return { dense, keyword, cosines };
   }
