@@ -240,7 +240,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
   try {
     services.disk.start();
     await services.search.start();
-    const adopted = await services.stores.adoptOrphans([...EMBEDDABLE], Math.floor(Date.now() / 1000));
+    // Upkeep for data from older versions; a file deleted meanwhile by another process sharing
+    // the database can make it fail, which must not stop this one from starting.
+    const adopted = await services.stores.adoptOrphans([...EMBEDDABLE], Math.floor(Date.now() / 1000)).catch((e: unknown) => {
+      log.warn("could not add earlier files to their project's knowledge base; the next start tries again", { error: String(e) });
+      return 0;
+    });
     if (adopted) log.info("added earlier files to their project's knowledge base", { files: adopted });
     // With a shared store, one starting process sweeps it while others skip.
     await services.repos.coordination.runAlone("blob-sweep", async () => {

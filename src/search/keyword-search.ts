@@ -8,6 +8,7 @@ import { loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keywor
 
 const BATCH = 2_000;
 const FRESH_WAIT_MS = 250;
+const FRESH_ALWAYS_CHANGES = 5_000;
 // Work in slices so requests wait for at most one (analysis costs ~5-20 µs a chunk).
 const SLICE_MS = 8;
 // A verbatim quoted phrase lifts a chunk's keyword score by this share per phrase.
@@ -137,11 +138,16 @@ export class KeywordSearch {
 
   /**
    * Replays what was committed since the last look, so a chunk committed a moment ago is
-   * searchable. Waits at most FRESH_WAIT_MS: behind a large backlog (a restart's replay, a
-   * burst of ingestion) a search answers from the index as it is rather than waiting it out.
+   * searchable. Up to FRESH_ALWAYS_CHANGES behind it waits for all of them; behind a larger
+   * backlog (a restart's replay, a burst of ingestion elsewhere) it waits at most
+   * FRESH_WAIT_MS and answers from the index as it is rather than waiting it out.
    */
   async freshen() {
-    if ((await this.chunks.lastChange()) <= this.index.seq) return;
+    const lag = (await this.chunks.lastChange()) - this.index.seq;
+    if (lag <= 0) return;
+    // A few thousand changes replay in milliseconds: wait them out, so a search sees every
+    // file processed before it began, by this process or another sharing the database.
+    if (lag <= FRESH_ALWAYS_CHANGES) return this.catchUp();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.catchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
     clearTimeout(timer);

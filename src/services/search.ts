@@ -22,6 +22,8 @@ const EXACT_LIMIT = 2_000;
 const CATCH_UP_BATCH = 2_000;
 // How long a search waits for the indexes to take in recent commits (keyword-search.ts too).
 const FRESH_WAIT_MS = 250;
+// Up to this many changes behind, a search waits for all of them (milliseconds of work).
+const FRESH_ALWAYS_CHANGES = 5_000;
 // How often the indexes look for commits made elsewhere.
 const FOLLOW_MS = 5_000;
 // Commits that land within this long of each other are taken into the indexes together.
@@ -161,7 +163,9 @@ export class SearchService {
    * FRESH_WAIT_MS, as the keyword index does.
    */
   private async vectorFreshen() {
-    if ((await this.chunks.lastChange()) <= this.vectorSeq) return;
+    const lag = (await this.chunks.lastChange()) - this.vectorSeq;
+    if (lag <= 0) return;
+    if (lag <= FRESH_ALWAYS_CHANGES) return this.vectorCatchUp();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.vectorCatchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
     clearTimeout(timer);
