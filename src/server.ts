@@ -247,11 +247,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
       return 0;
     });
     if (adopted) log.info("added earlier files to their project's knowledge base", { files: adopted });
-    // With a shared store, one starting process sweeps it while others skip.
-    await services.repos.coordination.runAlone("blob-sweep", async () => {
-      const r = await services.files.reconcile();
-      if (r.incomplete || r.orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: r.incomplete, orphan_blobs_removed: r.orphans });
-    });
+    const incomplete = await services.files.removeIncomplete();
+    // With a shared store, one starting process sweeps it for orphans while others skip.
+    let orphans = 0;
+    await services.repos.coordination.runAlone("blob-sweep", async () => void (orphans = await services.files.removeOrphans()));
+    if (incomplete || orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: incomplete, orphan_blobs_removed: orphans });
     const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests }, services.repos.coordination);
     if (config.metrics !== "off") metrics.enable(metricSources(services));
     const app = buildApp({ ...services, config, limiter, ready: readiness(services) });

@@ -156,7 +156,7 @@ export class IngestPipeline {
           this.exhaustedAt = Date.now();
         }
         while (!this.stopped && !this.opts.disk?.full && this.running.size < this.opts.concurrency * IN_FLIGHT_PER_PARSER) {
-          const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts);
+          const job = await this.jobs.claim(this.owner, Date.now(), this.leaseMs, this.opts.maxAttempts, this.opts.maxAttempts + MAX_INTERRUPTIONS);
           if (!job) break;
           const slot: Running = { fileId: job.fileId, cancelled: false };
           const key = `${job.fileId} ${job.cut}`;
@@ -204,6 +204,8 @@ export class IngestPipeline {
       try {
         return await read();
       } catch (e) {
+        // A full disk (copying a stored file here) postpones the job, as anywhere else.
+        if (isDiskFull(e)) throw e;
         throw new Transient(`could not read the stored file: ${String((e as Error)?.message ?? e)}`);
       }
     };

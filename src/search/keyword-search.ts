@@ -9,6 +9,7 @@ import { loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keywor
 const BATCH = 2_000;
 const FRESH_WAIT_MS = 250;
 const FRESH_ALWAYS_CHANGES = 5_000;
+const FRESH_MAX_WAIT_MS = 2_000;
 // Work in slices so requests wait for at most one (analysis costs ~5-20 µs a chunk).
 const SLICE_MS = 8;
 // A verbatim quoted phrase lifts a chunk's keyword score by this share per phrase.
@@ -147,7 +148,8 @@ export class KeywordSearch {
     if (lag <= 0) return;
     // A few thousand changes replay in milliseconds: wait them out, so a search sees every
     // file processed before it began, by this process or another sharing the database.
-    if (lag <= FRESH_ALWAYS_CHANGES) return this.catchUp();
+    // Commits that keep arriving extend a catch-up run: bounded all the same.
+    if (lag <= FRESH_ALWAYS_CHANGES) return void (await Promise.race([this.catchUp(), Bun.sleep(FRESH_MAX_WAIT_MS)]));
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.catchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
     clearTimeout(timer);

@@ -253,9 +253,13 @@ export class FilesService {
     }
   }
 
-  /** After a crash: drop half-written uploads and blobs whose row never committed. */
-  async reconcile(): Promise<{ incomplete: number; orphans: number }> {
-    const incomplete = await this.blobs.removeIncomplete();
+  /** After a crash: this process's half-written uploads (and, with a bucket, its local copies). */
+  removeIncomplete() {
+    return this.blobs.removeIncomplete();
+  }
+
+  /** Blobs no row names: a crash between a blob's commit and its row's. */
+  async removeOrphans() {
     let orphans = 0;
     for await (const key of this.blobs.keys()) {
       if (!(await this.repo.exists(key))) {
@@ -263,7 +267,7 @@ export class FilesService {
         orphans++;
       }
     }
-    return { incomplete, orphans };
+    return orphans;
   }
 
   private checkPurpose(purpose: string | undefined, param = "purpose"): Purpose {

@@ -24,6 +24,7 @@ const CATCH_UP_BATCH = 2_000;
 const FRESH_WAIT_MS = 250;
 // Up to this many changes behind, a search waits for all of them (milliseconds of work).
 const FRESH_ALWAYS_CHANGES = 5_000;
+const FRESH_MAX_WAIT_MS = 2_000;
 // How often the indexes look for commits made elsewhere.
 const FOLLOW_MS = 5_000;
 // Commits that land within this long of each other are taken into the indexes together.
@@ -165,7 +166,8 @@ export class SearchService {
   private async vectorFreshen() {
     const lag = (await this.chunks.lastChange()) - this.vectorSeq;
     if (lag <= 0) return;
-    if (lag <= FRESH_ALWAYS_CHANGES) return this.vectorCatchUp();
+    // Commits that keep arriving extend a catch-up run: bounded all the same.
+    if (lag <= FRESH_ALWAYS_CHANGES) return void (await Promise.race([this.vectorCatchUp(), Bun.sleep(FRESH_MAX_WAIT_MS)]));
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.vectorCatchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
     clearTimeout(timer);

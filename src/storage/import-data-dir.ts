@@ -59,7 +59,10 @@ export async function importDataDir(dataDir: string, databaseUrl: string, target
         const body = await local.read(f.id);
         for await (const chunk of body.stream()) await w.write(chunk);
         const { sha256 } = await w.commit();
-        if (sha256 !== f.sha256 || w.bytes !== f.bytes) throw new ImportError(`file ${f.id}: the copy's SHA-256 or size differs from its row (${sha256}, ${w.bytes} bytes)`);
+        if (sha256 !== f.sha256 || w.bytes !== f.bytes) {
+          await target.delete(f.id);
+          throw new ImportError(`file ${f.id}: the copy's SHA-256 or size differs from its row (${sha256}, ${w.bytes} bytes)`);
+        }
       } catch (e) {
         await w.abort();
         throw e;
@@ -85,15 +88,21 @@ export async function importDataDir(dataDir: string, databaseUrl: string, target
           pending.length = 0;
         };
         for (const r of source.query(`SELECT ${cols.join(", ")} FROM ${table}${where}`).values() as unknown[][]) {
-          pending.push(r);
+          // NUL, which SQLite text holds and PostgreSQL's cannot, becomes U+FFFD as in db.ts.
+          pending.push(r.map((v) => (typeof v === "string" && v.includes("\0") ? v.replaceAll("\0", "\uFFFD") : v)));
           if (pending.length >= BATCH) await flush();
         }
         await flush();
         rows[table] = n;
         onProgress(`copied ${n} rows of ${table}`);
       }
-      for (const [table, col] of IDENTITIES)
-        await tx.run(`SELECT setval(pg_get_serial_sequence('${table}', '${col}'), COALESCE((SELECT MAX(${col}) FROM ${table}), 1), (SELECT MAX(${col}) FROM ${table}) IS NOT NULL)`);
+      // Past every number SQLite gave out, deleted rows' included (a deleted file's position
+      // may still be a client's cursor).
+      const issued = (name: string) => (source.query(`SELECT seq FROM sqlite_sequence WHERE name = ?`).get(name) as { seq: number } | null)?.seq ?? 0;
+      for (const [table, col] of IDENTITIES) {
+        const high = Math.max(issued(table), ...(table === "files" ? [issued("file_tombstones"), (source.query(`SELECT COALESCE(MAX(seq), 0) AS m FROM file_tombstones`).get() as { m: number }).m] : []));
+        await tx.run(`SELECT setval(pg_get_serial_sequence('${table}', '${col}'), GREATEST($high::bigint, COALESCE((SELECT MAX(${col}) FROM ${table}), 0), 1), GREATEST($high::bigint, COALESCE((SELECT MAX(${col}) FROM ${table}), 0)) > 0)`, { high });
+      }
     });
 
     // Checked after the commit: every table holds what the source held.

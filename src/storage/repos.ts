@@ -137,7 +137,7 @@ export interface IngestionRepo {
    */
   enqueueMissing(purposes: readonly string[], nowMs: number): Promise<number>;
   /** The oldest ready job with attempts left, leased to `owner`; counts a run. */
-  claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number): Promise<Job | null>;
+  claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number, maxRuns?: number): Promise<Job | null>;
   /** Extends the lease and records progress; false when the job is gone or taken. */
   heartbeat(job: JobKey, owner: string, nowMs: number, leaseMs: number, progress: string | null): Promise<boolean>;
   /**

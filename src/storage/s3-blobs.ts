@@ -34,6 +34,7 @@ const SWEEP_GRACE_MS = 60 * 60 * 1000;
 export class S3BlobStore implements BlobStore {
   private readonly client: S3Client;
   private readonly users = new Map<string, number>();
+  private readonly dropping = new Map<string, Promise<void>>();
 
   constructor(
     private readonly settings: S3Settings,
@@ -87,6 +88,8 @@ export class S3BlobStore implements BlobStore {
   async localPath(key: string) {
     this.users.set(key, (this.users.get(key) ?? 0) + 1);
     try {
+      // A copy being dropped by the last user before this one is gone first, not handed out.
+      await this.dropping.get(key);
       if (!this.local.has(key)) {
         const copy = await this.local.create(key);
         try {
@@ -108,7 +111,11 @@ export class S3BlobStore implements BlobStore {
     const n = (this.users.get(key) ?? 1) - 1;
     if (n > 0) return void this.users.set(key, n);
     this.users.delete(key);
-    await this.local.delete(key);
+    const drop = this.local.delete(key).finally(() => {
+      if (this.dropping.get(key) === drop) this.dropping.delete(key);
+    });
+    this.dropping.set(key, drop);
+    await drop;
   }
 
   async delete(key: string) {
@@ -142,18 +149,34 @@ export class S3BlobStore implements BlobStore {
   }
 
   async isEmpty() {
-    const page = await this.client.list({ prefix: this.settings.prefix, maxKeys: 10 });
-    return !(page.contents ?? []).some((o) => /^[A-Za-z0-9_-]{1,64}$/.test(o.key.slice(this.settings.prefix.length)));
+    // Every page, not the first few keys: other objects under the prefix may sort first.
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.client.list({ prefix: this.settings.prefix, maxKeys: 1000, ...(continuationToken ? { continuationToken } : {}) });
+      if ((page.contents ?? []).some((o) => /^[A-Za-z0-9_-]{1,64}$/.test(o.key.slice(this.settings.prefix.length)))) return false;
+      continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (continuationToken);
+    return true;
   }
 
-  /** Local spool files of uploads a crash cut; on S3 such an upload never completed (a bucket lifecycle rule clears its parts). */
-  removeIncomplete() {
-    return this.local.removeIncomplete();
+  /**
+   * The local spool and parser copies a crash left (nothing uses them at start); on S3 an
+   * upload a crash cut never completed (a bucket lifecycle rule clears its parts).
+   */
+  async removeIncomplete() {
+    let n = await this.local.removeIncomplete();
+    for await (const key of this.local.keys()) {
+      if (this.users.has(key)) continue;
+      await this.local.delete(key);
+      n++;
+    }
+    return n;
   }
 }
 
 class S3BlobWriter implements BlobWriter {
   private ended = false;
+  private committed = false;
 
   constructor(
     private readonly spool: BlobWriter,
@@ -179,6 +202,7 @@ class S3BlobWriter implements BlobWriter {
     // The object is whole on S3 before the row that names it commits.
     this.ended = true;
     const [digest] = await Promise.all([this.spool.commit(), this.sink.end()]);
+    this.committed = true;
     await this.after.committed();
     return digest;
   }
@@ -188,6 +212,9 @@ class S3BlobWriter implements BlobWriter {
    * ever named it; a crash in between leaves it to the sweep).
    */
   async abort() {
+    // Once committed the object may be named by a row whose commit's answer was lost: it is
+    // never deleted here (a caller that knows no row names it deletes it; else the sweep does).
+    if (this.committed) return;
     await this.spool.abort();
     if (!this.ended) {
       this.ended = true;

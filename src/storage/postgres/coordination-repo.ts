@@ -24,11 +24,20 @@ export class PgCoordinationRepo implements CoordinationRepo {
   async runAlone(name: string, task: () => Promise<void>) {
     // A transaction-scoped advisory lock, held while the task runs on other connections of
     // the pool and let go at commit, or when a dead process's connection closes.
-    return this.db.tx(async (tx) => {
-      const got = await tx.get<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended('ragd:' || $name, 0)) AS ok`, { name });
-      if (!got!.ok) return false;
-      await task();
-      return true;
-    });
+    let ran = false;
+    return this.db
+      .tx(async (tx) => {
+        const got = await tx.get<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended('ragd:' || $name, 0)) AS ok`, { name });
+        if (!got!.ok) return false;
+        await task();
+        ran = true;
+        return true;
+      })
+      .catch((e: unknown) => {
+        // The lock's transaction lost its connection while the task ran (an idle timeout):
+        // the task's own work is done and committed, so that is no failure of it.
+        if (ran) return true;
+        throw e;
+      });
   }
 }

@@ -65,17 +65,17 @@ export class PgIngestionRepo implements IngestionRepo {
     });
   }
 
-  async claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number) {
+  async claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number, maxRuns = Number.MAX_SAFE_INTEGER) {
     // One statement: SKIP LOCKED picks a job no other process is claiming, and the update
     // takes it, so processes claiming at once take different jobs and nobody waits.
     const job = await this.db.get<Job>(
       `UPDATE jobs SET state = 'running', runs = jobs.runs + 1, started_at = COALESCE(jobs.started_at, $now), lease_owner = $owner, lease_until = $until
        FROM (SELECT j.file_id, j.cut FROM jobs j
-             WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max
+             WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max AND j.runs < $maxRuns
              ORDER BY j.enqueued_at, j.file_id, j.cut LIMIT 1 FOR UPDATE SKIP LOCKED) pick, files f
        WHERE jobs.file_id = pick.file_id AND jobs.cut = pick.cut AND f.id = jobs.file_id
        RETURNING jobs.file_id AS "fileId", jobs.cut, f.filename, jobs.attempts, jobs.runs`,
-      { owner, now: nowMs, until: nowMs + leaseMs, max: maxAttempts },
+      { owner, now: nowMs, until: nowMs + leaseMs, max: maxAttempts, maxRuns },
     );
     return job;
   }

@@ -66,15 +66,15 @@ export class SqliteIngestionRepo implements IngestionRepo {
     }).immediate();
   }
 
-  async claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number) {
+  async claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number, maxRuns = Number.MAX_SAFE_INTEGER) {
     return this.db.transaction(() => {
       const job = this.db
         .query(
           `SELECT j.file_id AS fileId, j.cut, f.filename, j.attempts, j.runs FROM jobs j JOIN files f ON f.id = j.file_id
-           WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max
+           WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max AND j.runs < $maxRuns
            ORDER BY j.enqueued_at, j.file_id, j.cut LIMIT 1`,
         )
-        .get({ now: nowMs, max: maxAttempts }) as Job | null;
+        .get({ now: nowMs, max: maxAttempts, maxRuns }) as Job | null;
       if (!job) return null;
       this.db
         .query(
