@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fixture } from "./helpers/docs";
 import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
-import { cleanup, createKey, runCli, startRagd, tempDir, type Ragd } from "./helpers/ragd";
+import { cleanup, createKey, runCli, startRagd, tempDir, uploadLarge, type Ragd } from "./helpers/ragd";
 import { s3Missing, startS3, type S3Server } from "./helpers/s3";
 
 const running: Ragd[] = [];
@@ -154,26 +154,9 @@ describe.skipIf(skip !== null)("S3 and PostgreSQL", () => {
     const rss = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
     writeFileSync(`/proc/${pid}/clear_refs`, "5");
     const before = rss("VmRSS");
-    const block = crypto.getRandomValues(new Uint8Array(1 << 16));
-    const boundary = "bigboundary";
     const total = 512 * 1024 * 1024;
-    let sent = 0;
-    const body = new ReadableStream<Uint8Array>({
-      pull(ctrl) {
-        if (sent === 0) ctrl.enqueue(new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n`));
-        if (sent >= total) {
-          ctrl.enqueue(new TextEncoder().encode(`\r\n--${boundary}--\r\n`));
-          return ctrl.close();
-        }
-        const c = new Uint8Array(1 << 20);
-        for (let i = 0; i < c.length; i += block.length) c.set(block, i);
-        sent += c.length;
-        ctrl.enqueue(c);
-      },
-    });
-    const res = await fetch(`${r.baseURL}/files`, { method: "POST", body, headers: { authorization: `Bearer ${r.key}`, "content-type": `multipart/form-data; boundary=${boundary}` }, duplex: "half" } as RequestInit);
-    const f = await res.json();
-    expect(res.status).toBe(200);
+    const { status: code, body: f } = await uploadLarge(r, total);
+    expect(code).toBe(200);
     expect((await s3!.client().file(`large/${f.id}`).stat()).size).toBe(total);
     const done = await r.client().files.waitForProcessing(f.id, { pollInterval: 50, maxWait: 60_000 });
     expect(done.status).toBe("error");

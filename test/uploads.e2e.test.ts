@@ -2,7 +2,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { toFile } from "openai";
-import { cleanup, startRagd, tempDir } from "./helpers/ragd";
+import { cleanup, startRagd, tempDir, uploadLarge } from "./helpers/ragd";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(cleanup));
@@ -25,32 +25,9 @@ test("a 512 MB upload and its ingestion stay under a memory ceiling; a file refu
     // Reset the kernel's peak mark: VmHWM then covers the upload and the ingestion that follows.
     writeFileSync(`/proc/${pid}/clear_refs`, "5");
     const before = status(pid, "VmRSS");
-    const block = crypto.getRandomValues(new Uint8Array(1 << 16));
-    const boundary = "bigboundary";
-    let sent = 0;
     const total = 512 * 1024 * 1024;
-    const body = new ReadableStream<Uint8Array>({
-      pull(ctrl) {
-        if (sent === 0) ctrl.enqueue(new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n`));
-        if (sent >= total) {
-          ctrl.enqueue(new TextEncoder().encode(`\r\n--${boundary}--\r\n`));
-          return ctrl.close();
-        }
-        const n = Math.min(1 << 20, total - sent);
-        const c = new Uint8Array(n);
-        for (let i = 0; i < n; i += block.length) c.set(block.subarray(0, Math.min(block.length, n - i)), i);
-        sent += n;
-        ctrl.enqueue(c);
-      },
-    });
-    const r = await fetch(`${ragd.baseURL}/files`, {
-      method: "POST",
-      body,
-      headers: { authorization: `Bearer ${ragd.key}`, "content-type": `multipart/form-data; boundary=${boundary}` },
-      duplex: "half",
-    } as RequestInit);
-    const f = await r.json();
-    expect(r.status).toBe(200);
+    const { status: code, body: f } = await uploadLarge(ragd, total);
+    expect(code).toBe(200);
     expect(f.bytes).toBe(total);
     const done = await ragd.client().files.waitForProcessing(f.id, { pollInterval: 50, maxWait: 60_000 });
     expect(done.status).toBe("error");

@@ -192,6 +192,16 @@ export interface FileCounts {
   total: number;
 }
 
+/** A store's counts from (status, count) rows, as every backend's GROUP BY gives them. */
+export function fileCountsOf(rows: { status: StoreFileStatus; n: number }[]): FileCounts {
+  const counts: FileCounts = { in_progress: 0, completed: 0, failed: 0, cancelled: 0, total: 0 };
+  for (const r of rows) {
+    counts[r.status] = r.n;
+    counts.total += r.n;
+  }
+  return counts;
+}
+
 export interface StoreFileRow {
   storeId: string;
   fileId: string;

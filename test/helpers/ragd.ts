@@ -97,3 +97,34 @@ export function blobFiles(dataDir: string): string[] {
   const glob = new Bun.Glob("blobs/{objects,tmp}/**/*");
   return [...glob.scanSync({ cwd: dataDir, onlyFiles: true })];
 }
+
+/**
+ * Uploads `total` bytes of random-looking data (purpose user_data, filename big.bin) as a
+ * streamed multipart body, generated as it is sent: the test itself holds 1 MiB at a time.
+ */
+export async function uploadLarge(r: Pick<Ragd, "baseURL" | "key">, total: number): Promise<{ status: number; body: { id: string; bytes: number } }> {
+  const block = crypto.getRandomValues(new Uint8Array(1 << 16));
+  const boundary = "bigboundary";
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(ctrl) {
+      if (sent === 0) ctrl.enqueue(new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n`));
+      if (sent >= total) {
+        ctrl.enqueue(new TextEncoder().encode(`\r\n--${boundary}--\r\n`));
+        return ctrl.close();
+      }
+      const n = Math.min(1 << 20, total - sent);
+      const c = new Uint8Array(n);
+      for (let i = 0; i < n; i += block.length) c.set(block.subarray(0, Math.min(block.length, n - i)), i);
+      sent += n;
+      ctrl.enqueue(c);
+    },
+  });
+  const res = await fetch(`${r.baseURL}/files`, {
+    method: "POST",
+    body,
+    headers: { authorization: `Bearer ${r.key}`, "content-type": `multipart/form-data; boundary=${boundary}` },
+    duplex: "half",
+  } as RequestInit);
+  return { status: res.status, body: (await res.json()) as { id: string; bytes: number } };
+}

@@ -1,6 +1,6 @@
 import { newVectorStoreId } from "../../util/ids";
 import { keyset } from "../keyset-sql";
-import type { BatchRow, Chunking, FileCounts, Keyset, StoreFileRow, StoreFileStatus, StoreRow, StoresRepo } from "../repos";
+import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyset, type StoreFileRow, type StoreFileStatus, type StoreRow, type StoresRepo } from "../repos";
 import { lockChunkLog, type Pg } from "./db";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
 
@@ -116,12 +116,7 @@ export class PgStoresRepo implements StoresRepo {
        WHERE vsf.store_id = $storeId AND ${LIVE_FILE} ${batchId ? "AND vsf.batch_id = $batchId" : ""} GROUP BY 1`,
       { storeId, now, ...(batchId ? { batchId } : {}) },
     );
-    const counts: FileCounts = { in_progress: 0, completed: 0, failed: 0, cancelled: 0, total: 0 };
-    for (const r of rows) {
-      counts[r.status] = r.n;
-      counts.total += r.n;
-    }
-    return counts;
+    return fileCountsOf(rows);
   }
 
   async usageBytes(storeId: string, now: number) {

@@ -1,6 +1,6 @@
 import type { Database } from "bun:sqlite";
 import { newVectorStoreId } from "../../util/ids";
-import type { BatchRow, Chunking, FileCounts, Keyset, StoreFileRow, StoreFileStatus, StoreRow, StoresRepo } from "../repos";
+import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyset, type StoreFileRow, type StoreFileStatus, type StoreRow, type StoresRepo } from "../repos";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
 import { keyset } from "../keyset-sql";
 
@@ -137,12 +137,7 @@ export class SqliteStoresRepo implements StoresRepo {
          WHERE vsf.store_id = $storeId AND ${LIVE_FILE} ${batchId ? "AND vsf.batch_id = $batchId" : ""} GROUP BY 1`,
       )
       .all({ storeId, now, ...(batchId ? { batchId } : {}) } as never) as { status: StoreFileStatus; n: number }[];
-    const counts: FileCounts = { in_progress: 0, completed: 0, failed: 0, cancelled: 0, total: 0 };
-    for (const r of rows) {
-      counts[r.status] = r.n;
-      counts.total += r.n;
-    }
-    return counts;
+    return fileCountsOf(rows);
   }
 
   async usageBytes(storeId: string, now: number) {
