@@ -1,5 +1,5 @@
 import type { FileRow, FilesRepo, ListFilesQuery } from "../repos";
-import { keyset } from "../keyset-sql";
+import { keyset } from "../sql-common";
 import { lockChunkLog, type Pg } from "./db";
 import { enqueueFile } from "./ingestion-repo";
 import { ensureDefaultStore } from "./stores-repo";

@@ -1,5 +1,5 @@
 import { newVectorStoreId } from "../../util/ids";
-import { keyset } from "../keyset-sql";
+import { keyset, storeUpdateSql } from "../sql-common";
 import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyset, type StoreFileRow, type StoreFileStatus, type StoreRow, type StoresRepo } from "../repos";
 import { lockChunkLog, type Pg } from "./db";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
@@ -91,13 +91,8 @@ export class PgStoresRepo implements StoresRepo {
   }
 
   async update(id: string, fields: { name?: string | null; metadata?: string; expiresDays?: number | null; lastActiveAt?: number }) {
-    const sets: string[] = [];
-    const params: Record<string, string | number | null> = { id };
-    if (fields.name !== undefined) (sets.push("name = $name"), (params.name = fields.name));
-    if (fields.metadata !== undefined) (sets.push("metadata = $metadata"), (params.metadata = fields.metadata));
-    if (fields.expiresDays !== undefined) (sets.push("expires_days = $expiresDays"), (params.expiresDays = fields.expiresDays));
-    if (fields.lastActiveAt !== undefined) (sets.push("last_active_at = $lastActiveAt"), (params.lastActiveAt = fields.lastActiveAt));
-    if (sets.length) await this.db.run(`UPDATE vector_stores SET ${sets.join(", ")} WHERE id = $id`, params);
+    const u = storeUpdateSql(id, fields);
+    if (u) await this.db.run(u.sql, u.params);
   }
 
   remove(id: string) {

@@ -1,7 +1,7 @@
 import type { Database } from "bun:sqlite";
 import type { FileRow, FilesRepo, ListFilesQuery } from "../repos";
 import { enqueueFile } from "./ingestion-repo";
-import { keyset } from "../keyset-sql";
+import { keyset } from "../sql-common";
 import { ensureDefaultStore } from "./stores-repo";
 
 const COLS = `id, project_id AS projectId, bytes, created_at AS createdAt, filename, purpose, status,

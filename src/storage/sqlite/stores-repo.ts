@@ -2,7 +2,7 @@ import type { Database } from "bun:sqlite";
 import { newVectorStoreId } from "../../util/ids";
 import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyset, type StoreFileRow, type StoreFileStatus, type StoreRow, type StoresRepo } from "../repos";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
-import { keyset } from "../keyset-sql";
+import { keyset, storeUpdateSql } from "../sql-common";
 
 // A membership's status follows its file (processed -> completed, error -> failed) and, for a
 // cut other than 'auto', then that cut's job; a failure reads its typed outcome from the job.
@@ -108,13 +108,8 @@ export class SqliteStoresRepo implements StoresRepo {
   }
 
   async update(id: string, fields: { name?: string | null; metadata?: string; expiresDays?: number | null; lastActiveAt?: number }) {
-    const sets: string[] = [];
-    const params: Record<string, string | number | null> = { id };
-    if (fields.name !== undefined) (sets.push("name = $name"), (params.name = fields.name));
-    if (fields.metadata !== undefined) (sets.push("metadata = $metadata"), (params.metadata = fields.metadata));
-    if (fields.expiresDays !== undefined) (sets.push("expires_days = $expiresDays"), (params.expiresDays = fields.expiresDays));
-    if (fields.lastActiveAt !== undefined) (sets.push("last_active_at = $lastActiveAt"), (params.lastActiveAt = fields.lastActiveAt));
-    if (sets.length) this.db.query(`UPDATE vector_stores SET ${sets.join(", ")} WHERE id = $id`).run(params as never);
+    const u = storeUpdateSql(id, fields);
+    if (u) this.db.query(u.sql).run(u.params as never);
   }
 
   async remove(id: string) {

@@ -1,4 +1,4 @@
-// Shared by the SQL backends (sqlite/, postgres/): the conditions use only standard SQL.
+// Shared by the SQL backends (sqlite/, postgres/): standard SQL with named parameters.
 import type { Keyset, Page } from "./repos";
 
 // Keyset pagination over an integer position column: `before` reads backwards from the
@@ -30,4 +30,20 @@ export function keyset(col: string, k: Keyset): KeysetSql {
       return { rows: backwards ? kept.reverse() : kept, hasMore };
     },
   };
+}
+
+/** The columns of a store that an update may set, with their named parameters. */
+const STORE_FIELDS = { name: "name", metadata: "metadata", expiresDays: "expires_days", lastActiveAt: "last_active_at" } as const;
+
+/** `UPDATE vector_stores` for the fields given (both SQL backends), or null when none is. */
+export function storeUpdateSql(id: string, fields: { name?: string | null; metadata?: string; expiresDays?: number | null; lastActiveAt?: number }) {
+  const sets: string[] = [];
+  const params: Record<string, string | number | null> = { id };
+  for (const [key, column] of Object.entries(STORE_FIELDS)) {
+    const value = fields[key as keyof typeof STORE_FIELDS];
+    if (value === undefined) continue;
+    sets.push(`${column} = $${key}`);
+    params[key] = value;
+  }
+  return sets.length ? { sql: `UPDATE vector_stores SET ${sets.join(", ")} WHERE id = $id`, params } : null;
 }
