@@ -16,7 +16,7 @@ import { defaults } from "../src/config";
 // From source the cache directory is unused: native libraries load from node_modules.
 const OCR = ocrSettings({ ...defaults(), dataDir: "/nonexistent" });
 const NATIVES = nativePaths("/nonexistent");
-import { ROOT, startServer, table } from "./lib";
+import { percentile, ROOT, startServer, table } from "./lib";
 
 const CORPUS = join(ROOT, "../shared/corpus");
 const SAMPLES: [string, string][] = [
@@ -120,6 +120,55 @@ export async function latencyBench(seconds = 10): Promise<string> {
       ) +
       `\n\n${20 - stillIngesting} of 20 documents were done when the ${seconds} s measurement ended; all 20 took ${ingestSeconds.toFixed(1)} s ` +
       `(${((20 * 619) / ingestSeconds).toFixed(0)} pages/s with ${cpus().length} parse workers).`
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * Search latency on an idle server against the same while 20 large PDFs ingest (#15: "search
+ * p99 while 20 large PDFs ingest <= 2x idle"): 400 SciFact abstracts (or generated notes) in the
+ * knowledge base, one client asking hybrid searches one after another for `seconds` each.
+ */
+export async function searchBusyBench(seconds = 15): Promise<string> {
+  const server = await startServer();
+  try {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: server.key, maxRetries: 0 });
+    const scifact = join(ROOT, "../shared/scifact/corpus.jsonl");
+    const docs = existsSync(scifact)
+      ? readFileSync(scifact, "utf8").split("\n").filter(Boolean).slice(0, 400).map((l) => JSON.parse(l) as { title: string; text: string })
+      : Array.from({ length: 400 }, (_, i) => ({ title: `Note ${i}`, text: `Note ${i} on quarry ${i % 37}: granite, basalt and slate yields for region ${i % 11}.` }));
+    const ids: string[] = [];
+    for (let i = 0; i < docs.length; i += 32)
+      ids.push(...(await Promise.all(docs.slice(i, i + 32).map(async (d, j) => (await client.files.create({ file: new File([`${d.title}\n\n${d.text}`], `n-${i + j}.txt`), purpose: "assistants" })).id))));
+    for (const id of ids) await client.files.waitForProcessing(id, { pollInterval: 100 });
+    const kb = (await client.vectorStores.list()).data.find((s) => s.name === "knowledge base")!.id;
+    const queries = docs.map((d) => d.title.slice(0, 80));
+    const measure = async () => {
+      const ms: number[] = [];
+      const until = performance.now() + seconds * 1000;
+      for (let i = 0; performance.now() < until; i++) {
+        const t = performance.now();
+        await client.vectorStores.search(kb, { query: queries[i % queries.length]! });
+        ms.push(performance.now() - t);
+      }
+      return ms;
+    };
+    const idle = await measure();
+    const da = join(CORPUS, "unstructured/pdf/DA-619p.pdf");
+    const doc = existsSync(da) ? new Uint8Array(readFileSync(da)) : await bigPdf(600);
+    for (let i = 0; i < 20; i++) await client.files.create({ file: new File([doc], `doc-${i}.pdf`), purpose: "assistants" });
+    // Parsing and embedding under way on every core before the clock starts.
+    await Bun.sleep(3000);
+    const busy = await measure();
+    const row = (name: string, ms: number[]) => [name, ms.length, percentile(ms, 50).toFixed(2), percentile(ms, 99).toFixed(2)];
+    return (
+      table(["hybrid search, 1 client", "searches", "p50 ms", "p99 ms"], [
+        row("idle server", idle),
+        row(`while 20 x ${existsSync(da) ? "DA-619p.pdf" : "a 600-page PDF"} ingest`, busy),
+        ["ratio (busy / idle)", "", (percentile(busy, 50) / percentile(idle, 50)).toFixed(2), `**${(percentile(busy, 99) / percentile(idle, 99)).toFixed(2)}**`],
+      ]) + `\n\n${docs.length} documents searched; target for p99: <= 2x idle.`
     );
   } finally {
     await server.stop();

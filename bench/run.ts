@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpus, totalmem } from "node:os";
 import { readBench, uploadBench } from "./files";
-import { latencyBench, parseBench } from "./ingest";
+import { latencyBench, parseBench, searchBusyBench } from "./ingest";
 import { ROOT } from "./lib";
 import { retrievalBench } from "./retrieval";
 import { ocrBench } from "./ocr";
@@ -22,6 +22,7 @@ const suites: Record<string, () => Promise<string>> = {
   read: () => readBench(),
   parse: parseBench,
   "ingest-latency": () => latencyBench(),
+  "search-busy": () => searchBusyBench(),
   pipeline: pipelineBench,
   answers: answersBench,
   console: consoleBench,
