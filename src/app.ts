@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { isStorageUnavailable } from "./storage/open";
+import { unavailableStore } from "./storage/open";
 import { fail, internalError, RagdError } from "./errors";
 import type { HttpContext } from "./http/context";
 import { requestId, routeMatched } from "./http/edge";
@@ -45,9 +45,14 @@ function toErrorResponse(ctx: HttpContext, code: string | number, error: unknown
     return errorResponse(error instanceof RagdError ? error : storageFull(ctx.config.dataDir));
   }
   if (error instanceof RagdError) return errorResponse(error);
-  if (isStorageUnavailable(error)) {
-    log.warn("database unavailable", { method: request.method, path: new URL(request.url).pathname, error: String((error as Error)?.message ?? error) });
-    return errorResponse(new RagdError("database_unavailable", "The database could not be reached (it may be restarting). Retry in a few seconds.", null, { "retry-after": "2" }));
+  const unavailable = unavailableStore(error);
+  if (unavailable) {
+    log.warn(`${unavailable} unavailable`, { method: request.method, path: new URL(request.url).pathname, error: String((error as Error)?.message ?? error) });
+    return errorResponse(
+      unavailable === "database"
+        ? new RagdError("database_unavailable", "The database could not be reached (it may be restarting). Retry in a few seconds.", null, { "retry-after": "2" })
+        : new RagdError("file_store_unavailable", "The file store could not be reached. Nothing was stored or changed; retry in a few seconds.", null, { "retry-after": "2" }),
+    );
   }
   // The client went away while its answer was being written: nobody reads this.
   if (error instanceof Cancelled) return new Response(null, { status: 499 });

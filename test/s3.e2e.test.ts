@@ -165,4 +165,31 @@ describe.skipIf(skip !== null)("S3 and PostgreSQL", () => {
     // Neither the upload's spool nor a copy for a parser is left on local disk.
     expect([...new Bun.Glob("**/*").scanSync({ cwd: join(r.dataDir, "blob-spool"), onlyFiles: true })].filter((x) => x !== "database-id")).toEqual([]);
   }, 180_000);
+
+  test("a bucket out of reach is a 503 the client can retry, for uploads and downloads; nothing half-stored stays", async () => {
+    s3 ??= await startS3();
+    const r = await start(await createDatabase(), "outage");
+    const client = r.client();
+    const kept = await client.files.create({ file: new File(["kept before the outage"], "kept.txt"), purpose: "assistants" });
+    await s3.pause();
+    try {
+      for (const attempt of [
+        () => client.files.create({ file: new File(["during the outage"], "lost.txt"), purpose: "assistants" }),
+        () => client.files.create({ file: new File([new Uint8Array(12 * 1024 * 1024)], "big.bin"), purpose: "user_data" }),
+        () => client.files.content(kept.id),
+      ]) {
+        const e = await attempt().then((ok) => ({ ok }), (x) => x);
+        expect({ status: e?.status, code: e?.error?.code, e: e?.status ? null : JSON.stringify(e?.ok ?? e).slice(0, 300) }).toEqual({ status: 503, code: "file_store_unavailable", e: null });
+        expect(e.headers.get("retry-after")).toBe("2");
+      }
+    } finally {
+      await s3.resume();
+    }
+    // Only the file stored before the outage is listed, and it reads back whole.
+    expect((await client.files.list()).data.map((f) => f.id)).toEqual([kept.id]);
+    expect(await (await client.files.content(kept.id)).text()).toBe("kept before the outage");
+    expect(readdirSync(join(r.dataDir, "blob-spool", "tmp"))).toEqual([]);
+    const after = await client.files.create({ file: new File(["after the outage"], "after.txt"), purpose: "assistants" });
+    expect(await (await client.files.content(after.id)).text()).toBe("after the outage");
+  });
 });

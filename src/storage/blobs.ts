@@ -34,6 +34,11 @@ export interface BlobStore {
   isEmpty(): Promise<boolean>;
 }
 
+/** The store holding file bytes cannot take or give them now (a bucket out of reach): retryable. */
+export class BlobStoreUnavailable extends Error {
+  override name = "BlobStoreUnavailable";
+}
+
 export interface BlobWriter {
   readonly bytes: number;
   write(chunk: Uint8Array): Promise<void>;

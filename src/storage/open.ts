@@ -9,19 +9,24 @@ export function openRepos(config: Pick<Config, "dataDir" | "databaseUrl">): Prom
 }
 
 /**
- * Whether an error means the shared database is out of reach for now (down, restarting, failing
- * over), not that the request was wrong: such a request is worth retrying.
+ * Which shared store an error says is out of reach for now (down, restarting, failing over),
+ * as opposed to a request that was wrong: such a request is worth retrying. null otherwise.
  */
-export function isStorageUnavailable(e: unknown): boolean {
+export function unavailableStore(e: unknown): "database" | "file store" | null {
   const err = e as { name?: string; code?: string; errno?: string } | null;
-  if (!err || typeof err !== "object") return false;
+  if (!err || typeof err !== "object") return null;
   const code = String(err.code ?? "");
   const state = String(err.errno ?? "");
-  return (
+  if (err.name === "BlobStoreUnavailable") return "file store";
+  // Bun's S3 client names the failure to connect in its code (ConnectionRefused, ...).
+  if (err.name === "S3Error" && /^(Connection|Timeout|Timed|RequestTimeout|ServiceUnavailable|SlowDown|InternalError)/.test(code)) return "file store";
+  if (
     code.startsWith("ERR_POSTGRES_CONNECTION") ||
     code === "ERR_POSTGRES_IDLE_TIMEOUT" ||
     ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT"].includes(code) ||
     // admin_shutdown, crash_shutdown, cannot_connect_now, and the connection exceptions
     /^(57P0[123]|08...)$/.test(state)
-  );
+  )
+    return "database";
+  return null;
 }

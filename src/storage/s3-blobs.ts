@@ -1,5 +1,5 @@
 import { S3Client } from "bun";
-import { DiskBlobStore, type BlobStore, type BlobWriter } from "./blobs";
+import { BlobStoreUnavailable, DiskBlobStore, type BlobStore, type BlobWriter } from "./blobs";
 
 /** Where the bytes go: `s3://bucket/prefix` and how to reach the service. */
 export interface S3Settings {
@@ -70,6 +70,7 @@ export class S3BlobStore implements BlobStore {
       committed: async () => {
         if (!this.users.has(key)) await this.local.delete(key);
       },
+      size: async () => (await this.object(key).stat()).size,
       aborted: async () => {
         await this.local.delete(key);
         await this.object(key).delete().catch(() => {});
@@ -82,7 +83,22 @@ export class S3BlobStore implements BlobStore {
     // A stream, not the S3 file itself: a Response of an S3 file redirects the client to the
     // bucket, which the client may not reach and should not see.
     const o = this.object(key);
-    return (range ? o.slice(range.start, range.end + 1) : o).stream();
+    // The first bytes are awaited here, so a bucket out of reach is an error answer, not a
+    // 200 whose body breaks off.
+    const reader = (range ? o.slice(range.start, range.end + 1) : o).stream().getReader();
+    const first = await reader.read();
+    return new ReadableStream<Uint8Array>({
+      start(ctrl) {
+        if (first.done) ctrl.close();
+        else ctrl.enqueue(first.value);
+      },
+      async pull(ctrl) {
+        const { done, value } = await reader.read();
+        if (done) ctrl.close();
+        else ctrl.enqueue(value);
+      },
+      cancel: (why) => reader.cancel(why),
+    });
   }
 
   async localPath(key: string) {
@@ -181,7 +197,7 @@ class S3BlobWriter implements BlobWriter {
   constructor(
     private readonly spool: BlobWriter,
     private readonly sink: ReturnType<ReturnType<S3Client["file"]>["writer"]>,
-    private readonly after: { committed: () => Promise<void>; aborted: () => Promise<void> },
+    private readonly after: { committed: () => Promise<void>; aborted: () => Promise<void>; size: () => Promise<number> },
   ) {}
 
   get bytes() {
@@ -202,6 +218,14 @@ class S3BlobWriter implements BlobWriter {
     // The object is whole on S3 before the row that names it commits.
     this.ended = true;
     const [digest] = await Promise.all([this.spool.commit(), this.sink.end()]);
+    // Bun's writer can lose a part's failure: a part that failed between two writes leaves
+    // end() answering 0 bytes, and no error. The object is checked before anyone is told.
+    const stored = await this.after.size().catch(() => -1);
+    if (stored !== this.spool.bytes) {
+      await this.spool.abort();
+      await this.after.aborted();
+      throw new BlobStoreUnavailable(`the bucket holds ${stored < 0 ? "no" : `${stored} of ${this.spool.bytes}`} bytes of the upload`);
+    }
     this.committed = true;
     await this.after.committed();
     return digest;

@@ -47,3 +47,25 @@ export function storeUpdateSql(id: string, fields: { name?: string | null; metad
   }
   return sets.length ? { sql: `UPDATE vector_stores SET ${sets.join(", ")} WHERE id = $id`, params } : null;
 }
+
+// A store membership's status follows its file (processed -> completed, error -> failed) and,
+// for a cut other than 'auto', then that cut's job; a failure reads its typed outcome from the job.
+export const STORE_MEMBERS = `vector_store_files vsf JOIN files f ON f.id = vsf.file_id
+  LEFT JOIN jobs ja ON ja.file_id = vsf.file_id AND ja.cut = 'auto'
+  LEFT JOIN jobs jc ON jc.file_id = vsf.file_id AND jc.cut = vsf.cut AND vsf.cut <> 'auto'`;
+export const MEMBER_STATUS = `CASE WHEN vsf.cancelled = 1 THEN 'cancelled' WHEN f.status = 'error' THEN 'failed' WHEN f.status <> 'processed' THEN 'in_progress'
+  WHEN vsf.cut = 'auto' THEN 'completed' WHEN jc.state = 'done' THEN 'completed' WHEN jc.state = 'failed' THEN 'failed' ELSE 'in_progress' END`;
+/** A file (aliased f) not expired at $now. */
+export const LIVE_FILE = `(f.expires_at IS NULL OR f.expires_at > $now)`;
+
+/**
+ * The chunks (aliased c) a store's search may see, given a compiled attribute filter: of the
+ * cut its membership asks for, members not cancelled, files processed and not expired, a cut
+ * other than 'auto' done.
+ */
+export function visibleInStore(filterSql: string) {
+  return `JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.cut = c.cut AND vsf.store_id = $storeId AND vsf.cancelled = 0
+    JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND ${LIVE_FILE}
+    WHERE (c.cut = 'auto' OR EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = c.file_id AND j.cut = c.cut AND j.state = 'done'))
+      AND (${filterSql})`;
+}

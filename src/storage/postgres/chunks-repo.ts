@@ -1,15 +1,10 @@
 import type { AttributeFilter, ChunkChange, ChunkHit, ChunksRepo, Scored } from "../repos";
 import { dotEncoded } from "../vector-codec";
 import type { Pg } from "./db";
+import { visibleInStore } from "../sql-common";
 import { filterSql, type CompiledFilter } from "./filter-sql";
 
-/** As sqlite/chunks-repo.ts: the chunks (aliased c) a store's search may see. */
-function visibleIn(filter: CompiledFilter) {
-  return `JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.cut = c.cut AND vsf.store_id = $storeId AND vsf.cancelled = 0
-    JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
-    WHERE (c.cut = 'auto' OR EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = c.file_id AND j.cut = c.cut AND j.state = 'done'))
-      AND (${filter.sql})`;
-}
+const visibleIn = (filter: CompiledFilter) => visibleInStore(filter.sql);
 
 const ID = `c.id::float8 AS id`;
 const bytes = (b: Buffer | Uint8Array) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);

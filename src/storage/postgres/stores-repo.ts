@@ -1,21 +1,14 @@
 import { newVectorStoreId } from "../../util/ids";
-import { keyset, storeUpdateSql } from "../sql-common";
+import { keyset, LIVE_FILE, MEMBER_STATUS, STORE_MEMBERS, storeUpdateSql } from "../sql-common";
 import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyset, type StoreFileRow, type StoreFileStatus, type StoreRow, type StoresRepo } from "../repos";
 import { lockChunkLog, type Pg } from "./db";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
 
-// The same reads as sqlite/stores-repo.ts; a membership's status follows its file and cut.
-const MEMBERS = `vector_store_files vsf JOIN files f ON f.id = vsf.file_id
-  LEFT JOIN jobs ja ON ja.file_id = vsf.file_id AND ja.cut = 'auto'
-  LEFT JOIN jobs jc ON jc.file_id = vsf.file_id AND jc.cut = vsf.cut AND vsf.cut <> 'auto'`;
-const STATUS = `CASE WHEN vsf.cancelled = 1 THEN 'cancelled' WHEN f.status = 'error' THEN 'failed' WHEN f.status <> 'processed' THEN 'in_progress'
-  WHEN vsf.cut = 'auto' THEN 'completed' WHEN jc.state = 'done' THEN 'completed' WHEN jc.state = 'failed' THEN 'failed' ELSE 'in_progress' END`;
-const LIVE_FILE = `(f.expires_at IS NULL OR f.expires_at > $now)`;
 const USAGE = `COALESCE(SUM(octet_length(c.text) + COALESCE(octet_length(c.embedding), 0)), 0)::float8`;
 const STORE_COLS = `id, project_id AS "projectId", name, is_default AS "isDefault", created_at::float8 AS "createdAt", last_active_at::float8 AS "lastActiveAt",
   metadata, expires_days AS "expiresDays", chunking`;
 const FILE_COLS = `vsf.store_id AS "storeId", vsf.file_id AS "fileId", vsf.created_at::float8 AS "createdAt", vsf.attributes, vsf.chunking, vsf.cut, vsf.batch_id AS "batchId",
-  ${STATUS} AS status,
+  ${MEMBER_STATUS} AS status,
   CASE WHEN f.status = 'error' THEN ja.error_code WHEN jc.state = 'failed' THEN jc.error_code END AS "errorCode",
   CASE WHEN f.status = 'error' THEN COALESCE(ja.error, f.status_details) WHEN jc.state = 'failed' THEN jc.error END AS error,
   (SELECT ${USAGE} FROM chunks c WHERE c.file_id = vsf.file_id AND c.cut = vsf.cut) AS "usageBytes"`;
@@ -107,7 +100,7 @@ export class PgStoresRepo implements StoresRepo {
 
   async fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts> {
     const rows = await this.db.all<{ status: StoreFileStatus; n: number }>(
-      `SELECT ${STATUS} AS status, COUNT(*)::int AS n FROM ${MEMBERS}
+      `SELECT ${MEMBER_STATUS} AS status, COUNT(*)::int AS n FROM ${STORE_MEMBERS}
        WHERE vsf.store_id = $storeId AND ${LIVE_FILE} ${batchId ? "AND vsf.batch_id = $batchId" : ""} GROUP BY 1`,
       { storeId, now, ...(batchId ? { batchId } : {}) },
     );
@@ -134,15 +127,15 @@ export class PgStoresRepo implements StoresRepo {
   }
 
   getFile(storeId: string, fileId: string, now: number) {
-    return this.db.get<StoreFileRow>(`SELECT ${FILE_COLS} FROM ${MEMBERS} WHERE vsf.store_id = $storeId AND vsf.file_id = $fileId AND ${LIVE_FILE}`, { storeId, fileId, now });
+    return this.db.get<StoreFileRow>(`SELECT ${FILE_COLS} FROM ${STORE_MEMBERS} WHERE vsf.store_id = $storeId AND vsf.file_id = $fileId AND ${LIVE_FILE}`, { storeId, fileId, now });
   }
 
   async listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number) {
     const k = keyset("vsf.seq", q);
     const where = [`vsf.store_id = $storeId`, LIVE_FILE, ...k.where];
-    if (q.status) where.push(`${STATUS} = $status`);
+    if (q.status) where.push(`${MEMBER_STATUS} = $status`);
     if (q.batchId) where.push(`vsf.batch_id = $batchId`);
-    const rows = await this.db.all<StoreFileRow>(`SELECT ${FILE_COLS} FROM ${MEMBERS} WHERE ${where.join(" AND ")} ORDER BY ${k.orderBy} LIMIT $limit`, {
+    const rows = await this.db.all<StoreFileRow>(`SELECT ${FILE_COLS} FROM ${STORE_MEMBERS} WHERE ${where.join(" AND ")} ORDER BY ${k.orderBy} LIMIT $limit`, {
       storeId,
       now,
       ...k.params,
@@ -180,7 +173,7 @@ export class PgStoresRepo implements StoresRepo {
       const fileIds = await memberIds(tx, `batch_id = $id AND store_id = $storeId`, { id, storeId });
       await tx.run(
         `UPDATE vector_store_files SET cancelled = 1 WHERE batch_id = $id AND store_id = $storeId AND cancelled = 0
-         AND file_id IN (SELECT vsf.file_id FROM ${MEMBERS} WHERE vsf.batch_id = $id AND vsf.store_id = $storeId AND ${STATUS} = 'in_progress')`,
+         AND file_id IN (SELECT vsf.file_id FROM ${STORE_MEMBERS} WHERE vsf.batch_id = $id AND vsf.store_id = $storeId AND ${MEMBER_STATUS} = 'in_progress')`,
         { id, storeId },
       );
       await pruneCuts(tx, fileIds);

@@ -1,18 +1,10 @@
 import type { Database } from "bun:sqlite";
 import { dotEncoded } from "../vector-codec";
 import type { AttributeFilter, ChunkChange, ChunkHit, ChunksRepo, Scored } from "../repos";
+import { visibleInStore } from "../sql-common";
 import { filterSql, type CompiledFilter } from "./filter-sql";
 
-/**
- * The chunks (aliased c) a store's search may see: of the cut its membership asks for,
- * members not cancelled, files processed and not expired, a cut other than 'auto' done.
- */
-function visibleIn(filter: CompiledFilter) {
-  return `JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.cut = c.cut AND vsf.store_id = $storeId AND vsf.cancelled = 0
-    JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND (f.expires_at IS NULL OR f.expires_at > $now)
-    WHERE (c.cut = 'auto' OR EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = c.file_id AND j.cut = c.cut AND j.state = 'done'))
-      AND (${filter.sql})`;
-}
+const visibleIn = (filter: CompiledFilter) => visibleInStore(filter.sql);
 
 const inStore = (filter: CompiledFilter) => `FROM chunks c ${visibleIn(filter)}`;
 

@@ -2,22 +2,14 @@ import type { Database } from "bun:sqlite";
 import { newVectorStoreId } from "../../util/ids";
 import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyset, type StoreFileRow, type StoreFileStatus, type StoreRow, type StoresRepo } from "../repos";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
-import { keyset, storeUpdateSql } from "../sql-common";
+import { keyset, LIVE_FILE, MEMBER_STATUS, STORE_MEMBERS, storeUpdateSql } from "../sql-common";
 
-// A membership's status follows its file (processed -> completed, error -> failed) and, for a
-// cut other than 'auto', then that cut's job; a failure reads its typed outcome from the job.
-const MEMBERS = `vector_store_files vsf JOIN files f ON f.id = vsf.file_id
-  LEFT JOIN jobs ja ON ja.file_id = vsf.file_id AND ja.cut = 'auto'
-  LEFT JOIN jobs jc ON jc.file_id = vsf.file_id AND jc.cut = vsf.cut AND vsf.cut <> 'auto'`;
-const STATUS = `CASE WHEN vsf.cancelled = 1 THEN 'cancelled' WHEN f.status = 'error' THEN 'failed' WHEN f.status <> 'processed' THEN 'in_progress'
-  WHEN vsf.cut = 'auto' THEN 'completed' WHEN jc.state = 'done' THEN 'completed' WHEN jc.state = 'failed' THEN 'failed' ELSE 'in_progress' END`;
-const LIVE_FILE = `(f.expires_at IS NULL OR f.expires_at > $now)`;
 // What a store's chunks (aliased c) take: their text and their vectors.
 const USAGE = `COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0)`;
 const STORE_COLS = `id, project_id AS projectId, name, is_default AS isDefault, created_at AS createdAt, last_active_at AS lastActiveAt,
   metadata, expires_days AS expiresDays, chunking`;
 const FILE_COLS = `vsf.store_id AS storeId, vsf.file_id AS fileId, vsf.created_at AS createdAt, vsf.attributes, vsf.chunking, vsf.cut, vsf.batch_id AS batchId,
-  ${STATUS} AS status,
+  ${MEMBER_STATUS} AS status,
   CASE WHEN f.status = 'error' THEN ja.error_code WHEN jc.state = 'failed' THEN jc.error_code END AS errorCode,
   CASE WHEN f.status = 'error' THEN COALESCE(ja.error, f.status_details) WHEN jc.state = 'failed' THEN jc.error END AS error,
   (SELECT ${USAGE} FROM chunks c WHERE c.file_id = vsf.file_id AND c.cut = vsf.cut) AS usageBytes`;
@@ -128,7 +120,7 @@ export class SqliteStoresRepo implements StoresRepo {
   async fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts> {
     const rows = this.db
       .query(
-        `SELECT ${STATUS} AS status, COUNT(*) AS n FROM ${MEMBERS}
+        `SELECT ${MEMBER_STATUS} AS status, COUNT(*) AS n FROM ${STORE_MEMBERS}
          WHERE vsf.store_id = $storeId AND ${LIVE_FILE} ${batchId ? "AND vsf.batch_id = $batchId" : ""} GROUP BY 1`,
       )
       .all({ storeId, now, ...(batchId ? { batchId } : {}) } as never) as { status: StoreFileStatus; n: number }[];
@@ -170,17 +162,17 @@ export class SqliteStoresRepo implements StoresRepo {
 
   async getFile(storeId: string, fileId: string, now: number) {
     return (this.db
-      .query(`SELECT ${FILE_COLS} FROM ${MEMBERS} WHERE vsf.store_id = $storeId AND vsf.file_id = $fileId AND ${LIVE_FILE}`)
+      .query(`SELECT ${FILE_COLS} FROM ${STORE_MEMBERS} WHERE vsf.store_id = $storeId AND vsf.file_id = $fileId AND ${LIVE_FILE}`)
       .get({ storeId, fileId, now }) as StoreFileRow | null) ?? null;
   }
 
   async listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number) {
     const k = keyset("vsf.seq", q);
     const where = [`vsf.store_id = $storeId`, LIVE_FILE, ...k.where];
-    if (q.status) where.push(`${STATUS} = $status`);
+    if (q.status) where.push(`${MEMBER_STATUS} = $status`);
     if (q.batchId) where.push(`vsf.batch_id = $batchId`);
     const rows = this.db
-      .query(`SELECT ${FILE_COLS} FROM ${MEMBERS} WHERE ${where.join(" AND ")} ORDER BY ${k.orderBy} LIMIT $limit`)
+      .query(`SELECT ${FILE_COLS} FROM ${STORE_MEMBERS} WHERE ${where.join(" AND ")} ORDER BY ${k.orderBy} LIMIT $limit`)
       .all({ storeId, now, ...k.params, status: q.status ?? null, batchId: q.batchId ?? null } as never) as StoreFileRow[];
     return k.page(rows);
   }
@@ -216,7 +208,7 @@ export class SqliteStoresRepo implements StoresRepo {
       this.db
         .query(
           `UPDATE vector_store_files SET cancelled = 1 WHERE batch_id = $id AND store_id = $storeId AND cancelled = 0
-           AND file_id IN (SELECT vsf.file_id FROM ${MEMBERS} WHERE vsf.batch_id = $id AND vsf.store_id = $storeId AND ${STATUS} = 'in_progress')`,
+           AND file_id IN (SELECT vsf.file_id FROM ${STORE_MEMBERS} WHERE vsf.batch_id = $id AND vsf.store_id = $storeId AND ${MEMBER_STATUS} = 'in_progress')`,
         )
         .run({ id, storeId });
       // A cut only this batch wanted stops being made.
