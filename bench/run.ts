@@ -14,6 +14,7 @@ import { consoleBench } from "./console";
 import { keywordBench } from "./keyword";
 import { uploadsBench } from "./uploads";
 import { scaleoutBench } from "./scaleout";
+import { modelBench } from "./model";
 
 const only = process.argv.slice(2);
 const suites: Record<string, () => Promise<string>> = {
@@ -23,6 +24,7 @@ const suites: Record<string, () => Promise<string>> = {
   parse: parseBench,
   "ingest-latency": () => latencyBench(),
   "search-busy": () => searchBusyBench(),
+  model: modelBench,
   pipeline: pipelineBench,
   answers: answersBench,
   console: consoleBench,

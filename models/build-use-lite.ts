@@ -17,6 +17,7 @@ const HEADS = 4;
 export const MODEL_FILES = {
   fp32: "use-lite-fp32.onnx",
   int8: "use-lite-int8.onnx",
+  int8Vnni: "use-lite-int8-vnni.onnx",
   vocab: "use-lite-vocab.json",
   manifest: "use-lite.json",
 } as const;
@@ -45,12 +46,30 @@ export function loadWeights(dir: string = join(dirname(require.resolve(`${PACKAG
   return { weights, version: pkg.version };
 }
 
+/** The observed range of each quantised MatMul's input, by the MatMul's name (models/activation-ranges.json). */
+export type ActivationRanges = Record<string, [number, number]>;
+
+/**
+ * fp32; int8 with calibrated activation ranges and weights as uint8 (zero point 128) or int8;
+ * or fp32 that also outputs every MatMul's input, for calibration.
+ */
+export type Variant =
+  | { kind: "fp32" }
+  | { kind: "taps" }
+  | { kind: "int8"; weights: "u8" | "s8"; ranges: ActivationRanges }
+  /** What ragd shipped before calibration: activations quantised per batch (bench/model.ts compares). */
+  | { kind: "int8-dynamic" };
+
 class Graph {
   nodes: Node[] = [];
   initializers: Tensor[] = [];
+  /** Calibration outputs: each MatMul's input, by name. */
+  taps: { name: string; tensor: string; rank: number }[] = [];
+  /** What a text costs, for bench/model.ts: each MatMul's weight shape, each attention's width. */
+  shapes = { linears: [] as { din: number; dout: number; perToken: boolean }[], attention: [] as number[] };
   private n = 0;
 
-  constructor(private readonly quantize: boolean) {}
+  constructor(private readonly variant: Variant) {}
 
   private fresh(hint: string) {
     return `${hint}_${this.n++}`;
@@ -80,27 +99,55 @@ class Graph {
     return names;
   }
 
-  /** x @ W + b; W is [din, dout]. int8: per-output-column symmetric weights, activations quantised at run time. */
-  linear(x: string, w: Float32Array, b: Float32Array, din: number, dout: number, hint: string) {
+  /**
+   * x @ W + b; W is [din, dout]. int8: weights per output column, symmetric; activations per
+   * tensor with a fixed scale from calibration, so a text's vector never depends on the other
+   * texts of its batch (dynamic quantisation takes its scale from the whole batch).
+   */
+  linear(x: string, w: Float32Array, b: Float32Array, din: number, dout: number, hint: string, rank = 3) {
     const bias = this.f32(`${hint}_b`, [dout], b);
-    if (!this.quantize) return this.op("Add", [this.op("MatMul", [x, this.f32(`${hint}_w`, [din, dout], w)]), bias]);
+    this.shapes.linears.push({ din, dout, perToken: rank === 3 });
+    const v = this.variant;
+    if (v.kind === "taps") this.taps.push({ name: hint, tensor: x, rank });
+    if (v.kind === "fp32" || v.kind === "taps") return this.op("Add", [this.op("MatMul", [x, this.f32(`${hint}_w`, [din, dout], w)]), bias]);
     const scales = new Float32Array(dout);
     for (let c = 0; c < dout; c++) {
       let max = 0;
       for (let r = 0; r < din; r++) max = Math.max(max, Math.abs(w[r * dout + c]!));
       scales[c] = max / 127 || 1;
     }
-    // uint8 with zero point 128: x86's u8*s8 kernels saturate 16-bit pair sums (pmaddubsw) on
-    // large weights, u8*u8 does not.
-    const q = new Uint8Array(din * dout);
-    for (let i = 0; i < q.length; i++) q[i] = Math.round(w[i]! / scales[i % dout]!) + 128;
+    if (v.kind === "int8-dynamic") {
+      const q = new Uint8Array(din * dout);
+      for (let i = 0; i < q.length; i++) q[i] = Math.round(w[i]! / scales[i % dout]!) + 128;
+      const wq = this.tensor(`${hint}_wq`, DataType.UINT8, [din, dout], q);
+      const wz = this.tensor(`${hint}_wz`, DataType.UINT8, [dout], new Uint8Array(dout).fill(128));
+      return this.op("DynamicQuantizeMatMul", [x, wq, this.f32(`${hint}_ws`, [dout], scales), wz, bias], undefined, "com.microsoft");
+    }
+    const range = v.ranges[hint];
+    if (!range) throw new Error(`no activation range for ${hint}: run models/calibrate-use-lite.ts`);
+    // uint8 activations over the observed range (zero kept exact, as ReLU and padding need)
+    const lo = Math.min(0, range[0]);
+    const hi = Math.max(0, range[1]);
+    const aScale = (hi - lo) / 255 || 1;
+    const aZero = Math.min(255, Math.max(0, Math.round(-lo / aScale)));
+    const scale = this.f32(`${hint}_as`, [], [aScale]);
+    const zero = this.tensor(`${hint}_az`, DataType.UINT8, [], Uint8Array.of(aZero));
+    const xq = this.op("QuantizeLinear", [x, scale, zero]);
+    // int8 weights run on VNNI's u8*s8 dot products; without VNNI, x86 sums u8*s8 pairs in
+    // saturating 16-bit arithmetic (pmaddubsw), which clipped large outputs by up to 50% in a
+    // probe, so those machines get uint8 weights (zero point 128) and the u8*u8 kernel.
+    const s8 = v.weights === "s8";
+    const q = s8 ? new Int8Array(din * dout) : new Uint8Array(din * dout);
+    for (let i = 0; i < q.length; i++) q[i] = Math.round(w[i]! / scales[i % dout]!) + (s8 ? 0 : 128);
     return this.op(
-      "DynamicQuantizeMatMul",
+      "MatMulIntegerToFloat",
       [
-        x,
-        this.tensor(`${hint}_wq`, DataType.UINT8, [din, dout], q),
+        xq,
+        this.tensor(`${hint}_wq`, s8 ? DataType.INT8 : DataType.UINT8, [din, dout], q),
+        scale,
         this.f32(`${hint}_ws`, [dout], scales),
-        this.tensor(`${hint}_wz`, DataType.UINT8, [dout], new Uint8Array(dout).fill(128)),
+        zero,
+        s8 ? this.tensor(`${hint}_wz`, DataType.INT8, [dout], new Int8Array(dout)) : this.tensor(`${hint}_wz`, DataType.UINT8, [dout], new Uint8Array(dout).fill(128)),
         bias,
       ],
       undefined,
@@ -109,7 +156,7 @@ class Graph {
   }
 
   embedding(ids: string, table: Float32Array, rows: number, dims: number) {
-    if (!this.quantize) return this.op("Gather", [this.f32("embeddings", [rows, dims], table), ids]);
+    if (this.variant.kind === "fp32" || this.variant.kind === "taps") return this.op("Gather", [this.f32("embeddings", [rows, dims], table), ids]);
     const scales = new Float32Array(rows);
     const q = new Int8Array(rows * dims);
     for (let r = 0; r < rows; r++) {
@@ -125,14 +172,14 @@ class Graph {
   }
 }
 
-function build(weights: Map<string, Weight>, quantize: boolean) {
+function build(weights: Map<string, Weight>, variant: Variant) {
   const w = (name: string) => {
     const found = weights.get(name) ?? weights.get(T + name);
     if (!found) throw new Error(`weight not found: ${name}`);
     return found.data as Float32Array;
   };
   const scalar = (name: string) => w(name)[0]!;
-  const g = new Graph(quantize);
+  const g = new Graph(variant);
 
   const ids = "input_ids";
   const maskF = g.op("Cast", ["attention_mask"], { to: DataType.FLOAT });
@@ -176,6 +223,7 @@ function build(weights: Map<string, Weight>, quantize: boolean) {
     const L = `Encode/Layer_${layer}/TransformerLayer`;
     const S = `Encode/TransformerStack/Layer_${layer}/TransformerLayer`;
     const dh = din / HEADS;
+    g.shapes.attention.push(din);
     const h = layerNorm(x, `${L}/layer_prepostprocess/layer_norm`, din);
     const qkv = g.linear(h, w(`module/Encoder_en/KonaTransformer/${L}/MultiheadAttention/qkv_transform_single/kernel/part_0`), w(`${L}/MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`), din, 3 * din, `qkv${layer}`);
     const [q, k, v] = g.ops("Split", [qkv, g.i64("split", [din, din, din])], { axis: 2 }, undefined, 3) as [string, string, string];
@@ -201,17 +249,33 @@ function build(weights: Map<string, Weight>, quantize: boolean) {
   const summed = g.op("ReduceSum", [g.op("Mul", [x, mask3]), axis1], { keepdims: 0 });
   const count = g.op("Max", [g.op("ReduceSum", [maskF, axis1], { keepdims: 1 }), one]);
   const pooled = g.op("Div", [summed, count]);
-  const hidden = g.op("Tanh", [g.linear(pooled, w("module/Encoder_en/hidden_layers/tanh_layer_0/weights"), w("module/Encoder_en/hidden_layers/tanh_layer_0/bias"), 512, 512, "tanh")]);
+  const hidden = g.op("Tanh", [g.linear(pooled, w("module/Encoder_en/hidden_layers/tanh_layer_0/weights"), w("module/Encoder_en/hidden_layers/tanh_layer_0/bias"), 512, 512, "tanh", 2)]);
   const sq = g.op("ReduceSum", [g.op("Mul", [hidden, hidden]), axis1], { keepdims: 1 });
   const norm = g.op("Sqrt", [g.op("Max", [sq, g.f32("l2eps", [], [scalar("module_apply_default/Encoder_en/hidden_layers/l2_normalize/Maximum/y")])])]);
   g.nodes.push({ op: "Div", inputs: [hidden, norm], outputs: ["sentence_embedding"] });
   return g;
 }
 
-export function modelBytes(weights: Map<string, Weight>, source: string, quantize: boolean) {
-  const g = build(weights, quantize);
+export function modelBytes(weights: Map<string, Weight>, source: string, variant: Variant) {
+  return encode(build(weights, variant), source, variant);
+}
+
+/** The fp32 model that also outputs each quantised MatMul's input, and which output is whose. */
+export function calibrationModel(weights: Map<string, Weight>, source: string) {
+  const g = build(weights, { kind: "taps" });
+  return { bytes: encode(g, source, { kind: "taps" }), taps: g.taps.map((t) => ({ name: t.name, output: t.tensor })) };
+}
+
+/** Multiply-adds to embed a text of n tokens: its MatMuls and attention, nothing padded. */
+export function multiplyAdds(weights: Map<string, Weight>): (n: number) => number {
+  const { linears, attention } = build(weights, { kind: "fp32" }).shapes;
+  return (n) => linears.reduce((a, l) => a + l.din * l.dout * (l.perToken ? n : 1), 0) + attention.reduce((a, d) => a + 2 * n * n * d, 0);
+}
+
+function encode(g: Graph, source: string, variant: Variant) {
+  const int8 = variant.kind === "int8" || variant.kind === "int8-dynamic";
   return encodeModel({
-    graphName: quantize ? "use-lite-int8" : "use-lite-fp32",
+    graphName: variant.kind === "int8" ? `use-lite-int8-${variant.weights}` : `use-lite-${variant.kind}`,
     producer: "ragd models/build-use-lite.ts",
     nodes: g.nodes,
     initializers: g.initializers,
@@ -219,21 +283,32 @@ export function modelBytes(weights: Map<string, Weight>, source: string, quantiz
       { name: "input_ids", type: DataType.INT64, shape: ["batch", "sequence"] },
       { name: "attention_mask", type: DataType.INT64, shape: ["batch", "sequence"] },
     ],
-    outputs: [{ name: "sentence_embedding", type: DataType.FLOAT, shape: ["batch", 512] }],
-    opsets: quantize ? { "": 17, "com.microsoft": 1 } : { "": 17 },
+    outputs: [
+      { name: "sentence_embedding", type: DataType.FLOAT, shape: ["batch", 512] },
+      ...g.taps.map((t) => ({ name: t.tensor, type: DataType.FLOAT, shape: t.rank === 2 ? ["batch", "width"] : ["batch", "sequence", "width"] })),
+    ],
+    opsets: int8 ? { "": 17, "com.microsoft": 1 } : { "": 17 },
     metadata: { source, max_tokens: String(MAX_TOKENS) },
   });
 }
 
+export const RANGES_FILE = join(import.meta.dir, "activation-ranges.json");
+
 export function buildUseLite(outDir: string) {
   const pkgDir = dirname(require.resolve(`${PACKAGE}/package.json`));
   const { weights, version } = loadWeights();
+  const ranges = JSON.parse(readFileSync(RANGES_FILE, "utf8")).ranges as ActivationRanges;
   mkdirSync(outDir, { recursive: true });
   const files: Record<string, { bytes: number; sha256: string }> = {};
-  for (const variant of ["fp32", "int8"] as const) {
-    const bytes = modelBytes(weights, `${PACKAGE}@${version}`, variant === "int8");
-    writeFileAtomic(join(outDir, MODEL_FILES[variant]), bytes);
-    files[variant] = { bytes: bytes.length, sha256: sha256Hex(bytes) };
+  const variants: Record<"fp32" | "int8" | "int8Vnni", Variant> = {
+    fp32: { kind: "fp32" },
+    int8: { kind: "int8", weights: "u8", ranges },
+    int8Vnni: { kind: "int8", weights: "s8", ranges },
+  };
+  for (const [name, variant] of Object.entries(variants) as [keyof typeof variants, Variant][]) {
+    const bytes = modelBytes(weights, `${PACKAGE}@${version}`, variant);
+    writeFileAtomic(join(outDir, MODEL_FILES[name]), bytes);
+    files[name] = { bytes: bytes.length, sha256: sha256Hex(bytes) };
   }
   // The vocabulary, as shipped: [piece, score] in id order.
   const vocab = readFileSync(join(pkgDir, "dist", "vocab.json"), "utf8");

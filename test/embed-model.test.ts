@@ -3,6 +3,8 @@ import { expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openProvider, type EmbedConfig } from "../src/embed/index";
+import { hasVnni } from "../src/embed/cpu";
+import { OnnxProvider } from "../src/embed/onnx-provider";
 import { UnigramTokenizer } from "../src/embed/tokenizer";
 import { nativePaths } from "../src/native/assets";
 import { ROOT, tempDir } from "./helpers/ragd";
@@ -31,11 +33,26 @@ test("the tokenizer yields the reference token ids", () => {
   for (const s of reference.sentences) expect({ text: s.text, ids: t.encode(s.text) }).toEqual({ text: s.text, ids: s.token_ids });
 });
 
-for (const [precision, min] of [["fp32", 0.9999], ["int8", 0.995]] as const) {
-  test(`${precision} embeddings match the original model (cosine >= ${min})`, async () => {
-    const p = await openProvider(config(precision));
+const MODELS = join(ROOT, "models/dist");
+const openModel = (file: string) =>
+  OnnxProvider.open({
+    id: file,
+    modelPath: join(MODELS, file),
+    bindingPath: nativePaths("/nonexistent").onnxruntime,
+    tokenizer: { kind: "unigram", vocabPath: join(MODELS, "use-lite-vocab.json") },
+    maxTokens: 128,
+    keepLastToken: false,
+    threads: 2,
+    batchSize: 64,
+    ownedBy: "ragd",
+  });
+
+// Both int8 builds are checked on every machine: the one for CPUs with VNNI (int8 weights)
+// and the portable one (uint8 weights), whichever this machine would pick.
+for (const [file, min] of [["use-lite-fp32.onnx", 0.9999], ["use-lite-int8.onnx", 0.995], ["use-lite-int8-vnni.onnx", 0.995]] as const) {
+  test(`${file}: embeddings match the original model (cosine >= ${min})`, async () => {
+    const p = await openModel(file);
     try {
-      expect(p.model).toMatchObject({ id: `use-lite-${precision}`, dims: 512, maxTokens: 128 });
       const { vectors, tokens } = await p.embed(reference.sentences.map((s) => s.text), "ingest");
       reference.sentences.forEach((s, i) => {
         let dot = 0;
@@ -51,4 +68,49 @@ for (const [precision, min] of [["fp32", 0.9999], ["int8", 0.995]] as const) {
       await p.close();
     }
   });
+
+  // int8: the integer products are exact whatever the batch; fp32's float GEMM sums in an
+  // order that depends on the batch's rows, so only the last bits may differ there.
+  const exact = file !== "use-lite-fp32.onnx";
+  test(`${file}: a text's vector is ${exact ? "bit-identical" : "the same to 1e-6"} whatever its batch mates`, async () => {
+    const p = await openModel(file);
+    try {
+      const texts = reference.sentences.map((s) => s.text);
+      const long = texts.map((t) => `${t} ${t} ${t} ${t} ${t} ${t}`);
+      const alone = await Promise.all(texts.map(async (t) => (await p.embed([t], "ingest")).vectors[0]!));
+      const same = (a: Float32Array, b: Float32Array) => (exact ? Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)) : a.every((x, k) => Math.abs(x - b[k]!) <= 1e-6));
+      // one batch: the same texts among longer, shorter and repeated mates, in another order
+      const mixed = [...long, ...texts.toReversed(), "a", ...texts, ...long.map((t) => t.slice(0, 200))];
+      const { vectors } = await p.embed(mixed, "ingest");
+      texts.forEach((t, i) => {
+        expect({ t, same: same(vectors[long.length + texts.length - 1 - i]!, alone[i]!) }).toEqual({ t, same: true });
+        expect({ t, same: same(vectors[long.length + texts.length + 1 + i]!, alone[i]!) }).toEqual({ t, same: true });
+      });
+    } finally {
+      await p.close();
+    }
+  });
 }
+
+test("the bundled int8 model is picked for the CPU: int8 weights with VNNI, uint8 without", async () => {
+  const flags = (f: string) => () => `processor\t: 0\nflags\t\t: fpu sse2 avx2 ${f}\n`;
+  if (process.arch === "x64" && process.platform === "linux") {
+    expect(hasVnni(flags("avx512f avx512_vnni"))).toBe(true);
+    expect(hasVnni(flags("avx_vnni"))).toBe(true);
+  }
+  expect(hasVnni(flags("avx512f avx512bw"))).toBe(false);
+  const p = await openProvider(config("int8"));
+  try {
+    // the same id either way: the two builds' vectors agree to a cosine of 0.9999
+    expect(p.model).toMatchObject({ id: "use-lite-int8", dims: 512, maxTokens: 128 });
+    const picked = (await openModel(hasVnni() ? "use-lite-int8-vnni.onnx" : "use-lite-int8.onnx"));
+    try {
+      const text = reference.sentences[0]!.text;
+      expect(Array.from((await p.embed([text], "query")).vectors[0]!)).toEqual(Array.from((await picked.embed([text], "query")).vectors[0]!));
+    } finally {
+      await picked.close();
+    }
+  } finally {
+    await p.close();
+  }
+});

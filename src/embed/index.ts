@@ -5,6 +5,7 @@ import type { EmbeddingProvider } from "./provider";
 import { EmbedError } from "./provider";
 import { RemoteProvider } from "./remote-provider";
 import { BUNDLED } from "./assets";
+import { hasVnni } from "./cpu";
 
 export interface EmbedConfig {
   provider: "bundled" | "onnx" | "openai";
@@ -22,12 +23,17 @@ export interface EmbedConfig {
   onnxruntime: string;
 }
 
-/** The bundled model's files: embedded in the binary (int8), or from models/dist (RAGD_MODELS_DIR overrides). */
+/**
+ * The bundled model's files: embedded in the binary (int8), or from models/dist
+ * (RAGD_MODELS_DIR overrides). int8 comes in two builds of the same quantised model, whose
+ * vectors agree to a cosine of 0.9999: int8 weights for CPUs with VNNI, uint8 for the rest.
+ */
 function bundledModel(precision: "int8" | "fp32") {
   const dir = process.env.RAGD_MODELS_DIR;
-  if (!dir && precision === "int8") return { modelPath: BUNDLED.int8Model, vocabPath: BUNDLED.vocab };
+  const vnni = precision === "int8" && hasVnni();
+  if (!dir && precision === "int8") return { modelPath: vnni ? BUNDLED.int8VnniModel : BUNDLED.int8Model, vocabPath: BUNDLED.vocab };
   const from = dir ?? resolve(import.meta.dir, "../../models/dist");
-  return { modelPath: join(from, `use-lite-${precision}.onnx`), vocabPath: join(from, "use-lite-vocab.json") };
+  return { modelPath: join(from, `use-lite-${precision}${vnni ? "-vnni" : ""}.onnx`), vocabPath: join(from, "use-lite-vocab.json") };
 }
 
 /** The default model: Universal Sentence Encoder Lite, int8, 512 dimensions. */

@@ -52,9 +52,38 @@ function detectIo(): typeof io {
   return { ids, mask, tokenTypes: inputs.find((n) => n === "token_type_ids"), output, pooled: !!pooled };
 }
 
+// Texts run padded to a multiple of this many tokens, with texts of the same padded length
+// only: a text's vector then depends on its own tokens alone, never on its batch mates (a
+// wider batch changes the order of the float sums in softmax and pooling), and short texts
+// waste no work on a long mate's padding.
+const WIDTH_STEP = 16;
+
+function widthOf(n: number) {
+  // texts arrive truncated to maxTokens, so the cap never cuts one
+  return Math.min(cfg.maxTokens, Math.max(WIDTH_STEP, Math.ceil(n / WIDTH_STEP) * WIDTH_STEP));
+}
+
 function run(tokens: number[][]): { vectors: Float32Array; dims: number } {
+  const groups = new Map<number, number[]>();
+  tokens.forEach((t, i) => {
+    const w = widthOf(t.length);
+    const g = groups.get(w);
+    if (g) g.push(i);
+    else groups.set(w, [i]);
+  });
+  let vectors: Float32Array | null = null;
+  let dims = 0;
+  for (const [width, members] of groups) {
+    const part = runPadded(members.map((i) => tokens[i]!), width);
+    dims = part.dims;
+    vectors ??= new Float32Array(tokens.length * dims);
+    members.forEach((i, k) => vectors!.set(part.vectors.subarray(k * dims, (k + 1) * dims), i * dims));
+  }
+  return { vectors: vectors ?? new Float32Array(0), dims };
+}
+
+function runPadded(tokens: number[][], width: number): { vectors: Float32Array; dims: number } {
   const batch = tokens.length;
-  const width = Math.max(1, ...tokens.map((t) => t.length));
   const ids = new BigInt64Array(batch * width);
   const mask = new BigInt64Array(batch * width);
   tokens.forEach((t, i) =>
