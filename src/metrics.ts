@@ -1,4 +1,5 @@
 import client from "prom-client";
+import { RequestMetrics } from "./metrics-requests";
 
 // What ragd measures about itself, for Prometheus (`GET /metrics`). One registry per process;
 // the modules that do the work record into it through the methods below, which cost nothing
@@ -23,14 +24,10 @@ class Metrics {
   readonly registry = new client.Registry();
   private readonly r = [this.registry];
 
-  private readonly httpRequests = new client.Counter({ name: "ragd_http_requests_total", help: "HTTP requests by method, route template and status", labelNames: ["method", "route", "status"], registers: this.r });
-  private readonly httpSeconds = new client.Histogram({
-    name: "ragd_http_request_duration_seconds",
-    help: "Time to the response's headers (a stream's body may go on after), by method and route template",
-    labelNames: ["method", "route"],
-    buckets: SECONDS,
-    registers: this.r,
-  });
+  private readonly requests = new RequestMetrics(
+    { name: "ragd_http_requests_total", help: "HTTP requests by method, route template and status" },
+    { name: "ragd_http_request_duration_seconds", help: "Time to the response's headers (a stream's body may go on after), by method and route template", buckets: SECONDS },
+  );
   private readonly parseSeconds = new client.Histogram({ name: "ragd_ingest_parse_duration_seconds", help: "Parse and chunk time of a document, by format", labelNames: ["format"], buckets: SLOW_SECONDS, registers: this.r });
   private readonly embedSeconds = new client.Histogram({ name: "ragd_ingest_embed_duration_seconds", help: "Embedding time of a document's chunks, by format", labelNames: ["format"], buckets: SLOW_SECONDS, registers: this.r });
   private readonly outcomes = new client.Counter({ name: "ragd_ingest_documents_total", help: "Documents ingested, by outcome (processed, or the error code)", labelNames: ["outcome"], registers: this.r });
@@ -44,6 +41,10 @@ class Metrics {
     buckets: SLOW_SECONDS,
     registers: this.r,
   });
+
+  constructor() {
+    for (const m of this.requests.metrics()) this.registry.registerMetric(m as never);
+  }
 
   get enabled() {
     return this.on;
@@ -123,8 +124,7 @@ class Metrics {
 
   request(method: string, route: string, status: number, seconds: number) {
     if (!this.on) return;
-    this.httpRequests.inc({ method, route, status: String(status) });
-    this.httpSeconds.observe({ method, route }, seconds);
+    this.requests.record(method, route, status, seconds);
   }
 
   parsed(format: string, seconds: number) {

@@ -136,6 +136,23 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.files.expired(50, 10)).toEqual([{ projectId: "p", id: "file-e" }]);
     });
 
+    test("a file read again after each kind of write reads what was written (reads may be kept between writes)", async () => {
+      const r = await setup();
+      await r.files.insert(row("file-a", "uploaded", { expiresAt: 50 }), 0, T);
+      const read = () => r.files.get("p", "file-a", 0);
+      expect(await read()).toMatchObject({ status: "uploaded", statusDetails: null });
+      expect(await read()).toMatchObject({ status: "uploaded" });
+      expect(await r.files.get("q", "file-a", 0)).toBeNull();
+      expect(await r.files.get("p", "file-a", 50)).toBeNull();
+      await r.ingestion.claim("me", T, 1000, 3);
+      await r.ingestion.heartbeat(A, "me", T + 1, 1000, "parsing page 1 of 2");
+      expect(await read()).toMatchObject({ status: "uploaded", statusDetails: "parsing page 1 of 2" });
+      await r.ingestion.finish(A, "me", processed("x"), T + 2);
+      expect(await read()).toMatchObject({ status: "processed", statusDetails: null });
+      await r.files.remove("p", "file-a", 0);
+      expect(await read()).toBeNull();
+    });
+
     test("removing a file takes its jobs, chunks and memberships with it", async () => {
       const { r, small } = await withStores();
       await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);

@@ -24,6 +24,8 @@ function emit(level: LogLevel, msg: string, fields?: Record<string, unknown>) {
 }
 
 export const log = {
+  /** Whether a line at this level would be written: skip building one that would not. */
+  enabled: (level: LogLevel) => LEVELS[level] >= threshold,
   debug: (m: string, f?: Record<string, unknown>) => emit("debug", m, f),
   info: (m: string, f?: Record<string, unknown>) => emit("info", m, f),
   warn: (m: string, f?: Record<string, unknown>) => emit("warn", m, f),

@@ -9,8 +9,28 @@ const COLS = `id, project_id AS projectId, bytes, created_at AS createdAt, filen
 
 const LIVE = `(expires_at IS NULL OR expires_at > $now)`;
 
+/**
+ * This process's writes, counted by sqlite/index.ts around every call to the writer thread.
+ * Only the server holding the data directory's lock writes file rows, so a row read while no
+ * write was under way stays true until the next write starts.
+ */
+export interface WriteClock {
+  generation: number;
+  inflight: number;
+}
+
+// Rows kept between writes: retrieving a file (a hot path for pollers) skips SQLite, whose
+// cheapest statement costs about 7 µs here, a third of what a request costs.
+const RECENT_ROWS = 10_000;
+
 export class SqliteFilesRepo implements FilesRepo {
-  constructor(private readonly db: Database) {}
+  private readonly recent = new Map<string, FileRow>();
+  private recentGeneration = -1;
+
+  constructor(
+    private readonly db: Database,
+    private readonly clock: WriteClock | null = null,
+  ) {}
 
   async insert(row: FileRow, quota: number, nowMs: number): Promise<boolean> {
     return this.db.transaction(() => {
@@ -43,9 +63,24 @@ export class SqliteFilesRepo implements FilesRepo {
   }
 
   async get(projectId: string, id: string, now: number) {
-    return (this.db
+    const clock = this.clock;
+    const steady = clock !== null && clock.inflight === 0;
+    if (steady && this.recentGeneration === clock.generation) {
+      const hit = this.recent.get(id);
+      if (hit && hit.projectId === projectId) return hit.expiresAt === null || hit.expiresAt > now ? hit : null;
+    }
+    const row = (this.db
       .query(`SELECT ${COLS} FROM files WHERE id = $id AND project_id = $projectId AND ${LIVE}`)
       .get({ id, projectId, now }) as FileRow | null) ?? null;
+    if (steady && row) {
+      if (this.recentGeneration !== clock.generation || this.recent.size >= RECENT_ROWS) {
+        this.recent.clear();
+        this.recentGeneration = clock.generation;
+      }
+      // shared by every caller from now on
+      this.recent.set(id, Object.freeze(row));
+    }
+    return row;
   }
 
   async list(projectId: string, q: ListFilesQuery, now: number) {

@@ -4,7 +4,7 @@ import { LocalCoordination } from "../local-coordination";
 import type { Repos } from "../repos";
 import { SqliteChunksRepo } from "./chunks-repo";
 import { openDatabase } from "./db";
-import { SqliteFilesRepo } from "./files-repo";
+import { SqliteFilesRepo, type WriteClock } from "./files-repo";
 import { SqliteIngestionRepo } from "./ingestion-repo";
 import { SqliteKeysRepo } from "./keys-repo";
 import { SqliteResponsesRepo } from "./responses-repo";
@@ -13,9 +13,9 @@ import { WriterThread } from "./writer";
 import { WRITE_METHODS, type RepoName } from "./writes";
 
 /** Every repository over one connection, reads and writes alike. */
-export function sqliteRepos(db: Database): Repos {
+export function sqliteRepos(db: Database, clock: WriteClock | null = null): Repos {
   return {
-    files: new SqliteFilesRepo(db),
+    files: new SqliteFilesRepo(db, clock),
     ingestion: new SqliteIngestionRepo(db),
     stores: new SqliteStoresRepo(db),
     chunks: new SqliteChunksRepo(db),
@@ -37,12 +37,23 @@ export function openSqliteRepos(dataDir: string): Repos {
   // Migrations run here, before the writer opens its own connection.
   const db = openDatabase(path);
   db.exec("PRAGMA query_only = ON");
-  const readers = sqliteRepos(db);
+  const clock: WriteClock = { generation: 0, inflight: 0 };
+  const readers = sqliteRepos(db, clock);
   const writer = new WriterThread(path);
+  const write = async (name: RepoName, method: string, args: unknown[]) => {
+    clock.inflight++;
+    clock.generation++;
+    try {
+      return await writer.call(name, method, args);
+    } finally {
+      clock.inflight--;
+      clock.generation++;
+    }
+  };
   const route = <R extends RepoName>(name: R): Repos[R] => {
     const repo = readers[name] as unknown as Record<string, unknown>;
     const routed: Record<string, unknown> = {};
-    for (const method of WRITE_METHODS[name] as readonly string[]) routed[method] = (...args: unknown[]) => writer.call(name, method, args);
+    for (const method of WRITE_METHODS[name] as readonly string[]) routed[method] = (...args: unknown[]) => write(name, method, args);
     // Methods not listed read through this thread's connection.
     return new Proxy(repo, { get: (target, key) => (typeof key === "string" && key in routed ? routed[key] : (target as Record<string | symbol, unknown>)[key]) }) as unknown as Repos[R];
   };
