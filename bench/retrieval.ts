@@ -123,7 +123,7 @@ export async function retrievalBench(weights = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7,
     // 2. embedding: the raw model on stored chunk texts against the pipeline's rate
     const sample = (db.query("SELECT text FROM chunks ORDER BY id LIMIT 2000").all() as { text: string }[]).map((r) => r.text);
     const e0 = performance.now();
-    for (let i = 0; i < sample.length; i += 32) await server.services.embedder.embed(sample.slice(i, i + 32), "ingest");
+    await server.services.embedder.embed(sample, "ingest");
     lines.push("", `Embedding, raw model: ${(sample.length / ((performance.now() - e0) / 1000)).toFixed(0)} chunks/s on ${sample.length} stored chunks (batches of 32, ${server.services.embedder.model.id}).`);
 
     // 3. HNSW against exact search

@@ -4,6 +4,7 @@
 //
 import { OrtTensor as Tensor, openSession, type OrtSession } from "../native/ort";
 import { useNativeGuard } from "../native/guard";
+import { lowerPriority } from "../ingest/process-setup";
 import { normalizeRows } from "./normalize";
 import { loadTokenizer, truncate, type TokenizerSpec } from "./tokenizers";
 import type { Tokenizer } from "./tokenizer";
@@ -33,6 +34,8 @@ export type OnnxWorkerReply =
   | { type: "ready"; dims: number }
   | { type: "result"; id: number; vectors: Float32Array; dims: number; tokens: number[] }
   | { type: "error"; id: number | null; message: string };
+
+const EMBED_NICE = 5;
 
 let session: OrtSession;
 let tokenizer: Tokenizer;
@@ -125,6 +128,9 @@ self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
   if (msg.type === "init") {
     try {
       cfg = msg;
+      // Below the HTTP thread, above the parse processes (10): a request waits less for the
+      // core a batch holds, and the model still takes every cycle nothing else wants.
+      lowerPriority(EMBED_NICE);
       tokenizer = await loadTokenizer(msg.tokenizer);
       useNativeGuard(msg.guard);
       session = openSession(msg.bindingPath, msg.model, msg.threads);
