@@ -57,6 +57,27 @@ test("a process that read text serves the next file; one that read a PDF is kill
   pool.release(c, null);
 });
 
+test("a process holding more memory than the reuse limit after its file is ended, not reused", async () => {
+  const strict = new ParseProcessPool({ command: parseCommand(), max: 2, memoryLimit: 256 * 1024 ** 2, reuseBelow: 1024 });
+  try {
+    const p = strict.acquire();
+    const out = await new Promise<Outcome>((resolve) => {
+      p.handler = (m) => {
+        if (m instanceof Error || m.type !== "progress") resolve(m);
+      };
+      const path = join(dir, "small.txt");
+      writeFileSync(path, "A small text file about granite.");
+      void strict.send(p, { path, filename: "small.txt", limits: DEFAULT_PARSE_LIMITS, chunking: resolveChunking({ type: "auto" }, 256), tokenizer: { kind: "approximate" }, ocr: ocrSettings({ ...defaults(), dataDir: "/nonexistent" }), natives: nativePaths("/nonexistent") });
+    });
+    expect(formatOf(out)).toBe("text");
+    strict.release(p, formatOf(out));
+    expect(await p.proc.exited).not.toBe(0);
+    expect(strict.acquire()).not.toBe(p);
+  } finally {
+    await strict.close();
+  }
+});
+
 test("a failed parse is never reused", async () => {
   const p = pool.acquire();
   const out = await parse(p, "empty.txt", new Uint8Array(0));
