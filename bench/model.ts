@@ -1,5 +1,5 @@
 // The embedding model alone, as ingestion runs it: chunk texts of SciFact abstracts (cut by the
-// real chunker at the model's 128 tokens) embedded in batches of 32, 5 alternating rounds.
+// real chunker at the model's 128 tokens) through the server's embedder, 5 alternating rounds.
 // "Before" is the int8 model ragd shipped until this suite was added (activations quantised
 // per batch at run time, uint8 weights, batches padded to their longest text), built in memory
 // and run straight on a session. The ceiling is onnxruntime's own int8 GEMM on these cores at

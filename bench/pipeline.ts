@@ -55,7 +55,7 @@ export async function pipelineBench(): Promise<string> {
   return [
     table(["round", "files", "chunks", "pipeline chunks/s (upload to processed)", "raw model chunks/s (same texts)", "pipeline / raw"], rows),
     "",
-    `Pipeline: ${PER_ROUND} SciFact abstracts per round uploaded through the API (64 at a time) until every one is processed; raw: the same chunk texts embedded in batches of 32 by the server's own embedder.`,
+    `Pipeline: ${PER_ROUND} SciFact abstracts per round uploaded through the API (64 at a time) until every one is processed; raw: the same chunk texts queued at once to the server's own embedder.`,
   ].join("\n");
 }
 

@@ -124,7 +124,7 @@ export async function retrievalBench(weights = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7,
     const sample = (db.query("SELECT text FROM chunks ORDER BY id LIMIT 2000").all() as { text: string }[]).map((r) => r.text);
     const e0 = performance.now();
     await server.services.embedder.embed(sample, "ingest");
-    lines.push("", `Embedding, raw model: ${(sample.length / ((performance.now() - e0) / 1000)).toFixed(0)} chunks/s on ${sample.length} stored chunks (batches of 32, ${server.services.embedder.model.id}).`);
+    lines.push("", `Embedding, raw model: ${(sample.length / ((performance.now() - e0) / 1000)).toFixed(0)} chunks/s on ${sample.length} stored chunks (queued at once, as ingestion does, ${server.services.embedder.model.id}).`);
 
     // 3. HNSW against exact search
     const index = server.services.search.vectorIndex;

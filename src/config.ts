@@ -39,7 +39,8 @@ export interface Config {
   embedModel: string | null;
   embedMaxTokens: number; // 0 = what the model declares
   embedThreads: number;
-  embedBatch: number;
+  /** Texts per batch; null: 8 for a local model, 32 for a remote API. */
+  embedBatch: number | null;
   ocr: "on" | "off";
   ocrEmbedded: "on" | "off";
   ocrThreads: number;
@@ -215,9 +216,10 @@ const SETTINGS: Setting[] = [
   { key: "embedModel", flag: "--embed-model", env: "RAGD_EMBED_MODEL", default: null, help: "openai: the model name; onnx: the id to serve it as", parse: str, show: (v) => v ?? "none" },
   { key: "embedMaxTokens", flag: "--embed-max-tokens", env: "RAGD_EMBED_MAX_TOKENS", default: 0, help: "tokens the model reads, 0 = what it declares", parse: int(0, 32768) },
   { key: "embedThreads", flag: "--embed-threads", env: "RAGD_EMBED_THREADS", default: availableParallelism(), help: "embedding Workers, each running the model on one thread", parse: int(1, 256) },
-  // Small batches: a search waits at most one batch for a worker while documents ingest (8
-  // full-length texts take about 25 ms on one thread), and 8 ran as fast as 32 in bench model.
-  { key: "embedBatch", flag: "--embed-batch", env: "RAGD_EMBED_BATCH", default: 8, help: "texts per embedding batch", parse: int(1, 1024) },
+// Local models run small batches: a search waits at most one batch for a worker while
+  // documents ingest (8 full-length texts take about 25 ms on one thread), and 8 ran as fast
+  // as 32 in bench model. A remote API gets fewer, larger requests.
+  { key: "embedBatch", flag: "--embed-batch", env: "RAGD_EMBED_BATCH", default: null, help: "texts per embedding batch (8 for a local model, 32 for a remote API)", parse: int(1, 1024), show: (v) => (v === null ? "auto" : String(v)) },
   { key: "ocr", flag: "--ocr", env: "RAGD_OCR", default: "on", help: "read images and scanned PDF pages: on or off", parse: oneOf("on", "off") },
   {
     key: "ocrEmbedded", flag: "--ocr-embedded", env: "RAGD_OCR_EMBEDDED", default: "on",

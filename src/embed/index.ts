@@ -18,7 +18,8 @@ export interface EmbedConfig {
   model: string | null;
   maxTokens: number | null;
   threads: number;
-  batchSize: number;
+  /** null: 8 for a local model, 32 for a remote API. */
+  batchSize: number | null;
   /** onnxruntime's addon, from native/assets.ts. */
   onnxruntime: string;
 }
@@ -33,8 +34,13 @@ function bundledModel(precision: "int8" | "fp32") {
   const vnni = precision === "int8" && hasVnni();
   if (!dir && precision === "int8") return { modelPath: vnni ? BUNDLED.int8VnniModel : BUNDLED.int8Model, vocabPath: BUNDLED.vocab };
   const from = dir ?? resolve(import.meta.dir, "../../models/dist");
-  return { modelPath: join(from, `use-lite-${precision}${vnni ? "-vnni" : ""}.onnx`), vocabPath: join(from, "use-lite-vocab.json") };
+  const vnniPath = join(from, `use-lite-${precision}-vnni.onnx`);
+  // a models directory built before the VNNI build existed still serves
+  return { modelPath: vnni && existsSync(vnniPath) ? vnniPath : join(from, `use-lite-${precision}.onnx`), vocabPath: join(from, "use-lite-vocab.json") };
 }
+
+const LOCAL_BATCH = 8;
+const REMOTE_BATCH = 32;
 
 /** The default model: Universal Sentence Encoder Lite, int8, 512 dimensions. */
 export const BUNDLED_MODEL_ID = "use-lite-int8";
@@ -51,8 +57,10 @@ export async function openProvider(c: EmbedConfig): Promise<EmbeddingProvider> {
       tokenizer: { kind: "unigram", vocabPath },
       maxTokens: 128,
       keepLastToken: false,
-      threads: c.threads,
-      batchSize: c.batchSize,
+      // a small model: a worker per core, each on one thread (see onnx-provider.ts)
+      workers: c.threads,
+      threads: 1,
+      batchSize: c.batchSize ?? LOCAL_BATCH,
       ownedBy: "ragd",
     });
   }
@@ -69,13 +77,16 @@ export async function openProvider(c: EmbedConfig): Promise<EmbeddingProvider> {
       tokenizer: { kind: "hf", dir },
       maxTokens: c.maxTokens ?? (await modelMaxLength(dir)),
       keepLastToken: true,
+      // a model of the user's, possibly of a gigabyte: one session (one copy in memory), its
+      // products spread over the threads
+      workers: 1,
       threads: c.threads,
-      batchSize: c.batchSize,
+      batchSize: c.batchSize ?? LOCAL_BATCH,
       ownedBy: "local",
     });
   }
   if (!c.url || !c.apiKey || !c.model) throw new EmbedError("--embed-provider openai needs --embed-url, --embed-api-key and --embed-model");
-  return RemoteProvider.open({ url: c.url, apiKey: c.apiKey, model: c.model, maxTokens: c.maxTokens ?? 8191, batchSize: c.batchSize });
+  return RemoteProvider.open({ url: c.url, apiKey: c.apiKey, model: c.model, maxTokens: c.maxTokens ?? 8191, batchSize: c.batchSize ?? REMOTE_BATCH });
 }
 
 async function modelMaxLength(dir: string): Promise<number> {

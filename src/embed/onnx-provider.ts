@@ -6,6 +6,7 @@ import { loadTokenizer, type TokenizerSpec } from "./tokenizers";
 import type { OnnxWorkerInit, OnnxWorkerReply } from "./onnx-worker";
 import { IN_BINARY } from "../native/extract";
 import { guardedTerminate, newGuardBuffer } from "../native/guard";
+import { log } from "../util/log";
 
 const WORKER_URL = IN_BINARY ? "./embed/onnx-worker.ts" : new URL("./onnx-worker.ts", import.meta.url).href;
 
@@ -17,6 +18,9 @@ export interface OnnxOptions {
   tokenizer: TokenizerSpec;
   maxTokens: number;
   keepLastToken: boolean;
+  /** Workers, each with its own session (default: one per core). */
+  workers?: number;
+  /** onnxruntime threads of each worker's session (default 1). */
   threads?: number;
   batchSize?: number;
   ownedBy: string;
@@ -32,10 +36,16 @@ interface Slot {
   worker: Worker | null;
   starting: Promise<void> | null;
   inflight: { id: number; items: Pending[] } | null;
+  /** Failed restarts in a row, and when the next may be tried. */
+  failures: number;
+  retryAt: number;
 }
 
+const RESTART_BACKOFF_MS = (failures: number) => Math.min(30_000, 500 * 2 ** failures);
+
 /**
- * An ONNX model in `threads` Workers of one onnxruntime thread each (`run` blocks its thread).
+ * An ONNX model in Workers, each with its own session (`run` blocks its thread); the bundled
+ * model runs a Worker per core with one onnxruntime thread each.
  * Texts from every caller share one queue and are cut into batches, so chunks of several
  * files embed together; queries go first. Workers run batches side by side rather than one
  * session splitting each product over threads: when parsers and requests take a core for a
@@ -56,24 +66,28 @@ export class OnnxProvider implements EmbeddingProvider {
     private readonly batchSize: number,
     workers: number,
   ) {
-    this.slots = Array.from({ length: workers }, () => ({ worker: null, starting: null, inflight: null }));
+    this.slots = Array.from({ length: workers }, () => ({ worker: null, starting: null, inflight: null, failures: 0, retryAt: 0 }));
   }
 
   static async open(o: OnnxOptions): Promise<OnnxProvider> {
-    const workers = Math.max(1, o.threads ?? cpus().length);
+    const workers = Math.max(1, o.workers ?? cpus().length);
     const init: OnnxWorkerInit = {
       type: "init",
       bindingPath: o.bindingPath,
       model: await Bun.file(o.modelPath).arrayBuffer(),
-      threads: 1,
+      threads: Math.max(1, o.threads ?? 1),
       tokenizer: o.tokenizer,
       maxTokens: o.maxTokens,
       keepLastToken: o.keepLastToken,
       guard: newGuardBuffer(),
     };
-    const started = await Promise.all(Array.from({ length: workers }, () => spawn(init))).catch((e: Error) => {
-      throw new EmbedError(`could not load the embedding model ${o.modelPath}: ${e.message}`);
-    });
+    const settled = await Promise.allSettled(Array.from({ length: workers }, () => spawn(init)));
+    const started = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      for (const { worker } of started) await guardedTerminate(worker, init.guard);
+      throw new EmbedError(`could not load the embedding model ${o.modelPath}: ${(failed.reason as Error)?.message ?? failed.reason}`);
+    }
     const p = new OnnxProvider({ id: o.id, dims: started[0]!.dims, maxTokens: o.maxTokens, ownedBy: o.ownedBy }, await loadTokenizer(o.tokenizer), o.tokenizer, init, o.batchSize ?? 32, workers);
     started.forEach(({ worker }, i) => p.adopt(p.slots[i]!, worker));
     return p;
@@ -124,15 +138,35 @@ export class OnnxProvider implements EmbeddingProvider {
   }
 
   private pump() {
+    const now = Date.now();
+    if (this.queue.length && this.slots.every((s) => !s.worker && !s.starting && s.retryAt > now)) {
+      // every worker failed to start again lately: answer now rather than after the backoff
+      const err = new EmbedError("the embedding model failed to start; it is retried in the background, try again shortly");
+      for (const it of this.queue.splice(0)) it.done(err, 0);
+      return;
+    }
     for (const slot of this.slots) {
       if (this.queue.length === 0 || this.closed) return;
       if (slot.inflight || slot.starting) continue;
       if (!slot.worker) {
+        const wait = slot.retryAt - Date.now();
+        if (wait > 0) {
+          setTimeout(() => this.pump(), wait).unref?.();
+          continue;
+        }
         slot.starting = spawn(this.init)
-          .then(({ worker }) => this.adopt(slot, worker))
+          .then(async ({ worker }) => {
+            slot.failures = 0;
+            // closed while it started: nobody will terminate it later
+            if (this.closed) await guardedTerminate(worker, this.init.guard);
+            else this.adopt(slot, worker);
+          })
           .catch((e: Error) => {
-            // with no worker left to take them, what is queued fails rather than waits
-            if (this.slots.some((s) => s.worker)) return;
+            slot.failures++;
+            slot.retryAt = Date.now() + RESTART_BACKOFF_MS(slot.failures);
+            log.warn("an embedding worker could not be restarted", { error: e.message, failures: slot.failures });
+            // with no worker left, or about to be, what is queued fails rather than waits
+            if (this.slots.some((s) => s.worker || (s !== slot && s.starting))) return;
             const err = new EmbedError(`the embedding worker could not be restarted: ${e.message}`);
             for (const it of this.queue.splice(0)) it.done(err, 0);
           })

@@ -127,13 +127,15 @@ self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
   const msg = e.data;
   if (msg.type === "init") {
     try {
-      cfg = msg;
-      // Below the HTTP thread, above the parse processes (10): a request waits less for the
-      // core a batch holds, and the model still takes every cycle nothing else wants.
-      lowerPriority(EMBED_NICE);
       tokenizer = await loadTokenizer(msg.tokenizer);
       useNativeGuard(msg.guard);
+      // Below the HTTP thread, above the parse processes (10): a request waits less for the
+      // core a batch holds, and the model still takes every cycle nothing else wants. After
+      // the async set-up: threads this thread starts inherit its priority.
+      lowerPriority(EMBED_NICE);
       session = openSession(msg.bindingPath, msg.model, msg.threads);
+      // onnxruntime holds its own copy of the model
+      cfg = { ...msg, model: new ArrayBuffer(0) };
       io = detectIo();
       const probe = run([tokenizer.encode("probe")]);
       self.postMessage({ type: "ready", dims: probe.dims } satisfies OnnxWorkerReply);

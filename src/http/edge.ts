@@ -21,8 +21,9 @@ interface RequestInfo {
 }
 const requests = new WeakMap<Request, RequestInfo>();
 
-// 128 random bits as OpenAI's ids show them (req_ and 32 hex digits). randomUUID draws from a
-// buffered generator; randomBytes asked the kernel on every request.
+// req_ and 32 hex digits, as OpenAI's ids look: a random UUID's 122 random bits (its version
+// digit is always 4). randomUUID draws from a buffered generator; randomBytes asked the
+// kernel on every request.
 const newRequestId = () => `req_${crypto.randomUUID().replaceAll("-", "")}`;
 
 /** The id of a request (`x-request-id` on its response), for log lines about it. */

@@ -50,7 +50,7 @@ export interface PoolOptions {
   max: number;
   /** Resident memory a parse process may reach, in bytes. */
   memoryLimit: number;
-  /** A process holding more than this after a file is not reused (default: half of memoryLimit, at most 256 MB). */
+  /** A process holding more than this after a file is not reused (default: half of memoryLimit, within 128..256 MB). */
   reuseBelow?: number;
 }
 
@@ -92,7 +92,7 @@ export class ParseProcessPool {
     this.busy.delete(p);
     // Its allocator keeps freed memory (see spawn), so a process that read a large file
     // would go on holding it: ending the process gives it back at once.
-    const reuseBelow = this.o.reuseBelow ?? Math.min(256 * 1024 ** 2, this.o.memoryLimit / 2);
+    const reuseBelow = this.o.reuseBelow ?? Math.min(256 * 1024 ** 2, Math.max(128 * 1024 ** 2, this.o.memoryLimit / 2));
     if (this.closed || p.dead || !format || !REUSABLE.has(format) || p.uses >= MAX_USES || this.idle.length >= this.o.max || residentBytes(p.proc.pid) > reuseBelow) {
       this.discard(p);
       return;

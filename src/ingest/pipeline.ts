@@ -224,11 +224,13 @@ export class IngestPipeline {
         // A file refused by its first bytes costs no parse process, nor a local copy of it
         // (a download, when the bytes are in a bucket).
         detectFromHead(head, job.filename);
-        const path = await readable(() => this.blobs.localPath(job.fileId));
-        localCopy = true;
-        if (slot.cancelled) return;
+        // The slot before the local copy: files waiting for a parser hold no copy (a download
+        // of the whole file, when the bytes are in a bucket).
         await this.parseSlot();
         try {
+          if (slot.cancelled) return;
+          const path = await readable(() => this.blobs.localPath(job.fileId));
+          localCopy = true;
           if (slot.cancelled) return;
           // the time budget counts from here: waiting for a parser is not the file's doing
           started = Date.now();
@@ -237,6 +239,12 @@ export class IngestPipeline {
           if (reply.type === "done") {
             metrics.parsed(reply.format, (Date.now() - started) / 1000);
             metrics.ocrPages(reply.ocrPages);
+            // counted before the slot goes to the next file, which the count may hold back
+            holding = reply.chunks.length;
+            if (holding) {
+              this.held.chunks += holding;
+              this.held.files++;
+            }
           }
         } finally {
           this.releaseParseSlot();
@@ -252,9 +260,6 @@ export class IngestPipeline {
       if (reply.type === "failed") outcome = { status: "failed", code: reply.code, message: reply.message };
       else if (reply.type === "done" && reply.chunks.length === 0) outcome = { status: "failed", code: "no_text", message: NO_TEXT };
       else if (reply.type === "done") {
-        holding = reply.chunks.length;
-        this.held.chunks += holding;
-        this.held.files++;
         const embedStart = performance.now();
         const embeddings = await this.embed(reply.chunks.map((c) => c.text), slot, (m) => progress.set(m));
         if (slot.cancelled || heartbeatFailed) return;
