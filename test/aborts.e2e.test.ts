@@ -79,7 +79,25 @@ describe("aborts", () => {
 
   test("1,000 uploads cut at random bytes among normal uploads and downloads: the server lives, nothing leaks", async () => {
     const port = Number(new URL(ragd.url).port);
-    const client = ragd.client();
+    // The normal traffic retries a connection error as the SDK does by default: with this
+    // server's 2 s idle timeout, a kept-alive connection can be closed by the server just as
+    // the client reuses it (seen once in CI as ECONNRESET on an upload, the server alive).
+    // Each retry is counted and bounded, so a server that drops requests still fails here.
+    const retried = { connection: 0, status: 0 };
+    const client = ragd.client(undefined, {
+      maxRetries: 2,
+      fetch: async (url: RequestInfo | URL, init?: RequestInit) => {
+        try {
+          const res = await fetch(url, init);
+          // an answer the SDK would retry (429, 5xx) is the server's failure: counted, never allowed
+          if (res.status === 429 || res.status >= 500) retried.status++;
+          return res;
+        } catch (e) {
+          retried.connection++;
+          throw e;
+        }
+      },
+    });
     const normal = new Map<string, string>();
     const upload = async () => {
       const bytes = randomBytes(rand(1, 200_000));
@@ -177,6 +195,9 @@ describe("aborts", () => {
     }
     await Promise.all(silent);
     expect(kinds.rawLength + kinds.rawChunked + kinds.fetch + kinds.sdkTimeout).toBe(1000);
+    // about 30 normal requests: a reused connection's race now and then, never a pattern
+    expect(retried).toEqual({ connection: expect.any(Number), status: 0 });
+    expect(retried.connection).toBeLessThanOrEqual(2);
 
     // Each abort ended only its own request.
     expect(alive(ragd)).toBe(true);
