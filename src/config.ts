@@ -215,7 +215,7 @@ const SETTINGS: Setting[] = [
   { key: "embedApiKey", flag: "--embed-api-key", env: "RAGD_EMBED_API_KEY", default: null, help: "openai: the API key", parse: str, show: (v) => (v ? "set" : "none") },
   { key: "embedModel", flag: "--embed-model", env: "RAGD_EMBED_MODEL", default: null, help: "openai: the model name; onnx: the id to serve it as", parse: str, show: (v) => v ?? "none" },
   { key: "embedMaxTokens", flag: "--embed-max-tokens", env: "RAGD_EMBED_MAX_TOKENS", default: 0, help: "tokens the model reads, 0 = what it declares", parse: int(0, 32768) },
-  { key: "embedThreads", flag: "--embed-threads", env: "RAGD_EMBED_THREADS", default: availableParallelism(), help: "embedding Workers, each running the model on one thread", parse: int(1, 256) },
+  { key: "embedThreads", flag: "--embed-threads", env: "RAGD_EMBED_THREADS", default: availableParallelism(), help: "the bundled model's Workers (one thread each), or an onnx model's session threads", parse: int(1, 256) },
 // Local models run small batches: a search waits at most one batch for a worker while
   // documents ingest (8 full-length texts take about 25 ms on one thread), and 8 ran as fast
   // as 32 in bench model. A remote API gets fewer, larger requests.

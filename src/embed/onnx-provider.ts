@@ -39,6 +39,7 @@ interface Slot {
   /** Failed restarts in a row, and when the next may be tried. */
   failures: number;
   retryAt: number;
+  retryTimer: ReturnType<typeof setTimeout> | null;
 }
 
 const RESTART_BACKOFF_MS = (failures: number) => Math.min(30_000, 500 * 2 ** failures);
@@ -66,7 +67,7 @@ export class OnnxProvider implements EmbeddingProvider {
     private readonly batchSize: number,
     workers: number,
   ) {
-    this.slots = Array.from({ length: workers }, () => ({ worker: null, starting: null, inflight: null, failures: 0, retryAt: 0 }));
+    this.slots = Array.from({ length: workers }, () => ({ worker: null, starting: null, inflight: null, failures: 0, retryAt: 0, retryTimer: null }));
   }
 
   static async open(o: OnnxOptions): Promise<OnnxProvider> {
@@ -151,7 +152,12 @@ export class OnnxProvider implements EmbeddingProvider {
       if (!slot.worker) {
         const wait = slot.retryAt - Date.now();
         if (wait > 0) {
-          setTimeout(() => this.pump(), wait).unref?.();
+          // one wake-up per slot, however often the queue is pumped meanwhile
+          slot.retryTimer ??= setTimeout(() => {
+            slot.retryTimer = null;
+            this.pump();
+          }, wait);
+          slot.retryTimer.unref?.();
           continue;
         }
         slot.starting = spawn(this.init)
@@ -201,6 +207,7 @@ export class OnnxProvider implements EmbeddingProvider {
 
   async close() {
     this.closed = true;
+    for (const s of this.slots) if (s.retryTimer) clearTimeout(s.retryTimer);
     // Outside a running batch: terminating mid-run aborts the process (see native/guard.ts).
     await Promise.all(this.slots.map((s) => (s.worker ? guardedTerminate(s.worker, this.init.guard) : undefined)));
     const err = new EmbedError("the embedder is shut down");
