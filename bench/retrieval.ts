@@ -132,7 +132,7 @@ export async function retrievalBench(weights = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7,
     const probes = judged.slice(0, 200);
     for (const q of probes) {
       const v = await server.services.search.embedQuery(queries.get(q)!);
-      const approx = new Set(index.search(v, 10).map((m) => m.id));
+      const approx = new Set((await index.search(v, 10)).map((m) => m.id));
       const exact = await server.services.search.exactForBench(kb, v, 10);
       agree += exact.filter((e) => approx.has(e.id)).length / Math.max(1, exact.length);
     }

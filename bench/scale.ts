@@ -131,7 +131,7 @@ export async function scaleBench(): Promise<string> {
         let agree = 0;
         for (const q of qs.slice(0, 200)) {
           const v = await search.embedQuery(q);
-          const approx = new Set(search.vectorIndex.search(v, 10).map((m) => m.id));
+          const approx = new Set((await search.vectorIndex.search(v, 10)).map((m) => m.id));
           const exact = await search.exactForBench(kb, v, 10);
           agree += exact.filter((e) => approx.has(e.id)).length / Math.max(1, exact.length);
         }

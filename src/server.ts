@@ -113,7 +113,7 @@ export async function openServices(config: Config): Promise<Services> {
   const natives = nativePaths(cacheDir(config));
   installBindings(natives);
   const embedder = await openProvider(embedConfig(config, natives));
-  const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(config.dataDir, "vectors"), join(config.dataDir, "keyword"));
+  const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(config.dataDir, "vectors"), join(config.dataDir, "keyword"), natives.usearch);
   const stores = repos.stores;
   const vectorStores = new VectorStoresService(stores, repos.files, search, embedder.model.maxTokens);
   const ingest = new IngestPipeline(repos.ingestion, blobs, {

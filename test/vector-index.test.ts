@@ -1,34 +1,86 @@
-// The vector index file: saved with a checksum computed on the hashing thread, loaded only
-// when the bytes match it.
+// The vector index on its own thread: saved with a checksum computed on the hashing thread,
+// loaded only when the bytes match it; searches answered while a long insert is under way.
 import { afterAll, expect, test } from "bun:test";
 import { openSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
-import { UsearchIndex } from "../src/storage/vectors";
+import { VectorIndexThread } from "../src/storage/vector-thread";
 import { cleanup, tempDir } from "./helpers/ragd";
 
 const dir = tempDir();
 afterAll(() => cleanup(dir));
 
+const vectorsOf = (n: number, dims: number, seed = 0) => Array.from({ length: n }, (_, i) => new Float32Array(dims).map((_, j) => Math.sin((i + seed) * dims + j)));
+
 test("a saved index loads as saved; a flipped byte is refused by its checksum", async () => {
   const path = join(dir, "vectors.usearch");
-  const { index, loaded } = UsearchIndex.open(path, "model-a", 8);
+  const { index, loaded } = await VectorIndexThread.open(path, "model-a", 8);
   expect(loaded).toBe(false);
-  const vectors = Array.from({ length: 500 }, (_, i) => new Float32Array(8).map((_, j) => Math.sin(i * 8 + j)));
-  index.add(vectors.map((_, i) => i + 1), vectors);
-  const before = [3, 41, 400].map((i) => index.search(vectors[i]!, 5).map((m) => m.id));
+  const vectors = vectorsOf(500, 8);
+  await index.add(vectors.map((_, i) => i + 1), vectors);
+  expect(index.maxId).toBe(500);
+  expect(index.size()).toBe(500);
+  const before = await Promise.all([3, 41, 400].map(async (i) => (await index.search(vectors[i]!, 5)).map((m) => m.id)));
   await index.save();
+  await index.close();
 
-  const again = UsearchIndex.open(path, "model-a", 8);
+  const again = await VectorIndexThread.open(path, "model-a", 8);
   expect(again).toMatchObject({ loaded: true });
   expect(again.index.size()).toBe(500);
+  expect(again.index.maxId).toBe(500);
   // The same graph: the same answers as before the save (HNSW is approximate, so no answer is
   // assumed beyond that; f16 can make near neighbours tie).
-  expect([3, 41, 400].map((i) => again.index.search(vectors[i]!, 5).map((m) => m.id))).toEqual(before);
+  expect(await Promise.all([3, 41, 400].map(async (i) => (await again.index.search(vectors[i]!, 5)).map((m) => m.id)))).toEqual(before);
   expect(before[1]).toContain(42);
-  expect(UsearchIndex.open(path, "model-b", 8).loaded).toBe(false);
+  await again.index.close();
+  const other = await VectorIndexThread.open(path, "model-b", 8);
+  expect(other.loaded).toBe(false);
+  await other.index.close();
 
   const fd = openSync(path, "r+");
   writeSync(fd, new Uint8Array([0xff, 0xfe]), 0, 2, 200);
   closeSync(fd);
-  expect(UsearchIndex.open(path, "model-a", 8)).toMatchObject({ loaded: false, reason: "the index file does not match its checksum" });
+  const torn = await VectorIndexThread.open(path, "model-a", 8);
+  expect(torn).toMatchObject({ loaded: false, reason: "the index file does not match its checksum" });
+  expect(torn.index.maxId).toBe(0);
+  await torn.index.close();
+});
+
+test("searches are answered while a long insert is under way, and see what it added so far", async () => {
+  const { index } = await VectorIndexThread.open(join(dir, "busy.usearch"), "model-a", 64);
+  const vectors = vectorsOf(20_000, 64, 7);
+  const adding = index.add(vectors.map((_, i) => i + 1), vectors);
+  let finished = false;
+  void adding.then(() => (finished = true));
+  // A search asked after the insert began comes back before the insert ends: the thread
+  // answers between slices of the insert.
+  let early: { id: number }[] = [];
+  for (let i = 0; i < 200 && !early.some((m) => m.id === 1); i++) {
+    await Bun.sleep(5);
+    early = await index.search(vectors[0]!, 3);
+  }
+  expect(finished).toBe(false);
+  expect(early.map((m) => m.id)).toContain(1);
+  await adding;
+  expect(index.size()).toBe(20_000);
+  expect((await index.search(vectors[19_999]!, 1))[0]!.id).toBe(20_000);
+  await index.close();
+});
+
+test("a thread that dies is replaced by one holding the saved index; the high-water mark falls back with it", async () => {
+  const { index } = await VectorIndexThread.open(join(dir, "lost.usearch"), "model-a", 8);
+  const vectors = vectorsOf(300, 8, 3);
+  await index.add(vectors.slice(0, 200).map((_, i) => i + 1), vectors.slice(0, 200));
+  await index.save();
+  await index.add(vectors.slice(200).map((_, i) => i + 201), vectors.slice(200));
+  expect(index.maxId).toBe(300);
+  // as an out-of-memory end of the thread would
+  (index as unknown as { worker: Worker }).worker.terminate();
+  for (let i = 0; i < 200 && index.maxId !== 200; i++) await Bun.sleep(10);
+  expect(index.maxId).toBe(200);
+  expect((await index.search(vectors[150]!, 1))[0]!.id).toBe(151);
+  expect(index.size()).toBe(200);
+  // what it lost is added again, as the next catch-up from SQLite does
+  await index.add(vectors.slice(200).map((_, i) => i + 201), vectors.slice(200));
+  expect((await index.search(vectors[250]!, 1))[0]!.id).toBe(251);
+  await index.close();
 });

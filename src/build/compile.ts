@@ -8,7 +8,7 @@ const [outfile = "dist/ragd", commit = "unknown"] = process.argv.slice(2);
 const root = join(import.meta.dir, "../..");
 
 const result = await Bun.build({
-  entrypoints: ["src/main.ts", "src/embed/onnx-worker.ts", "src/storage/sqlite/writer-worker.ts", "src/storage/hash-worker.ts"].map((p) => join(root, p)),
+  entrypoints: ["src/main.ts", "src/embed/onnx-worker.ts", "src/storage/sqlite/writer-worker.ts", "src/storage/hash-worker.ts", "src/storage/vector-worker.ts"].map((p) => join(root, p)),
   compile: { outfile: resolve(root, outfile) },
   minify: true,
   define: { RAGD_COMMIT: JSON.stringify(commit) },

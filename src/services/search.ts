@@ -3,7 +3,8 @@ import { join } from "node:path";
 import type { EmbeddingProvider } from "../embed/provider";
 import type { ChunkHit, ChunksRepo, IngestionRepo, Scored, AttributeFilter } from "../storage/repos";
 import { encodeVector, decodeVector, dotEncoded } from "../storage/vector-codec";
-import { UsearchIndex, type VectorIndex } from "../storage/vectors";
+import { discardIndex, type VectorIndex } from "../storage/vectors";
+import { VectorIndexThread } from "../storage/vector-thread";
 import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
 import { metrics } from "../metrics";
@@ -29,11 +30,9 @@ const FRESH_MAX_WAIT_MS = 2_000;
 const FOLLOW_MS = 5_000;
 // Commits that land within this long of each other are taken into the indexes together.
 const CATCH_UP_DELAY_MS = 100;
-// Adding to the graph runs on the HTTP thread: it yields after this long, so requests wait
-// for at most one slice (an insert costs ~0.1-0.5 ms, growing with the index).
-const ADD_SLICE_MS = 5;
 // SQLite holds every vector, and start-up adds what a saved index lacks, so saving is only
-// about start-up time; the native write blocks the thread, so it is done rarely.
+// about start-up time; the native write holds the index thread (searches wait), so it is
+// done rarely.
 const SAVE_DELAY_MS = 60_000;
 // Query vectors kept (2 KB each at 512 dimensions): the last few thousand distinct queries.
 const QUERY_CACHE = 4096;
@@ -63,7 +62,6 @@ export class SearchService {
   private dirty = false;
   /** The chunk change log's sequence the vector index has taken in everything up to. */
   private vectorSeq = 0;
-  private sliceSize = 8;
   private stopped = false;
   private serving = false;
   /** When the index was last saved, for /metrics. */
@@ -81,6 +79,8 @@ export class SearchService {
     private readonly embedder: EmbeddingProvider,
     private readonly indexDir: string,
     keywordDir: string,
+    /** usearch's extracted addon in the binary, for the index thread; null from source. */
+    private readonly usearchAddon: string | null = null,
   ) {
     this.keywords = new KeywordSearch(chunks, keywordDir);
   }
@@ -102,7 +102,7 @@ export class SearchService {
       );
     }
     if (!stored) await this.chunks.setMeta("embedding_model", current);
-    const { index, loaded, reason } = UsearchIndex.open(this.indexPath, m.id, m.dims);
+    const { index, loaded, reason } = await VectorIndexThread.open(this.indexPath, m.id, m.dims, this.usearchAddon);
     this.index = index;
     if (!loaded) (reason === "no saved index" ? log.info : log.warn)("building the vector index from SQLite", { reason });
     await this.vectorCatchUp();
@@ -127,6 +127,7 @@ export class SearchService {
     await this.catchUp();
     await this.saving;
     if (this.dirty || this.keywords.dirty) await this.saveNow();
+    await this.index?.close();
   }
 
   /**
@@ -174,26 +175,12 @@ export class SearchService {
   }
 
   /**
-   * Adds vectors a few milliseconds at a time, letting the event loop run in between. A
-   * batch is added on usearch's threads; its size follows the measured cost of the last one.
+   * Once the server serves, the index thread adds vectors a few milliseconds at a time and
+   * answers searches in between; before (start-up's build or catch-up) nobody waits, and
+   * whole batches go in on every core.
    */
-  private async addInSlices(ids: number[], vectors: Float32Array[]) {
-    // Before the server serves (start-up's build or catch-up) nobody waits: whole batches go
-    // to usearch, which adds them on every core.
-    if (!this.serving) {
-      this.index.add(ids, vectors);
-      return;
-    }
-    for (let at = 0; at < ids.length; ) {
-      const started = performance.now();
-      const end = Math.min(ids.length, at + this.sliceSize);
-      this.index.add(ids.slice(at, end), vectors.slice(at, end));
-      at = end;
-      const ms = performance.now() - started;
-      if (ms < ADD_SLICE_MS / 2) this.sliceSize = Math.min(1024, this.sliceSize * 2);
-      else if (ms > ADD_SLICE_MS * 2) this.sliceSize = Math.max(1, Math.floor(this.sliceSize / 2));
-      if (at < ids.length) await new Promise((r) => setTimeout(r, 0));
-    }
+  private addInSlices(ids: number[], vectors: Float32Array[]) {
+    return this.index.add(ids, vectors, !this.serving);
   }
 
   /** `ragd reindex`: drops every vector and index, records the configured model, embeds every chunk again. */
@@ -203,8 +190,9 @@ export class SearchService {
     const total = await this.chunks.chunkCount();
     if (existsSync(this.indexDir))
       for (const f of readdirSync(this.indexDir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith(".usearch")))
-      UsearchIndex.discard(join(this.indexDir, f.name));
-    this.index = UsearchIndex.open(this.indexPath, m.id, m.dims).index;
+      discardIndex(join(this.indexDir, f.name));
+    await this.index?.close();
+    this.index = (await VectorIndexThread.open(this.indexPath, m.id, m.dims, this.usearchAddon)).index;
     this.queryVectors.clear();
     const done = await this.backfill((n) => onProgress(n, total));
     await this.saveNow();
@@ -336,7 +324,7 @@ export class SearchService {
     // The index spans every store: widen until `n` of this store's (and filter's) chunks
     // survive; a store or filter too narrow for that is searched exactly instead.
     for (let k = Math.min(total, n * 2); ; k = Math.min(total, k * 8)) {
-      const matches = this.index.search(vector, k);
+      const matches = await this.index.search(vector, k);
       const visible = await this.chunks.visible(storeId, filter, now, matches.map((m) => m.id));
       const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
       if (hits.length >= n || k >= total) return hits.slice(0, n);

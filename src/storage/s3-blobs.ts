@@ -200,6 +200,8 @@ class S3BlobWriter implements BlobWriter {
     private readonly after: { committed: () => Promise<void>; aborted: () => Promise<void>; size: () => Promise<number> },
   ) {}
 
+  private unflushed = 0;
+
   get bytes() {
     return this.spool.bytes;
   }
@@ -208,6 +210,15 @@ class S3BlobWriter implements BlobWriter {
     await this.spool.write(chunk);
     const sent = this.sink.write(chunk);
     if (typeof sent !== "number") await sent;
+    // Bun's writer may queue every part in memory without ever pushing back (seen with Bun
+    // 1.4.5: a 256 MB write held 371 MB while a slow bucket took it): each full part is
+    // flushed and waited for, so an upload holds about one part at a time.
+    this.unflushed += chunk.byteLength;
+    if (this.unflushed >= PART_SIZE) {
+      this.unflushed = 0;
+      const flushed = this.sink.flush();
+      if (typeof flushed !== "number") await flushed;
+    }
   }
 
   stream() {

@@ -14,24 +14,25 @@ export interface VectorMatch {
 /**
  * Approximate nearest neighbours over chunk ids. Derived data: SQLite holds every vector,
  * so an index can always be rebuilt, and callers check hits against SQLite (a deleted
- * chunk may linger in the index until the next rebuild, never in results).
+ * chunk may linger in the index until the next rebuild, never in results). The index
+ * lives on a thread of its own (vector-thread.ts), so neither its inserts nor its native
+ * save hold the event loop.
  */
 export interface VectorIndex {
   readonly dims: number;
-  /** Highest chunk id the index has seen; everything after it is added on load. */
+  /** Highest chunk id the index has been given; everything after it is added on load. */
   readonly maxId: number;
+  /** Vectors in the index as of its last answer. */
   size(): number;
-  add(ids: number[], vectors: Float32Array[]): void;
-  remove(ids: number[]): void;
-  search(query: Float32Array, k: number): VectorMatch[];
-  /**
-   * Writes the index and its manifest atomically. The native write blocks its thread; the
-   * checksum and fsync after it run off the event loop.
-   */
+  /** `whole`: nobody is searching yet (start-up), so the batch goes in at once on every core. */
+  add(ids: number[], vectors: Float32Array[], whole?: boolean): Promise<void>;
+  search(query: Float32Array, k: number): Promise<VectorMatch[]>;
+  /** Writes the index and its manifest atomically. */
   save(): Promise<void>;
+  close(): Promise<void>;
 }
 
-interface Manifest {
+export interface Manifest {
   /** The in-memory layout (scalar type and graph parameters); another layout means a rebuild. */
   layout: string;
   model: string;
@@ -51,7 +52,8 @@ const EXPANSION_ADD = 128;
 const EXPANSION_SEARCH = 128;
 const LAYOUT = `f16-cos-M${CONNECTIVITY}-efc${EXPANSION_ADD}`;
 
-export class UsearchIndex implements VectorIndex {
+/** The native index, used on the index thread (vector-worker.ts) only. */
+export class UsearchIndex {
   private index: Index;
   private _maxId = 0;
 
@@ -118,52 +120,64 @@ export class UsearchIndex implements VectorIndex {
     return this.index.size();
   }
 
-  add(ids: number[], vectors: Float32Array[]) {
+  /** `flat` holds the vectors one after another; `threads` 0 means every core. */
+  add(ids: ArrayLike<number>, flat: Float32Array, threads = 0) {
     if (ids.length === 0) return;
-    const fresh: bigint[] = [];
-    const rows: Float32Array[] = [];
-    ids.forEach((id, i) => {
+    const keys = new BigUint64Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      keys[i] = BigInt(id);
       // usearch refuses a key twice in a non-multi index: a re-embedded chunk replaces its vector
-      if (this.index.contains(BigInt(id))) this.index.remove(BigInt(id));
-      fresh.push(BigInt(id));
-      rows.push(vectors[i]!);
+      if (this.index.contains(keys[i]!)) this.index.remove(keys[i]!);
       if (id > this._maxId) this._maxId = id;
-    });
-    const flat = new Float32Array(rows.length * this.dims);
-    rows.forEach((v, i) => flat.set(v, i * this.dims));
-    this.index.add(BigUint64Array.from(fresh), flat);
+    }
+    this.index.add(keys, flat, threads);
   }
 
-  remove(ids: number[]) {
-    for (const id of ids) if (this.index.contains(BigInt(id))) this.index.remove(BigInt(id));
-  }
-
-  search(query: Float32Array, k: number): VectorMatch[] {
+  search(query: Float32Array, k: number): { ids: Float64Array; similarities: Float32Array } {
     const size = this.index.size();
-    if (size === 0 || k <= 0) return [];
+    if (size === 0 || k <= 0) return { ids: new Float64Array(0), similarities: new Float32Array(0) };
     const m = this.index.search(query, Math.min(k, size), 0);
-    const out: VectorMatch[] = [];
-    for (let i = 0; i < m.keys.length; i++) out.push({ id: Number(m.keys[i]), similarity: 1 - m.distances[i]! });
-    return out;
+    const ids = new Float64Array(m.keys.length);
+    const similarities = new Float32Array(m.keys.length);
+    for (let i = 0; i < m.keys.length; i++) {
+      ids[i] = Number(m.keys[i]);
+      similarities[i] = 1 - m.distances[i]!;
+    }
+    return { ids, similarities };
   }
 
-  async save() {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.tmp-${process.pid}`;
+  /** The native write to `tmp`; publishSnapshot() makes it the saved index. */
+  snapshot(tmp: string): Snapshot {
+    mkdirSync(dirname(tmp), { recursive: true });
     const meta = { maxId: this._maxId, size: this.index.size() };
     this.index.save(tmp);
-    const bytes = statSync(tmp).size;
-    // The checksum is computed on the hashing thread while the file is fsynced.
-    const [sha256] = await Promise.all([fileHasher.start(tmp).finish(bytes), fsyncFile(tmp)]);
-    const manifest: Manifest = { layout: LAYOUT, model: this.model, dims: this.dims, ...meta, bytes, sha256 };
-    // The manifest names the bytes it describes: rename the index first, then the manifest.
-    // A crash between the two leaves a checksum mismatch, which means a rebuild, never a wrong load.
-    await rename(tmp, this.path);
-    await writeFileAtomicAsync(`${this.path}.json`, JSON.stringify(manifest));
+    return { ...meta, bytes: statSync(tmp).size };
   }
 
-  static discard(path: string) {
-    rmSync(path, { force: true });
-    rmSync(`${path}.json`, { force: true });
-  }
+}
+
+export interface Snapshot {
+  maxId: number;
+  size: number;
+  bytes: number;
+}
+
+/**
+ * Makes a snapshot written by UsearchIndex.snapshot() the saved index: its checksum is
+ * computed on the hashing thread while it is fsynced, then it is renamed into place and its
+ * manifest written after it.
+ */
+export async function publishSnapshot(path: string, tmp: string, snap: Snapshot, model: string, dims: number) {
+  const [sha256] = await Promise.all([fileHasher.start(tmp).finish(snap.bytes), fsyncFile(tmp)]);
+  const manifest: Manifest = { layout: LAYOUT, model, dims, maxId: snap.maxId, size: snap.size, bytes: snap.bytes, sha256 };
+  // The manifest names the bytes it describes: rename the index first, then the manifest.
+  // A crash between the two leaves a checksum mismatch, which means a rebuild, never a wrong load.
+  await rename(tmp, path);
+  await writeFileAtomicAsync(`${path}.json`, JSON.stringify(manifest));
+}
+
+export function discardIndex(path: string) {
+  rmSync(path, { force: true });
+  rmSync(`${path}.json`, { force: true });
 }
