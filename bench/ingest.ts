@@ -85,8 +85,69 @@ export async function parseBench(): Promise<string> {
   }
   return (
     table(["format", "file", "MB", "parse+chunk s (best of 3)", "MB/s", "pages/s", "chars", "chunks", "reference"], rows) +
-    "\n\nIn-process timing of the same code the parse worker runs; a worker adds its start-up (below)."
+    "\n\nIn-process timing of the same code the parse worker runs; a worker adds its start-up (below).\n\n" +
+    (await pdfRangesBench())
   );
+}
+
+/**
+ * DA-619p.pdf through a server's parse processes: its parse time as the server measures it
+ * (ragd_ingest_parse_duration_seconds: a process taken, the pages read, the chunks back), with one parse process against every free one reading page
+ * ranges side by side, beside `pdftotext` on the same file; rounds alternate.
+ */
+export async function pdfRangesBench(rounds = 3): Promise<string> {
+  const path = join(CORPUS, "unstructured/pdf/DA-619p.pdf");
+  const pages = 619;
+  const bytes = readFileSync(path);
+  const parallel = Math.max(2, cpus().length);
+  const servers = { one: await startServer(["--ingest-concurrency", "1"]), all: await startServer(["--ingest-concurrency", String(parallel)]) };
+  const timed = { one: [] as number[], all: [] as number[], pdftotext: [] as number[] };
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const k of ["one", "all"] as const) {
+        const server = servers[k];
+        const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: server.key, maxRetries: 0 });
+        // the server's own parse timer (from a process taken to the chunks back), read from /metrics
+        const parsed = async () => {
+          const text = await (await fetch(`${server.url}/metrics`)).text();
+          const read = (k: string) => Number(new RegExp(`ragd_ingest_parse_duration_seconds_${k}\\{format="pdf"\\} ([\\d.e+-]+)`).exec(text)?.[1] ?? 0);
+          return { count: read("count"), sum: read("sum") };
+        };
+        const before = await parsed();
+        const f = await client.files.create({ file: new File([bytes], "DA-619p.pdf"), purpose: "assistants" });
+        let after = before;
+        while (after.count === before.count) {
+          await Bun.sleep(20);
+          after = await parsed();
+        }
+        timed[k].push(after.sum - before.sum);
+        await client.files.delete(f.id);
+      }
+      if (Bun.which("pdftotext")) {
+        const t = performance.now();
+        Bun.spawnSync(["pdftotext", "-enc", "UTF-8", path, "-"]);
+        timed.pdftotext.push((performance.now() - t) / 1000);
+      }
+    }
+  } finally {
+    await Promise.all([servers.one.stop(), servers.all.stop()]);
+  }
+  const med = (xs: number[]) => percentile(xs, 50);
+  const rate = (xs: number[]) => (xs.length ? (pages / med(xs)).toFixed(0) : "");
+  const ref = timed.pdftotext.length ? pages / med(timed.pdftotext) : 0;
+  const ratio = (xs: number[]) => (ref ? `${(pages / med(xs) / ref).toFixed(2)}x` : "");
+  return [
+    `DA-619p.pdf (${pages} pages) through the server's parse processes, parse and chunk time as /metrics reports it (median of ${rounds} alternating rounds):`,
+    "",
+    table(
+      ["reader", "seconds", "pages/s", "against pdftotext"],
+      [
+        ["one parse process (`--ingest-concurrency 1`)", med(timed.one).toFixed(2), rate(timed.one), ratio(timed.one)],
+        [`page ranges over ${parallel} parse processes`, med(timed.all).toFixed(2), rate(timed.all), ratio(timed.all)],
+        ["pdftotext (poppler-utils)", timed.pdftotext.length ? med(timed.pdftotext).toFixed(2) : "not installed", ref ? ref.toFixed(0) : "", ""],
+      ],
+    ),
+  ].join("\n");
 }
 
 /** GET /v1/files/{id} at a fixed rate, on an idle server and while 20 large PDFs ingest. */

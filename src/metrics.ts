@@ -33,6 +33,12 @@ class Metrics {
   private readonly outcomes = new client.Counter({ name: "ragd_ingest_documents_total", help: "Documents ingested, by outcome (processed, or the error code)", labelNames: ["outcome"], registers: this.r });
   private readonly chunks = new client.Counter({ name: "ragd_ingest_chunks_embedded_total", help: "Chunks embedded and committed", registers: this.r });
   private readonly ocr = new client.Counter({ name: "ragd_ocr_pages_total", help: "Pages and pictures read by OCR", registers: this.r });
+  private readonly pdfRanges = new client.Counter({
+    name: "ragd_ingest_pdf_ranges_total",
+    help: "Page ranges of long PDFs read side by side; reader: the file's own parse process or another that was free",
+    labelNames: ["reader"],
+    registers: this.r,
+  });
   private readonly searchSeconds = new client.Histogram({ name: "ragd_search_duration_seconds", help: "Search time, by kind (hybrid, keyword, vector)", labelNames: ["kind"], buckets: SECONDS, registers: this.r });
   private readonly upstreamSeconds = new client.Histogram({
     name: "ragd_model_server_request_duration_seconds",
@@ -139,6 +145,10 @@ class Metrics {
 
   ingested(outcome: string) {
     if (this.on) this.outcomes.inc({ outcome });
+  }
+
+  pdfRange(byOwnProcess: boolean) {
+    if (this.on) this.pdfRanges.inc({ reader: byOwnProcess ? "own" : "other" });
   }
 
   ocrPages(n: number) {

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as XLSX from "xlsx";
 import { bigPdf, FIXTURES, fixture, stored } from "./helpers/docs";
+import { buildPdf } from "./fixtures/build";
 import { cleanup, startRagd, type Ragd } from "./helpers/ragd";
 
 /** Processes whose parent is `pid`, from /proc. */
@@ -260,6 +261,40 @@ describe("ingestion across crashes", () => {
     } finally {
       await ragd.stop();
       cleanup(ragd.dataDir);
+    }
+  });
+});
+
+describe("a long PDF read in page ranges by several parse processes", () => {
+  test("gives the chunks, offsets and text of a read by one process, chunks spanning the ranges' seams included", async () => {
+    // Short pages: several go into one chunk, so chunks cross from one range into the next (a
+    // longer first page shifts the pairs of pages off the ranges' even seams).
+    const line = (p: number) => `Page ${p + 1} tells of quarry ${p % 7} and the granite cut there in spring.`;
+    const pdf = await buildPdf(Array.from({ length: 100 }, (_, p) => (p === 0 ? [line(0), line(0), line(0)] : [line(p)])));
+    const one = await startRagd({ args: ["--ingest-concurrency", "1"] });
+    const two = await startRagd({ args: ["--ingest-concurrency", "2"] });
+    try {
+      const read = async (r: Ragd) => {
+        const f = await r.client().files.create({ file: new File([new Uint8Array(pdf)], "short-pages.pdf"), purpose: "assistants" });
+        expect((await r.client().files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 })).status).toBe("processed");
+        return stored(r.dataDir, f.id);
+      };
+      const [whole, ranges] = [await read(one), await read(two)];
+      expect(whole.chunks.length).toBeGreaterThan(4);
+      const seams = [32, 64, 96];
+      expect(whole.chunks.some((c) => c.location.pages && seams.some((s) => c.location.pages[0] <= s && c.location.pages[1] > s))).toBe(true);
+      expect(ranges.chunks).toEqual(whole.chunks);
+      expect(ranges.doc).toEqual(whole.doc);
+      // the second server read it in ranges, some of them in a process other than the file's own
+      const counted = (text: string, reader: string) => Number(new RegExp(`ragd_ingest_pdf_ranges_total\\{reader="${reader}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      const m2 = await (await fetch(`${two.url}/metrics`)).text();
+      expect(counted(m2, "own") + counted(m2, "other")).toBe(4);
+      expect(counted(m2, "other")).toBeGreaterThan(0);
+      expect(counted(await (await fetch(`${one.url}/metrics`)).text(), "own")).toBe(0);
+    } finally {
+      await Promise.all([one.stop(), two.stop()]);
+      cleanup(one.dataDir);
+      cleanup(two.dataDir);
     }
   });
 });

@@ -67,16 +67,45 @@ export interface Chunk {
   tokens: number;
 }
 
-interface Unit {
+/** A piece of one block that a chunk takes whole: offsets into the block's text. */
+export interface BlockUnit {
   start: number;
   end: number;
   tokens: number;
-  block: number;
   boundary: boolean;
+}
+
+interface Unit extends BlockUnit {
+  block: number;
 }
 
 const sentences = new Intl.Segmenter("en", { granularity: "sentence" });
 const words = new Intl.Segmenter("en", { granularity: "word" });
+
+/**
+ * The pieces a block is cut into, with their tokens: the block whole when it fits, else its
+ * sentences (long ones split further). Most of chunking's time is this tokenizing, and it
+ * depends on the block alone, so the processes that read a PDF's page ranges do it for their
+ * own pages and chunkBlocks takes the result (`measured`).
+ */
+export function blockUnits(b: Block, size: ChunkSize, counter: TokenCounter): BlockUnit[] {
+  const room = size.max - (b.header ? counter.count(b.header) + 1 : 0);
+  const tokens = counter.count(b.text);
+  if (tokens <= room) return [{ start: 0, end: b.text.length, tokens, boundary: !!b.boundary }];
+  const out: BlockUnit[] = [];
+  let first = true;
+  for (const [from, to] of windows(b.text)) {
+    for (const s of sentences.segment(b.text.slice(from, to))) {
+      for (const piece of splitLong(s.segment, from + s.index, Math.max(8, room), counter)) {
+        const trimmed = trimRange(b.text, piece.start, piece.end);
+        if (!trimmed) continue;
+        out.push({ start: trimmed[0], end: trimmed[1], tokens: piece.tokens, boundary: first && !!b.boundary });
+        first = false;
+      }
+    }
+  }
+  return out;
+}
 
 /** Joins blocks into the document text that chunk offsets point into. */
 export function documentText(blocks: Block[]): { text: string; starts: number[] } {
@@ -99,28 +128,12 @@ export function documentText(blocks: Block[]): { text: string; starts: number[] 
  * share up to `size.overlap` tokens of whole sentences. A table's header is repeated at the
  * top of each chunk of its rows.
  */
-export function chunkBlocks(blocks: Block[], size: ChunkSize, counter: TokenCounter = approximateTokens): { text: string; chunks: Chunk[] } {
+export function chunkBlocks(blocks: Block[], size: ChunkSize, counter: TokenCounter = approximateTokens, measured?: BlockUnit[][]): { text: string; chunks: Chunk[] } {
   const { text, starts } = documentText(blocks);
   const units: Unit[] = [];
   blocks.forEach((b, bi) => {
     const base = starts[bi]!;
-    const room = size.max - (b.header ? counter.count(b.header) + 1 : 0);
-    const tokens = counter.count(b.text);
-    if (tokens <= room) {
-      units.push({ start: base, end: base + b.text.length, tokens, block: bi, boundary: !!b.boundary });
-      return;
-    }
-    let first = true;
-    for (const [from, to] of windows(b.text)) {
-      for (const s of sentences.segment(b.text.slice(from, to))) {
-        for (const piece of splitLong(s.segment, from + s.index, Math.max(8, room), counter)) {
-          const trimmed = trimRange(b.text, piece.start, piece.end);
-          if (!trimmed) continue;
-          units.push({ start: base + trimmed[0], end: base + trimmed[1], tokens: piece.tokens, block: bi, boundary: first && !!b.boundary });
-          first = false;
-        }
-      }
-    }
+    for (const u of measured?.[bi] ?? blockUnits(b, size, counter)) units.push({ ...u, start: base + u.start, end: base + u.end, block: bi });
   });
 
   const chunks: Chunk[] = [];

@@ -9,10 +9,10 @@ import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
 import { installBindings, type NativePaths } from "../native/assets";
 import { NativeLoadError } from "../native/sharp";
 import { ocrPagesRead, type OcrSettings } from "../ocr/engine";
-import { chunkBlocks, type ChunkSize } from "./chunker";
+import { blockUnits, chunkBlocks, type BlockUnit, type ChunkSize, type TokenCounter } from "./chunker";
 import { dieWithParent, lowerPriority } from "./process-setup";
 import { parseDocument } from "./parsers/index";
-import { ParseError, tooMuchText, type ParseLimits } from "./types";
+import { ParseError, scansWithoutText, tooMuchText, type Block, type PageRange, type ParseLimits } from "./types";
 
 export interface ParseRequest {
   /** The stored file: a path the server made from a file id, never from user input. */
@@ -24,11 +24,26 @@ export interface ParseRequest {
   tokenizer: TokenizerSpec;
   ocr: OcrSettings;
   natives: NativePaths;
+  /** A PDF's page range (see PageRange); other formats are read whole. */
+  pages?: PageRange;
+}
+
+/** The chunks of a PDF whose ranges were read by several processes (their blocks in order). */
+export interface ChunkRequest {
+  /** `units`: each block's pieces as its range's process measured them. */
+  chunk: { blocks: Block[]; units: BlockUnit[][]; scanned: number };
+  limits: ParseLimits;
+  chunking: ChunkSize;
+  tokenizer: TokenizerSpec;
+  ocr: OcrSettings;
 }
 
 export type ParseReply =
   | { type: "ready" }
   | { type: "progress"; message: string }
+  /** A split first range found this many pages: the rest can go to other processes now. */
+  | { type: "pages"; pages: number }
+  | { type: "part"; blocks: Block[]; units: BlockUnit[][]; scanned: number; ocrPages: number }
   | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"]; ocrPages: number }
   /** `retry`: a fault of this server (a native library would not load), not of the file. */
   | { type: "failed"; code: IngestErrorCode; message: string; retry?: boolean };
@@ -47,8 +62,9 @@ function tokenizerFor(spec: TokenizerSpec) {
   return tokenizerCache.tokenizer;
 }
 
-async function handle(req: ParseRequest) {
-  const { path, filename, limits, chunking, tokenizer, ocr, natives } = req;
+async function handle(req: ParseRequest | ChunkRequest) {
+  if ("chunk" in req) return chunkParts(req);
+  const { path, filename, limits, chunking, tokenizer, ocr, natives, pages } = req;
   let last = 0;
   const progress = (message: string) => {
     const now = Date.now();
@@ -64,26 +80,53 @@ async function handle(req: ParseRequest) {
     }
     const bytes = await Bun.file(path).bytes();
     const ocrBefore = ocrPagesRead();
-    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives }), tokenizerFor(tokenizer)]);
-    let chars = 0;
-    for (const b of doc.blocks) chars += b.text.length;
-    if (chars > limits.maxTextChars) throw tooMuchText(limits.maxTextChars);
-    reply({ type: "progress", message: "chunking" });
-    const { text, chunks } = chunkBlocks(doc.blocks, chunking, counter);
-    reply({ type: "done", format: doc.format, text, chunks, ocrPages: ocrPagesRead() - ocrBefore });
-  } catch (err) {
-    if (err instanceof NativeLoadError) {
-      reply({ type: "failed", code: "server_error", message: `this server could not read the file: ${err.message}`, retry: true });
+    const splitting = (n: number) => reply({ type: "pages", pages: n });
+    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives, pages, splitting, keepOpen: path }), tokenizerFor(tokenizer)]);
+    if (doc.part) {
+      const units = doc.blocks.map((b) => blockUnits(b, chunking, counter));
+      reply({ type: "part", blocks: doc.blocks, units, scanned: doc.part.scanned, ocrPages: ocrPagesRead() - ocrBefore });
       return;
     }
-    // A library throwing on a damaged file is a property of the file: retrying won't help.
-    if (err instanceof ParseError) reply({ type: "failed", code: err.code, message: err.message });
-    else reply({ type: "failed", code: "invalid_file", message: `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})` });
+    reply({ type: "progress", message: "chunking" });
+    const { text, chunks } = chunkChecked(doc.blocks, limits, chunking, counter);
+    reply({ type: "done", format: doc.format, text, chunks, ocrPages: ocrPagesRead() - ocrBefore });
+  } catch (err) {
+    failed(err);
   }
 }
 
+function chunkChecked(blocks: Block[], limits: ParseLimits, chunking: ChunkSize, counter: TokenCounter, units?: BlockUnit[][]) {
+  let chars = 0;
+  for (const b of blocks) chars += b.text.length;
+  if (chars > limits.maxTextChars) throw tooMuchText(limits.maxTextChars);
+  return chunkBlocks(blocks, chunking, counter, units);
+}
+
+async function chunkParts(req: ChunkRequest) {
+  try {
+    // the ranges are read: the document this process kept open for them is not needed now
+    await (await import("./parsers/pdf")).closeKeptPdf();
+    const { blocks, units, scanned } = req.chunk;
+    if (!blocks.length && scanned) throw scansWithoutText(req.ocr.enabled);
+    const { text, chunks } = chunkChecked(blocks, req.limits, req.chunking, await tokenizerFor(req.tokenizer), units);
+    reply({ type: "done", format: "pdf", text, chunks, ocrPages: 0 });
+  } catch (err) {
+    failed(err);
+  }
+}
+
+function failed(err: unknown) {
+  if (err instanceof NativeLoadError) {
+    reply({ type: "failed", code: "server_error", message: `this server could not read the file: ${err.message}`, retry: true });
+    return;
+  }
+  // A library throwing on a damaged file is a property of the file: retrying won't help.
+  if (err instanceof ParseError) reply({ type: "failed", code: err.code, message: err.message });
+  else reply({ type: "failed", code: "invalid_file", message: `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})` });
+}
+
 // One request at a time: the server sends the next only after an answer.
-process.on("message", (m: ParseRequest) => void handle(m));
+process.on("message", (m: ParseRequest | ChunkRequest) => void handle(m));
 // The server went away (it closed the channel, or died): nothing is left to parse for.
 process.on("disconnect", () => process.exit(0));
 reply({ type: "ready" });

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { log } from "../util/log";
 import { formatSize } from "../util/size";
 import type { Format } from "./parsers/index";
-import type { ParseReply, ParseRequest } from "./parse-child";
+import type { ChunkRequest, ParseReply, ParseRequest } from "./parse-child";
 
 /**
  * Formats read by this project's own code (CSV and TSV by papaparse in array mode, which keys
@@ -72,7 +72,7 @@ export class ParseProcessPool {
   }
 
   /** Sends one document; the answer and the process's death come to `p.handler`. */
-  async send(p: ParseProcess, req: ParseRequest) {
+  async send(p: ParseProcess, req: ParseRequest | ChunkRequest) {
     await p.ready;
     if (p.dead) {
       p.handler?.(new ParserDied("the parser exited before it was given the file"));
@@ -98,6 +98,14 @@ export class ParseProcessPool {
       return;
     }
     this.park(p);
+  }
+
+  /** A process taken but never given a file: back to the idle ones as it was. */
+  giveBack(p: ParseProcess) {
+    p.handler = null;
+    this.busy.delete(p);
+    if (this.closed || p.dead || this.idle.length >= this.o.max) this.discard(p);
+    else this.park(p);
   }
 
   /** Kills it: always safe for the server, whatever the process was doing. */

@@ -32,6 +32,19 @@ export interface Block {
 export interface ParsedDocument {
   format: string;
   blocks: Block[];
+  /** Set when only a range of the document's pages was read (see PageRange). */
+  part?: { pages: number; scanned: number };
+}
+
+/**
+ * A PDF's pages read by several parse processes at once (pipeline.ts): each reads a range and
+ * one of them cuts the chunks over all of them. `split`: the first range, asked before the
+ * page count is known; a document too short to be worth splitting is read whole instead.
+ */
+export interface PageRange {
+  from: number;
+  to: number;
+  split?: boolean;
 }
 
 /** A parse failure the user can act on; its message becomes the file's status_details, its code the outcome's. */
@@ -76,6 +89,13 @@ export const megabytes = (n: number) => `${Math.round(n / 1024 ** 2)} MB`;
 export const tooMuchText = (max: number) =>
   new ParseError(`the document holds more than ${Math.round(max / 1e6)} million characters of text, past what one file may hold here; split it`, "file_too_large");
 
+/** A PDF whose pages are all images and gave no text. */
+export const scansWithoutText = (ocrEnabled: boolean) =>
+  new ParseError(
+    ocrEnabled ? "no text found: the PDF's pages are images and OCR read no text in them" : "no text found; OCR is disabled (the PDF's pages are images without a text layer)",
+    "no_text",
+  );
+
 export interface ParseInput {
   bytes: Uint8Array;
   filename: string;
@@ -83,4 +103,10 @@ export interface ParseInput {
   progress: Progress;
   ocr: OcrSettings;
   natives: NativePaths;
+  /** PDF only: read these pages alone; others read them whole. */
+  pages?: PageRange;
+  /** Told the page count when a `split` range is taken, before its pages are read. */
+  splitting?: (pages: number) => void;
+  /** Keep a document read by ranges open under this key for the file's next range. */
+  keepOpen?: string;
 }

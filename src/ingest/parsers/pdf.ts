@@ -1,11 +1,27 @@
 import { EmbeddedCanvasFactory } from "./pdf-env";
 import { PDFParse } from "pdf-parse";
 import { decodeImage, ImageError, ocrRaster } from "../../ocr/engine";
-import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
+import { ParseError, scansWithoutText, type Block, type ParseInput, type ParsedDocument } from "../types";
+
+// A split first range on a document shorter than this many times its length is read whole:
+// the other ranges would cost a process start and a load of the document for little.
+const SPLIT_WORTH = 1.5;
+
+// A process reading one range after another of the same file keeps the document open.
+let kept: { key: string; parser: PDFParse } | null = null;
+
+export async function closeKeptPdf() {
+  const k = kept;
+  kept = null;
+  await k?.parser.destroy().catch(() => {});
+}
 
 /** PDF through pdf.js (pdf-parse), one page at a time so progress and memory stay bounded. */
 export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
-  const parser = new PDFParse({ data: input.bytes, verbosity: 0, isEvalSupported: false, CanvasFactory: EmbeddedCanvasFactory } as ConstructorParameters<typeof PDFParse>[0]);
+  const keep = input.pages && input.keepOpen;
+  if (kept && kept.key !== keep) await closeKeptPdf();
+  const parser = kept?.parser ?? new PDFParse({ data: input.bytes, verbosity: 0, isEvalSupported: false, CanvasFactory: EmbeddedCanvasFactory } as ConstructorParameters<typeof PDFParse>[0]);
+  let keeping = false;
   try {
     let pages: number;
     try {
@@ -14,9 +30,18 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
     } catch (e) {
       throw pdfError(e);
     }
+    let from = 1;
+    let to = pages;
+    const range = input.pages;
+    const part = !!range && (!range.split || pages > range.to * SPLIT_WORTH);
+    if (part) {
+      from = range.from;
+      to = Math.min(pages, range.to);
+      if (range.split) input.splitting?.(pages);
+    }
     const blocks: Block[] = [];
     let scanned = 0;
-    for (let page = 1; page <= pages; page++) {
+    for (let page = from; page <= to; page++) {
       input.progress(`parsing page ${page} of ${pages}`);
       let text: string;
       try {
@@ -44,14 +69,20 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
       const read = await ocrPage(parser, page, input);
       (read.length ? read : text ? [text] : []).forEach((t, i) => blocks.push({ text: t, loc: { page }, boundary: i === 0 }));
     }
-    if (!blocks.length && scanned)
-      throw new ParseError(
-        input.ocr.enabled ? "no text found: the PDF's pages are images and OCR read no text in them" : "no text found; OCR is disabled (the PDF's pages are images without a text layer)",
-        "no_text",
-      );
+    if (part) {
+      if (keep) {
+        kept = { key: keep, parser };
+        keeping = true;
+      }
+      return { format: "pdf", blocks, part: { pages, scanned } };
+    }
+    if (!blocks.length && scanned) throw scansWithoutText(input.ocr.enabled);
     return { format: "pdf", blocks, pages } as ParsedDocument;
   } finally {
-    await parser.destroy().catch(() => {});
+    if (!keeping) {
+      if (kept?.parser === parser) kept = null;
+      await parser.destroy().catch(() => {});
+    }
   }
 }
 
