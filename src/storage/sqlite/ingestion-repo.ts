@@ -113,44 +113,63 @@ export class SqliteIngestionRepo implements IngestionRepo {
       this.db.query(`DELETE FROM chunks WHERE ${THIS_JOB}`).run({ fileId, cut });
       if (auto) this.db.query(`DELETE FROM documents WHERE file_id = $fileId`).run({ fileId });
     };
-    if (outcome.status === "processed") {
-      // Thousands of chunks go in small transactions with the event loop free in between,
-      // so a large document never stalls API requests. Each batch re-checks the lease; until
-      // the final commit below the cut is not done (the file still `uploaded`), so a crash
-      // part-way leaves nothing visible and the retry starts by clearing the partial rows.
-      if (!this.db.transaction(() => (held() ? (clear(), true) : false)).immediate()) return false;
-      const insert = this.db.query(
+    const insert = () =>
+      this.db.query(
         `INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding)
          VALUES ($fileId, $cut, $idx, $text, $location, $charStart, $charEnd, $tokens, $embedding)`,
       );
-      for (let from = 0; from < outcome.chunks.length; from += FINISH_BATCH) {
-        const ok = this.db.transaction(() => {
-          if (!held()) return false;
-          outcome.chunks.slice(from, from + FINISH_BATCH).forEach((c, i) =>
-            insert.run({ fileId, cut, idx: from + i, text: c.text, location: JSON.stringify(c.location), charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens, embedding: c.embedding }),
-          );
-          return true;
-        }).immediate();
-        if (!ok) return false;
-        await new Promise((r) => setImmediate(r));
-      }
-    }
-    return this.db.transaction(() => {
-      if (!held()) return false;
-      const end = this.db.query(
+    const insertRange = (from: number, to: number) => {
+      if (outcome.status !== "processed") return;
+      const q = insert();
+      outcome.chunks.slice(from, to).forEach((c, i) =>
+        q.run({ fileId, cut, idx: from + i, text: c.text, location: JSON.stringify(c.location), charStart: c.charStart, charEnd: c.charEnd, tokens: c.tokens, embedding: c.embedding }),
+      );
+    };
+    const end = () => {
+      const q = this.db.query(
         `UPDATE jobs SET state = $state, finished_at = $now, lease_owner = NULL, lease_until = NULL, error_code = $code, error = $error WHERE ${THIS_JOB}`,
       );
       if (outcome.status === "processed") {
-        end.run({ fileId, cut, now: nowMs, state: "done", code: null, error: null });
+        q.run({ fileId, cut, now: nowMs, state: "done", code: null, error: null });
         if (auto) {
           this.db.query(`INSERT INTO documents (file_id, format, text) VALUES ($fileId, $format, $text)`).run({ fileId, format: outcome.format, text: outcome.text });
           this.db.query(`UPDATE files SET status = 'processed', status_details = NULL WHERE id = $fileId`).run({ fileId });
         }
       } else {
         clear();
-        end.run({ fileId, cut, now: nowMs, state: "failed", code: outcome.code, error: outcome.message });
+        q.run({ fileId, cut, now: nowMs, state: "failed", code: outcome.code, error: outcome.message });
         if (auto) this.db.query(`UPDATE files SET status = 'error', status_details = $details WHERE id = $fileId`).run({ fileId, details: outcome.message });
       }
+    };
+    // A small document (most files) commits its rows and its status at once: one commit, one
+    // fsync, instead of three.
+    if (outcome.status !== "processed" || outcome.chunks.length <= FINISH_BATCH)
+      return this.db.transaction(() => {
+        if (!held()) return false;
+        if (outcome.status === "processed") {
+          clear();
+          insertRange(0, outcome.chunks.length);
+        }
+        end();
+        return true;
+      }).immediate();
+    // Thousands of chunks go in transactions of FINISH_BATCH, so other writes (uploads'
+    // commits) wait for one batch at most. Each batch re-checks the lease; until the final
+    // commit below the cut is not done (the file still `uploaded`), so a crash part-way leaves
+    // nothing visible and the retry starts by clearing the partial rows.
+    if (!this.db.transaction(() => (held() ? (clear(), true) : false)).immediate()) return false;
+    for (let from = 0; from < outcome.chunks.length; from += FINISH_BATCH) {
+      const ok = this.db.transaction(() => {
+        if (!held()) return false;
+        insertRange(from, from + FINISH_BATCH);
+        return true;
+      }).immediate();
+      if (!ok) return false;
+      await new Promise((r) => setImmediate(r));
+    }
+    return this.db.transaction(() => {
+      if (!held()) return false;
+      end();
       return true;
     }).immediate();
   }
