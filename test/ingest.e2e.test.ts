@@ -8,7 +8,7 @@ import { join } from "node:path";
 import * as XLSX from "xlsx";
 import { bigPdf, FIXTURES, fixture, stored } from "./helpers/docs";
 import { buildPdf } from "./fixtures/build";
-import { cleanup, startRagd, type Ragd } from "./helpers/ragd";
+import { cleanup, startRagd, tempDir, type Ragd } from "./helpers/ragd";
 
 /** Processes whose parent is `pid`, from /proc. */
 function childPids(pid: number): number[] {
@@ -297,4 +297,27 @@ describe("a long PDF read in page ranges by several parse processes", () => {
       cleanup(two.dataDir);
     }
   });
+});
+
+test("a PDF read in ranges is held to the document's text limit as its ranges arrive", async () => {
+  const { startServer } = await import("../src/server");
+  const { loadConfig } = await import("../src/config");
+  const { DEFAULT_PARSE_LIMITS } = await import("../src/ingest/types");
+  const dataDir = tempDir();
+  const server = await startServer(loadConfig(["--data-dir", dataDir, "--port", "0", "--host", "127.0.0.1", "--api-key", "sk-test-ranges-limit", "--ingest-concurrency", "2", "--log-level", "warn"], {}));
+  try {
+    // The limit is not a setting: the running pipeline's own is lowered, below the 600 pages' 1.7 million characters.
+    (server.services.ingest as unknown as { limits: typeof DEFAULT_PARSE_LIMITS }).limits = { ...DEFAULT_PARSE_LIMITS, maxTextChars: 1_000_000 };
+    const client = new (await import("openai")).default({ baseURL: `${server.url}/v1`, apiKey: "sk-test-ranges-limit", maxRetries: 0 });
+    const f = await client.files.create({ file: new File([await bigPdf(600)], "long.pdf"), purpose: "assistants" });
+    const done = await client.files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 });
+    expect(done.status).toBe("error");
+    expect(done.status_details).toContain("more than 1 million characters");
+    expect(stored(dataDir, f.id).chunks).toEqual([]);
+    // it was read in ranges (the limit met as they arrived, not in a whole read)
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/ragd_ingest_pdf_ranges_total\{reader="own"\} [1-9]/);
+  } finally {
+    await server.stop();
+    cleanup(dataDir);
+  }
 });

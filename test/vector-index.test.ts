@@ -84,3 +84,26 @@ test("a thread that dies is replaced by one holding the saved index; the high-wa
   expect((await index.search(vectors[250]!, 1))[0]!.id).toBe(251);
   await index.close();
 });
+
+test("an insert that a thread's replacement overtook fails, and the high-water mark stays where the saved index put it", async () => {
+  const { index } = await VectorIndexThread.open(join(dir, "overtaken.usearch"), "model-a", 8);
+  const vectors = vectorsOf(400, 8, 5);
+  const ids = (from: number, to: number) => vectors.slice(from, to).map((_, i) => from + i + 1);
+  await index.add(ids(0, 100), vectors.slice(0, 100));
+  await index.save();
+  await index.add(ids(100, 200), vectors.slice(100, 200));
+  const generation = index.generation;
+  // The thread dies: the ids 101..200 it held are lost with it.
+  (index as unknown as { worker: Worker }).worker.terminate();
+  expect(await index.add(ids(200, 300), vectors.slice(200, 300)).then(() => "added", (e) => String(e))).toContain("thread stopped");
+  // Asked before the replacement took over and answered by it: refused, so that catch-up,
+  // which read SQLite from the old mark, does not raise the mark past the lost ids.
+  expect(await index.add(ids(200, 300), vectors.slice(200, 300)).then(() => "added", (e) => String(e))).toContain("restarted");
+  expect(index.generation).toBe(generation + 1);
+  expect(index.maxId).toBe(100);
+  // catch-up from the mark puts everything back
+  await index.add(ids(100, 400), vectors.slice(100, 400));
+  expect(index.maxId).toBe(400);
+  expect((await index.search(vectors[150]!, 1))[0]!.id).toBe(151);
+  await index.close();
+});

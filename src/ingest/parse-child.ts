@@ -41,8 +41,8 @@ export interface ChunkRequest {
 export type ParseReply =
   | { type: "ready" }
   | { type: "progress"; message: string }
-  /** A split first range found this many pages: the rest can go to other processes now. */
-  | { type: "pages"; pages: number }
+  /** A split first range found this many pages; `split`: the rest can go to other processes now (else it is read whole here). */
+  | { type: "pages"; pages: number; split: boolean }
   | { type: "part"; blocks: Block[]; units: BlockUnit[][]; scanned: number; ocrPages: number }
   | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"]; ocrPages: number }
   /** `retry`: a fault of this server (a native library would not load), not of the file. */
@@ -78,9 +78,11 @@ async function handle(req: ParseRequest | ChunkRequest) {
     } catch (err) {
       throw new NativeLoadError(`a native library could not be loaded: ${String((err as Error)?.message ?? err).split("\n")[0]}`);
     }
-    const bytes = await Bun.file(path).bytes();
+    // A further range of a PDF this process holds open needs only the bytes that tell the format.
+    const again = !!pages && !pages.split && (await import("./parsers/pdf")).keepsPdf(path);
+    const bytes = again ? await Bun.file(path).slice(0, 8192).bytes() : await Bun.file(path).bytes();
     const ocrBefore = ocrPagesRead();
-    const splitting = (n: number) => reply({ type: "pages", pages: n });
+    const splitting = (n: number, split: boolean) => reply({ type: "pages", pages: n, split });
     const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives, pages, splitting, keepOpen: path }), tokenizerFor(tokenizer)]);
     if (doc.part) {
       const units = doc.blocks.map((b) => blockUnits(b, chunking, counter));

@@ -8,7 +8,7 @@ import type { IngestionRepo, Job, JobOutcome } from "../storage/repos";
 import { log } from "../util/log";
 import { chunkSizeOf, resolveChunking, type BlockUnit, type ChunkSize } from "./chunker";
 import type { ParseReply, ParseRequest } from "./parse-child";
-import { DEFAULT_PARSE_LIMITS, ParseError, type Block, type ParseLimits } from "./types";
+import { DEFAULT_PARSE_LIMITS, ParseError, tooMuchText, type Block, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
 import { MemoryExceeded, ParseProcessPool, type Outcome, type ParseProcess } from "./parse-pool";
 import { detectFromHead, type Format } from "./parsers/index";
@@ -411,7 +411,7 @@ export class IngestPipeline {
       slot.settle = settle;
 
       // Set once the first process finds a long PDF.
-      let split: { pages: number; next: number; parts: { blocks: Block[]; units: BlockUnit[][] }[]; left: number; read: number; scanned: number; ocrPages: number } | null = null;
+      let split: { pages: number; next: number; parts: { blocks: Block[]; units: BlockUnit[][] }[]; left: number; read: number; scanned: number; ocrPages: number; chars: number } | null = null;
       const report = () => {
         let read = split!.read;
         for (const r of readers.values()) if (r) read += r.at - r.from;
@@ -428,13 +428,23 @@ export class IngestPipeline {
       };
       const begin = (pages: number) => {
         const parts = Math.ceil(pages / PDF_PART_PAGES);
-        split = { pages, next: PDF_PART_PAGES + 1, parts: new Array(parts), left: parts, read: 0, scanned: 0, ocrPages: 0 };
+        split = { pages, next: PDF_PART_PAGES + 1, parts: new Array(parts), left: parts, read: 0, scanned: 0, ocrPages: 0, chars: 0 };
         readers.set(first, { from: 1, to: PDF_PART_PAGES, at: 1 });
         for (const [p, range] of readers) if (!range && !give(p)) break;
         while (split.next <= pages && this.tryParseSlot()) {
           extraSlots++;
           give(addReader());
         }
+      };
+      /** Readers started ahead that got no range go back unused, and their slots pass on. */
+      const returnUnused = () => {
+        for (const [q, r] of readers)
+          if (!r && !used.has(q)) {
+            readers.delete(q);
+            this.pool.giveBack(q);
+            extraSlots--;
+            this.releaseParseSlot();
+          }
       };
       const addReader = () => {
         const p = this.pool.acquire();
@@ -445,6 +455,13 @@ export class IngestPipeline {
       const partDone = (p: ParseProcess, m: Extract<ParseReply, { type: "part" }>) => {
         const range = readers.get(p);
         if (!split || !range) return settle(new Transient("the parser answered for a range it was not given"));
+        // The whole text gathers here before it is chunked: the document's size limit applies
+        // as the ranges arrive, not only in the process that chunks them.
+        for (const b of m.blocks) split.chars += b.text.length;
+        if (split.chars > this.limits.maxTextChars) {
+          const e = tooMuchText(this.limits.maxTextChars);
+          return settle({ type: "failed", code: e.code, message: e.message });
+        }
         split.parts[(range.from - 1) / PDF_PART_PAGES] = m;
         split.left--;
         split.read += range.to - range.from + 1;
@@ -453,7 +470,8 @@ export class IngestPipeline {
         metrics.pdfRange(p === first);
         readers.set(p, null);
         report();
-        if (give(p)) return;
+        // The file's own process reads on; another stops once other files wait for a slot.
+        if ((p === first || this.parseWaiters.length === 0) && give(p)) return;
         if (p !== first) {
           // Its ranges are read: the process (which ran pdf.js) ends and its slot passes on.
           readers.delete(p);
@@ -461,13 +479,7 @@ export class IngestPipeline {
           extraSlots--;
           this.releaseParseSlot();
         }
-        // Readers started ahead that got no range (a document of few ranges) go back unused.
-        for (const [q, r] of readers) if (!r && !used.has(q)) {
-          readers.delete(q);
-          this.pool.giveBack(q);
-          extraSlots--;
-          this.releaseParseSlot();
-        }
+        returnUnused();
         if (split.left > 0) return;
         onProgress("chunking");
         void this.pool.send(first, { chunk: { blocks: split.parts.flatMap((x) => x.blocks), units: split.parts.flatMap((x) => x.units), scanned: split.scanned }, limits: base.limits, chunking, tokenizer: base.tokenizer, ocr: base.ocr });
@@ -494,7 +506,13 @@ export class IngestPipeline {
             return;
           }
           case "pages":
-            return begin(m.pages);
+            if (!m.split) return returnUnused();
+            try {
+              return begin(m.pages);
+            } catch (e) {
+              // a reader could not be started (no processes left): the server's trouble
+              return settle(new Transient(`could not start a parse process: ${String((e as Error)?.message ?? e)}`));
+            }
           case "part":
             return partDone(p, m);
           case "done":

@@ -105,8 +105,8 @@ export interface ParseInput {
   natives: NativePaths;
   /** PDF only: read these pages alone; others read them whole. */
   pages?: PageRange;
-  /** Told the page count when a `split` range is taken, before its pages are read. */
-  splitting?: (pages: number) => void;
+  /** Told the page count on a `split` request, and whether the document is split, before its pages are read. */
+  splitting?: (pages: number, split: boolean) => void;
   /** Keep a document read by ranges open under this key for the file's next range. */
   keepOpen?: string;
 }

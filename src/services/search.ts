@@ -151,7 +151,10 @@ export class SearchService {
   private readonly vectorCatchUp = coalesced(async () => {
     const seq = await this.chunks.lastChange();
     for (;;) {
+      const generation = this.index.generation;
       const rows = await this.chunks.embeddedAfter(this.index.maxId, CATCH_UP_BATCH);
+      // the index fell back to its saved state while SQLite was read: read again from there
+      if (generation !== this.index.generation) continue;
       if (rows.length === 0) break;
       await this.addInSlices(rows.map((r) => r.id), rows.map((r) => decodeVector(r.embedding)));
       this.scheduleSave();
@@ -236,7 +239,9 @@ export class SearchService {
       if (vectors) await this.index.save();
       this.lastSaveMs = Date.now();
     } catch (e) {
-      log.error("could not save the vector index; it will be rebuilt at the next start", { error: String(e) });
+      // tried again with the next save
+      if (vectors) this.dirty = true;
+      log.error("could not save the vector index; the last saved one stays, and start-up adds what it lacks from SQLite", { error: String(e) });
     }
     await this.keywords.save().catch((e) => log.error("could not save the keyword index; the next start replays or rebuilds it", { error: String(e) }));
   }

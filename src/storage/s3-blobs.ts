@@ -201,6 +201,8 @@ class S3BlobWriter implements BlobWriter {
   ) {}
 
   private unflushed = 0;
+  private flushing: Promise<void> = Promise.resolve();
+  private failed: { error: unknown } | null = null;
 
   get bytes() {
     return this.spool.bytes;
@@ -212,12 +214,19 @@ class S3BlobWriter implements BlobWriter {
     if (typeof sent !== "number") await sent;
     // Bun's writer may queue every part in memory without ever pushing back (seen with Bun
     // 1.4.5: a 256 MB write held 371 MB while a slow bucket took it): each full part is
-    // flushed and waited for, so an upload holds about one part at a time.
+    // flushed, and the one before it waited for, so two parts are in flight and an upload
+    // holds about two parts.
     this.unflushed += chunk.byteLength;
     if (this.unflushed >= PART_SIZE) {
       this.unflushed = 0;
+      await this.flushing;
+      if (this.failed) throw this.failed.error;
       const flushed = this.sink.flush();
-      if (typeof flushed !== "number") await flushed;
+      if (typeof flushed !== "number")
+        this.flushing = Promise.resolve(flushed).then(
+          () => {},
+          (error: unknown) => void (this.failed = { error }),
+        );
     }
   }
 
@@ -227,6 +236,9 @@ class S3BlobWriter implements BlobWriter {
 
   async commit() {
     // The object is whole on S3 before the row that names it commits.
+    // a part that failed fails the upload; abort() then ends and deletes what was sent
+    await this.flushing;
+    if (this.failed) throw this.failed.error;
     this.ended = true;
     const [digest] = await Promise.all([this.spool.commit(), this.sink.end()]);
     // Bun's writer can lose a part's failure: a part that failed between two writes leaves

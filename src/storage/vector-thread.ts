@@ -2,6 +2,12 @@ import { IN_BINARY } from "../native/extract";
 import { log } from "../util/log";
 import { publishSnapshot, type Snapshot, type VectorIndex, type VectorMatch } from "./vectors";
 
+// A thread that died is replaced after this long, doubling up to the maximum while it fails.
+const RESTART_FIRST_MS = 500;
+const RESTART_MAX_MS = 30_000;
+// A call waits this long for a thread being replaced, then fails.
+const READY_WAIT_MS = 2_000;
+
 const WORKER_URL = IN_BINARY ? "./storage/vector-worker.ts" : new URL("./vector-worker.ts", import.meta.url).href;
 
 type VectorCall =
@@ -22,7 +28,9 @@ interface Opened {
  * The vector index on its own thread (vector-worker.ts). The id high-water mark is kept here
  * as vectors are handed over, so catching up never waits on the thread to know where it is.
  * Should the thread die, a new one loads the last saved index and the high-water mark falls
- * back with it: the next catch-up adds the rest again from SQLite.
+ * back with it (`generation` changes): the next catch-up adds the rest again from SQLite. A
+ * thread that cannot be restarted is retried with a growing delay; meanwhile calls fail after
+ * a short wait instead of hanging.
  */
 export class VectorIndexThread implements VectorIndex {
   private worker!: Worker;
@@ -32,6 +40,7 @@ export class VectorIndexThread implements VectorIndex {
   private _maxId = 0;
   private _size = 0;
   private closed = false;
+  private _generation = 0;
 
   private constructor(
     private readonly path: string,
@@ -43,13 +52,42 @@ export class VectorIndexThread implements VectorIndex {
   /** An empty index, or the saved one when its manifest matches the model and its bytes check out. */
   static async open(path: string, model: string, dims: number, addon: string | null = null): Promise<{ index: VectorIndexThread; loaded: boolean; reason?: string }> {
     const t = new VectorIndexThread(path, model, dims, addon);
-    const { loaded, reason } = await t.spawn();
-    return { index: t, loaded, reason };
+    t.ready = t.spawn();
+    try {
+      const { loaded, reason } = await t.ready;
+      return { index: t, loaded, reason };
+    } catch (e) {
+      t.closed = true;
+      t.worker.terminate();
+      throw e;
+    }
+  }
+
+  /** Changes each time a new thread takes over (the index is then its last saved state). */
+  get generation() {
+    return this._generation;
+  }
+
+  private async restart(attempt: number): Promise<Opened> {
+    await Bun.sleep(Math.min(RESTART_MAX_MS, RESTART_FIRST_MS * 2 ** attempt));
+    if (this.closed) throw new Error("the vector index is closed");
+    try {
+      return await this.spawn();
+    } catch (e) {
+      const failed = this.worker;
+      // its close event must not start another restart beside this one
+      this.worker = null as unknown as Worker;
+      failed?.terminate();
+      if (this.closed) throw e;
+      log.error("the vector index thread could not be restarted; retrying", { error: String((e as Error)?.message ?? e), attempt: attempt + 1 });
+      return this.restart(attempt + 1);
+    }
   }
 
   private spawn(): Promise<Opened> {
     const worker = new Worker(WORKER_URL);
     this.worker = worker;
+    this._generation++;
     worker.onmessage = (e: MessageEvent<VectorReply>) => {
       const r = e.data;
       this._size = r.size;
@@ -67,15 +105,13 @@ export class VectorIndexThread implements VectorIndex {
       this.waiting.clear();
       if (this.closed) return;
       log.error("the vector index thread stopped; reloading the saved index, the rest is added again from SQLite");
-      this.ready = this.spawn();
+      this.ready = this.restart(0);
       this.ready.catch(() => {});
     });
-    const opened = this.call<Opened>(worker, { op: "open", path: this.path, model: this.model, dims: this.dims, addon: this.addon }).then((o) => {
+    return this.call<Opened>(worker, { op: "open", path: this.path, model: this.model, dims: this.dims, addon: this.addon }).then((o) => {
       this._maxId = o.maxId;
       return o;
     });
-    this.ready = opened;
-    return opened;
   }
 
   private call<T>(worker: Worker, req: VectorCall, transfer: Transferable[] = []): Promise<T> {
@@ -88,7 +124,11 @@ export class VectorIndexThread implements VectorIndex {
 
   private async ask<T>(req: VectorCall, transfer: Transferable[] = []): Promise<T> {
     if (this.closed) throw new Error("the vector index is closed");
-    await this.ready;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.ready,
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("the vector index thread is restarting")), READY_WAIT_MS))),
+    ]).finally(() => clearTimeout(timer));
     return this.call<T>(this.worker, req, transfer);
   }
 
@@ -105,7 +145,11 @@ export class VectorIndexThread implements VectorIndex {
     const flat = new Float32Array(ids.length * this.dims);
     vectors.forEach((v, i) => flat.set(v, i * this.dims));
     const keys = Float64Array.from(ids);
+    const generation = this._generation;
     await this.ask({ op: "add", ids: keys, flat, whole }, [keys.buffer, flat.buffer]);
+    // A thread that took over meanwhile started from its saved state: the high-water mark
+    // stays where that put it, so catch-up adds what lies between again.
+    if (generation !== this._generation) throw new Error("the vector index thread restarted during an insert; catch-up starts again");
     for (const id of ids) if (id > this._maxId) this._maxId = id;
   }
 
@@ -125,12 +169,13 @@ export class VectorIndexThread implements VectorIndex {
   async close() {
     if (this.closed) return;
     this.closed = true;
-    await this.ready.catch(() => {});
+    // a thread being replaced is not waited for (its restart gives up once closed)
+    await Promise.race([this.ready.catch(() => {}), Bun.sleep(READY_WAIT_MS)]);
     // what was asked before closing is answered first: the thread runs its changes in order
     await Promise.allSettled([...this.waiting.keys()].map((id) => new Promise<void>((r) => {
       const w = this.waiting.get(id)!;
       this.waiting.set(id, { resolve: (v) => (w.resolve(v), r()), reject: (e) => (w.reject(e), r()) });
     })));
-    this.worker.terminate();
+    this.worker?.terminate();
   }
 }

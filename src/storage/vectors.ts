@@ -22,6 +22,8 @@ export interface VectorIndex {
   readonly dims: number;
   /** Highest chunk id the index has been given; everything after it is added on load. */
   readonly maxId: number;
+  /** Changes when the index falls back to its saved state (its thread was replaced). */
+  readonly generation: number;
   /** Vectors in the index as of its last answer. */
   size(): number;
   /** `whole`: nobody is searching yet (start-up), so the batch goes in at once on every core. */

@@ -10,6 +10,9 @@ const SPLIT_WORTH = 1.5;
 // A process reading one range after another of the same file keeps the document open.
 let kept: { key: string; parser: PDFParse } | null = null;
 
+/** Whether this process holds the document kept under `key` (its bytes need not be read again). */
+export const keepsPdf = (key: string) => kept?.key === key;
+
 export async function closeKeptPdf() {
   const k = kept;
   kept = null;
@@ -34,10 +37,10 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
     let to = pages;
     const range = input.pages;
     const part = !!range && (!range.split || pages > range.to * SPLIT_WORTH);
+    if (range?.split) input.splitting?.(pages, part);
     if (part) {
       from = range.from;
       to = Math.min(pages, range.to);
-      if (range.split) input.splitting?.(pages);
     }
     const blocks: Block[] = [];
     let scanned = 0;
