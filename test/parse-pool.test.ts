@@ -97,3 +97,19 @@ test("a process that grows past the memory ceiling is killed and its document to
   expect(residentBytes(p.proc.pid)).toBe(0);
   pool.discard(p);
 });
+
+test("a process taken but never given a file goes back to the idle ones as it was", async () => {
+  // a pool of its own, so no other test's idle processes are in the way
+  const own = new ParseProcessPool({ command: parseCommand(), max: 2, memoryLimit: 256 * 1024 ** 2 });
+  try {
+    const spare = own.acquire();
+    await spare.ready;
+    own.giveBack(spare);
+    expect(spare.dead).toBe(false);
+    expect(own.size).toBe(1);
+    const next = own.acquire();
+    expect(next.proc.pid).toBe(spare.proc.pid);
+  } finally {
+    await own.close();
+  }
+});
