@@ -59,6 +59,7 @@ export const ERRORS = {
   database_unavailable: { status: 503, type: "api_error", doc: "The database (PostgreSQL) could not be reached, or is restarting; retry in a few seconds." },
   file_store_unavailable: { status: 503, type: "api_error", doc: "The file store (an S3 bucket) could not be reached; retry in a few seconds." },
   embedding_unavailable: { status: 503, type: "api_error", doc: "The embedding model or remote embeddings API failed; retrying may help." },
+  search_unavailable: { status: 503, type: "api_error", doc: "The vector index's thread stopped and is being restarted from its saved copy; retry in a few seconds." },
   model_server_not_configured: { status: 503, type: "api_error", doc: "An answer was asked for, but no model server is configured (--llm-url or --llm-upstreams)." },
   model_server_unreachable: { status: 502, type: "api_error", doc: "The model server could not be reached, refused ragd's key, or failed (its 5xx)." },
   model_server_timeout: { status: 504, type: "api_error", doc: "The model server did not start answering, or fell silent, within --llm-timeout." },

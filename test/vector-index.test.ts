@@ -3,7 +3,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { openSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
-import { VectorIndexThread } from "../src/storage/vector-thread";
+import { VectorIndexThread, VectorIndexUnavailable } from "../src/storage/vector-thread";
 import { cleanup, tempDir } from "./helpers/ragd";
 
 const dir = tempDir();
@@ -95,7 +95,10 @@ test("an insert that a thread's replacement overtook fails, and the high-water m
   const generation = index.generation;
   // The thread dies: the ids 101..200 it held are lost with it.
   (index as unknown as { worker: Worker }).worker.terminate();
-  expect(await index.add(ids(200, 300), vectors.slice(200, 300)).then(() => "added", (e) => String(e))).toContain("thread stopped");
+  const lost = await index.add(ids(200, 300), vectors.slice(200, 300)).then(() => null, (e) => e);
+  // the kind of error a search turns into a 503 the client may retry
+  expect(lost).toBeInstanceOf(VectorIndexUnavailable);
+  expect(String(lost)).toContain("thread stopped");
   // Asked before the replacement took over and answered by it: refused, so that catch-up,
   // which read SQLite from the old mark, does not raise the mark past the lost ids.
   expect(await index.add(ids(200, 300), vectors.slice(200, 300)).then(() => "added", (e) => String(e))).toContain("restarted");

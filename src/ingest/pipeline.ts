@@ -3,15 +3,15 @@ import { metrics } from "../metrics";
 import type { EmbeddingProvider } from "../embed/provider";
 import { encodeVector } from "../storage/vector-codec";
 import type { BlobStore } from "../storage/blobs";
-import type { IngestErrorCode } from "../errors";
 import type { IngestionRepo, Job, JobOutcome } from "../storage/repos";
 import { log } from "../util/log";
-import { chunkSizeOf, resolveChunking, type BlockUnit, type ChunkSize } from "./chunker";
-import type { ParseReply, ParseRequest } from "./parse-child";
-import { DEFAULT_PARSE_LIMITS, ParseError, tooMuchText, type Block, type ParseLimits } from "./types";
+import { chunkSizeOf, resolveChunking, type ChunkSize } from "./chunker";
+import type { ParseReply } from "./parse-child";
+import { DEFAULT_PARSE_LIMITS, ParseError, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
-import { MemoryExceeded, ParseProcessPool, type Outcome, type ParseProcess } from "./parse-pool";
-import { detectFromHead, type Format } from "./parsers/index";
+import { MemoryExceeded, ParseProcessPool, type Outcome } from "./parse-pool";
+import { parseFile, Timeout, Transient } from "./parse-file";
+import { detectFromHead } from "./parsers/index";
 import type { NativePaths } from "../native/assets";
 import { isDiskFull, type DiskSpace } from "../storage/disk-space";
 import { coalesced } from "../util/coalesce";
@@ -54,21 +54,9 @@ const POLL_MS = 1000;
 const IN_FLIGHT_PER_PARSER = 8;
 const MAX_HELD_CHUNKS = 4096;
 const EXHAUSTED_EVERY_MS = 5_000;
-// A long PDF is read in ranges of this many pages by every parse process that is free (about
-// 0.15 s of pages each, which repays a process start and a load of the document).
-const PDF_PART_PAGES = 32;
 // Enough of a file to tell its format, or to refuse it, without starting a parser.
 const HEAD_BYTES = 8192;
 
-/** A run that failed and may succeed if tried again; `code` is recorded as its outcome meanwhile. */
-class Transient extends Error {
-  constructor(
-    message: string,
-    readonly code: IngestErrorCode = "server_error",
-  ) {
-    super(message);
-  }
-}
 
 // Server stops (crashes, kill -9, deploys) that may cut a document's runs short before it is
 // given up on: they are not the document's fault, so they do not use its attempts.
@@ -373,173 +361,21 @@ export class IngestPipeline {
     return true;
   }
 
-  /**
-   * Parses the file in a parse process. A PDF that turns out long is read in page ranges by
-   * as many processes as there are free slots, and the first process then cuts the chunks
-   * over all the ranges' text, so the chunks are those of a whole read.
-   */
   private parse(job: Job, slot: Running, path: string, onProgress: (m: string) => void, pdf: boolean): Promise<ParseReply> {
     // before a process is taken: a throw here must not strand one
     const chunking = chunkSizeOf(job.cut, this.autoChunking);
-    const base = { path, filename: job.filename, limits: this.limits, chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, natives: this.opts.natives };
-    return new Promise((resolve, reject) => {
-      const first = this.pool.acquire();
-      /** Processes reading this file, with the range each reads (null: none now). */
-      const readers = new Map<ParseProcess, { from: number; to: number; at: number } | null>([[first, null]]);
-      let extraSlots = 0;
-      /** Processes that were given the file (a reader started ahead may never be). */
-      const used = new Set<ParseProcess>([first]);
-      let settled = false;
-      const budget = setTimeout(() => settle(new Timeout(this.opts.timeoutMs)), this.opts.timeoutMs);
-      const settle = (r: Outcome) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(budget);
-        const ok = !(r instanceof Error) && r.type === "done";
-        for (const p of readers.keys()) {
-          if (!used.has(p)) this.pool.giveBack(p);
-          else if (ok) this.pool.release(p, (r as { format: string }).format as Format);
-          else this.pool.discard(p);
-        }
-        readers.clear();
-        for (; extraSlots > 0; extraSlots--) this.releaseParseSlot();
-        // A parse process that died took its document with it: the document's own failure.
-        if (r instanceof Error) reject(r instanceof MemoryExceeded || r instanceof Timeout || r instanceof Transient ? r : new Transient(r.message, "invalid_file"));
-        else if (r.type === "progress" || r.type === "pages" || r.type === "part") reject(new Transient(`the parser answered out of turn (${r.type})`));
-        else resolve(r);
-      };
-      slot.settle = settle;
-
-      // Set once the first process finds a long PDF.
-      let split: { pages: number; next: number; parts: { blocks: Block[]; units: BlockUnit[][] }[]; left: number; read: number; scanned: number; ocrPages: number; chars: number } | null = null;
-      const report = () => {
-        let read = split!.read;
-        for (const r of readers.values()) if (r) read += r.at - r.from;
-        onProgress(`parsing page ${Math.max(1, Math.min(split!.pages, read))} of ${split!.pages}`);
-      };
-      const give = (p: ParseProcess): boolean => {
-        if (!split || split.next > split.pages) return false;
-        const range = { from: split.next, to: Math.min(split.pages, split.next + PDF_PART_PAGES - 1) };
-        split.next = range.to + 1;
-        readers.set(p, { ...range, at: range.from });
-        used.add(p);
-        void this.pool.send(p, { ...base, pages: range });
-        return true;
-      };
-      const begin = (pages: number) => {
-        const parts = Math.ceil(pages / PDF_PART_PAGES);
-        split = { pages, next: PDF_PART_PAGES + 1, parts: new Array(parts), left: parts, read: 0, scanned: 0, ocrPages: 0, chars: 0 };
-        readers.set(first, { from: 1, to: PDF_PART_PAGES, at: 1 });
-        for (const [p, range] of readers) if (!range && !give(p)) break;
-        while (split.next <= pages && this.tryParseSlot()) {
-          extraSlots++;
-          give(addReader());
-        }
-      };
-      /** Readers started ahead that got no range go back unused, and their slots pass on. */
-      const returnUnused = () => {
-        for (const [q, r] of readers)
-          if (!r && !used.has(q)) {
-            readers.delete(q);
-            this.pool.giveBack(q);
-            extraSlots--;
-            this.releaseParseSlot();
-          }
-      };
-      const addReader = () => {
-        const p = this.pool.acquire();
-        p.handler = listen(p);
-        readers.set(p, null);
-        return p;
-      };
-      const partDone = (p: ParseProcess, m: Extract<ParseReply, { type: "part" }>) => {
-        const range = readers.get(p);
-        if (!split || !range) return settle(new Transient("the parser answered for a range it was not given"));
-        // The whole text gathers here before it is chunked: the document's size limit applies
-        // as the ranges arrive, not only in the process that chunks them.
-        for (const b of m.blocks) split.chars += b.text.length;
-        if (split.chars > this.limits.maxTextChars) {
-          const e = tooMuchText(this.limits.maxTextChars);
-          return settle({ type: "failed", code: e.code, message: e.message });
-        }
-        split.parts[(range.from - 1) / PDF_PART_PAGES] = m;
-        split.left--;
-        split.read += range.to - range.from + 1;
-        split.scanned += m.scanned;
-        split.ocrPages += m.ocrPages;
-        metrics.pdfRange(p === first);
-        readers.set(p, null);
-        report();
-        // The file's own process reads on; another stops once other files wait for a slot.
-        if ((p === first || this.parseWaiters.length === 0) && give(p)) return;
-        if (p !== first) {
-          // Its ranges are read: the process (which ran pdf.js) ends and its slot passes on.
-          readers.delete(p);
-          this.pool.discard(p);
-          extraSlots--;
-          this.releaseParseSlot();
-        }
-        returnUnused();
-        if (split.left > 0) return;
-        onProgress("chunking");
-        void this.pool.send(first, { chunk: { blocks: split.parts.flatMap((x) => x.blocks), units: split.parts.flatMap((x) => x.units), scanned: split.scanned }, limits: base.limits, chunking, tokenizer: base.tokenizer, ocr: base.ocr });
-      };
-      const listen = (p: ParseProcess) => (m: Outcome) => {
-        if (m instanceof Error && !used.has(p)) {
-          // a reader started ahead that died before it was given anything: the file is not at fault
-          if (readers.delete(p)) {
-            extraSlots--;
-            this.releaseParseSlot();
-          }
-          return;
-        }
-        if (m instanceof Error) return settle(m);
-        switch (m.type) {
-          case "progress": {
-            const page = split && /^parsing page (\d+) of/.exec(m.message);
-            const range = readers.get(p);
-            if (!split) onProgress(m.message);
-            else if (page && range) {
-              range.at = Number(page[1]);
-              report();
-            }
-            return;
-          }
-          case "pages":
-            if (!m.split) return returnUnused();
-            try {
-              return begin(m.pages);
-            } catch (e) {
-              // a reader could not be started (no processes left): the server's trouble
-              return settle(new Transient(`could not start a parse process: ${String((e as Error)?.message ?? e)}`));
-            }
-          case "part":
-            return partDone(p, m);
-          case "done":
-            return settle(split ? { ...m, ocrPages: split.ocrPages } : m);
-          default:
-            return settle(m);
-        }
-      };
-      first.handler = listen(first);
-      // A PDF is offered for splitting only when a second slot is free now: its reader starts
-      // while the first process finds the page count. On a busy server files are read whole,
-      // as each would be anyway, without the ranges' round trips.
-      const split0 = pdf && this.tryParseSlot();
-      if (split0) {
-        extraSlots++;
-        addReader();
-      }
-      void this.pool.send(first, { ...base, ...(split0 ? { pages: { from: 1, to: PDF_PART_PAGES, split: true } } : {}) });
+    return parseFile({
+      pool: this.pool,
+      slots: { take: () => this.tryParseSlot(), give: () => this.releaseParseSlot(), othersWaiting: () => this.parseWaiters.length > 0 },
+      request: { path, filename: job.filename, limits: this.limits, chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, natives: this.opts.natives },
+      pdf,
+      timeoutMs: this.opts.timeoutMs,
+      onProgress,
+      onStart: (settle) => (slot.settle = settle),
     });
   }
 }
 
-class Timeout extends Error {
-  constructor(ms: number) {
-    super(`processing took longer than the ${Math.round(ms / 1000)} s limit per file; split the document or raise --ingest-timeout`);
-  }
-}
 
 // Parsers that can say more (scanned pages, OCR off) throw their own "no text found: ...".
 const NO_TEXT = "no text found: the document is empty or holds no extractable text";

@@ -4,7 +4,8 @@ import type { EmbeddingProvider } from "../embed/provider";
 import type { ChunkHit, ChunksRepo, IngestionRepo, Scored, AttributeFilter } from "../storage/repos";
 import { encodeVector, decodeVector, dotEncoded } from "../storage/vector-codec";
 import { discardIndex, type VectorIndex } from "../storage/vectors";
-import { VectorIndexThread } from "../storage/vector-thread";
+import { VectorIndexThread, VectorIndexUnavailable } from "../storage/vector-thread";
+import { RagdError } from "../errors";
 import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
 import { metrics } from "../metrics";
@@ -329,7 +330,10 @@ export class SearchService {
     // The index spans every store: widen until `n` of this store's (and filter's) chunks
     // survive; a store or filter too narrow for that is searched exactly instead.
     for (let k = Math.min(total, n * 2); ; k = Math.min(total, k * 8)) {
-      const matches = await this.index.search(vector, k);
+      const matches = await this.index.search(vector, k).catch((e) => {
+        if (!(e instanceof VectorIndexUnavailable)) throw e;
+        throw new RagdError("search_unavailable", "Search is unavailable for a moment: the vector index is being reloaded after a fault. Retry in a few seconds.", null, { "retry-after": "2" });
+      });
       const visible = await this.chunks.visible(storeId, filter, now, matches.map((m) => m.id));
       const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
       if (hits.length >= n || k >= total) return hits.slice(0, n);

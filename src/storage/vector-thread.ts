@@ -18,6 +18,9 @@ type VectorCall =
 export type VectorRequest = VectorCall & { id: number };
 export type VectorReply = { id: number; size: number } & ({ ok: true; value: unknown } | { ok: false; error: string });
 
+/** The index thread stopped, or is being replaced: a search may be retried in a moment. */
+export class VectorIndexUnavailable extends Error {}
+
 interface Opened {
   loaded: boolean;
   reason?: string;
@@ -100,7 +103,7 @@ export class VectorIndexThread implements VectorIndex {
     worker.addEventListener("error", (e) => log.error("vector index thread error", { error: String((e as ErrorEvent).message ?? e) }));
     worker.addEventListener("close", () => {
       if (this.worker !== worker) return;
-      const lost = new Error("the vector index thread stopped");
+      const lost = new VectorIndexUnavailable("the vector index thread stopped");
       for (const w of this.waiting.values()) w.reject(lost);
       this.waiting.clear();
       if (this.closed) return;
@@ -127,7 +130,7 @@ export class VectorIndexThread implements VectorIndex {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.ready,
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("the vector index thread is restarting")), READY_WAIT_MS))),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new VectorIndexUnavailable("the vector index thread is restarting")), READY_WAIT_MS))),
     ]).finally(() => clearTimeout(timer));
     return this.call<T>(this.worker, req, transfer);
   }
@@ -149,7 +152,7 @@ export class VectorIndexThread implements VectorIndex {
     await this.ask({ op: "add", ids: keys, flat, whole }, [keys.buffer, flat.buffer]);
     // A thread that took over meanwhile started from its saved state: the high-water mark
     // stays where that put it, so catch-up adds what lies between again.
-    if (generation !== this._generation) throw new Error("the vector index thread restarted during an insert; catch-up starts again");
+    if (generation !== this._generation) throw new VectorIndexUnavailable("the vector index thread restarted during an insert; catch-up starts again");
     for (const id of ids) if (id > this._maxId) this._maxId = id;
   }
 
