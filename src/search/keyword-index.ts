@@ -1,6 +1,6 @@
 import { log } from "../util/log";
 import type { KeywordQuery } from "./analyzer";
-import { B, K1, mergeSegments, Segment, SegmentBuilder } from "./segment";
+import { B, K1, mergeSegments, Segment, SegmentBuilder, type Postings } from "./segment";
 
 // New chunks gather here until sealed into a segment; the tail is scored exhaustively.
 const TAIL_SIZE = 1024;
@@ -261,10 +261,10 @@ export class KeywordIndex {
     }
     if (terms.length === 0) return [];
     const top = new TopK(k);
-    const norm = (dl: number) => K1 * (1 - B + (B * dl) / avgdl);
+    const norm = (dl: number) => K1 * (1 - B) + ((K1 * B) / avgdl) * dl;
     // Largest first: its top k sets a high bar early, which the smaller ones then skip against.
     const order = [...this.segments].sort((a, b) => b.live - a.live);
-    for (const seg of order) searchSegment(seg, terms, norm, top, accept);
+    for (const seg of order) searchSegment(seg, terms, avgdl, top, accept);
     this.tail.score(terms, norm, this.tailDeleted, top, accept);
     return top.sorted();
   }
@@ -276,6 +276,9 @@ export class KeywordIndex {
 // One accumulator for every search (JavaScript runs one at a time), sized to the largest segment.
 let scratch = new Float64Array(0);
 let touched = new Int32Array(0);
+// Past this many postings per chunk of the segment, reading the whole accumulator in order
+// costs less than keeping a list of the chunks touched (a random write per new chunk).
+const SCAN_ALL_SHARE = 0.25;
 
 /**
  * Term at a time: every posting of the query's terms added into one accumulator, then the
@@ -284,36 +287,70 @@ let touched = new Int32Array(0);
  * with MaxScore pruning of the common terms, both returned the same results 2-15x slower in
  * JavaScript: what they skip costs less than the bookkeeping that skips it.
  */
-function searchSegment(seg: Segment, terms: QueryTerm[], norm: (dl: number) => number, top: TopK, accept?: (id: number) => boolean) {
-  if (scratch.length < seg.size) {
-    scratch = new Float64Array(seg.size);
-    touched = new Int32Array(seg.size);
+function searchSegment(seg: Segment, terms: QueryTerm[], avgdl: number, top: TopK, accept?: (id: number) => boolean) {
+  const size = seg.size;
+  if (scratch.length < size) {
+    scratch = new Float64Array(size);
+    touched = new Int32Array(size);
   }
   const acc = scratch;
   const dls = seg.dls;
-  let n = 0;
+  // BM25's length norm K1 * (1 - B + B * dl / avgdl), as one multiply-add per posting
+  const c1 = K1 * (1 - B);
+  const c2 = (K1 * B) / avgdl;
+  const lists: Postings[] = [];
+  let postings = 0;
   for (const t of terms) {
     const p = seg.terms.get(t.term);
-    if (!p) continue;
+    if (p) postings += p.docs.length;
+    lists.push(p!);
+  }
+  const scanAll = postings > size * SCAN_ALL_SHARE;
+  let n = 0;
+  terms.forEach((t, i) => {
+    const p = lists[i];
+    if (!p) return;
     const docs = p.docs;
     const tfs = p.tfs;
     const w = t.wIdf * (K1 + 1);
+    if (scanAll) {
+      for (let j = 0; j < docs.length; j++) {
+        const d = docs[j]!;
+        const tf = tfs[j]!;
+        acc[d] = acc[d]! + (w * tf) / (tf + c1 + c2 * dls[d]!);
+      }
+      return;
+    }
     for (let j = 0; j < docs.length; j++) {
       const d = docs[j]!;
       const tf = tfs[j]!;
-      if (acc[d] === 0) touched[n++] = d;
-      acc[d] = acc[d]! + (w * tf) / (tf + norm(dls[d]!));
+      const a = acc[d]!;
+      if (a === 0) touched[n++] = d;
+      acc[d] = a + (w * tf) / (tf + c1 + c2 * dls[d]!);
     }
+  });
+  let bar = top.full ? top.threshold : 0;
+  const offer = (d: number, s: number) => {
+    if (seg.isDeleted(d)) return;
+    const id = seg.ids[d]!;
+    if (accept && !accept(id)) return;
+    top.push(id, s);
+    if (top.full) bar = top.threshold;
+  };
+  if (scanAll) {
+    for (let d = 0; d < size; d++) {
+      const a = acc[d]!;
+      if (a === 0) continue;
+      acc[d] = 0;
+      const s = Math.fround(a);
+      if (s >= bar) offer(d, s);
+    }
+    return;
   }
   for (let x = 0; x < n; x++) {
     const d = touched[x]!;
     const s = Math.fround(acc[d]!);
     acc[d] = 0;
-    if (top.full && s < top.threshold) continue;
-    if (seg.isDeleted(d)) continue;
-    const id = seg.ids[d]!;
-    if (accept && !accept(id)) continue;
-    top.push(id, s);
+    if (s >= bar) offer(d, s);
   }
 }
-
