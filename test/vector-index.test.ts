@@ -1,7 +1,8 @@
-// The vector index on its own thread: saved with a checksum computed on the hashing thread,
+// The vector index on its own thread: saved with a checksum read back as it is fsynced,
 // loaded only when the bytes match it; searches answered while a long insert is under way.
 import { afterAll, expect, test } from "bun:test";
-import { openSync, writeSync, closeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { sha256File } from "../src/util/atomic-file";
 import { join } from "node:path";
 import { VectorIndexThread, VectorIndexUnavailable } from "../src/storage/vector-thread";
 import { cleanup, tempDir } from "./helpers/ragd";
@@ -36,13 +37,27 @@ test("a saved index loads as saved; a flipped byte is refused by its checksum", 
   expect(other.loaded).toBe(false);
   await other.index.close();
 
+  // An index saved before the xxHash3 checksum (its manifest has a SHA-256) loads, not rebuilt.
+  const manifestPath = `${path}.json`;
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+  expect(manifest.checksum).toMatch(/^xxh3-8m:[0-9a-f]+$/);
+  const { checksum: _, ...older } = manifest;
+  const olderManifest = { ...older, sha256: sha256File(path).sha256 };
+  writeFileSync(manifestPath, JSON.stringify(olderManifest));
+  const old = await VectorIndexThread.open(path, "model-a", 8);
+  expect(old.loaded).toBe(true);
+  await old.index.close();
+
   const fd = openSync(path, "r+");
   writeSync(fd, new Uint8Array([0xff, 0xfe]), 0, 2, 200);
   closeSync(fd);
-  const torn = await VectorIndexThread.open(path, "model-a", 8);
-  expect(torn).toMatchObject({ loaded: false, reason: "the index file does not match its checksum" });
-  expect(torn.index.maxId).toBe(0);
-  await torn.index.close();
+  for (const m of [manifest, olderManifest]) {
+    writeFileSync(manifestPath, JSON.stringify(m));
+    const torn = await VectorIndexThread.open(path, "model-a", 8);
+    expect(torn).toMatchObject({ loaded: false, reason: "the index file does not match its checksum" });
+    expect(torn.index.maxId).toBe(0);
+    await torn.index.close();
+  }
 });
 
 test("searches are answered while a long insert is under way, and see what it added so far", async () => {

@@ -103,12 +103,19 @@ export class SearchService {
       );
     }
     if (!stored) await this.chunks.setMeta("embedding_model", current);
-    const { index, loaded, reason } = await VectorIndexThread.open(this.indexPath, m.id, m.dims, this.usearchAddon);
-    this.index = index;
-    if (!loaded) (reason === "no saved index" ? log.info : log.warn)("building the vector index from SQLite", { reason });
-    await this.vectorCatchUp();
-    log.info("vector index ready", { vectors: this.index.size(), loaded });
-    await this.keywords.start();
+    // The vector index loads (or builds) on its own thread while the keyword index loads here.
+    const vectors = (async () => {
+      const { index, loaded, reason } = await VectorIndexThread.open(this.indexPath, m.id, m.dims, this.usearchAddon);
+      this.index = index;
+      if (!loaded) (reason === "no saved index" ? log.info : log.warn)("building the vector index from SQLite", { reason });
+      await this.vectorCatchUp();
+      log.info("vector index ready", { vectors: this.index.size(), loaded });
+    })();
+    const [v, k] = await Promise.allSettled([vectors, this.keywords.start()]);
+    if (v.status === "rejected" || k.status === "rejected") {
+      await this.index?.close().catch(() => {});
+      throw v.status === "rejected" ? v.reason : (k as PromiseRejectedResult).reason;
+    }
     if (this.keywords.dirty) this.scheduleSave(false);
     this.serving = true;
     // Other processes sharing the database commit chunks this one hears nothing about: look

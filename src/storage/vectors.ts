@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import { Index, MetricKind, ScalarKind } from "usearch";
 import { rename } from "node:fs/promises";
 import { fsyncFile, sha256File, writeFileAtomicAsync } from "../util/atomic-file";
-import { fileHasher } from "./file-hasher";
+import { fileChecksum, fileChecksumSync } from "../util/file-checksum";
 
 export interface VectorMatch {
   id: number;
@@ -42,7 +42,9 @@ export interface Manifest {
   maxId: number;
   size: number;
   bytes: number;
-  sha256: string;
+  /** fileChecksum()'s; indexes saved before it have `sha256` instead. */
+  checksum?: string;
+  sha256?: string;
 }
 
 // Measured on SciFact's 24,683 vectors of the bundled model (bench/retrieval.ts), recall@10
@@ -98,8 +100,10 @@ export class UsearchIndex {
     if (m.model !== this.model || m.dims !== this.dims) return `the saved index is for ${m.model} (${m.dims} dimensions)`;
     if (m.layout !== LAYOUT) return `the saved index has another layout (${m.layout ?? "unknown"})`;
     // usearch trusts its file; a torn or corrupted file must never reach native code.
-    const file = sha256File(this.path);
-    if (file.bytes !== m.bytes || file.sha256 !== m.sha256) return "the index file does not match its checksum";
+    // (an index saved before the faster checksum is checked by its SHA-256, not rebuilt)
+    const file = m.checksum ? fileChecksumSync(this.path) : sha256File(this.path);
+    const same = "checksum" in file ? file.checksum === m.checksum : file.sha256 === m.sha256;
+    if (file.bytes !== m.bytes || !same) return "the index file does not match its checksum";
     try {
       this.index.load(this.path);
     } catch (e) {
@@ -167,12 +171,13 @@ export interface Snapshot {
 
 /**
  * Makes a snapshot written by UsearchIndex.snapshot() the saved index: its checksum is
- * computed on the hashing thread while it is fsynced, then it is renamed into place and its
+ * read back while it is fsynced, then it is renamed into place and its
  * manifest written after it.
  */
 export async function publishSnapshot(path: string, tmp: string, snap: Snapshot, model: string, dims: number) {
-  const [sha256] = await Promise.all([fileHasher.start(tmp).finish(snap.bytes), fsyncFile(tmp)]);
-  const manifest: Manifest = { layout: LAYOUT, model, dims, maxId: snap.maxId, size: snap.size, bytes: snap.bytes, sha256 };
+  const [{ bytes, checksum }] = await Promise.all([fileChecksum(tmp), fsyncFile(tmp)]);
+  if (bytes !== snap.bytes) throw new Error(`the index snapshot is ${bytes} bytes, ${snap.bytes} were written`);
+  const manifest: Manifest = { layout: LAYOUT, model, dims, maxId: snap.maxId, size: snap.size, bytes, checksum };
   // The manifest names the bytes it describes: rename the index first, then the manifest.
   // A crash between the two leaves a checksum mismatch, which means a rebuild, never a wrong load.
   await rename(tmp, path);
