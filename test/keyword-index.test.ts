@@ -122,6 +122,33 @@ describe("keyword index", () => {
     for (const q of queries) expectSameRanking(index.search(parseQuery(q)!, 10), ref.search(q, 10));
   });
 
+  test("many chunks' lengths and term counts at once, across segments, an empty one, the tail and deletes", async () => {
+    const ids = [...corpus.keys()];
+    const index = build(new Map(ids.slice(0, 21).map((id) => [id, corpus.get(id)!])), 7);
+    const drop = (id: number) => expect(index.delete(id, analyze(corpus.get(id)!))).toBe(true);
+    // the second segment's chunks all deleted and purged: an empty segment between two others
+    ids.slice(7, 14).forEach(drop);
+    await index.merge();
+    expect(index.segments.map((s) => s.size)).toEqual([7, 0, 7]);
+    for (const id of ids.slice(21, 40)) index.add(id, analyze(corpus.get(id)!));
+    [ids[2]!, ids[30]!].forEach(drop);
+    const gone = new Set([...ids.slice(7, 14), ids[2], ids[30]]);
+    const terms = [...new Set(queries.slice(0, 12).flatMap((q) => [...(parseQuery(q)?.terms.keys() ?? [])]))];
+    expect(terms.length).toBeGreaterThan(20);
+    // unsorted, with ids never added (past the tail, and unknown)
+    const asked = [999_999, ...ids.slice(0, 45).reverse()];
+    const expected = new Map<number, { dl: number; tfs: number[] }>();
+    for (const id of asked) {
+      if (gone.has(id) || !(ids.indexOf(id) >= 0 && ids.indexOf(id) < 40)) continue;
+      const words = analyze(corpus.get(id)!);
+      expected.set(id, { dl: words.length, tfs: terms.map((t) => words.filter((w) => w === t).length) });
+    }
+    const got = index.counts(asked, terms);
+    expect([...got.keys()].sort((a, b) => a - b)).toEqual([...expected.keys()].sort((a, b) => a - b));
+    for (const [id, c] of expected) expect(got.get(id)).toEqual(c);
+    expect([...expected.values()].some((c) => c.tfs.some((n) => n > 1))).toBe(true);
+  });
+
   test("a filter narrows the ranking to the chunks it accepts, as a restricted FTS5 query", () => {
     const ref = fts5(corpus);
     const index = build(corpus, 16);

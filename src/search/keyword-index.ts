@@ -1,6 +1,6 @@
 import { log } from "../util/log";
 import type { KeywordQuery } from "./analyzer";
-import { B, K1, mergeSegments, Segment, SegmentBuilder, type Postings } from "./segment";
+import { B, K1, mergeSegments, seek, Segment, SegmentBuilder, type Postings } from "./segment";
 
 // New chunks gather here until sealed into a segment; the tail is scored exhaustively.
 const TAIL_SIZE = 1024;
@@ -221,17 +221,21 @@ export class KeywordIndex {
   /** Each live chunk's length and how often each term occurs in it. */
   counts(ids: number[], terms: string[]): Map<number, { dl: number; tfs: number[] }> {
     const out = new Map<number, { dl: number; tfs: number[] }>();
-    for (const id of ids) {
-      let c: { dl: number; tfs: number[] } | undefined;
-      if (id >= this.tail.firstAdded && id <= this.tail.lastAdded) c = this.tailDeleted.has(id) ? undefined : this.tail.counts(id, terms);
-      else
-        for (let i = this.segments.length - 1; i >= 0; i--) {
-          const s = this.segments[i]!;
-          if (id < s.firstId || id > s.lastId) continue;
-          c = s.counts(id, terms);
-          break;
-        }
+    const sorted = [...ids].sort((a, b) => a - b);
+    for (const id of sorted) {
+      if (id < this.tail.firstAdded || id > this.tail.lastAdded || this.tailDeleted.has(id)) continue;
+      const c = this.tail.counts(id, terms);
       if (c) out.set(id, c);
+    }
+    // segments hold disjoint, ascending ranges of ids
+    let from = 0;
+    for (const s of this.segments) {
+      if (s.size === 0) continue;
+      from = seek(sorted, from, s.firstId);
+      let to = from;
+      while (to < sorted.length && sorted[to]! <= s.lastId) to++;
+      if (to > from) s.countsOf(sorted.slice(from, to), terms, out);
+      from = to;
     }
     return out;
   }

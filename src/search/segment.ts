@@ -35,6 +35,29 @@ export function indexIn(sorted: ArrayLike<number>, value: number): number {
   return -1;
 }
 
+/** The first place at or after `from` in an ascending list whose value is not below `target`. */
+export function seek(sorted: ArrayLike<number>, from: number, target: number): number {
+  const n = sorted.length;
+  if (from >= n || sorted[from]! >= target) return from;
+  // sorted[lo] < target throughout; steps double until one lands at or past the target
+  let lo = from;
+  let step = 1;
+  let hi = lo + step;
+  while (hi < n && sorted[hi]! < target) {
+    lo = hi;
+    step *= 2;
+    hi = lo + step;
+  }
+  if (hi > n) hi = n;
+  lo++;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** How often each term occurs in the chunk at this ordinal, from postings that ascend by ordinal. */
 function frequencies(postings: Map<string, { docs: ArrayLike<number>; tfs: ArrayLike<number> }>, ordinal: number, terms: string[]) {
   return terms.map((t) => {
@@ -110,11 +133,32 @@ export class Segment {
     return true;
   }
 
-  /** A live chunk's length and how often each term occurs in it, if it is here. */
-  counts(id: number, terms: string[]): { dl: number; tfs: number[] } | undefined {
-    const o = this.ordinalOf(id);
-    if (o < 0 || this.isDeleted(o)) return undefined;
-    return { dl: this.dls[o]!, tfs: frequencies(this.terms, o, terms) };
+  /**
+   * Each live chunk's length and how often each term occurs in it, for chunks of `ids`
+   * (ascending) that are here: one forward pass over each term's postings, skipping ahead by
+   * galloping, instead of a search of the whole list per chunk.
+   */
+  countsOf(ids: number[], terms: string[], out: Map<number, { dl: number; tfs: number[] }>) {
+    const found: { o: number; c: { dl: number; tfs: number[] } }[] = [];
+    let from = 0;
+    for (const id of ids) {
+      from = seek(this.ids, from, id);
+      if (from >= this.ids.length) break;
+      if (this.ids[from] !== id || this.isDeleted(from)) continue;
+      const c = { dl: this.dls[from]!, tfs: new Array<number>(terms.length).fill(0) };
+      out.set(id, c);
+      found.push({ o: from, c });
+    }
+    terms.forEach((t, ti) => {
+      const p = this.terms.get(t);
+      if (!p) return;
+      let at = 0;
+      for (const f of found) {
+        at = seek(p.docs, at, f.o);
+        if (at >= p.docs.length) break;
+        if (p.docs[at] === f.o) f.c.tfs[ti] = p.tfs[at]!;
+      }
+    });
   }
 
   /** Live chunks holding the term. */
