@@ -5,7 +5,7 @@ import { rename } from "node:fs/promises";
 import { fsyncFile, writeFileAtomicAsync } from "../util/atomic-file";
 import { ANALYZER_VERSION } from "./analyzer";
 import { KeywordIndex } from "./keyword-index";
-import { BLOCK, Bitset, Segment, type Postings } from "./segment";
+import { BLOCK, Bitset, META, Segment, TermTable } from "./segment";
 
 /**
  * The keyword index on disk, as Lucene keeps one: immutable segment files, written once
@@ -111,7 +111,8 @@ function decode(bytes: Uint8Array): Segment {
   const tfs = new Uint16Array(buf, offsets[7], postings);
   const bmt = new Uint16Array(buf, offsets[8], blocks);
   const bmd = new Uint32Array(buf, offsets[9], blocks);
-  const terms = new Map<string, Postings>();
+  const slots = new Map<string, number>();
+  const meta = new Uint32Array(termCount! * META);
   // Term names are ASCII almost always; byte offsets equal string offsets only then.
   const ascii = names.length === nameBytes;
   const enc = ascii ? null : new TextEncoder().encode(names);
@@ -119,23 +120,19 @@ function decode(bytes: Uint8Array): Segment {
   let at = 0;
   let blockAt = 0;
   for (let i = 0; i < termCount!; i++) {
-    const [count, blockCount, maxTf, minDl] = table.subarray(i * 4, i * 4 + 4) as unknown as number[];
-    if (blockCount !== Math.ceil(count! / BLOCK)) throw new Error("a term's block count does not match its postings");
+    const count = table[i * 4]!;
+    const blockCount = table[i * 4 + 1]!;
+    if (count === 0 || blockCount !== Math.ceil(count / BLOCK)) throw new Error("a term's block count does not match its postings");
     const name = ascii ? names.slice(nameOffsets[i]!, nameOffsets[i + 1]!) : dec.decode(enc!.subarray(nameOffsets[i]!, nameOffsets[i + 1]!));
-    terms.set(name, {
-      docs: docs.subarray(at, at + count!),
-      tfs: tfs.subarray(at, at + count!),
-      blockMaxTf: bmt.subarray(blockAt, blockAt + blockCount!),
-      blockMinDl: bmd.subarray(blockAt, blockAt + blockCount!),
-      maxTf: maxTf!,
-      minDl: minDl!,
-    });
-    at += count!;
-    blockAt += blockCount!;
+    meta.set([at, count, blockAt, blockCount, table[i * 4 + 2]!, table[i * 4 + 3]!], i * META);
+    slots.set(name, i);
+    at += count;
+    blockAt += blockCount;
+    if (at > postings! || blockAt > blocks!) throw new Error("the segment's term table runs past its postings");
   }
   if (at !== postings || blockAt !== blocks) throw new Error("the segment's term table does not cover its postings");
   for (let i = 0; i < n!; i++) if (i > 0 && !(ids[i]! > ids[i - 1]!)) throw new Error("the segment's chunk ids do not ascend");
-  return new Segment(ids, dls, terms);
+  return new Segment(ids, dls, new TermTable(slots, meta, docs, tfs, bmt, bmd));
 }
 
 export interface KeywordSnapshot {
@@ -210,7 +207,9 @@ export function loadKeywordIndex(dir: string): { index: KeywordIndex; newest: st
   for (const s of m.segments) {
     const file = join(dir, s.name);
     if (!/^kw-[a-z0-9-]+\.seg$/.test(s.name) || !existsSync(file)) return { reason: `the keyword segment ${s.name} is missing` };
-    const bytes = new Uint8Array(readFileSync(file));
+    // a view of what was read: new Uint8Array(buffer) would copy it (a second 175 MB at 1M chunks)
+    const read = readFileSync(file);
+    const bytes = new Uint8Array(read.buffer, read.byteOffset, read.byteLength);
     if (bytes.length !== s.bytes || hashOf(bytes) !== s.hash) return { reason: `the keyword segment ${s.name} does not match its checksum` };
     let seg: Segment;
     try {

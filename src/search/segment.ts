@@ -21,6 +21,128 @@ export interface Postings {
   minDl: number;
 }
 
+// Per term in a TermTable's `meta`: first posting, postings, first block, blocks, max tf, min dl.
+export const META = 6;
+
+/**
+ * A segment's postings, every term's in one set of arrays, found by term through one map.
+ * A Postings object is made only when a term is looked up: at a million chunks a segment
+ * list holds about 230,000 terms, and an object with four array views for each cost about
+ * 150 MB of heap more than the postings themselves.
+ */
+export class TermTable {
+  constructor(
+    private readonly slots: Map<string, number>,
+    readonly meta: Uint32Array,
+    readonly docs: Uint32Array,
+    readonly tfs: Uint16Array,
+    readonly blockMaxTf: Uint16Array,
+    readonly blockMinDl: Uint32Array,
+  ) {}
+
+  get size() {
+    return this.slots.size;
+  }
+  has(term: string) {
+    return this.slots.has(term);
+  }
+  /** Postings of the term (deleted chunks included). */
+  count(term: string) {
+    const s = this.slots.get(term);
+    return s === undefined ? 0 : this.meta[s * META + 1]!;
+  }
+  get(term: string): Postings | undefined {
+    const s = this.slots.get(term);
+    return s === undefined ? undefined : this.at(s);
+  }
+  *entries(): IterableIterator<[string, Postings]> {
+    for (const [t, s] of this.slots) yield [t, this.at(s)];
+  }
+  terms() {
+    return this.slots.keys();
+  }
+  private at(s: number): Postings {
+    const m = this.meta;
+    const i = s * META;
+    const start = m[i]!;
+    const end = start + m[i + 1]!;
+    const bStart = m[i + 2]!;
+    const bEnd = bStart + m[i + 3]!;
+    return {
+      docs: this.docs.subarray(start, end),
+      tfs: this.tfs.subarray(start, end),
+      blockMaxTf: this.blockMaxTf.subarray(bStart, bEnd),
+      blockMinDl: this.blockMinDl.subarray(bStart, bEnd),
+      maxTf: m[i + 4]!,
+      minDl: m[i + 5]!,
+    };
+  }
+}
+
+/** Fills a TermTable term by term, each term's postings computing its block maxima. */
+export class TermTableBuilder {
+  private readonly slots = new Map<string, number>();
+  private readonly meta: Uint32Array;
+  private readonly docs: Uint32Array;
+  private readonly tfs: Uint16Array;
+  private readonly blockMaxTf: Uint16Array;
+  private readonly blockMinDl: Uint32Array;
+  private at = 0;
+  private blockAt = 0;
+
+  /** `terms` and `postings` at most: what deleted chunks leave out stays unused. */
+  constructor(
+    terms: number,
+    postings: number,
+    private readonly dls: Uint32Array,
+  ) {
+    this.meta = new Uint32Array(terms * META);
+    this.docs = new Uint32Array(postings);
+    this.tfs = new Uint16Array(postings);
+    const blocks = Math.ceil(postings / BLOCK) + terms;
+    this.blockMaxTf = new Uint16Array(blocks);
+    this.blockMinDl = new Uint32Array(blocks);
+  }
+
+  /** Where the next term's postings go: write `n` of them there, then call add(). */
+  reserve(n: number): { docs: Uint32Array; tfs: Uint16Array } {
+    return { docs: this.docs.subarray(this.at, this.at + n), tfs: this.tfs.subarray(this.at, this.at + n) };
+  }
+
+  /** The term whose `n` postings were written into reserve()'s arrays. */
+  add(term: string, n: number) {
+    if (n === 0) return;
+    const slot = this.slots.size;
+    const blocks = Math.ceil(n / BLOCK);
+    let maxTf = 0;
+    let minDl = 0xffffffff;
+    for (let b = 0; b < blocks; b++) {
+      let bt = 0;
+      let bd = 0xffffffff;
+      const end = Math.min(n, (b + 1) * BLOCK);
+      for (let i = this.at + b * BLOCK; i < this.at + end; i++) {
+        const tf = this.tfs[i]!;
+        if (tf > bt) bt = tf;
+        const dl = this.dls[this.docs[i]!]!;
+        if (dl < bd) bd = dl;
+      }
+      this.blockMaxTf[this.blockAt + b] = bt;
+      this.blockMinDl[this.blockAt + b] = bd;
+      if (bt > maxTf) maxTf = bt;
+      if (bd < minDl) minDl = bd;
+    }
+    this.meta.set([this.at, n, this.blockAt, blocks, maxTf, minDl], slot * META);
+    this.slots.set(term, slot);
+    this.at += n;
+    this.blockAt += blocks;
+  }
+
+  finish(): TermTable {
+    const n = this.slots.size;
+    return new TermTable(this.slots, this.meta.subarray(0, n * META), this.docs.subarray(0, this.at), this.tfs.subarray(0, this.at), this.blockMaxTf.subarray(0, this.blockAt), this.blockMinDl.subarray(0, this.blockAt));
+  }
+}
+
 /** Where `value` is in an ascending list, or -1. */
 export function indexIn(sorted: ArrayLike<number>, value: number): number {
   let lo = 0;
@@ -59,7 +181,7 @@ export function seek(sorted: ArrayLike<number>, from: number, target: number): n
 }
 
 /** How often each term occurs in the chunk at this ordinal, from postings that ascend by ordinal. */
-function frequencies(postings: Map<string, { docs: ArrayLike<number>; tfs: ArrayLike<number> }>, ordinal: number, terms: string[]) {
+function frequencies(postings: { get(term: string): { docs: ArrayLike<number>; tfs: ArrayLike<number> } | undefined }, ordinal: number, terms: string[]) {
   return terms.map((t) => {
     const p = postings.get(t);
     const at = p ? indexIn(p.docs, ordinal) : -1;
@@ -98,7 +220,7 @@ export class Segment {
   constructor(
     readonly ids: Float64Array,
     readonly dls: Uint32Array,
-    readonly terms: Map<string, Postings>,
+    readonly terms: TermTable,
   ) {
     this.deleted = new Bitset(ids.length);
     let total = 0;
@@ -163,37 +285,13 @@ export class Segment {
 
   /** Live chunks holding the term. */
   frequency(term: string) {
-    const p = this.terms.get(term);
-    return p ? p.docs.length - (this.deletedDf.get(term) ?? 0) : 0;
+    const n = this.terms.count(term);
+    return n ? n - (this.deletedDf.get(term) ?? 0) : 0;
   }
 
   isDeleted(ordinal: number) {
     return this.deletedCount > 0 && this.deleted.has(ordinal);
   }
-}
-
-/** Builds postings with their block maxima from per-term lists. */
-export function postingsOf(docs: Uint32Array, tfs: Uint16Array, dls: Uint32Array): Postings {
-  const blocks = Math.ceil(docs.length / BLOCK);
-  const blockMaxTf = new Uint16Array(blocks);
-  const blockMinDl = new Uint32Array(blocks);
-  let maxTf = 0;
-  let minDl = 0xffffffff;
-  for (let b = 0; b < blocks; b++) {
-    let bt = 0;
-    let bd = 0xffffffff;
-    const end = Math.min(docs.length, (b + 1) * BLOCK);
-    for (let i = b * BLOCK; i < end; i++) {
-      if (tfs[i]! > bt) bt = tfs[i]!;
-      const dl = dls[docs[i]!]!;
-      if (dl < bd) bd = dl;
-    }
-    blockMaxTf[b] = bt;
-    blockMinDl[b] = bd;
-    if (bt > maxTf) maxTf = bt;
-    if (bd < minDl) minDl = bd;
-  }
-  return { docs, tfs, blockMaxTf, blockMinDl, maxTf, minDl };
 }
 
 /** The chunks being added, before they are sealed into a segment. */
@@ -275,9 +373,16 @@ export class SegmentBuilder {
 
   seal(): Segment {
     const dls = Uint32Array.from(this.dls);
-    const terms = new Map<string, Postings>();
-    for (const [t, p] of this.terms) terms.set(t, postingsOf(Uint32Array.from(p.docs), Uint16Array.from(p.tfs), dls));
-    return new Segment(Float64Array.from(this.ids), dls, terms);
+    let postings = 0;
+    for (const p of this.terms.values()) postings += p.docs.length;
+    const table = new TermTableBuilder(this.terms.size, postings, dls);
+    for (const [t, p] of this.terms) {
+      const into = table.reserve(p.docs.length);
+      into.docs.set(p.docs);
+      into.tfs.set(p.tfs);
+      table.add(t, p.docs.length);
+    }
+    return new Segment(Float64Array.from(this.ids), dls, table.finish());
   }
 }
 
@@ -314,17 +419,12 @@ export async function mergeSegments(parts: Segment[], yieldEvery = 8): Promise<S
   }
   // One buffer for all postings: a typed array per term would cost an allocation each.
   const sizes = new Map<string, number>();
-  for (const s of parts) for (const [t, p] of s.terms) sizes.set(t, (sizes.get(t) ?? 0) + p.docs.length);
+  for (const s of parts) for (const t of s.terms.terms()) sizes.set(t, (sizes.get(t) ?? 0) + s.terms.count(t));
   let total = 0;
   for (const n of sizes.values()) total += n;
-  const allDocs = new Uint32Array(total);
-  const allTfs = new Uint16Array(total);
-  let base = 0;
-  const terms = new Map<string, Postings>();
+  const table = new TermTableBuilder(sizes.size, total, dls);
   for (const [t, n] of sizes) {
-    const docs = allDocs.subarray(base, base + n);
-    const tfs = allTfs.subarray(base, base + n);
-    base += n;
+    const { docs, tfs } = table.reserve(n);
     let at = 0;
     parts.forEach((s, i) => {
       const p = s.terms.get(t);
@@ -345,8 +445,8 @@ export async function mergeSegments(parts: Segment[], yieldEvery = 8): Promise<S
         at++;
       }
     });
-    if (at > 0) terms.set(t, postingsOf(at === n ? docs : docs.slice(0, at), at === n ? tfs : tfs.slice(0, at), dls));
+    table.add(t, at);
     await pause();
   }
-  return new Segment(ids, dls, terms);
+  return new Segment(ids, dls, table.finish());
 }
