@@ -47,6 +47,14 @@ test("a saved index loads as saved; a flipped byte is refused by its checksum", 
   const old = await VectorIndexThread.open(path, "model-a", 8);
   expect(old.loaded).toBe(true);
   await old.index.close();
+  // A graph built with another ef_construction loads; other links per node mean a rebuild.
+  for (const [layout, loads] of [["f16-cos-M16-efc128", true], ["f16-cos-M32-efc64", false]] as const) {
+    writeFileSync(manifestPath, JSON.stringify({ ...manifest, layout }));
+    const opened = await VectorIndexThread.open(path, "model-a", 8);
+    expect(opened.loaded).toBe(loads);
+    if (!loads) expect(opened.reason).toBe(`the saved index has another layout (${layout})`);
+    await opened.index.close();
+  }
 
   const fd = openSync(path, "r+");
   writeSync(fd, new Uint8Array([0xff, 0xfe]), 0, 2, 200);

@@ -51,13 +51,21 @@ export interface Manifest {
 // against exact search: i8 storage stops near 0.90 whatever the graph; f16 with M=16,
 // ef_construction=128, ef_search=128 gives 0.993 at 0.7 ms a query (ef_search=64: 0.985).
 // f16 costs 1 KB a vector in memory (512 dims). At a million vectors (bench `scale`'s, 200
-// SciFact queries, one thread) ef_search 128 / 200 / 256 / 384 gave recall@10 0.952 / 0.969 /
-// 0.976 / 0.987 at 1.2 / 1.7-2.0 / 2.0 / 2.9 ms p50. usearch searches with the larger of
-// ef_search and the k asked; a search asks for 200 candidates, so 256 costs it about 0.3 ms.
+// SciFact queries, one thread, recall@10 against usearch's exact search):
+// - ef_construction 128: ef_search 128 / 200 / 256 / 384 gave 0.952 / 0.969 / 0.976 / 0.987
+//   at 1.2 / 1.7-2.0 / 2.0 / 2.9 ms p50; the server's start-up build took 432 s on 2 cores;
+// - ef_construction 64: 0.924 / 0.953 / 0.962 / 0.976 (ef_search 512: 0.981) at 0.9 / 1.2-1.3
+//   / 1.5-1.8 / 2.3 ms; usearch's build alone took 200 s (393 CPU-s), and every insert while ingesting
+//   costs half as much.
+// So 64 and 384: recall 0.976 for 0.3 ms more a search than 128 and 256 would take. usearch
+// searches with the larger of ef_search and the k asked (a search asks for 200 candidates).
 const CONNECTIVITY = 16;
-const EXPANSION_ADD = 128;
-const EXPANSION_SEARCH = 256;
+const EXPANSION_ADD = 64;
+const EXPANSION_SEARCH = 384;
 const LAYOUT = `f16-cos-M${CONNECTIVITY}-efc${EXPANSION_ADD}`;
+// ef_construction shapes only the links made while adding: a graph built with another loads
+// and takes new vectors as well (no rebuild on upgrade).
+const SAME_GRAPH = new Set([LAYOUT, `f16-cos-M${CONNECTIVITY}-efc128`]);
 
 /** The native index, used on the index thread (vector-worker.ts) only. */
 export class UsearchIndex {
@@ -101,7 +109,7 @@ export class UsearchIndex {
       return "the index manifest is unreadable";
     }
     if (m.model !== this.model || m.dims !== this.dims) return `the saved index is for ${m.model} (${m.dims} dimensions)`;
-    if (m.layout !== LAYOUT) return `the saved index has another layout (${m.layout ?? "unknown"})`;
+    if (!SAME_GRAPH.has(m.layout)) return `the saved index has another layout (${m.layout ?? "unknown"})`;
     // usearch trusts its file; a torn or corrupted file must never reach native code.
     // (an index saved before the faster checksum is checked by its SHA-256, not rebuilt)
     const file = m.checksum ? fileChecksumSync(this.path) : sha256File(this.path);
