@@ -116,7 +116,7 @@ export async function scaleBench(): Promise<string> {
   const have = chunkCount(join(source, "ragd.db"));
   for (const target of TARGETS) {
     if (target > have && !hasCachedVectors(target - have)) {
-      lines.push(`${target.toLocaleString("en")} chunks: skipped until \`nice bun bench/scale-vectors.ts ${target - have}\` has cached the vectors (resumable; about ${Math.ceil((target - have) / 125 / 60)} minutes on 2 cores).`, "");
+      lines.push(`${target.toLocaleString("en")} chunks: skipped until \`nice bun bench/scale-vectors.ts ${target - have}\` has cached the vectors (resumable; about ${Math.ceil((target - have) / 600 / 60)} minutes on 2 cores).`, "");
       continue;
     }
     const dir = makeDataDir(source, target);
