@@ -269,6 +269,37 @@ describe("keyword index upkeep from SQLite", () => {
     db.close();
   });
 
+  test("an index saved with more segments than the merge policy keeps (a stop mid-merge) merges them after loading", async () => {
+    const dataDir = tempDir();
+    const db = openDatabase(join(dataDir, "ragd.db"));
+    seedDb(db, texts);
+    const repo = new SqliteChunksRepo(db);
+    const kwDir = join(dataDir, "kw");
+    const first = new KeywordSearch(repo, kwDir);
+    await first.start();
+    // The same chunks in a segment of two each, as a stop before any merge would leave them.
+    const unmerged = new KeywordIndex(false);
+    for (const [i, r] of (await repo.textsAfter(0, 10_000)).entries()) {
+      unmerged.add(r.id, analyze(r.text));
+      if (i % 2 === 1) unmerged.sealTail();
+    }
+    unmerged.sealTail();
+    unmerged.seq = first.index.seq;
+    const many = unmerged.segments.length;
+    expect(many).toBeGreaterThan(20);
+    first.index = unmerged;
+    first.dirty = true;
+    await first.save();
+
+    const second = new KeywordSearch(repo, kwDir);
+    await second.start();
+    await second.index.merge();
+    expect(second.index.segments.length).toBeLessThan(many / 2);
+    expect(second.dirty).toBe(true);
+    for (const q of queries) expect(await second.search(q, 10)).toEqual(await first.search(q, 10));
+    db.close();
+  });
+
   test("saves that overlap run one after the other; a database restored from an older backup is never served from a newer index", async () => {
     const dataDir = tempDir();
     const dbPath = join(dataDir, "ragd.db");
