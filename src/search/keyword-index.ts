@@ -302,12 +302,12 @@ function searchSegment(seg: Segment, terms: QueryTerm[], avgdl: number, top: Top
   // BM25's length norm K1 * (1 - B + B * dl / avgdl), as one multiply-add per posting
   const c1 = K1 * (1 - B);
   const c2 = (K1 * B) / avgdl;
-  const lists: Postings[] = [];
+  const lists: (Postings | undefined)[] = [];
   let postings = 0;
   for (const t of terms) {
     const p = seg.terms.get(t.term);
     if (p) postings += p.docs.length;
-    lists.push(p!);
+    lists.push(p);
   }
   const scanAll = postings > size * SCAN_ALL_SHARE;
   let n = 0;
