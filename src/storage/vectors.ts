@@ -55,10 +55,11 @@ export interface Manifest {
 // - ef_construction 128: ef_search 128 / 200 / 256 / 384 gave 0.952 / 0.969 / 0.976 / 0.987
 //   at 1.2 / 1.7-2.0 / 2.0 / 2.9 ms p50; the server's start-up build took 432 s on 2 cores;
 // - ef_construction 64: 0.924 / 0.953 / 0.962 / 0.976 (ef_search 512: 0.981) at 0.9 / 1.2-1.3
-//   / 1.5-1.8 / 2.3 ms; usearch's build alone took 200 s (393 CPU-s), and every insert while ingesting
-//   costs half as much.
-// So 64 and 384: recall 0.976 for 0.3 ms more a search than 128 and 256 would take. usearch
-// searches with the larger of ef_search and the k asked (a search asks for 200 candidates).
+//   / 1.5-1.8 / 2.3 ms; usearch's build alone took 200 s (393 CPU-s), and every insert while
+//   ingesting costs half as much; a graph the server built so (202 s) gave 0.966 / 0.977 /
+//   0.986 at ef_search 256 / 384 / 512.
+// So 64 and 384: recall 0.977 for about 0.3 ms more a search than 128 and 256 would take.
+// usearch searches with the larger of ef_search and the k asked (a search asks for 200).
 const CONNECTIVITY = 16;
 const EXPANSION_ADD = 64;
 const EXPANSION_SEARCH = 384;
