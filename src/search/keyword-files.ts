@@ -90,7 +90,7 @@ function encode(seg: Segment): Uint8Array {
   return bytes;
 }
 
-/** Views over the file's bytes: nothing is copied but the term names. */
+/** Views over the file's bytes: nothing is copied but the term names and the term table. */
 function decode(bytes: Uint8Array): Segment {
   if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
   const buf = bytes.buffer;

@@ -50,10 +50,10 @@ export class KeywordSearch {
     await this.catchUp();
     // An index saved while merges ran (a stop mid-build) holds more segments than the policy
     // keeps: they merge now, in the background, and the next save writes the merged ones.
-    const segments = this.index.segments.length;
     const index = this.index;
+    const before = [...index.segments];
     void index.merge().then(() => {
-      if (this.index === index && index.segments.length !== segments) this.dirty = true;
+      if (this.index === index && (index.segments.length !== before.length || index.segments.some((s, i) => s !== before[i]))) this.dirty = true;
     });
     log.info("keyword index ready", { chunks: this.index.size, segments: this.index.segments.length, loaded: "index" in loaded });
   }

@@ -139,7 +139,10 @@ export class TermTableBuilder {
 
   finish(): TermTable {
     const n = this.slots.size;
-    return new TermTable(this.slots, this.meta.subarray(0, n * META), this.docs.subarray(0, this.at), this.tfs.subarray(0, this.at), this.blockMaxTf.subarray(0, this.blockAt), this.blockMinDl.subarray(0, this.blockAt));
+    // Views of what was filled; copies when deleted chunks left much of the room unused, so
+    // a merge that purged them does not keep their postings' memory.
+    const fit = <T extends Uint32Array | Uint16Array>(a: T, used: number): T => (used < a.length * 0.875 ? (a.slice(0, used) as T) : (a.subarray(0, used) as T));
+    return new TermTable(this.slots, fit(this.meta, n * META), fit(this.docs, this.at), fit(this.tfs, this.at), fit(this.blockMaxTf, this.blockAt), fit(this.blockMinDl, this.blockAt));
   }
 }
 

@@ -111,11 +111,12 @@ export class SearchService {
       await this.vectorCatchUp();
       log.info("vector index ready", { vectors: this.index.size(), loaded });
     })();
-    const [v, k] = await Promise.allSettled([vectors, this.keywords.start()]);
-    if (v.status === "rejected" || k.status === "rejected") {
+    // The first failure ends the start: the vector index closes (its catch-up then fails),
+    // and the server does not wait for the other side's build.
+    await Promise.all([vectors, this.keywords.start()]).catch(async (e) => {
       await this.index?.close().catch(() => {});
-      throw v.status === "rejected" ? v.reason : (k as PromiseRejectedResult).reason;
-    }
+      throw e;
+    });
     if (this.keywords.dirty) this.scheduleSave(false);
     this.serving = true;
     // Other processes sharing the database commit chunks this one hears nothing about: look
@@ -134,7 +135,8 @@ export class SearchService {
     if (this.saveTimer) clearTimeout(this.saveTimer);
     await this.catchUp();
     await this.saving;
-    if (this.dirty || this.keywords.dirty) await this.saveNow();
+    // a start that failed has nothing of its own to save (its vector index may be closed)
+    if (this.serving && (this.dirty || this.keywords.dirty)) await this.saveNow();
     await this.index?.close();
   }
 

@@ -35,7 +35,7 @@ export interface VectorIndex {
 }
 
 export interface Manifest {
-  /** The in-memory layout (scalar type and graph parameters); another layout means a rebuild. */
+  /** The in-memory layout (scalar type and graph parameters); one SAME_GRAPH does not list means a rebuild. */
   layout: string;
   model: string;
   dims: number;

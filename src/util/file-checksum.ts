@@ -14,13 +14,21 @@ function finish(digests: bigint[]): string {
   return `${CHECKSUM_KIND}:${Bun.hash.xxHash3(new Uint8Array(all.buffer)).toString(16)}`;
 }
 
+// Blocks are filled before they are hashed: the checksum must not depend on how reads split.
 export function fileChecksumSync(path: string): { bytes: number; checksum: string } {
   const buf = new Uint8Array(BLOCK);
   const digests: bigint[] = [];
   const fd = openSync(path, "r");
   let bytes = 0;
   try {
-    for (let n; (n = readSync(fd, buf, 0, BLOCK, null)) > 0; bytes += n) digests.push(Bun.hash.xxHash3(buf.subarray(0, n)));
+    for (;;) {
+      let n = 0;
+      for (let r; n < BLOCK && (r = readSync(fd, buf, n, BLOCK - n, null)) > 0; ) n += r;
+      if (n === 0) break;
+      digests.push(Bun.hash.xxHash3(buf.subarray(0, n)));
+      bytes += n;
+      if (n < BLOCK) break;
+    }
   } finally {
     closeSync(fd);
   }
@@ -34,7 +42,14 @@ export async function fileChecksum(path: string): Promise<{ bytes: number; check
   const fh = await open(path, "r");
   let bytes = 0;
   try {
-    for (let n; (n = (await fh.read(buf, 0, BLOCK, null)).bytesRead) > 0; bytes += n) digests.push(Bun.hash.xxHash3(buf.subarray(0, n)));
+    for (;;) {
+      let n = 0;
+      for (let r; n < BLOCK && (r = (await fh.read(buf, n, BLOCK - n, null)).bytesRead) > 0; ) n += r;
+      if (n === 0) break;
+      digests.push(Bun.hash.xxHash3(buf.subarray(0, n)));
+      bytes += n;
+      if (n < BLOCK) break;
+    }
   } finally {
     await fh.close();
   }
