@@ -236,6 +236,18 @@ describe("keyword index upkeep from SQLite", () => {
   const texts = [...corpus.values()];
   const half = Math.floor(texts.length / 2);
 
+  /** A database holding every text, and a keyword index started over it. */
+  async function startedOnTexts() {
+    const dataDir = tempDir();
+    const db = openDatabase(join(dataDir, "ragd.db"));
+    seedDb(db, texts);
+    const repo = new SqliteChunksRepo(db);
+    const kwDir = join(dataDir, "kw");
+    const first = new KeywordSearch(repo, kwDir);
+    await first.start();
+    return { db, repo, kwDir, first };
+  }
+
   test("a restart after a crash between commit and save replays the change log; the result equals a rebuild", async () => {
     const dataDir = tempDir();
     const db = openDatabase(join(dataDir, "ragd.db"));
@@ -270,13 +282,7 @@ describe("keyword index upkeep from SQLite", () => {
   });
 
   test("an index saved with more segments than the merge policy keeps (a stop mid-merge) merges them after loading", async () => {
-    const dataDir = tempDir();
-    const db = openDatabase(join(dataDir, "ragd.db"));
-    seedDb(db, texts);
-    const repo = new SqliteChunksRepo(db);
-    const kwDir = join(dataDir, "kw");
-    const first = new KeywordSearch(repo, kwDir);
-    await first.start();
+    const { db, repo, kwDir, first } = await startedOnTexts();
     // The same chunks in a segment of two each, as a stop before any merge would leave them.
     const unmerged = new KeywordIndex(false);
     for (const [i, r] of (await repo.textsAfter(0, 10_000)).entries()) {
@@ -344,13 +350,7 @@ describe("keyword index upkeep from SQLite", () => {
   });
 
   test("a corrupt segment, a missing one, or a log pruned past the saved index means a rebuild from the chunks table", async () => {
-    const dataDir = tempDir();
-    const db = openDatabase(join(dataDir, "ragd.db"));
-    seedDb(db, texts);
-    const repo = new SqliteChunksRepo(db);
-    const kwDir = join(dataDir, "kw");
-    const first = new KeywordSearch(repo, kwDir);
-    await first.start();
+    const { db, repo, kwDir, first } = await startedOnTexts();
     await first.save();
     const expected = await Promise.all(queries.map((q) => first.search(q, 10)));
     const check = async () => {
