@@ -72,3 +72,35 @@ test("catching up 8,000 vectors leaves the event loop free between slices", asyn
     repos.close();
   }
 }, 120_000);
+
+test("a search whose catch-up meets the vector index thread being replaced is answered, not failed", async () => {
+  const sub = join(dir, "replaced");
+  const repos = openSqliteRepos(sub);
+  const db = openDatabase(join(sub, "ragd.db"));
+  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(sub, "cache"))));
+  try {
+    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(sub, "vectors"), join(sub, "keyword"));
+    await search.start();
+    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+    db.query(
+      `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-a', 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`,
+    ).run();
+    const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES ('file-a', 'auto', ?, 'x', '{}', 0, 1, 1, ?)`);
+    const add = (from: number, n: number) => db.transaction(() => {
+      for (let i = from; i < from + n; i++) insert.run(i, encodeVector(unitVector(embedder.model.dims)));
+    })();
+    // past the exact-search limit, so searches use the index
+    add(0, 3_000);
+    await search.catchUp();
+    // committed after the last catch-up: the next search adds them first, while the thread is replaced
+    add(3_000, 10);
+    (search.vectorIndex as unknown as { worker: Worker }).worker.terminate();
+    const hits = await search.search("vs-none", ["anything"], { maxResults: 5, filter: null, scoreThreshold: 0, embeddingWeight: 1, now: 0 });
+    expect(Array.isArray(hits)).toBe(true);
+    await search.stop();
+  } finally {
+    await embedder.close();
+    db.close();
+    repos.close();
+  }
+}, 120_000);

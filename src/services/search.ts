@@ -175,16 +175,26 @@ export class SearchService {
   /**
    * Adds what was committed since the last look, by this process or another sharing the
    * database, so a file processed before the search began is found. Waits at most
-   * FRESH_WAIT_MS, as the keyword index does.
+   * FRESH_MAX_WAIT_MS (FRESH_WAIT_MS behind a large backlog), as the keyword index does.
    */
   private async vectorFreshen() {
     const lag = (await this.chunks.lastChange()) - this.vectorSeq;
     if (lag <= 0) return;
+    // Settles with the catch-up's error (never rejects: a run outlasting the wait below must
+    // not leave a rejection nobody handles).
+    const catchUp = this.vectorCatchUp().then(
+      () => null,
+      (e: unknown) => e,
+    );
     // Commits that keep arriving extend a catch-up run: bounded all the same.
-    if (lag <= FRESH_ALWAYS_CHANGES) return void (await Promise.race([this.vectorCatchUp(), Bun.sleep(FRESH_MAX_WAIT_MS)]));
+    const wait = lag <= FRESH_ALWAYS_CHANGES ? FRESH_MAX_WAIT_MS : FRESH_WAIT_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.vectorCatchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
+    const failed = await Promise.race([catchUp, new Promise<null>((r) => (timer = setTimeout(() => r(null), wait)))]);
     clearTimeout(timer);
+    // A thread replaced during the catch-up ends it; the search answers from the index as it
+    // is (the search itself says so if the thread is still away), and the next catch-up adds the rest.
+    if (failed instanceof VectorIndexUnavailable) log.warn("the vector index thread was replaced during a catch-up; the next one adds the rest", { error: failed.message });
+    else if (failed) throw failed;
   }
 
   /**

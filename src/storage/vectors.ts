@@ -35,7 +35,7 @@ export interface VectorIndex {
 }
 
 export interface Manifest {
-  /** The in-memory layout (scalar type and graph parameters); one SAME_GRAPH does not list means a rebuild. */
+  /** The in-memory layout (scalar type, metric, links per node); another means a rebuild. */
   layout: string;
   model: string;
   dims: number;
@@ -63,10 +63,11 @@ export interface Manifest {
 const CONNECTIVITY = 16;
 const EXPANSION_ADD = 64;
 const EXPANSION_SEARCH = 384;
-const LAYOUT = `f16-cos-M${CONNECTIVITY}-efc${EXPANSION_ADD}`;
-// ef_construction shapes only the links made while adding: a graph built with another loads
-// and takes new vectors as well (no rebuild on upgrade).
-const SAME_GRAPH = new Set([LAYOUT, `f16-cos-M${CONNECTIVITY}-efc128`]);
+// What a saved graph must match to be loaded. ef_construction is not part of it: it shapes
+// only the links made while adding, so a graph built with another value loads and takes new
+// vectors as well (manifests before 2026-12-06 named it, as "-efc128").
+const LAYOUT = `f16-cos-M${CONNECTIVITY}`;
+const layoutOf = (named: string | undefined) => named?.replace(/-efc\d+$/, "");
 
 /** The native index, used on the index thread (vector-worker.ts) only. */
 export class UsearchIndex {
@@ -110,7 +111,7 @@ export class UsearchIndex {
       return "the index manifest is unreadable";
     }
     if (m.model !== this.model || m.dims !== this.dims) return `the saved index is for ${m.model} (${m.dims} dimensions)`;
-    if (!SAME_GRAPH.has(m.layout)) return `the saved index has another layout (${m.layout ?? "unknown"})`;
+    if (layoutOf(m.layout) !== LAYOUT) return `the saved index has another layout (${m.layout ?? "unknown"})`;
     // usearch trusts its file; a torn or corrupted file must never reach native code.
     // (an index saved before the faster checksum is checked by its SHA-256, not rebuilt)
     const file = m.checksum ? fileChecksumSync(this.path) : sha256File(this.path);
