@@ -24,23 +24,37 @@ function unitVector(dims: number) {
   return v;
 }
 
-test("catching up 8,000 vectors leaves the event loop free between slices", async () => {
-  const repos = openSqliteRepos(dir);
-  // The document's chunks are written straight into the file, as a commit would leave them.
-  const db = openDatabase(join(dir, "ragd.db"));
-  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(dir, "cache"))));
+/** A search service over a fresh SQLite file holding one processed file, whose chunks `add` commits straight into the database, as ingestion's commits leave them. */
+async function withSearch(name: string, run: (search: SearchService, add: (from: number, n: number) => void) => Promise<void>) {
+  const sub = join(dir, name);
+  const repos = openSqliteRepos(sub);
+  const db = openDatabase(join(sub, "ragd.db"));
+  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(sub, "cache"))));
   try {
-    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(dir, "vectors"), join(dir, "keyword"));
+    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(sub, "vectors"), join(sub, "keyword"));
     await search.start();
-    // One large document's chunks, committed as ingestion commits them.
     db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
     db.query(
       `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-big', 'p', 1, 0, 'big.pdf', 'assistants', 'processed', 'application/pdf', 'x')`,
     ).run();
     const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES ('file-big', 'auto', ?, 'x', '{}', 0, 1, 1, ?)`);
-    db.transaction(() => {
-      for (let i = 0; i < 8_000; i++) insert.run(i, encodeVector(unitVector(embedder.model.dims)));
-    })();
+    const add = (from: number, n: number) =>
+      db.transaction(() => {
+        for (let i = from; i < from + n; i++) insert.run(i, encodeVector(unitVector(embedder.model.dims)));
+      })();
+    await run(search, add);
+    await search.stop();
+  } finally {
+    await embedder.close();
+    db.close();
+    repos.close();
+  }
+}
+
+test("catching up 8,000 vectors leaves the event loop free between slices", async () => {
+  await withSearch("slices", async (search, add) => {
+    // One large document's chunks, committed as ingestion commits them.
+    add(0, 8_000);
 
     // A timer that asks for the loop every millisecond records the longest wait it had.
     let done = false;
@@ -65,30 +79,11 @@ test("catching up 8,000 vectors leaves the event loop free between slices", asyn
     expect(took).toBeGreaterThan(1000);
     expect(turns).toBeGreaterThan(100);
     expect(longest).toBeLessThan(took / 10);
-    await search.stop();
-  } finally {
-    await embedder.close();
-    db.close();
-    repos.close();
-  }
+  });
 }, 120_000);
 
 test("a search whose catch-up meets the vector index thread being replaced is answered, not failed", async () => {
-  const sub = join(dir, "replaced");
-  const repos = openSqliteRepos(sub);
-  const db = openDatabase(join(sub, "ragd.db"));
-  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(sub, "cache"))));
-  try {
-    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(sub, "vectors"), join(sub, "keyword"));
-    await search.start();
-    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
-    db.query(
-      `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-a', 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`,
-    ).run();
-    const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES ('file-a', 'auto', ?, 'x', '{}', 0, 1, 1, ?)`);
-    const add = (from: number, n: number) => db.transaction(() => {
-      for (let i = from; i < from + n; i++) insert.run(i, encodeVector(unitVector(embedder.model.dims)));
-    })();
+  await withSearch("replaced", async (search, add) => {
     // past the exact-search limit, so searches use the index
     add(0, 3_000);
     await search.catchUp();
@@ -97,10 +92,5 @@ test("a search whose catch-up meets the vector index thread being replaced is an
     (search.vectorIndex as unknown as { worker: Worker }).worker.terminate();
     const hits = await search.search("vs-none", ["anything"], { maxResults: 5, filter: null, scoreThreshold: 0, embeddingWeight: 1, now: 0 });
     expect(Array.isArray(hits)).toBe(true);
-    await search.stop();
-  } finally {
-    await embedder.close();
-    db.close();
-    repos.close();
-  }
+  });
 }, 120_000);
