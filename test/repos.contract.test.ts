@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { AttributeFilter, ChunkRow, FileRow, Repos, ResponseRow } from "../src/storage/repos";
 import { openPostgresRepos } from "../src/storage/postgres";
 import { openSqliteRepos } from "../src/storage/sqlite";
+import { groupKey } from "../src/search/chunk-places";
 import { createDatabase, dropAllDatabases, dropDatabase, postgresMissing } from "./helpers/postgres";
 
 const opened: { repos: Repos; dir?: string; database?: string }[] = [];
@@ -257,6 +258,10 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       await r.ingestion.finish(A, "me", processed("one", "two"), T);
       const adds = await r.chunks.changesAfter(0, 10);
       expect(adds.map((c) => [c.op, c.text])).toEqual([["add", "one"], ["add", "two"]]);
+      // An add carries its chunk's place while the chunk is there; so does the places scan.
+      expect(adds.map((c) => [c.fileId, c.cut, c.idx])).toEqual([["file-a", "auto", 0], ["file-a", "auto", 1]]);
+      expect(await r.chunks.placesAfter(0, 10)).toEqual(adds.map((c) => ({ id: c.id, fileId: "file-a", cut: "auto", idx: c.idx! })));
+      expect(await r.chunks.placesAfter(adds[0]!.id, 10)).toHaveLength(1);
       expect(await r.chunks.textsAfter(0, 10)).toEqual(adds.map((c) => ({ id: c.id, text: c.text! })));
       expect(await r.chunks.chunkIdsIssued()).toBe(Math.max(...adds.map((c) => c.id)));
       expect(await r.chunks.neighbours([adds[0]!.id], 4)).toEqual(new Map([[adds[0]!.id, adds.map((c) => c.id)]]));
@@ -264,6 +269,8 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       const all = await r.chunks.changesAfter(0, 10);
       // Deleted: the adds no longer carry text; the deletes carry what the chunks held.
       expect(all.map((c) => [c.op, c.text])).toEqual([["add", null], ["add", null], ["delete", "one"], ["delete", "two"]]);
+      expect(all.map((c) => c.fileId)).toEqual([null, null, null, null]);
+      expect(await r.chunks.placesAfter(0, 10)).toEqual([]);
       expect(all.map((c) => c.seq)).toEqual([...all.map((c) => c.seq)].sort((a, b) => a - b));
       const last = await r.chunks.lastChange();
       expect(last).toBe(all[3]!.seq);
@@ -299,6 +306,9 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
         const seen = [...(await r.chunks.visibleIds("vs_f", f, 2))].map((id) => fileOf.get(id)!.slice(5)).sort();
         // The same answer when asked about given chunk ids.
         expect([...(await r.chunks.visible("vs_f", f, 2, all))].map((id) => fileOf.get(id)!.slice(5)).sort()).toEqual(seen);
+        // And when asked about the files' cuts.
+        const groups = Object.keys(attributes).map((fileId) => ({ fileId, cut: "auto" }));
+        expect([...(await r.chunks.visibleGroups("vs_f", f, 2, groups))].map((k) => k.split("\u0000")[0]!.slice(5)).sort()).toEqual([...new Set(seen)]);
         return seen.join("");
       };
       expect(await files({ type: "eq", key: "kind", value: "report" })).toBe("a");
@@ -368,7 +378,13 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.ingestion.job(S)).toMatchObject({ state: "done" });
       expect((await r.files.get("p", "file-a", 0))?.status).toBe("uploaded");
       expect((await r.stores.getFile("vs_1", "file-a", 0))?.status).toBe("in_progress"); // the file itself is not processed yet
+      expect(await r.chunks.visibleGroups("vs_1", null, 0, [S, A])).toEqual(new Set());
       expect(await r.ingestion.finish(A, "me", processed("whole"), T)).toBe(true);
+      // Each store sees the cut it asked for, and only that one.
+      expect(await r.chunks.visibleGroups("vs_1", null, 0, [S, A])).toEqual(new Set([groupKey("file-a", SMALL)]));
+      const ids = (await r.chunks.placesAfter(0, 10)).map((p) => p.id);
+      expect((await r.chunks.placesAfter(0, 10)).map((p) => p.cut).sort()).toEqual(["auto", SMALL, SMALL]);
+      expect((await r.chunks.visible("vs_1", null, 0, ids)).size).toBe(2);
       expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ status: "completed", cut: SMALL, usageBytes: 2 });
       expect(await r.chunks.chunkCount()).toBe(3);
     });

@@ -76,3 +76,22 @@ test("files and cuts that have no job (written before jobs existed) are queued o
   db.close();
   cleanup(dir);
 });
+
+test("search's lookups of hits by id read the chunks' place index, not their 2 KB rows", async () => {
+  const { SqliteChunksRepo } = await import("../src/storage/sqlite/chunks-repo");
+  const dir = tempDir("ragd-place-");
+  const db = openDatabase(join(dir, "ragd.db"));
+  const seen: string[] = [];
+  const query = db.query.bind(db);
+  db.query = ((sql: string) => (seen.push(sql), query(sql))) as typeof db.query;
+  const repo = new SqliteChunksRepo(db);
+  await repo.visible("vs_1", null, 0, [1, 2]);
+  await repo.neighbours([1, 2], 4);
+  expect(seen).toHaveLength(2);
+  for (const sql of seen) {
+    const plan = (query(`EXPLAIN QUERY PLAN ${sql}`).all({ storeId: "vs_1", now: 0, ids: "[1]", radius: 4 } as never) as { detail: string }[]).map((r) => r.detail);
+    expect(plan).toContain("SEARCH c USING COVERING INDEX chunks_place (id=?)");
+  }
+  db.close();
+  cleanup(dir);
+});

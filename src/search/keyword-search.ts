@@ -5,8 +5,10 @@ import { analyze, containsPhrase, parseQuery, type KeywordQuery } from "./analyz
 import { B, K1 } from "./segment";
 import { KeywordIndex, type KeywordHit } from "./keyword-index";
 import { loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keyword-files";
+import { ChunkPlaces } from "./chunk-places";
 
 const BATCH = 2_000;
+const PLACES_BATCH = 20_000;
 const FRESH_WAIT_MS = 250;
 const FRESH_ALWAYS_CHANGES = 5_000;
 const FRESH_MAX_WAIT_MS = 2_000;
@@ -32,6 +34,8 @@ const CONTEXT_WEIGHT = 3;
  */
 export class KeywordSearch {
   index = new KeywordIndex();
+  /** Every chunk's place, at the index's sequence (kept by the same replay of the log). */
+  places = new ChunkPlaces();
   dirty = false;
   private saving: Promise<void> = Promise.resolve();
 
@@ -43,9 +47,14 @@ export class KeywordSearch {
   async start() {
     const loaded = loadKeywordIndex(this.dir);
     if ("index" in loaded) {
-      this.index = loaded.index;
       const stale = await this.staleness(loaded.index, loaded.newest);
       if (stale) await this.rebuild(stale);
+      else {
+        // Places are not saved: read from SQLite as they are now, ahead of the index's
+        // sequence; the replay below skips what they already hold.
+        this.places = await this.readPlaces();
+        this.index = loaded.index;
+      }
     } else await this.rebuild(loaded.reason);
     await this.catchUp();
     // An index saved while merges ran (a stop mid-build) holds more segments than the policy
@@ -92,8 +101,26 @@ export class KeywordSearch {
     }
     index.sealTail();
     await index.merge();
+    // Read after the index's sequence was taken: the replay that follows brings both to one.
+    this.places = await this.readPlaces();
     this.index = index;
     this.dirty = true;
+  }
+
+  /** Every stored chunk's place. */
+  private async readPlaces() {
+    const places = new ChunkPlaces();
+    let clock = performance.now();
+    for (let after = 0; ; ) {
+      const rows = await this.chunks.placesAfter(after, PLACES_BATCH);
+      if (rows.length === 0) return places;
+      for (const r of rows) places.add(r.id, r);
+      after = rows[rows.length - 1]!.id;
+      if (performance.now() - clock > SLICE_MS) {
+        await new Promise((r) => setTimeout(r, 0));
+        clock = performance.now();
+      }
+    }
   }
 
   /** Applies every committed change after the index's sequence. */
@@ -109,9 +136,15 @@ export class KeywordSearch {
         continue;
       }
       for (const r of rows) {
-        if (r.op === "delete") this.index.delete(r.id, r.text === null ? [] : analyze(r.text));
+        if (r.op === "delete") {
+          this.index.delete(r.id, r.text === null ? [] : analyze(r.text));
+          this.places.delete(r.id);
+        }
         // An add whose chunk is gone by now has its delete later in the log.
-        else if (r.text !== null) this.index.add(r.id, analyze(r.text));
+        else if (r.text !== null) {
+          this.index.add(r.id, analyze(r.text));
+          if (r.fileId !== null) this.places.add(r.id, { fileId: r.fileId, cut: r.cut!, idx: r.idx! });
+        }
         this.index.seq = r.seq;
         this.dirty = true;
         if (performance.now() - clock > SLICE_MS) {
@@ -183,9 +216,22 @@ export class KeywordSearch {
     return hits.sort((a, b) => b.score - a.score || a.id - b.id);
   }
 
+  /** Each chunk's neighbourhood, from the places held here, or from SQLite where they cannot tell. */
+  private async neighbours(ids: number[]): Promise<Map<number, number[]>> {
+    const out = new Map<number, number[]>();
+    const rest: number[] = [];
+    for (const id of ids) {
+      const near = this.places.neighbours(id, CONTEXT_RADIUS);
+      if (near) out.set(id, near);
+      else rest.push(id);
+    }
+    if (rest.length) for (const [id, near] of await this.chunks.neighbours(rest, CONTEXT_RADIUS)) out.set(id, near);
+    return out;
+  }
+
   /** Adds the BM25 of each hit's neighbourhood (term counts summed over it) to the hit's own. */
   private async withContext(q: KeywordQuery, hits: KeywordHit[]): Promise<KeywordHit[]> {
-    const near = await this.chunks.neighbours(hits.map((h) => h.id), CONTEXT_RADIUS);
+    const near = await this.neighbours(hits.map((h) => h.id));
     const terms = [...q.terms.keys()];
     const weights = terms.map((t) => q.terms.get(t)! * this.index.idf(t));
     const counts = this.index.counts([...new Set([...near.values()].flat())], terms);

@@ -11,6 +11,7 @@ import { log } from "../util/log";
 import { metrics } from "../metrics";
 import { embedOrUnavailable } from "./embeddings";
 import { KeywordSearch } from "../search/keyword-search";
+import { visibleByPlace } from "../search/chunk-places";
 
 /**
  * Hybrid ranking: both lists are min-max normalised over the candidates and summed with
@@ -353,7 +354,7 @@ export class SearchService {
         if (!(e instanceof VectorIndexUnavailable)) throw e;
         throw new RagdError("search_unavailable", "Search is unavailable for a moment: the vector index is being reloaded after a fault. Retry in a few seconds.", null, { "retry-after": "2" });
       });
-      const visible = await this.chunks.visible(storeId, filter, now, matches.map((m) => m.id));
+      const visible = await this.visible(storeId, filter, now, matches.map((m) => m.id));
       const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
       if (hits.length >= n || k >= total) return hits.slice(0, n);
       if (k >= n * 128) return this.chunks.exact(storeId, filter, now, vector, n);
@@ -367,12 +368,19 @@ export class SearchService {
     // of them is ranked inside its own chunks.
     for (const k of [n * 2, n * 16]) {
       const ranked = await this.keywords.search(query, k);
-      const visible = await this.chunks.visible(storeId, filter, now, ranked.map((r) => r.id));
+      const visible = await this.visible(storeId, filter, now, ranked.map((r) => r.id));
       const hits = ranked.filter((r) => visible.has(r.id));
       if (hits.length >= n || ranked.length < k) return hits.slice(0, n);
     }
     const allowed = await this.chunks.visibleIds(storeId, filter, now);
     return this.keywords.search(query, n, (id) => allowed.has(id));
+  }
+
+  /** Which of these chunks the store's search may see: by their files while the places known here are current. */
+  private async visible(storeId: string, filter: AttributeFilter | null, now: number, ids: number[]): Promise<Set<number>> {
+    const { places, index } = this.keywords;
+    if (ids.length === 0 || index.seq < (await this.chunks.lastChange())) return this.chunks.visible(storeId, filter, now, ids);
+    return visibleByPlace(this.chunks, places, storeId, filter, now, ids);
   }
 
   /** For `bench/`: exact search over a store, to measure the index's recall against. */

@@ -296,6 +296,10 @@ export interface ChunkChange {
   id: number;
   op: "add" | "delete";
   text: string | null;
+  /** An add's place while its chunk is still there (null otherwise). */
+  fileId: string | null;
+  cut: string | null;
+  idx: number | null;
 }
 
 /** Search-side reads of chunks; a chunk is visible in a store when its cut is complete. */
@@ -304,8 +308,12 @@ export interface ChunksRepo {
   visible(storeId: string, filter: AttributeFilter | null, now: number, ids: number[]): Promise<Set<number>>;
   /** Every chunk id the store's search may see: for stores and filters that see a small part of all chunks. */
   visibleIds(storeId: string, filter: AttributeFilter | null, now: number): Promise<Set<number>>;
+  /** Which of these cuts of files (`{fileId, cut}`) the store's search may see, as groupKey(fileId, cut). */
+  visibleGroups(storeId: string, filter: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Promise<Set<string>>;
   /** For each chunk, the chunks of the same file and cut within `radius` places of it (itself included). */
   neighbours(ids: number[], radius: number): Promise<Map<number, number[]>>;
+  /** Chunks' places after `afterId`, in id order: how search learns where every chunk sits. */
+  placesAfter(afterId: number, limit: number): Promise<{ id: number; fileId: string; cut: string; idx: number }[]>;
   /** Chunk texts by id (chunks gone since are absent). */
   texts(ids: number[]): Promise<Map<number, string>>;
   /** Chunks after `afterId`, in id order: how the keyword index is rebuilt. */

@@ -3,6 +3,7 @@ import { dotEncoded } from "../vector-codec";
 import type { Pg } from "./db";
 import { visibleInStore } from "../sql-common";
 import { filterSql, type CompiledFilter } from "./filter-sql";
+import { groupKey } from "../../search/chunk-places";
 
 const visibleIn = (filter: CompiledFilter) => visibleInStore(filter.sql);
 
@@ -47,6 +48,23 @@ export class PgChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => r.id));
   }
 
+  async visibleGroups(storeId: string, attributes: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Promise<Set<string>> {
+    if (groups.length === 0) return new Set();
+    const filter = filterSql(attributes);
+    const rows = await this.on(attributes).all<{ fileId: string; cut: string }>(
+      `SELECT c.file_id AS "fileId", c.cut FROM unnest($files::text[], $cuts::text[]) AS c(file_id, cut) ${visibleIn(filter)}`,
+      { storeId, now, files: groups.map((g) => g.fileId), cuts: groups.map((g) => g.cut), ...filter.params },
+    );
+    return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
+  }
+
+  placesAfter(afterId: number, limit: number) {
+    return this.db.all<{ id: number; fileId: string; cut: string; idx: number }>(
+      `SELECT ${ID}, c.file_id AS "fileId", c.cut, c.idx FROM chunks c WHERE c.id > $afterId ORDER BY c.id LIMIT $limit`,
+      { afterId, limit },
+    );
+  }
+
   async neighbours(ids: number[], radius: number): Promise<Map<number, number[]>> {
     const rows = await this.db.all<{ id: number; near: number }>(
       `SELECT ${ID}, n.id::float8 AS near FROM chunks c
@@ -70,7 +88,7 @@ export class PgChunksRepo implements ChunksRepo {
 
   changesAfter(seq: number, limit: number): Promise<ChunkChange[]> {
     return this.db.all<ChunkChange>(
-      `SELECT ch.seq::float8 AS seq, ch.chunk_id::float8 AS id, ch.op, COALESCE(ch.text, c.text) AS text
+      `SELECT ch.seq::float8 AS seq, ch.chunk_id::float8 AS id, ch.op, COALESCE(ch.text, c.text) AS text, c.file_id AS "fileId", c.cut, c.idx
        FROM chunk_changes ch LEFT JOIN chunks c ON ch.op = 'add' AND c.id = ch.chunk_id
        WHERE ch.seq > $seq ORDER BY ch.seq LIMIT $limit`,
       { seq, limit },

@@ -3,6 +3,7 @@ import { dotEncoded } from "../vector-codec";
 import type { AttributeFilter, ChunkChange, ChunkHit, ChunksRepo, Scored } from "../repos";
 import { visibleInStore } from "../sql-common";
 import { filterSql, type CompiledFilter } from "./filter-sql";
+import { groupKey } from "../../search/chunk-places";
 
 const visibleIn = (filter: CompiledFilter) => visibleInStore(filter.sql);
 
@@ -36,10 +37,11 @@ export class SqliteChunksRepo implements ChunksRepo {
   async visible(storeId: string, attributes: AttributeFilter | null, now: number, ids: number[]): Promise<Set<number>> {
     if (ids.length === 0) return new Set();
     const filter = filterSql(attributes);
-    // CROSS JOIN keeps SQLite's planner starting from the ids, not from every file of the store.
+    // CROSS JOIN keeps SQLite's planner starting from the ids, not from every file of the
+    // store; the planner goes to the table for an id, so INDEXED BY names the smaller index.
     const rows = this.db
       .query(
-        `SELECT c.id FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value ${visibleIn(filter)}`,
+        `SELECT c.id FROM json_each($ids) j CROSS JOIN chunks c INDEXED BY chunks_place ON c.id = j.value ${visibleIn(filter)}`,
       )
       .all({ storeId, now, ids: JSON.stringify(ids), ...filter.params } as never) as { id: number }[];
     return new Set(rows.map((r) => r.id));
@@ -51,10 +53,25 @@ export class SqliteChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => r[0]));
   }
 
+  async visibleGroups(storeId: string, attributes: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Promise<Set<string>> {
+    if (groups.length === 0) return new Set();
+    const filter = filterSql(attributes);
+    const rows = this.db
+      .query(`SELECT c.file_id AS fileId, c.cut FROM (SELECT j.value ->> 0 AS file_id, j.value ->> 1 AS cut FROM json_each($groups) j) c ${visibleIn(filter)}`)
+      .all({ storeId, now, groups: JSON.stringify(groups.map((g) => [g.fileId, g.cut])), ...filter.params } as never) as { fileId: string; cut: string }[];
+    return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
+  }
+
+  async placesAfter(afterId: number, limit: number) {
+    return this.db
+      .query(`SELECT id, file_id AS fileId, cut, idx FROM chunks INDEXED BY chunks_place WHERE id > $afterId ORDER BY id LIMIT $limit`)
+      .all({ afterId, limit }) as { id: number; fileId: string; cut: string; idx: number }[];
+  }
+
   async neighbours(ids: number[], radius: number): Promise<Map<number, number[]>> {
     const rows = this.db
       .query(
-        `SELECT c.id, n.id AS near FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value
+        `SELECT c.id, n.id AS near FROM json_each($ids) j CROSS JOIN chunks c INDEXED BY chunks_place ON c.id = j.value
          JOIN chunks n ON n.file_id = c.file_id AND n.cut = c.cut AND n.idx BETWEEN c.idx - $radius AND c.idx + $radius`,
       )
       .values({ ids: JSON.stringify(ids), radius }) as [number, number][];
@@ -77,7 +94,7 @@ export class SqliteChunksRepo implements ChunksRepo {
   async changesAfter(seq: number, limit: number): Promise<ChunkChange[]> {
     return this.db
       .query(
-        `SELECT ch.seq, ch.chunk_id AS id, ch.op, COALESCE(ch.text, c.text) AS text FROM chunk_changes ch LEFT JOIN chunks c ON ch.op = 'add' AND c.id = ch.chunk_id
+        `SELECT ch.seq, ch.chunk_id AS id, ch.op, COALESCE(ch.text, c.text) AS text, c.file_id AS fileId, c.cut, c.idx FROM chunk_changes ch LEFT JOIN chunks c ON ch.op = 'add' AND c.id = ch.chunk_id
          WHERE ch.seq > $seq ORDER BY ch.seq LIMIT $limit`,
       )
       .all({ seq, limit }) as ChunkChange[];

@@ -1,0 +1,140 @@
+// Search's memory of where each chunk sits must answer exactly as the database would: the
+// neighbourhoods keyword ranking counts, and which hits a store may see.
+import { Database } from "bun:sqlite";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ChunkPlaces, visibleByPlace } from "../src/search/chunk-places";
+import { KeywordSearch } from "../src/search/keyword-search";
+import { SqliteChunksRepo } from "../src/storage/sqlite/chunks-repo";
+import { openDatabase } from "../src/storage/sqlite/db";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const at = (fileId: string, idx: number, cut = "auto") => ({ fileId, cut, idx });
+
+describe("ChunkPlaces", () => {
+  test("a cut written in order gives each chunk the chunks within the radius, clipped at its ends", () => {
+    const p = new ChunkPlaces();
+    for (let i = 0; i < 6; i++) p.add(10 + i, at("file-a", i));
+    p.add(16, at("file-b", 0));
+    expect(p.neighbours(10, 2)).toEqual([10, 11, 12]);
+    expect(p.neighbours(13, 2)).toEqual([11, 12, 13, 14, 15]);
+    expect(p.neighbours(15, 4)).toEqual([11, 12, 13, 14, 15]);
+    expect(p.neighbours(16, 4)).toEqual([16]);
+    expect(p.neighbours(99, 4)).toBeUndefined();
+    expect(p.groupOfChunk(12)).toMatchObject({ fileId: "file-a", cut: "auto" });
+  });
+
+  test("a change seen again (a replay of the log over a scan) changes nothing", () => {
+    const p = new ChunkPlaces();
+    for (let i = 0; i < 3; i++) p.add(1 + i, at("file-a", i));
+    for (let i = 0; i < 3; i++) p.add(1 + i, at("file-a", i));
+    expect(p.size).toBe(3);
+    expect(p.neighbours(2, 4)).toEqual([1, 2, 3]);
+    p.delete(7);
+    expect(p.size).toBe(3);
+  });
+
+  test("what it cannot tell exactly it leaves to the database: interleaved cuts, positions out of order, a cut missing some chunks", () => {
+    const p = new ChunkPlaces();
+    // two files written at once, their ids interleaved
+    for (let i = 0; i < 4; i++) {
+      p.add(1 + 2 * i, at("file-a", i));
+      p.add(2 + 2 * i, at("file-b", i));
+    }
+    expect(p.neighbours(3, 1)).toBeUndefined();
+    expect(p.neighbours(4, 1)).toBeUndefined();
+    // ids not following positions
+    p.add(20, at("file-c", 1));
+    p.add(21, at("file-c", 0));
+    expect(p.neighbours(20, 1)).toBeUndefined();
+    // one chunk of a cut gone
+    for (let i = 0; i < 3; i++) p.add(30 + i, at("file-d", i));
+    p.delete(32);
+    expect(p.neighbours(30, 4)).toBeUndefined();
+    // every chunk of the cut gone, then the cut written again: known afresh
+    p.delete(30);
+    p.delete(31);
+    expect(p.groupOfChunk(30)).toBeUndefined();
+    for (let i = 0; i < 3; i++) p.add(40 + i, at("file-d", i));
+    expect(p.neighbours(41, 4)).toEqual([40, 41, 42]);
+    // a different cut of the same file is a run of its own
+    for (let i = 0; i < 2; i++) p.add(50 + i, at("file-d", i, "static:100:0"));
+    expect(p.neighbours(50, 4)).toEqual([50, 51]);
+    expect(p.neighbours(42, 4)).toEqual([40, 41, 42]);
+  });
+});
+
+// Paragraphs of the project's own documentation, as chunks of several files.
+const paragraphs = ["README.md", "docs/ARCHITECTURE.md"]
+  .flatMap((f) => readFileSync(join(import.meta.dir, "..", f), "utf8").split(/\n\s*\n/))
+  .map((p) => p.trim())
+  .filter((p) => p.length > 40);
+const queries = paragraphs.filter((_, i) => i % 4 === 0).map((p) => p.split(/\s+/).slice(0, 5).join(" "));
+
+function file(db: Database, fileId: string, status: string, o: { expiresAt?: number } = {}) {
+  db.query(
+    `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256, expires_at) VALUES (?, 'p', 1, 0, 'a.txt', 'assistants', ?, 'text/plain', 'x', ?)`,
+  ).run(fileId, status, o.expiresAt ?? null);
+}
+const member = (db: Database, store: string, fileId: string, cut = "auto", cancelled = 0) =>
+  db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at, cut, cancelled) VALUES (?, ?, 0, ?, ?)`).run(store, fileId, cut, cancelled);
+const insertChunk = (db: Database, fileId: string, idx: number, text: string, cut = "auto") =>
+  db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens) VALUES (?, ?, ?, ?, '{}', 0, 0, 1)`).run(fileId, cut, idx, text);
+
+describe("search with places against the database's answers", () => {
+  test("keyword ranking with neighbourhoods and store visibility are the same as read from SQLite", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ragd-places-"));
+    dirs.push(dir);
+    const db = openDatabase(join(dir, "ragd.db"));
+    const repo = new SqliteChunksRepo(db);
+    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+    db.query(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_1', 'p', 0, 0)`).run();
+    const per = Math.ceil(paragraphs.length / 8);
+    const files = Array.from({ length: 8 }, (_, f) => ({ id: `file-${f}`, texts: paragraphs.slice(f * per, (f + 1) * per) }));
+    // Files written one after another, except two written at once (interleaved ids), one
+    // still processing, one expired, one whose membership was cancelled, one outside the store.
+    for (const f of files) file(db, f.id, f.id === "file-5" ? "uploaded" : "processed", { expiresAt: f.id === "file-6" ? 1 : undefined });
+    for (const f of files.slice(0, 2)) db.transaction(() => f.texts.forEach((t, i) => insertChunk(db, f.id, i, t)))();
+    db.transaction(() => files[2]!.texts.forEach((t, i) => (insertChunk(db, files[2]!.id, i, t), files[3]!.texts[i] && insertChunk(db, files[3]!.id, i, files[3]!.texts[i]!))))();
+    for (const f of files.slice(4)) db.transaction(() => f.texts.forEach((t, i) => insertChunk(db, f.id, i, t)))();
+    for (const f of files.slice(0, 7)) member(db, "vs_1", f.id, "auto", f.id === "file-4" ? 1 : 0);
+    const search = new KeywordSearch(repo, join(dir, "kw"));
+    await search.start();
+    expect(search.places.size).toBe(paragraphs.length);
+
+    const same = async () => {
+      const fromPlaces = await Promise.all(queries.map((q) => search.search(q, 50)));
+      const places = search.places;
+      search.places = new ChunkPlaces(); // every neighbourhood read from SQLite
+      const fromSql = await Promise.all(queries.map((q) => search.search(q, 50)));
+      search.places = places;
+      expect(fromPlaces).toEqual(fromSql);
+      expect(fromPlaces.flat().length).toBeGreaterThan(queries.length * 10);
+      const ids = (db.query(`SELECT id FROM chunks`).values() as [number][]).map((r) => r[0]);
+      const now = Math.floor(Date.now() / 1000);
+      const sql = await repo.visible("vs_1", null, now, ids);
+      expect(await visibleByPlace(repo, places, "vs_1", null, now, ids)).toEqual(sql);
+      // chunks it does not know (not caught up yet) are asked of the database
+      const half = new ChunkPlaces();
+      for (const r of await repo.placesAfter(0, Math.floor(ids.length / 2))) half.add(r.id, r);
+      expect(await visibleByPlace(repo, half, "vs_1", null, now, ids)).toEqual(sql);
+      return sql;
+    };
+    const before = await same();
+    // neither the processing, the expired, the cancelled nor the outside file is seen
+    expect(before.size).toBe(files.slice(0, 4).reduce((n, f) => n + f.texts.length, 0));
+
+    // Changes after start reach the places through the log: a file processed, one removed,
+    // and the same chunks asked about again while the places hold some that the log has not.
+    db.query(`UPDATE files SET status = 'processed' WHERE id = 'file-5'`).run();
+    db.query(`DELETE FROM chunks WHERE file_id = 'file-1'`).run();
+    db.transaction(() => paragraphs.slice(0, 5).forEach((t, i) => insertChunk(db, "file-1", i, t)))();
+    await search.catchUp();
+    const after = await same();
+    expect(after.size).toBe(before.size - files[1]!.texts.length + 5 + files[5]!.texts.length);
+  });
+});
