@@ -314,21 +314,25 @@ export class SearchService {
 
   /** Both candidate lists for one query, before fusion (`bench/` fuses them with several weights). */
   async candidates(storeId: string, query: string, o: Pick<SearchOptions, "filter" | "now" | "embeddingWeight">, n: number) {
-    // The query is embedded in the model's worker while BM25 runs here: the two overlap.
-    const embedding = o.embeddingWeight > 0 ? this.embedQuery(query) : null;
+    // The HNSW search runs on its thread while BM25 runs here, so BM25 starts once the
+    // index has been asked; a query not embedded yet is embedded in the model's worker
+    // meanwhile, and BM25 does not wait for that.
+    const cached = o.embeddingWeight > 0 ? this.queryVectors.get(query) : undefined;
+    const embedding = o.embeddingWeight > 0 ? (cached ? Promise.resolve(cached) : this.embedQuery(query)) : null;
+    let asked = () => {};
+    const denseAsked = new Promise<void>((r) => (asked = r));
+    const denseRun = embedding ? embedding.then((vector) => this.dense(storeId, o.filter, o.now, vector, n, asked)) : Promise.resolve([]);
+    denseRun.catch(() => {}); // awaited below; this only keeps an early failure from counting as unhandled
+    const keywordStart = cached ? Promise.race([denseAsked, denseRun.then(() => {}, () => {})]) : Promise.resolve();
     // Both lists are gathered at once: with a database over the network their reads overlap.
-    const keywordRun = o.embeddingWeight < 1 ? this.keyword(storeId, o.filter, o.now, query, n) : Promise.resolve([]);
-    keywordRun.catch(() => {}); // awaited below; this only keeps an early failure from counting as unhandled
-    let vector: Float32Array | null;
-    try {
-      vector = embedding ? await embedding : null;
-    } catch (e) {
-      await keywordRun.catch(() => {});
+    const keywordRun = o.embeddingWeight < 1 ? keywordStart.then(() => this.keyword(storeId, o.filter, o.now, query, n)) : Promise.resolve([]);
+    keywordRun.catch(() => {});
+    const [keyword, dense] = await Promise.all([keywordRun, denseRun]).catch(async (e) => {
+      // neither run is left going after the search has failed
+      await Promise.allSettled([keywordRun, denseRun]);
       throw e;
-    }
-    const denseRun = vector ? this.dense(storeId, o.filter, o.now, vector, n) : Promise.resolve([]);
-    denseRun.catch(() => {});
-    const [keyword, dense] = await Promise.all([keywordRun, denseRun]);
+    });
+    const vector = embedding ? await embedding : null;
     const cosines = vector ? await this.cosines(vector, keyword, dense) : null;
     return { dense, keyword, cosines };
   }
@@ -343,14 +347,23 @@ export class SearchService {
     return known;
   }
 
-  private async dense(storeId: string, filter: AttributeFilter | null, now: number, vector: Float32Array, n: number): Promise<Scored[]> {
-    await this.vectorFreshen();
+  /** `asked`: called once the index has the search (or the search is exact, here). */
+  private async dense(storeId: string, filter: AttributeFilter | null, now: number, vector: Float32Array, n: number, asked = () => {}): Promise<Scored[]> {
+    await this.vectorFreshen().catch((e) => {
+      asked();
+      throw e;
+    });
     const total = this.index.size();
-    if (total <= EXACT_LIMIT) return this.chunks.exact(storeId, filter, now, vector, n);
+    if (total <= EXACT_LIMIT) {
+      asked();
+      return this.chunks.exact(storeId, filter, now, vector, n);
+    }
     // The index spans every store: widen until `n` of this store's (and filter's) chunks
     // survive; a store or filter too narrow for that is searched exactly instead.
     for (let k = Math.min(total, n * 2); ; k = Math.min(total, k * 8)) {
-      const matches = await this.index.search(vector, k).catch((e) => {
+      const searched = this.index.search(vector, k);
+      asked();
+      const matches = await searched.catch((e) => {
         if (!(e instanceof VectorIndexUnavailable)) throw e;
         throw new RagdError("search_unavailable", "Search is unavailable for a moment: the vector index is being reloaded after a fault. Retry in a few seconds.", null, { "retry-after": "2" });
       });
