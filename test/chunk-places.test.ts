@@ -28,6 +28,22 @@ describe("ChunkPlaces", () => {
     expect(p.groupOfChunk(12)).toMatchObject({ fileId: "file-a", cut: "auto" });
   });
 
+  test("a cut read as a run of ids answers as one read chunk by chunk", () => {
+    const run = new ChunkPlaces();
+    run.addRun("file-a", "auto", 10, 15, 10);
+    run.addRun("file-b", "auto", 16, 16, 16);
+    const one = new ChunkPlaces();
+    for (let i = 0; i < 6; i++) one.add(10 + i, at("file-a", i));
+    one.add(16, at("file-b", 0));
+    for (let id = 9; id <= 17; id++) {
+      expect(run.neighbours(id, 2)).toEqual(one.neighbours(id, 2));
+      expect(run.groupOfChunk(id)).toEqual(one.groupOfChunk(id));
+    }
+    expect(run.size).toBe(7);
+    run.add(13, at("file-a", 3)); // replayed
+    expect(run.size).toBe(7);
+  });
+
   test("a change seen again (a replay of the log over a scan) changes nothing", () => {
     const p = new ChunkPlaces();
     for (let i = 0; i < 3; i++) p.add(1 + i, at("file-a", i));
@@ -120,7 +136,8 @@ describe("search with places against the database's answers", () => {
       expect(await visibleByPlace(repo, places, "vs_1", null, now, ids)).toEqual(sql);
       // chunks it does not know (not caught up yet) are asked of the database
       const half = new ChunkPlaces();
-      for (const r of await repo.placesAfter(0, Math.floor(ids.length / 2))) half.add(r.id, r);
+      const runs = await repo.placeRuns(null, 100);
+      for (const r of runs.slice(0, runs.length / 2)) for (const c of await repo.placesOf(r.fileId, r.cut)) half.add(c.id, { ...r, idx: c.idx });
       expect(await visibleByPlace(repo, half, "vs_1", null, now, ids)).toEqual(sql);
       return sql;
     };

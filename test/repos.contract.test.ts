@@ -260,8 +260,11 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(adds.map((c) => [c.op, c.text])).toEqual([["add", "one"], ["add", "two"]]);
       // An add carries its chunk's place while the chunk is there; so does the places scan.
       expect(adds.map((c) => [c.fileId, c.cut, c.idx])).toEqual([["file-a", "auto", 0], ["file-a", "auto", 1]]);
-      expect(await r.chunks.placesAfter(0, 10)).toEqual(adds.map((c) => ({ id: c.id, fileId: "file-a", cut: "auto", idx: c.idx! })));
-      expect(await r.chunks.placesAfter(adds[0]!.id, 10)).toHaveLength(1);
+      const [one, two] = adds.map((c) => c.id) as [number, number];
+      expect(await r.chunks.placeRuns(null, 10)).toEqual([{ fileId: "file-a", cut: "auto", first: one, last: two, count: 2, lo: one, hi: two - 1 }]);
+      expect(await r.chunks.placeRuns({ fileId: "file-a", cut: "auto" }, 10)).toEqual([]);
+      expect(await r.chunks.placeRuns({ fileId: "file-", cut: "zzz" }, 10)).toHaveLength(1);
+      expect(await r.chunks.placesOf("file-a", "auto")).toEqual([{ id: one, idx: 0 }, { id: two, idx: 1 }]);
       expect(await r.chunks.textsAfter(0, 10)).toEqual(adds.map((c) => ({ id: c.id, text: c.text! })));
       expect(await r.chunks.chunkIdsIssued()).toBe(Math.max(...adds.map((c) => c.id)));
       expect(await r.chunks.neighbours([adds[0]!.id], 4)).toEqual(new Map([[adds[0]!.id, adds.map((c) => c.id)]]));
@@ -270,7 +273,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       // Deleted: the adds no longer carry text; the deletes carry what the chunks held.
       expect(all.map((c) => [c.op, c.text])).toEqual([["add", null], ["add", null], ["delete", "one"], ["delete", "two"]]);
       expect(all.map((c) => c.fileId)).toEqual([null, null, null, null]);
-      expect(await r.chunks.placesAfter(0, 10)).toEqual([]);
+      expect(await r.chunks.placeRuns(null, 10)).toEqual([]);
       expect(all.map((c) => c.seq)).toEqual([...all.map((c) => c.seq)].sort((a, b) => a - b));
       const last = await r.chunks.lastChange();
       expect(last).toBe(all[3]!.seq);
@@ -382,8 +385,11 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.ingestion.finish(A, "me", processed("whole"), T)).toBe(true);
       // Each store sees the cut it asked for, and only that one.
       expect(await r.chunks.visibleGroups("vs_1", null, 0, [S, A])).toEqual(new Set([groupKey("file-a", SMALL)]));
-      const ids = (await r.chunks.placesAfter(0, 10)).map((p) => p.id);
-      expect((await r.chunks.placesAfter(0, 10)).map((p) => p.cut).sort()).toEqual(["auto", SMALL, SMALL]);
+      const ids = [...(await r.chunks.placesOf("file-a", "auto")), ...(await r.chunks.placesOf("file-a", SMALL))].map((p) => p.id);
+      expect(ids).toHaveLength(3);
+      expect((await r.chunks.placeRuns(null, 10)).map((p) => [p.cut, p.count])).toEqual([["auto", 1], [SMALL, 2]]);
+      expect((await r.chunks.placeRuns(null, 1)).map((p) => p.cut)).toEqual(["auto"]);
+      expect((await r.chunks.placeRuns({ fileId: "file-a", cut: "auto" }, 1)).map((p) => p.cut)).toEqual([SMALL]);
       expect((await r.chunks.visible("vs_1", null, 0, ids)).size).toBe(2);
       expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ status: "completed", cut: SMALL, usageBytes: 2 });
       expect(await r.chunks.chunkCount()).toBe(3);

@@ -45,25 +45,40 @@ export class ChunkPlaces {
 
   add(id: number, place: ChunkPlace) {
     if (id < this.groupOf.length && this.groupOf[id] !== NONE) return; // replayed: already here
-    this.grow(id);
-    const key = groupKey(place.fileId, place.cut);
+    this.addTo(this.group(place.fileId, place.cut, id), id, place.idx);
+  }
+
+  /** A cut whose ids run from `first` to `last` at `offset` from its positions (id = idx + offset). */
+  addRun(fileId: string, cut: string, first: number, last: number, offset: number) {
+    this.grow(last);
+    const g = this.group(fileId, cut, first);
+    for (let id = first; id <= last; id++) if (this.groupOf[id] === NONE) this.addTo(g, id, id - offset);
+  }
+
+  private group(fileId: string, cut: string, id: number) {
+    const key = groupKey(fileId, cut);
     let g = this.groupByKey.get(key);
     if (g === undefined) {
-      const group = { key, fileId: place.fileId, cut: place.cut, count: 0, minId: id, maxId: id, inOrder: true };
+      const group = { key, fileId, cut, count: 0, minId: id, maxId: id, inOrder: true };
       g = this.free.pop();
       if (g === undefined) g = this.groups.push(group) - 1;
       else this.groups[g] = group;
       this.groupByKey.set(key, g);
     }
+    return g;
+  }
+
+  private addTo(g: number, id: number, idx: number) {
+    this.grow(id);
     const group = this.groups[g]!;
     if (group.count > 0) {
-      if (!(id === group.maxId + 1 && place.idx === this.idxOf[group.maxId]! + 1)) group.inOrder = false;
+      if (!(id === group.maxId + 1 && idx === this.idxOf[group.maxId]! + 1)) group.inOrder = false;
       group.minId = Math.min(group.minId, id);
       group.maxId = Math.max(group.maxId, id);
     }
     group.count++;
     this.groupOf[id] = g + 1;
-    this.idxOf[id] = place.idx;
+    this.idxOf[id] = idx;
     this.known++;
   }
 

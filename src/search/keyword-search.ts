@@ -8,7 +8,7 @@ import { loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keywor
 import { ChunkPlaces } from "./chunk-places";
 
 const BATCH = 2_000;
-const PLACES_BATCH = 20_000;
+const PLACES_BATCH = 10_000;
 const FRESH_WAIT_MS = 250;
 const FRESH_ALWAYS_CHANGES = 5_000;
 const FRESH_MAX_WAIT_MS = 2_000;
@@ -107,19 +107,22 @@ export class KeywordSearch {
     this.dirty = true;
   }
 
-  /** Every stored chunk's place. */
+  /** Every stored chunk's place: a cut's run at once where its ids follow its positions, chunk by chunk where not. */
   private async readPlaces() {
     const places = new ChunkPlaces();
     let clock = performance.now();
-    for (let after = 0; ; ) {
-      const rows = await this.chunks.placesAfter(after, PLACES_BATCH);
-      if (rows.length === 0) return places;
-      for (const r of rows) places.add(r.id, r);
-      after = rows[rows.length - 1]!.id;
-      if (performance.now() - clock > SLICE_MS) {
-        await new Promise((r) => setTimeout(r, 0));
-        clock = performance.now();
+    for (let after = null; ; ) {
+      const runs = await this.chunks.placeRuns(after, PLACES_BATCH);
+      if (runs.length === 0) return places;
+      for (const r of runs) {
+        if (r.lo === r.hi && r.last - r.first + 1 === r.count) places.addRun(r.fileId, r.cut, r.first, r.last, r.lo);
+        else for (const c of await this.chunks.placesOf(r.fileId, r.cut)) places.add(c.id, { fileId: r.fileId, cut: r.cut, idx: c.idx });
+        if (performance.now() - clock > SLICE_MS) {
+          await new Promise((r) => setTimeout(r, 0));
+          clock = performance.now();
+        }
       }
+      after = runs[runs.length - 1]!;
     }
   }
 

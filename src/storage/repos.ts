@@ -291,6 +291,16 @@ export interface Scored {
   score: number;
 }
 
+export interface PlaceRun {
+  fileId: string;
+  cut: string;
+  first: number;
+  last: number;
+  count: number;
+  lo: number;
+  hi: number;
+}
+
 export interface ChunkChange {
   seq: number;
   id: number;
@@ -312,8 +322,14 @@ export interface ChunksRepo {
   visibleGroups(storeId: string, filter: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Promise<Set<string>>;
   /** For each chunk, the chunks of the same file and cut within `radius` places of it (itself included). */
   neighbours(ids: number[], radius: number): Promise<Map<number, number[]>>;
-  /** Chunks' places after `afterId`, in id order: how search learns where every chunk sits. */
-  placesAfter(afterId: number, limit: number): Promise<{ id: number; fileId: string; cut: string; idx: number }[]>;
+  /**
+   * How search learns where every chunk sits without a row per chunk: each cut of a file after
+   * `after` (in (fileId, cut) order), with its first and last chunk id, its chunk count, and the
+   * least and greatest `id - idx` (equal when its ids follow its positions).
+   */
+  placeRuns(after: { fileId: string; cut: string } | null, limit: number): Promise<PlaceRun[]>;
+  /** One cut's chunks, in id order: for a cut whose ids do not follow its positions. */
+  placesOf(fileId: string, cut: string): Promise<{ id: number; idx: number }[]>;
   /** Chunk texts by id (chunks gone since are absent). */
   texts(ids: number[]): Promise<Map<number, string>>;
   /** Chunks after `afterId`, in id order: how the keyword index is rebuilt. */

@@ -1,4 +1,4 @@
-import type { AttributeFilter, ChunkChange, ChunkHit, ChunksRepo, Scored } from "../repos";
+import type { AttributeFilter, ChunkChange, ChunkHit, ChunksRepo, PlaceRun, Scored } from "../repos";
 import { dotEncoded } from "../vector-codec";
 import type { Pg } from "./db";
 import { visibleInStore } from "../sql-common";
@@ -58,11 +58,17 @@ export class PgChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
   }
 
-  placesAfter(afterId: number, limit: number) {
-    return this.db.all<{ id: number; fileId: string; cut: string; idx: number }>(
-      `SELECT ${ID}, c.file_id AS "fileId", c.cut, c.idx FROM chunks c WHERE c.id > $afterId ORDER BY c.id LIMIT $limit`,
-      { afterId, limit },
+  placeRuns(after: { fileId: string; cut: string } | null, limit: number): Promise<PlaceRun[]> {
+    return this.db.all<PlaceRun>(
+      `SELECT c.file_id AS "fileId", c.cut, MIN(c.id)::float8 AS first, MAX(c.id)::float8 AS last, COUNT(*)::float8 AS count,
+              MIN(c.id - c.idx)::float8 AS lo, MAX(c.id - c.idx)::float8 AS hi
+       FROM chunks c WHERE (c.file_id, c.cut) > ($fileId::text, $cut::text) GROUP BY c.file_id, c.cut ORDER BY c.file_id, c.cut LIMIT $limit`,
+      { fileId: after?.fileId ?? "", cut: after?.cut ?? "", limit },
     );
+  }
+
+  placesOf(fileId: string, cut: string) {
+    return this.db.all<{ id: number; idx: number }>(`SELECT ${ID}, c.idx FROM chunks c WHERE c.file_id = $fileId AND c.cut = $cut ORDER BY c.id`, { fileId, cut });
   }
 
   async neighbours(ids: number[], radius: number): Promise<Map<number, number[]>> {
