@@ -312,6 +312,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
         // And when asked about the files' cuts.
         const groups = Object.keys(attributes).map((fileId) => ({ fileId, cut: "auto" }));
         expect([...(await r.chunks.visibleGroups("vs_f", f, 2, groups))].map((k) => k.split("\u0000")[0]!.slice(5)).sort()).toEqual([...new Set(seen)]);
+        expect([...(await r.chunks.storeGroups("vs_f", f, 2))].map((k) => k.split("\u0000")[0]!.slice(5)).sort()).toEqual([...new Set(seen)]);
         return seen.join("");
       };
       expect(await files({ type: "eq", key: "kind", value: "report" })).toBe("a");
@@ -385,6 +386,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.ingestion.finish(A, "me", processed("whole"), T)).toBe(true);
       // Each store sees the cut it asked for, and only that one.
       expect(await r.chunks.visibleGroups("vs_1", null, 0, [S, A])).toEqual(new Set([groupKey("file-a", SMALL)]));
+      expect(await r.chunks.storeGroups("vs_1", null, 0)).toEqual(new Set([groupKey("file-a", SMALL)]));
       const ids = [...(await r.chunks.placesOf("file-a", "auto")), ...(await r.chunks.placesOf("file-a", SMALL))].map((p) => p.id);
       expect(ids).toHaveLength(3);
       expect((await r.chunks.placeRuns(null, 10)).map((p) => [p.cut, p.count])).toEqual([["auto", 1], [SMALL, 2]]);

@@ -359,8 +359,9 @@ export class SearchService {
       return this.chunks.exact(storeId, filter, now, vector, n);
     }
     // The index spans every store: widen until `n` of this store's (and filter's) chunks
-    // survive; a store or filter too narrow for that is searched exactly instead.
-    for (let k = Math.min(total, n * 2); ; k = Math.min(total, k * 8)) {
+    // survive, asking next for as many as the share seen so far says it takes (half again
+    // over); a store or filter too narrow for that is searched exactly instead.
+    for (let k = Math.min(total, n * 2); ; ) {
       const searched = this.index.search(vector, k);
       asked();
       const matches = await searched.catch((e) => {
@@ -370,7 +371,9 @@ export class SearchService {
       const visible = await this.visible(storeId, filter, now, matches.map((m) => m.id));
       const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
       if (hits.length >= n || k >= total) return hits.slice(0, n);
-      if (k >= n * 128) return this.chunks.exact(storeId, filter, now, vector, n);
+      const needed = Math.ceil((n * k * 1.5) / Math.max(1, hits.length));
+      if (needed > n * 128) return this.chunks.exact(storeId, filter, now, vector, n);
+      k = Math.min(total, Math.max(k * 2, needed));
     }
   }
 
@@ -384,9 +387,27 @@ export class SearchService {
       const visible = await this.visible(storeId, filter, now, ranked.map((r) => r.id));
       const hits = ranked.filter((r) => visible.has(r.id));
       if (hits.length >= n || ranked.length < k) return hits.slice(0, n);
+      // Seeing under an eighth of the first candidates, the wider try would fall short too.
+      if (hits.length * 8 < n) break;
     }
-    const allowed = await this.chunks.visibleIds(storeId, filter, now);
-    return this.keywords.search(query, n, (id) => allowed.has(id));
+    return this.keywords.search(query, n, await this.acceptor(storeId, filter, now));
+  }
+
+  /**
+   * Whether a chunk is one the store's search may see: by the cuts of files it sees while the
+   * places known here are current (a row per file, not per chunk), else every visible chunk id.
+   */
+  private async acceptor(storeId: string, filter: AttributeFilter | null, now: number): Promise<(id: number) => boolean> {
+    const { places, index } = this.keywords;
+    if (index.seq < (await this.chunks.lastChange())) {
+      const allowed = await this.chunks.visibleIds(storeId, filter, now);
+      return (id) => allowed.has(id);
+    }
+    const groups = await this.chunks.storeGroups(storeId, filter, now);
+    return (id) => {
+      const g = places.groupOfChunk(id);
+      return g !== undefined && groups.has(g.key);
+    };
   }
 
   /** Which of these chunks the store's search may see: by their files while the places known here are current. */

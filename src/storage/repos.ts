@@ -318,6 +318,8 @@ export interface ChunksRepo {
   visible(storeId: string, filter: AttributeFilter | null, now: number, ids: number[]): Promise<Set<number>>;
   /** Every chunk id the store's search may see: for stores and filters that see a small part of all chunks. */
   visibleIds(storeId: string, filter: AttributeFilter | null, now: number): Promise<Set<number>>;
+  /** Every cut of a file the store's search may see, as groupKey(fileId, cut): for stores and filters that see a small part of all chunks. */
+  storeGroups(storeId: string, filter: AttributeFilter | null, now: number): Promise<Set<string>>;
   /** Which of these cuts of files (`{fileId, cut}`) the store's search may see, as groupKey(fileId, cut). */
   visibleGroups(storeId: string, filter: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Promise<Set<string>>;
   /** For each chunk, the chunks of the same file and cut within `radius` places of it (itself included). */

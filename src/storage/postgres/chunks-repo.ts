@@ -58,6 +58,15 @@ export class PgChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
   }
 
+  async storeGroups(storeId: string, attributes: AttributeFilter | null, now: number): Promise<Set<string>> {
+    const filter = filterSql(attributes);
+    const rows = await this.on(attributes).all<{ fileId: string; cut: string }>(
+      `SELECT c.file_id AS "fileId", c.cut FROM (SELECT file_id, cut FROM vector_store_files WHERE store_id = $storeId) c ${visibleIn(filter)}`,
+      { storeId, now, ...filter.params },
+    );
+    return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
+  }
+
   placeRuns(after: { fileId: string; cut: string } | null, limit: number): Promise<PlaceRun[]> {
     return this.db.all<PlaceRun>(
       `SELECT c.file_id AS "fileId", c.cut, MIN(c.id)::float8 AS first, MAX(c.id)::float8 AS last, COUNT(*)::float8 AS count,

@@ -62,6 +62,15 @@ export class SqliteChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
   }
 
+  async storeGroups(storeId: string, attributes: AttributeFilter | null, now: number): Promise<Set<string>> {
+    const filter = filterSql(attributes);
+    // The store's memberships as the "chunks" of the one visibility fragment.
+    const rows = this.db
+      .query(`SELECT c.file_id AS fileId, c.cut FROM (SELECT file_id, cut FROM vector_store_files WHERE store_id = $storeId) c ${visibleIn(filter)}`)
+      .all({ storeId, now, ...filter.params } as never) as { fileId: string; cut: string }[];
+    return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
+  }
+
   async placeRuns(after: { fileId: string; cut: string } | null, limit: number): Promise<PlaceRun[]> {
     // One row per cut, aggregated along the (file_id, cut, idx) index: no row object per chunk.
     const read = (db: Database) =>

@@ -1,0 +1,81 @@
+// A store (or a filter) that sees a small share of every chunk is searched inside its own
+// chunks: neither list may show another store's chunk, and the keyword side ranks exactly as
+// BM25 over the store's chunks alone would.
+import { afterAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { embedConfig } from "../src/server";
+import { defaults } from "../src/config";
+import { openProvider } from "../src/embed/index";
+import { nativePaths } from "../src/native/assets";
+import { SearchService } from "../src/services/search";
+import { openSqliteRepos } from "../src/storage/sqlite";
+import { openDatabase } from "../src/storage/sqlite/db";
+import { encodeVector } from "../src/storage/vector-codec";
+import { cleanup, tempDir } from "./helpers/ragd";
+
+const dir = tempDir();
+afterAll(() => cleanup(dir));
+
+const paragraphs = ["README.md", "docs/ARCHITECTURE.md"]
+  .flatMap((f) => readFileSync(join(import.meta.dir, "..", f), "utf8").split(/\n\s*\n/))
+  .map((p) => p.trim())
+  .filter((p) => p.length > 40);
+
+function unitVector(dims: number) {
+  const v = new Float32Array(dims);
+  let n = 0;
+  for (let i = 0; i < dims; i++) n += (v[i] = Math.random() - 0.5) ** 2;
+  for (let i = 0; i < dims; i++) v[i]! /= Math.sqrt(n);
+  return v;
+}
+
+test("a store that sees 5% of the chunks: every hit is its own, keyword ranking as over its chunks alone", async () => {
+  const repos = openSqliteRepos(dir);
+  const db = openDatabase(join(dir, "ragd.db"));
+  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(dir, "cache"))));
+  try {
+    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(dir, "vectors"), join(dir, "keyword"));
+    await search.start();
+    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+    db.query(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_all', 'p', 0, 0), ('vs_small', 'p', 0, 0)`).run();
+    // 40 files of 100 chunks (past the exact-search limit, so the HNSW index answers); the
+    // small store holds two of them, one only through an attribute a filter then asks for.
+    const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, ?, '{}', 0, 1, 1, ?)`);
+    db.transaction(() => {
+      for (let f = 0; f < 40; f++) {
+        const id = `file-${f}`;
+        db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES (?, 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`).run(id);
+        db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at, attributes) VALUES ('vs_all', ?, 0, '{}')`).run(id);
+        if (f % 20 === 3) db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at, attributes) VALUES ('vs_small', ?, 0, ?)`).run(id, JSON.stringify({ team: f === 3 ? "a" : "b" }));
+        for (let i = 0; i < 100; i++) insert.run(id, i, paragraphs[(f * 100 + i) % paragraphs.length]!, encodeVector(unitVector(embedder.model.dims)));
+      }
+    })();
+    await search.catchUp();
+    const now = Math.floor(Date.now() / 1000);
+    const own = new Set((db.query(`SELECT c.id FROM chunks c WHERE c.file_id IN ('file-3', 'file-23')`).values() as [number][]).map((r) => r[0]));
+    const team = { type: "eq" as const, key: "team", value: "a" };
+    const teamOwn = new Set((db.query(`SELECT c.id FROM chunks c WHERE c.file_id = 'file-3'`).values() as [number][]).map((r) => r[0]));
+    const queries = paragraphs.filter((_, i) => i % 7 === 0).map((p) => p.split(/\s+/).slice(0, 6).join(" "));
+    for (const [q, query] of queries.entries()) {
+      for (const [filter, allowed] of [[null, own], [team, teamOwn]] as const) {
+        const o = { maxResults: 20, filter, scoreThreshold: 0, now };
+        for (const embeddingWeight of [0, 0.4, 1]) {
+          const hits = await search.search("vs_small", [query], { ...o, embeddingWeight });
+          for (const h of hits) expect(allowed.has(h.id)).toBe(true);
+          if (embeddingWeight === 1) expect(hits.length).toBe(20);
+        }
+        // the keyword candidates: BM25 over the store's chunks alone, the same scores
+        const { keyword } = await search.candidates("vs_small", query, { filter, now, embeddingWeight: 0 }, 100);
+        const alone = await search.keywords.search(query, 100, (id) => allowed.has(id));
+        expect(keyword).toEqual(alone);
+        if (q === 0) expect(keyword.length).toBeGreaterThan(0);
+      }
+    }
+    await search.stop();
+  } finally {
+    await embedder.close();
+    db.close();
+    repos.close();
+  }
+}, 120_000);
