@@ -44,6 +44,20 @@ describe("ChunkPlaces", () => {
     expect(run.size).toBe(7);
   });
 
+  test("ids far apart, past 2^32, and across pages; a page whose chunks are gone is dropped", () => {
+    const p = new ChunkPlaces();
+    const big = 2 ** 33 + 65_530;
+    for (let i = 0; i < 10; i++) p.add(big + i, at("file-big", i)); // crosses a page boundary
+    p.add(3, at("file-small", 0));
+    expect(p.neighbours(big + 5, 2)).toEqual([big + 3, big + 4, big + 5, big + 6, big + 7]);
+    expect(p.neighbours(3, 2)).toEqual([3]);
+    expect(p.groupOfChunk(big + 9)).toMatchObject({ fileId: "file-big" });
+    for (let i = 0; i < 10; i++) p.delete(big + i);
+    expect(p.size).toBe(1);
+    expect((p as unknown as { pages: Map<number, unknown> }).pages.size).toBe(1);
+    expect(p.groupOfChunk(big)).toBeUndefined();
+  });
+
   test("a change seen again (a replay of the log over a scan) changes nothing", () => {
     const p = new ChunkPlaces();
     for (let i = 0; i < 3; i++) p.add(1 + i, at("file-a", i));
@@ -153,5 +167,81 @@ describe("search with places against the database's answers", () => {
     await search.catchUp();
     const after = await same();
     expect(after.size).toBe(before.size - files[1]!.texts.length + 5 + files[5]!.texts.length);
+  });
+});
+
+describe("places across a restart and behind the log", () => {
+  const words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"];
+  const text = (f: number, i: number) => `${words[(f + i) % 8]} ${words[(f * 3 + i) % 8]} common ${f}`;
+  function database() {
+    const dir = mkdtempSync(join(tmpdir(), "ragd-places-"));
+    dirs.push(dir);
+    const db = openDatabase(join(dir, "ragd.db"));
+    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+    db.query(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_1', 'p', 0, 0)`).run();
+    for (let f = 0; f < 8; f++) {
+      file(db, `file-${f}`, "processed");
+      member(db, "vs_1", `file-${f}`);
+    }
+    return { dir, db, repo: new SqliteChunksRepo(db) };
+  }
+  async function withoutPlaces<T>(search: KeywordSearch, run: () => Promise<T>) {
+    const places = search.places;
+    search.places = new ChunkPlaces();
+    try {
+      return await run();
+    } finally {
+      search.places = places;
+    }
+  }
+
+  test("a restart loads the saved index, reads places ahead of it, replays the log: the same answers as SQLite's", async () => {
+    const { dir, db, repo } = database();
+    for (let f = 0; f < 6; f++) db.transaction(() => Array.from({ length: 12 }, (_, i) => insertChunk(db, `file-${f}`, i, text(f, i))))();
+    const first = new KeywordSearch(repo, join(dir, "kw"));
+    await first.start();
+    await first.save();
+    // After the save: a file written again, one removed, two written at once, one chunk deleted.
+    db.transaction(() => {
+      db.query(`DELETE FROM chunks WHERE file_id = 'file-1'`).run();
+      for (let i = 0; i < 7; i++) insertChunk(db, "file-1", i, text(1, i + 3));
+    })();
+    db.query(`DELETE FROM chunks WHERE file_id = 'file-2'`).run();
+    db.transaction(() => {
+      for (let i = 0; i < 10; i++) {
+        insertChunk(db, "file-6", i, text(6, i));
+        insertChunk(db, "file-7", i, text(7, i));
+      }
+    })();
+    db.query(`DELETE FROM chunks WHERE file_id = 'file-3' AND idx = 5`).run();
+
+    const second = new KeywordSearch(repo, join(dir, "kw"));
+    await second.start();
+    const ids = (db.query(`SELECT id FROM chunks`).values() as [number][]).map((r) => r[0]);
+    expect(second.places.size).toBe(ids.length);
+    const asked = [...ids, 1, 2, 30]; // and some deleted
+    expect(await visibleByPlace(repo, second.places, "vs_1", null, 10, asked)).toEqual(await repo.visible("vs_1", null, 10, asked));
+    const sql = await repo.neighbours(ids, 4);
+    let known = 0;
+    for (const id of ids) {
+      const near = second.places.neighbours(id, 4);
+      if (near) expect(near).toEqual(sql.get(id)!.sort((a, b) => a - b)), known++;
+    }
+    expect(known).toBeGreaterThan(ids.length / 2);
+    const qs = ["alpha common", "beta gamma", "zeta 3", "theta eta"];
+    const fromPlaces = await Promise.all(qs.map((q) => second.search(q, 40)));
+    expect(fromPlaces).toEqual(await withoutPlaces(second, () => Promise.all(qs.map((q) => second.search(q, 40)))));
+  });
+
+  test("while the index is behind the log (a delete not replayed yet), neighbourhoods are SQLite's", async () => {
+    const { dir, db, repo } = database();
+    db.transaction(() => Array.from({ length: 9 }, (_, i) => insertChunk(db, "file-0", i, i === 4 ? "apple banana" : `filler words ${i} apple`)))();
+    db.transaction(() => Array.from({ length: 3 }, (_, i) => insertChunk(db, "file-1", i, i === 1 ? "apple cherry" : `other text ${i}`)))();
+    const search = new KeywordSearch(repo, join(dir, "kw"));
+    await search.start();
+    // another process deleted file-0; this one has not replayed it
+    db.query(`DELETE FROM chunks WHERE file_id = 'file-0'`).run();
+    const fromPlaces = await search.search("apple", 20);
+    expect(fromPlaces).toEqual(await withoutPlaces(search, () => search.search("apple", 20)));
   });
 });

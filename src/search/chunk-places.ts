@@ -16,11 +16,23 @@ export interface Group {
   count: number;
   minId: number;
   maxId: number;
+  /** The position of the chunk at maxId. */
+  maxIdx: number;
   /** Every chunk was added at the next id and the next position, so ids follow positions. */
   inOrder: boolean;
 }
 
 const NONE = 0;
+// Chunk ids are never reused, so the highest grows with every chunk ever written: the map is
+// kept in pages of ids, and a page whose chunks are all gone is dropped.
+// (Ids are doubles past 2^32 in PostgreSQL: no bit operators on them.)
+const PAGE = 65_536;
+
+interface Page {
+  /** Group number + 1 by the id's offset in the page (0: not known). */
+  groupOf: Int32Array;
+  live: number;
+}
 
 /**
  * Each chunk's place, kept in memory beside the keyword index and fed from the same change
@@ -30,9 +42,7 @@ const NONE = 0;
  * do not follow its positions) the caller reads from the database instead.
  */
 export class ChunkPlaces {
-  /** Group number + 1 by chunk id (0: not known). */
-  private groupOf = new Int32Array(1024);
-  private idxOf = new Int32Array(1024);
+  private readonly pages = new Map<number, Page>();
   private readonly groups: Group[] = [];
   private readonly groupByKey = new Map<string, number>();
   /** Slots of groups whose chunks are all gone. */
@@ -44,22 +54,26 @@ export class ChunkPlaces {
   }
 
   add(id: number, place: ChunkPlace) {
-    if (id < this.groupOf.length && this.groupOf[id] !== NONE) return; // replayed: already here
+    if (this.slot(id) !== NONE) return; // replayed: already here
     this.addTo(this.group(place.fileId, place.cut, id), id, place.idx);
   }
 
   /** A cut whose ids run from `first` to `last` at `offset` from its positions (id = idx + offset). */
   addRun(fileId: string, cut: string, first: number, last: number, offset: number) {
-    this.grow(last);
     const g = this.group(fileId, cut, first);
-    for (let id = first; id <= last; id++) if (this.groupOf[id] === NONE) this.addTo(g, id, id - offset);
+    for (let id = first; id <= last; id++) if (this.slot(id) === NONE) this.addTo(g, id, id - offset);
+    if (this.groups[g]!.count === 0) this.forget(g);
+  }
+
+  private slot(id: number) {
+    return this.pages.get(Math.floor(id / PAGE))?.groupOf[id % PAGE] ?? NONE;
   }
 
   private group(fileId: string, cut: string, id: number) {
     const key = groupKey(fileId, cut);
     let g = this.groupByKey.get(key);
     if (g === undefined) {
-      const group = { key, fileId, cut, count: 0, minId: id, maxId: id, inOrder: true };
+      const group = { key, fileId, cut, count: 0, minId: id, maxId: id, maxIdx: 0, inOrder: true };
       g = this.free.pop();
       if (g === undefined) g = this.groups.push(group) - 1;
       else this.groups[g] = group;
@@ -68,37 +82,47 @@ export class ChunkPlaces {
     return g;
   }
 
+  private forget(g: number) {
+    this.groupByKey.delete(this.groups[g]!.key);
+    this.free.push(g);
+  }
+
   private addTo(g: number, id: number, idx: number) {
-    this.grow(id);
     const group = this.groups[g]!;
-    if (group.count > 0) {
-      if (!(id === group.maxId + 1 && idx === this.idxOf[group.maxId]! + 1)) group.inOrder = false;
+    if (group.count === 0) {
+      group.minId = group.maxId = id;
+      group.inOrder = true;
+    } else {
+      if (!(id === group.maxId + 1 && idx === group.maxIdx + 1)) group.inOrder = false;
       group.minId = Math.min(group.minId, id);
-      group.maxId = Math.max(group.maxId, id);
+    }
+    if (group.count === 0 || id > group.maxId) {
+      group.maxId = id;
+      group.maxIdx = idx;
     }
     group.count++;
-    this.groupOf[id] = g + 1;
-    this.idxOf[id] = idx;
+    let page = this.pages.get(Math.floor(id / PAGE));
+    if (!page) this.pages.set(Math.floor(id / PAGE), (page = { groupOf: new Int32Array(PAGE), live: 0 }));
+    page.groupOf[id % PAGE] = g + 1;
+    page.live++;
     this.known++;
   }
 
   delete(id: number) {
-    const g = id < this.groupOf.length ? this.groupOf[id]! : NONE;
+    const page = this.pages.get(Math.floor(id / PAGE));
+    const g = page?.groupOf[id % PAGE] ?? NONE;
     if (g === NONE) return;
-    this.groupOf[id] = NONE;
+    page!.groupOf[id % PAGE] = NONE;
+    if (--page!.live === 0) this.pages.delete(Math.floor(id / PAGE));
     this.known--;
-    const group = this.groups[g - 1]!;
     // A cut is deleted whole (a file removed, or a retry clearing what an attempt left); once
     // empty it is forgotten, and chunks written for it again start a new run.
-    if (--group.count === 0) {
-      this.groupByKey.delete(group.key);
-      this.free.push(g - 1);
-    }
+    if (--this.groups[g - 1]!.count === 0) this.forget(g - 1);
   }
 
   /** The file and cut of a chunk this knows. */
   groupOfChunk(id: number): Readonly<Group> | undefined {
-    const g = id < this.groupOf.length ? this.groupOf[id]! : NONE;
+    const g = this.slot(id);
     return g === NONE ? undefined : this.groups[g - 1];
   }
 
@@ -108,25 +132,13 @@ export class ChunkPlaces {
    * run with its positions.
    */
   neighbours(id: number, radius: number): number[] | undefined {
-    const g = id < this.groupOf.length ? this.groupOf[id]! : NONE;
+    const g = this.slot(id);
     if (g === NONE) return undefined;
     const group = this.groups[g - 1]!;
     if (!group.inOrder || group.maxId - group.minId + 1 !== group.count) return undefined;
     const out: number[] = [];
     for (let n = Math.max(group.minId, id - radius), to = Math.min(group.maxId, id + radius); n <= to; n++) out.push(n);
     return out;
-  }
-
-  private grow(id: number) {
-    if (id < this.groupOf.length) return;
-    let size = this.groupOf.length;
-    while (size <= id) size *= 2;
-    const groupOf = new Int32Array(size);
-    groupOf.set(this.groupOf);
-    const idxOf = new Int32Array(size);
-    idxOf.set(this.idxOf);
-    this.groupOf = groupOf;
-    this.idxOf = idxOf;
   }
 }
 

@@ -219,12 +219,18 @@ export class KeywordSearch {
     return hits.sort((a, b) => b.score - a.score || a.id - b.id);
   }
 
-  /** Each chunk's neighbourhood, from the places held here, or from SQLite where they cannot tell. */
+  /**
+   * Each chunk's neighbourhood, from the places held here while they are current, or from
+   * SQLite where they cannot tell (behind the log, a chunk just deleted still has its
+   * neighbours here, and none there).
+   */
   private async neighbours(ids: number[]): Promise<Map<number, number[]>> {
+    const { places, index } = this;
+    if (index.seq < (await this.chunks.lastChange())) return this.chunks.neighbours(ids, CONTEXT_RADIUS);
     const out = new Map<number, number[]>();
     const rest: number[] = [];
     for (const id of ids) {
-      const near = this.places.neighbours(id, CONTEXT_RADIUS);
+      const near = places.neighbours(id, CONTEXT_RADIUS);
       if (near) out.set(id, near);
       else rest.push(id);
     }

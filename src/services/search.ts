@@ -178,9 +178,10 @@ export class SearchService {
    * database, so a file processed before the search began is found. Waits at most
    * FRESH_MAX_WAIT_MS (FRESH_WAIT_MS behind a large backlog), as the keyword index does.
    */
-  private async vectorFreshen() {
+  private async vectorFreshen(waiting = () => {}) {
     const lag = (await this.chunks.lastChange()) - this.vectorSeq;
     if (lag <= 0) return;
+    waiting();
     // Settles with the catch-up's error (never rejects: a run outlasting the wait below must
     // not leave a rejection nobody handles).
     const catchUp = this.vectorCatchUp().then(
@@ -267,14 +268,20 @@ export class SearchService {
     await this.keywords.save().catch((e) => log.error("could not save the keyword index; the next start replays or rebuilds it", { error: String(e) }));
   }
 
-  /** A query asked again (a retry, a popular question, each turn of a chat) is not embedded again. */
-  async embedQuery(text: string) {
+  /** A query's vector if it is kept, now the most recently used. */
+  private cachedQueryVector(text: string) {
     const hit = this.queryVectors.get(text);
     if (hit) {
       this.queryVectors.delete(text);
       this.queryVectors.set(text, hit);
-      return hit;
     }
+    return hit;
+  }
+
+  /** A query asked again (a retry, a popular question, each turn of a chat) is not embedded again. */
+  async embedQuery(text: string) {
+    const hit = this.cachedQueryVector(text);
+    if (hit) return hit;
     const vector = (await embedOrUnavailable(this.embedder, [text])).vectors[0]!;
     this.queryVectors.set(text, vector);
     if (this.queryVectors.size > QUERY_CACHE) this.queryVectors.delete(this.queryVectors.keys().next().value!);
@@ -317,7 +324,7 @@ export class SearchService {
     // The HNSW search runs on its thread while BM25 runs here, so BM25 starts once the
     // index has been asked; a query not embedded yet is embedded in the model's worker
     // meanwhile, and BM25 does not wait for that.
-    const cached = o.embeddingWeight > 0 ? this.queryVectors.get(query) : undefined;
+    const cached = o.embeddingWeight > 0 ? this.cachedQueryVector(query) : undefined;
     const embedding = o.embeddingWeight > 0 ? (cached ? Promise.resolve(cached) : this.embedQuery(query)) : null;
     let asked = () => {};
     const denseAsked = new Promise<void>((r) => (asked = r));
@@ -328,9 +335,10 @@ export class SearchService {
     const keywordRun = o.embeddingWeight < 1 ? keywordStart.then(() => this.keyword(storeId, o.filter, o.now, query, n)) : Promise.resolve([]);
     keywordRun.catch(() => {});
     const [keyword, dense] = await Promise.all([keywordRun, denseRun]).catch(async (e) => {
-      // neither run is left going after the search has failed
-      await Promise.allSettled([keywordRun, denseRun]);
-      throw e;
+      // Neither run is left going after the search has failed; a query that could not be
+      // embedded says so (503 embedding_unavailable) whatever else failed.
+      const [embedded] = await Promise.allSettled([embedding, keywordRun, denseRun]);
+      throw embedded.status === "rejected" ? embedded.reason : e;
     });
     const vector = embedding ? await embedding : null;
     const cosines = vector ? await this.cosines(vector, keyword, dense) : null;
@@ -349,7 +357,8 @@ export class SearchService {
 
   /** `asked`: called once the index has the search (or the search is exact, here). */
   private async dense(storeId: string, filter: AttributeFilter | null, now: number, vector: Float32Array, n: number, asked = () => {}): Promise<Scored[]> {
-    await this.vectorFreshen().catch((e) => {
+    // (BM25 does not wait for the vector index to take in recent commits)
+    await this.vectorFreshen(asked).catch((e) => {
       asked();
       throw e;
     });
@@ -360,7 +369,7 @@ export class SearchService {
     }
     // The index spans every store: widen until `n` of this store's (and filter's) chunks
     // survive, asking next for as many as the share seen so far says it takes (half again
-    // over); a store or filter too narrow for that is searched exactly instead.
+    // over); a store or filter too narrow or too small for that is searched exactly instead.
     for (let k = Math.min(total, n * 2); ; ) {
       const searched = this.index.search(vector, k);
       asked();
@@ -372,7 +381,9 @@ export class SearchService {
       const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
       if (hits.length >= n || k >= total) return hits.slice(0, n);
       const needed = Math.ceil((n * k * 1.5) / Math.max(1, hits.length));
-      if (needed > n * 128) return this.chunks.exact(storeId, filter, now, vector, n);
+      // Exact when the store's chunks (as many as their share suggests) are no more than the
+      // candidates the index would be asked for.
+      if (needed > n * 128 || (hits.length / k) * total <= needed) return this.chunks.exact(storeId, filter, now, vector, n);
       k = Math.min(total, Math.max(k * 2, needed));
     }
   }

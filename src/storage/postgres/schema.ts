@@ -225,6 +225,11 @@ export const MIGRATIONS: string[] = [
     RETURN TRUE;
   END $$;
   `,
+  `
+  -- Search reads every chunk's place at start, one row per file's cut (placeRuns): with the
+  -- id in the index, that is a read of the index, not of every chunk row (text and vector).
+  CREATE INDEX chunks_place ON chunks (file_id, cut, idx) INCLUDE (id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

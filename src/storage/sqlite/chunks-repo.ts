@@ -57,7 +57,7 @@ export class SqliteChunksRepo implements ChunksRepo {
     if (groups.length === 0) return new Set();
     const filter = filterSql(attributes);
     const rows = this.db
-      .query(`SELECT c.file_id AS fileId, c.cut FROM (SELECT j.value ->> 0 AS file_id, j.value ->> 1 AS cut FROM json_each($groups) j) c ${visibleIn(filter)}`)
+      .query(`SELECT c.file_id AS fileId, c.cut FROM (SELECT json_extract(j.value, '$[0]') AS file_id, json_extract(j.value, '$[1]') AS cut FROM json_each($groups) j) c ${visibleIn(filter)}`)
       .all({ storeId, now, groups: JSON.stringify(groups.map((g) => [g.fileId, g.cut])), ...filter.params } as never) as { fileId: string; cut: string }[];
     return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
   }
@@ -85,6 +85,7 @@ export class SqliteChunksRepo implements ChunksRepo {
     if (this.db.filename === ":memory:" || this.db.filename === "") return read(this.db);
     const scan = new Database(this.db.filename, { readonly: true, strict: true });
     try {
+      scan.exec("PRAGMA busy_timeout = 5000");
       return read(scan);
     } finally {
       scan.close();
