@@ -113,3 +113,23 @@ test("a process taken but never given a file goes back to the idle ones as it wa
     await own.close();
   }
 });
+
+test("small plain text read by the server itself comes out as a parse process reads it", async () => {
+  const { parseInline } = await import("../src/ingest/parse-inline");
+  const texts: [string, string][] = [
+    ["notes.txt", "First paragraph about the vector index.\n\nSecond one, longer: ".padEnd(3000, "words and more words ") + "\n\nLast."],
+    ["guide.md", "# Install\n\nRun `make`.\n\n## Search\n\nHybrid ranking, BM25 and cosine.\n\n```\ncode stays whole\n```\n"],
+    ["latin1.txt", Buffer.from("caf\xe9 na\xefve r\xe9sum\xe9 ".repeat(40), "latin1").toString("latin1")],
+    ["empty.txt", " \n\n "],
+  ];
+  for (const [filename, text] of texts) {
+    const bytes = filename === "latin1.txt" ? Buffer.from(text, "latin1") : Buffer.from(text);
+    const p = pool.acquire();
+    const viaProcess = await parse(p, filename, bytes);
+    pool.release(p, formatOf(viaProcess));
+    const request = { limits: DEFAULT_PARSE_LIMITS, ocr: ocrSettings({ ...defaults(), dataDir: "/nonexistent" }), natives: nativePaths("/nonexistent") };
+    const inline = await parseInline({ bytes, filename, ...request }, resolveChunking({ type: "auto" }, 256), { kind: "approximate" });
+    expect(inline).toEqual(viaProcess as typeof inline);
+    if (filename !== "empty.txt") expect(inline.type === "done" && inline.chunks.length).toBeGreaterThan(0);
+  }
+});

@@ -15,7 +15,7 @@ const children = (pid: number) =>
     .split("\n")
     .filter((l) => l.trim() !== "").length;
 
-test("a 512 MB upload and its ingestion stay under a memory ceiling; a file refused by its first bytes starts no parse process", async () => {
+test("a 512 MB upload and its ingestion stay under a memory ceiling; a file refused by its first bytes, or plain text small enough to read at once, starts no parse process", async () => {
   const dataDir = tempDir();
   dirs.push(dataDir);
   const ragd = await startRagd({ dataDir });
@@ -36,9 +36,13 @@ test("a 512 MB upload and its ingestion stay under a memory ceiling; a file refu
     expect(status(pid, "VmHWM") - before).toBeLessThan(256 * 1024 * 1024);
     expect(children(pid)).toBe(0);
 
+    // A small plain-text file, whole in the first bytes read, is read by the server itself.
+    const small = await ragd.client().files.create({ file: await toFile(Buffer.from("a text that is read by the server"), "t.txt"), purpose: "user_data" });
+    expect((await ragd.client().files.waitForProcessing(small.id, { pollInterval: 50 })).status).toBe("processed");
+    expect(children(pid)).toBe(0);
     // The check can fail: a file that is parsed does start one (and one stays warm).
-    const t = await ragd.client().files.create({ file: await toFile(Buffer.from("a text that is parsed"), "t.txt"), purpose: "user_data" });
-    expect((await ragd.client().files.waitForProcessing(t.id, { pollInterval: 50 })).status).toBe("processed");
+    const big = await ragd.client().files.create({ file: await toFile(Buffer.from("a longer text that is parsed. ".repeat(1000)), "big.txt"), purpose: "user_data" });
+    expect((await ragd.client().files.waitForProcessing(big.id, { pollInterval: 50 })).status).toBe("processed");
     expect(children(pid)).toBeGreaterThan(0);
   } finally {
     await ragd.stop();

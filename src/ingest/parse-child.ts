@@ -9,10 +9,11 @@ import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
 import { installBindings, type NativePaths } from "../native/assets";
 import { NativeLoadError } from "../native/sharp";
 import { ocrPagesRead, type OcrSettings } from "../ocr/engine";
-import { blockUnits, chunkBlocks, type BlockUnit, type ChunkSize, type TokenCounter } from "./chunker";
+import { blockUnits, chunkBlocks, type BlockUnit, type ChunkSize } from "./chunker";
 import { dieWithParent, lowerPriority } from "./process-setup";
+import { chunkChecked, failure } from "./parse-inline";
 import { parseDocument } from "./parsers/index";
-import { ParseError, scansWithoutText, tooMuchText, type Block, type PageRange, type ParseLimits } from "./types";
+import { scansWithoutText, type Block, type PageRange, type ParseLimits } from "./types";
 
 export interface ParseRequest {
   /** The stored file: a path the server made from a file id, never from user input. */
@@ -97,12 +98,6 @@ async function handle(req: ParseRequest | ChunkRequest) {
   }
 }
 
-function chunkChecked(blocks: Block[], limits: ParseLimits, chunking: ChunkSize, counter: TokenCounter, units?: BlockUnit[][]) {
-  let chars = 0;
-  for (const b of blocks) chars += b.text.length;
-  if (chars > limits.maxTextChars) throw tooMuchText(limits.maxTextChars);
-  return chunkBlocks(blocks, chunking, counter, units);
-}
 
 async function chunkParts(req: ChunkRequest) {
   try {
@@ -118,13 +113,7 @@ async function chunkParts(req: ChunkRequest) {
 }
 
 function failed(err: unknown) {
-  if (err instanceof NativeLoadError) {
-    reply({ type: "failed", code: "server_error", message: `this server could not read the file: ${err.message}`, retry: true });
-    return;
-  }
-  // A library throwing on a damaged file is a property of the file: retrying won't help.
-  if (err instanceof ParseError) reply({ type: "failed", code: err.code, message: err.message });
-  else reply({ type: "failed", code: "invalid_file", message: `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})` });
+  reply(failure(err));
 }
 
 // One request at a time: the server sends the next only after an answer.

@@ -11,6 +11,7 @@ import { DEFAULT_PARSE_LIMITS, ParseError, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
 import { MemoryExceeded, ParseProcessPool, type Outcome } from "./parse-pool";
 import { parseFile, Timeout, Transient } from "./parse-file";
+import { parseInline, readsInline } from "./parse-inline";
 import { detectFromHead } from "./parsers/index";
 import type { NativePaths } from "../native/assets";
 import { isDiskFull, type DiskSpace } from "../storage/disk-space";
@@ -215,30 +216,40 @@ export class IngestPipeline {
         // A file refused by its first bytes costs no parse process, nor a local copy of it
         // (a download, when the bytes are in a bucket).
         const headFormat = detectFromHead(head, job.filename);
-        // The slot before the local copy: files waiting for a parser hold no copy (a download
-        // of the whole file, when the bytes are in a bucket).
-        await this.parseSlot();
-        try {
-          if (slot.cancelled) return;
-          const path = await readable(() => this.blobs.localPath(job.fileId));
-          localCopy = true;
-          if (slot.cancelled) return;
-          // the time budget counts from here: waiting for a parser is not the file's doing
-          started = Date.now();
-          progress.set("parsing");
-          reply = await this.parse(job, slot, path, (m) => progress.set(m), headFormat === "pdf");
-          if (reply.type === "done") {
-            metrics.parsed(reply.format, (Date.now() - started) / 1000);
-            metrics.ocrPages(reply.ocrPages);
-            // counted before the slot goes to the next file, which the count may hold back
-            holding = reply.chunks.length;
-            if (holding) {
-              this.held.chunks += holding;
-              this.held.files++;
-            }
+        const parsed = (r: ParseReply) => {
+          if (r.type !== "done") return r;
+          metrics.parsed(r.format, (Date.now() - started) / 1000);
+          metrics.ocrPages(r.ocrPages);
+          // counted before the slot goes to the next file, which the count may hold back
+          holding = r.chunks.length;
+          if (holding) {
+            this.held.chunks += holding;
+            this.held.files++;
           }
-        } finally {
-          this.releaseParseSlot();
+          return r;
+        };
+        if (head.length < HEAD_BYTES && readsInline(headFormat)) {
+          // A small plain-text file, whole in its first read: read here (see parse-inline.ts).
+          started = Date.now();
+          const { limits } = this;
+          const { ocr, natives } = this.opts;
+          reply = parsed(await parseInline({ bytes: head, filename: job.filename, limits, ocr, natives }, chunkSizeOf(job.cut, this.autoChunking), this.opts.embedder.tokenizerSpec));
+        } else {
+          // The slot before the local copy: files waiting for a parser hold no copy (a download
+          // of the whole file, when the bytes are in a bucket).
+          await this.parseSlot();
+          try {
+            if (slot.cancelled) return;
+            const path = await readable(() => this.blobs.localPath(job.fileId));
+            localCopy = true;
+            if (slot.cancelled) return;
+            // the time budget counts from here: waiting for a parser is not the file's doing
+            started = Date.now();
+            progress.set("parsing");
+            reply = parsed(await this.parse(job, slot, path, (m) => progress.set(m), headFormat === "pdf"));
+          } finally {
+            this.releaseParseSlot();
+          }
         }
       } catch (e) {
         if (e instanceof ParseError) reply = { type: "failed", code: e.code, message: e.message };
