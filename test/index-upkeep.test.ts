@@ -3,37 +3,17 @@
 // every HTTP request) gets a turn between slices.
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { embedConfig } from "../src/server";
-import { defaults } from "../src/config";
-import { openProvider } from "../src/embed/index";
-import { nativePaths } from "../src/native/assets";
-import { SearchService } from "../src/services/search";
-import { openSqliteRepos } from "../src/storage/sqlite";
-import { openDatabase } from "../src/storage/sqlite/db";
+import type { SearchService } from "../src/services/search";
 import { encodeVector } from "../src/storage/vector-codec";
 import { cleanup, tempDir } from "./helpers/ragd";
+import { unitVector, withSearchService } from "./helpers/search";
 
 const dir = tempDir();
 afterAll(() => cleanup(dir));
 
-function unitVector(dims: number) {
-  const v = new Float32Array(dims);
-  let n = 0;
-  for (let i = 0; i < dims; i++) n += (v[i] = Math.random() - 0.5) ** 2;
-  for (let i = 0; i < dims; i++) v[i]! /= Math.sqrt(n);
-  return v;
-}
-
 /** A search service over a fresh SQLite file holding one processed file, whose chunks `add` commits straight into the database, as ingestion's commits leave them. */
 async function withSearch(name: string, run: (search: SearchService, add: (from: number, n: number) => void) => Promise<void>) {
-  const sub = join(dir, name);
-  const repos = openSqliteRepos(sub);
-  const db = openDatabase(join(sub, "ragd.db"));
-  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(sub, "cache"))));
-  try {
-    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(sub, "vectors"), join(sub, "keyword"));
-    await search.start();
-    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+  await withSearchService(join(dir, name), async (search, db, embedder) => {
     db.query(
       `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-big', 'p', 1, 0, 'big.pdf', 'assistants', 'processed', 'application/pdf', 'x')`,
     ).run();
@@ -43,12 +23,7 @@ async function withSearch(name: string, run: (search: SearchService, add: (from:
         for (let i = from; i < from + n; i++) insert.run(i, encodeVector(unitVector(embedder.model.dims)));
       })();
     await run(search, add);
-    await search.stop();
-  } finally {
-    await embedder.close();
-    db.close();
-    repos.close();
-  }
+  });
 }
 
 test("catching up 8,000 vectors leaves the event loop free between slices", async () => {

@@ -4,15 +4,9 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { embedConfig } from "../src/server";
-import { defaults } from "../src/config";
-import { openProvider } from "../src/embed/index";
-import { nativePaths } from "../src/native/assets";
-import { SearchService } from "../src/services/search";
-import { openSqliteRepos } from "../src/storage/sqlite";
-import { openDatabase } from "../src/storage/sqlite/db";
 import { encodeVector } from "../src/storage/vector-codec";
 import { cleanup, tempDir } from "./helpers/ragd";
+import { unitVector, withSearchService } from "./helpers/search";
 
 const dir = tempDir();
 afterAll(() => cleanup(dir));
@@ -22,22 +16,8 @@ const paragraphs = ["README.md", "docs/ARCHITECTURE.md"]
   .map((p) => p.trim())
   .filter((p) => p.length > 40);
 
-function unitVector(dims: number) {
-  const v = new Float32Array(dims);
-  let n = 0;
-  for (let i = 0; i < dims; i++) n += (v[i] = Math.random() - 0.5) ** 2;
-  for (let i = 0; i < dims; i++) v[i]! /= Math.sqrt(n);
-  return v;
-}
-
 test("a store that sees 5% of the chunks: every hit is its own, keyword ranking as over its chunks alone", async () => {
-  const repos = openSqliteRepos(dir);
-  const db = openDatabase(join(dir, "ragd.db"));
-  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(dir, "cache"))));
-  try {
-    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(dir, "vectors"), join(dir, "keyword"));
-    await search.start();
-    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+  await withSearchService(dir, async (search, db, embedder) => {
     db.query(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_all', 'p', 0, 0), ('vs_small', 'p', 0, 0)`).run();
     // 40 files of 100 chunks (past the exact-search limit, so the HNSW index answers); the
     // small store holds two of them, one only through an attribute a filter then asks for.
@@ -72,10 +52,5 @@ test("a store that sees 5% of the chunks: every hit is its own, keyword ranking 
         if (q === 0) expect(keyword.length).toBeGreaterThan(0);
       }
     }
-    await search.stop();
-  } finally {
-    await embedder.close();
-    db.close();
-    repos.close();
-  }
+  });
 }, 120_000);

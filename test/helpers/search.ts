@@ -1,0 +1,38 @@
+// A search service over a fresh SQLite data directory with the bundled model, and a second
+// connection to write rows straight into the database, as ingestion's commits leave them.
+import type { Database } from "bun:sqlite";
+import { join } from "node:path";
+import { defaults } from "../../src/config";
+import { openProvider } from "../../src/embed/index";
+import type { EmbeddingProvider } from "../../src/embed/provider";
+import { nativePaths } from "../../src/native/assets";
+import { embedConfig } from "../../src/server";
+import { SearchService } from "../../src/services/search";
+import { openSqliteRepos } from "../../src/storage/sqlite";
+import { openDatabase } from "../../src/storage/sqlite/db";
+
+export async function withSearchService(dataDir: string, run: (search: SearchService, db: Database, embedder: EmbeddingProvider) => Promise<void>) {
+  const repos = openSqliteRepos(dataDir);
+  const db = openDatabase(join(dataDir, "ragd.db"));
+  const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(dataDir, "cache"))));
+  try {
+    const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(dataDir, "vectors"), join(dataDir, "keyword"));
+    await search.start();
+    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+    await run(search, db, embedder);
+    await search.stop();
+  } finally {
+    await embedder.close();
+    db.close();
+    repos.close();
+  }
+}
+
+/** A random unit vector. */
+export function unitVector(dims: number) {
+  const v = new Float32Array(dims);
+  let n = 0;
+  for (let i = 0; i < dims; i++) n += (v[i] = Math.random() - 0.5) ** 2;
+  for (let i = 0; i < dims; i++) v[i]! /= Math.sqrt(n);
+  return v;
+}
