@@ -1,10 +1,11 @@
 // Copies the native libraries the single binary must carry into models/dist/native under
 // `.bin` names (Bun refuses to import `.node` or `.so` files as assets); src/native/assets.ts
 // embeds them and writes them back out at run time. The manifest keeps each file's real
-// name: the dynamic loader matches libraries by their soname.
+// name (the dynamic loader matches libraries by their soname), size and checksum.
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../src/util/atomic-file";
+import { fileChecksumSync } from "../src/util/file-checksum";
 
 const pkgDir = (name: string) => dirname(require.resolve(`${name}/package.json`));
 
@@ -25,10 +26,12 @@ export function stageNative(outDir: string) {
     "canvas.node.bin": ["skia.node", join(pkgDir(`@napi-rs/canvas-${process.platform}-${process.arch}-gnu`), `skia.${process.platform}-${process.arch}-gnu.node`)],
     "usearch.node.bin": ["usearch.node", join(pkgDir("usearch"), "prebuilds", `${process.platform}-${process.arch}`, "usearch.node")],
   };
-  const manifest: Record<string, string> = {};
+  // Each file's size and checksum too: a start checks the copies it wrote out against these,
+  // without reading and hashing the embedded bytes (about 100 MB) every time.
+  const manifest: Record<string, { name: string; bytes: number; checksum: string }> = {};
   for (const [staged, [name, src]] of Object.entries(files)) {
     writeFileAtomic(join(outDir, staged), readFileSync(src));
-    manifest[staged] = name;
+    manifest[staged] = { name, ...fileChecksumSync(join(outDir, staged)) };
   }
   writeFileAtomic(join(outDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
 }

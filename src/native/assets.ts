@@ -13,7 +13,10 @@ import sharpBinding from "../../models/dist/native/sharp.node.bin" with { type: 
 import usearchBinding from "../../models/dist/native/usearch.node.bin" with { type: "file" };
 import canvasBinding from "../../models/dist/native/canvas.node.bin" with { type: "file" };
 
-const real = manifest as Record<string, string>;
+const staged = manifest as Record<string, { name: string; bytes: number; checksum: string }>;
+const real = Object.fromEntries(Object.entries(staged).map(([file, m]) => [file, m.name]));
+/** An embedded file under its real name, with what the build recorded of it. */
+const embedded = (file: string, src: string, as = real[file]!) => ({ [as]: { src, bytes: staged[file]!.bytes, checksum: staged[file]!.checksum } });
 
 /** Where each native library loads from in this process. */
 export interface NativePaths {
@@ -40,13 +43,13 @@ export function nativePaths(cacheDir: string): NativePaths {
       usearch: null,
       canvas: null,
     };
-  const ort = extractNative(cacheDir, "onnxruntime", { [real["onnxruntime_binding.node.bin"]!]: ortBinding, [real["libonnxruntime.so.1.bin"]!]: ortLibrary });
+  const ort = extractNative(cacheDir, "onnxruntime", { ...embedded("onnxruntime_binding.node.bin", ortBinding), ...embedded("libonnxruntime.so.1.bin", ortLibrary) });
   return {
     onnxruntime: join(ort, real["onnxruntime_binding.node.bin"]!),
-    sharp: extractNative(cacheDir, "sharp", { [real["libvips-cpp.so.bin"]!]: vipsLibrary, [real["sharp.node.bin"]!]: sharpBinding }),
-    usearch: join(extractNative(cacheDir, "usearch", { "usearch.node": usearchBinding }), "usearch.node"),
+    sharp: extractNative(cacheDir, "sharp", { ...embedded("libvips-cpp.so.bin", vipsLibrary), ...embedded("sharp.node.bin", sharpBinding) }),
+    usearch: join(extractNative(cacheDir, "usearch", embedded("usearch.node.bin", usearchBinding, "usearch.node")), "usearch.node"),
     // Bun would otherwise write this one to /tmp itself, which a minimal container may lack.
-    canvas: join(extractNative(cacheDir, "canvas", { "skia.node": canvasBinding }), "skia.node"),
+    canvas: join(extractNative(cacheDir, "canvas", embedded("canvas.node.bin", canvasBinding, "skia.node")), "skia.node"),
   };
 }
 
