@@ -123,20 +123,22 @@ describe("ingestion", () => {
 
   test("progress in status_details and openai-poll-after-ms while a large PDF is parsed", async () => {
     const client = ragd.client();
-    const f = await client.files.create({ file: new File([await bigPdf(200)], "big.pdf"), purpose: "assistants" });
+    // Long enough that its parse outlasts a few heartbeats (every 0.67 s at this lease) even
+    // when every parse process reads a range of it.
+    const f = await client.files.create({ file: new File([await bigPdf(600)], "big.pdf"), purpose: "assistants" });
     let sawProgress = "";
     await waitFor("progress", async () => {
       const { data, response } = await client.files.retrieve(f.id).withResponse();
       if (data.status === "uploaded") expect(response.headers.get("openai-poll-after-ms")).toBe("1000");
-      if (/^parsing page \d+ of 200$/.test(data.status_details ?? "")) sawProgress = data.status_details!;
+      if (/^parsing page \d+ of 600$/.test(data.status_details ?? "")) sawProgress = data.status_details!;
       return sawProgress !== "" || data.status !== "uploaded";
     });
-    expect(sawProgress).toMatch(/^parsing page \d+ of 200$/);
+    expect(sawProgress).toMatch(/^parsing page \d+ of 600$/);
     const done = await client.files.waitForProcessing(f.id, { pollInterval: 100, maxWait: 60_000 });
     expect(done.status).toBe("processed");
     expect(done.status_details).toBeNull();
     const { chunks } = stored(ragd.dataDir, f.id);
-    expect(chunks.at(-1)!.location).toEqual({ page: 200 });
+    expect(chunks.at(-1)!.location).toEqual({ page: 600 });
     expect(chunks.map((c) => c.idx)).toEqual(chunks.map((_, i) => i));
   });
 
