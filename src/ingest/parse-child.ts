@@ -5,13 +5,13 @@
 // server itself (killing a thread inside a native addon aborts the whole process; killing a
 // process is always safe). parse-pool.ts decides which processes serve another file.
 import type { IngestErrorCode } from "../errors";
-import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
+import type { TokenizerSpec } from "../embed/tokenizers";
 import { installBindings, type NativePaths } from "../native/assets";
 import { NativeLoadError } from "../native/sharp";
 import { ocrPagesRead, type OcrSettings } from "../ocr/engine";
 import { blockUnits, chunkBlocks, type BlockUnit, type ChunkSize } from "./chunker";
 import { dieWithParent, lowerPriority } from "./process-setup";
-import { chunkChecked, failure } from "./parse-inline";
+import { chunkChecked, failure, tokenizerFor } from "./parse-inline";
 import { parseDocument } from "./parsers/index";
 import { scansWithoutText, type Block, type PageRange, type ParseLimits } from "./types";
 
@@ -55,13 +55,6 @@ dieWithParent(Number(process.env.RAGD_PARENT_PID ?? 0));
 
 const reply = (m: ParseReply) => process.send!(m);
 
-// A reused process keeps its tokenizer: loading the vocabulary costs more than a small file.
-let tokenizerCache: { key: string; tokenizer: ReturnType<typeof loadTokenizer> } | null = null;
-function tokenizerFor(spec: TokenizerSpec) {
-  const key = JSON.stringify(spec);
-  if (tokenizerCache?.key !== key) tokenizerCache = { key, tokenizer: loadTokenizer(spec) };
-  return tokenizerCache.tokenizer;
-}
 
 async function handle(req: ParseRequest | ChunkRequest) {
   if ("chunk" in req) return chunkParts(req);

@@ -2,8 +2,7 @@
 // one case the server reads itself: a small plain-text file. Its parse is decoding and
 // splitting a few kilobytes, where the round trip through a parse process (about 2.5 ms of
 // CPU a file, against 0.3 for the parse) was most of ingestion's cost beside the model.
-import type { TokenizerSpec } from "../embed/tokenizers";
-import { loadTokenizer } from "../embed/tokenizers";
+import { loadTokenizer, type TokenizerSpec } from "../embed/tokenizers";
 import { NativeLoadError } from "../native/sharp";
 import { chunkBlocks, type BlockUnit, type ChunkSize, type TokenCounter } from "./chunker";
 import type { ParseReply } from "./parse-child";
@@ -31,15 +30,20 @@ export function failure(err: unknown): Extract<ParseReply, { type: "failed" }> {
   return { type: "failed", code: "invalid_file", message: `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})` };
 }
 
+// A process keeps its tokenizer (a reused parse process, the server for small files):
+// loading the vocabulary costs more than a small file.
 let tokenizer: { key: string; counter: Promise<TokenCounter> } | null = null;
+export function tokenizerFor(spec: TokenizerSpec): Promise<TokenCounter> {
+  const key = JSON.stringify(spec);
+  if (tokenizer?.key !== key) tokenizer = { key, counter: loadTokenizer(spec) };
+  return tokenizer.counter;
+}
 
 /** A small plain-text file, whole in `input.bytes`, parsed and chunked as a parse process would. */
 export async function parseInline(input: Omit<ParseInput, "progress">, chunking: ChunkSize, spec: TokenizerSpec): Promise<ParseReply> {
   try {
-    const key = JSON.stringify(spec);
-    if (tokenizer?.key !== key) tokenizer = { key, counter: loadTokenizer(spec) };
-    const doc = await parseDocument({ ...input, progress: () => {} });
-    const { text, chunks } = chunkChecked(doc.blocks, input.limits, chunking, await tokenizer.counter);
+    const [doc, counter] = await Promise.all([parseDocument({ ...input, progress: () => {} }), tokenizerFor(spec)]);
+    const { text, chunks } = chunkChecked(doc.blocks, input.limits, chunking, counter);
     return { type: "done", format: doc.format, text, chunks, ocrPages: 0 };
   } catch (err) {
     return failure(err);

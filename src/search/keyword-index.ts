@@ -287,10 +287,11 @@ const SCAN_ALL_SHARE = 0.25;
 /**
  * Term at a time: every posting of the query's terms added into one accumulator, then the
  * chunks touched offered to the top k (found through a list of them, or by reading the
- * accumulator in order when the postings cover much of the segment). Chosen by measurement (bench `keyword`, SciFact's
- * queries at 100k and 1M chunks): a document-at-a-time block-max MaxScore, and this loop
- * with MaxScore pruning of the common terms, both returned the same results 2-15x slower in
- * JavaScript: what they skip costs less than the bookkeeping that skips it.
+ * accumulator in order when the postings cover much of the segment). Chosen by measurement
+ * (bench `keyword`, SciFact's queries at 100k and 1M chunks): a document-at-a-time block-max
+ * MaxScore, and this loop with MaxScore pruning of the common terms, both returned the same
+ * results 2-15x slower in JavaScript: what they skip costs less than the bookkeeping that
+ * skips it.
  */
 function searchSegment(seg: Segment, terms: QueryTerm[], avgdl: number, top: TopK, accept?: (id: number) => boolean) {
   const size = seg.size;

@@ -220,13 +220,24 @@ export class KeywordSearch {
   }
 
   /**
+   * The chunk places, while the replay is current with the log (null behind it: a chunk
+   * committed or deleted elsewhere since would be answered wrongly). Read before the log's
+   * head, so places replaced by a rebuild meanwhile are not mistaken for current.
+   */
+  async currentPlaces(): Promise<ChunkPlaces | null> {
+    const { places, index } = this;
+    const seq = index.seq;
+    return seq >= (await this.chunks.lastChange()) ? places : null;
+  }
+
+  /**
    * Each chunk's neighbourhood, from the places held here while they are current, or from
    * SQLite where they cannot tell (behind the log, a chunk just deleted still has its
    * neighbours here, and none there).
    */
   private async neighbours(ids: number[]): Promise<Map<number, number[]>> {
-    const { places, index } = this;
-    if (index.seq < (await this.chunks.lastChange())) return this.chunks.neighbours(ids, CONTEXT_RADIUS);
+    const places = await this.currentPlaces();
+    if (!places) return this.chunks.neighbours(ids, CONTEXT_RADIUS);
     const out = new Map<number, number[]>();
     const rest: number[] = [];
     for (const id of ids) {

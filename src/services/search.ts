@@ -409,8 +409,8 @@ export class SearchService {
    * places known here are current (a row per file, not per chunk), else every visible chunk id.
    */
   private async acceptor(storeId: string, filter: AttributeFilter | null, now: number): Promise<(id: number) => boolean> {
-    const { places, index } = this.keywords;
-    if (index.seq < (await this.chunks.lastChange())) {
+    const places = await this.keywords.currentPlaces();
+    if (!places) {
       const allowed = await this.chunks.visibleIds(storeId, filter, now);
       return (id) => allowed.has(id);
     }
@@ -423,9 +423,8 @@ export class SearchService {
 
   /** Which of these chunks the store's search may see: by their files while the places known here are current. */
   private async visible(storeId: string, filter: AttributeFilter | null, now: number, ids: number[]): Promise<Set<number>> {
-    const { places, index } = this.keywords;
-    if (ids.length === 0 || index.seq < (await this.chunks.lastChange())) return this.chunks.visible(storeId, filter, now, ids);
-    return visibleByPlace(this.chunks, places, storeId, filter, now, ids);
+    const places = ids.length ? await this.keywords.currentPlaces() : null;
+    return places ? visibleByPlace(this.chunks, places, storeId, filter, now, ids) : this.chunks.visible(storeId, filter, now, ids);
   }
 
   /** For `bench/`: exact search over a store, to measure the index's recall against. */
