@@ -12,6 +12,7 @@ import vipsLibrary from "../../models/dist/native/libvips-cpp.so.bin" with { typ
 import sharpBinding from "../../models/dist/native/sharp.node.bin" with { type: "file" };
 import usearchBinding from "../../models/dist/native/usearch.node.bin" with { type: "file" };
 import canvasBinding from "../../models/dist/native/canvas.node.bin" with { type: "file" };
+import bm25Library from "../../models/dist/native/libragd_bm25.so.bin" with { type: "file" };
 
 const staged = manifest as Record<string, { name: string; bytes: number; checksum: string }>;
 const real = Object.fromEntries(Object.entries(staged).map(([file, m]) => [file, m.name]));
@@ -28,6 +29,8 @@ export interface NativePaths {
   usearch: string | null;
   /** @napi-rs/canvas's addon (pdf.js draws with it); null from source. */
   canvas: string | null;
+  /** ragd's BM25 kernel (src/search/bm25-kernel.ts); null when the build had no C compiler. */
+  bm25: string | null;
 }
 
 /**
@@ -42,6 +45,7 @@ export function nativePaths(cacheDir: string): NativePaths {
       sharp: null,
       usearch: null,
       canvas: null,
+      bm25: sourceBm25Path(),
     };
   const ort = extractNative(cacheDir, "onnxruntime", { ...embedded("onnxruntime_binding.node.bin", ortBinding), ...embedded("libonnxruntime.so.1.bin", ortLibrary) });
   return {
@@ -50,8 +54,15 @@ export function nativePaths(cacheDir: string): NativePaths {
     usearch: join(extractNative(cacheDir, "usearch", embedded("usearch.node.bin", usearchBinding, "usearch.node")), "usearch.node"),
     // Bun would otherwise write this one to /tmp itself, which a minimal container may lack.
     canvas: join(extractNative(cacheDir, "canvas", embedded("canvas.node.bin", canvasBinding, "skia.node")), "skia.node"),
+    bm25: builtBm25() ? join(extractNative(cacheDir, "bm25", embedded("libragd_bm25.so.bin", bm25Library)), real["libragd_bm25.so.bin"]!) : null,
   };
 }
+
+// An empty staged kernel means the build found no C compiler (models/stage-native.ts).
+const builtBm25 = () => (staged["libragd_bm25.so.bin"]?.bytes ?? 0) > 0;
+
+/** From source, the BM25 kernel loads from its staged copy (the loader ignores the `.bin`). */
+export const sourceBm25Path = () => (builtBm25() ? bm25Library : null);
 
 /**
  * In the binary, usearch and @napi-rs/canvas read their addons from globals that the build

@@ -1,5 +1,6 @@
 import { log } from "../util/log";
 import type { KeywordQuery } from "./analyzer";
+import { bm25Kernel } from "./bm25-kernel";
 import { B, K1, mergeSegments, seek, Segment, SegmentBuilder, type Postings } from "./segment";
 
 // New chunks gather here until sealed into a segment; the tail is scored exhaustively.
@@ -78,7 +79,8 @@ interface QueryTerm {
 
 /**
  * An inverted index over chunk texts with BM25 ranking (as FTS5's bm25()): compact postings
- * in segments, scored term at a time (see searchSegment for why not MaxScore). Derived data:
+ * in segments, scored term at a time (see searchSegment for why not MaxScore), by a native
+ * kernel where one was built (bm25-kernel.c) and in JavaScript otherwise. Derived data:
  * SQLite's chunk table and change log are the truth (see keyword-search.ts for how it is
  * kept, saved and rebuilt).
  */
@@ -268,7 +270,16 @@ export class KeywordIndex {
     const norm = (dl: number) => K1 * (1 - B) + ((K1 * B) / avgdl) * dl;
     // Largest first: its top k sets a high bar early, which the smaller ones then skip against.
     const order = [...this.segments].sort((a, b) => b.live - a.live);
-    for (const seg of order) searchSegment(seg, terms, avgdl, top, accept);
+    // The native kernel cannot call a filter back; filtered searches run the JavaScript loop.
+    const kernel = accept ? null : bm25Kernel();
+    for (const seg of order) {
+      if (!kernel) {
+        searchSegment(seg, terms, avgdl, top, accept);
+        continue;
+      }
+      const found = kernel.run(seg, terms, K1 * (1 - B), (K1 * B) / avgdl, top.threshold, k);
+      for (let i = 0; i < found; i++) top.push(seg.ids[kernel.ordinals[i]!]!, kernel.scores[i]!);
+    }
     this.tail.score(terms, norm, this.tailDeleted, top, accept);
     return top.sorted();
   }
@@ -285,6 +296,8 @@ let touched = new Int32Array(0);
 const SCAN_ALL_SHARE = 0.25;
 
 /**
+ * The JavaScript loop, for filtered searches (the native kernel cannot call a filter back)
+ * and builds without a C compiler; bm25-kernel.c does the same sums in the same order.
  * Term at a time: every posting of the query's terms added into one accumulator, then the
  * chunks touched offered to the top k (found through a list of them, or by reading the
  * accumulator in order when the postings cover much of the segment). Chosen by measurement

@@ -51,6 +51,11 @@ export class TermTable {
     const s = this.slots.get(term);
     return s === undefined ? 0 : this.meta[s * META + 1]!;
   }
+  /** Where the term's entry starts in `meta` (first posting, then postings), or -1. */
+  span(term: string): number {
+    const s = this.slots.get(term);
+    return s === undefined ? -1 : s * META;
+  }
   get(term: string): Postings | undefined {
     const s = this.slots.get(term);
     return s === undefined ? undefined : this.at(s);

@@ -1,0 +1,98 @@
+import { dlopen, FFIType } from "bun:ffi";
+import { sourceBm25Path } from "../native/assets";
+import { IN_BINARY } from "../native/extract";
+import { log } from "../util/log";
+import { K1, type Segment } from "./segment";
+
+const SYMBOLS = {
+  ragd_bm25_window_size: { args: [], returns: FFIType.i32 },
+  ragd_bm25_segment: {
+    // nterms, docs, tfs, starts, lens, weights, cursors, dls, size, c1, c2, acc, touched,
+    // deleted, bar, k, out_ord, out_score
+    args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u32, FFIType.f64, FFIType.f64, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.f64, FFIType.i32, FFIType.ptr, FFIType.ptr],
+    returns: FFIType.i32,
+  },
+} as const;
+
+type Symbols = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
+
+/**
+ * One segment's BM25 top k computed by src/search/bm25-kernel.c (see there for why), with
+ * the scratch it needs. Results land in `ordinals` / `scores`, as many as run() returns.
+ */
+export class Bm25Kernel {
+  private readonly acc: Float64Array;
+  private readonly touched: Uint32Array;
+  private starts = new Uint32Array(64);
+  private lens = new Uint32Array(64);
+  private weights = new Float64Array(64);
+  private cursors = new Uint32Array(64);
+  ordinals = new Uint32Array(256);
+  scores = new Float32Array(256);
+
+  constructor(private readonly fn: Symbols) {
+    const window = fn.ragd_bm25_window_size();
+    this.acc = new Float64Array(window);
+    this.touched = new Uint32Array(window);
+  }
+
+  /**
+   * The segment's k best live chunks for the terms (each weighted by query weight x IDF)
+   * among those scoring at least `bar`, with BM25's length norm c1 + c2 * length.
+   */
+  run(seg: Segment, terms: { term: string; wIdf: number }[], c1: number, c2: number, bar: number, k: number): number {
+    if (terms.length > this.starts.length) {
+      const n = terms.length;
+      this.starts = new Uint32Array(n);
+      this.lens = new Uint32Array(n);
+      this.weights = new Float64Array(n);
+      this.cursors = new Uint32Array(n);
+    }
+    if (k > this.ordinals.length) {
+      this.ordinals = new Uint32Array(k);
+      this.scores = new Float32Array(k);
+    }
+    const table = seg.terms;
+    let m = 0;
+    for (const t of terms) {
+      const span = table.span(t.term);
+      if (span < 0) continue;
+      this.starts[m] = table.meta[span]!;
+      this.lens[m] = table.meta[span + 1]!;
+      this.weights[m] = t.wIdf * (K1 + 1);
+      m++;
+    }
+    if (m === 0) return 0;
+    return this.fn.ragd_bm25_segment(m, table.docs, table.tfs, this.starts, this.lens, this.weights, this.cursors, seg.dls, seg.size, c1, c2, this.acc, this.touched, seg.deletedCount ? seg.deleted.words : null, bar, k, this.ordinals, this.scores);
+  }
+}
+
+/** Opens the kernel's library; null (and a warning) when it cannot be loaded. */
+export function openBm25Kernel(path: string): Bm25Kernel | null {
+  try {
+    return new Bm25Kernel(dlopen(path, SYMBOLS).symbols);
+  } catch (e) {
+    log.warn("the BM25 kernel did not load; keyword search uses its JavaScript loop", { path, error: String(e) });
+    return null;
+  }
+}
+
+// undefined until first asked for: from source it loads on first use, so every KeywordIndex
+// (tests and bench included) runs what the server runs; the binary sets it at start.
+let current: Bm25Kernel | null | undefined;
+
+/** The kernel keyword search uses, or null for its JavaScript loop. */
+export function bm25Kernel(): Bm25Kernel | null {
+  if (current === undefined) {
+    const path = IN_BINARY ? null : sourceBm25Path();
+    current = path ? openBm25Kernel(path) : null;
+  }
+  return current;
+}
+
+/** Sets the kernel keyword search uses (null: its JavaScript loop); returns the one before. */
+export function useBm25Kernel(kernel: Bm25Kernel | null): Bm25Kernel | null {
+  const before = bm25Kernel();
+  current = kernel;
+  return before;
+}
