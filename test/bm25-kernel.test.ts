@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { analyze, parseQuery } from "../src/search/analyzer";
 import { bm25Kernel, useBm25Kernel } from "../src/search/bm25-kernel";
-import { KeywordIndex } from "../src/search/keyword-index";
+import { KeywordIndex, type Acceptor } from "../src/search/keyword-index";
 
 // Real words (the project's own documentation), mixed into 40,000 chunks: segments that span
 // several of the kernel's windows of 16,384 ordinals.
@@ -19,15 +19,42 @@ for (let i = 0; i < 40_000; i++) {
 const queries = [...Array(60)].map((_, i) => chunks[i * 631]!.split(" ").slice(0, 3 + (i % 8)).join(" ")).concat(["vector index", "the of and", "search"]);
 
 /** The same search with the kernel and with the JavaScript loop. */
-function both(index: KeywordIndex, q: string, k: number) {
+function both(index: KeywordIndex, q: string, k: number, accept?: Acceptor) {
   const parsed = parseQuery(q)!;
-  const native = index.search(parsed, k);
+  const native = index.search(parsed, k, accept);
   const before = useBm25Kernel(null);
   try {
-    return { native, js: index.search(parsed, k) };
+    return { native, js: index.search(parsed, k, accept) };
   } finally {
     useBm25Kernel(before);
   }
+}
+
+/** A filter over these ids, asked by id (the JavaScript loop) or as id ranges (the kernel). */
+function filterOf(ids: number[], withRanges: boolean): Acceptor {
+  const set = new Set(ids);
+  const sorted = [...set].sort((a, b) => a - b);
+  const ranges: number[] = [];
+  for (const id of sorted) {
+    if (ranges.length && ranges[ranges.length - 1] === id - 1) ranges[ranges.length - 1] = id;
+    else ranges.push(id, id);
+  }
+  const accept = (id: number) => set.has(id);
+  return withRanges ? Object.assign(accept, { ranges: Float64Array.from(ranges) }) : accept;
+}
+
+/** 40,000 chunks in a merged segment, three smaller ones and a tail; deletes in every window. */
+async function bigIndex() {
+  const index = new KeywordIndex(false);
+  chunks.forEach((c, i) => index.add(i * 2 + 1, analyze(c)));
+  index.sealTail();
+  await index.mergeAll();
+  for (let i = 0; i < 3000; i++) index.add(100_001 + i, analyze(chunks[(i * 7) % chunks.length]!));
+  index.sealTail();
+  for (let i = 0; i < 300; i++) index.add(200_001 + i, analyze(chunks[(i * 13) % chunks.length]!));
+  expect(index.segments.map((s) => s.size)).toEqual([40_000, 1024, 1024, 952]);
+  for (let i = 0; i < chunks.length; i += 37) index.delete(i * 2 + 1, analyze(chunks[i]!));
+  return index;
 }
 
 describe("BM25 kernel", () => {
@@ -37,16 +64,7 @@ describe("BM25 kernel", () => {
   });
 
   test.skipIf(!bm25Kernel())("ranks exactly as the JavaScript loop: same chunks, order and scores to the last bit", async () => {
-    const index = new KeywordIndex(false);
-    chunks.forEach((c, i) => index.add(i * 2 + 1, analyze(c)));
-    index.sealTail();
-    await index.mergeAll();
-    // Smaller segments, an unsealed tail, then deletes spread over every window.
-    for (let i = 0; i < 3000; i++) index.add(100_001 + i, analyze(chunks[(i * 7) % chunks.length]!));
-    index.sealTail();
-    for (let i = 0; i < 300; i++) index.add(200_001 + i, analyze(chunks[(i * 13) % chunks.length]!));
-    expect(index.segments.map((s) => s.size)).toEqual([40_000, 1024, 1024, 952]);
-    for (let i = 0; i < chunks.length; i += 37) index.delete(i * 2 + 1, analyze(chunks[i]!));
+    const index = await bigIndex();
     let compared = 0;
     let tied = 0;
     for (const q of queries)
@@ -59,5 +77,24 @@ describe("BM25 kernel", () => {
     expect(compared).toBeGreaterThan(50_000);
     // Ties are ordered by id on both paths: the corpus must have some for that to be checked.
     expect(tied).toBeGreaterThan(100);
+  });
+
+  test.skipIf(!bm25Kernel())("a filter given as id ranges ranks inside the kernel exactly as the JavaScript loop asks it chunk by chunk", async () => {
+    const index = await bigIndex();
+    // Runs and single ids, in every segment and the tail; one filter that sees no segment's
+    // chunks but the tail's, one that sees nothing.
+    const scattered = [...Array(4000)].map((_, i) => (i % 3 === 0 ? 1 + 2 * ((i * 7919) % 40_000) : 100_001 + ((i * 31) % 3000)));
+    const runs = [...Array(20)].flatMap((_, r) => [...Array(150)].map((__, i) => 1 + 2 * (r * 1900 + i)));
+    const filters = [scattered, runs, [...Array(300)].map((_, i) => 200_001 + i), [7_777_777]];
+    let compared = 0;
+    for (const ids of filters)
+      for (const q of queries.slice(0, 30))
+        for (const k of [10, 200]) {
+          const { native } = both(index, q, k, filterOf(ids, true));
+          const { js } = both(index, q, k, filterOf(ids, false));
+          expect(native).toEqual(js);
+          compared += native.length;
+        }
+    expect(compared).toBeGreaterThan(5000);
   });
 });

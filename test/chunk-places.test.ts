@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChunkPlaces, visibleByPlace } from "../src/search/chunk-places";
+import { ChunkPlaces, groupKey, visibleByPlace } from "../src/search/chunk-places";
 import { KeywordSearch } from "../src/search/keyword-search";
 import { SqliteChunksRepo } from "../src/storage/sqlite/chunks-repo";
 import { openDatabase } from "../src/storage/sqlite/db";
@@ -66,6 +66,25 @@ describe("ChunkPlaces", () => {
     expect(p.neighbours(2, 4)).toEqual([1, 2, 3]);
     p.delete(7);
     expect(p.size).toBe(3);
+  });
+
+  test("the chunks of some cuts as id ranges: exactly their ids, whether the cuts interleave, lost chunks or span pages", () => {
+    const p = new ChunkPlaces();
+    // a: ids 1-5 on its own; b and c interleaved (6-25); d across a page boundary; e not asked
+    for (let i = 0; i < 5; i++) p.add(1 + i, at("file-a", i));
+    for (let i = 0; i < 20; i++) p.add(6 + i, at(i % 2 ? "file-c" : "file-b", i >> 1));
+    for (let i = 0; i < 10; i++) p.add(65_530 + i, at("file-d", i));
+    for (let i = 0; i < 3; i++) p.add(100 + i, at("file-e", i));
+    p.delete(3);
+    p.delete(65_533);
+    const ids = (r: Float64Array) => [...Array(r.length / 2)].flatMap((_, i) => [...Array(r[2 * i + 1]! - r[2 * i]! + 1)].map((__, j) => r[2 * i]! + j));
+    const keys = ["file-a", "file-b", "file-d", "file-x"].map((f) => groupKey(f, "auto"));
+    const r = p.idRanges(keys);
+    // ascending and disjoint
+    for (let i = 2; i < r.length; i += 2) expect(r[i]!).toBeGreaterThan(r[i - 1]!);
+    const expected = [1, 2, 4, 5, ...[...Array(10)].map((_, i) => 6 + 2 * i), ...[65_530, 65_531, 65_532, 65_534, 65_535, 65_536, 65_537, 65_538, 65_539]];
+    expect(ids(r)).toEqual(expected);
+    expect(p.idRanges([])).toEqual(new Float64Array(0));
   });
 
   test("what it cannot tell exactly it leaves to the database: interleaved cuts, positions out of order, a cut missing some chunks", () => {

@@ -34,13 +34,14 @@ int32_t ragd_bm25_window_size(void) { return WINDOW; }
  * docs / tfs: the segment's postings (every term's, one array each); term t's are
  * [starts[t], starts[t] + lens[t]), weighted by weights[t] (query weight x IDF x (K1 + 1)).
  * dls: each ordinal's length; the length norm is c1 + c2 * dl. deleted: a bitmap over
- * ordinals, or NULL. bar: the score a chunk must reach to matter (the caller's k-th so far).
+ * ordinals, or NULL. allow: a bitmap of the ordinals a store or filter sees, or NULL for all. bar: the score a chunk must reach to matter (the caller's k-th so far).
  * Scratch: cursors (nterms), acc and touched (WINDOW each; acc all zero, and left so).
  */
 int32_t ragd_bm25_segment(int32_t nterms, const uint32_t *docs, const uint16_t *tfs, const uint32_t *starts,
                           const uint32_t *lens, const double *weights, uint32_t *cursors, const uint32_t *dls,
                           uint32_t size, double c1, double c2, double *acc, uint32_t *touched,
-                          const uint32_t *deleted, double bar, int32_t k, uint32_t *out_ord, float *out_score) {
+                          const uint32_t *deleted, const uint32_t *allow, double bar, int32_t k, uint32_t *out_ord,
+                          float *out_score) {
   int32_t h = 0;
   if (k <= 0) return 0;
   for (int32_t t = 0; t < nterms; t++) cursors[t] = starts[t];
@@ -67,6 +68,7 @@ int32_t ragd_bm25_segment(int32_t nterms, const uint32_t *docs, const uint16_t *
       acc[touched[x]] = 0;
       if (s < bar) continue;
       if (deleted && (deleted[o >> 5] & (1u << (o & 31)))) continue;
+      if (allow && !(allow[o >> 5] & (1u << (o & 31)))) continue;
       if (h < k) {
         int32_t i = h++;
         out_score[i] = s;

@@ -8,8 +8,8 @@ const SYMBOLS = {
   ragd_bm25_window_size: { args: [], returns: FFIType.i32 },
   ragd_bm25_segment: {
     // nterms, docs, tfs, starts, lens, weights, cursors, dls, size, c1, c2, acc, touched,
-    // deleted, bar, k, out_ord, out_score
-    args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u32, FFIType.f64, FFIType.f64, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.f64, FFIType.i32, FFIType.ptr, FFIType.ptr],
+    // deleted, allow, bar, k, out_ord, out_score
+    args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u32, FFIType.f64, FFIType.f64, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.f64, FFIType.i32, FFIType.ptr, FFIType.ptr],
     returns: FFIType.i32,
   },
 } as const;
@@ -38,9 +38,10 @@ export class Bm25Kernel {
 
   /**
    * The segment's k best live chunks for the terms (each weighted by query weight x IDF)
-   * among those scoring at least `bar`, with BM25's length norm c1 + c2 * length.
+   * among those scoring at least `bar`, with BM25's length norm c1 + c2 * length; only
+   * ordinals set in `allow` when given.
    */
-  run(seg: Segment, terms: { term: string; wIdf: number }[], c1: number, c2: number, bar: number, k: number): number {
+  run(seg: Segment, terms: { term: string; wIdf: number }[], c1: number, c2: number, bar: number, k: number, allow: Uint32Array | null = null): number {
     if (terms.length > this.starts.length) {
       const n = terms.length;
       this.starts = new Uint32Array(n);
@@ -63,7 +64,7 @@ export class Bm25Kernel {
       m++;
     }
     if (m === 0) return 0;
-    return this.fn.ragd_bm25_segment(m, table.docs, table.tfs, this.starts, this.lens, this.weights, this.cursors, seg.dls, seg.size, c1, c2, this.acc, this.touched, seg.deletedCount ? seg.deleted.words : null, bar, k, this.ordinals, this.scores);
+    return this.fn.ragd_bm25_segment(m, table.docs, table.tfs, this.starts, this.lens, this.weights, this.cursors, seg.dls, seg.size, c1, c2, this.acc, this.touched, seg.deletedCount ? seg.deleted.words : null, allow, bar, k, this.ordinals, this.scores);
   }
 }
 

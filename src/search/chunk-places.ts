@@ -120,6 +120,34 @@ export class ChunkPlaces {
     if (--this.groups[g - 1]!.count === 0) this.forget(g - 1);
   }
 
+  /**
+   * The chunks of these cuts (by groupKey) as ascending, disjoint [first, last] id pairs, flat:
+   * a cut whose ids are all its own between its first and last is one pair, another is
+   * walked id by id.
+   */
+  idRanges(keys: Iterable<string>): Float64Array {
+    const runs: [number, number][] = [];
+    for (const key of keys) {
+      const g = this.groupByKey.get(key);
+      if (g === undefined) continue;
+      const group = this.groups[g]!;
+      if (group.maxId - group.minId + 1 === group.count) {
+        runs.push([group.minId, group.maxId]);
+        continue;
+      }
+      for (let id = group.minId, start = -1; id <= group.maxId + 1; id++) {
+        const mine = id <= group.maxId && this.slot(id) === g + 1;
+        if (mine && start < 0) start = id;
+        else if (!mine && start >= 0) {
+          runs.push([start, id - 1]);
+          start = -1;
+        }
+      }
+    }
+    runs.sort((a, b) => a[0] - b[0]);
+    return Float64Array.from(runs.flat());
+  }
+
   /** The file and cut of a chunk this knows. */
   groupOfChunk(id: number): Readonly<Group> | undefined {
     const g = this.slot(id);

@@ -1,7 +1,7 @@
 import { log } from "../util/log";
 import type { KeywordQuery } from "./analyzer";
 import { bm25Kernel } from "./bm25-kernel";
-import { B, K1, mergeSegments, seek, Segment, SegmentBuilder, type Postings } from "./segment";
+import { B, Bitset, K1, mergeSegments, seek, Segment, SegmentBuilder, type Postings } from "./segment";
 
 // New chunks gather here until sealed into a segment; the tail is scored exhaustively.
 const TAIL_SIZE = 1024;
@@ -253,7 +253,7 @@ export class KeywordIndex {
    * The k best chunks for the query, BM25 as FTS5 computes it. `accept` narrows to chunks a
    * store or filter can see.
    */
-  search(q: KeywordQuery, k: number, accept?: (id: number) => boolean): KeywordHit[] {
+  search(q: KeywordQuery, k: number, accept?: Acceptor): KeywordHit[] {
     const n = this.size;
     if (n === 0 || k <= 0) return [];
     const avgdl = this.totalLength / n;
@@ -270,19 +270,58 @@ export class KeywordIndex {
     const norm = (dl: number) => K1 * (1 - B) + ((K1 * B) / avgdl) * dl;
     // Largest first: its top k sets a high bar early, which the smaller ones then skip against.
     const order = [...this.segments].sort((a, b) => b.live - a.live);
-    // The native kernel cannot call a filter back; filtered searches run the JavaScript loop.
-    const kernel = accept ? null : bm25Kernel();
+    // The native kernel cannot call a filter back: it takes one given as id ranges, as a
+    // bitmap over each segment's ordinals.
+    const kernel = accept && !accept.ranges ? null : bm25Kernel();
     for (const seg of order) {
       if (!kernel) {
         searchSegment(seg, terms, avgdl, top, accept);
         continue;
       }
-      const found = kernel.run(seg, terms, K1 * (1 - B), (K1 * B) / avgdl, top.threshold, k);
+      const allow = accept?.ranges ? allowedOrdinals(seg, accept.ranges) : null;
+      if (allow === NONE_ALLOWED) continue;
+      const found = kernel.run(seg, terms, K1 * (1 - B), (K1 * B) / avgdl, top.threshold, k, allow);
       for (let i = 0; i < found; i++) top.push(seg.ids[kernel.ordinals[i]!]!, kernel.scores[i]!);
     }
     this.tail.score(terms, norm, this.tailDeleted, top, accept);
     return top.sorted();
   }
+}
+
+/**
+ * The chunks a store or filter sees, asked one by one; `ranges`, when given, lists exactly the
+ * same chunks as ascending, disjoint [first, last] id pairs (flat), which the native kernel
+ * takes as a bitmap.
+ */
+export type Acceptor = ((id: number) => boolean) & { ranges?: Float64Array };
+
+const NONE_ALLOWED = new Uint32Array(0);
+
+/** The segment's ordinals whose ids fall in the ranges, as a bitmap; NONE_ALLOWED when none do. */
+function allowedOrdinals(seg: Segment, ranges: Float64Array): Uint32Array {
+  const ids = seg.ids;
+  if (ids.length === 0) return NONE_ALLOWED;
+  const bits = new Bitset(ids.length);
+  let any = false;
+  let from = 0;
+  // the first range that can reach into the segment
+  let lo = 0;
+  for (let hi = ranges.length / 2; lo < hi; ) {
+    const mid = (lo + hi) >>> 1;
+    if (ranges[mid * 2 + 1]! < seg.firstId) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let r = lo; r * 2 < ranges.length; r++) {
+    const first = ranges[r * 2]!;
+    const last = ranges[r * 2 + 1]!;
+    if (first > seg.lastId) break;
+    from = seek(ids, from, first);
+    let o = from;
+    for (; o < ids.length && ids[o]! <= last; o++) bits.set(o);
+    if (o > from) any = true;
+    from = o;
+  }
+  return any ? bits.words : NONE_ALLOWED;
 }
 
 // Scores are kept at float32 precision: the same chunk text scored in two segments sums its

@@ -3,7 +3,7 @@ import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
 import { analyze, containsPhrase, parseQuery, type KeywordQuery } from "./analyzer";
 import { B, K1 } from "./segment";
-import { KeywordIndex, type KeywordHit } from "./keyword-index";
+import { KeywordIndex, type Acceptor, type KeywordHit } from "./keyword-index";
 import { loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keyword-files";
 import { ChunkPlaces } from "./chunk-places";
 
@@ -202,7 +202,7 @@ export class KeywordSearch {
    * The k best chunks by BM25 for the query, over every chunk or only those `accept` lets
    * through; quoted phrases found verbatim lift a chunk's score.
    */
-  async search(query: string, k: number, accept?: (id: number) => boolean): Promise<KeywordHit[]> {
+  async search(query: string, k: number, accept?: Acceptor): Promise<KeywordHit[]> {
     const q = parseQuery(query);
     if (!q) return [];
     let hits = this.index.search(q, k, accept);

@@ -12,6 +12,7 @@ import { metrics } from "../metrics";
 import { embedOrUnavailable } from "./embeddings";
 import { KeywordSearch } from "../search/keyword-search";
 import { visibleByPlace } from "../search/chunk-places";
+import type { Acceptor } from "../search/keyword-index";
 
 /**
  * Hybrid ranking: both lists are min-max normalised over the candidates and summed with
@@ -408,17 +409,18 @@ export class SearchService {
    * Whether a chunk is one the store's search may see: by the cuts of files it sees while the
    * places known here are current (a row per file, not per chunk), else every visible chunk id.
    */
-  private async acceptor(storeId: string, filter: AttributeFilter | null, now: number): Promise<(id: number) => boolean> {
+  private async acceptor(storeId: string, filter: AttributeFilter | null, now: number): Promise<Acceptor> {
     const places = await this.keywords.currentPlaces();
     if (!places) {
       const allowed = await this.chunks.visibleIds(storeId, filter, now);
-      return (id) => allowed.has(id);
+      return Object.assign((id: number) => allowed.has(id), { ranges: idRanges(allowed) });
     }
     const groups = await this.chunks.storeGroups(storeId, filter, now);
-    return (id) => {
+    const accept = (id: number) => {
       const g = places.groupOfChunk(id);
       return g !== undefined && groups.has(g.key);
     };
+    return Object.assign(accept, { ranges: places.idRanges(groups) });
   }
 
   /** Which of these chunks the store's search may see: by their files while the places known here are current. */
@@ -436,6 +438,19 @@ export class SearchService {
   get vectorIndex() {
     return this.index;
   }
+}
+
+/** Chunk ids as ascending [first, last] pairs of consecutive ids, flat (see Acceptor). */
+function idRanges(ids: Set<number>): Float64Array {
+  const sorted = Float64Array.from(ids).sort();
+  const out: number[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    out.push(sorted[i]!, sorted[j]!);
+    i = j + 1;
+  }
+  return Float64Array.from(out);
 }
 
 /** Min-max normalised weighted sum over the union of both candidate lists; scores land in 0..1. */
