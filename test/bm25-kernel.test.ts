@@ -1,9 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sourceBm25Path } from "../src/native/assets";
 import { analyze, parseQuery } from "../src/search/analyzer";
-import { bm25Kernel, useBm25Kernel } from "../src/search/bm25-kernel";
-import { KeywordIndex, type Acceptor } from "../src/search/keyword-index";
+import { bm25Kernel, openBm25Kernel, useBm25Kernel } from "../src/search/bm25-kernel";
+import { idRangesOf, KeywordIndex, type Acceptor } from "../src/search/keyword-index";
 
 // Real words (the project's own documentation), mixed into 40,000 chunks: segments that span
 // several of the kernel's windows of 16,384 ordinals.
@@ -33,14 +35,8 @@ function both(index: KeywordIndex, q: string, k: number, accept?: Acceptor) {
 /** A filter over these ids, asked by id (the JavaScript loop) or as id ranges (the kernel). */
 function filterOf(ids: number[], withRanges: boolean): Acceptor {
   const set = new Set(ids);
-  const sorted = [...set].sort((a, b) => a - b);
-  const ranges: number[] = [];
-  for (const id of sorted) {
-    if (ranges.length && ranges[ranges.length - 1] === id - 1) ranges[ranges.length - 1] = id;
-    else ranges.push(id, id);
-  }
   const accept = (id: number) => set.has(id);
-  return withRanges ? Object.assign(accept, { ranges: Float64Array.from(ranges) }) : accept;
+  return withRanges ? Object.assign(accept, { ranges: () => idRangesOf(set) }) : accept;
 }
 
 /** 40,000 chunks in a merged segment, three smaller ones and a tail; deletes in every window. */
@@ -58,9 +54,50 @@ async function bigIndex() {
 }
 
 describe("BM25 kernel", () => {
-  test("is built and loaded wherever the build had a C compiler", () => {
-    const compiler = Bun.which("cc") ?? Bun.which("gcc") ?? Bun.which("clang");
-    expect(bm25Kernel() !== null).toBe(compiler !== null);
+  test("loads whenever the build staged one (CI checks that it did)", () => {
+    expect(bm25Kernel() !== null).toBe(sourceBm25Path() !== null);
+  });
+
+  test("a library of another kernel version is refused, not called with the wrong arguments", () => {
+    const path = sourceBm25Path();
+    if (!path) return;
+    const dir = mkdtempSync(join(tmpdir(), "ragd-bm25-abi-"));
+    try {
+      // the same library with its version function answering another number
+      const src = readFileSync(join(root, "src/search/bm25-kernel.c"), "utf8").replace(/ragd_bm25_abi\(void\) \{ return \d+; \}/, "ragd_bm25_abi(void) { return 999; }");
+      expect(src).toContain("return 999;");
+      writeFileSync(join(dir, "k.c"), src);
+      const cc = Bun.spawnSync(["cc", "-O2", "-ffreestanding", "-nostdlib", "-fPIC", "-shared", "-o", join(dir, "k.so"), join(dir, "k.c")]);
+      expect(cc.exitCode).toBe(0);
+      expect(openBm25Kernel(join(dir, "k.so"))).toBeNull();
+      expect(openBm25Kernel(path)).not.toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("id ranges: consecutive ids joined, in order, ids past 2^32 exact", () => {
+    const big = 2 ** 32;
+    expect([...idRangesOf(new Set([9, 3, 4, 5, 11, 10, big + 1, big, big + 5]))]).toEqual([3, 5, 9, 11, big, big + 1, big + 5, big + 5]);
+    expect(idRangesOf([]).length).toBe(0);
+  });
+
+  test.skipIf(!bm25Kernel())("a segment of exactly two windows with ids past 2^32, filtered: the same as the JavaScript loop", async () => {
+    const big = 2 ** 32;
+    const index = new KeywordIndex(false);
+    for (let i = 0; i < 32_768; i++) index.add(big + i * 3, analyze(chunks[i]!));
+    index.sealTail();
+    await index.mergeAll();
+    expect(index.segments.map((s) => s.size)).toEqual([32_768]);
+    const ids = [...Array(32_768)].map((_, i) => big + i * 3).filter((_, i) => i % 5 === 0 || (i > 16_000 && i < 17_000));
+    let compared = 0;
+    for (const q of queries.slice(0, 30)) {
+      expect(both(index, q, 200).native).toEqual(both(index, q, 200).js);
+      const { native } = both(index, q, 200, filterOf(ids, true));
+      expect(native).toEqual(both(index, q, 200, filterOf(ids, false)).js);
+      compared += native.length;
+    }
+    expect(compared).toBeGreaterThan(1000);
   });
 
   test.skipIf(!bm25Kernel())("ranks exactly as the JavaScript loop: same chunks, order and scores to the last bit", async () => {

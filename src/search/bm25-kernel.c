@@ -28,6 +28,10 @@ static inline void swap(float *s, uint32_t *o, int32_t i, int32_t j) {
   o[j] = to;
 }
 
+/* Raised with every change of ragd_bm25_segment's arguments: a library staged by an older
+ * build is refused (bm25-kernel.ts) instead of being called with the wrong ones. */
+int32_t ragd_bm25_abi(void) { return 2; }
+
 int32_t ragd_bm25_window_size(void) { return WINDOW; }
 
 /*
@@ -57,7 +61,9 @@ int32_t ragd_bm25_segment(int32_t nterms, const uint32_t *docs, const uint16_t *
         if (o >= hi) break;
         const double tf = tfs[j];
         const double a = acc[o - lo];
-        if (a == 0) touched[n++] = o - lo;
+        /* every term's weight is positive (bm25-kernel.ts), so a chunk is listed once; the
+         * bound only keeps a broken caller from writing past the list */
+        if (a == 0 && n < WINDOW) touched[n++] = o - lo;
         acc[o - lo] = a + (w * tf) / (tf + (c1 + c2 * (double)dls[o]));
       }
       cursors[t] = j;
@@ -66,7 +72,7 @@ int32_t ragd_bm25_segment(int32_t nterms, const uint32_t *docs, const uint16_t *
       const uint32_t o = lo + touched[x];
       const float s = (float)acc[touched[x]];
       acc[touched[x]] = 0;
-      if (s < bar) continue;
+      if (!(s >= bar)) continue;
       if (deleted && (deleted[o >> 5] & (1u << (o & 31)))) continue;
       if (allow && !(allow[o >> 5] & (1u << (o & 31)))) continue;
       if (h < k) {

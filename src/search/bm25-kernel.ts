@@ -4,7 +4,11 @@ import { IN_BINARY } from "../native/extract";
 import { log } from "../util/log";
 import { K1, type Segment } from "./segment";
 
+// ragd_bm25_abi() of the bm25-kernel.c these symbols describe.
+const ABI = 2;
+
 const SYMBOLS = {
+  ragd_bm25_abi: { args: [], returns: FFIType.i32 },
   ragd_bm25_window_size: { args: [], returns: FFIType.i32 },
   ragd_bm25_segment: {
     // nterms, docs, tfs, starts, lens, weights, cursors, dls, size, c1, c2, acc, touched,
@@ -57,7 +61,8 @@ export class Bm25Kernel {
     let m = 0;
     for (const t of terms) {
       const span = table.span(t.term);
-      if (span < 0) continue;
+      // (a term adding nothing would list its chunks twice in the kernel's window)
+      if (span < 0 || !(t.wIdf > 0)) continue;
       this.starts[m] = table.meta[span]!;
       this.lens[m] = table.meta[span + 1]!;
       this.weights[m] = t.wIdf * (K1 + 1);
@@ -71,7 +76,13 @@ export class Bm25Kernel {
 /** Opens the kernel's library; null (and a warning) when it cannot be loaded. */
 export function openBm25Kernel(path: string): Bm25Kernel | null {
   try {
-    return new Bm25Kernel(dlopen(path, SYMBOLS).symbols);
+    const lib = dlopen(path, SYMBOLS);
+    const abi = lib.symbols.ragd_bm25_abi();
+    if (abi !== ABI) {
+      lib.close();
+      throw new Error(`it was built from another bm25-kernel.c (ABI ${abi}, this server calls ${ABI}); run make install`);
+    }
+    return new Bm25Kernel(lib.symbols);
   } catch (e) {
     log.warn("the BM25 kernel did not load; keyword search uses its JavaScript loop", { path, error: String(e) });
     return null;
@@ -91,9 +102,12 @@ export function bm25Kernel(): Bm25Kernel | null {
   return current;
 }
 
-/** Sets the kernel keyword search uses (null: its JavaScript loop); returns the one before. */
-export function useBm25Kernel(kernel: Bm25Kernel | null): Bm25Kernel | null {
-  const before = bm25Kernel();
+/**
+ * Sets the kernel keyword search uses (null: its JavaScript loop; undefined: loaded on first
+ * use, as from source); returns the one before, to restore.
+ */
+export function useBm25Kernel(kernel: Bm25Kernel | null | undefined): Bm25Kernel | null | undefined {
+  const before = current;
   current = kernel;
   return before;
 }

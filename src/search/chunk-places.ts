@@ -47,6 +47,8 @@ export class ChunkPlaces {
   private readonly groupByKey = new Map<string, number>();
   /** Slots of groups whose chunks are all gone. */
   private readonly free: number[] = [];
+  /** idRanges' runs of a cut whose ids are not all its own, by group slot, until it changes. */
+  private readonly runsOf = new Map<number, [number, number][]>();
   private known = 0;
 
   get size() {
@@ -83,11 +85,13 @@ export class ChunkPlaces {
   }
 
   private forget(g: number) {
+    this.runsOf.delete(g);
     this.groupByKey.delete(this.groups[g]!.key);
     this.free.push(g);
   }
 
   private addTo(g: number, id: number, idx: number) {
+    this.runsOf.delete(g);
     const group = this.groups[g]!;
     if (group.count === 0) {
       group.minId = group.maxId = id;
@@ -113,6 +117,7 @@ export class ChunkPlaces {
     const g = page?.groupOf[id % PAGE] ?? NONE;
     if (g === NONE) return;
     page!.groupOf[id % PAGE] = NONE;
+    this.runsOf.delete(g - 1);
     if (--page!.live === 0) this.pages.delete(Math.floor(id / PAGE));
     this.known--;
     // A cut is deleted whole (a file removed, or a retry clearing what an attempt left); once
@@ -135,14 +140,22 @@ export class ChunkPlaces {
         runs.push([group.minId, group.maxId]);
         continue;
       }
-      for (let id = group.minId, start = -1; id <= group.maxId + 1; id++) {
-        const mine = id <= group.maxId && this.slot(id) === g + 1;
-        if (mine && start < 0) start = id;
-        else if (!mine && start >= 0) {
-          runs.push([start, id - 1]);
-          start = -1;
+      // A cut written while other files were (its batches interleave with theirs) can span
+      // many ids: walked once, then kept until the cut changes.
+      let own = this.runsOf.get(g);
+      if (!own) {
+        own = [];
+        for (let id = group.minId, start = -1; id <= group.maxId + 1; id++) {
+          const mine = id <= group.maxId && this.slot(id) === g + 1;
+          if (mine && start < 0) start = id;
+          else if (!mine && start >= 0) {
+            own.push([start, id - 1]);
+            start = -1;
+          }
         }
+        this.runsOf.set(g, own);
       }
+      runs.push(...own);
     }
     runs.sort((a, b) => a[0] - b[0]);
     return Float64Array.from(runs.flat());

@@ -272,13 +272,15 @@ export class KeywordIndex {
     const order = [...this.segments].sort((a, b) => b.live - a.live);
     // The native kernel cannot call a filter back: it takes one given as id ranges, as a
     // bitmap over each segment's ordinals.
-    const kernel = accept && !accept.ranges ? null : bm25Kernel();
+    let kernel = bm25Kernel();
+    const ranges = kernel && accept?.ranges ? accept.ranges() : null;
+    if (accept && !ranges) kernel = null;
     for (const seg of order) {
       if (!kernel) {
         searchSegment(seg, terms, avgdl, top, accept);
         continue;
       }
-      const allow = accept?.ranges ? allowedOrdinals(seg, accept.ranges) : null;
+      const allow = ranges ? allowedOrdinals(seg, ranges) : null;
       if (allow === NONE_ALLOWED) continue;
       const found = kernel.run(seg, terms, K1 * (1 - B), (K1 * B) / avgdl, top.threshold, k, allow);
       for (let i = 0; i < found; i++) top.push(seg.ids[kernel.ordinals[i]!]!, kernel.scores[i]!);
@@ -291,9 +293,22 @@ export class KeywordIndex {
 /**
  * The chunks a store or filter sees, asked one by one; `ranges`, when given, lists exactly the
  * same chunks as ascending, disjoint [first, last] id pairs (flat), which the native kernel
- * takes as a bitmap.
+ * takes as a bitmap (called only when the kernel is there).
  */
-export type Acceptor = ((id: number) => boolean) & { ranges?: Float64Array };
+export type Acceptor = ((id: number) => boolean) & { ranges?: () => Float64Array };
+
+/** Chunk ids as ascending [first, last] pairs of consecutive ids, flat (an Acceptor's ranges). */
+export function idRangesOf(ids: Iterable<number>): Float64Array {
+  const sorted = Float64Array.from(ids).sort();
+  const out: number[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1]! <= sorted[j]! + 1) j++;
+    out.push(sorted[i]!, sorted[j]!);
+    i = j + 1;
+  }
+  return Float64Array.from(out);
+}
 
 const NONE_ALLOWED = new Uint32Array(0);
 
@@ -335,8 +350,8 @@ let touched = new Int32Array(0);
 const SCAN_ALL_SHARE = 0.25;
 
 /**
- * The JavaScript loop, for filtered searches (the native kernel cannot call a filter back)
- * and builds without a C compiler; bm25-kernel.c does the same sums in the same order.
+ * The JavaScript loop, for builds without a C compiler and filters that cannot list their
+ * chunks as id ranges; bm25-kernel.c does the same sums in the same order.
  * Term at a time: every posting of the query's terms added into one accumulator, then the
  * chunks touched offered to the top k (found through a list of them, or by reading the
  * accumulator in order when the postings cover much of the segment). Chosen by measurement

@@ -3,6 +3,7 @@ import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
 import { analyze, containsPhrase, parseQuery, type KeywordQuery } from "./analyzer";
 import { B, K1 } from "./segment";
+import { bm25Kernel } from "./bm25-kernel";
 import { KeywordIndex, type Acceptor, type KeywordHit } from "./keyword-index";
 import { loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keyword-files";
 import { ChunkPlaces } from "./chunk-places";
@@ -64,7 +65,7 @@ export class KeywordSearch {
     void index.merge().then(() => {
       if (this.index === index && (index.segments.length !== before.length || index.segments.some((s, i) => s !== before[i]))) this.dirty = true;
     });
-    log.info("keyword index ready", { chunks: this.index.size, segments: this.index.segments.length, loaded: "index" in loaded });
+    log.info("keyword index ready", { chunks: this.index.size, segments: this.index.segments.length, loaded: "index" in loaded, bm25: bm25Kernel() ? "native kernel" : "JavaScript loop" });
   }
 
   /**

@@ -12,7 +12,7 @@ import { metrics } from "../metrics";
 import { embedOrUnavailable } from "./embeddings";
 import { KeywordSearch } from "../search/keyword-search";
 import { visibleByPlace } from "../search/chunk-places";
-import type { Acceptor } from "../search/keyword-index";
+import { idRangesOf, type Acceptor } from "../search/keyword-index";
 
 /**
  * Hybrid ranking: both lists are min-max normalised over the candidates and summed with
@@ -413,14 +413,14 @@ export class SearchService {
     const places = await this.keywords.currentPlaces();
     if (!places) {
       const allowed = await this.chunks.visibleIds(storeId, filter, now);
-      return Object.assign((id: number) => allowed.has(id), { ranges: idRanges(allowed) });
+      return Object.assign((id: number) => allowed.has(id), { ranges: () => idRangesOf(allowed) });
     }
     const groups = await this.chunks.storeGroups(storeId, filter, now);
     const accept = (id: number) => {
       const g = places.groupOfChunk(id);
       return g !== undefined && groups.has(g.key);
     };
-    return Object.assign(accept, { ranges: places.idRanges(groups) });
+    return Object.assign(accept, { ranges: () => places.idRanges(groups) });
   }
 
   /** Which of these chunks the store's search may see: by their files while the places known here are current. */
@@ -438,19 +438,6 @@ export class SearchService {
   get vectorIndex() {
     return this.index;
   }
-}
-
-/** Chunk ids as ascending [first, last] pairs of consecutive ids, flat (see Acceptor). */
-function idRanges(ids: Set<number>): Float64Array {
-  const sorted = Float64Array.from(ids).sort();
-  const out: number[] = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    out.push(sorted[i]!, sorted[j]!);
-    i = j + 1;
-  }
-  return Float64Array.from(out);
 }
 
 /** Min-max normalised weighted sum over the union of both candidate lists; scores land in 0..1. */
