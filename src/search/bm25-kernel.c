@@ -59,6 +59,8 @@ int32_t ragd_bm25_segment(int32_t nterms, const uint32_t *docs, const uint16_t *
       for (; j < end; j++) {
         const uint32_t o = docs[j];
         if (o >= hi) break;
+        /* postings ascend (a damaged segment's could not reach outside the window) */
+        if (o < lo) continue;
         const double tf = tfs[j];
         const double a = acc[o - lo];
         /* every term's weight is positive (bm25-kernel.ts), so a chunk is listed once; the
