@@ -33,6 +33,38 @@ test("the tokenizer yields the reference token ids", () => {
   for (const s of reference.sentences) expect({ text: s.text, ids: t.encode(s.text) }).toEqual({ text: s.text, ids: s.token_ids });
 });
 
+test("the tokenizer's reused scratch changes nothing: long and short texts in turn, astral and lone surrogates, runs of spaces", () => {
+  const vocab: [string, number][] = JSON.parse(readFileSync(join(ROOT, "models/dist/use-lite-vocab.json"), "utf8"));
+  const t = new UnigramTokenizer(vocab);
+  // The plain Viterbi over the text's code points, allocating afresh each time.
+  const pieces = new Map(vocab.slice(6).map(([p, score], i) => [p, { id: i + 6, score }]));
+  const longest = Math.max(...vocab.map(([p]) => [...p].length));
+  const plain = (text: string) => {
+    if (!text) return [];
+    const cps = [..."\u2581" + text.normalize("NFKC").replaceAll(" ", "\u2581")];
+    const best = [0, ...cps.map(() => -Infinity)];
+    const from: number[] = [];
+    const idAt: number[] = [];
+    for (let i = 0; i < cps.length; i++) {
+      if (best[i] === -Infinity) continue;
+      let single = false;
+      for (let j = i; j < Math.min(cps.length, i + longest); j++) {
+        const p = pieces.get(cps.slice(i, j + 1).join(""));
+        if (!p) continue;
+        if (j === i) single = true;
+        if (best[i]! + p.score > best[j + 1]!) [best[j + 1], from[j + 1], idAt[j + 1]] = [best[i]! + p.score, i, p.id];
+      }
+      if (!single && best[i]! > best[i + 1]!) [best[i + 1], from[i + 1], idAt[i + 1]] = [best[i]!, i, 0];
+    }
+    const ids: number[] = [];
+    for (let at = cps.length; at > 0; at = from[at]!) ids.push(idAt[at]!);
+    return ids.reverse();
+  };
+  const long = readFileSync(join(ROOT, "README.md"), "utf8").slice(0, 3000);
+  const texts = [long, "a", "Hello  world", "emoji 😀 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "lone \ud800 surrogate \udfff end", long.slice(0, 700), "   ", "ﬁne café", "x".repeat(600), "short"];
+  for (const text of [...texts, ...texts.reverse()]) expect(t.encode(text)).toEqual(plain(text));
+});
+
 const MODELS = join(ROOT, "models/dist");
 const openModel = (file: string) =>
   OnnxProvider.open({

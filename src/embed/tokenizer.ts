@@ -6,7 +6,8 @@ export interface Tokenizer {
   count(text: string): number;
 }
 
-const WORD_START = "\u2581";
+// "▁", SentencePiece's mark of a word's start
+const WORD_START_CP = 0x2581;
 const UNKNOWN_ID = 0;
 // ids 0..5 are reserved (unknown, <s>, </s>, 3 extras) and never produced by segmentation
 const FIRST_PIECE = 6;
@@ -41,14 +42,40 @@ export class UnigramTokenizer implements Tokenizer {
     }
   }
 
+  // Scratch for encode, grown as needed: chunking counts the tokens of many short pieces (a
+  // file's sentences), where allocating these for each call cost more than the search.
+  private cps = new Int32Array(256);
+  private best = new Float64Array(257);
+  private from = new Int32Array(257);
+  private idAt = new Int32Array(257);
+
   encode(text: string): number[] {
     if (text.length === 0) return [];
-    const cps: number[] = [];
-    for (const ch of WORD_START + text.normalize("NFKC").replaceAll(" ", WORD_START)) cps.push(ch.codePointAt(0)!);
-    const n = cps.length;
-    const best = new Float64Array(n + 1).fill(-Infinity);
-    const from = new Int32Array(n + 1);
-    const idAt = new Int32Array(n + 1);
+    const norm = text.normalize("NFKC");
+    if (norm.length + 1 > this.cps.length) {
+      const size = 2 * (norm.length + 1);
+      this.cps = new Int32Array(size);
+      this.best = new Float64Array(size + 1);
+      this.from = new Int32Array(size + 1);
+      this.idAt = new Int32Array(size + 1);
+    }
+    // code points, a space as a word start, and one before the text
+    const cps = this.cps;
+    let n = 0;
+    cps[n++] = WORD_START_CP;
+    for (let i = 0; i < norm.length; i++) {
+      const c = norm.charCodeAt(i);
+      if (c === 0x20) cps[n++] = WORD_START_CP;
+      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < norm.length) {
+        const lo = norm.charCodeAt(i + 1);
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+          cps[n++] = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+          i++;
+        } else cps[n++] = c;
+      } else cps[n++] = c;
+    }
+    const { best, from, idAt } = this;
+    best.fill(-Infinity, 0, n + 1);
     best[0] = 0;
     for (let i = 0; i < n; i++) {
       const base = best[i]!;
