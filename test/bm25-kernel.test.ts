@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { sourceBm25Path } from "../src/native/assets";
 import { analyze, parseQuery } from "../src/search/analyzer";
 import { bm25Kernel, openBm25Kernel, useBm25Kernel } from "../src/search/bm25-kernel";
-import { idRangesOf, KeywordIndex, type Acceptor } from "../src/search/keyword-index";
+import { idRangesOf, KeywordIndex } from "../src/search/keyword-index";
 
 // Real words (the project's own documentation), mixed into 40,000 chunks: segments that span
 // several of the kernel's windows of 16,384 ordinals.
@@ -21,22 +21,15 @@ for (let i = 0; i < 40_000; i++) {
 const queries = [...Array(60)].map((_, i) => chunks[i * 631]!.split(" ").slice(0, 3 + (i % 8)).join(" ")).concat(["vector index", "the of and", "search"]);
 
 /** The same search with the kernel and with the JavaScript loop. */
-function both(index: KeywordIndex, q: string, k: number, accept?: Acceptor) {
+function both(index: KeywordIndex, q: string, k: number, only?: Float64Array) {
   const parsed = parseQuery(q)!;
-  const native = index.search(parsed, k, accept);
+  const native = index.search(parsed, k, only);
   const before = useBm25Kernel(null);
   try {
-    return { native, js: index.search(parsed, k, accept) };
+    return { native, js: index.search(parsed, k, only) };
   } finally {
     useBm25Kernel(before);
   }
-}
-
-/** A filter over these ids, asked by id (the JavaScript loop) or as id ranges (the kernel). */
-function filterOf(ids: number[], withRanges: boolean): Acceptor {
-  const set = new Set(ids);
-  const accept = (id: number) => set.has(id);
-  return withRanges ? Object.assign(accept, { ranges: () => idRangesOf(set) }) : accept;
 }
 
 /** 40,000 chunks in a merged segment, three smaller ones and a tail; deletes in every window. */
@@ -93,8 +86,10 @@ describe("BM25 kernel", () => {
     let compared = 0;
     for (const q of queries.slice(0, 30)) {
       expect(both(index, q, 200).native).toEqual(both(index, q, 200).js);
-      const { native } = both(index, q, 200, filterOf(ids, true));
-      expect(native).toEqual(both(index, q, 200, filterOf(ids, false)).js);
+      const { native, js } = both(index, q, 200, idRangesOf(ids));
+      expect(native).toEqual(js);
+      const set = new Set(ids);
+      expect(native).toEqual(index.search(parseQuery(q)!, 100_000).filter((h) => set.has(h.id)).slice(0, 200));
       compared += native.length;
     }
     expect(compared).toBeGreaterThan(1000);
@@ -116,7 +111,7 @@ describe("BM25 kernel", () => {
     expect(tied).toBeGreaterThan(100);
   });
 
-  test.skipIf(!bm25Kernel())("a filter given as id ranges ranks inside the kernel exactly as the JavaScript loop asks it chunk by chunk", async () => {
+  test.skipIf(!bm25Kernel())("a filter given as id ranges ranks as the unfiltered ranking cut down to its chunks, in the kernel and the JavaScript loop alike", async () => {
     const index = await bigIndex();
     // Runs and single ids, in every segment and the tail; one filter that sees no segment's
     // chunks but the tail's, one that sees nothing.
@@ -124,14 +119,20 @@ describe("BM25 kernel", () => {
     const runs = [...Array(20)].flatMap((_, r) => [...Array(150)].map((__, i) => 1 + 2 * (r * 1900 + i)));
     const filters = [scattered, runs, [...Array(300)].map((_, i) => 200_001 + i), [7_777_777]];
     let compared = 0;
-    for (const ids of filters)
-      for (const q of queries.slice(0, 30))
+    for (const ids of filters) {
+      const set = new Set(ids);
+      for (const q of queries.slice(0, 30)) {
+        // every chunk the query scores, unfiltered, in rank order
+        const all = index.search(parseQuery(q)!, 100_000);
         for (const k of [10, 200]) {
-          const { native } = both(index, q, k, filterOf(ids, true));
-          const { js } = both(index, q, k, filterOf(ids, false));
-          expect(native).toEqual(js);
+          const { native, js } = both(index, q, k, idRangesOf(set));
+          const expected = all.filter((h) => set.has(h.id)).slice(0, k);
+          expect(native).toEqual(expected);
+          expect(js).toEqual(expected);
           compared += native.length;
         }
+      }
+    }
     expect(compared).toBeGreaterThan(5000);
   });
 });

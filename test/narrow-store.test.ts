@@ -4,6 +4,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { idRangesOf } from "../src/search/keyword-index";
 import { encodeVector } from "../src/storage/vector-codec";
 import { cleanup, tempDir } from "./helpers/ragd";
 import { unitVector, withSearchService } from "./helpers/search";
@@ -47,7 +48,7 @@ test("a store that sees 5% of the chunks: every hit is its own, keyword ranking 
         }
         // the keyword candidates: BM25 over the store's chunks alone, the same scores
         const { keyword } = await search.candidates("vs_small", query, { filter, now, embeddingWeight: 0 }, 100);
-        const alone = await search.keywords.search(query, 100, (id) => allowed.has(id));
+        const alone = await search.keywords.search(query, 100, idRangesOf(allowed));
         expect(keyword).toEqual(alone);
         if (q === 0) expect(keyword.length).toBeGreaterThan(0);
       }

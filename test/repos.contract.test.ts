@@ -5,10 +5,9 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AttributeFilter, ChunkRow, FileRow, Repos, ResponseRow } from "../src/storage/repos";
+import { groupKey, type AttributeFilter, type ChunkRow, type FileRow, type Repos, type ResponseRow } from "../src/storage/repos";
 import { openPostgresRepos } from "../src/storage/postgres";
 import { openSqliteRepos } from "../src/storage/sqlite";
-import { groupKey } from "../src/search/chunk-places";
 import { createDatabase, dropAllDatabases, dropDatabase, postgresMissing } from "./helpers/postgres";
 
 const opened: { repos: Repos; dir?: string; database?: string }[] = [];

@@ -1,4 +1,4 @@
-import type { AttributeFilter, ChunksRepo } from "../storage/repos";
+import { groupKey, type AttributeFilter, type ChunksRepo } from "../storage/repos";
 
 /** Where a chunk sits: its file, the cut it belongs to, and its position in that cut. */
 export interface ChunkPlace {
@@ -183,7 +183,6 @@ export class ChunkPlaces {
   }
 }
 
-export const groupKey = (fileId: string, cut: string) => `${fileId}\u0000${cut}`;
 
 /**
  * Which of these chunks the store's search may see, asked of their files' cuts: hits come

@@ -250,10 +250,10 @@ export class KeywordIndex {
   }
 
   /**
-   * The k best chunks for the query, BM25 as FTS5 computes it. `accept` narrows to chunks a
-   * store or filter can see.
+   * The k best chunks for the query, BM25 as FTS5 computes it. `only` narrows to the chunks
+   * a store or filter can see, as id ranges (see idRangesOf).
    */
-  search(q: KeywordQuery, k: number, accept?: Acceptor): KeywordHit[] {
+  search(q: KeywordQuery, k: number, only?: Float64Array): KeywordHit[] {
     const n = this.size;
     if (n === 0 || k <= 0) return [];
     const avgdl = this.totalLength / n;
@@ -270,34 +270,27 @@ export class KeywordIndex {
     const norm = (dl: number) => K1 * (1 - B) + ((K1 * B) / avgdl) * dl;
     // Largest first: its top k sets a high bar early, which the smaller ones then skip against.
     const order = [...this.segments].sort((a, b) => b.live - a.live);
-    // The native kernel cannot call a filter back: it takes one given as id ranges, as a
-    // bitmap over each segment's ordinals.
-    let kernel = bm25Kernel();
-    const ranges = kernel && accept?.ranges ? accept.ranges() : null;
-    if (accept && !ranges) kernel = null;
+    // A filter reaches each segment as a bitmap over its ordinals, whichever loop scores it.
+    const kernel = bm25Kernel();
     for (const seg of order) {
+      const allow = only ? allowedOrdinals(seg, only) : null;
+      if (allow === NONE_ALLOWED) continue;
       if (!kernel) {
-        searchSegment(seg, terms, avgdl, top, accept);
+        searchSegment(seg, terms, avgdl, top, allow);
         continue;
       }
-      const allow = ranges ? allowedOrdinals(seg, ranges) : null;
-      if (allow === NONE_ALLOWED) continue;
       const found = kernel.run(seg, terms, K1 * (1 - B), (K1 * B) / avgdl, top.threshold, k, allow);
       for (let i = 0; i < found; i++) top.push(seg.ids[kernel.ordinals[i]!]!, kernel.scores[i]!);
     }
-    this.tail.score(terms, norm, this.tailDeleted, top, accept);
+    this.tail.score(terms, norm, this.tailDeleted, top, only ? (id) => inRanges(only, id) : undefined);
     return top.sorted();
   }
 }
 
 /**
- * The chunks a store or filter sees, asked one by one; `ranges`, when given, lists exactly the
- * same chunks as ascending, disjoint [first, last] id pairs (flat), which the native kernel
- * takes as a bitmap (called only when the kernel is there).
+ * Chunk ids as ascending, disjoint [first, last] pairs of consecutive ids, flat: how a store
+ * or filter's chunks reach a search (a file's cut is mostly one pair).
  */
-export type Acceptor = ((id: number) => boolean) & { ranges?: () => Float64Array };
-
-/** Chunk ids as ascending [first, last] pairs of consecutive ids, flat (an Acceptor's ranges). */
 export function idRangesOf(ids: Iterable<number>): Float64Array {
   const sorted = Float64Array.from(ids).sort();
   const out: number[] = [];
@@ -308,6 +301,17 @@ export function idRangesOf(ids: Iterable<number>): Float64Array {
     i = j + 1;
   }
   return Float64Array.from(out);
+}
+
+/** Whether an id is in ascending, disjoint id ranges (see idRangesOf). */
+function inRanges(ranges: Float64Array, id: number) {
+  let lo = 0;
+  for (let hi = ranges.length / 2; lo < hi; ) {
+    const mid = (lo + hi) >>> 1;
+    if (ranges[mid * 2 + 1]! < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo * 2 < ranges.length && ranges[lo * 2]! <= id;
 }
 
 const NONE_ALLOWED = new Uint32Array(0);
@@ -350,8 +354,8 @@ let touched = new Int32Array(0);
 const SCAN_ALL_SHARE = 0.25;
 
 /**
- * The JavaScript loop, for builds without a C compiler and filters that cannot list their
- * chunks as id ranges; bm25-kernel.c does the same sums in the same order.
+ * The JavaScript loop, for builds without a C compiler; bm25-kernel.c does the same sums in
+ * the same order.
  * Term at a time: every posting of the query's terms added into one accumulator, then the
  * chunks touched offered to the top k (found through a list of them, or by reading the
  * accumulator in order when the postings cover much of the segment). Chosen by measurement
@@ -360,7 +364,7 @@ const SCAN_ALL_SHARE = 0.25;
  * results 2-15x slower in JavaScript: what they skip costs less than the bookkeeping that
  * skips it.
  */
-function searchSegment(seg: Segment, terms: QueryTerm[], avgdl: number, top: TopK, accept?: (id: number) => boolean) {
+function searchSegment(seg: Segment, terms: QueryTerm[], avgdl: number, top: TopK, allow: Uint32Array | null) {
   const size = seg.size;
   if (scratch.length < size) {
     scratch = new Float64Array(size);
@@ -406,9 +410,8 @@ function searchSegment(seg: Segment, terms: QueryTerm[], avgdl: number, top: Top
   let bar = top.full ? top.threshold : 0;
   const offer = (d: number, s: number) => {
     if (seg.isDeleted(d)) return;
-    const id = seg.ids[d]!;
-    if (accept && !accept(id)) return;
-    top.push(id, s);
+    if (allow && !(allow[d >>> 5]! & (1 << (d & 31)))) return;
+    top.push(seg.ids[d]!, s);
     if (top.full) bar = top.threshold;
   };
   if (scanAll) {

@@ -4,7 +4,7 @@ import { log } from "../util/log";
 import { analyze, containsPhrase, parseQuery, type KeywordQuery } from "./analyzer";
 import { B, K1 } from "./segment";
 import { bm25Kernel } from "./bm25-kernel";
-import { KeywordIndex, type Acceptor, type KeywordHit } from "./keyword-index";
+import { KeywordIndex, type KeywordHit } from "./keyword-index";
 import { loadKeywordIndex, saveKeywordIndex, snapshot, textHash } from "./keyword-files";
 import { ChunkPlaces } from "./chunk-places";
 
@@ -200,13 +200,13 @@ export class KeywordSearch {
   }
 
   /**
-   * The k best chunks by BM25 for the query, over every chunk or only those `accept` lets
-   * through; quoted phrases found verbatim lift a chunk's score.
+   * The k best chunks by BM25 for the query, over every chunk or only those in the id
+   * ranges `only` (see idRangesOf); quoted phrases found verbatim lift a chunk's score.
    */
-  async search(query: string, k: number, accept?: Acceptor): Promise<KeywordHit[]> {
+  async search(query: string, k: number, only?: Float64Array): Promise<KeywordHit[]> {
     const q = parseQuery(query);
     if (!q) return [];
-    let hits = this.index.search(q, k, accept);
+    let hits = this.index.search(q, k, only);
     if (hits.length === 0) return hits;
     hits = await this.withContext(q, hits);
     if (q.phrases.length > 0) {

@@ -12,7 +12,7 @@ import { metrics } from "../metrics";
 import { embedOrUnavailable } from "./embeddings";
 import { KeywordSearch } from "../search/keyword-search";
 import { visibleByPlace } from "../search/chunk-places";
-import { idRangesOf, type Acceptor } from "../search/keyword-index";
+import { idRangesOf } from "../search/keyword-index";
 
 /**
  * Hybrid ranking: both lists are min-max normalised over the candidates and summed with
@@ -402,25 +402,17 @@ export class SearchService {
       // Seeing under an eighth of the first candidates, the wider try would fall short too.
       if (hits.length * 8 < n) break;
     }
-    return this.keywords.search(query, n, await this.acceptor(storeId, filter, now));
+    return this.keywords.search(query, n, await this.storeChunks(storeId, filter, now));
   }
 
   /**
-   * Whether a chunk is one the store's search may see: by the cuts of files it sees while the
+   * The chunks the store's search may see, as id ranges: by the cuts of files it sees while the
    * places known here are current (a row per file, not per chunk), else every visible chunk id.
    */
-  private async acceptor(storeId: string, filter: AttributeFilter | null, now: number): Promise<Acceptor> {
+  private async storeChunks(storeId: string, filter: AttributeFilter | null, now: number): Promise<Float64Array> {
     const places = await this.keywords.currentPlaces();
-    if (!places) {
-      const allowed = await this.chunks.visibleIds(storeId, filter, now);
-      return Object.assign((id: number) => allowed.has(id), { ranges: () => idRangesOf(allowed) });
-    }
-    const groups = await this.chunks.storeGroups(storeId, filter, now);
-    const accept = (id: number) => {
-      const g = places.groupOfChunk(id);
-      return g !== undefined && groups.has(g.key);
-    };
-    return Object.assign(accept, { ranges: () => places.idRanges(groups) });
+    if (!places) return idRangesOf(await this.chunks.visibleIds(storeId, filter, now));
+    return places.idRanges(await this.chunks.storeGroups(storeId, filter, now));
   }
 
   /** Which of these chunks the store's search may see: by their files while the places known here are current. */

@@ -291,6 +291,9 @@ export interface Scored {
   score: number;
 }
 
+/** A file's cut as one key: what storeGroups and visibleGroups answer in. */
+export const groupKey = (fileId: string, cut: string) => `${fileId}\u0000${cut}`;
+
 export interface PlaceRun {
   fileId: string;
   cut: string;

@@ -1,9 +1,8 @@
 import { Database } from "bun:sqlite";
 import { dotEncoded } from "../vector-codec";
-import type { AttributeFilter, ChunkChange, ChunkHit, ChunksRepo, PlaceRun, Scored } from "../repos";
+import { groupKey, type AttributeFilter, type ChunkChange, type ChunkHit, type ChunksRepo, type PlaceRun, type Scored } from "../repos";
 import { visibleInStore } from "../sql-common";
 import { filterSql, type CompiledFilter } from "./filter-sql";
-import { groupKey } from "../../search/chunk-places";
 
 const visibleIn = (filter: CompiledFilter) => visibleInStore(filter.sql);
 
