@@ -5,6 +5,7 @@ import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "nod
 import { sha256File } from "../src/util/atomic-file";
 import { join } from "node:path";
 import { VectorIndexThread, VectorIndexUnavailable } from "../src/storage/vector-thread";
+import { decodeVector, encodeVector } from "../src/storage/vector-codec";
 import { cleanup, tempDir } from "./helpers/ragd";
 
 const dir = tempDir();
@@ -29,7 +30,7 @@ test("a saved index loads as saved; a flipped byte is refused by its checksum", 
   expect(again.index.size()).toBe(500);
   expect(again.index.maxId).toBe(500);
   // The same graph: the same answers as before the save (HNSW is approximate, so no answer is
-  // assumed beyond that; f16 can make near neighbours tie).
+  // assumed beyond that; int8 can make near neighbours tie).
   expect(await Promise.all([3, 41, 400].map(async (i) => (await again.index.search(vectors[i]!, 5)).map((m) => m.id)))).toEqual(before);
   expect(before[1]).toContain(42);
   await again.index.close();
@@ -47,8 +48,9 @@ test("a saved index loads as saved; a flipped byte is refused by its checksum", 
   const old = await VectorIndexThread.open(path, "model-a", 8);
   expect(old.loaded).toBe(true);
   await old.index.close();
-  // A graph built with another ef_construction loads; other links per node mean a rebuild.
-  for (const [layout, loads] of [["f16-cos-M16-efc128", true], ["f16-cos-M32-efc64", false]] as const) {
+  // A graph built with another ef_construction loads; other links per node, or the float16
+  // vectors of indexes saved before 2026-12-06, mean a rebuild.
+  for (const [layout, loads] of [["i8-cos-M16-efc128", true], ["i8-cos-M32", false], ["f16-cos-M16", false]] as const) {
     writeFileSync(manifestPath, JSON.stringify({ ...manifest, layout }));
     const opened = await VectorIndexThread.open(path, "model-a", 8);
     expect(opened.loaded).toBe(loads);
@@ -66,6 +68,41 @@ test("a saved index loads as saved; a flipped byte is refused by its checksum", 
     expect(torn.index.maxId).toBe(0);
     await torn.index.close();
   }
+});
+
+test("the index holds the int8 codes SQLite stores: its similarities are the cosines of the stored vectors", async () => {
+  const dims = 512;
+  // unit vectors in clusters, as a model's are: a cluster's members are near neighbours
+  let seed = 12345;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  const unit = (v: Float32Array) => {
+    const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    return v.map((x) => x / norm);
+  };
+  const centres = Array.from({ length: 20 }, () => new Float32Array(dims).map(random));
+  const vectors = Array.from({ length: 2_000 }, (_, i) => unit(centres[i % 20]!.map((c) => c + random() * 0.6)));
+  const stored = vectors.map((v) => decodeVector(encodeVector(v)));
+  const { index } = await VectorIndexThread.open(join(dir, "codes.usearch"), "model-a", dims);
+  await index.add(vectors.map((_, i) => i + 1), vectors);
+  const cosine = (a: Float32Array, b: Float32Array) => {
+    let ab = 0, aa = 0, bb = 0;
+    for (let j = 0; j < dims; j++) (ab += a[j]! * b[j]!), (aa += a[j]! ** 2), (bb += b[j]! ** 2);
+    return ab / Math.sqrt(aa * bb);
+  };
+  let worst = 0;
+  let same = 0;
+  for (const q of [0, 7, 333, 1_234, 1_999]) {
+    const query = unit(vectors[q]!.map((x) => x + random() * 0.01));
+    const exact = stored.map((v, i) => ({ id: i + 1, similarity: cosine(query, v) })).sort((a, b) => b.similarity - a.similarity).slice(0, 10);
+    const found = await index.search(query, 10);
+    expect(found[0]!.id).toBe(q + 1);
+    for (const m of found) worst = Math.max(worst, Math.abs(m.similarity - cosine(query, stored[m.id - 1]!)));
+    same += found.filter((m) => exact.some((e) => e.id === m.id)).length;
+  }
+  // usearch's own float-to-int8 cast used about a tenth of the int8 range: off by 0.005 and more
+  expect(worst).toBeLessThan(0.002);
+  expect(same).toBeGreaterThanOrEqual(49);
+  await index.close();
 });
 
 test("searches are answered while a long insert is under way, and see what it added so far", async () => {

@@ -16,17 +16,6 @@ const result = await Bun.build({
     {
       name: "native-bindings",
       setup(build) {
-        // usearch looks for its build directory when it loads; read lazily instead, from the
-        // addon src/native/assets.ts extracts at start.
-        build.onLoad({ filter: /[\\/]usearch[\\/]javascript[\\/]dist[\\/]esm[\\/]usearch\.js$/ }, async (args) => {
-          const source = await Bun.file(args.path).text();
-          const patched = source.replace(
-            /const compiled = build\(getBuildDir\(getDirName\(\)\)\);/,
-            "const compiled = new Proxy({}, { get: (_, key) => globalThis.__ragdUsearchBinding[key] });",
-          );
-          if (patched === source) throw new Error("usearch's loader changed; update src/build/compile.ts");
-          return { loader: "js", contents: patched };
-        });
         build.onLoad({ filter: /[\\/]@napi-rs[\\/]canvas[\\/]js-binding\.js$/ }, () => ({
           loader: "js",
           contents: "const b = globalThis.__ragdCanvasBinding;\nif (!b) throw new Error(\"@napi-rs/canvas's addon was not loaded\");\nmodule.exports = b;",

@@ -25,8 +25,8 @@ export interface NativePaths {
   onnxruntime: string;
   /** The directory holding sharp's addon and libvips; null from source (sharp finds its own). */
   sharp: string | null;
-  /** usearch's addon; null from source. */
-  usearch: string | null;
+  /** usearch's addon (the index talks to it directly: src/storage/usearch-addon.ts). */
+  usearch: string;
   /** @napi-rs/canvas's addon (pdf.js draws with it); null from source. */
   canvas: string | null;
   /** ragd's BM25 kernel (src/search/bm25-kernel.ts); null when the build had no C compiler. */
@@ -43,7 +43,7 @@ export function nativePaths(cacheDir: string): NativePaths {
     return {
       onnxruntime: join(dirname(Bun.resolveSync("onnxruntime-node/package.json", import.meta.dir)), "bin", "napi-v6", process.platform, process.arch, "onnxruntime_binding.node"),
       sharp: null,
-      usearch: null,
+      usearch: sourceUsearchPath(),
       canvas: null,
       bm25: sourceBm25Path(),
     };
@@ -61,13 +61,17 @@ export function nativePaths(cacheDir: string): NativePaths {
 // An empty staged kernel means the build found no C compiler (models/stage-native.ts).
 const builtBm25 = () => (staged["libragd_bm25.so.bin"]?.bytes ?? 0) > 0;
 
+/** usearch's addon where npm put it (models/stage-native.ts stages the same file for the binary). */
+export const sourceUsearchPath = () => join(dirname(Bun.resolveSync("usearch/package.json", import.meta.dir)), "prebuilds", `${process.platform}-${process.arch}`, "usearch.node");
+
 /** From source, the BM25 kernel loads from its staged copy (the loader ignores the `.bin`). */
 export const sourceBm25Path = () => (builtBm25() ? bm25Library : null);
 
 /**
- * In the binary, usearch and @napi-rs/canvas read their addons from globals that the build
- * substituted for their node_modules lookups (src/build/compile.ts). Each thread sets them
- * before those packages are used. sharp's addon loads later, on the first image (sharp.ts).
+ * The vector index finds usearch's addon in a global (src/storage/usearch-addon.ts), and so,
+ * in the binary, does @napi-rs/canvas, whose node_modules lookup the build replaced
+ * (src/build/compile.ts). Each thread sets them before they are used. sharp's addon loads
+ * later, on the first image (sharp.ts).
  */
 export function installBindings(p: NativePaths) {
   const g = globalThis as Record<string, unknown>;

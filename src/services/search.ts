@@ -82,8 +82,8 @@ export class SearchService {
     private readonly embedder: EmbeddingProvider,
     private readonly indexDir: string,
     keywordDir: string,
-    /** usearch's extracted addon in the binary, for the index thread; null from source. */
-    private readonly usearchAddon: string | null = null,
+    /** usearch's addon for the index thread (the binary's extracted copy; npm's from source). */
+    private readonly usearchAddon?: string,
   ) {
     this.keywords = new KeywordSearch(chunks, keywordDir);
   }

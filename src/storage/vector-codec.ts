@@ -3,14 +3,23 @@
 // cosine similarity within about 0.001 of the float values.
 
 export function encodeVector(v: Float32Array): Uint8Array {
-  let max = 0;
-  for (const x of v) max = Math.max(max, Math.abs(x));
-  const scale = max / 127 || 1;
   const out = new Uint8Array(4 + v.length);
+  const scale = int8Codes(v, new Int8Array(out.buffer, 4));
   new DataView(out.buffer).setFloat32(0, scale, true);
-  const q = new Int8Array(out.buffer, 4);
-  for (let i = 0; i < v.length; i++) q[i] = Math.round(v[i]! / scale);
   return out;
+}
+
+/**
+ * The stored int8 codes of `v`, written to `out`; returns their scale. A decoded vector
+ * encodes to the same codes again, so the vector index (vectors.ts) holds exactly what
+ * SQLite stores.
+ */
+export function int8Codes(v: ArrayLike<number>, out: Int8Array): number {
+  let max = 0;
+  for (let i = 0; i < v.length; i++) max = Math.max(max, Math.abs(v[i]!));
+  const scale = max / 127 || 1;
+  for (let i = 0; i < v.length; i++) out[i] = Math.round(v[i]! / scale);
+  return scale;
 }
 
 export function decodeVector(bytes: Uint8Array): Float32Array {

@@ -1,3 +1,4 @@
+import { sourceUsearchPath } from "../native/assets";
 import { IN_BINARY } from "../native/extract";
 import { log } from "../util/log";
 import { publishSnapshot, type Snapshot, type VectorIndex, type VectorMatch } from "./vectors";
@@ -11,7 +12,7 @@ const READY_WAIT_MS = 2_000;
 const WORKER_URL = IN_BINARY ? "./storage/vector-worker.ts" : new URL("./vector-worker.ts", import.meta.url).href;
 
 type VectorCall =
-  | { op: "open"; path: string; model: string; dims: number; addon: string | null }
+  | { op: "open"; path: string; model: string; dims: number; addon: string }
   | { op: "add"; ids: Float64Array; flat: Float32Array; whole: boolean }
   | { op: "search"; query: Float32Array; k: number }
   | { op: "snapshot"; tmp: string };
@@ -49,11 +50,11 @@ export class VectorIndexThread implements VectorIndex {
     private readonly path: string,
     private readonly model: string,
     readonly dims: number,
-    private readonly addon: string | null,
+    private readonly addon: string,
   ) {}
 
   /** An empty index, or the saved one when its manifest matches the model and its bytes check out. */
-  static async open(path: string, model: string, dims: number, addon: string | null = null): Promise<{ index: VectorIndexThread; loaded: boolean; reason?: string }> {
+  static async open(path: string, model: string, dims: number, addon = sourceUsearchPath()): Promise<{ index: VectorIndexThread; loaded: boolean; reason?: string }> {
     const t = new VectorIndexThread(path, model, dims, addon);
     t.ready = t.spawn();
     try {

@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { Index, MetricKind, ScalarKind } from "usearch";
 import { rename } from "node:fs/promises";
 import { fsyncFile, sha256File, writeFileAtomicAsync } from "../util/atomic-file";
 import { fileChecksum, fileChecksumSync } from "../util/file-checksum";
+import { int8CosineIndex, type AddonIndex } from "./usearch-addon";
+import { int8Codes } from "./vector-codec";
 
 export interface VectorMatch {
   id: number;
@@ -66,12 +67,12 @@ const EXPANSION_SEARCH = 384;
 // What a saved graph must match to be loaded. ef_construction is not part of it: it shapes
 // only the links made while adding, so a graph built with another value loads and takes new
 // vectors as well (manifests before 2026-12-06 named it, as "-efc128").
-const LAYOUT = `f16-cos-M${CONNECTIVITY}`;
+const LAYOUT = `i8-cos-M${CONNECTIVITY}`;
 const layoutOf = (named: string | undefined) => named?.replace(/-efc\d+$/, "");
 
 /** The native index, used on the index thread (vector-worker.ts) only. */
 export class UsearchIndex {
-  private index: Index;
+  private index: AddonIndex;
   private _maxId = 0;
 
   private constructor(
@@ -83,15 +84,7 @@ export class UsearchIndex {
   }
 
   private static empty(dims: number) {
-    return new Index({
-      dimensions: dims,
-      metric: MetricKind.Cos,
-      quantization: ScalarKind.F16,
-      connectivity: CONNECTIVITY,
-      expansion_add: EXPANSION_ADD,
-      expansion_search: EXPANSION_SEARCH,
-      multi: false,
-    });
+    return int8CosineIndex(dims, CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH);
   }
 
   /** An empty index, or the saved one when its manifest matches the model and its bytes check out. */
@@ -142,26 +135,34 @@ export class UsearchIndex {
   /** `flat` holds the vectors one after another; `threads` 0 means every core. */
   add(ids: ArrayLike<number>, flat: Float32Array, threads = 0) {
     if (ids.length === 0) return;
+    const dims = this.dims;
     const keys = new BigUint64Array(ids.length);
+    const codes = new Int8Array(ids.length * dims);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       keys[i] = BigInt(id);
-      // usearch refuses a key twice in a non-multi index: a re-embedded chunk replaces its vector
-      if (this.index.contains(keys[i]!)) this.index.remove(keys[i]!);
+      int8Codes(flat.subarray(i * dims, (i + 1) * dims), codes.subarray(i * dims, (i + 1) * dims));
       if (id > this._maxId) this._maxId = id;
     }
-    this.index.add(keys, flat, threads);
+    // usearch refuses a key twice in a non-multi index: a re-embedded chunk replaces its vector
+    const held = this.index.contains(keys);
+    if (held.some(Boolean)) this.index.remove(keys.filter((_, i) => held[i]));
+    this.index.add(keys, codes, threads);
   }
 
   search(query: Float32Array, k: number): { ids: Float64Array; similarities: Float32Array } {
     const size = this.index.size();
     if (size === 0 || k <= 0) return { ids: new Float64Array(0), similarities: new Float32Array(0) };
-    const m = this.index.search(query, Math.min(k, size), 0);
-    const ids = new Float64Array(m.keys.length);
-    const similarities = new Float32Array(m.keys.length);
-    for (let i = 0; i < m.keys.length; i++) {
-      ids[i] = Number(m.keys[i]);
-      similarities[i] = 1 - m.distances[i]!;
+    // The query is cut to int8 like the stored vectors (its own scale): cosine ignores scale.
+    const codes = new Int8Array(this.dims);
+    int8Codes(query, codes);
+    const [keys, distances, counts] = this.index.search(codes, Math.min(k, size), 1);
+    const found = Number(counts[0]);
+    const ids = new Float64Array(found);
+    const similarities = new Float32Array(found);
+    for (let i = 0; i < found; i++) {
+      ids[i] = Number(keys[i]);
+      similarities[i] = 1 - distances[i]!;
     }
     return { ids, similarities };
   }
