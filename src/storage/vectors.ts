@@ -48,18 +48,18 @@ export interface Manifest {
   sha256?: string;
 }
 
-// Measured on SciFact's 24,683 vectors of the bundled model (bench/retrieval.ts), recall@10
-// against exact search: i8 storage stops near 0.90 whatever the graph; f16 with M=16,
-// ef_construction=128, ef_search=128 gives 0.993 at 0.7 ms a query (ef_search=64: 0.985).
-// f16 costs 1 KB a vector in memory (512 dims). At a million vectors (bench `scale`'s, 200
-// SciFact queries, one thread, recall@10 against usearch's exact search):
-// - ef_construction 128: ef_search 128 / 200 / 256 / 384 gave 0.952 / 0.969 / 0.976 / 0.987
-//   at 1.2 / 1.7-2.0 / 2.0 / 2.9 ms p50; the server's start-up build took 432 s on 2 cores;
-// - ef_construction 64: 0.924 / 0.953 / 0.962 / 0.976 (ef_search 512: 0.981) at 0.9 / 1.2-1.3
-//   / 1.5-1.8 / 2.3 ms; usearch's build alone took 200 s (393 CPU-s), and every insert while
-//   ingesting costs half as much; a graph the server built so (202 s) gave 0.966 / 0.977 /
-//   0.986 at ef_search 256 / 384 / 512.
-// So 64 and 384: recall 0.977 for about 0.3 ms more a search than 128 and 256 would take.
+// The graph holds each vector as the int8 codes SQLite stores (usearch-addon.ts says why not
+// usearch's own cast), and a query is cut to int8 the same way: 512 bytes a vector against
+// float16's 1,024, and the exact search recall is measured against is over those same codes.
+// At a million vectors (bench `scale`'s cached vectors, the first 200 SciFact train queries
+// embedded as queries, one thread, recall@10 of a search asking for 200 against exact cosine
+// over the stored vectors; 2026-12-06, AMD EPYC):
+// - int8: ef_search 256 / 320 / 384 / 512 gave 0.964 / 0.971 / 0.977 / 0.983 at 1.2 / 1.4 /
+//   1.7 / 2.3 ms p50; usearch's build took 123 s on 2 cores;
+// - float16 (until 2026-12-06), ef_construction 64: ef_search 256 / 384 / 512 gave 0.962 /
+//   0.976 / 0.981 at 1.5-1.8 / 2.3 ms, and the build 200 s (393 CPU-s). With
+//   ef_construction 128, 384 gave 0.987 at 2.9 ms and the build took 432 s.
+// So int8, 64 and 384: the recall float16 had, sooner, in half the memory.
 // usearch searches with the larger of ef_search and the k asked (a search asks for 200).
 const CONNECTIVITY = 16;
 const EXPANSION_ADD = 64;
