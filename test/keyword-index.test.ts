@@ -247,6 +247,28 @@ describe("keyword index upkeep from SQLite", () => {
     return { db, repo, kwDir, first };
   }
 
+  test("a rebuild leaves one segment, the fastest to search, ranking as the segments it merged did", async () => {
+    const dataDir = tempDir();
+    const db = openDatabase(join(dataDir, "ragd.db"));
+    // Six tails' worth: the merge policy alone would keep several segments.
+    const many = Array.from({ length: 6_000 }, (_, i) => `${texts[i % texts.length]} part ${i % 97} of ${i % 13}`);
+    seedDb(db, many);
+    const repo = new SqliteChunksRepo(db);
+    const rebuilt = new KeywordSearch(repo, join(dataDir, "kw"));
+    await rebuilt.start();
+    expect(rebuilt.index.size).toBe(many.length);
+    expect(rebuilt.index.segments.length).toBe(1);
+    const added = new KeywordIndex();
+    const ids = (db.query("SELECT id, text FROM chunks ORDER BY id").all() as { id: number; text: string }[]);
+    for (const r of ids) added.add(r.id, analyze(r.text));
+    expect(added.segments.length).toBeGreaterThan(1);
+    for (const q of queries) {
+      const query = parseQuery(q)!;
+      expect(rebuilt.index.search(query, 20)).toEqual(added.search(query, 20));
+    }
+    db.close();
+  });
+
   test("a restart after a crash between commit and save replays the change log; the result equals a rebuild", async () => {
     const dataDir = tempDir();
     const db = openDatabase(join(dataDir, "ragd.db"));

@@ -7,9 +7,12 @@ import { B, Bitset, K1, mergeSegments, seek, Segment, SegmentBuilder, type Posti
 const TAIL_SIZE = 1024;
 // Segments are tiered by size (tier t holds up to TAIL_SIZE * MERGE_FACTOR^t chunks); once
 // MERGE_FACTOR segments of one tier trail the list, they merge into one of the next tier. Each
-// chunk is copied about log8(chunks / TAIL_SIZE) times in all, and at most
-// (MERGE_FACTOR - 1) segments stay in each tier (about 25 at a million chunks).
-const MERGE_FACTOR = 8;
+// chunk is copied about log4(chunks / TAIL_SIZE) times in all (5 at a million chunks), and at
+// most (MERGE_FACTOR - 1) segments stay in each tier (18 at a million chunks, against 35 with
+// a factor of 8). Every segment costs a search its own term lookups and document frequencies:
+// at 1M, 35 segments took BM25 1.6 ms a search and one 1.3 ms. A merge costs about 1 µs a
+// chunk (1M chunks in 35 segments merged into one in 0.9 s), so copying more often is cheap.
+const MERGE_FACTOR = 4;
 // A segment whose deleted share passes this is rewritten without them.
 const PURGE_SHARE = 0.2;
 
@@ -155,9 +158,11 @@ export class KeywordIndex {
     if (this.autoMerge) void this.merge();
   }
 
-  /** Merges every segment into one (bench/): the fastest layout to search. */
+  /** Merges every segment into one (after a rebuild, and in bench/): the fastest layout to search. */
   async mergeAll() {
     this.sealTail();
+    // A merge running now may have planned its last step already and would not see the wish.
+    await this.merging;
     this.wantAll = true;
     await this.merge();
   }
