@@ -2,6 +2,7 @@
 // Native libraries that cannot be loaded from the single binary's virtual filesystem: from
 // source they load where npm put them; in the binary they are written out once (see
 // extract.ts). models/stage-native.ts stages them under `.bin` names at build time.
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { dlopen, FFIType } from "bun:ffi";
 import { extractNative, IN_BINARY } from "./extract";
@@ -61,8 +62,17 @@ export function nativePaths(cacheDir: string): NativePaths {
 // An empty staged kernel means the build found no C compiler (models/stage-native.ts).
 const builtBm25 = () => (staged["libragd_bm25.so.bin"]?.bytes ?? 0) > 0;
 
-/** usearch's addon where npm put it (models/stage-native.ts stages the same file for the binary). */
-export const sourceUsearchPath = () => join(dirname(Bun.resolveSync("usearch/package.json", import.meta.dir)), "prebuilds", `${process.platform}-${process.arch}`, "usearch.node");
+/**
+ * usearch's addon where npm put it, found as usearch's own loader would: a local build first,
+ * then the prebuilt one (models/stage-native.ts stages the latter for the binary).
+ */
+export function sourceUsearchPath() {
+  if (IN_BINARY) throw new Error("in the binary, usearch's addon is the copy nativePaths() writes out");
+  const dir = dirname(Bun.resolveSync("usearch/package.json", import.meta.dir));
+  const candidates = [join(dir, "build", "Release", "usearch.node"), join(dir, "prebuilds", `${process.platform}-${process.arch}`, "usearch.node")];
+  if (process.platform === "darwin") candidates.push(join(dir, "prebuilds", "darwin-arm64+x64", "usearch.node"));
+  return candidates.find((p) => existsSync(p)) ?? candidates[1]!;
+}
 
 /** From source, the BM25 kernel loads from its staged copy (the loader ignores the `.bin`). */
 export const sourceBm25Path = () => (builtBm25() ? bm25Library : null);

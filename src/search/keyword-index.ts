@@ -8,8 +8,8 @@ const TAIL_SIZE = 1024;
 // Segments are tiered by size (tier t holds up to TAIL_SIZE * MERGE_FACTOR^t chunks); once
 // MERGE_FACTOR segments of one tier trail the list, they merge into one of the next tier. Each
 // chunk is copied about log4(chunks / TAIL_SIZE) times in all (5 at a million chunks), and at
-// most (MERGE_FACTOR - 1) segments stay in each tier (18 at a million chunks, against 35 with
-// a factor of 8). Every segment costs a search its own term lookups and document frequencies:
+// most (MERGE_FACTOR - 1) segments stay in each tier (about 15 at a million chunks; with a
+// factor of 8, a server's rebuild of 1M had left 35). Every segment costs a search its own term lookups and document frequencies:
 // at 1M, 35 segments took BM25 1.6 ms a search and one 1.3 ms. A merge costs about 1 µs a
 // chunk (1M chunks in 35 segments merged into one in 0.9 s), so copying more often is cheap.
 const MERGE_FACTOR = 4;
@@ -161,8 +161,9 @@ export class KeywordIndex {
   /** Merges every segment into one (after a rebuild, and in bench/): the fastest layout to search. */
   async mergeAll() {
     this.sealTail();
-    // A merge running now may have planned its last step already and would not see the wish.
-    await this.merging;
+    // A merge running now may have asked for its next step already and found none: it would
+    // end without seeing the wish. Another may start while it ends (a seal), so wait them out.
+    while (this.merging) await this.merging;
     this.wantAll = true;
     await this.merge();
   }

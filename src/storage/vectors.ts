@@ -136,6 +136,7 @@ export class UsearchIndex {
   add(ids: ArrayLike<number>, flat: Float32Array, threads = 0) {
     if (ids.length === 0) return;
     const dims = this.dims;
+    if (flat.length !== ids.length * dims) throw new Error(`${ids.length} vectors of ${dims} dimensions take ${ids.length * dims} values, not ${flat.length}`);
     const keys = new BigUint64Array(ids.length);
     const codes = new Int8Array(ids.length * dims);
     for (let i = 0; i < ids.length; i++) {
@@ -153,6 +154,7 @@ export class UsearchIndex {
   search(query: Float32Array, k: number): { ids: Float64Array; similarities: Float32Array } {
     const size = this.index.size();
     if (size === 0 || k <= 0) return { ids: new Float64Array(0), similarities: new Float32Array(0) };
+    if (query.length !== this.dims) throw new Error(`the query has ${query.length} dimensions, the index ${this.dims}`);
     // The query is cut to int8 like the stored vectors (its own scale): cosine ignores scale.
     const codes = new Int8Array(this.dims);
     int8Codes(query, codes);
