@@ -11,6 +11,8 @@ import { cleanup, tempDir } from "./helpers/ragd";
 const dir = tempDir();
 afterAll(() => cleanup(dir));
 
+/** Vectors as SQLite stores them, which is what the index is given. */
+const stored = (vectors: Float32Array[]) => vectors.map(encodeVector);
 const vectorsOf = (n: number, dims: number, seed = 0) => Array.from({ length: n }, (_, i) => new Float32Array(dims).map((_, j) => Math.sin((i + seed) * dims + j)));
 
 test("a saved index loads as saved; a flipped byte is refused by its checksum", async () => {
@@ -18,7 +20,7 @@ test("a saved index loads as saved; a flipped byte is refused by its checksum", 
   const { index, loaded } = await VectorIndexThread.open(path, "model-a", 8);
   expect(loaded).toBe(false);
   const vectors = vectorsOf(500, 8);
-  await index.add(vectors.map((_, i) => i + 1), vectors);
+  await index.add(vectors.map((_, i) => i + 1), stored(vectors));
   expect(index.maxId).toBe(500);
   expect(index.size()).toBe(500);
   const before = await Promise.all([3, 41, 400].map(async (i) => (await index.search(vectors[i]!, 5)).map((m) => m.id)));
@@ -81,9 +83,9 @@ test("the index holds the int8 codes SQLite stores: its similarities are the cos
   };
   const centres = Array.from({ length: 20 }, () => new Float32Array(dims).map(random));
   const vectors = Array.from({ length: 2_000 }, (_, i) => unit(centres[i % 20]!.map((c) => c + random() * 0.6)));
-  const stored = vectors.map((v) => decodeVector(encodeVector(v)));
   const { index } = await VectorIndexThread.open(join(dir, "codes.usearch"), "model-a", dims);
-  await index.add(vectors.map((_, i) => i + 1), vectors);
+  await index.add(vectors.map((_, i) => i + 1), stored(vectors));
+  const decoded = stored(vectors).map(decodeVector);
   const cosine = (a: Float32Array, b: Float32Array) => {
     let ab = 0, aa = 0, bb = 0;
     for (let j = 0; j < dims; j++) (ab += a[j]! * b[j]!), (aa += a[j]! ** 2), (bb += b[j]! ** 2);
@@ -94,15 +96,15 @@ test("the index holds the int8 codes SQLite stores: its similarities are the cos
   let same = 0;
   for (const q of [0, 7, 333, 1_234, 1_999]) {
     const query = unit(vectors[q]!.map((x) => x + random() * 0.01));
-    const exact = stored.map((v, i) => ({ id: i + 1, similarity: cosine(query, v) })).sort((a, b) => b.similarity - a.similarity).slice(0, 10);
+    const exact = decoded.map((v, i) => ({ id: i + 1, similarity: cosine(query, v) })).sort((a, b) => b.similarity - a.similarity).slice(0, 10);
     const found = await index.search(query, 10);
     expect(found[0]!.id).toBe(q + 1);
     // the query cut to int8 as the index cuts it: the same cosine as the integers give
     const queryCodes = new Int8Array(dims);
     int8Codes(query, queryCodes);
     for (const m of found) {
-      worst = Math.max(worst, Math.abs(m.similarity - cosine(query, stored[m.id - 1]!)));
-      worstCodes = Math.max(worstCodes, Math.abs(m.similarity - cosine(Float32Array.from(queryCodes), stored[m.id - 1]!)));
+      worst = Math.max(worst, Math.abs(m.similarity - cosine(query, decoded[m.id - 1]!)));
+      worstCodes = Math.max(worstCodes, Math.abs(m.similarity - cosine(Float32Array.from(queryCodes), decoded[m.id - 1]!)));
     }
     same += found.filter((m) => exact.some((e) => e.id === m.id)).length;
   }
@@ -117,7 +119,7 @@ test("the index holds the int8 codes SQLite stores: its similarities are the cos
 test("searches are answered while a long insert is under way, and see what it added so far", async () => {
   const { index } = await VectorIndexThread.open(join(dir, "busy.usearch"), "model-a", 64);
   const vectors = vectorsOf(20_000, 64, 7);
-  const adding = index.add(vectors.map((_, i) => i + 1), vectors);
+  const adding = index.add(vectors.map((_, i) => i + 1), stored(vectors));
   let finished = false;
   void adding.then(() => (finished = true));
   // A search asked after the insert began comes back before the insert ends: the thread
@@ -138,9 +140,9 @@ test("searches are answered while a long insert is under way, and see what it ad
 test("a thread that dies is replaced by one holding the saved index; the high-water mark falls back with it", async () => {
   const { index } = await VectorIndexThread.open(join(dir, "lost.usearch"), "model-a", 8);
   const vectors = vectorsOf(300, 8, 3);
-  await index.add(vectors.slice(0, 200).map((_, i) => i + 1), vectors.slice(0, 200));
+  await index.add(vectors.slice(0, 200).map((_, i) => i + 1), stored(vectors.slice(0, 200)));
   await index.save();
-  await index.add(vectors.slice(200).map((_, i) => i + 201), vectors.slice(200));
+  await index.add(vectors.slice(200).map((_, i) => i + 201), stored(vectors.slice(200)));
   expect(index.maxId).toBe(300);
   // as an out-of-memory end of the thread would
   (index as unknown as { worker: Worker }).worker.terminate();
@@ -149,7 +151,7 @@ test("a thread that dies is replaced by one holding the saved index; the high-wa
   expect((await index.search(vectors[150]!, 1))[0]!.id).toBe(151);
   expect(index.size()).toBe(200);
   // what it lost is added again, as the next catch-up from SQLite does
-  await index.add(vectors.slice(200).map((_, i) => i + 201), vectors.slice(200));
+  await index.add(vectors.slice(200).map((_, i) => i + 201), stored(vectors.slice(200)));
   expect((await index.search(vectors[250]!, 1))[0]!.id).toBe(251);
   await index.close();
 });
@@ -158,23 +160,23 @@ test("an insert that a thread's replacement overtook fails, and the high-water m
   const { index } = await VectorIndexThread.open(join(dir, "overtaken.usearch"), "model-a", 8);
   const vectors = vectorsOf(400, 8, 5);
   const ids = (from: number, to: number) => vectors.slice(from, to).map((_, i) => from + i + 1);
-  await index.add(ids(0, 100), vectors.slice(0, 100));
+  await index.add(ids(0, 100), stored(vectors.slice(0, 100)));
   await index.save();
-  await index.add(ids(100, 200), vectors.slice(100, 200));
+  await index.add(ids(100, 200), stored(vectors.slice(100, 200)));
   const generation = index.generation;
   // The thread dies: the ids 101..200 it held are lost with it.
   (index as unknown as { worker: Worker }).worker.terminate();
-  const lost = await index.add(ids(200, 300), vectors.slice(200, 300)).then(() => null, (e) => e);
+  const lost = await index.add(ids(200, 300), stored(vectors.slice(200, 300))).then(() => null, (e) => e);
   // the kind of error a search turns into a 503 the client may retry
   expect(lost).toBeInstanceOf(VectorIndexUnavailable);
   expect(String(lost)).toContain("thread stopped");
   // Asked before the replacement took over and answered by it: refused, so that catch-up,
   // which read SQLite from the old mark, does not raise the mark past the lost ids.
-  expect(await index.add(ids(200, 300), vectors.slice(200, 300)).then(() => "added", (e) => String(e))).toContain("restarted");
+  expect(await index.add(ids(200, 300), stored(vectors.slice(200, 300))).then(() => "added", (e) => String(e))).toContain("restarted");
   expect(index.generation).toBe(generation + 1);
   expect(index.maxId).toBe(100);
   // catch-up from the mark puts everything back
-  await index.add(ids(100, 400), vectors.slice(100, 400));
+  await index.add(ids(100, 400), stored(vectors.slice(100, 400)));
   expect(index.maxId).toBe(400);
   expect((await index.search(vectors[150]!, 1))[0]!.id).toBe(151);
   await index.close();

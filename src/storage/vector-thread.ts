@@ -13,7 +13,7 @@ const WORKER_URL = IN_BINARY ? "./storage/vector-worker.ts" : new URL("./vector-
 
 type VectorCall =
   | { op: "open"; path: string; model: string; dims: number; addon: string }
-  | { op: "add"; ids: Float64Array; flat: Float32Array; whole: boolean }
+  | { op: "add"; ids: Float64Array; codes: Int8Array; whole: boolean }
   | { op: "search"; query: Float32Array; k: number }
   | { op: "snapshot"; tmp: string };
 export type VectorRequest = VectorCall & { id: number };
@@ -144,13 +144,17 @@ export class VectorIndexThread implements VectorIndex {
     return this._size;
   }
 
-  async add(ids: number[], vectors: Float32Array[], whole = false) {
+  async add(ids: number[], stored: Uint8Array[], whole = false) {
     if (ids.length === 0) return;
-    const flat = new Float32Array(ids.length * this.dims);
-    vectors.forEach((v, i) => flat.set(v, i * this.dims));
+    const dims = this.dims;
+    const codes = new Int8Array(ids.length * dims);
+    stored.forEach((v, i) => {
+      if (v.length !== 4 + dims) throw new Error(`a stored vector of ${v.length} bytes for an index of ${dims} dimensions`);
+      codes.set(new Int8Array(v.buffer, v.byteOffset + 4, dims), i * dims);
+    });
     const keys = Float64Array.from(ids);
     const generation = this._generation;
-    await this.ask({ op: "add", ids: keys, flat, whole }, [keys.buffer, flat.buffer]);
+    await this.ask({ op: "add", ids: keys, codes, whole }, [keys.buffer, codes.buffer]);
     // A thread that took over meanwhile started from its saved state: the high-water mark
     // stays where that put it, so catch-up adds what lies between again.
     if (generation !== this._generation) throw new VectorIndexUnavailable("the vector index thread restarted during an insert; catch-up starts again");

@@ -16,9 +16,9 @@ let mutations: Promise<unknown> = Promise.resolve();
 
 const turn = () => new Promise((r) => setTimeout(r, 0));
 
-async function add(ids: Float64Array, flat: Float32Array, whole: boolean) {
+async function add(ids: Float64Array, codes: Int8Array, whole: boolean) {
   const idx = index!;
-  if (whole) return idx.add(ids, flat);
+  if (whole) return idx.add(ids, codes);
   const dims = idx.dims;
   for (let at = 0; at < ids.length; ) {
     const started = performance.now();
@@ -26,7 +26,7 @@ async function add(ids: Float64Array, flat: Float32Array, whole: boolean) {
     // One thread: spreading a slice of a few inserts over both cores cost 10-20% more CPU in
     // a probe (20k vectors in slices of 16: 6.5-6.8 against 5.2-6.3 CPU-s) and takes the core
     // the model's workers are using.
-    idx.add(ids.subarray(at, end), flat.subarray(at * dims, end * dims), 1);
+    idx.add(ids.subarray(at, end), codes.subarray(at * dims, end * dims), 1);
     at = end;
     const ms = performance.now() - started;
     if (ms < ADD_SLICE_MS / 2) sliceSize = Math.min(1024, sliceSize * 2);
@@ -46,7 +46,7 @@ async function handle(m: VectorRequest): Promise<unknown> {
     case "search":
       return index!.search(m.query, m.k);
     case "add":
-      return add(m.ids, m.flat, m.whole);
+      return add(m.ids, m.codes, m.whole);
     case "snapshot":
       return index!.snapshot(m.tmp);
   }

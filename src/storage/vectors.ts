@@ -27,8 +27,11 @@ export interface VectorIndex {
   readonly generation: number;
   /** Vectors in the index as of its last answer. */
   size(): number;
-  /** `whole`: nobody is searching yet (start-up), so the batch goes in at once on every core. */
-  add(ids: number[], vectors: Float32Array[], whole?: boolean): Promise<void>;
+  /**
+   * Vectors as SQLite stores them (vector-codec.ts): the index keeps their int8 codes.
+   * `whole`: nobody is searching yet (start-up), so the batch goes in at once on every core.
+   */
+  add(ids: number[], stored: Uint8Array[], whole?: boolean): Promise<void>;
   search(query: Float32Array, k: number): Promise<VectorMatch[]>;
   /** Writes the index and its manifest atomically. */
   save(): Promise<void>;
@@ -132,17 +135,15 @@ export class UsearchIndex {
     return this.index.size();
   }
 
-  /** `flat` holds the vectors one after another; `threads` 0 means every core. */
-  add(ids: ArrayLike<number>, flat: Float32Array, threads = 0) {
+  /** `codes` holds the vectors' stored int8 codes one after another; `threads` 0 means every core. */
+  add(ids: ArrayLike<number>, codes: Int8Array, threads = 0) {
     if (ids.length === 0) return;
     const dims = this.dims;
-    if (flat.length !== ids.length * dims) throw new Error(`${ids.length} vectors of ${dims} dimensions take ${ids.length * dims} values, not ${flat.length}`);
+    if (codes.length !== ids.length * dims) throw new Error(`${ids.length} vectors of ${dims} dimensions take ${ids.length * dims} values, not ${codes.length}`);
     const keys = new BigUint64Array(ids.length);
-    const codes = new Int8Array(ids.length * dims);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       keys[i] = BigInt(id);
-      int8Codes(flat.subarray(i * dims, (i + 1) * dims), codes.subarray(i * dims, (i + 1) * dims));
       if (id > this._maxId) this._maxId = id;
     }
     // usearch refuses a key twice in a non-multi index: a re-embedded chunk replaces its vector
