@@ -43,7 +43,11 @@ export class RemoteProvider implements EmbeddingProvider {
       const body = await this.request(batch);
       const data = [...body.data].sort((a, b) => a.index - b.index);
       if (data.length !== batch.length) throw new EmbedError(`the embeddings endpoint returned ${data.length} vectors for ${batch.length} inputs`);
-      for (const d of data) vectors.push(normalizeRows(Float32Array.from(d.embedding), d.embedding.length));
+      for (const d of data) {
+        // The index and the stored vectors have the dimension probed at start; another would be stored and then refused by the index.
+        if (this.model.dims && d.embedding.length !== this.model.dims) throw new EmbedError(`the embeddings endpoint returned ${d.embedding.length} dimensions, ${this.model.dims} at start: restart ragd (and run \`ragd reindex\` if the model changed)`);
+        vectors.push(normalizeRows(Float32Array.from(d.embedding), d.embedding.length));
+      }
       for (const t of batch) tokens.push(Math.min(this.o.maxTokens, this.tokenizer.count(t)));
     }
     return { vectors, tokens };

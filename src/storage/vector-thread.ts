@@ -91,7 +91,6 @@ export class VectorIndexThread implements VectorIndex {
   private spawn(): Promise<Opened> {
     const worker = new Worker(WORKER_URL);
     this.worker = worker;
-    this._generation++;
     worker.onmessage = (e: MessageEvent<VectorReply>) => {
       const r = e.data;
       this._size = r.size;
@@ -113,7 +112,11 @@ export class VectorIndexThread implements VectorIndex {
       this.ready.catch(() => {});
     });
     return this.call<Opened>(worker, { op: "open", path: this.path, model: this.model, dims: this.dims, addon: this.addon }).then((o) => {
+      // Together: a new generation always means the high-water mark has fallen back. Counted
+      // at spawn, a catch-up between the two read on from the lost thread's mark and skipped
+      // what it had not saved.
       this._maxId = o.maxId;
+      this._generation++;
       return o;
     });
   }
