@@ -183,7 +183,6 @@ export class ChunkPlaces {
   }
 }
 
-
 /**
  * Which of these chunks the store's search may see, asked of their files' cuts: hits come
  * from few files (200 hits from about 70 at SciFact's sizes), and a file's row is small where

@@ -9,9 +9,10 @@ const TAIL_SIZE = 1024;
 // MERGE_FACTOR segments of one tier trail the list, they merge into one of the next tier. Each
 // chunk is copied about log4(chunks / TAIL_SIZE) times in all (5 at a million chunks), and at
 // most (MERGE_FACTOR - 1) segments stay in each tier (about 15 at a million chunks; with a
-// factor of 8, a server's rebuild of 1M had left 35). Every segment costs a search its own term lookups and document frequencies:
-// at 1M, 35 segments took BM25 1.6 ms a search and one 1.3 ms. A merge costs about 1 µs a
-// chunk (1M chunks in 35 segments merged into one in 0.9 s), so copying more often is cheap.
+// factor of 8, a server's rebuild of 1M had left 35). Every segment costs a search its own
+// term lookups and document frequencies: at 1M, 35 segments took BM25 1.6 ms a search and one
+// 1.3 ms. A merge costs about 1 µs a chunk (1M chunks in 35 segments merged into one in
+// 0.9 s), so copying more often is cheap.
 const MERGE_FACTOR = 4;
 // A segment whose deleted share passes this is rewritten without them.
 const PURGE_SHARE = 0.2;
@@ -309,15 +310,21 @@ export function idRangesOf(ids: Iterable<number>): Float64Array {
   return Float64Array.from(out);
 }
 
-/** Whether an id is in ascending, disjoint id ranges (see idRangesOf). */
-function inRanges(ranges: Float64Array, id: number) {
+/** The first of ascending, disjoint id ranges (see idRangesOf) that ends at or after `id`. */
+function rangeReaching(ranges: Float64Array, id: number) {
   let lo = 0;
   for (let hi = ranges.length / 2; lo < hi; ) {
     const mid = (lo + hi) >>> 1;
     if (ranges[mid * 2 + 1]! < id) lo = mid + 1;
     else hi = mid;
   }
-  return lo * 2 < ranges.length && ranges[lo * 2]! <= id;
+  return lo;
+}
+
+/** Whether an id is in ascending, disjoint id ranges (see idRangesOf). */
+function inRanges(ranges: Float64Array, id: number) {
+  const r = rangeReaching(ranges, id);
+  return r * 2 < ranges.length && ranges[r * 2]! <= id;
 }
 
 const NONE_ALLOWED = new Uint32Array(0);
@@ -329,14 +336,7 @@ function allowedOrdinals(seg: Segment, ranges: Float64Array): Uint32Array {
   const bits = new Bitset(ids.length);
   let any = false;
   let from = 0;
-  // the first range that can reach into the segment
-  let lo = 0;
-  for (let hi = ranges.length / 2; lo < hi; ) {
-    const mid = (lo + hi) >>> 1;
-    if (ranges[mid * 2 + 1]! < seg.firstId) lo = mid + 1;
-    else hi = mid;
-  }
-  for (let r = lo; r * 2 < ranges.length; r++) {
+  for (let r = rangeReaching(ranges, seg.firstId); r * 2 < ranges.length; r++) {
     const first = ranges[r * 2]!;
     const last = ranges[r * 2 + 1]!;
     if (first > seg.lastId) break;

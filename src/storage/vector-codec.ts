@@ -10,9 +10,8 @@ export function encodeVector(v: Float32Array): Uint8Array {
 }
 
 /**
- * The stored int8 codes of `v`, written to `out`; returns their scale. A decoded vector
- * encodes to the same codes again, so the vector index (vectors.ts) holds exactly what
- * SQLite stores.
+ * The int8 codes of `v` as they are stored, written to `out`; returns their scale. The vector
+ * index (vectors.ts) holds the stored codes and cuts each query to codes the same way.
  */
 export function int8Codes(v: ArrayLike<number>, out: Int8Array): number {
   let max = 0;
