@@ -18,7 +18,7 @@ models/dist/use-lite.json: models/build-use-lite.ts models/onnx-proto.ts models/
 	$(BUN) models/build-use-lite.ts models/dist
 
 # Native libraries the single binary carries (see src/native/assets.ts).
-models/dist/native/manifest.json: models/stage-native.ts src/search/bm25-kernel.c node_modules/.installed
+models/dist/native/manifest.json: models/stage-native.ts src/search/bm25-kernel.c src/search/int8-dot.c node_modules/.installed
 	$(BUN) models/stage-native.ts models/dist/native
 
 serve: install

@@ -23,6 +23,7 @@ import { S3BlobStore, parseS3Url } from "./storage/s3-blobs";
 import { openRepos } from "./storage/open";
 import { installBindings, nativePaths, type NativePaths } from "./native/assets";
 import { openBm25Kernel, useBm25Kernel } from "./search/bm25-kernel";
+import { openInt8Dots, useInt8Dots } from "./search/int8-dot";
 import type { OcrSettings } from "./ocr/engine";
 import { log } from "./util/log";
 import type { Server } from "bun";
@@ -113,7 +114,8 @@ export async function openServices(config: Config): Promise<Services> {
   await keys.init();
   const natives = nativePaths(cacheDir(config));
   installBindings(natives);
-  useBm25Kernel(natives.bm25 ? openBm25Kernel(natives.bm25) : null);
+  useBm25Kernel(natives.kernels ? openBm25Kernel(natives.kernels) : null);
+  useInt8Dots(natives.kernels ? openInt8Dots(natives.kernels) : null);
   const embedder = await openProvider(embedConfig(config, natives));
   const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(config.dataDir, "vectors"), join(config.dataDir, "keyword"), natives.usearch);
   const stores = repos.stores;

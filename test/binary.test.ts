@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { FIXTURES, fixture } from "./helpers/docs";
 import { ROOT, cleanup, listeningUrl, tempDir } from "./helpers/ragd";
-import { sourceBm25Path } from "../src/native/assets";
+import { sourceKernelsPath } from "../src/native/assets";
 
 const buildDir = tempDir("ragd-build-");
 const runDir = tempDir("ragd-bin-");
@@ -195,7 +195,7 @@ test.skipIf(!canChroot)("in an empty root-like directory holding only the C and 
         });
         expect(`${done.filename}: ${done.status} ${done.status_details}`).toBe(`${done.filename}: processed null`);
       }
-      expect(readdirSync(join(root, "data/cache")).sort().map((d) => d.replace(/-[0-9a-f]{16}$/, ""))).toEqual([...(sourceBm25Path() ? ["bm25"] : []), "canvas", "onnxruntime", "sharp", "usearch"]);
+      expect(readdirSync(join(root, "data/cache")).sort().map((d) => d.replace(/-[0-9a-f]{16}$/, ""))).toEqual([...(sourceKernelsPath() ? ["kernels"] : []), "canvas", "onnxruntime", "sharp", "usearch"]);
       // ragd's own BM25 kernel loads there too (a failure would leave keyword search on its JavaScript loop).
       expect(err).not.toContain("BM25 kernel did not load");
     } finally {

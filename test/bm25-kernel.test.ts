@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { sourceBm25Path } from "../src/native/assets";
+import { sourceKernelsPath } from "../src/native/assets";
 import { analyze, parseQuery } from "../src/search/analyzer";
 import { bm25Kernel, openBm25Kernel, useBm25Kernel } from "../src/search/bm25-kernel";
 import { idRangesOf, KeywordIndex } from "../src/search/keyword-index";
@@ -48,11 +48,11 @@ async function bigIndex() {
 
 describe("BM25 kernel", () => {
   test("loads whenever the build staged one (CI checks that it did)", () => {
-    expect(bm25Kernel() !== null).toBe(sourceBm25Path() !== null);
+    expect(bm25Kernel() !== null).toBe(sourceKernelsPath() !== null);
   });
 
   test("a library of another kernel version is refused, not called with the wrong arguments", () => {
-    const path = sourceBm25Path();
+    const path = sourceKernelsPath();
     if (!path) return;
     const dir = mkdtempSync(join(tmpdir(), "ragd-bm25-abi-"));
     try {

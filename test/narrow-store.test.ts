@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { idRangesOf } from "../src/search/keyword-index";
 import { encodeVector } from "../src/storage/vector-codec";
+import { SqliteChunksRepo } from "../src/storage/sqlite/chunks-repo";
 import { cleanup, tempDir } from "./helpers/ragd";
 import { unitVector, withSearchService } from "./helpers/search";
 
@@ -51,6 +52,13 @@ test("a store that sees 5% of the chunks: every hit is its own, keyword ranking 
         const alone = await search.keywords.search(query, 100, idRangesOf(allowed));
         expect(keyword).toEqual(alone);
         if (q === 0) expect(keyword.length).toBeGreaterThan(0);
+        // the dense candidates: exact over the store's chunks (held in memory, int8-dot.c), as
+        // SQLite's scan of the same rows scores them
+        const { dense } = await search.candidates("vs_small", query, { filter, now, embeddingWeight: 1 }, 20);
+        const exact = new Map((await new SqliteChunksRepo(db).exact("vs_small", filter, now, await search.embedQuery(query), 40)).map((e) => [e.id, e.score]));
+        expect(dense.length).toBe(20);
+        for (const d of dense) expect(Math.abs(d.score - exact.get(d.id)!)).toBeLessThan(1e-4);
+        expect(dense[19]!.score).toBeGreaterThan([...exact.values()][19]! - 1e-4);
       }
     }
   });

@@ -13,7 +13,7 @@ import vipsLibrary from "../../models/dist/native/libvips-cpp.so.bin" with { typ
 import sharpBinding from "../../models/dist/native/sharp.node.bin" with { type: "file" };
 import usearchBinding from "../../models/dist/native/usearch.node.bin" with { type: "file" };
 import canvasBinding from "../../models/dist/native/canvas.node.bin" with { type: "file" };
-import bm25Library from "../../models/dist/native/libragd_bm25.so.bin" with { type: "file" };
+import kernelsLibrary from "../../models/dist/native/libragd_kernels.so.bin" with { type: "file" };
 
 const staged = manifest as Record<string, { name: string; bytes: number; checksum: string }>;
 const real = Object.fromEntries(Object.entries(staged).map(([file, m]) => [file, m.name]));
@@ -30,8 +30,8 @@ export interface NativePaths {
   usearch: string;
   /** @napi-rs/canvas's addon (pdf.js draws with it); null from source. */
   canvas: string | null;
-  /** ragd's BM25 kernel (src/search/bm25-kernel.ts); null when the build had no C compiler. */
-  bm25: string | null;
+  /** ragd's kernels (src/search/bm25-kernel.c, int8-dot.c); null when the build had no C compiler. */
+  kernels: string | null;
 }
 
 /**
@@ -46,7 +46,7 @@ export function nativePaths(cacheDir: string): NativePaths {
       sharp: null,
       usearch: sourceUsearchPath(),
       canvas: null,
-      bm25: sourceBm25Path(),
+      kernels: sourceKernelsPath(),
     };
   const ort = extractNative(cacheDir, "onnxruntime", { ...embedded("onnxruntime_binding.node.bin", ortBinding), ...embedded("libonnxruntime.so.1.bin", ortLibrary) });
   return {
@@ -55,12 +55,12 @@ export function nativePaths(cacheDir: string): NativePaths {
     usearch: join(extractNative(cacheDir, "usearch", embedded("usearch.node.bin", usearchBinding, "usearch.node")), "usearch.node"),
     // Bun would otherwise write this one to /tmp itself, which a minimal container may lack.
     canvas: join(extractNative(cacheDir, "canvas", embedded("canvas.node.bin", canvasBinding, "skia.node")), "skia.node"),
-    bm25: builtBm25() ? join(extractNative(cacheDir, "bm25", embedded("libragd_bm25.so.bin", bm25Library)), real["libragd_bm25.so.bin"]!) : null,
+    kernels: builtKernels() ? join(extractNative(cacheDir, "kernels", embedded("libragd_kernels.so.bin", kernelsLibrary)), real["libragd_kernels.so.bin"]!) : null,
   };
 }
 
-// An empty staged kernel means the build found no C compiler (models/stage-native.ts).
-const builtBm25 = () => (staged["libragd_bm25.so.bin"]?.bytes ?? 0) > 0;
+// An empty staged library means the build found no C compiler (models/stage-native.ts).
+const builtKernels = () => (staged["libragd_kernels.so.bin"]?.bytes ?? 0) > 0;
 
 /**
  * usearch's addon where npm put it, found as usearch's own loader would: a local build first,
@@ -74,8 +74,8 @@ export function sourceUsearchPath() {
   return candidates.find((p) => existsSync(p)) ?? candidates[1]!;
 }
 
-/** From source, the BM25 kernel loads from its staged copy (the loader ignores the `.bin`). */
-export const sourceBm25Path = () => (builtBm25() ? bm25Library : null);
+/** From source, the kernels load from their staged copy (the loader ignores the `.bin`). */
+export const sourceKernelsPath = () => (builtKernels() ? kernelsLibrary : null);
 
 /**
  * The vector index finds usearch's addon in a global (src/storage/usearch-addon.ts), and so,

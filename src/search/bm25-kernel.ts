@@ -1,5 +1,5 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { sourceBm25Path } from "../native/assets";
+import { sourceKernelsPath } from "../native/assets";
 import { IN_BINARY } from "../native/extract";
 import { log } from "../util/log";
 import { K1, type Segment } from "./segment";
@@ -96,7 +96,7 @@ let current: Bm25Kernel | null | undefined;
 /** The kernel keyword search uses, or null for its JavaScript loop. */
 export function bm25Kernel(): Bm25Kernel | null {
   if (current === undefined) {
-    const path = IN_BINARY ? null : sourceBm25Path();
+    const path = IN_BINARY ? null : sourceKernelsPath();
     current = path ? openBm25Kernel(path) : null;
   }
   return current;

@@ -13,6 +13,7 @@ import { embedOrUnavailable } from "./embeddings";
 import { KeywordSearch } from "../search/keyword-search";
 import { visibleByPlace } from "../search/chunk-places";
 import { idRangesOf } from "../search/keyword-index";
+import { ExactVectors, idsIn } from "../search/exact-vectors";
 
 /**
  * Hybrid ranking: both lists are min-max normalised over the candidates and summed with
@@ -21,8 +22,16 @@ import { idRangesOf } from "../search/keyword-index";
  * BM25 too, so the default leans on keywords.
  */
 export const DEFAULT_EMBEDDING_WEIGHT = 0.4;
-// Up to this many vectors in all, exact search over SQLite is as fast as HNSW and exact.
+// Up to this many vectors in all, exact search is as fast as HNSW and exact.
 const EXACT_LIMIT = 2_000;
+// A store or filter seeing up to this many chunks is searched exactly, over its vectors held
+// in memory (search/exact-vectors.ts): about 2 ms at 100,000 (int8-dot.c on 2 cores' one),
+// where the graph, which spans every store, would be asked for many times the results.
+const EXACT_IN_MEMORY = 100_000;
+// What those vectors may take (516 bytes each at 512 dimensions: about 250,000).
+const EXACT_MEMORY_BYTES = 128 * 2 ** 20;
+// Stores (and filters) whose chunks were last counted, by how many there were.
+const STORE_SIZES = 4096;
 const CATCH_UP_BATCH = 2_000;
 // Before the server serves (nobody searches): fewer, larger inserts, each spread over every core.
 const START_BATCH = 10_000;
@@ -56,10 +65,23 @@ export interface SearchHit extends ChunkHit {
 
 export class ModelMismatchError extends Error {}
 
+/** What one search may see: its store and filter, and their chunks, worked out once when first needed. */
+interface Scope {
+  storeId: string;
+  filter: AttributeFilter | null;
+  now: number;
+  /** The chunks the store and filter saw when a search last counted them. */
+  seen: number | undefined;
+  /** Their chunks as id ranges (see storeChunks). */
+  ranges(): Promise<Float64Array>;
+}
+
 export class SearchService {
   private index!: VectorIndex;
   readonly keywords: KeywordSearch;
   private readonly queryVectors = new Map<string, Float32Array>();
+  private readonly exactVectors: ExactVectors;
+  private readonly storeSizes = new Map<string, number>();
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
   private followTimer: ReturnType<typeof setInterval> | null = null;
   private catchUpTimer: ReturnType<typeof setTimeout> | null = null;
@@ -88,6 +110,11 @@ export class SearchService {
     private readonly usearchAddon?: string,
   ) {
     this.keywords = new KeywordSearch(chunks, keywordDir);
+    this.exactVectors = new ExactVectors(
+      (first, last) => chunks.embeddedAfter(first - 1, last - first + 1),
+      embedder.model.dims,
+      EXACT_MEMORY_BYTES,
+    );
   }
 
   get indexPath() {
@@ -232,6 +259,7 @@ export class SearchService {
     await this.index?.close();
     this.index = (await VectorIndexThread.open(this.indexPath, m.id, m.dims, this.usearchAddon)).index;
     this.queryVectors.clear();
+    this.exactVectors.clear();
     const done = await this.backfill((n) => onProgress(n, total));
     await this.saveNow();
     return done;
@@ -335,6 +363,7 @@ export class SearchService {
 
   /** Both candidate lists for one query, before fusion (`bench/` fuses them with several weights). */
   async candidates(storeId: string, query: string, o: Pick<SearchOptions, "filter" | "now" | "embeddingWeight">, n: number) {
+    const scope = this.scope(storeId, o.filter, o.now);
     // The HNSW search runs on its thread while BM25 runs here, so BM25 starts once the
     // index has been asked; a query not embedded yet is embedded in the model's worker
     // meanwhile, and BM25 does not wait for that.
@@ -342,11 +371,11 @@ export class SearchService {
     const embedding = o.embeddingWeight > 0 ? (cached ? Promise.resolve(cached) : this.embedQuery(query)) : null;
     let asked = () => {};
     const denseAsked = new Promise<void>((r) => (asked = r));
-    const denseRun = embedding ? embedding.then((vector) => this.dense(storeId, o.filter, o.now, vector, n, asked)) : Promise.resolve([]);
+    const denseRun = embedding ? embedding.then((vector) => this.dense(scope, vector, n, asked)) : Promise.resolve([]);
     denseRun.catch(() => {}); // awaited below; this only keeps an early failure from counting as unhandled
     const keywordStart = cached ? Promise.race([denseAsked, denseRun.then(() => {}, () => {})]) : Promise.resolve();
     // Both lists are gathered at once: with a database over the network their reads overlap.
-    const keywordRun = o.embeddingWeight < 1 ? keywordStart.then(() => this.keyword(storeId, o.filter, o.now, query, n)) : Promise.resolve([]);
+    const keywordRun = o.embeddingWeight < 1 ? keywordStart.then(() => this.keyword(scope, query, n)) : Promise.resolve([]);
     keywordRun.catch(() => {});
     const [keyword, dense] = await Promise.all([keywordRun, denseRun]).catch(async (e) => {
       // Neither run is left going after the search has failed; a query that could not be
@@ -369,17 +398,47 @@ export class SearchService {
     return known;
   }
 
+  private scope(storeId: string, filter: AttributeFilter | null, now: number): Scope {
+    const key = `${storeId}\0${JSON.stringify(filter)}`;
+    let ranges: Promise<Float64Array> | undefined;
+    return {
+      storeId,
+      filter,
+      now,
+      seen: this.storeSizes.get(key),
+      ranges: () =>
+        (ranges ??= this.storeChunks(storeId, filter, now).then((r) => {
+          this.storeSizes.delete(key);
+          this.storeSizes.set(key, idsIn(r));
+          if (this.storeSizes.size > STORE_SIZES) this.storeSizes.delete(this.storeSizes.keys().next().value!);
+          return r;
+        })),
+    };
+  }
+
+  /** Known (from an earlier search) to see few enough chunks to search them on their own. */
+  private static narrow(scope: Scope) {
+    return scope.seen !== undefined && scope.seen <= EXACT_IN_MEMORY;
+  }
+
+  /** Exact search over the scope's chunks when they are few enough to hold in memory; else null. */
+  private async exactInMemory(scope: Scope, vector: Float32Array, n: number): Promise<Scored[] | null> {
+    const ranges = await scope.ranges();
+    return idsIn(ranges) <= EXACT_IN_MEMORY ? this.exactVectors.search(ranges, vector, n) : null;
+  }
+
   /** `asked`: called once the index has the search (or the search is exact, here). */
-  private async dense(storeId: string, filter: AttributeFilter | null, now: number, vector: Float32Array, n: number, asked = () => {}): Promise<Scored[]> {
+  private async dense(scope: Scope, vector: Float32Array, n: number, asked = () => {}): Promise<Scored[]> {
     // (BM25 does not wait for the vector index to take in recent commits)
     await this.vectorFreshen(asked).catch((e) => {
       asked();
       throw e;
     });
     const total = this.index.size();
-    if (total <= EXACT_LIMIT) {
+    if (total <= EXACT_LIMIT || SearchService.narrow(scope)) {
       asked();
-      return this.chunks.exact(storeId, filter, now, vector, n);
+      const exact = await this.exactInMemory(scope, vector, n);
+      if (exact) return exact;
     }
     // The index spans every store: widen until `n` of this store's (and filter's) chunks
     // survive, asking next for as many as the share seen so far says it takes (half again
@@ -391,31 +450,36 @@ export class SearchService {
         if (!(e instanceof VectorIndexUnavailable)) throw e;
         throw new RagdError("search_unavailable", "Search is unavailable for a moment: the vector index is being reloaded after a fault. Retry in a few seconds.", null, { "retry-after": "2" });
       });
-      const visible = await this.visible(storeId, filter, now, matches.map((m) => m.id));
+      const visible = await this.visible(scope.storeId, scope.filter, scope.now, matches.map((m) => m.id));
       const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
       if (hits.length >= n || k >= total) return hits.slice(0, n);
+      // As many chunks as their share suggests, few enough to hold: searched on their own.
+      const exact = (hits.length / k) * total <= EXACT_IN_MEMORY ? await this.exactInMemory(scope, vector, n) : null;
+      if (exact) return exact;
       const needed = Math.ceil((n * k * 1.5) / Math.max(1, hits.length));
       // Exact when the store's chunks (as many as their share suggests) are no more than the
       // candidates the index would be asked for.
-      if (needed > n * 128 || (hits.length / k) * total <= needed) return this.chunks.exact(storeId, filter, now, vector, n);
+      if (needed > n * 128 || (hits.length / k) * total <= needed)
+        return (await this.exactInMemory(scope, vector, n)) ?? this.chunks.exact(scope.storeId, scope.filter, scope.now, vector, n);
       k = Math.min(total, Math.max(k * 2, needed));
     }
   }
 
-  private async keyword(storeId: string, filter: AttributeFilter | null, now: number, query: string, n: number): Promise<Scored[]> {
+  private async keyword(scope: Scope, query: string, n: number): Promise<Scored[]> {
     await this.keywords.freshen();
     // Most searches see most chunks (the knowledge base, a store without filters): rank over
     // all chunks and keep the visible ones, widening once. A store or filter that sees too few
-    // of them is ranked inside its own chunks.
-    for (const k of [n * 2, n * 16]) {
-      const ranked = await this.keywords.search(query, k);
-      const visible = await this.visible(storeId, filter, now, ranked.map((r) => r.id));
-      const hits = ranked.filter((r) => visible.has(r.id));
-      if (hits.length >= n || ranked.length < k) return hits.slice(0, n);
-      // Seeing under an eighth of the first candidates, the wider try would fall short too.
-      if (hits.length * 8 < n) break;
-    }
-    return this.keywords.search(query, n, await this.storeChunks(storeId, filter, now));
+    // of them (or did at an earlier search) is ranked inside its own chunks.
+    if (!SearchService.narrow(scope))
+      for (const k of [n * 2, n * 16]) {
+        const ranked = await this.keywords.search(query, k);
+        const visible = await this.visible(scope.storeId, scope.filter, scope.now, ranked.map((r) => r.id));
+        const hits = ranked.filter((r) => visible.has(r.id));
+        if (hits.length >= n || ranked.length < k) return hits.slice(0, n);
+        // Seeing under an eighth of the first candidates, the wider try would fall short too.
+        if (hits.length * 8 < n) break;
+      }
+    return this.keywords.search(query, n, await scope.ranges());
   }
 
   /**
