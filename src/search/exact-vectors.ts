@@ -72,6 +72,11 @@ export class ExactVectors {
     return top.sort(byScore).slice(0, k);
   }
 
+  /** What each vector held takes: its codes, scale and id. */
+  static bytesPerVector(dims: number) {
+    return dims + 4 + 8;
+  }
+
   /** Forgets every vector held (`ragd reindex` writes new ones under the same ids). */
   clear() {
     this.slabs.clear();
@@ -119,4 +124,5 @@ export class ExactVectors {
 }
 
 const slabBytes = (s: Slab) => s.ids.byteLength + s.codes.byteLength + s.scales.byteLength;
+
 const byScore = (a: Scored, b: Scored) => b.score - a.score || a.id - b.id;

@@ -28,7 +28,7 @@ const EXACT_LIMIT = 2_000;
 // in memory (search/exact-vectors.ts): about 2 ms at 100,000 (int8-dot.c on 2 cores' one),
 // where the graph, which spans every store, would be asked for many times the results.
 const EXACT_IN_MEMORY = 100_000;
-// What those vectors may take (516 bytes each at 512 dimensions: about 250,000).
+// What those vectors may take (524 bytes each at 512 dimensions: about 256,000).
 const EXACT_MEMORY_BYTES = 128 * 2 ** 20;
 // Stores (and filters) whose chunks were last counted, by how many there were.
 const STORE_SIZES = 4096;
@@ -421,10 +421,10 @@ export class SearchService {
     return scope.seen !== undefined && scope.seen <= EXACT_IN_MEMORY;
   }
 
-  /** Exact search over the scope's chunks when they are few enough to hold in memory; else null. */
-  private async exactInMemory(scope: Scope, vector: Float32Array, n: number): Promise<Scored[] | null> {
+  /** Exact search over the scope's chunks when they are no more than `most`, in memory; else null. */
+  private async exactInMemory(scope: Scope, vector: Float32Array, n: number, most = EXACT_IN_MEMORY): Promise<Scored[] | null> {
     const ranges = await scope.ranges();
-    return idsIn(ranges) <= EXACT_IN_MEMORY ? this.exactVectors.search(ranges, vector, n) : null;
+    return idsIn(ranges) <= most ? this.exactVectors.search(ranges, vector, n) : null;
   }
 
   /** `asked`: called once the index has the search (or the search is exact, here). */
@@ -459,8 +459,10 @@ export class SearchService {
       const needed = Math.ceil((n * k * 1.5) / Math.max(1, hits.length));
       // Exact when the store's chunks (as many as their share suggests) are no more than the
       // candidates the index would be asked for.
+      // (in memory while the bound can hold them all: milliseconds, where SQLite's scan of a
+      // store's rows takes about 2 us a row)
       if (needed > n * 128 || (hits.length / k) * total <= needed)
-        return (await this.exactInMemory(scope, vector, n)) ?? this.chunks.exact(scope.storeId, scope.filter, scope.now, vector, n);
+        return (await this.exactInMemory(scope, vector, n, EXACT_MEMORY_BYTES / ExactVectors.bytesPerVector(this.embedder.model.dims))) ?? this.chunks.exact(scope.storeId, scope.filter, scope.now, vector, n);
       k = Math.min(total, Math.max(k * 2, needed));
     }
   }
