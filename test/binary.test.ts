@@ -195,7 +195,7 @@ test.skipIf(!canChroot)("in an empty root-like directory holding only the C and 
         });
         expect(`${done.filename}: ${done.status} ${done.status_details}`).toBe(`${done.filename}: processed null`);
       }
-      expect(readdirSync(join(root, "data/cache")).sort().map((d) => d.replace(/-[0-9a-f]{16}$/, ""))).toEqual([...(sourceKernelsPath() ? ["kernels"] : []), "canvas", "onnxruntime", "sharp", "usearch"]);
+      expect(readdirSync(join(root, "data/cache")).sort().map((d) => d.replace(/-[0-9a-f]{16}$/, ""))).toEqual(["canvas", ...(sourceKernelsPath() ? ["kernels"] : []), "onnxruntime", "sharp", "usearch"]);
       // ragd's own BM25 kernel loads there too (a failure would leave keyword search on its JavaScript loop).
       expect(err).not.toContain("BM25 kernel did not load");
     } finally {
