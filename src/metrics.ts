@@ -10,7 +10,7 @@ export interface MetricSources {
   /** Called as a scrape begins: what the gauges read is read once per scrape. */
   beginScrape?(): void;
   jobs(): Promise<{ states: Record<string, number>; oldestQueuedMs: number | null }>;
-  vectorIndex(): { size: number; lastSaveMs: number | null };
+  vectorIndex(): { size: number; lastSaveMs: number | null; exactBytes: number };
   keywordIndexSize(): Promise<number>;
   projectBytes(): Promise<{ project: string; bytes: number }[]>;
 }
@@ -106,6 +106,14 @@ class Metrics {
       collect() {
         const at = sources.vectorIndex().lastSaveMs;
         this.set(at === null ? 0 : at / 1000);
+      },
+    });
+    new client.Gauge({
+      name: "ragd_exact_search_vector_bytes",
+      help: "Bytes of narrow stores' vectors held in memory for exact search (bounded at 128 MiB)",
+      registers: r,
+      collect() {
+        this.set(sources.vectorIndex().exactBytes);
       },
     });
     new client.Gauge({

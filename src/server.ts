@@ -176,7 +176,7 @@ function metricSources(s: Services): MetricSources {
       jobs = null;
     },
     jobs: () => (jobs ??= s.repos.ingestion.stats()),
-    vectorIndex: () => ({ size: s.search.vectorCount, lastSaveMs: s.search.lastSaveMs }),
+    vectorIndex: () => ({ size: s.search.vectorCount, lastSaveMs: s.search.lastSaveMs, exactBytes: s.search.exactVectorBytes }),
     keywordIndexSize: () => s.repos.chunks.chunkCount(),
     projectBytes: () => s.repos.files.bytesByProject(),
   };

@@ -245,6 +245,20 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect((await r.ingestion.missingEmbeddings(10)).length).toBe(2);
       expect(await r.chunks.getMeta("embedding_model")).toBe('{"id":"m2"}');
     });
+
+    test("the vectors of id ranges: only the chunks inside them that have one, in id order", async () => {
+      const r = await setup();
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      await r.ingestion.claim("me", T, 1000, 3);
+      await r.ingestion.finish(A, "me", processed("c0", "c1", "c2", "c3", "c4", "c5", "c6"), T);
+      const ids = (await r.ingestion.missingEmbeddings(10)).map((m) => m.id);
+      // every chunk but the fifth gets a vector naming its position
+      await r.ingestion.setEmbeddings(ids.filter((_, i) => i !== 4).map((id) => ({ id, embedding: new Uint8Array([ids.indexOf(id), 9, 9, 9, 9]) })));
+      const read = await r.chunks.embeddingsIn(Float64Array.from([ids[1]!, ids[2]!, ids[4]!, ids[5]!]));
+      expect(read.map((v) => v.id)).toEqual([ids[1]!, ids[2]!, ids[5]!]);
+      expect(read.map((v) => [...v.embedding])).toEqual([1, 2, 5].map((i) => [i, 9, 9, 9, 9]));
+      expect(await r.chunks.embeddingsIn(new Float64Array(0))).toEqual([]);
+    });
   });
 
   describe("the chunk change log (what derived indexes replay)", () => {

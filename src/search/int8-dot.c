@@ -4,8 +4,8 @@
  * dot product with a query cut to int16, then scaled:
  *   out[i] = ((float)dot * qscale) * scales[i]
  * The sum is of integers, so every instruction set gives the same bits, and so does
- * exact-vectors.ts's JavaScript loop (the fallback when no C compiler built this). The caller
- * keeps |query codes| <= 2^31 / (127 * dims), so the int32 sum cannot overflow.
+ * int8-dot.ts's JavaScript loop (the fallback when no C compiler built this). The caller
+ * keeps |query codes| <= 2^31 / (128 * dims), so the int32 sum cannot overflow.
  *
  * Why native: a store of 50,000 chunks is 25.6M multiply-adds a search; the JavaScript loop
  * does about one per nanosecond, AVX2 does 16 per instruction.
@@ -32,14 +32,17 @@ static void dots_base(const int8_t *codes, const float *scales, int32_t n, int32
 
 __attribute__((target("avx2"))) static void dots_avx2(const int8_t *codes, const float *scales, int32_t n, int32_t dims, const int16_t *q, float qscale, float *out) { DOTS_BODY }
 
-/* AVX2 needs the CPU's flag and the OS saving the wide registers (XCR0 bits 1 and 2). */
+/* AVX2 needs the CPU's AVX and AVX2 flags and the OS saving the wide registers (OSXSAVE,
+ * then XCR0 bits 1 and 2). (__cpuid_count, not __get_cpuid_count: older compilers lack it.) */
 static int has_avx2(void) {
   unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
+  if (__get_cpuid_max(0, 0) < 7) return 0;
+  __cpuid(1, a, b, c, d);
+  if (!(c & (1u << 27)) || !(c & (1u << 28))) return 0;
   unsigned lo, hi;
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   if ((lo & 6) != 6) return 0;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+  __cpuid_count(7, 0, a, b, c, d);
   return (b & (1u << 5)) != 0;
 }
 #else

@@ -69,11 +69,11 @@ export function useInt8Dots(kernel: Int8Dots | null | undefined): Int8Dots | nul
 
 /**
  * A query cut to int16 codes for int8Dots, as large as the int32 sums allow at this many
- * dimensions (|sum| <= 127 * dims * max code < 2^31); returns the codes' scale. At 512
- * dimensions a code is within 1/65,534 of the query's largest component.
+ * dimensions (|sum| <= 128 * dims * max code < 2^31, whatever int8 codes are stored); returns
+ * the codes' scale. At 512 dimensions a code is within 1/65,534 of the query's largest component.
  */
 export function int16Query(v: Float32Array, out: Int16Array): number {
-  const top = Math.min(32767, Math.floor(0x7fffffff / (127 * v.length)));
+  const top = Math.min(32767, Math.floor(0x7fffffff / (128 * v.length)));
   let max = 0;
   for (let i = 0; i < v.length; i++) max = Math.max(max, Math.abs(v[i]!));
   const scale = max / top || 1;

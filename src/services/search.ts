@@ -25,8 +25,10 @@ export const DEFAULT_EMBEDDING_WEIGHT = 0.4;
 // Up to this many vectors in all, exact search is as fast as HNSW and exact.
 const EXACT_LIMIT = 2_000;
 // A store or filter seeing up to this many chunks is searched exactly, over its vectors held
-// in memory (search/exact-vectors.ts): about 2 ms at 100,000 (int8-dot.c on 2 cores' one),
-// where the graph, which spans every store, would be asked for many times the results.
+// in memory (search/exact-vectors.ts): about 2 ms at 100,000 (int8-dot.c, one core), where
+// the graph, which spans every store, would be asked for many times the results. At most
+// half of what the bound below holds, so two such stores stay held (a model of many
+// dimensions lowers it).
 const EXACT_IN_MEMORY = 100_000;
 // What those vectors may take (524 bytes each at 512 dimensions: about 256,000).
 const EXACT_MEMORY_BYTES = 128 * 2 ** 20;
@@ -81,6 +83,9 @@ export class SearchService {
   readonly keywords: KeywordSearch;
   private readonly queryVectors = new Map<string, Float32Array>();
   private readonly exactVectors: ExactVectors;
+  /** EXACT_IN_MEMORY, or less for a model of many dimensions; and how many vectors the bound holds. */
+  private readonly exactMost: number;
+  private readonly exactHolds: number;
   private readonly storeSizes = new Map<string, number>();
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
   private followTimer: ReturnType<typeof setInterval> | null = null;
@@ -93,6 +98,11 @@ export class SearchService {
   private serving = false;
   /** When the index was last saved, for /metrics. */
   lastSaveMs: number | null = null;
+
+  /** Narrow stores' vectors held for exact search, for /metrics. */
+  get exactVectorBytes() {
+    return this.exactVectors.heldBytes;
+  }
 
   /** Vectors in the index, for /metrics. */
   get vectorCount() {
@@ -110,11 +120,9 @@ export class SearchService {
     private readonly usearchAddon?: string,
   ) {
     this.keywords = new KeywordSearch(chunks, keywordDir);
-    this.exactVectors = new ExactVectors(
-      (first, last) => chunks.embeddedAfter(first - 1, last - first + 1),
-      embedder.model.dims,
-      EXACT_MEMORY_BYTES,
-    );
+    this.exactVectors = new ExactVectors((ranges) => chunks.embeddingsIn(ranges), embedder.model.dims, EXACT_MEMORY_BYTES);
+    this.exactHolds = Math.floor(EXACT_MEMORY_BYTES / ExactVectors.bytesPerVector(embedder.model.dims));
+    this.exactMost = Math.min(EXACT_IN_MEMORY, Math.floor(this.exactHolds / 2));
   }
 
   get indexPath() {
@@ -406,8 +414,9 @@ export class SearchService {
       filter,
       now,
       seen: this.storeSizes.get(key),
+      // (after the keyword replay, which the places the ranges come from follow)
       ranges: () =>
-        (ranges ??= this.storeChunks(storeId, filter, now).then((r) => {
+        (ranges ??= this.keywords.freshen().then(() => this.storeChunks(storeId, filter, now)).then((r) => {
           this.storeSizes.delete(key);
           this.storeSizes.set(key, idsIn(r));
           if (this.storeSizes.size > STORE_SIZES) this.storeSizes.delete(this.storeSizes.keys().next().value!);
@@ -417,12 +426,12 @@ export class SearchService {
   }
 
   /** Known (from an earlier search) to see few enough chunks to search them on their own. */
-  private static narrow(scope: Scope) {
-    return scope.seen !== undefined && scope.seen <= EXACT_IN_MEMORY;
+  private narrow(scope: Scope) {
+    return scope.seen !== undefined && scope.seen <= this.exactMost;
   }
 
   /** Exact search over the scope's chunks when they are no more than `most`, in memory; else null. */
-  private async exactInMemory(scope: Scope, vector: Float32Array, n: number, most = EXACT_IN_MEMORY): Promise<Scored[] | null> {
+  private async exactInMemory(scope: Scope, vector: Float32Array, n: number, most = this.exactMost): Promise<Scored[] | null> {
     const ranges = await scope.ranges();
     return idsIn(ranges) <= most ? this.exactVectors.search(ranges, vector, n) : null;
   }
@@ -435,7 +444,11 @@ export class SearchService {
       throw e;
     });
     const total = this.index.size();
-    if (total <= EXACT_LIMIT || SearchService.narrow(scope)) {
+    if (total <= EXACT_LIMIT) {
+      asked();
+      return (await this.exactInMemory(scope, vector, n)) ?? this.chunks.exact(scope.storeId, scope.filter, scope.now, vector, n);
+    }
+    if (this.narrow(scope)) {
       asked();
       const exact = await this.exactInMemory(scope, vector, n);
       if (exact) return exact;
@@ -454,7 +467,7 @@ export class SearchService {
       const hits = matches.filter((m) => visible.has(m.id)).map((m) => ({ id: m.id, score: m.similarity }));
       if (hits.length >= n || k >= total) return hits.slice(0, n);
       // As many chunks as their share suggests, few enough to hold: searched on their own.
-      const exact = (hits.length / k) * total <= EXACT_IN_MEMORY ? await this.exactInMemory(scope, vector, n) : null;
+      const exact = (hits.length / k) * total <= this.exactMost ? await this.exactInMemory(scope, vector, n) : null;
       if (exact) return exact;
       const needed = Math.ceil((n * k * 1.5) / Math.max(1, hits.length));
       // Exact when the store's chunks (as many as their share suggests) are no more than the
@@ -462,7 +475,7 @@ export class SearchService {
       // (in memory while the bound can hold them all: milliseconds, where SQLite's scan of a
       // store's rows takes about 2 us a row)
       if (needed > n * 128 || (hits.length / k) * total <= needed)
-        return (await this.exactInMemory(scope, vector, n, EXACT_MEMORY_BYTES / ExactVectors.bytesPerVector(this.embedder.model.dims))) ?? this.chunks.exact(scope.storeId, scope.filter, scope.now, vector, n);
+        return (await this.exactInMemory(scope, vector, n, this.exactHolds)) ?? this.chunks.exact(scope.storeId, scope.filter, scope.now, vector, n);
       k = Math.min(total, Math.max(k * 2, needed));
     }
   }
@@ -471,8 +484,10 @@ export class SearchService {
     await this.keywords.freshen();
     // Most searches see most chunks (the knowledge base, a store without filters): rank over
     // all chunks and keep the visible ones, widening once. A store or filter that sees too few
-    // of them (or did at an earlier search) is ranked inside its own chunks.
-    if (!SearchService.narrow(scope))
+    // of them (or did at an earlier search) is ranked inside its own chunks, from as many
+    // candidates as the first try over all chunks would take (so the two agree on a store
+    // whose best chunks the first try would have found).
+    if (!this.narrow(scope))
       for (const k of [n * 2, n * 16]) {
         const ranked = await this.keywords.search(query, k);
         const visible = await this.visible(scope.storeId, scope.filter, scope.now, ranked.map((r) => r.id));
@@ -481,7 +496,7 @@ export class SearchService {
         // Seeing under an eighth of the first candidates, the wider try would fall short too.
         if (hits.length * 8 < n) break;
       }
-    return this.keywords.search(query, n, await scope.ranges());
+    return (await this.keywords.search(query, n * 2, await scope.ranges())).slice(0, n);
   }
 
   /**

@@ -356,6 +356,8 @@ export interface ChunksRepo {
   hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>>;
   embeddings(ids: number[]): Promise<Map<number, Uint8Array>>;
   embeddedAfter(afterId: number, limit: number): Promise<{ id: number; embedding: Uint8Array }[]>;
+  /** The stored vectors of the chunks in these ranges (ascending, disjoint [first, last] pairs, flat) that have one, in id order. */
+  embeddingsIn(ranges: Float64Array): Promise<{ id: number; embedding: Uint8Array }[]>;
   chunkCount(): Promise<number>;
   /** A file's chunks of its default cut, in order, a page at a time, with how many there are. */
   fileChunks(fileId: string, offset: number, limit: number): Promise<{ rows: { index: number; text: string; location: string; tokens: number }[]; total: number }>;

@@ -153,6 +153,20 @@ export class PgChunksRepo implements ChunksRepo {
     return rows.map((r) => ({ id: r.id, embedding: bytes(r.embedding) }));
   }
 
+  async embeddingsIn(ranges: Float64Array) {
+    if (ranges.length === 0) return [];
+    const firsts: number[] = [];
+    const lasts: number[] = [];
+    for (let i = 0; i < ranges.length; i += 2) firsts.push(ranges[i]!), lasts.push(ranges[i + 1]!);
+    // one round trip for every range: a store of many small files is as many ranges
+    const rows = await this.db.all<{ id: number; embedding: Uint8Array }>(
+      `SELECT ${ID}, c.embedding FROM unnest($firsts::bigint[], $lasts::bigint[]) AS r(first, last)
+       JOIN chunks c ON c.id BETWEEN r.first AND r.last WHERE c.embedding IS NOT NULL ORDER BY c.id`,
+      { firsts, lasts },
+    );
+    return rows.map((r) => ({ id: r.id, embedding: bytes(r.embedding) }));
+  }
+
   async fileChunks(fileId: string, offset: number, limit: number) {
     const rows = await this.db.all<{ index: number; text: string; location: string; tokens: number }>(
       `SELECT idx AS "index", text, location, tokens FROM chunks WHERE file_id = $fileId AND cut = 'auto' ORDER BY idx LIMIT $limit OFFSET $offset`,

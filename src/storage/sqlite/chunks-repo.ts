@@ -173,6 +173,13 @@ export class SqliteChunksRepo implements ChunksRepo {
       .all({ afterId, limit }) as { id: number; embedding: Uint8Array }[];
   }
 
+  async embeddingsIn(ranges: Float64Array): Promise<{ id: number; embedding: Uint8Array }[]> {
+    const q = this.db.query(`SELECT id, embedding FROM chunks WHERE id BETWEEN $first AND $last AND embedding IS NOT NULL ORDER BY id`);
+    const out: { id: number; embedding: Uint8Array }[] = [];
+    for (let i = 0; i < ranges.length; i += 2) for (const r of q.all({ first: ranges[i]!, last: ranges[i + 1]! }) as { id: number; embedding: Uint8Array }[]) out.push(r);
+    return out;
+  }
+
   async fileChunks(fileId: string, offset: number, limit: number) {
     const rows = this.db
       .query(`SELECT idx AS "index", text, location, tokens FROM chunks WHERE file_id = $fileId AND cut = 'auto' ORDER BY idx LIMIT $limit OFFSET $offset`)
