@@ -63,9 +63,9 @@ export const LIVE_FILE = `(f.expires_at IS NULL OR f.expires_at > $now)`;
  * cut its membership asks for, members not cancelled, files processed and not expired, a cut
  * other than 'auto' done.
  */
-export function visibleInStore(filterSql: string) {
+export function visibleInStore(filterSql: string, { live = true } = {}) {
   return `JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.cut = c.cut AND vsf.store_id = $storeId AND vsf.cancelled = 0
-    JOIN files f ON f.id = c.file_id AND f.status = 'processed' AND ${LIVE_FILE}
+    JOIN files f ON f.id = c.file_id AND f.status = 'processed'${live ? ` AND ${LIVE_FILE}` : ""}
     WHERE (c.cut = 'auto' OR EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = c.file_id AND j.cut = c.cut AND j.state = 'done'))
       AND (${filterSql})`;
 }

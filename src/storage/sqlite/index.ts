@@ -18,7 +18,7 @@ export function sqliteRepos(db: Database, clock: WriteClock | null = null): Repo
     files: new SqliteFilesRepo(db, clock),
     ingestion: new SqliteIngestionRepo(db),
     stores: new SqliteStoresRepo(db),
-    chunks: new SqliteChunksRepo(db),
+    chunks: new SqliteChunksRepo(db, clock),
     keys: new SqliteKeysRepo(db),
     responses: new SqliteResponsesRepo(db),
     coordination: new LocalCoordination(),
