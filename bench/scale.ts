@@ -213,7 +213,8 @@ export async function scaleBench(): Promise<string> {
           qps8.toFixed(0),
           percentile(keywordOnly, 99).toFixed(1),
           percentile(vectorOnly, 99).toFixed(1),
-          `${percentile(narrowTimes, 50).toFixed(1)} / ${percentile(narrowTimes, 99).toFixed(1)} (${narrowChunks.toLocaleString("en")} chunks)`,
+          // (the first search reads the store's vectors into memory: shown on its own)
+          `${percentile(narrowTimes.slice(1), 50).toFixed(1)} / ${percentile(narrowTimes.slice(1), 99).toFixed(1)} (first ${narrowTimes[0]!.toFixed(0)}; ${narrowChunks.toLocaleString("en")} chunks)`,
           percentile(exactTimes, 50).toFixed(1),
           `${(agree / 200).toFixed(3)} / ${(agreeDeep / 200).toFixed(3)}`,
         ]);
@@ -245,7 +246,7 @@ export async function scaleBench(): Promise<string> {
       rows,
     ),
     "",
-    `Search: ${qs.length} SciFact train queries through POST /v1/vector_stores/{id}/search (hybrid, 10 results; the first pass embeds each query, the second and the later ones find its vector cached); recall on 200 of them against exact cosine search over the same stored vectors (usearch's brute force); the exact cosine timing is the server's own exact search, SQLite's rows scanned (50 queries); the store of every 20th file, created through the API after the timed passes, is searched with 100 of the queries from the bench's process.`,
+    `Search: ${qs.length} SciFact train queries through POST /v1/vector_stores/{id}/search (hybrid, 10 results; the first pass embeds each query, the second and the later ones find its vector cached); recall on 200 of them against exact cosine search over the same stored vectors (usearch's brute force); the exact cosine timing is the server's own exact search, SQLite's rows scanned (50 queries); the store of every 20th file, created through the API after the timed passes, is searched with 100 of the queries from the bench's process (p50 / p99 of the 99 after the first, which reads the store's vectors into memory and is shown on its own).`,
   );
   return lines.join("\n");
 }

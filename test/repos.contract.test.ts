@@ -331,6 +331,20 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       await r.files.remove("p", "file-c", 50);
       expect(await seen(null)).toBe("b");
       expect(await seen(null, 150)).toBe("");
+      // another store asked with the same filter has answers of its own
+      await r.stores.create({ id: "vs_w", projectId: "p", name: "w", isDefault: 0, createdAt: 0, lastActiveAt: 0, metadata: "{}", expiresDays: null, chunking: "{}" }, [], "{}", { json: "{}", cut: "auto" }, T);
+      await r.stores.attach("vs_w", [{ id: "file-a", attributes: "{}" }], 1, { json: "{}", cut: "auto" }, null, T);
+      expect(await seen(null)).toBe("b");
+      expect([...(await r.chunks.visibleGroups("vs_w", null, 50, groups))].map((k) => k.split("\u0000")[0]!.slice(5))).toEqual(["a"]);
+      // a file attached before it is processed is seen once it is
+      await r.files.insert(row("file-d", "uploaded"), 0, T);
+      await r.stores.attach("vs_v", [{ id: "file-d", attributes: "{}" }], 1, { json: "{}", cut: "auto" }, null, T);
+      const withD = [...groups, { fileId: "file-d", cut: "auto" }];
+      const seenD = async () => [...(await r.chunks.visibleGroups("vs_v", null, 50, withD))].map((k) => k.split("\u0000")[0]!.slice(5)).sort().join("");
+      expect(await seenD()).toBe("b");
+      expect(await seenD()).toBe("b");
+      for (let job = await r.ingestion.claim("me", T, 60_000, 3); job; job = await r.ingestion.claim("me", T, 60_000, 3)) await r.ingestion.finish(job, "me", processed("text of d"), T);
+      expect(await seenD()).toBe("bd");
     });
 
     test("attribute filters: comparisons within one type, missing keys, lists, and/or, byte order of text", async () => {

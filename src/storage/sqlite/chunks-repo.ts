@@ -11,15 +11,20 @@ const inStore = (filter: CompiledFilter) => `FROM chunks c ${visibleIn(filter)}`
 
 // File cuts whose visibility is kept between writes, over all stores and filters.
 const SEEN_CUTS = 500_000;
+const SEEN_SCOPES = 1_000;
+const SEEN_FILTER_CHARS = 4_096;
 
 export class SqliteChunksRepo implements ChunksRepo {
   /**
    * Which file cuts each store (and filter) sees, as far as asked, with each visible file's
    * expiry (null: none), kept between writes: a search asks it of the files of its ~200 hits,
    * about 4 µs a cut in SQL (1.6 ms of a hybrid search at 1M chunks), and most of those files
-   * were asked about by the searches before. Every write goes through this process's writer
-   * (the data directory is locked to one server), so the write clock says when to forget;
-   * expiry, which comes without a write, is checked here against the search's time.
+   * were asked about by the searches before. Every write to files, stores and chunks goes
+   * through this process's writer (only the data directory's lock holder writes them), so the
+   * write clock says when to forget; expiry, which comes without a write, is checked here
+   * against the search's time. Any write forgets everything (an idle server's queue poll
+   * every few seconds included). At most SEEN_CUTS cuts (about 100 bytes each) for at most
+   * SEEN_SCOPES stores and filters; a filter of more than SEEN_FILTER_CHARS is not kept.
    */
   private readonly seen = new Map<string, Map<string, number | null | false>>();
   private seenGeneration = -1;
@@ -75,13 +80,14 @@ export class SqliteChunksRepo implements ChunksRepo {
     if (groups.length === 0) return new Set();
     const clock = this.clock;
     // (a write under way may commit at any moment: nothing read now is kept)
-    if (clock === null || clock.inflight > 0) return this.readVisibleGroups(storeId, attributes, now, groups);
-    if (this.seenGeneration !== clock.generation || this.seenSize > SEEN_CUTS) {
+    const filterKey = JSON.stringify(attributes);
+    if (clock === null || clock.inflight > 0 || filterKey.length > SEEN_FILTER_CHARS) return this.readVisibleGroups(storeId, attributes, now, groups);
+    if (this.seenGeneration !== clock.generation || this.seenSize > SEEN_CUTS || this.seen.size >= SEEN_SCOPES) {
       this.seen.clear();
       this.seenSize = 0;
       this.seenGeneration = clock.generation;
     }
-    const scope = `${storeId}\u0000${JSON.stringify(attributes)}`;
+    const scope = `${storeId}\u0000${filterKey}`;
     let known = this.seen.get(scope);
     if (!known) this.seen.set(scope, (known = new Map()));
     const out = new Set<string>();

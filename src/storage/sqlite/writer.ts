@@ -79,6 +79,9 @@ export class WriterThread {
   private fail(worker: Worker, e: Error) {
     if (this.worker !== worker) return;
     this.worker = null;
+    // A thread still running could commit a write whose caller was told it failed, after the
+    // write clock said the write was over (caches kept between writes would miss it).
+    worker.terminate();
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
     for (const w of waiting) w.reject(e);
