@@ -509,6 +509,30 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
   });
 
   describe("stores", () => {
+    test("usage: what a store's and a file's chunks take, text and vectors, through every change to them", async () => {
+      const r = await setup();
+      await r.stores.create({ id: "vs_u", projectId: "p", name: "u", isDefault: 0, createdAt: 0, lastActiveAt: 0, metadata: "{}", expiresDays: null, chunking: "{}" }, [], "{}", { json: "{}", cut: "auto" }, T);
+      const usage = async () => [await r.stores.usageBytes("vs_u", 0), (await r.stores.getFile("vs_u", "file-a", 0))?.usageBytes ?? null];
+      await r.files.insert(row("file-a", "uploaded"), 0, T);
+      await r.stores.attach("vs_u", [{ id: "file-a", attributes: "{}" }], 1, { json: "{}", cut: "auto" }, null, T);
+      expect(await usage()).toEqual([0, 0]);
+      for (let job = await r.ingestion.claim("me", T, 60_000, 3); job; job = await r.ingestion.claim("me", T, 60_000, 3)) await r.ingestion.finish(job, "me", processed("one", "twö"), T);
+      expect(await usage()).toEqual([7, 7]); // "twö" is 4 bytes
+      const ids = (await r.ingestion.missingEmbeddings(10)).map((m) => m.id);
+      await r.ingestion.setEmbeddings(ids.map((id) => ({ id, embedding: new Uint8Array(5) })));
+      expect(await usage()).toEqual([17, 17]);
+      await r.files.insert(row("file-b", "uploaded"), 0, T);
+      for (let job = await r.ingestion.claim("me", T, 60_000, 3); job; job = await r.ingestion.claim("me", T, 60_000, 3)) await r.ingestion.finish(job, "me", processed("three"), T);
+      await r.stores.attach("vs_u", [{ id: "file-b", attributes: "{}" }], 1, { json: "{}", cut: "auto" }, null, T);
+      expect(await usage()).toEqual([22, 17]);
+      await r.ingestion.clearEmbeddings('{"id":"m2"}');
+      expect(await usage()).toEqual([12, 7]);
+      await r.files.remove("p", "file-a", 0);
+      expect(await usage()).toEqual([5, null]);
+      await r.stores.detach("vs_u", "file-b");
+      expect(await usage()).toEqual([0, null]);
+    });
+
     test("keyset pages: after and before, both orders; counts by status", async () => {
       const r = await setup();
       const kb = await r.stores.ensureDefault("p", 0);

@@ -95,3 +95,18 @@ test("search's lookups of hits by id read the chunks' place index, not their 2 K
   db.close();
   cleanup(dir);
 });
+
+test("a database from before cut_bytes gets each cut's bytes summed once, and a store's usage reads them", async () => {
+  const version = MIGRATIONS.findIndex((m) => m.includes("CREATE TABLE cut_bytes"));
+  const { dir, path } = oldDatabase(version, (db) => {
+    const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, ?, '{}', 0, 1, 1, ?)`);
+    insert.run("file-b", 0, "héllo", new Uint8Array(6));
+    insert.run("file-b", 1, "world", null);
+    db.exec(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ('vs_1', 'file-b', 0)`);
+  });
+  const db = openDatabase(path);
+  expect(db.query(`SELECT file_id AS fileId, cut, chunks, bytes FROM cut_bytes`).all()).toEqual([{ fileId: "file-b", cut: "auto", chunks: 2, bytes: 6 + 6 + 5 }]);
+  expect(await new SqliteStoresRepo(db).usageBytes("vs_1", 0)).toBe(17);
+  db.close();
+  cleanup(dir);
+});

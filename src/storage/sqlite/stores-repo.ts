@@ -4,15 +4,13 @@ import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyse
 import { ensureCut, pruneCuts } from "./ingestion-repo";
 import { keyset, LIVE_FILE, MEMBER_STATUS, STORE_MEMBERS, storeUpdateSql } from "../sql-common";
 
-// What a store's chunks (aliased c) take: their text and their vectors.
-const USAGE = `COALESCE(SUM(LENGTH(CAST(c.text AS BLOB)) + COALESCE(LENGTH(c.embedding), 0)), 0)`;
 const STORE_COLS = `id, project_id AS projectId, name, is_default AS isDefault, created_at AS createdAt, last_active_at AS lastActiveAt,
   metadata, expires_days AS expiresDays, chunking`;
 const FILE_COLS = `vsf.store_id AS storeId, vsf.file_id AS fileId, vsf.created_at AS createdAt, vsf.attributes, vsf.chunking, vsf.cut, vsf.batch_id AS batchId,
   ${MEMBER_STATUS} AS status,
   CASE WHEN f.status = 'error' THEN ja.error_code WHEN jc.state = 'failed' THEN jc.error_code END AS errorCode,
   CASE WHEN f.status = 'error' THEN COALESCE(ja.error, f.status_details) WHEN jc.state = 'failed' THEN jc.error END AS error,
-  (SELECT ${USAGE} FROM chunks c WHERE c.file_id = vsf.file_id AND c.cut = vsf.cut) AS usageBytes`;
+  COALESCE((SELECT cb.bytes FROM cut_bytes cb WHERE cb.file_id = vsf.file_id AND cb.cut = vsf.cut), 0) AS usageBytes`;
 
 const defaultStoreId = (db: Database, projectId: string) =>
   (db.query(`SELECT id FROM vector_stores WHERE project_id = $projectId AND is_default = 1`).get({ projectId }) as { id: string } | null)?.id ?? null;
@@ -128,10 +126,12 @@ export class SqliteStoresRepo implements StoresRepo {
   }
 
   async usageBytes(storeId: string, now: number) {
+    // What the store's chunks take, their text and their vectors: per file cut, kept by
+    // triggers (see the migration that made cut_bytes).
     const r = this.db
       .query(
-        `SELECT ${USAGE} AS n
-         FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN chunks c ON c.file_id = vsf.file_id AND c.cut = vsf.cut
+        `SELECT COALESCE(SUM(cb.bytes), 0) AS n
+         FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN cut_bytes cb ON cb.file_id = vsf.file_id AND cb.cut = vsf.cut
          WHERE vsf.store_id = $storeId AND vsf.cancelled = 0 AND ${LIVE_FILE}`,
       )
       .get({ storeId, now }) as { n: number };
