@@ -50,8 +50,9 @@ test("catching up 8,000 vectors leaves the event loop free between slices", asyn
     await watch;
 
     expect(search.vectorIndex.size()).toBe(8_000);
-    // The whole catch-up takes seconds; no single wait comes near that.
-    expect(took).toBeGreaterThan(1000);
+    // The loop turned many times while the catch-up ran, and no single wait came near the
+    // whole of it (one blocking add would be one turn as long as the catch-up; how long the
+    // catch-up takes is the machine's business: about 1 s on 2 cores).
     expect(turns).toBeGreaterThan(100);
     expect(longest).toBeLessThan(took / 10);
   });
