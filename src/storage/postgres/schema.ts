@@ -230,6 +230,51 @@ export const MIGRATIONS: string[] = [
   -- id in the index, that is a read of the index, not of every chunk row (text and vector).
   CREATE INDEX chunks_place ON chunks (file_id, cut, idx) INCLUDE (id);
   `,
+  `
+  -- A store's usage_bytes summed every chunk row it sees (a 2 GB read at 1M chunks for each
+  -- store retrieved or listed): each file cut's bytes are kept here as its chunks are
+  -- written, changed or deleted, by statement triggers that touch each cut's row once, in
+  -- (file_id, cut) order, so two statements never take these rows' locks in opposite orders.
+  CREATE TABLE cut_bytes (
+    file_id TEXT NOT NULL,
+    cut     TEXT NOT NULL,
+    chunks  BIGINT NOT NULL,
+    bytes   BIGINT NOT NULL,
+    PRIMARY KEY (file_id, cut)
+  );
+  INSERT INTO cut_bytes (file_id, cut, chunks, bytes)
+    SELECT file_id, cut, count(*), sum(octet_length(text) + COALESCE(octet_length(embedding), 0)) FROM chunks GROUP BY file_id, cut;
+  CREATE FUNCTION cut_bytes_add() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO cut_bytes (file_id, cut, chunks, bytes)
+      SELECT file_id, cut, count(*), sum(octet_length(text) + COALESCE(octet_length(embedding), 0)) FROM added GROUP BY file_id, cut ORDER BY file_id, cut
+      ON CONFLICT (file_id, cut) DO UPDATE SET chunks = cut_bytes.chunks + excluded.chunks, bytes = cut_bytes.bytes + excluded.bytes;
+    RETURN NULL;
+  END $$;
+  CREATE FUNCTION cut_bytes_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO cut_bytes (file_id, cut, chunks, bytes)
+      SELECT file_id, cut, -count(*), -sum(octet_length(text) + COALESCE(octet_length(embedding), 0)) FROM removed GROUP BY file_id, cut ORDER BY file_id, cut
+      ON CONFLICT (file_id, cut) DO UPDATE SET chunks = cut_bytes.chunks + excluded.chunks, bytes = cut_bytes.bytes + excluded.bytes;
+    DELETE FROM cut_bytes cb USING (SELECT DISTINCT file_id, cut FROM removed) r WHERE cb.file_id = r.file_id AND cb.cut = r.cut AND cb.chunks <= 0;
+    RETURN NULL;
+  END $$;
+  CREATE FUNCTION cut_bytes_change() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO cut_bytes (file_id, cut, chunks, bytes)
+      SELECT file_id, cut, sum(n), sum(b) FROM (
+        SELECT file_id, cut, -1 AS n, -(octet_length(text) + COALESCE(octet_length(embedding), 0)) AS b FROM removed
+        UNION ALL
+        SELECT file_id, cut, 1, octet_length(text) + COALESCE(octet_length(embedding), 0) FROM added
+      ) d GROUP BY file_id, cut ORDER BY file_id, cut
+      ON CONFLICT (file_id, cut) DO UPDATE SET chunks = cut_bytes.chunks + excluded.chunks, bytes = cut_bytes.bytes + excluded.bytes;
+    DELETE FROM cut_bytes cb USING (SELECT DISTINCT file_id, cut FROM removed) r WHERE cb.file_id = r.file_id AND cb.cut = r.cut AND cb.chunks <= 0;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER chunks_bytes_insert AFTER INSERT ON chunks REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION cut_bytes_add();
+  CREATE TRIGGER chunks_bytes_delete AFTER DELETE ON chunks REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION cut_bytes_delete();
+  CREATE TRIGGER chunks_bytes_update AFTER UPDATE ON chunks REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION cut_bytes_change();
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -4,14 +4,13 @@ import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyse
 import { lockChunkLog, type Pg } from "./db";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
 
-const USAGE = `COALESCE(SUM(octet_length(c.text) + COALESCE(octet_length(c.embedding), 0)), 0)::float8`;
 const STORE_COLS = `id, project_id AS "projectId", name, is_default AS "isDefault", created_at::float8 AS "createdAt", last_active_at::float8 AS "lastActiveAt",
   metadata, expires_days AS "expiresDays", chunking`;
 const FILE_COLS = `vsf.store_id AS "storeId", vsf.file_id AS "fileId", vsf.created_at::float8 AS "createdAt", vsf.attributes, vsf.chunking, vsf.cut, vsf.batch_id AS "batchId",
   ${MEMBER_STATUS} AS status,
   CASE WHEN f.status = 'error' THEN ja.error_code WHEN jc.state = 'failed' THEN jc.error_code END AS "errorCode",
   CASE WHEN f.status = 'error' THEN COALESCE(ja.error, f.status_details) WHEN jc.state = 'failed' THEN jc.error END AS error,
-  (SELECT ${USAGE} FROM chunks c WHERE c.file_id = vsf.file_id AND c.cut = vsf.cut) AS "usageBytes"`;
+  COALESCE((SELECT cb.bytes FROM cut_bytes cb WHERE cb.file_id = vsf.file_id AND cb.cut = vsf.cut), 0)::float8 AS "usageBytes"`;
 
 const defaultStoreId = async (db: Pg, projectId: string) =>
   (await db.get<{ id: string }>(`SELECT id FROM vector_stores WHERE project_id = $projectId AND is_default = 1`, { projectId }))?.id ?? null;
@@ -108,9 +107,11 @@ export class PgStoresRepo implements StoresRepo {
   }
 
   async usageBytes(storeId: string, now: number) {
+    // What the store's chunks take, their text and their vectors: per file cut, kept by
+    // triggers (see the migration that made cut_bytes).
     const r = await this.db.get<{ n: number }>(
-      `SELECT ${USAGE} AS n
-       FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN chunks c ON c.file_id = vsf.file_id AND c.cut = vsf.cut
+      `SELECT COALESCE(SUM(cb.bytes), 0)::float8 AS n
+       FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN cut_bytes cb ON cb.file_id = vsf.file_id AND cb.cut = vsf.cut
        WHERE vsf.store_id = $storeId AND vsf.cancelled = 0 AND ${LIVE_FILE}`,
       { storeId, now },
     );
