@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { sourceKernelsPath } from "../src/native/assets";
 import { analyze, parseQuery } from "../src/search/analyzer";
 import { bm25Kernel, openBm25Kernel, useBm25Kernel } from "../src/search/bm25-kernel";
+import { openInt8Dots } from "../src/search/int8-dot";
 import { idRangesOf, KeywordIndex } from "../src/search/keyword-index";
 
 // Real words (the project's own documentation), mixed into 40,000 chunks: segments that span
@@ -64,6 +65,9 @@ describe("BM25 kernel", () => {
       expect(cc.exitCode).toBe(0);
       expect(openBm25Kernel(join(dir, "k.so"))).toBeNull();
       expect(openBm25Kernel(path)).not.toBeNull();
+      // a library without the other kernel gives that kernel's JavaScript loop
+      expect(openInt8Dots(join(dir, "k.so"))).toBeNull();
+      expect(openInt8Dots(path)).not.toBeNull();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

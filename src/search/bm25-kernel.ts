@@ -1,7 +1,5 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { sourceKernelsPath } from "../native/assets";
-import { IN_BINARY } from "../native/extract";
-import { log } from "../util/log";
+import { KernelSlot, openKernel } from "../native/kernels";
 import { K1, type Segment } from "./segment";
 
 // ragd_bm25_abi() of the bm25-kernel.c these symbols describe.
@@ -75,39 +73,17 @@ export class Bm25Kernel {
 
 /** Opens the kernel's library; null (and a warning) when it cannot be loaded. */
 export function openBm25Kernel(path: string): Bm25Kernel | null {
-  try {
-    const lib = dlopen(path, SYMBOLS);
-    const abi = lib.symbols.ragd_bm25_abi();
-    if (abi !== ABI) {
-      lib.close();
-      throw new Error(`it was built from another bm25-kernel.c (ABI ${abi}, this server calls ${ABI}); run make install`);
-    }
-    return new Bm25Kernel(lib.symbols);
-  } catch (e) {
-    log.warn("the BM25 kernel did not load; keyword search uses its JavaScript loop", { path, error: String(e) });
-    return null;
-  }
+  const symbols = openKernel(path, SYMBOLS, "ragd_bm25_abi", ABI, { kernel: "BM25 kernel", source: "bm25-kernel.c", instead: "keyword search uses its JavaScript loop" });
+  return symbols ? new Bm25Kernel(symbols) : null;
 }
 
-// undefined until first asked for: from source it loads on first use, so every KeywordIndex
-// (tests and bench included) runs what the server runs; the binary sets it at start.
-let current: Bm25Kernel | null | undefined;
+const slot = new KernelSlot(openBm25Kernel);
 
 /** The kernel keyword search uses, or null for its JavaScript loop. */
-export function bm25Kernel(): Bm25Kernel | null {
-  if (current === undefined) {
-    const path = IN_BINARY ? null : sourceKernelsPath();
-    current = path ? openBm25Kernel(path) : null;
-  }
-  return current;
-}
+export const bm25Kernel = () => slot.get();
 
 /**
  * Sets the kernel keyword search uses (null: its JavaScript loop; undefined: loaded on first
  * use, as from source); returns the one before, to restore.
  */
-export function useBm25Kernel(kernel: Bm25Kernel | null | undefined): Bm25Kernel | null | undefined {
-  const before = current;
-  current = kernel;
-  return before;
-}
+export const useBm25Kernel = (kernel: Bm25Kernel | null | undefined) => slot.use(kernel);

@@ -1,7 +1,5 @@
-import { dlopen, FFIType } from "bun:ffi";
-import { sourceKernelsPath } from "../native/assets";
-import { IN_BINARY } from "../native/extract";
-import { log } from "../util/log";
+import { FFIType } from "bun:ffi";
+import { KernelSlot, openKernel } from "../native/kernels";
 
 // ragd_int8_dot_abi() of the int8-dot.c these symbols describe.
 const ABI = 1;
@@ -30,42 +28,21 @@ export const jsInt8Dots: Int8Dots = (codes, scales, n, dims, q, qscale, out) => 
 
 /** The native loop; null (and a warning) when its library cannot be loaded. */
 export function openInt8Dots(path: string): Int8Dots | null {
-  try {
-    const lib = dlopen(path, SYMBOLS);
-    const abi = lib.symbols.ragd_int8_dot_abi();
-    if (abi !== ABI) {
-      lib.close();
-      throw new Error(`it was built from another int8-dot.c (ABI ${abi}, this server calls ${ABI}); run make install`);
-    }
-    const fn = lib.symbols.ragd_int8_dots;
-    return (codes, scales, n, dims, q, qscale, out) => {
-      if (n > 0) fn(codes, scales, n, dims, q, qscale, out);
-    };
-  } catch (e) {
-    log.warn("the int8 dot-product kernel did not load; exact vector search uses its JavaScript loop", { path, error: String(e) });
-    return null;
-  }
+  const symbols = openKernel(path, SYMBOLS, "ragd_int8_dot_abi", ABI, { kernel: "int8 dot-product kernel", source: "int8-dot.c", instead: "exact vector search uses its JavaScript loop" });
+  if (!symbols) return null;
+  const fn = symbols.ragd_int8_dots;
+  return (codes, scales, n, dims, q, qscale, out) => {
+    if (n > 0) fn(codes, scales, n, dims, q, qscale, out);
+  };
 }
 
-// undefined until first asked for: from source it loads on first use (tests and bench run
-// what the server runs); the binary sets it at start.
-let current: Int8Dots | null | undefined;
+const slot = new KernelSlot(openInt8Dots);
 
 /** The loop exact vector search uses: the native one when it loaded. */
-export function int8Dots(): Int8Dots {
-  if (current === undefined) {
-    const path = IN_BINARY ? null : sourceKernelsPath();
-    current = path ? openInt8Dots(path) : null;
-  }
-  return current ?? jsInt8Dots;
-}
+export const int8Dots = (): Int8Dots => slot.get() ?? jsInt8Dots;
 
 /** Sets the native loop (null: the JavaScript one; undefined: loaded on first use); returns the one before. */
-export function useInt8Dots(kernel: Int8Dots | null | undefined): Int8Dots | null | undefined {
-  const before = current;
-  current = kernel;
-  return before;
-}
+export const useInt8Dots = (kernel: Int8Dots | null | undefined) => slot.use(kernel);
 
 /**
  * A query cut to int16 codes for int8Dots, as large as the int32 sums allow at this many
