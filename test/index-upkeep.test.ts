@@ -70,3 +70,17 @@ test("a search whose catch-up meets the vector index thread being replaced is an
     expect(Array.isArray(hits)).toBe(true);
   });
 }, 120_000);
+
+test("a stored vector of another dimension is left out of vector search, not a failure of every search", async () => {
+  await withSearchService(join(dir, "wrong-dims"), async (search, db, embedder) => {
+    db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-w', 'p', 1, 0, 'w.txt', 'assistants', 'processed', 'text/plain', 'x')`).run();
+    const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES ('file-w', 'auto', ?, 'x', '{}', 0, 1, 1, ?)`);
+    // past the exact-search limit, so searches use the index; the last one of another model
+    for (let i = 0; i < 2_500; i++) insert.run(i, encodeVector(unitVector(embedder.model.dims)));
+    insert.run(2_500, encodeVector(unitVector(embedder.model.dims + 8)));
+    await search.catchUp();
+    expect(search.vectorIndex.size()).toBe(2_500);
+    const hits = await search.search("vs-none", ["anything"], { maxResults: 5, filter: null, scoreThreshold: 0, embeddingWeight: 1, now: 0 });
+    expect(Array.isArray(hits)).toBe(true);
+  });
+}, 120_000);

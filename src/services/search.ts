@@ -253,6 +253,16 @@ export class SearchService {
    * whole batches go in on every core.
    */
   private addInSlices(ids: number[], stored: Uint8Array[]) {
+    // A vector of another dimension (written by an endpoint that changed its model before
+    // ragd checked) would fail every catch-up, and with it every search: it is left out, as
+    // the exact search leaves it out, and the log says how to mend it.
+    const size = 4 + this.embedder.model.dims;
+    if (stored.some((v) => v.length !== size)) {
+      const bad = ids.filter((_, i) => stored[i]!.length !== size);
+      log.warn("chunks whose stored vectors have another dimension are left out of vector search; run `ragd reindex` to embed them again", { chunks: bad.length, first_chunk_id: bad[0] });
+      ids = ids.filter((_, i) => stored[i]!.length === size);
+      stored = stored.filter((v) => v.length === size);
+    }
     return this.index.add(ids, stored, !this.serving);
   }
 
