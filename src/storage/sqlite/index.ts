@@ -10,15 +10,15 @@ import { SqliteKeysRepo } from "./keys-repo";
 import { SqliteResponsesRepo } from "./responses-repo";
 import { SqliteStoresRepo } from "./stores-repo";
 import { WriterThread } from "./writer";
-import { WRITE_METHODS, type RepoName } from "./writes";
+import { changedVisibility, WRITE_METHODS, type RepoName } from "./writes";
 
 /** Every repository over one connection, reads and writes alike. */
-export function sqliteRepos(db: Database, clock: WriteClock | null = null): Repos {
+export function sqliteRepos(db: Database, clock: WriteClock | null = null, visibility: WriteClock | null = clock): Repos {
   return {
     files: new SqliteFilesRepo(db, clock),
     ingestion: new SqliteIngestionRepo(db),
     stores: new SqliteStoresRepo(db),
-    chunks: new SqliteChunksRepo(db, clock),
+    chunks: new SqliteChunksRepo(db, visibility),
     keys: new SqliteKeysRepo(db),
     responses: new SqliteResponsesRepo(db),
     coordination: new LocalCoordination(),
@@ -38,16 +38,25 @@ export function openSqliteRepos(dataDir: string): Repos {
   const db = openDatabase(path);
   db.exec("PRAGMA query_only = ON");
   const clock: WriteClock = { generation: 0, inflight: 0 };
-  const readers = sqliteRepos(db, clock);
+  const visibility: WriteClock = { generation: 0, inflight: 0 };
+  const readers = sqliteRepos(db, clock, visibility);
   const writer = new WriterThread(path);
   const write = async (name: RepoName, method: string, args: unknown[]) => {
     clock.inflight++;
     clock.generation++;
+    // (while any write is under way, nothing read is kept: its outcome is known only after)
+    visibility.inflight++;
+    let result: unknown;
+    let failed = true;
     try {
-      return await writer.call(name, method, args);
+      result = await writer.call(name, method, args);
+      failed = false;
+      return result;
     } finally {
       clock.inflight--;
       clock.generation++;
+      visibility.inflight--;
+      if (changedVisibility(name, method, result, failed)) visibility.generation++;
     }
   };
   const route = <R extends RepoName>(name: R): Repos[R] => {

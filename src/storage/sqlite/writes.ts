@@ -17,6 +17,30 @@ export const WRITE_METHODS: { readonly [R in RepoName]: readonly (keyof Repos[R]
   responses: ["insert", "update", "remove"],
 };
 
+/**
+ * Writes that never change which chunks a store's search sees (sql-common.ts's visibleInStore
+ * reads memberships, a file's status and expiry, and finished jobs): the visibility kept
+ * between writes (chunks-repo.ts) outlives them. Without this, an idle server's queue poll
+ * (a claim every few seconds) threw it away, and most hybrid searches at 100k chunks asked
+ * SQLite again. `exhausted` counts as a change only when it failed a job.
+ */
+export const KEEPS_VISIBILITY: { readonly [R in RepoName]: readonly (keyof Repos[R])[] } = {
+  files: [],
+  ingestion: ["claim", "heartbeat", "retry", "postpone", "release", "setEmbeddings", "clearEmbeddings"],
+  stores: ["touch"],
+  chunks: ["pruneChanges", "setMeta"],
+  keys: ["createProject", "insertKey", "revoke"],
+  responses: ["insert", "update", "remove"],
+};
+
+/** Whether a write's outcome may have changed what a store's search sees (`failed`: it threw). */
+export function changedVisibility(repo: RepoName, method: string, result: unknown, failed: boolean): boolean {
+  if (failed) return true;
+  if ((KEEPS_VISIBILITY[repo] as readonly string[]).includes(method)) return false;
+  if (repo === "ingestion" && method === "exhausted") return !Array.isArray(result) || result.length > 0;
+  return true;
+}
+
 export interface WriteRequest {
   id: number;
   repo: RepoName;
