@@ -65,6 +65,38 @@ test("the tokenizer's reused scratch changes nothing: long and short texts in tu
   for (const text of [...texts, ...texts.reverse()]) expect(t.encode(text)).toEqual(plain(text));
 });
 
+test("a text's token count, summed from its words' kept counts, is what encoding the whole text gives", () => {
+  const t = new UnigramTokenizer(JSON.parse(readFileSync(join(ROOT, "models/dist/use-lite-vocab.json"), "utf8")));
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const texts = [
+    readme,
+    ...readme.split("\n"),
+    "",
+    " ",
+    "   ",
+    "a",
+    " leading",
+    "trailing ",
+    "two  spaces  between",
+    "tab\tand\nnewline kept inside words",
+    "no\u00a0break\u2002en space: NFKC makes them spaces",
+    "ﬁne café Ⅻ ㍿ fullwidth ＡＢＣ",
+    "emoji 😀 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    "lone \ud800 surrogate \udfff end",
+    "x".repeat(600),
+    "日本語のテキスト 中文文本 한국어",
+  ];
+  // and real prose when the shared corpus is here: SciFact's abstracts, sentence by sentence too
+  const scifact = join(ROOT, "../shared/scifact/corpus.jsonl");
+  if (existsSync(scifact))
+    for (const line of readFileSync(scifact, "utf8").split("\n").filter(Boolean).slice(0, 1500)) {
+      const doc = JSON.parse(line) as { title: string; text: string };
+      texts.push(doc.title, doc.text, ...doc.text.split(/(?<=\.) /));
+    }
+  // twice: the second time every word's count is a kept one
+  for (let pass = 0; pass < 2; pass++) for (const text of texts) if (t.count(text) !== t.encode(text).length) expect({ text, count: t.count(text) }).toEqual({ text, count: t.encode(text).length });
+});
+
 const MODELS = join(ROOT, "models/dist");
 const openModel = (file: string) =>
   OnnxProvider.open({
