@@ -323,8 +323,8 @@ export interface ChunksRepo {
   visibleIds(storeId: string, filter: AttributeFilter | null, now: number): Promise<Set<number>>;
   /** Every cut of a file the store's search may see, as groupKey(fileId, cut): for stores and filters that see a small part of all chunks. */
   storeGroups(storeId: string, filter: AttributeFilter | null, now: number): Promise<Set<string>>;
-  /** Which of these cuts of files (`{fileId, cut}`) the store's search may see, as groupKey(fileId, cut). */
-  visibleGroups(storeId: string, filter: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Promise<Set<string>>;
+  /** Which of these cuts of files (`{fileId, cut}`, with `key` when the caller has groupKey(fileId, cut) at hand) the store's search may see, as groupKey(fileId, cut). */
+  visibleGroups(storeId: string, filter: AttributeFilter | null, now: number, groups: { fileId: string; cut: string; key?: string }[]): Promise<Set<string>>;
   /** For each chunk, the chunks of the same file and cut within `radius` places of it (itself included). */
   neighbours(ids: number[], radius: number): Promise<Map<number, number[]>>;
   /**

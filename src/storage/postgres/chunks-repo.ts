@@ -47,7 +47,7 @@ export class PgChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => r.id));
   }
 
-  async visibleGroups(storeId: string, attributes: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Promise<Set<string>> {
+  async visibleGroups(storeId: string, attributes: AttributeFilter | null, now: number, groups: { fileId: string; cut: string; key?: string }[]): Promise<Set<string>> {
     if (groups.length === 0) return new Set();
     const filter = filterSql(attributes);
     const rows = await this.on(attributes).all<{ fileId: string; cut: string }>(

@@ -76,7 +76,7 @@ export class SqliteChunksRepo implements ChunksRepo {
     return new Set(rows.map((r) => r[0]));
   }
 
-  async visibleGroups(storeId: string, attributes: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Promise<Set<string>> {
+  async visibleGroups(storeId: string, attributes: AttributeFilter | null, now: number, groups: { fileId: string; cut: string; key?: string }[]): Promise<Set<string>> {
     if (groups.length === 0) return new Set();
     const clock = this.clock;
     // (a write under way may commit at any moment: nothing read now is kept)
@@ -91,9 +91,10 @@ export class SqliteChunksRepo implements ChunksRepo {
     let known = this.seen.get(scope);
     if (!known) this.seen.set(scope, (known = new Map()));
     const out = new Set<string>();
-    const ask: { fileId: string; cut: string }[] = [];
+    const ask: { fileId: string; cut: string; key?: string }[] = [];
     for (const g of groups) {
-      const key = groupKey(g.fileId, g.cut);
+      // (a key made afresh is hashed afresh: the places' own keys are hashed once)
+      const key = g.key ?? groupKey(g.fileId, g.cut);
       const expires = known.get(key);
       if (expires === undefined) ask.push(g);
       else if (expires !== false && (expires === null || expires > now)) out.add(key);
@@ -105,7 +106,7 @@ export class SqliteChunksRepo implements ChunksRepo {
       .all({ storeId, groups: JSON.stringify(ask.map((g) => [g.fileId, g.cut])), ...filter.params } as never) as { fileId: string; cut: string; expiresAt: number | null }[];
     const found = new Map(rows.map((r) => [groupKey(r.fileId, r.cut), r.expiresAt]));
     for (const g of ask) {
-      const key = groupKey(g.fileId, g.cut);
+      const key = g.key ?? groupKey(g.fileId, g.cut);
       const expires = found.has(key) ? found.get(key)! : false;
       if (!known.has(key)) this.seenSize++;
       known.set(key, expires);
