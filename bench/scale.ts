@@ -104,8 +104,18 @@ function memoryMiB(pid: number): { rss: number; peak: number } {
   return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
 }
 
-/** Wall time from spawning the executable until it accepts requests, and its memory then. */
-async function startup(cmd: string[], dataDir: string): Promise<{ seconds: number; rss: number; peak: number }> {
+interface Running {
+  proc: ReturnType<typeof Bun.spawn>;
+  url: string;
+  /** Wall time from spawning the executable until it accepted requests. */
+  seconds: number;
+  /** Resident memory once it answered its first request, and the peak until then (MiB). */
+  rss: number;
+  peak: number;
+}
+
+/** Spawns the executable on `dataDir` and waits until it accepts requests (and has answered one). */
+async function serve(cmd: string[], dataDir: string): Promise<Running> {
   const t = performance.now();
   const proc = Bun.spawn([...cmd, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir], { env: { PATH: "/usr/bin:/bin", RAGD_API_KEY: KEY, RAGD_LOG_LEVEL: "warn" }, stdout: "pipe", stderr: "ignore" });
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
@@ -115,13 +125,26 @@ async function startup(cmd: string[], dataDir: string): Promise<{ seconds: numbe
     if (done) throw new Error(`ragd exited: ${out}`);
     out += new TextDecoder().decode(value);
   }
+  // (drained, so a full pipe never blocks the server)
+  void (async () => {
+    while (!(await reader.read().catch(() => ({ done: true }))).done);
+  })();
   const url = /listening on (\S+)/.exec(out)![1]!;
-  const s = (performance.now() - t) / 1000;
+  const seconds = (performance.now() - t) / 1000;
   await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } });
-  const mem = memoryMiB(proc.pid);
-  proc.kill();
-  await proc.exited;
-  return { seconds: s, ...mem };
+  return { proc, url, seconds, ...memoryMiB(proc.pid) };
+}
+
+async function stop(running: Running) {
+  running.proc.kill();
+  await running.proc.exited;
+}
+
+/** Wall time from spawning the executable until it accepts requests, and its memory then. */
+async function startup(cmd: string[], dataDir: string): Promise<{ seconds: number; rss: number; peak: number }> {
+  const running = await serve(cmd, dataDir);
+  await stop(running);
+  return { seconds: running.seconds, rss: running.rss, peak: running.peak };
 }
 
 export async function scaleBench(): Promise<string> {
@@ -146,40 +169,52 @@ export async function scaleBench(): Promise<string> {
     const dir = makeDataDir(source, target);
     try {
       const build = await startup([bin], dir);
-      const load = await startup([bin], dir);
-      const server = await startServer(loadConfig(["--data-dir", dir, "--port", "0", "--host", "127.0.0.1", "--api-key", KEY, "--log-level", "warn"], {}));
+      // The timed passes go to the binary as users run it, in a process of its own: the bench's
+      // process, which made the data directory, holds none of its heap.
+      const load = await serve([bin], dir);
+      let timings: Record<"first" | "cached" | "keywordOnly" | "vectorOnly", number[]> & { qps: number; qps8: number };
+      const narrowTimes: number[] = [];
+      let narrowChunks: number;
+      let kb: string;
+      let chunks: number;
       try {
-        const search = server.services.search;
-        const kb = (new Database(join(dir, "ragd.db"), { readonly: true }).query("SELECT id FROM vector_stores WHERE is_default = 1").get() as { id: string }).id;
-        const chunks = (new Database(join(dir, "ragd.db"), { readonly: true }).query("SELECT COUNT(*) AS n FROM chunks").get() as { n: number }).n;
+        const db = new Database(join(dir, "ragd.db"), { readonly: true });
+        kb = (db.query("SELECT id FROM vector_stores WHERE is_default = 1").get() as { id: string }).id;
+        chunks = (db.query("SELECT COUNT(*) AS n FROM chunks").get() as { n: number }).n;
         // The load comes from a client process of its own, as a user's would.
         const queriesFile = join(dir, "bench-queries.json");
         await Bun.write(queriesFile, JSON.stringify(qs));
-        const client = Bun.spawn(["bun", join(ROOT, "bench/search-client.ts"), server.url, KEY, kb, queriesFile], { stdout: "pipe", stderr: "inherit" });
+        const client = Bun.spawn(["bun", join(ROOT, "bench/search-client.ts"), load.url, KEY, kb, queriesFile], { stdout: "pipe", stderr: "inherit" });
         const out = await new Response(client.stdout).text();
         if ((await client.exited) !== 0) throw new Error("the search client failed");
-        const { first: times, cached, keywordOnly, vectorOnly, qps, qps8 } = JSON.parse(out) as Record<"first" | "cached" | "keywordOnly" | "vectorOnly", number[]> & { qps: number; qps8: number };
+        timings = JSON.parse(out);
         // A store of every 20th file (5% of the files, and of the chunks at 10k-100k; at 1M the
         // grown files are larger), created through the API: searched inside its own chunks.
-        const fileIds = (new Database(join(dir, "ragd.db"), { readonly: true }).query("SELECT id FROM files WHERE status = 'processed' ORDER BY seq").values() as [string][])
-          .filter((_, i) => i % 20 === 0)
-          .map((r) => r[0]);
+        const fileIds = (db.query("SELECT id FROM files WHERE status = 'processed' ORDER BY seq").values() as [string][]).filter((_, i) => i % 20 === 0).map((r) => r[0]);
         const api = (path: string, body: unknown) =>
-          fetch(`${server.url}/v1${path}`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify(body) }).then(async (r) => {
+          fetch(`${load.url}/v1${path}`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify(body) }).then(async (r) => {
             if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
             return r.json() as Promise<{ id: string; status: string }>;
           });
         const narrow = await api("/vector_stores", { name: "every 20th file" });
         for (let i = 0; i < fileIds.length; i += 500) await api(`/vector_stores/${narrow.id}/file_batches`, { file_ids: fileIds.slice(i, i + 500) });
-        const narrowChunks = (new Database(join(dir, "ragd.db"), { readonly: true }).query("SELECT COUNT(*) AS n FROM chunks c JOIN vector_store_files v ON v.file_id = c.file_id AND v.cut = c.cut AND v.store_id = ?").get(narrow.id) as { n: number }).n;
-        const narrowTimes: number[] = [];
+        narrowChunks = (db.query("SELECT COUNT(*) AS n FROM chunks c JOIN vector_store_files v ON v.file_id = c.file_id AND v.cut = c.cut AND v.store_id = ?").get(narrow.id) as { n: number }).n;
+        db.close();
         for (const q of qs.slice(0, 100)) {
           const t = performance.now();
-          const res = await fetch(`${server.url}/v1/vector_stores/${narrow.id}/search`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify({ query: q }) });
+          const res = await fetch(`${load.url}/v1/vector_stores/${narrow.id}/search`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify({ query: q }) });
           if (!res.ok) throw new Error(`narrow search failed: ${res.status}`);
           await res.json();
           narrowTimes.push(performance.now() - t);
         }
+      } finally {
+        await stop(load);
+      }
+      const { first: times, cached, keywordOnly, vectorOnly, qps, qps8 } = timings;
+      // Recall and the exact reference need the server's services: a server in this process.
+      const server = await startServer(loadConfig(["--data-dir", dir, "--port", "0", "--host", "127.0.0.1", "--api-key", KEY, "--log-level", "warn"], {}));
+      try {
+        const search = server.services.search;
         // (after the timed passes, whose first one embeds every query)
         // Recall@10 of the index asked for 10 (its own expansion), and of the top 10 among the
         // 200 candidates a search asks it for (the dense side of every search; see services/search.ts),
