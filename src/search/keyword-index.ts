@@ -83,8 +83,9 @@ interface QueryTerm {
 
 /**
  * An inverted index over chunk texts with BM25 ranking (as FTS5's bm25()): compact postings
- * in segments, scored term at a time (see searchSegment for why not MaxScore), by a native
- * kernel where one was built (bm25-kernel.c) and in JavaScript otherwise. Derived data:
+ * in segments, scored term at a time, by a native kernel where one was built (bm25-kernel.c,
+ * which also skips the common terms' postings that cannot matter once a bar is set) and in
+ * JavaScript otherwise (see searchSegment for why not MaxScore there). Derived data:
  * SQLite's chunk table and change log are the truth (see keyword-search.ts for how it is
  * kept, saved and rebuilt).
  */
@@ -361,7 +362,8 @@ const SCAN_ALL_SHARE = 0.25;
 
 /**
  * The JavaScript loop, for builds without a C compiler; bm25-kernel.c does the same sums in
- * the same order.
+ * the same order (for the chunks it keeps: it leaves out, unsummed, those that cannot reach
+ * the k best).
  * Term at a time: every posting of the query's terms added into one accumulator, then the
  * chunks touched offered to the top k (found through a list of them, or by reading the
  * accumulator in order when the postings cover much of the segment). Chosen by measurement
