@@ -131,8 +131,13 @@ async function serve(cmd: string[], dataDir: string): Promise<Running> {
   })();
   const url = /listening on (\S+)/.exec(out)![1]!;
   const seconds = (performance.now() - t) / 1000;
-  await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } });
-  return { proc, url, seconds, ...memoryMiB(proc.pid) };
+  try {
+    await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } });
+    return { proc, url, seconds, ...memoryMiB(proc.pid) };
+  } catch (e) {
+    proc.kill();
+    throw e;
+  }
 }
 
 async function stop(running: Running) {
@@ -151,7 +156,8 @@ export async function scaleBench(): Promise<string> {
   const source = process.env.RAGD_BENCH_SCIFACT_DIR;
   if (!source || !existsSync(join(source, "ragd.db"))) return "skipped: set RAGD_BENCH_SCIFACT_DIR to the data directory the retrieval suite ingested";
   const bin = join(ROOT, "dist/ragd");
-  if (!existsSync(bin) && Bun.spawnSync(["make", "-s", "build"], { cwd: ROOT }).exitCode !== 0) return "skipped: make build failed";
+  // (built every time, a few seconds: a binary left from older code would time that code)
+  if (Bun.spawnSync(["make", "-s", "build"], { cwd: ROOT }).exitCode !== 0) return "skipped: make build failed";
   const qs = queries().slice(0, 300);
   const lines: string[] = [];
   const empty = mkdtempSync(join(tmpdir(), "ragd-empty-"));
@@ -177,8 +183,8 @@ export async function scaleBench(): Promise<string> {
       let narrowChunks: number;
       let kb: string;
       let chunks: number;
+      const db = new Database(join(dir, "ragd.db"), { readonly: true });
       try {
-        const db = new Database(join(dir, "ragd.db"), { readonly: true });
         kb = (db.query("SELECT id FROM vector_stores WHERE is_default = 1").get() as { id: string }).id;
         chunks = (db.query("SELECT COUNT(*) AS n FROM chunks").get() as { n: number }).n;
         // The load comes from a client process of its own, as a user's would.
@@ -199,7 +205,6 @@ export async function scaleBench(): Promise<string> {
         const narrow = await api("/vector_stores", { name: "every 20th file" });
         for (let i = 0; i < fileIds.length; i += 500) await api(`/vector_stores/${narrow.id}/file_batches`, { file_ids: fileIds.slice(i, i + 500) });
         narrowChunks = (db.query("SELECT COUNT(*) AS n FROM chunks c JOIN vector_store_files v ON v.file_id = c.file_id AND v.cut = c.cut AND v.store_id = ?").get(narrow.id) as { n: number }).n;
-        db.close();
         for (const q of qs.slice(0, 100)) {
           const t = performance.now();
           const res = await fetch(`${load.url}/v1/vector_stores/${narrow.id}/search`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify({ query: q }) });
@@ -208,6 +213,7 @@ export async function scaleBench(): Promise<string> {
           narrowTimes.push(performance.now() - t);
         }
       } finally {
+        db.close();
         await stop(load);
       }
       const { first: times, cached, keywordOnly, vectorOnly, qps, qps8 } = timings;
@@ -215,7 +221,7 @@ export async function scaleBench(): Promise<string> {
       const server = await startServer(loadConfig(["--data-dir", dir, "--port", "0", "--host", "127.0.0.1", "--api-key", KEY, "--log-level", "warn"], {}));
       try {
         const search = server.services.search;
-        // (after the timed passes, whose first one embeds every query)
+        // (a server of its own, after the timed passes: it embeds the queries again, untimed)
         // Recall@10 of the index asked for 10 (its own expansion), and of the top 10 among the
         // 200 candidates a search asks it for (the dense side of every search; see services/search.ts),
         // against exact search by the index's own metric (cosine) over the same stored vectors.

@@ -67,6 +67,8 @@ test("the tokenizer's reused scratch changes nothing: long and short texts in tu
 
 test("a text's token count, summed from its words' kept counts, is what encoding the whole text gives", () => {
   const t = new UnigramTokenizer(JSON.parse(readFileSync(join(ROOT, "models/dist/use-lite-vocab.json"), "utf8")));
+  // the bundled vocabulary takes the words' path (a vocabulary with a piece across words would not)
+  expect((t as unknown as { wordsApart: boolean }).wordsApart).toBe(true);
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
   const texts = [
     readme,

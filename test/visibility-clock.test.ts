@@ -12,7 +12,9 @@ import { openSqliteRepos } from "../src/storage/sqlite";
 
 const T = 1_000_000;
 const opened: { repos: Repos; dir: string }[] = [];
+const closeAfter: Database[] = [];
 afterEach(async () => {
+  for (const db of closeAfter.splice(0)) db.close();
   for (const { repos, dir } of opened.splice(0)) {
     await repos.close();
     rmSync(dir, { recursive: true, force: true });
@@ -35,29 +37,32 @@ async function setup() {
   const groups = ["file-a", "file-b"].map((fileId) => ({ fileId, cut: "auto" }));
   const seen = async () => [...(await r.chunks.visibleGroups("vs_v", null, 50, groups))].map((k) => k.split("\u0000")[0]!.slice(5)).sort().join("");
   const behindTheWritersBack = new Database(join(dir, "ragd.db"));
+  closeAfter.push(behindTheWritersBack);
   const hideB = () => behindTheWritersBack.run(`UPDATE vector_store_files SET cancelled = 1 WHERE file_id = 'file-b'`);
-  return { r, seen, hideB, close: () => behindTheWritersBack.close() };
+  return { r, seen, hideB };
 }
 
 test("the queue's idle poll, a store's last-activity touch and other bookkeeping writes keep what a store sees", async () => {
-  const { r, seen, hideB, close } = await setup();
+  const { r, seen, hideB } = await setup();
   expect(await seen()).toBe("ab");
   hideB();
   expect(await r.ingestion.claim("me", T, 60_000, 3)).toBeNull();
   expect(await r.ingestion.exhausted(3, 3, T)).toEqual([]);
+  expect(await r.ingestion.heartbeat({ fileId: "file-a", cut: "auto" }, "me", T, 60_000, "50%")).toBe(false);
+  await r.ingestion.release("nobody");
   await r.stores.touch("vs_v", 60);
   await r.chunks.setMeta("probe", "1");
+  await r.chunks.pruneChanges(0);
   await r.keys.createProject({ id: "q", name: "q", createdAt: 0 });
   // kept: the change made behind the writer's back does not show
   expect(await seen()).toBe("ab");
   // a write that may change what the store sees makes it ask again
   await r.stores.updateAttributes("vs_v", "file-a", '{"team":"x"}');
   expect(await seen()).toBe("a");
-  close();
 });
 
 test("a poll that fails a job whose attempts ran out makes searches ask again", async () => {
-  const { r, seen, hideB, close } = await setup();
+  const { r, seen, hideB } = await setup();
   await r.files.insert(row("file-c"), 0, T);
   const job = await r.ingestion.claim("me", T, 60_000, 1);
   expect(job?.fileId).toBe("file-c");
@@ -66,5 +71,4 @@ test("a poll that fails a job whose attempts ran out makes searches ask again", 
   hideB();
   expect(await r.ingestion.exhausted(1, 10, T)).toEqual([{ fileId: "file-c", cut: "auto" }]);
   expect(await seen()).toBe("a");
-  close();
 });

@@ -11,8 +11,9 @@ const WORD_START_CP = 0x2581;
 const UNKNOWN_ID = 0;
 // ids 0..5 are reserved (unknown, <s>, </s>, 3 extras) and never produced by segmentation
 const FIRST_PIECE = 6;
-// Words whose counts are kept (about 100 bytes each).
+// Words whose counts are kept (about 100 bytes each), and the longest kept.
 const WORD_COUNTS = 100_000;
+const KEPT_WORD_CHARS = 48;
 
 interface TrieNode {
   /** The piece ending here, or -1. */
@@ -143,9 +144,14 @@ export class UnigramTokenizer implements Tokenizer {
       let n = counts.get(word);
       if (n === undefined) {
         n = this.encodeNormalized(word).length;
-        // bounded: a corpus of other scripts or of random strings does not grow it for ever
-        if (counts.size >= WORD_COUNTS) counts.clear();
-        counts.set(word, n);
+        // Bounded: a corpus of other scripts or of random strings does not grow it for ever,
+        // and a long "word" (text without spaces, a base64 blob) is not kept. A slice of ten
+        // or more characters shares its whole text's buffer in Bun's engine: a kept word is a
+        // copy, or it would keep its document alive.
+        if (word.length <= KEPT_WORD_CHARS) {
+          if (counts.size >= WORD_COUNTS) counts.clear();
+          counts.set(word.length > 8 ? word.split("").join("") : word, n);
+        }
       }
       total += n;
       start = end + 1;

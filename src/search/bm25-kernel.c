@@ -81,13 +81,12 @@ int32_t ragd_bm25_segment(int32_t nterms, const uint32_t *docs, const uint16_t *
     int32_t ncommon = 0;
     if (sortable && bar > 0) {
       double sum = 0;
-      for (int32_t i = 0; i < nterms; i++) common[i] = 0;
-      for (int32_t i = 0; i < nterms - 1; i++) {
-        sum += weights[by_weight[i]];
+      for (; ncommon < nterms - 1; ncommon++) {
+        sum += weights[by_weight[ncommon]];
         if (!(sum * BOUND_SLACK < bar)) break;
-        common[by_weight[i]] = 1;
-        ncommon++;
       }
+      /* (set through the permutation: no loop here a compiler could make a memset) */
+      for (int32_t i = 0; i < nterms; i++) common[by_weight[i]] = i < ncommon;
     }
     if (ncommon > 0) {
       /* The rarer terms' chunks, marked. */

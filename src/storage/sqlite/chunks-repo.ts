@@ -22,8 +22,9 @@ export class SqliteChunksRepo implements ChunksRepo {
    * were asked about by the searches before. Every write to files, stores and chunks goes
    * through this process's writer (only the data directory's lock holder writes them), so the
    * write clock says when to forget; expiry, which comes without a write, is checked here
-   * against the search's time. Any write forgets everything (an idle server's queue poll
-   * every few seconds included). At most SEEN_CUTS cuts (about 100 bytes each) for at most
+   * against the search's time. A write that may change what a store sees forgets everything;
+   * the bookkeeping writes (writes.ts, KEEPS_VISIBILITY: an idle server's queue poll every few
+   * seconds among them) keep it. At most SEEN_CUTS cuts (about 100 bytes each) for at most
    * SEEN_SCOPES stores and filters; a filter of more than SEEN_FILTER_CHARS is not kept.
    */
   private readonly seen = new Map<string, Map<string, number | null | false>>();

@@ -13,7 +13,7 @@ const LIVE = `(expires_at IS NULL OR expires_at > $now)`;
  * This process's writes, counted by sqlite/index.ts around every call to the writer thread.
  * Only the server holding the data directory's lock writes, so what was read while no write
  * was under way stays true until the next write starts. The file rows follow every write;
- * the visibility kept by chunks-repo.ts a clock of its own, moved only by writes that may
+ * the visibility kept by chunks-repo.ts has a clock of its own, moved only by writes that may
  * change what a search sees (writes.ts, KEEPS_VISIBILITY).
  */
 export interface WriteClock {
