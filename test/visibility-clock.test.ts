@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChunkRow, FileRow, Repos } from "../src/storage/repos";
 import { openSqliteRepos } from "../src/storage/sqlite";
+import { KEEPS_VISIBILITY, WRITE_METHODS } from "../src/storage/sqlite/writes";
 
 const T = 1_000_000;
 const opened: { repos: Repos; dir: string }[] = [];
@@ -71,4 +72,8 @@ test("a poll that fails a job whose attempts ran out makes searches ask again", 
   hideB();
   expect(await r.ingestion.exhausted(1, 10, T)).toEqual([{ fileId: "file-c", cut: "auto" }]);
   expect(await seen()).toBe("a");
+});
+
+test("every write said to keep visibility is a write (a misspelt or read method there would mean nothing)", () => {
+  for (const [repo, methods] of Object.entries(KEEPS_VISIBILITY)) for (const m of methods) expect(WRITE_METHODS[repo as keyof typeof WRITE_METHODS] as readonly string[]).toContain(m);
 });
