@@ -395,20 +395,31 @@ export class SearchService {
     // Both lists are gathered at once: with a database over the network their reads overlap.
     const keywordRun = o.embeddingWeight < 1 ? keywordStart.then(() => this.keyword(scope, query, n)) : Promise.resolve([]);
     keywordRun.catch(() => {});
+    // Keyword-only hits get their true cosine as soon as the keyword side is done: the graph
+    // search is then usually still under way on its thread, so this read overlaps it (a chunk
+    // the graph has already found is not read).
+    let denseSoFar: Scored[] | null = null;
+    denseRun.then((d) => (denseSoFar = d), () => {});
+    const cosineRun = embedding ? keywordRun.then(async (kw) => this.cosines(await embedding, kw, denseSoFar)) : null;
+    cosineRun?.catch(() => {});
     const [keyword, dense] = await Promise.all([keywordRun, denseRun]).catch(async (e) => {
       // Neither run is left going after the search has failed; a query that could not be
       // embedded says so (503 embedding_unavailable) whatever else failed.
-      const [embedded] = await Promise.allSettled([embedding, keywordRun, denseRun]);
+      const [embedded] = await Promise.allSettled([embedding, keywordRun, denseRun, cosineRun]);
       throw embedded.status === "rejected" ? embedded.reason : e;
     });
-    const vector = embedding ? await embedding : null;
-    const cosines = vector ? await this.cosines(vector, keyword, dense) : null;
+    const cosines = cosineRun ? await cosineRun : null;
+    // (the graph's own similarity stands for a chunk both sides found, as when it came first)
+    if (cosines) for (const d of dense) cosines.set(d.id, d.score);
     return { dense, keyword, cosines };
   }
 
-  /** Chunks found only by keywords still get their true cosine, so fusion compares like with like. */
-  private async cosines(vector: Float32Array, keyword: Scored[], dense: Scored[]) {
-    const known = new Map(dense.map((d) => [d.id, d.score]));
+  /**
+   * Chunks found only by keywords still get their true cosine, so fusion compares like with
+   * like: every keyword hit's, less those `dense` (when known yet) already gives.
+   */
+  private async cosines(vector: Float32Array, keyword: Scored[], dense: Scored[] | null) {
+    const known = new Map(dense?.map((d) => [d.id, d.score]));
     const missing = keyword.filter((k) => !known.has(k.id)).map((k) => k.id);
     if (missing.length) {
       for (const [id, v] of await this.chunks.embeddings(missing)) known.set(id, dotEncoded(vector, v));
