@@ -116,26 +116,42 @@ export class SqliteStoresRepo implements StoresRepo {
   }
 
   async fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts> {
-    const rows = this.db
+    if (batchId) {
+      // (a batch's own members: as many as one request attached)
+      const rows = this.db
+        .query(
+          `SELECT ${MEMBER_STATUS} AS status, COUNT(*) AS n FROM ${STORE_MEMBERS}
+           WHERE vsf.store_id = $storeId AND ${LIVE_FILE} AND vsf.batch_id = $batchId GROUP BY 1`,
+        )
+        .all({ storeId, now, batchId } as never) as { status: StoreFileStatus; n: number }[];
+      return fileCountsOf(rows);
+    }
+    // Kept per store by triggers (the migration that made store_file_counts), less the files
+    // past their expiry that the sweeper has not deleted yet: read from those files, through
+    // files_expires (the planner, left to itself, walks every member of the store instead).
+    const kept = this.db.query(`SELECT status, n FROM store_file_counts WHERE store_id = $storeId`).all({ storeId }) as { status: StoreFileStatus; n: number }[];
+    const expired = this.db
       .query(
-        `SELECT ${MEMBER_STATUS} AS status, COUNT(*) AS n FROM ${STORE_MEMBERS}
-         WHERE vsf.store_id = $storeId AND ${LIVE_FILE} ${batchId ? "AND vsf.batch_id = $batchId" : ""} GROUP BY 1`,
+        `SELECT vsf.counted AS status, COUNT(*) AS n FROM files f INDEXED BY files_expires CROSS JOIN vector_store_files vsf ON vsf.store_id = $storeId AND vsf.file_id = f.id
+         WHERE f.expires_at IS NOT NULL AND f.expires_at <= $now AND vsf.counted IS NOT NULL GROUP BY 1`,
       )
-      .all({ storeId, now, ...(batchId ? { batchId } : {}) } as never) as { status: StoreFileStatus; n: number }[];
-    return fileCountsOf(rows);
+      .all({ storeId, now }) as { status: StoreFileStatus; n: number }[];
+    const gone = new Map(expired.map((r) => [r.status, r.n]));
+    return fileCountsOf(kept.map((r) => ({ status: r.status, n: r.n - (gone.get(r.status) ?? 0) })));
   }
 
   async usageBytes(storeId: string, now: number) {
-    // What the store's chunks take, their text and their vectors: per file cut, kept by
-    // triggers (see the migration that made cut_bytes).
-    const r = this.db
+    // What the store's chunks take, their text and their vectors: per file cut (cut_bytes) and
+    // per store (store_bytes), kept by triggers; less the files past their expiry not swept yet.
+    const kept = this.db.query(`SELECT bytes FROM store_bytes WHERE store_id = $storeId`).get({ storeId }) as { bytes: number } | null;
+    const expired = this.db
       .query(
-        `SELECT COALESCE(SUM(cb.bytes), 0) AS n
-         FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN cut_bytes cb ON cb.file_id = vsf.file_id AND cb.cut = vsf.cut
-         WHERE vsf.store_id = $storeId AND vsf.cancelled = 0 AND ${LIVE_FILE}`,
+        `SELECT COALESCE(SUM(cb.bytes), 0) AS n FROM files f INDEXED BY files_expires CROSS JOIN vector_store_files vsf ON vsf.store_id = $storeId AND vsf.file_id = f.id
+           JOIN cut_bytes cb ON cb.file_id = vsf.file_id AND cb.cut = vsf.cut
+         WHERE f.expires_at IS NOT NULL AND f.expires_at <= $now AND vsf.cancelled = 0`,
       )
       .get({ storeId, now }) as { n: number };
-    return r.n;
+    return (kept?.bytes ?? 0) - expired.n;
   }
 
   private attachSync(storeId: string, fileId: string, nowS: number, attributes: string, chunking: Chunking, batchId: string | null, nowMs: number) {
