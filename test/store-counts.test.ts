@@ -156,6 +156,14 @@ test("file_counts and usage_bytes kept by triggers equal the sums over the membe
     kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
     for (const s of stores) {
       const want = summed(db, s, now);
+      // the kept rows themselves, against every member (none expired at time -1)...
+      const kept = {
+        counts: fileCountsOf(db.query(`SELECT status, n FROM store_file_counts WHERE store_id = ?`).all(s) as { status: StoreFileStatus; n: number }[]),
+        usage: (db.query(`SELECT COALESCE((SELECT bytes FROM store_bytes WHERE store_id = ?), 0) AS n`).get(s) as { n: number }).n,
+      };
+      const every = summed(db, s, -1);
+      if (JSON.stringify(kept) !== JSON.stringify(every)) throw new Error(`after step ${step} (${kind}), store ${s}: kept ${JSON.stringify(kept)}, summed ${JSON.stringify(every)}`);
+      // ...and what a read answers at `now`, expired files left out
       const got = { counts: await repo.fileCounts(s, now), usage: await repo.usageBytes(s, now) };
       if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`after step ${step} (${kind}), store ${s}: kept ${JSON.stringify(got)}, summed ${JSON.stringify(want)}`);
       for (const status of ["in_progress", "completed", "failed", "cancelled"] as const) if (want.counts[status] > 0) seen.add(status);
@@ -232,5 +240,28 @@ test("a membership of another cut counts by its cut's job once its file is proce
   expect(await status()).toBe("completed");
   db.exec(`DELETE FROM jobs WHERE file_id = 'file-a' AND cut = 'c300-o50'`);
   expect(await status()).toBe("in_progress");
+  db.close();
+});
+
+test("files past their expiry but not swept yet are left out of a store's totals", async () => {
+  const dir = tempDir("ragd-counts-");
+  dirs.push(dir);
+  const db = openDatabase(join(dir, "ragd.db"));
+  const repo = new SqliteStoresRepo(db);
+  db.exec(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`);
+  db.exec(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_1', 'p', 0, 0)`);
+  for (let i = 0; i < 6; i++) {
+    db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, expires_at, content_type, sha256) VALUES (?, 'p', 1, 0, 'a.txt', 'assistants', ?, ?, 'text/plain', 'x')`).run(`file-${i}`, i % 2 ? "processed" : "uploaded", i < 2 ? 100 : null);
+    db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ('vs_1', ?, 0)`).run(`file-${i}`);
+    db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens) VALUES (?, 'auto', 0, ?, '{}', 0, 1, 1)`).run(`file-${i}`, "x".repeat(10 * (i + 1)));
+  }
+  // before file-0 and file-1 expire, at it, and after (two expired files, six members: the kept totals less the two)
+  expect(await repo.fileCounts("vs_1", 99)).toEqual({ in_progress: 3, completed: 3, failed: 0, cancelled: 0, total: 6 });
+  expect(await repo.usageBytes("vs_1", 99)).toBe(210);
+  for (const now of [100, 101]) {
+    expect(await repo.fileCounts("vs_1", now)).toEqual({ in_progress: 2, completed: 2, failed: 0, cancelled: 0, total: 4 });
+    expect(await repo.usageBytes("vs_1", now)).toBe(180);
+    expect({ counts: await repo.fileCounts("vs_1", now), usage: await repo.usageBytes("vs_1", now) }).toEqual(summed(db, "vs_1", now));
+  }
   db.close();
 });

@@ -391,7 +391,8 @@ export class SearchService {
     const denseAsked = new Promise<void>((r) => (asked = r));
     const denseRun = embedding ? embedding.then((vector) => this.dense(scope, vector, n, asked)) : Promise.resolve([]);
     denseRun.catch(() => {}); // awaited below; this only keeps an early failure from counting as unhandled
-    const keywordStart = cached ? Promise.race([denseAsked, denseRun.then(() => {}, () => {})]) : Promise.resolve();
+    const graphAsked = Promise.race([denseAsked, denseRun.then(() => {}, () => {})]);
+    const keywordStart = cached ? graphAsked : Promise.resolve();
     // Both lists are gathered at once: with a database over the network their reads overlap.
     const keywordRun = o.embeddingWeight < 1 ? keywordStart.then(() => this.keyword(scope, query, n)) : Promise.resolve([]);
     keywordRun.catch(() => {});
@@ -400,7 +401,14 @@ export class SearchService {
     // the graph has already found is not read).
     let denseSoFar: Scored[] | null = null;
     denseRun.then((d) => (denseSoFar = d), () => {});
-    const cosineRun = embedding ? keywordRun.then(async (kw) => this.cosines(await embedding, kw, denseSoFar)) : null;
+    // (a query embedded meanwhile has the graph asked first: this read would only delay it)
+    const cosineRun = embedding
+      ? keywordRun.then(async (kw) => {
+          const vector = await embedding;
+          await graphAsked;
+          return this.cosines(vector, kw, denseSoFar);
+        })
+      : null;
     cosineRun?.catch(() => {});
     const [keyword, dense] = await Promise.all([keywordRun, denseRun]).catch(async (e) => {
       // Neither run is left going after the search has failed; a query that could not be

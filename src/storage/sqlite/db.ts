@@ -10,7 +10,8 @@ const COUNTED_STATUS = `CASE WHEN cancelled = 1 THEN 'cancelled' ELSE (
       ELSE COALESCE((SELECT CASE j.state WHEN 'done' THEN 'completed' WHEN 'failed' THEN 'failed' END FROM jobs j
         WHERE j.file_id = vector_store_files.file_id AND j.cut = vector_store_files.cut), 'in_progress') END
     FROM files f WHERE f.id = vector_store_files.file_id) END`;
-const COUNTED_UPDATE = (where: string) => `UPDATE vector_store_files SET counted = ${COUNTED_STATUS} WHERE ${where};`;
+// (rows whose status stays, as when a job moves between queued and running, are not rewritten)
+const COUNTED_UPDATE = (where: string) => `UPDATE vector_store_files SET counted = ${COUNTED_STATUS} WHERE ${where} AND counted IS NOT (${COUNTED_STATUS});`;
 /** Subtracts a cut's bytes from a store's usage when `when` holds; only ever updates (a store being deleted gets no row back). */
 const BYTES_SUB = (store: string, bytes: string, when: string) => `UPDATE store_bytes SET bytes = bytes - COALESCE(${bytes}, 0) WHERE store_id = ${store} AND ${when};`;
 /** Adds `delta` bytes to a store's usage when `when` holds (a missing cut adds nothing). */
@@ -387,10 +388,27 @@ export const MIGRATIONS: string[] = [
     ${BYTES_FAN_OUT("new.bytes", "new")}
   END;
   -- (a cut's row is deleted only once its chunks are gone and its bytes with them)
-  CREATE TRIGGER store_bytes_cut_update AFTER UPDATE OF bytes ON cut_bytes BEGIN
+  CREATE TRIGGER store_bytes_cut_update AFTER UPDATE OF bytes ON cut_bytes WHEN new.bytes <> old.bytes BEGIN
     ${BYTES_FAN_OUT("new.bytes - old.bytes", "new")}
   END;
   -- (what the store's members left behind, zero rows, once its memberships are deleted with it)
+  -- A chunk changed in place (its vector set or cleared, as embedding and reindexing do)
+  -- moves its cut's bytes once, where the trigger before took it out and put it back: each
+  -- move now reaches every store holding the cut.
+  DROP TRIGGER chunks_bytes_update;
+  CREATE TRIGGER chunks_bytes_update AFTER UPDATE OF file_id, cut, text, embedding ON chunks
+    WHEN old.file_id IS NOT new.file_id OR old.cut IS NOT new.cut BEGIN
+    UPDATE cut_bytes SET chunks = chunks - 1, bytes = bytes - (LENGTH(CAST(old.text AS BLOB)) + COALESCE(LENGTH(old.embedding), 0))
+      WHERE file_id = old.file_id AND cut = old.cut;
+    DELETE FROM cut_bytes WHERE file_id = old.file_id AND cut = old.cut AND chunks <= 0;
+    INSERT INTO cut_bytes (file_id, cut, chunks, bytes) VALUES (new.file_id, new.cut, 1, LENGTH(CAST(new.text AS BLOB)) + COALESCE(LENGTH(new.embedding), 0))
+      ON CONFLICT (file_id, cut) DO UPDATE SET chunks = chunks + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER chunks_bytes_change AFTER UPDATE OF text, embedding ON chunks
+    WHEN old.file_id IS new.file_id AND old.cut IS new.cut BEGIN
+    UPDATE cut_bytes SET bytes = bytes + (LENGTH(CAST(new.text AS BLOB)) + COALESCE(LENGTH(new.embedding), 0)) - (LENGTH(CAST(old.text AS BLOB)) + COALESCE(LENGTH(old.embedding), 0))
+      WHERE file_id = new.file_id AND cut = new.cut;
+  END;
   CREATE TRIGGER store_counts_store_delete AFTER DELETE ON vector_stores BEGIN
     DELETE FROM store_file_counts WHERE store_id = old.id;
     DELETE FROM store_bytes WHERE store_id = old.id;

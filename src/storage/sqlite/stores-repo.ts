@@ -116,42 +116,67 @@ export class SqliteStoresRepo implements StoresRepo {
   }
 
   async fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts> {
-    if (batchId) {
-      // (a batch's own members: as many as one request attached)
+    // A batch's own members (as many as one request attached), or a store's while more files
+    // are past their expiry than it has members (see keptIsCheaper): summed over the members.
+    if (batchId || !this.keptIsCheaper(storeId, now)) {
       const rows = this.db
         .query(
           `SELECT ${MEMBER_STATUS} AS status, COUNT(*) AS n FROM ${STORE_MEMBERS}
-           WHERE vsf.store_id = $storeId AND ${LIVE_FILE} AND vsf.batch_id = $batchId GROUP BY 1`,
+           WHERE vsf.store_id = $storeId AND ${LIVE_FILE} ${batchId ? "AND vsf.batch_id = $batchId" : ""} GROUP BY 1`,
         )
-        .all({ storeId, now, batchId } as never) as { status: StoreFileStatus; n: number }[];
+        .all({ storeId, now, ...(batchId ? { batchId } : {}) } as never) as { status: StoreFileStatus; n: number }[];
       return fileCountsOf(rows);
     }
     // Kept per store by triggers (the migration that made store_file_counts), less the files
     // past their expiry that the sweeper has not deleted yet: read from those files, through
     // files_expires (the planner, left to itself, walks every member of the store instead).
-    const kept = this.db.query(`SELECT status, n FROM store_file_counts WHERE store_id = $storeId`).all({ storeId }) as { status: StoreFileStatus; n: number }[];
-    const expired = this.db
+    // One statement, so a sweep committing meanwhile is seen by both sides or by neither.
+    const rows = this.db
       .query(
-        `SELECT vsf.counted AS status, COUNT(*) AS n FROM files f INDEXED BY files_expires CROSS JOIN vector_store_files vsf ON vsf.store_id = $storeId AND vsf.file_id = f.id
-         WHERE f.expires_at IS NOT NULL AND f.expires_at <= $now AND vsf.counted IS NOT NULL GROUP BY 1`,
+        `SELECT k.status, k.n - COALESCE(e.n, 0) AS n FROM store_file_counts k LEFT JOIN (
+           SELECT vsf.counted AS status, COUNT(*) AS n FROM files f INDEXED BY files_expires CROSS JOIN vector_store_files vsf ON vsf.store_id = $storeId AND vsf.file_id = f.id
+           WHERE f.expires_at IS NOT NULL AND f.expires_at <= $now AND vsf.counted IS NOT NULL GROUP BY 1
+         ) e ON e.status = k.status
+         WHERE k.store_id = $storeId`,
       )
       .all({ storeId, now }) as { status: StoreFileStatus; n: number }[];
-    const gone = new Map(expired.map((r) => [r.status, r.n]));
-    return fileCountsOf(kept.map((r) => ({ status: r.status, n: r.n - (gone.get(r.status) ?? 0) })));
+    return fileCountsOf(rows);
   }
 
   async usageBytes(storeId: string, now: number) {
     // What the store's chunks take, their text and their vectors: per file cut (cut_bytes) and
-    // per store (store_bytes), kept by triggers; less the files past their expiry not swept yet.
-    const kept = this.db.query(`SELECT bytes FROM store_bytes WHERE store_id = $storeId`).get({ storeId }) as { bytes: number } | null;
+    // per store (store_bytes), kept by triggers, less the files past their expiry not swept yet;
+    // or summed over the members, as fileCounts.
+    const r = this.keptIsCheaper(storeId, now)
+      ? this.db
+          .query(
+            `SELECT COALESCE((SELECT bytes FROM store_bytes WHERE store_id = $storeId), 0) - (
+               SELECT COALESCE(SUM(cb.bytes), 0) FROM files f INDEXED BY files_expires CROSS JOIN vector_store_files vsf ON vsf.store_id = $storeId AND vsf.file_id = f.id
+                 JOIN cut_bytes cb ON cb.file_id = vsf.file_id AND cb.cut = vsf.cut
+               WHERE f.expires_at IS NOT NULL AND f.expires_at <= $now AND vsf.cancelled = 0) AS n`,
+          )
+          .get({ storeId, now })
+      : this.db
+          .query(
+            `SELECT COALESCE(SUM(cb.bytes), 0) AS n
+             FROM vector_store_files vsf JOIN files f ON f.id = vsf.file_id JOIN cut_bytes cb ON cb.file_id = vsf.file_id AND cb.cut = vsf.cut
+             WHERE vsf.store_id = $storeId AND vsf.cancelled = 0 AND ${LIVE_FILE}`,
+          )
+          .get({ storeId, now });
+    return (r as { n: number }).n;
+  }
+
+  /**
+   * Whether the kept totals, less the expired files, cost less to read than the sums over the
+   * store's members: not while more files in all are past their expiry than the store has
+   * members (a bulk expiry the sweeper is still deleting).
+   */
+  private keptIsCheaper(storeId: string, now: number) {
+    const members = (this.db.query(`SELECT COALESCE(SUM(n), 0) AS n FROM store_file_counts WHERE store_id = $storeId`).get({ storeId }) as { n: number }).n;
     const expired = this.db
-      .query(
-        `SELECT COALESCE(SUM(cb.bytes), 0) AS n FROM files f INDEXED BY files_expires CROSS JOIN vector_store_files vsf ON vsf.store_id = $storeId AND vsf.file_id = f.id
-           JOIN cut_bytes cb ON cb.file_id = vsf.file_id AND cb.cut = vsf.cut
-         WHERE f.expires_at IS NOT NULL AND f.expires_at <= $now AND vsf.cancelled = 0`,
-      )
-      .get({ storeId, now }) as { n: number };
-    return (kept?.bytes ?? 0) - expired.n;
+      .query(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM files INDEXED BY files_expires WHERE expires_at IS NOT NULL AND expires_at <= $now LIMIT $limit)`)
+      .get({ now, limit: members + 1 }) as { n: number };
+    return expired.n <= members;
   }
 
   private attachSync(storeId: string, fileId: string, nowS: number, attributes: string, chunking: Chunking, batchId: string | null, nowMs: number) {
