@@ -33,8 +33,10 @@ export async function pipelineBench(): Promise<string> {
   try {
     // Read straight from the data directory's SQLite file, beside the running server.
     const db = new Database(join(dir, "ragd.db"), { readonly: true });
-    // Only the round's files are waiting at any time, so the whole table can be counted.
-    const pending = db.query(`SELECT COUNT(*) AS n FROM files WHERE status = 'uploaded'`);
+    // Only the round's files are waiting at any time: their jobs are the queue's only ones,
+    // counted through its index of waiting jobs (a count of the files table read every row
+    // again after each commit, up to 0.45 ms a poll by the last round, in this process).
+    const pending = db.query(`SELECT COUNT(*) AS n FROM jobs INDEXED BY jobs_ready WHERE state IN ('queued', 'running')`);
     const ingest = async (round: typeof docs) => {
       const docsFile = join(dir, "round.json");
       writeFileSync(docsFile, JSON.stringify(round));
