@@ -27,6 +27,16 @@ function summed(db: Database, storeId: string, now: number) {
   return { counts: fileCountsOf(rows), usage: usage.n };
 }
 
+/** A fresh database holding project p and its store vs_1. */
+function oneStore() {
+  const dir = tempDir("ragd-counts-");
+  dirs.push(dir);
+  const db = openDatabase(join(dir, "ragd.db"));
+  db.exec(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`);
+  db.exec(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_1', 'p', 0, 0)`);
+  return { db, repo: new SqliteStoresRepo(db) };
+}
+
 /** A small deterministic generator, so a failure replays. */
 function random(seed: number) {
   let s = seed >>> 0;
@@ -216,12 +226,7 @@ test("a database written before the counts were kept gets them from its members"
 });
 
 test("a membership of another cut counts by its cut's job once its file is processed", async () => {
-  const dir = tempDir("ragd-counts-");
-  dirs.push(dir);
-  const db = openDatabase(join(dir, "ragd.db"));
-  const repo = new SqliteStoresRepo(db);
-  db.exec(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`);
-  db.exec(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_1', 'p', 0, 0)`);
+  const { db, repo } = oneStore();
   db.exec(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-a', 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`);
   db.exec(`INSERT INTO vector_store_files (store_id, file_id, created_at, cut) VALUES ('vs_1', 'file-a', 0, 'c300-o50')`);
   const status = async () => {
@@ -244,12 +249,7 @@ test("a membership of another cut counts by its cut's job once its file is proce
 });
 
 test("files past their expiry but not swept yet are left out of a store's totals", async () => {
-  const dir = tempDir("ragd-counts-");
-  dirs.push(dir);
-  const db = openDatabase(join(dir, "ragd.db"));
-  const repo = new SqliteStoresRepo(db);
-  db.exec(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`);
-  db.exec(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_1', 'p', 0, 0)`);
+  const { db, repo } = oneStore();
   for (let i = 0; i < 6; i++) {
     db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, expires_at, content_type, sha256) VALUES (?, 'p', 1, 0, 'a.txt', 'assistants', ?, ?, 'text/plain', 'x')`).run(`file-${i}`, i % 2 ? "processed" : "uploaded", i < 2 ? 100 : null);
     db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ('vs_1', ?, 0)`).run(`file-${i}`);
