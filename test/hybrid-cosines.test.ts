@@ -5,9 +5,9 @@ import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fuse } from "../src/services/search";
-import { dotEncoded, encodeVector } from "../src/storage/vector-codec";
+import { dotEncoded } from "../src/storage/vector-codec";
 import { cleanup, tempDir } from "./helpers/ragd";
-import { unitVector, withSearchService } from "./helpers/search";
+import { insertFiles, unitVector, withSearchService } from "./helpers/search";
 
 const dir = tempDir();
 afterAll(() => cleanup(dir));
@@ -22,15 +22,8 @@ test("every candidate of a hybrid search has a cosine: the graph's for its own, 
     db.query(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_all', 'p', 0, 0)`).run();
     // 30 files of 100 chunks (past the exact-search limit: the graph answers), random vectors,
     // so the two sides find mostly different chunks
-    const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, ?, '{}', 0, 1, 1, ?)`);
-    db.transaction(() => {
-      for (let f = 0; f < 30; f++) {
-        const id = `file-${f}`;
-        db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES (?, 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`).run(id);
-        db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at, attributes) VALUES ('vs_all', ?, 0, '{}')`).run(id);
-        for (let i = 0; i < 100; i++) insert.run(id, i, paragraphs[(f * 100 + i) % paragraphs.length]!, encodeVector(unitVector(embedder.model.dims)));
-      }
-    })();
+    const dims = embedder.model.dims;
+    insertFiles(db, { files: 30, perFile: 100, text: (f, i) => paragraphs[(f * 100 + i) % paragraphs.length]!, vector: () => unitVector(dims), stores: () => [["vs_all", "{}"]] });
     await search.catchUp();
     const stored = db.query(`SELECT embedding FROM chunks WHERE id = ?`);
     const now = Math.floor(Date.now() / 1000);

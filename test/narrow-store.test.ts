@@ -5,10 +5,9 @@ import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { idRangesOf } from "../src/search/keyword-index";
-import { encodeVector } from "../src/storage/vector-codec";
 import { SqliteChunksRepo } from "../src/storage/sqlite/chunks-repo";
 import { cleanup, tempDir } from "./helpers/ragd";
-import { unitVector, withSearchService } from "./helpers/search";
+import { insertFiles, unitVector, withSearchService } from "./helpers/search";
 
 const dir = tempDir();
 afterAll(() => cleanup(dir));
@@ -23,16 +22,14 @@ test("a store that sees 5% of the chunks: every hit is its own, keyword ranking 
     db.query(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_all', 'p', 0, 0), ('vs_small', 'p', 0, 0)`).run();
     // 40 files of 100 chunks (past the exact-search limit, so the HNSW index answers); the
     // small store holds two of them, one only through an attribute a filter then asks for.
-    const insert = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, ?, '{}', 0, 1, 1, ?)`);
-    db.transaction(() => {
-      for (let f = 0; f < 40; f++) {
-        const id = `file-${f}`;
-        db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES (?, 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`).run(id);
-        db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at, attributes) VALUES ('vs_all', ?, 0, '{}')`).run(id);
-        if (f % 20 === 3) db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at, attributes) VALUES ('vs_small', ?, 0, ?)`).run(id, JSON.stringify({ team: f === 3 ? "a" : "b" }));
-        for (let i = 0; i < 100; i++) insert.run(id, i, paragraphs[(f * 100 + i) % paragraphs.length]!, encodeVector(unitVector(embedder.model.dims)));
-      }
-    })();
+    const dims = embedder.model.dims;
+    insertFiles(db, {
+      files: 40,
+      perFile: 100,
+      text: (f, i) => paragraphs[(f * 100 + i) % paragraphs.length]!,
+      vector: () => unitVector(dims),
+      stores: (f) => [["vs_all", "{}"], ...(f % 20 === 3 ? [["vs_small", JSON.stringify({ team: f === 3 ? "a" : "b" })] as [string, string]] : [])],
+    });
     await search.catchUp();
     const now = Math.floor(Date.now() / 1000);
     const own = new Set((db.query(`SELECT c.id FROM chunks c WHERE c.file_id IN ('file-3', 'file-23')`).values() as [number][]).map((r) => r[0]));

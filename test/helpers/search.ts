@@ -10,6 +10,7 @@ import { embedConfig } from "../../src/server";
 import { SearchService } from "../../src/services/search";
 import { openSqliteRepos } from "../../src/storage/sqlite";
 import { openDatabase } from "../../src/storage/sqlite/db";
+import { encodeVector } from "../../src/storage/vector-codec";
 
 export async function withSearchService(dataDir: string, run: (search: SearchService, db: Database, embedder: EmbeddingProvider) => Promise<void>) {
   const repos = openSqliteRepos(dataDir);
@@ -35,4 +36,26 @@ export function unitVector(dims: number) {
   for (let i = 0; i < dims; i++) n += (v[i] = Math.random() - 0.5) ** 2;
   for (let i = 0; i < dims; i++) v[i]! /= Math.sqrt(n);
   return v;
+}
+
+/**
+ * `files` processed files (file-0, file-1, ...) of `perFile` chunks each, written straight into
+ * the database as ingestion's commits leave them; `stores(f)` gives file f's memberships, each
+ * a store id and its attributes.
+ */
+export function insertFiles(
+  db: Database,
+  o: { files: number; perFile: number; text: (f: number, i: number) => string; vector: () => Float32Array; stores: (f: number) => [storeId: string, attributes: string][] },
+) {
+  const file = db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES (?, 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`);
+  const member = db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at, attributes) VALUES (?, ?, 0, ?)`);
+  const chunk = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, ?, '{}', 0, 1, 1, ?)`);
+  db.transaction(() => {
+    for (let f = 0; f < o.files; f++) {
+      const id = `file-${f}`;
+      file.run(id);
+      for (const [store, attributes] of o.stores(f)) member.run(store, id, attributes);
+      for (let i = 0; i < o.perFile; i++) chunk.run(id, i, o.text(f, i), encodeVector(o.vector()));
+    }
+  })();
 }
