@@ -261,6 +261,8 @@ class DiskBlobWriter implements BlobWriter {
           throw storageError(e, this.dir);
         }),
       ]);
+      // The hashing thread's descriptor outlives the rename, so the pages go whatever the name.
+      this.hash.evict();
       await this.closeFd();
       await mkdir(this.dir, { recursive: true });
       await rename(this.tmpPath, this.finalPath);

@@ -3,7 +3,7 @@ import { IN_BINARY } from "../native/extract";
 const WORKER_URL = IN_BINARY ? "./storage/hash-worker.ts" : new URL("./hash-worker.ts", import.meta.url).href;
 
 // The first message about a file names its path; a small file needs just one message.
-export type HashRequest = { op: "advance" | "finish"; id: number; upTo: number; path?: string } | { op: "drop"; id: number };
+export type HashRequest = { op: "advance" | "finish"; id: number; upTo: number; path?: string } | { op: "drop" | "evict"; id: number };
 export type HashReply = { id: number; sha256: string } | { id: number; error: string };
 
 /** A file's SHA-256, computed on another thread while the file is written. */
@@ -12,6 +12,9 @@ export interface FileHash {
   advance(bytes: number): void;
   /** The file is `bytes` long and complete: its digest in hex. */
   finish(bytes: number): Promise<string>;
+  /** The file is durable (fsynced): its pages leave the page cache, and the thread lets it go. */
+  evict(): void;
+  /** The thread lets the file go as it is. One of evict or drop ends every hash, finished or not. */
   drop(): void;
 }
 
@@ -31,6 +34,7 @@ class FileHasher {
     const worker = (this.worker ??= this.spawn());
     const id = this.next++;
     let ended = false;
+    let released = false;
     let posted = 0;
     // Each message costs the event loop tens of microseconds: the thread hears of progress only
     // every few megabytes, which still keeps what it reads back in the page cache.
@@ -38,7 +42,7 @@ class FileHasher {
       worker.postMessage({ op, id, upTo, ...(posted === 0 ? { path } : {}) } satisfies HashRequest);
       posted = Math.max(posted, upTo, 1);
     };
-    return {
+    const handle: FileHash = {
       advance: (upTo) => {
         if (!ended && this.worker === worker && upTo - posted >= ADVANCE_EVERY) post("advance", upTo);
       },
@@ -50,12 +54,15 @@ class FileHasher {
           post("finish", upTo);
         });
       },
-      drop: () => {
-        if (ended) return;
-        ended = true;
-        if (this.worker === worker && posted > 0) worker.postMessage({ op: "drop", id } satisfies HashRequest);
-      },
+      evict: () => release("evict"),
+      drop: () => release("drop"),
     };
+    const release = (op: "evict" | "drop") => {
+      if (released) return;
+      released = ended = true;
+      if (this.worker === worker && posted > 0) worker.postMessage({ op, id } satisfies HashRequest);
+    };
+    return handle;
   }
 
   private spawn(): Worker {
