@@ -190,6 +190,7 @@ class DiskBlobWriter implements BlobWriter {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private written = 0;
+  private committing: Promise<unknown> | null = null;
 
   constructor(
     private readonly fd: number,
@@ -253,6 +254,12 @@ class DiskBlobWriter implements BlobWriter {
   async commit() {
     if (this.state !== "open") throw new Error(`blob commit after ${this.state}`);
     this.state = "committing";
+    const committed = this.commitNow();
+    this.committing = committed;
+    return committed;
+  }
+
+  private async commitNow() {
     try {
       await this.flush();
       const [sha256] = await Promise.all([
@@ -272,13 +279,22 @@ class DiskBlobWriter implements BlobWriter {
       return { sha256 };
     } catch (e) {
       this.state = "open";
-      await this.abort();
+      await this.discard();
       throw storageError(e, this.dir);
     }
   }
 
-  /** Drops the write: closes the descriptor and removes what was written. Safe to call at any time, any number of times. */
+  /**
+   * Drops the write: closes the descriptor and removes what was written. Safe to call at any
+   * time, any number of times; during a commit it waits for it (its descriptor is in use, and
+   * a number closed under a write could be reused by another file), and a committed blob stays.
+   */
   async abort() {
+    await this.committing?.catch(() => {});
+    await this.discard();
+  }
+
+  private async discard() {
     if (this.state === "committed" || this.state === "aborted") return;
     this.state = "aborted";
     this.pending = [];

@@ -48,6 +48,8 @@ class FileHasher {
       },
       finish: (upTo) => {
         ended = true;
+        // (the thread would keep the file open for a release that has already been)
+        if (released) return Promise.reject(new Error("the file's hash was dropped before it was finished"));
         if (this.worker !== worker) return Promise.reject(new Error("the hashing thread stopped"));
         return new Promise((resolve, reject) => {
           this.waiting.set(id, { resolve, reject });

@@ -12,17 +12,32 @@ interface Open {
   fd: number;
   hash: Bun.CryptoHasher;
   at: number;
+  /** Where the pages not yet asked to leave the cache start. */
+  shedFrom: number;
+  /** `at` when they were last asked. */
+  shedTo: number;
 }
 
+const PAGE = 4096;
 const open = new Map<number, Open>();
+// Why a file's hashing failed, for its finish (an advance has no one waiting for its answer).
+const failed = new Map<number, string>();
 const buf = new Uint8Array(1 << 20);
+
+function reply(id: number, r: Omit<HashReply, "id">) {
+  self.postMessage({ id, ...r } as HashReply);
+}
 
 self.onmessage = (e: MessageEvent<HashRequest>) => {
   const m = e.data;
   try {
-    if ((m.op === "advance" || m.op === "finish") && m.path !== undefined) open.set(m.id, { fd: openSync(m.path, "r"), hash: new Bun.CryptoHasher("sha256"), at: 0 });
+    if ((m.op === "advance" || m.op === "finish") && m.path !== undefined) open.set(m.id, { fd: openSync(m.path, "r"), hash: new Bun.CryptoHasher("sha256"), at: 0, shedFrom: 0, shedTo: 0 });
     const f = open.get(m.id);
-    if (!f) return;
+    if (!f) {
+      if (m.op === "finish") reply(m.id, { error: failed.get(m.id) ?? "the hashing thread does not have the file" });
+      failed.delete(m.id);
+      return;
+    }
     if (m.op === "advance" || m.op === "finish") {
       while (f.at < m.upTo) {
         const n = readSync(f.fd, buf, 0, Math.min(buf.length, m.upTo - f.at), f.at);
@@ -30,11 +45,9 @@ self.onmessage = (e: MessageEvent<HashRequest>) => {
         f.hash.update(buf.subarray(0, n));
         f.at += n;
       }
-      // A large upload sheds what was hashed as it arrives, so it never fills the page cache
-      // with dirty pages; the rest goes at evict.
-      if (m.op === "advance") dropCachedPages(f.fd, 0, f.at);
+      if (m.op === "advance") shed(f);
       // The descriptor stays open for the writer's evict or drop, which always follows.
-      if (m.op === "finish") self.postMessage({ id: m.id, sha256: f.hash.digest("hex") } satisfies HashReply);
+      else reply(m.id, { sha256: f.hash.digest("hex") });
       return;
     }
     open.delete(m.id);
@@ -44,6 +57,23 @@ self.onmessage = (e: MessageEvent<HashRequest>) => {
     const f = open.get(m.id);
     open.delete(m.id);
     if (f) closeSync(f.fd);
-    if (m.op === "advance" || m.op === "finish") self.postMessage({ id: m.id, error: String((err as Error)?.message ?? err) } satisfies HashReply);
+    const error = String((err as Error)?.message ?? err);
+    if (m.op === "finish") reply(m.id, { error });
+    else if (m.op === "advance") failed.set(m.id, error);
   }
 };
+
+/**
+ * A large upload sheds its pages as it arrives, so only its last steps stay cached: the
+ * kernel drops the clean pages of a range and starts writing back its dirty ones, so each
+ * call covers the step before (written back since, dropped now) and the new one (written
+ * back from now). Whole pages only: a partly written last page dropped would have to be read
+ * back for the next write into it.
+ */
+function shed(f: Open) {
+  const to = Math.floor(f.at / PAGE) * PAGE;
+  if (to <= f.shedFrom) return;
+  dropCachedPages(f.fd, f.shedFrom, to - f.shedFrom);
+  f.shedFrom = f.shedTo;
+  f.shedTo = to;
+}

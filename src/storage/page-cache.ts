@@ -28,6 +28,6 @@ function load(): Fadvise | null {
  * `length` 0 means to the end of the file.
  */
 export function dropCachedPages(fd: number, offset = 0, length = 0): boolean {
-  fadvise ??= load();
+  if (fadvise === undefined) fadvise = load();
   return fadvise !== null && fadvise(fd, offset, length, POSIX_FADV_DONTNEED) === 0;
 }
