@@ -36,6 +36,18 @@ describe("edge", () => {
     expect(ragd.stderr()).toContain("request_id=trace-42.abc");
   });
 
+  test("request ids are distinct across the refills of their random pool", async () => {
+    // 600 requests: the pool holds 256 ids, so this spans two refills.
+    const ids = new Set<string>();
+    for (let i = 0; i < 600; i++) {
+      const r = await fetch(`${ragd.baseURL}/health`);
+      const id = r.headers.get("x-request-id")!;
+      expect(id).toMatch(/^req_[0-9a-f]{32}$/);
+      ids.add(id);
+    }
+    expect(ids.size).toBe(600);
+  });
+
   test("a 401 says which scheme to use", async () => {
     for (const headers of [{}, { authorization: "Bearer sk-wrong-key-0000" }, { authorization: "Basic abc" }] as Record<string, string>[]) {
       const r = await fetch(`${ragd.baseURL}/files`, { headers });
