@@ -40,7 +40,9 @@ async function setup() {
   const behindTheWritersBack = new Database(join(dir, "ragd.db"));
   closeAfter.push(behindTheWritersBack);
   const hideB = () => behindTheWritersBack.run(`UPDATE vector_store_files SET cancelled = 1 WHERE file_id = 'file-b'`);
-  return { r, seen, hideB };
+  // Every cut the store sees, as a search of a narrow store asks it.
+  const whole = async (now = 50) => [...(await r.chunks.storeGroups("vs_v", null, now))].map((k) => k.split("\u0000")[0]!.slice(5)).sort().join("");
+  return { r, seen, whole, hideB, behindTheWritersBack };
 }
 
 test("the queue's idle poll, a store's last-activity touch and other bookkeeping writes keep what a store sees", async () => {
@@ -72,6 +74,20 @@ test("a poll that fails a job whose attempts ran out makes searches ask again", 
   hideB();
   expect(await r.ingestion.exhausted(1, 10, T)).toEqual([{ fileId: "file-c", cut: "auto" }]);
   expect(await seen()).toBe("a");
+});
+
+test("a store's whole set of cuts is kept between writes too, and a kept file's expiry still counts", async () => {
+  const { r, whole, hideB, behindTheWritersBack } = await setup();
+  behindTheWritersBack.run(`UPDATE files SET expires_at = 100 WHERE id = 'file-a'`);
+  expect(await whole(50)).toBe("ab");
+  hideB();
+  await r.stores.touch("vs_v", 60);
+  // kept: the membership cancelled behind the writer's back does not show...
+  expect(await whole(50)).toBe("ab");
+  // ...while file-a's expiry, read with the rest, hides it once its time has passed
+  expect(await whole(150)).toBe("b");
+  await r.stores.updateAttributes("vs_v", "file-a", '{"team":"x"}');
+  expect(await whole(50)).toBe("a");
 });
 
 test("every write said to keep visibility is a write (a misspelt or read method there would mean nothing)", () => {
