@@ -124,9 +124,9 @@ export class SqliteChunksRepo implements ChunksRepo {
   }
 
   async storeGroups(storeId: string, attributes: AttributeFilter | null, now: number): Promise<Set<string>> {
-    const filter = filterSql(attributes);
     const filterKey = JSON.stringify(attributes);
     if (!this.keeping(filterKey)) {
+      const filter = filterSql(attributes);
       // The store's memberships as the "chunks" of the one visibility fragment.
       const rows = this.db
         .query(`SELECT c.file_id AS fileId, c.cut FROM (SELECT file_id, cut FROM vector_store_files WHERE store_id = $storeId) c ${visibleIn(filter)}`)
@@ -136,12 +136,17 @@ export class SqliteChunksRepo implements ChunksRepo {
     const scope = `${storeId}\u0000${filterKey}`;
     let whole = this.seenWhole.get(scope);
     if (!whole) {
+      const filter = filterSql(attributes);
       const rows = this.db
         .query(`SELECT c.file_id AS fileId, c.cut, f.expires_at AS expiresAt FROM (SELECT file_id, cut FROM vector_store_files WHERE store_id = $storeId) c ${visibleInStore(filter.sql, { live: false })}`)
         .all({ storeId, ...filter.params } as never) as { fileId: string; cut: string; expiresAt: number | null }[];
       whole = new Map(rows.map((r) => [groupKey(r.fileId, r.cut), r.expiresAt]));
-      this.seenWhole.set(scope, whole);
-      this.seenSize += whole.size;
+      // A store too large to keep beside the rest is answered without being kept: kept, it
+      // would empty both maps at the next search.
+      if (this.seenSize + whole.size <= SEEN_CUTS) {
+        this.seenWhole.set(scope, whole);
+        this.seenSize += whole.size;
+      }
     }
     const out = new Set<string>();
     for (const [key, expires] of whole) if (expires === null || expires > now) out.add(key);
