@@ -35,7 +35,8 @@ self.onmessage = (e: MessageEvent<HashRequest>) => {
     const f = open.get(m.id);
     if (!f) {
       if (m.op === "finish") reply(m.id, { error: failed.get(m.id) ?? "the hashing thread does not have the file" });
-      failed.delete(m.id);
+      // (a later step of a failed file keeps its reason for the finish)
+      if (m.op !== "advance") failed.delete(m.id);
       return;
     }
     if (m.op === "advance" || m.op === "finish") {
