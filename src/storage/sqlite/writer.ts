@@ -1,4 +1,5 @@
 import { IN_BINARY } from "../../native/extract";
+import { log } from "../../util/log";
 import type { RepoName, WriteReply, WriteRequest } from "./writes";
 
 const WORKER_URL = IN_BINARY ? "./storage/sqlite/writer-worker.ts" : new URL("./writer-worker.ts", import.meta.url).href;
@@ -10,9 +11,10 @@ interface Waiting {
 
 /**
  * A thread with its own connection to the database, which makes every write: SQLite commits
- * (and their fsync under synchronous=FULL) block the thread that runs them, and the event loop
- * must not wait for a disk. Calls run in the order they were made; each answers after its
- * transaction committed, so what a request acknowledges is on disk.
+ * and their fsync block the thread that runs them, and the event loop must not wait for a
+ * disk. Calls run in the order they were made; each answers after its transaction committed
+ * and the WAL holding it was synced (writes that end together share one sync), so what a
+ * request acknowledges is on disk.
  */
 export class WriterThread {
   private worker: Worker | null = null;
@@ -20,8 +22,25 @@ export class WriterThread {
   private readonly inflight = new Set<Promise<unknown>>();
   private next = 1;
   private closing: Promise<void> | null = null;
+  private syncsAsked: ((n: number) => void)[] = [];
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    /** A sync failed: what readers already see may not be on disk, so nothing can go on. */
+    private readonly onFatal: (message: string) => void = (message) => {
+      log.error(message);
+      process.exit(70);
+    },
+  ) {}
+
+  /** How many times the writer has synced the WAL (group commit: fewer than the writes). */
+  syncs(): Promise<number> {
+    const worker = (this.worker ??= this.spawn());
+    return new Promise((resolve) => {
+      this.syncsAsked.push(resolve);
+      worker.postMessage({ syncs: true });
+    });
+  }
 
   call(repo: RepoName, method: string, args: unknown[]): Promise<unknown> {
     if (this.closing) return Promise.reject(new Error("the database is closed"));
@@ -51,7 +70,10 @@ export class WriterThread {
       // The thread closes its connection and exits; a thread that does not is stopped anyway.
       const exited = new Promise<void>((r) => worker.addEventListener("close", () => r(), { once: true }));
       worker.postMessage({ close: true });
-      await Promise.race([exited, Bun.sleep(5000)]);
+      // (a timer, not Bun.sleep: one left pending would hold the process open for its 5 s)
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
       worker.terminate();
       this.worker = null;
     })());
@@ -62,6 +84,8 @@ export class WriterThread {
     worker.onmessage = (e: MessageEvent<WriteReply>) => {
       const m = e.data;
       if ("ready" in m) return;
+      if ("syncs" in m) return this.syncsAsked.shift()?.(m.syncs);
+      if ("fatal" in m) return this.onFatal(m.fatal);
       if ("failed" in m) return this.fail(worker, new Error(`the database writer could not open ${this.path}: ${m.failed}`));
       const w = this.waiting.get(m.id);
       if (!w) return;
@@ -84,6 +108,7 @@ export class WriterThread {
     worker.terminate();
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
+    for (const r of this.syncsAsked.splice(0)) r(NaN);
     for (const w of waiting) w.reject(e);
   }
 }

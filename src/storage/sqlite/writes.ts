@@ -52,4 +52,7 @@ export type WriteReply =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: { name: string; message: string; code?: string; errno?: number } }
   | { id: 0; ready: true }
-  | { id: 0; failed: string };
+  | { id: 0; failed: string }
+  /** A sync of the WAL failed: committed writes may not be on disk (writer-worker.ts). */
+  | { id: 0; fatal: string }
+  | { id: 0; syncs: number };
