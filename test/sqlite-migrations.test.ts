@@ -110,3 +110,26 @@ test("a database from before cut_bytes gets each cut's bytes summed once, and a 
   db.close();
   cleanup(dir);
 });
+
+test("a claim reads the queue's open jobs in claim order, never every job ever run", async () => {
+  const dir = tempDir("ragd-claim-plan-");
+  const db = openDatabase(join(dir, "ragd.db"));
+  const seen: string[] = [];
+  const query = db.query.bind(db);
+  db.query = ((sql: string) => (seen.push(sql), query(sql))) as typeof db.query;
+  const repo = new SqliteIngestionRepo(db);
+  await repo.claim("runner", 0, 1000, 3);
+  await repo.exhausted(3, 5, 0);
+  await repo.release("runner");
+  const reads = seen.filter((sql) => /\bjobs\b/.test(sql));
+  expect(reads).toHaveLength(3);
+  for (const sql of reads) {
+    const plan = (query(`EXPLAIN QUERY PLAN ${sql}`).all({ now: 0, max: 3, maxRuns: 5, maxAttempts: 3, owner: "runner" } as never) as { detail: string }[]).map((r) => r.detail);
+    // done and failed jobs are in neither index
+    expect(plan.some((d) => /^(SCAN|SEARCH) j(obs)? USING INDEX jobs_(open_order|ready)\b/.test(d))).toBe(true);
+    expect(plan.some((d) => /^SCAN j(obs)?$/.test(d))).toBe(false);
+    expect(plan.some((d) => d.includes("TEMP B-TREE"))).toBe(false);
+  }
+  db.close();
+  cleanup(dir);
+});

@@ -71,7 +71,7 @@ export class PgIngestionRepo implements IngestionRepo {
     const job = await this.db.get<Job>(
       `UPDATE jobs SET state = 'running', runs = jobs.runs + 1, started_at = COALESCE(jobs.started_at, $now), lease_owner = $owner, lease_until = $until
        FROM (SELECT j.file_id, j.cut FROM jobs j
-             WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max AND j.runs < $maxRuns
+             WHERE j.${OPEN} AND ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max AND j.runs < $maxRuns
              ORDER BY j.enqueued_at, j.file_id, j.cut LIMIT 1 FOR UPDATE SKIP LOCKED) pick, files f
        WHERE jobs.file_id = pick.file_id AND jobs.cut = pick.cut AND f.id = jobs.file_id
        RETURNING jobs.file_id AS "fileId", jobs.cut, f.filename, jobs.attempts, jobs.runs`,
@@ -180,11 +180,11 @@ export class PgIngestionRepo implements IngestionRepo {
 
   async release(owner: string) {
     // The run did not fail, a clean stop interrupted it: give it back.
-    await this.db.run(`UPDATE jobs SET state = 'queued', runs = GREATEST(0, runs - 1), lease_owner = NULL, lease_until = NULL WHERE lease_owner = $owner AND state = 'running'`, { owner });
+    await this.db.run(`UPDATE jobs SET state = 'queued', runs = GREATEST(0, runs - 1), lease_owner = NULL, lease_until = NULL WHERE ${OPEN} AND lease_owner = $owner AND state = 'running'`, { owner });
   }
 
   async exhausted(maxAttempts: number, maxRuns: number, nowMs: number) {
-    const spent = `(attempts >= $maxAttempts OR runs >= $maxRuns) AND (state = 'queued' OR (state = 'running' AND lease_until < $now))`;
+    const spent = `${OPEN} AND (attempts >= $maxAttempts OR runs >= $maxRuns) AND (state = 'queued' OR (state = 'running' AND lease_until < $now))`;
     // Runners call this before every claim: the usual answer, none, takes no lock (the chunk
     // log's lock would queue every process's chunk commits behind this look).
     if (!(await this.db.get(`SELECT 1 FROM jobs WHERE ${spent} LIMIT 1`, { maxAttempts, maxRuns, now: nowMs }))) return [];

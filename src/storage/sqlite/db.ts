@@ -415,13 +415,20 @@ export const MIGRATIONS: string[] = [
     DELETE FROM store_bytes WHERE store_id = old.id;
   END;
   `,
+  // The queue in the order jobs are claimed, open jobs only: a claim reads the front of it and
+  // stops at the first job it may take. It scanned every job ever run (done ones included)
+  // and sorted those it could take, so each claim grew with the files ingested.
+  `
+  CREATE INDEX jobs_open_order ON jobs(enqueued_at, file_id, cut) WHERE state IN ('queued', 'running');
+  `,
 ];
 
 export function openDatabase(path: string): Database {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
   db.exec("PRAGMA journal_mode = WAL");
-  // FULL: a commit is on disk before we acknowledge the request that made it.
+  // FULL: a commit is on disk before we acknowledge the request that made it. The writer
+  // thread syncs the WAL itself instead, once for the writes that end together (writer-worker.ts).
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA foreign_keys = ON");
   db.exec("PRAGMA busy_timeout = 5000");

@@ -7,6 +7,8 @@ import type { IngestionRepo, Failure, Job, JobKey, JobOutcome, JobRecord } from 
 
 const FINISH_BATCH = 250;
 const THIS_JOB = `file_id = $fileId AND cut = $cut`;
+// Written as the partial indexes' own condition (jobs_ready, jobs_open_order): SQLite uses such
+// an index only for a query whose WHERE holds that very term.
 const OPEN = `state IN ('queued', 'running')`;
 
 /** Queues a new file's default cut; called in the transaction that inserts the file. */
@@ -40,6 +42,19 @@ export function pruneCuts(db: Database, fileIds: string[]) {
   for (const table of ["chunks", "jobs"]) db.query(`DELETE FROM ${table} AS t WHERE ${unused}`).run({ ids });
 }
 
+/**
+ * The next job to claim: in claim order, stopping at the first it may take. Without
+ * statistics SQLite would rather gather every open job and sort them, so a claim would grow
+ * with the queue (it once grew with every job ever run).
+ */
+const NEXT_JOB = `SELECT j.file_id AS fileId, j.cut, f.filename, j.attempts, j.runs FROM jobs j INDEXED BY jobs_open_order JOIN files f ON f.id = j.file_id
+  WHERE j.${OPEN} AND ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max AND j.runs < $maxRuns
+  ORDER BY j.enqueued_at, j.file_id, j.cut LIMIT 1`;
+
+/** Open jobs out of attempts or runs. */
+const SPENT_JOBS = `SELECT file_id AS fileId, cut, attempts, runs, error FROM jobs
+  WHERE ${OPEN} AND (attempts >= $maxAttempts OR runs >= $maxRuns) AND (state = 'queued' OR (state = 'running' AND lease_until < $now))`;
+
 const RECORD_COLS = `file_id AS fileId, cut, state, enqueued_at AS enqueuedAt, started_at AS startedAt, finished_at AS finishedAt,
   attempts, runs, error_code AS errorCode, error`;
 
@@ -68,13 +83,7 @@ export class SqliteIngestionRepo implements IngestionRepo {
 
   async claim(owner: string, nowMs: number, leaseMs: number, maxAttempts: number, maxRuns = Number.MAX_SAFE_INTEGER) {
     return this.db.transaction(() => {
-      const job = this.db
-        .query(
-          `SELECT j.file_id AS fileId, j.cut, f.filename, j.attempts, j.runs FROM jobs j JOIN files f ON f.id = j.file_id
-           WHERE ((j.state = 'queued' AND j.run_after <= $now) OR (j.state = 'running' AND j.lease_until < $now)) AND j.attempts < $max AND j.runs < $maxRuns
-           ORDER BY j.enqueued_at, j.file_id, j.cut LIMIT 1`,
-        )
-        .get({ now: nowMs, max: maxAttempts, maxRuns }) as Job | null;
+      const job = this.db.query(NEXT_JOB).get({ now: nowMs, max: maxAttempts, maxRuns }) as Job | null;
       if (!job) return null;
       this.db
         .query(
@@ -199,17 +208,14 @@ export class SqliteIngestionRepo implements IngestionRepo {
   async release(owner: string) {
     // The run did not fail, a clean stop interrupted it: give it back.
     this.db
-      .query(`UPDATE jobs SET state = 'queued', runs = MAX(0, runs - 1), lease_owner = NULL, lease_until = NULL WHERE lease_owner = $owner AND state = 'running'`)
+      .query(`UPDATE jobs SET state = 'queued', runs = MAX(0, runs - 1), lease_owner = NULL, lease_until = NULL WHERE ${OPEN} AND lease_owner = $owner AND state = 'running'`)
       .run({ owner });
   }
 
   async exhausted(maxAttempts: number, maxRuns: number, nowMs: number) {
     return this.db.transaction(() => {
       const rows = this.db
-        .query(
-          `SELECT file_id AS fileId, cut, attempts, runs, error FROM jobs
-           WHERE (attempts >= $maxAttempts OR runs >= $maxRuns) AND (state = 'queued' OR (state = 'running' AND lease_until < $now))`,
-        )
+        .query(SPENT_JOBS)
         .all({ maxAttempts, maxRuns, now: nowMs }) as (JobKey & { attempts: number; runs: number; error: string | null })[];
       for (const r of rows) {
         const key = { fileId: r.fileId, cut: r.cut };
