@@ -177,7 +177,8 @@ function metricSources(s: Services): MetricSources {
     },
     jobs: () => (jobs ??= s.repos.ingestion.stats()),
     vectorIndex: () => ({ size: s.search.vectorCount, lastSaveMs: s.search.lastSaveMs, exactBytes: s.search.exactVectorBytes }),
-    keywordIndexSize: () => s.repos.chunks.chunkCount(),
+    // the index's own count: SQLite's COUNT(*) read every chunk's place on each scrape
+    keywordIndexSize: async () => s.search.keywords.index.size,
     projectBytes: () => s.repos.files.bytesByProject(),
   };
 }

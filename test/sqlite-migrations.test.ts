@@ -133,3 +133,45 @@ test("a claim reads the queue's open jobs in claim order, never every job ever r
   db.close();
   cleanup(dir);
 });
+
+test("a project's bytes and the jobs per state are kept as totals: summed once from an older database, then equal to the sums after every change", async () => {
+  const version = MIGRATIONS.findIndex((m) => m.includes("CREATE TABLE project_bytes"));
+  const { dir, path } = oldDatabase(version, (db) => {
+    db.exec(`INSERT INTO jobs (file_id, cut, state, enqueued_at, run_after) VALUES ('file-a', 'auto', 'queued', 0, 0), ('file-b', 'auto', 'done', 0, 0), ('file-c', 'auto', 'failed', 0, 0)`);
+  });
+  const db = openDatabase(path);
+  const { sqliteRepos } = await import("../src/storage/sqlite/index");
+  const r = sqliteRepos(db);
+  const kept = () => ({
+    bytes: db.query(`SELECT project_id AS p, bytes FROM project_bytes ORDER BY 1`).all(),
+    jobs: db.query(`SELECT state, n FROM job_counts WHERE n > 0 ORDER BY 1`).all(),
+  });
+  const summed = () => ({
+    bytes: db.query(`SELECT project_id AS p, SUM(bytes) AS bytes FROM files GROUP BY 1 ORDER BY 1`).all(),
+    jobs: db.query(`SELECT state, COUNT(*) AS n FROM jobs GROUP BY 1 ORDER BY 1`).all(),
+  });
+  expect(kept()).toEqual({ bytes: [{ p: "p", bytes: 3 }], jobs: [{ state: "done", n: 1 }, { state: "failed", n: 1 }, { state: "queued", n: 1 }] });
+
+  await r.keys.createProject({ id: "q", name: "q", createdAt: 0 });
+  const file = (id: string, projectId: string, bytes: number) =>
+    ({ id, projectId, bytes, createdAt: 0, filename: "a.txt", purpose: "assistants", status: "uploaded", statusDetails: null, expiresAt: null, contentType: "text/plain", sha256: "x" }) as const;
+  expect(await r.files.insert(file("file-d", "p", 100), 0, 0)).toBe(true);
+  expect(await r.files.insert(file("file-e", "q", 40), 50, 0)).toBe(true);
+  // the quota reads the kept total: 40 + 20 > 50
+  expect(await r.files.insert(file("file-f", "q", 20), 50, 0)).toBe(false);
+  expect(kept()).toEqual(summed());
+  const job = (await r.ingestion.claim("me", 0, 60_000, 3))!;
+  expect(kept()).toEqual(summed());
+  await r.ingestion.finish(job, "me", { status: "processed", format: "text", text: "x", chunks: [] }, 0);
+  await r.ingestion.finish((await r.ingestion.claim("me", 0, 60_000, 3))!, "me", { status: "failed", code: "invalid_file", message: "no" }, 0);
+  expect(kept()).toEqual(summed());
+  expect(await r.files.remove("q", "file-e", 0)).toBeTruthy();
+  expect(await r.files.remove("p", "file-b", 0)).toBeTruthy();
+  expect(kept()).toEqual(summed());
+  // a project whose last file went is gone from the totals, as from the sums
+  expect(kept().bytes).toEqual([{ p: "p", bytes: 102 }]);
+  expect(await r.files.bytesByProject()).toEqual([{ project: "p", bytes: 102 }]);
+  expect((await r.ingestion.stats()).states).toEqual(Object.fromEntries((summed().jobs as { state: string; n: number }[]).map((j) => [j.state, j.n])));
+  db.close();
+  cleanup(dir);
+});

@@ -421,6 +421,44 @@ export const MIGRATIONS: string[] = [
   `
   CREATE INDEX jobs_open_order ON jobs(enqueued_at, file_id, cut) WHERE state IN ('queued', 'running');
   `,
+  // Totals kept by triggers, so what every upload (a project's quota) and every scrape of
+  // /metrics reads does not grow with the files stored: summing them took 8.8 ms an upload
+  // and 22 ms a scrape at 100k files, on the thread that answers requests for the scrape.
+  `
+  CREATE TABLE project_bytes (
+    project_id TEXT NOT NULL PRIMARY KEY,
+    bytes      INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO project_bytes (project_id, bytes) SELECT project_id, SUM(bytes) FROM files GROUP BY project_id;
+  CREATE TRIGGER project_bytes_insert AFTER INSERT ON files BEGIN
+    INSERT INTO project_bytes (project_id, bytes) VALUES (new.project_id, new.bytes)
+      ON CONFLICT (project_id) DO UPDATE SET bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER project_bytes_delete AFTER DELETE ON files BEGIN
+    UPDATE project_bytes SET bytes = bytes - old.bytes WHERE project_id = old.project_id;
+    DELETE FROM project_bytes WHERE project_id = old.project_id AND bytes <= 0 AND NOT EXISTS (SELECT 1 FROM files WHERE project_id = old.project_id);
+  END;
+  CREATE TRIGGER project_bytes_update AFTER UPDATE OF project_id, bytes ON files BEGIN
+    UPDATE project_bytes SET bytes = bytes - old.bytes WHERE project_id = old.project_id;
+    INSERT INTO project_bytes (project_id, bytes) VALUES (new.project_id, new.bytes)
+      ON CONFLICT (project_id) DO UPDATE SET bytes = bytes + excluded.bytes;
+  END;
+  CREATE TABLE job_counts (
+    state TEXT NOT NULL PRIMARY KEY,
+    n     INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO job_counts (state, n) SELECT state, COUNT(*) FROM jobs GROUP BY state;
+  CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_counts (state, n) VALUES (new.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE state = old.state;
+  END;
+  CREATE TRIGGER job_counts_state AFTER UPDATE OF state ON jobs WHEN old.state IS NOT new.state BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE state = old.state;
+    INSERT INTO job_counts (state, n) VALUES (new.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+  END;
+  `,
 ];
 
 export function openDatabase(path: string): Database {

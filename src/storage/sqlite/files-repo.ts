@@ -127,9 +127,7 @@ export class SqliteFilesRepo implements FilesRepo {
   }
 
   async bytesByProject() {
-    return this.db
-      .query(`SELECT project_id AS project, SUM(bytes) AS bytes FROM files GROUP BY project_id ORDER BY project_id`)
-      .all() as { project: string; bytes: number }[];
+    return this.db.query(`SELECT project_id AS project, bytes FROM project_bytes ORDER BY project_id`).all() as { project: string; bytes: number }[];
   }
 
   async usedBytes(projectId: string) {
@@ -137,10 +135,8 @@ export class SqliteFilesRepo implements FilesRepo {
   }
 
   private usedBytesSync(projectId: string): number {
-    const r = this.db.query(`SELECT COALESCE(SUM(bytes), 0) AS used FROM files WHERE project_id = $projectId`).get({ projectId }) as {
-      used: number;
-    };
-    return r.used;
+    const r = this.db.query(`SELECT bytes FROM project_bytes WHERE project_id = $projectId`).get({ projectId }) as { bytes: number } | null;
+    return r?.bytes ?? 0;
   }
 
   async expired(now: number, limit: number) {

@@ -95,7 +95,7 @@ export class SqliteIngestionRepo implements IngestionRepo {
   }
 
   async stats() {
-    const states = Object.fromEntries((this.db.query(`SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`).all() as { state: string; n: number }[]).map((r) => [r.state, r.n]));
+    const states = Object.fromEntries((this.db.query(`SELECT state, n FROM job_counts WHERE n > 0`).all() as { state: string; n: number }[]).map((r) => [r.state, r.n]));
     const oldest = this.db.query(`SELECT MIN(enqueued_at) AS at FROM jobs WHERE state IN ('queued', 'running')`).get() as { at: number | null };
     return { states, oldestQueuedMs: oldest.at };
   }
