@@ -253,10 +253,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     });
     if (adopted) log.info("added earlier files to their project's knowledge base", { files: adopted });
     const incomplete = await services.files.removeIncomplete();
-    // With a shared store, one starting process sweeps it for orphans while others skip.
-    let orphans = 0;
-    await services.repos.coordination.runAlone("blob-sweep", async () => void (orphans = await services.files.removeOrphans()));
-    if (incomplete || orphans) log.info("recovered after an unclean stop", { incomplete_uploads_removed: incomplete, orphan_blobs_removed: orphans });
+    if (incomplete) log.info("recovered after an unclean stop", { incomplete_uploads_removed: incomplete });
     const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests }, services.repos.coordination);
     if (config.metrics !== "off") metrics.enable(metricSources(services));
     const app = buildApp({ ...services, config, limiter, ready: readiness(services) });
@@ -290,6 +287,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
   await services.ingest.start();
   await services.responses.start();
   const timer = setInterval(sweep, config.expirySweepSeconds * 1000);
+  // Blobs no row names (a crash between a blob's commit and its row's), swept beside requests:
+  // it reads every blob's name, so a start does not wait for it. With a shared store, one
+  // process sweeps while the others skip.
+  const stopOrphanSweep = new AbortController();
+  const orphanSweep = services.repos.coordination
+    .runAlone("blob-sweep", async () => {
+      const orphans = await services.files.removeOrphans(stopOrphanSweep.signal);
+      if (orphans) log.info("recovered after an unclean stop", { orphan_blobs_removed: orphans });
+    })
+    .catch((e) => log.warn("the sweep for orphan blobs failed; the next start tries again", { error: String(e) }));
 
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const url = `http://${shownHost}:${server.port}`;
@@ -307,6 +314,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await services.responses.stop();
       await Promise.race([closing, Bun.sleep(SHUTDOWN_GRACE_MS)]);
       await server.stop(true);
+      stopOrphanSweep.abort();
+      await orphanSweep;
       await services.ingest.stop();
       await services.search.stop();
       await services.close();

@@ -18,6 +18,7 @@ export const EXPIRES_MIN = 3600;
 export const EXPIRES_MAX = 2592000;
 const BATCH_DEFAULT_EXPIRY = 30 * 86400;
 const MAX_FILENAME_BYTES = 255;
+const ORPHAN_SWEEP_STEP = 256;
 
 export interface FileObject {
   id: string;
@@ -50,6 +51,8 @@ export interface Upload {
   limit: number;
   /** The error an upload past the limit gets. */
   overLimit: () => RagdError;
+  /** The upload is over (its row committed, or it failed or was aborted): its blob is no longer in flight. */
+  ended: () => void;
 }
 
 export interface CreateInput {
@@ -98,6 +101,11 @@ export class FilesService {
     private readonly now: () => number = nowSeconds,
   ) {}
 
+  /** Uploads between their blob's creation and their end: never orphans. */
+  private readonly uploading = new Set<string>();
+  /** Uploads that ended while the orphan sweep asked whether a blob has a row (null otherwise). */
+  private endedDuringLookup: Set<string> | null = null;
+
   attachIngest(hooks: IngestHooks) {
     this.ingest = hooks;
   }
@@ -120,7 +128,28 @@ export class FilesService {
     }
     // Past the limit the upload gets its 413 from the receiver; within it, space decides.
     if (declaredBytes <= limit) this.disk?.admit(declaredBytes);
-    return { id, writer: await this.blobs.create(id), limit, overLimit };
+    this.uploading.add(id);
+    const ended = () => {
+      if (this.uploading.delete(id)) this.endedDuringLookup?.add(id);
+    };
+    let writer: BlobWriter;
+    try {
+      writer = await this.blobs.create(id);
+    } catch (e) {
+      ended();
+      throw e;
+    }
+    // Every path that gives up on an upload aborts its writer: that ends it too.
+    const tracked: BlobWriter = {
+      get bytes() {
+        return writer.bytes;
+      },
+      write: (chunk) => writer.write(chunk),
+      stream: () => writer.stream(),
+      commit: () => writer.commit(),
+      abort: () => writer.abort().finally(ended),
+    };
+    return { id, writer: tracked, limit, overLimit, ended };
   }
 
   /** Validates a fully received upload and commits blob then row. On any failure the blob is gone. */
@@ -157,6 +186,8 @@ export class FilesService {
     } catch (e) {
       await up.writer.abort();
       throw e;
+    } finally {
+      up.ended();
     }
   }
 
@@ -258,14 +289,27 @@ export class FilesService {
     return this.blobs.removeIncomplete();
   }
 
-  /** Blobs no row names: a crash between a blob's commit and its row's. */
-  async removeOrphans() {
+  /**
+   * Blobs no row names: a crash between a blob's commit and its row's. Runs beside requests
+   * (its cost grows with the files stored, so a start does not wait for it): an upload of
+   * this process between its blob and its row is in flight, not an orphan, whatever the
+   * clock says, and other processes' recent blobs are left by the store's own keys().
+   */
+  async removeOrphans(signal?: AbortSignal) {
     let orphans = 0;
+    let seen = 0;
     for await (const key of this.blobs.keys()) {
-      if (!(await this.repo.exists(key))) {
-        await this.blobs.delete(key);
-        orphans++;
-      }
+      if (signal?.aborted) break;
+      // a macrotask now and then, so requests are answered while a large store is swept
+      if (++seen % ORPHAN_SWEEP_STEP === 0) await new Promise((r) => setImmediate(r));
+      if (this.uploading.has(key)) continue;
+      const ended = (this.endedDuringLookup = new Set());
+      const named = await this.repo.exists(key);
+      this.endedDuringLookup = null;
+      // An upload that ended during the lookup committed its row or removed its own blob.
+      if (named || this.uploading.has(key) || ended.has(key)) continue;
+      await this.blobs.delete(key);
+      orphans++;
     }
     return orphans;
   }

@@ -1,0 +1,92 @@
+// The sweep for orphan blobs runs beside requests: it removes blobs no row names (a crash
+// between a blob's commit and its row's), never the blob of an upload still in flight.
+import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
+import { FilesService } from "../src/services/files";
+import { DiskBlobStore } from "../src/storage/blobs";
+import type { FilesRepo } from "../src/storage/repos";
+import { openSqliteRepos } from "../src/storage/sqlite";
+import { blobFiles, cleanup, tempDir } from "./helpers/ragd";
+
+const dirs: string[] = [];
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) await c();
+  for (const d of dirs.splice(0)) cleanup(d);
+});
+
+async function setUp() {
+  const dir = tempDir("ragd-orphans-");
+  dirs.push(dir);
+  const repos = openSqliteRepos(dir);
+  closers.push(() => repos.close());
+  await repos.keys.createProject({ id: "p", name: "p", createdAt: 0 });
+  const blobs = new DiskBlobStore(join(dir, "blobs"));
+  // The row's commit waits for the test to let it go, so the sweep can run in between.
+  let letGo!: () => void;
+  const held = new Promise<void>((r) => (letGo = r));
+  let inserting!: () => void;
+  const reachedInsert = new Promise<void>((r) => (inserting = r));
+  const repo = new Proxy(repos.files, {
+    get: (target, key) =>
+      key === "insert"
+        ? async (...args: Parameters<FilesRepo["insert"]>) => {
+            inserting();
+            await held;
+            return target.insert(...args);
+          }
+        : (target as unknown as Record<string | symbol, unknown>)[key],
+  }) as FilesRepo;
+  const files = new FilesService(repo, blobs, { maxFileSize: 1 << 20, projectQuota: 0 });
+  return { dir, blobs, files, letGo, reachedInsert };
+}
+
+async function orphan(blobs: DiskBlobStore, id: string) {
+  const w = await blobs.create(id);
+  await w.write(new TextEncoder().encode("left by a crash"));
+  await w.commit();
+}
+
+test("the sweep removes a blob no row names and keeps an upload's blob between its commit and its row's", async () => {
+  const { dir, blobs, files, letGo, reachedInsert } = await setUp();
+  await orphan(blobs, "file-AAAAAAAAAAAAAAAAAAAAAAAA");
+
+  const up = await files.beginUpload("p");
+  await up.writer.write(new TextEncoder().encode("in flight"));
+  const created = files.create("p", up, { filename: "a.txt", purpose: "assistants" });
+  await reachedInsert;
+  // the upload's blob is committed, its row not yet
+  expect(blobFiles(dir).length).toBe(2);
+
+  expect(await files.removeOrphans()).toBe(1);
+  expect(blobFiles(dir).length).toBe(1);
+
+  letGo();
+  const file = await created;
+  expect(file.id).toBe(up.id);
+  expect(await (await files.content("p", up.id)).body.text()).toBe("in flight");
+  // once its row is there, a later sweep finds nothing to remove
+  expect(await files.removeOrphans()).toBe(0);
+  expect(blobFiles(dir).length).toBe(1);
+});
+
+test("an upload given up on (aborted) is no longer in flight: what a crash would leave of it is swept", async () => {
+  const { dir, blobs, files } = await setUp();
+  const up = await files.beginUpload("p");
+  await up.writer.write(new TextEncoder().encode("never finished"));
+  await up.writer.abort();
+  expect(blobFiles(dir)).toEqual([]);
+  // the same key committed by someone else later (a crash's leftover) is an orphan again
+  await orphan(blobs, up.id);
+  expect(await files.removeOrphans()).toBe(1);
+  expect(blobFiles(dir)).toEqual([]);
+});
+
+test("a sweep told to stop stops before the next blob", async () => {
+  const { dir, blobs, files } = await setUp();
+  for (const id of ["file-AAAAAAAAAAAAAAAAAAAAAAAA", "file-BBBBBBBBBBBBBBBBBBBBBBBB"]) await orphan(blobs, id);
+  const stop = new AbortController();
+  stop.abort();
+  expect(await files.removeOrphans(stop.signal)).toBe(0);
+  expect(blobFiles(dir).length).toBe(2);
+});
