@@ -315,7 +315,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await Promise.race([closing, Bun.sleep(SHUTDOWN_GRACE_MS)]);
       await server.stop(true);
       stopOrphanSweep.abort();
-      await orphanSweep;
+      // It stops between blobs; a bucket that does not answer a listing is not waited for.
+      let sweepWait: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([orphanSweep, new Promise<void>((r) => (sweepWait = setTimeout(r, SHUTDOWN_GRACE_MS)))]);
+      clearTimeout(sweepWait);
       await services.ingest.stop();
       await services.search.stop();
       await services.close();

@@ -113,10 +113,13 @@ const openModel = (file: string) =>
     ownedBy: "ragd",
   });
 
-// Both int8 builds are checked on every machine: the one for CPUs with VNNI (int8 weights)
-// and the portable one (uint8 weights), whichever this machine would pick.
+// The portable int8 build (uint8 weights) is checked on every machine; the one for CPUs with
+// VNNI (int8 weights) only where it runs: without VNNI, onnxruntime's kernel for int8 weights
+// saturates its 16-bit sums (cosine 0.984 at worst, 0.991 on average, on an AVX2-only AMD EPYC,
+// against 0.998 and 0.999 for the portable build), which is why the server
+// picks it only on CPUs that have VNNI.
 for (const [file, min] of [["use-lite-fp32.onnx", 0.9999], ["use-lite-int8.onnx", 0.995], ["use-lite-int8-vnni.onnx", 0.995]] as const) {
-  test(`${file}: embeddings match the original model (cosine >= ${min})`, async () => {
+  test.skipIf(file.includes("vnni") && !hasVnni())(`${file}: embeddings match the original model (cosine >= ${min})`, async () => {
     const p = await openModel(file);
     try {
       const { vectors, tokens } = await p.embed(reference.sentences.map((s) => s.text), "ingest");

@@ -1,7 +1,7 @@
 // Group commit on the SQLite writer thread: writes that end together share one fsync of the
 // WAL, and none is answered before a sync that covers it.
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../src/storage/sqlite/db";
@@ -121,4 +121,17 @@ await w.close();
   }
   expect(answers).toBe(10);
   expect(frames).toBeGreaterThan(0);
+});
+
+test("a database reached through a symlink has its WAL synced where SQLite keeps it, beside the target", async () => {
+  const real = mkdtempSync(join(tmpdir(), "ragd-group-commit-real-"));
+  const link = mkdtempSync(join(tmpdir(), "ragd-group-commit-link-"));
+  dirs.push(real, link);
+  openDatabase(join(real, "ragd.db")).close();
+  symlinkSync(join(real, "ragd.db"), join(link, "ragd.db"));
+  const w = new WriterThread(join(link, "ragd.db"));
+  writers.push(w);
+  await w.call("keys", "createProject", [project("a")]);
+  expect(existsSync(join(real, "ragd.db-wal"))).toBe(true);
+  expect(await w.syncs()).toBe(1);
 });

@@ -15,27 +15,35 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) cleanup(d);
 });
 
-async function setUp() {
+async function setUp(hold: "insert" | "remove" = "insert") {
   const dir = tempDir("ragd-orphans-");
   dirs.push(dir);
   const repos = openSqliteRepos(dir);
   closers.push(() => repos.close());
   await repos.keys.createProject({ id: "p", name: "p", createdAt: 0 });
   const blobs = new DiskBlobStore(join(dir, "blobs"));
-  // The row's commit waits for the test to let it go, so the sweep can run in between.
+  // The row's insert (or, for a delete, the answer after the row's removal) waits for the
+  // test to let it go, so the sweep can run in between.
   let letGo!: () => void;
   const held = new Promise<void>((r) => (letGo = r));
   let inserting!: () => void;
   const reachedInsert = new Promise<void>((r) => (inserting = r));
   const repo = new Proxy(repos.files, {
     get: (target, key) =>
-      key === "insert"
+      key === "insert" && hold === "insert"
         ? async (...args: Parameters<FilesRepo["insert"]>) => {
             inserting();
             await held;
             return target.insert(...args);
           }
-        : (target as unknown as Record<string | symbol, unknown>)[key],
+        : key === "remove" && hold === "remove"
+          ? async (...args: Parameters<FilesRepo["remove"]>) => {
+              const removed = await target.remove(...args);
+              inserting();
+              await held;
+              return removed;
+            }
+          : (target as unknown as Record<string | symbol, unknown>)[key],
   }) as FilesRepo;
   const files = new FilesService(repo, blobs, { maxFileSize: 1 << 20, projectQuota: 0 });
   return { dir, blobs, files, letGo, reachedInsert };
@@ -64,7 +72,7 @@ test("the sweep removes a blob no row names and keeps an upload's blob between i
   letGo();
   const file = await created;
   expect(file.id).toBe(up.id);
-  expect(await (await files.content("p", up.id)).body.text()).toBe("in flight");
+  expect(await new Response((await files.content("p", up.id)).body).text()).toBe("in flight");
   // once its row is there, a later sweep finds nothing to remove
   expect(await files.removeOrphans()).toBe(0);
   expect(blobFiles(dir).length).toBe(1);
@@ -89,4 +97,19 @@ test("a sweep told to stop stops before the next blob", async () => {
   stop.abort();
   expect(await files.removeOrphans(stop.signal)).toBe(0);
   expect(blobFiles(dir).length).toBe(2);
+});
+
+test("a delete whose row is gone but not yet answered keeps its blob from the sweep until it ends", async () => {
+  const { dir, files, letGo, reachedInsert: removedRow } = await setUp("remove");
+  const up = await files.beginUpload("p");
+  await up.writer.write(new TextEncoder().encode("to be deleted"));
+  await files.create("p", up, { filename: "a.txt", purpose: "assistants" });
+  const deleting = files.delete("p", up.id);
+  await removedRow;
+  // the row's removal is visible, its blob still there: the delete's own business
+  expect(await files.removeOrphans()).toBe(0);
+  expect(blobFiles(dir).length).toBe(1);
+  letGo();
+  expect((await deleting).deleted).toBe(true);
+  expect(blobFiles(dir)).toEqual([]);
 });

@@ -101,10 +101,22 @@ export class FilesService {
     private readonly now: () => number = nowSeconds,
   ) {}
 
-  /** Uploads between their blob's creation and their end: never orphans. */
-  private readonly uploading = new Set<string>();
-  /** Uploads that ended while the orphan sweep asked whether a blob has a row (null otherwise). */
+  /**
+   * Blobs whose row this process is changing: uploads between their blob's creation and their
+   * end, deletes between the row's and the blob's. Never orphans: an upload's row is not
+   * there yet, and a deleted row is visible to reads before its commit is synced (a crash
+   * then would bring the row back, so its blob must stay until the delete is answered).
+   */
+  private readonly inFlight = new Set<string>();
+  /** Of those, the ones that ended while the orphan sweep asked whether a blob has a row (null otherwise). */
   private endedDuringLookup: Set<string> | null = null;
+
+  private begin(id: string) {
+    this.inFlight.add(id);
+    return () => {
+      if (this.inFlight.delete(id)) this.endedDuringLookup?.add(id);
+    };
+  }
 
   attachIngest(hooks: IngestHooks) {
     this.ingest = hooks;
@@ -128,10 +140,7 @@ export class FilesService {
     }
     // Past the limit the upload gets its 413 from the receiver; within it, space decides.
     if (declaredBytes <= limit) this.disk?.admit(declaredBytes);
-    this.uploading.add(id);
-    const ended = () => {
-      if (this.uploading.delete(id)) this.endedDuringLookup?.add(id);
-    };
+    const ended = this.begin(id);
     let writer: BlobWriter;
     try {
       writer = await this.blobs.create(id);
@@ -244,14 +253,20 @@ export class FilesService {
   }
 
   async delete(projectId: string, id: string) {
-    const row = isFileId(id) ? await this.whenFullReleaseReserve(() => this.repo.remove(projectId, id, this.now())) : null;
-    if (!row) throw notFound("File object", id);
-    // Its job, text and chunks went with the row (one transaction); stop a parse in flight.
-    this.ingest?.cancel(row.id);
-    // The row goes first: a crash before the unlink leaves an orphan blob that the next
-    // start removes, never a listed file without bytes.
-    await this.blobs.delete(row.id);
-    return { id: row.id, object: "file" as const, deleted: true as const };
+    if (!isFileId(id)) throw notFound("File object", id);
+    const ended = this.begin(id);
+    try {
+      const row = await this.whenFullReleaseReserve(() => this.repo.remove(projectId, id, this.now()));
+      if (!row) throw notFound("File object", id);
+      // Its job, text and chunks went with the row (one transaction); stop a parse in flight.
+      this.ingest?.cancel(row.id);
+      // The row goes first: a crash before the unlink leaves an orphan blob that the next
+      // start removes, never a listed file without bytes.
+      await this.blobs.delete(row.id);
+      return { id: row.id, object: "file" as const, deleted: true as const };
+    } finally {
+      ended();
+    }
   }
 
   /**
@@ -274,9 +289,14 @@ export class FilesService {
     for (;;) {
       const batch = await this.repo.expired(this.now(), 500);
       for (const f of batch) {
-        if (await this.whenFullReleaseReserve(() => this.repo.remove(f.projectId, f.id, this.now()))) {
-          this.ingest?.cancel(f.id);
-          await this.blobs.delete(f.id);
+        const ended = this.begin(f.id);
+        try {
+          if (await this.whenFullReleaseReserve(() => this.repo.remove(f.projectId, f.id, this.now()))) {
+            this.ingest?.cancel(f.id);
+            await this.blobs.delete(f.id);
+          }
+        } finally {
+          ended();
         }
         n++;
       }
@@ -291,9 +311,9 @@ export class FilesService {
 
   /**
    * Blobs no row names: a crash between a blob's commit and its row's. Runs beside requests
-   * (its cost grows with the files stored, so a start does not wait for it): an upload of
-   * this process between its blob and its row is in flight, not an orphan, whatever the
-   * clock says, and other processes' recent blobs are left by the store's own keys().
+   * (its cost grows with the files stored, so a start does not wait for it): a blob whose row
+   * this process is changing is in flight, not an orphan, whatever the clock says, and other
+   * processes' recent blobs are left by the store's own keys().
    */
   async removeOrphans(signal?: AbortSignal) {
     let orphans = 0;
@@ -302,12 +322,16 @@ export class FilesService {
       if (signal?.aborted) break;
       // a macrotask now and then, so requests are answered while a large store is swept
       if (++seen % ORPHAN_SWEEP_STEP === 0) await new Promise((r) => setImmediate(r));
-      if (this.uploading.has(key)) continue;
+      if (this.inFlight.has(key)) continue;
       const ended = (this.endedDuringLookup = new Set());
-      const named = await this.repo.exists(key);
-      this.endedDuringLookup = null;
+      let named: boolean;
+      try {
+        named = await this.repo.exists(key);
+      } finally {
+        this.endedDuringLookup = null;
+      }
       // An upload that ended during the lookup committed its row or removed its own blob.
-      if (named || this.uploading.has(key) || ended.has(key)) continue;
+      if (named || this.inFlight.has(key) || ended.has(key)) continue;
       await this.blobs.delete(key);
       orphans++;
     }

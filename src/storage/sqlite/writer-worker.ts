@@ -3,9 +3,10 @@
 // Group commit: the connection commits with synchronous=NORMAL (no fsync), and the replies to
 // every write that ended since the last sync wait for one fsync of the WAL that covers them
 // all. A reply still means "on disk", as under FULL, but writes that arrive together (the
-// uploads of one burst, a claim beside a finish) share an fsync: a third of the writer's CPU
-// per small file went to three fsyncs of its own.
-import { closeSync, fsyncSync, openSync } from "node:fs";
+// uploads of one burst, a claim beside a finish) share an fsync: about a third of the
+// writer's CPU per small file went to three fsyncs of its own.
+import type { Database } from "bun:sqlite";
+import { closeSync, fstatSync, fsyncSync, openSync, statSync } from "node:fs";
 import { openDatabase } from "./db";
 import { sqliteRepos } from "./index";
 import type { WriteReply, WriteRequest } from "./writes";
@@ -13,54 +14,87 @@ import type { WriteReply, WriteRequest } from "./writes";
 declare const self: Worker;
 
 let repos: ReturnType<typeof sqliteRepos> | null = null;
-let walPath = "";
+/** The WAL SQLite writes (beside the database's real path, symlinks resolved); null: SQLite syncs each commit itself. */
+let walPath: string | null = null;
+let walFd: number | null = null;
 /** Replies whose writes are committed but not yet known to be on disk. */
 let unsynced: WriteReply[] = [];
 let syncQueued = false;
 let syncs = 0;
+/** A sync failed: nothing this thread commits can be promised any more. */
+let dead: string | null = null;
 
-const reply = (m: WriteReply) => self.postMessage(m);
+const SYNC_RETRY_MS = 50;
+
+function reply(m: WriteReply) {
+  try {
+    self.postMessage(m);
+  } catch (err) {
+    // a value that cannot cross threads: its caller gets an error, the others their answers
+    if ("ok" in m) self.postMessage({ id: m.id, ok: false, error: { name: "Error", message: `the write's answer could not be sent: ${String((err as Error)?.message ?? err)}` } } satisfies WriteReply);
+  }
+}
+
+/** Group commit applies only where the WAL can be synced by name; otherwise every commit syncs (FULL). */
+function useGroupCommit(db: Database) {
+  const mode = (db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode;
+  // (the file as SQLite opened it: a symlinked database's WAL sits beside its target)
+  const file = (db.query("PRAGMA database_list").all() as { name: string; file: string }[]).find((d) => d.name === "main")?.file;
+  if (mode.toLowerCase() !== "wal" || !file) return;
+  db.exec("PRAGMA synchronous = NORMAL");
+  walPath = `${file}-wal`;
+}
 
 /**
  * fsync the WAL: every frame committed so far reaches the disk, whichever descriptor wrote it.
- * Opened each time, so a WAL that SQLite removed and made again is never missed; a WAL that
- * is gone was checkpointed into the database, which a checkpoint syncs.
+ * The descriptor is kept, and opened again if SQLite made the file anew. A failure to open
+ * it throws `Retry` (descriptors may be short for a moment); a failed fsync is fatal.
  */
+class Retry extends Error {}
 function syncWal() {
-  let fd: number;
+  if (walPath === null) return;
   try {
-    fd = openSync(walPath, "r");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw e;
+    if (walFd !== null && fstatSync(walFd).ino !== statSync(walPath).ino) {
+      closeSync(walFd);
+      walFd = null;
+    }
+    walFd ??= openSync(walPath, "r");
+  } catch (err) {
+    // While this connection is open in WAL mode its WAL exists; a missing one is not "synced".
+    throw new Retry(String((err as Error)?.message ?? err));
   }
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  fsyncSync(walFd);
   syncs++;
 }
 
 // After the messages already waiting have run, so their writes share this sync.
-function queueSync() {
+function queueSync(delayMs = 0) {
   if (syncQueued) return;
   syncQueued = true;
-  setImmediate(() => {
+  const run = () => {
     syncQueued = false;
-    const ready = unsynced;
-    unsynced = [];
     try {
       syncWal();
     } catch (err) {
+      if (err instanceof Retry) {
+        // the answers wait (never sent before their sync); later writes join them
+        queueSync(SYNC_RETRY_MS);
+        return;
+      }
       // The commits are visible to readers but may not be on disk, and after a failed fsync
       // the kernel may have dropped the pages: no answer can be trusted, so the server stops
       // (as PostgreSQL does) and the next start recovers from what the disk holds.
-      reply({ id: 0, fatal: `the database could not be synced to disk: ${String((err as Error)?.message ?? err)}` });
+      dead = `the database could not be synced to disk: ${String((err as Error)?.message ?? err)}`;
+      unsynced = [];
+      reply({ id: 0, fatal: dead });
       return;
     }
+    const ready = unsynced;
+    unsynced = [];
     for (const r of ready) reply(r);
-  });
+  };
+  if (delayMs > 0) setTimeout(run, delayMs);
+  else setImmediate(run);
 }
 
 self.onmessage = async (e: MessageEvent<WriteRequest | { init: string } | { close: true } | { syncs: true }>) => {
@@ -68,8 +102,7 @@ self.onmessage = async (e: MessageEvent<WriteRequest | { init: string } | { clos
   if ("init" in msg) {
     try {
       const db = openDatabase(msg.init);
-      db.exec("PRAGMA synchronous = NORMAL");
-      walPath = `${msg.init}-wal`;
+      useGroupCommit(db);
       repos = sqliteRepos(db);
       reply({ id: 0, ready: true });
     } catch (err) {
@@ -80,10 +113,15 @@ self.onmessage = async (e: MessageEvent<WriteRequest | { init: string } | { clos
   if ("close" in msg) {
     repos?.close();
     repos = null;
+    if (walFd !== null) closeSync(walFd);
     process.exit(0);
   }
   if ("syncs" in msg) {
     reply({ id: 0, syncs });
+    return;
+  }
+  if (dead) {
+    reply({ id: msg.id, ok: false, error: { name: "Error", message: dead } });
     return;
   }
   let r: WriteReply;
@@ -103,6 +141,7 @@ self.onmessage = async (e: MessageEvent<WriteRequest | { init: string } | { clos
       },
     };
   }
+  if (dead) return;
   // A failed write may have committed a part (a method of several statements), so its
   // answer waits for the sync too.
   unsynced.push(r);

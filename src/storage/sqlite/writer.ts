@@ -85,7 +85,11 @@ export class WriterThread {
       const m = e.data;
       if ("ready" in m) return;
       if ("syncs" in m) return this.syncsAsked.shift()?.(m.syncs);
-      if ("fatal" in m) return this.onFatal(m.fatal);
+      if ("fatal" in m) {
+        this.onFatal(m.fatal);
+        // (an onFatal that returns: every call still waiting fails)
+        return this.fail(worker, new Error(m.fatal));
+      }
       if ("failed" in m) return this.fail(worker, new Error(`the database writer could not open ${this.path}: ${m.failed}`));
       const w = this.waiting.get(m.id);
       if (!w) return;
