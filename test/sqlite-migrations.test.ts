@@ -24,6 +24,14 @@ function oldDatabase(version: number, fill: (db: Database) => void) {
   return { dir, path };
 }
 
+/** Every statement the code under test prepares, and the connection's own query to plan them. */
+function recordQueries(db: Database) {
+  const seen: string[] = [];
+  const query = db.query.bind(db);
+  db.query = ((sql: string) => (seen.push(sql), query(sql))) as typeof db.query;
+  return { seen, query };
+}
+
 test("a v3 database (before per-store chunking) keeps its queued job, its memberships and its outcomes", async () => {
   const { dir, path } = oldDatabase(3, (db) => {
     db.exec(`INSERT INTO jobs (file_id, enqueued_at, state, attempts, run_after, last_error) VALUES ('file-a', 5, 'queued', 2, 0, 'boom')`);
@@ -81,9 +89,7 @@ test("search's lookups of hits by id read the chunks' place index, not their 2 K
   const { SqliteChunksRepo } = await import("../src/storage/sqlite/chunks-repo");
   const dir = tempDir("ragd-place-");
   const db = openDatabase(join(dir, "ragd.db"));
-  const seen: string[] = [];
-  const query = db.query.bind(db);
-  db.query = ((sql: string) => (seen.push(sql), query(sql))) as typeof db.query;
+  const { seen, query } = recordQueries(db);
   const repo = new SqliteChunksRepo(db);
   await repo.visible("vs_1", null, 0, [1, 2]);
   await repo.neighbours([1, 2], 4);
@@ -114,9 +120,7 @@ test("a database from before cut_bytes gets each cut's bytes summed once, and a 
 test("a claim reads the queue's open jobs in claim order, never every job ever run", async () => {
   const dir = tempDir("ragd-claim-plan-");
   const db = openDatabase(join(dir, "ragd.db"));
-  const seen: string[] = [];
-  const query = db.query.bind(db);
-  db.query = ((sql: string) => (seen.push(sql), query(sql))) as typeof db.query;
+  const { seen, query } = recordQueries(db);
   const repo = new SqliteIngestionRepo(db);
   await repo.claim("runner", 0, 1000, 3);
   await repo.exhausted(3, 5, 0);
