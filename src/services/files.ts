@@ -107,14 +107,22 @@ export class FilesService {
    * there yet, and a deleted row is visible to reads before its commit is synced (a crash
    * then would bring the row back, so its blob must stay until the delete is answered).
    */
-  private readonly inFlight = new Set<string>();
-  /** Of those, the ones that ended while the orphan sweep asked whether a blob has a row (null otherwise). */
-  private endedDuringLookup: Set<string> | null = null;
+  private readonly inFlight = new Map<string, number>();
+  /** For each row lookup of the orphan sweep under way, the marks that ended during it. */
+  private readonly lookups = new Set<Set<string>>();
 
+  /** Marks a blob in flight; the answer ends this mark, once however often it is called. */
   private begin(id: string) {
-    this.inFlight.add(id);
+    // counted: a delete of the same id from another project ends its own mark, not the owner's
+    this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
+    let ended = false;
     return () => {
-      if (this.inFlight.delete(id)) this.endedDuringLookup?.add(id);
+      if (ended) return;
+      ended = true;
+      const n = this.inFlight.get(id)! - 1;
+      if (n > 0) this.inFlight.set(id, n);
+      else this.inFlight.delete(id);
+      for (const l of this.lookups) l.add(id);
     };
   }
 
@@ -323,12 +331,13 @@ export class FilesService {
       // a macrotask now and then, so requests are answered while a large store is swept
       if (++seen % ORPHAN_SWEEP_STEP === 0) await new Promise((r) => setImmediate(r));
       if (this.inFlight.has(key)) continue;
-      const ended = (this.endedDuringLookup = new Set());
+      const ended = new Set<string>();
+      this.lookups.add(ended);
       let named: boolean;
       try {
         named = await this.repo.exists(key);
       } finally {
-        this.endedDuringLookup = null;
+        this.lookups.delete(ended);
       }
       // An upload that ended during the lookup committed its row or removed its own blob.
       if (named || this.inFlight.has(key) || ended.has(key)) continue;

@@ -25,6 +25,9 @@ let syncs = 0;
 let dead: string | null = null;
 
 const SYNC_RETRY_MS = 50;
+// Then the WAL is taken as lost: answers cannot wait for ever, nor go out unsynced.
+const SYNC_RETRIES = 100;
+let retries = 0;
 
 function reply(m: WriteReply) {
   try {
@@ -48,7 +51,8 @@ function useGroupCommit(db: Database) {
 /**
  * fsync the WAL: every frame committed so far reaches the disk, whichever descriptor wrote it.
  * The descriptor is kept, and opened again if SQLite made the file anew. A failure to open
- * it throws `Retry` (descriptors may be short for a moment); a failed fsync is fatal.
+ * it throws `Retry` (descriptors may be short for a moment), fatal after 5 s of retries; a
+ * failed fsync is fatal at once.
  */
 class Retry extends Error {}
 function syncWal() {
@@ -61,7 +65,7 @@ function syncWal() {
     walFd ??= openSync(walPath, "r");
   } catch (err) {
     // While this connection is open in WAL mode its WAL exists; a missing one is not "synced".
-    throw new Retry(String((err as Error)?.message ?? err));
+    throw new Retry(`the WAL ${walPath} could not be opened: ${String((err as Error)?.message ?? err)}`);
   }
   fsyncSync(walFd);
   syncs++;
@@ -75,8 +79,9 @@ function queueSync(delayMs = 0) {
     syncQueued = false;
     try {
       syncWal();
+      retries = 0;
     } catch (err) {
-      if (err instanceof Retry) {
+      if (err instanceof Retry && ++retries <= SYNC_RETRIES) {
         // the answers wait (never sent before their sync); later writes join them
         queueSync(SYNC_RETRY_MS);
         return;

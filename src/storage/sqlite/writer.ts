@@ -23,6 +23,7 @@ export class WriterThread {
   private next = 1;
   private closing: Promise<void> | null = null;
   private syncsAsked: ((n: number) => void)[] = [];
+  private fatal: string | null = null;
 
   constructor(
     private readonly path: string,
@@ -44,6 +45,7 @@ export class WriterThread {
 
   call(repo: RepoName, method: string, args: unknown[]): Promise<unknown> {
     if (this.closing) return Promise.reject(new Error("the database is closed"));
+    if (this.fatal) return Promise.reject(new Error(this.fatal));
     const worker = (this.worker ??= this.spawn());
     const id = this.next++;
     const call = new Promise((resolve, reject) => {
@@ -86,6 +88,8 @@ export class WriterThread {
       if ("ready" in m) return;
       if ("syncs" in m) return this.syncsAsked.shift()?.(m.syncs);
       if ("fatal" in m) {
+        // no new thread takes writes after this: nothing committed since can be promised
+        this.fatal = m.fatal;
         this.onFatal(m.fatal);
         // (an onFatal that returns: every call still waiting fails)
         return this.fail(worker, new Error(m.fatal));
