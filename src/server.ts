@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { waitAtMost } from "./util/time";
 import { fileURLToPath } from "node:url";
 import { buildApp } from "./app";
 import type { Config } from "./config";
@@ -306,19 +307,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
     services,
     async stop() {
       clearInterval(timer);
+      stopOrphanSweep.abort();
       // Answers in progress end first, so no open stream holds the server's stop; a client
       // that keeps a connection past the grace period is cut.
       const closing = server.stop();
       metricsServer?.stop(true);
       services.chat.stop();
       await services.responses.stop();
-      await Promise.race([closing, Bun.sleep(SHUTDOWN_GRACE_MS)]);
+      await waitAtMost(closing, SHUTDOWN_GRACE_MS);
       await server.stop(true);
-      stopOrphanSweep.abort();
-      // It stops between blobs; a bucket that does not answer a listing is not waited for.
-      let sweepWait: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([orphanSweep, new Promise<void>((r) => (sweepWait = setTimeout(r, SHUTDOWN_GRACE_MS)))]);
-      clearTimeout(sweepWait);
+      // It stops between blobs (told at the top); a bucket that does not answer a listing is not waited for.
+      await waitAtMost(orphanSweep, SHUTDOWN_GRACE_MS);
       await services.ingest.stop();
       await services.search.stop();
       await services.close();

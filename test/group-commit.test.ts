@@ -19,10 +19,15 @@ function open() {
   dirs.push(dir);
   const path = join(dir, "ragd.db");
   openDatabase(path).close();
-  const w = new WriterThread(path);
+  const w = new WriterThread(path, failOnFatal);
   writers.push(w);
   return { w, path };
 }
+
+// A failed sync stops the server by default: here it fails the test instead of the whole run.
+const fatal: string[] = [];
+const failOnFatal = (message: string) => void fatal.push(message);
+afterEach(() => expect(fatal.splice(0)).toEqual([]));
 
 const project = (id: string) => ({ id, name: id, createdAt: 0 });
 
@@ -129,7 +134,7 @@ test("a database reached through a symlink has its WAL synced where SQLite keeps
   dirs.push(real, link);
   openDatabase(join(real, "ragd.db")).close();
   symlinkSync(join(real, "ragd.db"), join(link, "ragd.db"));
-  const w = new WriterThread(join(link, "ragd.db"));
+  const w = new WriterThread(join(link, "ragd.db"), failOnFatal);
   writers.push(w);
   await w.call("keys", "createProject", [project("a")]);
   expect(existsSync(join(real, "ragd.db-wal"))).toBe(true);

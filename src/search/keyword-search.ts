@@ -1,4 +1,5 @@
 import type { ChunksRepo } from "../storage/repos";
+import { waitAtMost } from "../util/time";
 import { coalesced } from "../util/coalesce";
 import { log } from "../util/log";
 import { analyze, containsPhrase, parseQuery, type KeywordQuery } from "./analyzer";
@@ -193,10 +194,7 @@ export class KeywordSearch {
     // A few thousand changes replay in milliseconds: wait them out, so a search sees every
     // file processed before it began, by this process or another sharing the database.
     // Commits that keep arriving extend a catch-up run: bounded all the same.
-    if (lag <= FRESH_ALWAYS_CHANGES) return void (await Promise.race([this.catchUp(), Bun.sleep(FRESH_MAX_WAIT_MS)]));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.catchUp(), new Promise((r) => (timer = setTimeout(r, FRESH_WAIT_MS)))]);
-    clearTimeout(timer);
+    await waitAtMost(this.catchUp(), lag <= FRESH_ALWAYS_CHANGES ? FRESH_MAX_WAIT_MS : FRESH_WAIT_MS);
   }
 
   /**

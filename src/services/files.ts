@@ -268,8 +268,8 @@ export class FilesService {
       if (!row) throw notFound("File object", id);
       // Its job, text and chunks went with the row (one transaction); stop a parse in flight.
       this.ingest?.cancel(row.id);
-      // The row goes first: a crash before the unlink leaves an orphan blob that the next
-      // start removes, never a listed file without bytes.
+      // The row goes first: a crash before the unlink leaves an orphan blob that the sweep
+      // after the next start removes, never a listed file without bytes.
       await this.blobs.delete(row.id);
       return { id: row.id, object: "file" as const, deleted: true as const };
     } finally {

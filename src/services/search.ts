@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from "node:fs";
+import { waitAtMost } from "../util/time";
 import { join } from "node:path";
 import type { EmbeddingProvider } from "../embed/provider";
 import type { ChunkHit, ChunksRepo, IngestionRepo, Scored, AttributeFilter } from "../storage/repos";
@@ -238,9 +239,7 @@ export class SearchService {
     );
     // Commits that keep arriving extend a catch-up run: bounded all the same.
     const wait = lag <= FRESH_ALWAYS_CHANGES ? FRESH_MAX_WAIT_MS : FRESH_WAIT_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const failed = await Promise.race([catchUp, new Promise<null>((r) => (timer = setTimeout(() => r(null), wait)))]);
-    clearTimeout(timer);
+    const failed = await waitAtMost(catchUp, wait);
     // A thread replaced during the catch-up ends it; the search answers from the index as it
     // is (the search itself says so if the thread is still away), and the next catch-up adds the rest.
     if (failed instanceof VectorIndexUnavailable) log.warn("the vector index thread was replaced during a catch-up; the next one adds the rest", { error: failed.message });

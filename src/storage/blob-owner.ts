@@ -2,7 +2,7 @@ import type { BlobStore } from "./blobs";
 import type { ChunksRepo } from "./repos";
 
 /**
- * Ties a blob store to the database whose rows name its files. The start-up sweep deletes
+ * Ties a blob store to the database whose rows name its files. The orphan sweep deletes
  * blobs that no row names, so run against another database (a data directory switched to
  * PostgreSQL, two deployments sharing one --blob-url) it would delete every file: a store
  * marked for another database, or holding files with no mark where they may not be this

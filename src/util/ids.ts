@@ -30,3 +30,19 @@ export const isResponseId = (s: string) => /^resp_[0-9A-Za-z]{40}$/.test(s);
 /** An output or input item of a response: msg_, fs_, fc_, fco_ ... */
 export const newItemId = (prefix: string) => `${prefix}_${randomBase62(40)}`;
 export const newChatCompletionId = () => `chatcmpl-${randomBase62(29)}`;
+
+// req_ and 32 hex digits, as OpenAI's ids look: 128 random bits, taken from a pool filled
+// 256 ids at a time (randomBytes asked the kernel on every request; a random UUID with its
+// dashes removed took 0.16 us against 0.07 in a probe, on a retrieve of about 17 us).
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const idPool = new Uint8Array(16 * 256);
+let idAt = idPool.length;
+export function newRequestId() {
+  if (idAt === idPool.length) {
+    crypto.getRandomValues(idPool);
+    idAt = 0;
+  }
+  let id = "req_";
+  for (const end = idAt + 16; idAt < end; idAt++) id += HEX[idPool[idAt]!];
+  return id;
+}

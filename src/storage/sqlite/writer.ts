@@ -1,4 +1,5 @@
 import { IN_BINARY } from "../../native/extract";
+import { waitAtMost } from "../../util/time";
 import { log } from "../../util/log";
 import type { RepoName, WriteReply, WriteRequest } from "./writes";
 
@@ -36,6 +37,7 @@ export class WriterThread {
 
   /** How many times the writer has synced the WAL (group commit: fewer than the writes). */
   syncs(): Promise<number> {
+    if (this.closing || this.fatal) return Promise.reject(new Error(this.fatal ?? "the database is closed"));
     const worker = (this.worker ??= this.spawn());
     return new Promise((resolve) => {
       this.syncsAsked.push(resolve);
@@ -72,10 +74,7 @@ export class WriterThread {
       // The thread closes its connection and exits; a thread that does not is stopped anyway.
       const exited = new Promise<void>((r) => worker.addEventListener("close", () => r(), { once: true }));
       worker.postMessage({ close: true });
-      // (a timer, not Bun.sleep: one left pending would hold the process open for its 5 s)
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
-      clearTimeout(timer);
+      await waitAtMost(exited, 5000);
       worker.terminate();
       this.worker = null;
     })());
