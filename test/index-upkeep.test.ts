@@ -2,6 +2,7 @@
 // server: vectors are added a few milliseconds at a time, and the event loop (which serves
 // every HTTP request) gets a turn between slices.
 import { afterAll, expect, test } from "bun:test";
+import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { SearchService } from "../src/services/search";
 import { encodeVector } from "../src/storage/vector-codec";
@@ -83,4 +84,44 @@ test("a stored vector of another dimension is left out of vector search, not a f
     const hits = await search.search("vs-none", ["anything"], { maxResults: 5, filter: null, scoreThreshold: 0, embeddingWeight: 1, now: 0 });
     expect(Array.isArray(hits)).toBe(true);
   });
+}, 120_000);
+
+test("a saved vector index ahead of the database (commits lost with the power, an older backup) is built again, not trusted", async () => {
+  const dataDir = join(dir, "ahead");
+  const dbPath = join(dataDir, "ragd.db");
+  const backup = join(dir, "ahead-backup.db");
+  const vectors = new Map<number, Float32Array>();
+  await withSearchService(dataDir, async (search, db, embedder) => {
+    const add = (file: string, n: number) => {
+      db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES (?, 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`).run(file);
+      for (let i = 0; i < n; i++) {
+        const v = unitVector(embedder.model.dims);
+        const { id } = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES (?, 'auto', ?, 'x', '{}', 0, 1, 1, ?) RETURNING id`).get(file, i, encodeVector(v)) as { id: number };
+        vectors.set(id, v);
+      }
+    };
+    add("file-kept", 5);
+    // What SQLite holds after a power loss: the commits up to here.
+    db.exec(`VACUUM INTO '${backup}'`);
+    // Committed (visible, not yet on disk), taken into the index, and saved with it at stop.
+    add("file-lost", 5);
+    await search.catchUp();
+    expect(search.vectorIndex.size()).toBe(10);
+  });
+  for (const f of ["", "-wal", "-shm"]) rmSync(dbPath + f, { force: true });
+  copyFileSync(backup, dbPath);
+
+  await withSearchService(dataDir, async (search, db, embedder) => {
+    // The lost chunks' ids go to new chunks.
+    db.query(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256) VALUES ('file-new', 'p', 1, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x')`).run();
+    const fresh = unitVector(embedder.model.dims);
+    const { id } = db.query(`INSERT INTO chunks (file_id, cut, idx, text, location, char_start, char_end, tokens, embedding) VALUES ('file-new', 'auto', 0, 'x', '{}', 0, 1, 1, ?) RETURNING id`).get(encodeVector(fresh)) as { id: number };
+    expect(id).toBe(6);
+    await search.catchUp();
+    // Before: the saved 10 vectors, the new chunk never added (its id was below the saved high-water mark).
+    expect(search.vectorIndex.size()).toBe(6);
+    const [best] = await search.vectorIndex.search(fresh, 1);
+    expect(best!.id).toBe(6);
+    expect(best!.similarity).toBeGreaterThan(0.95);
+  }, { project: false });
 }, 120_000);

@@ -145,7 +145,17 @@ export class SearchService {
     if (!stored) await this.chunks.setMeta("embedding_model", current);
     // The vector index loads (or builds) on its own thread while the keyword index loads here.
     const vectors = (async () => {
-      const { index, loaded, reason } = await VectorIndexThread.open(this.indexPath, m.id, m.dims, this.usearchAddon);
+      let { index, loaded, reason } = await VectorIndexThread.open(this.indexPath, m.id, m.dims, this.usearchAddon);
+      // A saved vector past the last chunk id SQLite issued belongs to a chunk the database no
+      // longer has: restored from an older backup, or commits lost with the power (the index
+      // was saved between a commit and its sync, writer-worker.ts). SQLite gives those ids out
+      // again, and the index would answer for the new chunks with the lost ones' vectors.
+      if (loaded && index.maxId > (await this.chunks.chunkIdsIssued())) {
+        await index.close();
+        discardIndex(this.indexPath);
+        ({ index, loaded } = await VectorIndexThread.open(this.indexPath, m.id, m.dims, this.usearchAddon));
+        reason = "the saved index holds chunks the database does not (restored from a backup, or commits lost with the power)";
+      }
       this.index = index;
       if (!loaded) (reason === "no saved index" ? log.info : log.warn)("building the vector index from SQLite", { reason });
       await this.vectorCatchUp();

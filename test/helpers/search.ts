@@ -12,14 +12,15 @@ import { openSqliteRepos } from "../../src/storage/sqlite";
 import { openDatabase } from "../../src/storage/sqlite/db";
 import { encodeVector } from "../../src/storage/vector-codec";
 
-export async function withSearchService(dataDir: string, run: (search: SearchService, db: Database, embedder: EmbeddingProvider) => Promise<void>) {
+/** `project`: false when the data directory already holds project `p`. */
+export async function withSearchService(dataDir: string, run: (search: SearchService, db: Database, embedder: EmbeddingProvider) => Promise<void>, o = { project: true }) {
   const repos = openSqliteRepos(dataDir);
   const db = openDatabase(join(dataDir, "ragd.db"));
   const embedder = await openProvider(embedConfig({ ...defaults(), embedThreads: 1 }, nativePaths(join(dataDir, "cache"))));
   try {
     const search = new SearchService(repos.chunks, repos.ingestion, embedder, join(dataDir, "vectors"), join(dataDir, "keyword"));
     await search.start();
-    db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
+    if (o.project) db.query(`INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)`).run();
     await run(search, db, embedder);
     await search.stop();
   } finally {
