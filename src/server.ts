@@ -277,6 +277,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await services.repos.coordination.runAlone("expiry-sweep", async () => {
         const n = await services.files.sweepExpired();
         if (n) log.info("deleted expired files", { count: n });
+        // (PostgreSQL's deltas of projects' bytes, when no quota check or /metrics read folded them)
+        await services.repos.files.foldTotals();
       });
     } catch (e) {
       log.error("expiry sweep failed", { error: String(e) });

@@ -118,3 +118,47 @@ describe.skipIf(postgresMissing !== null)("PostgreSQL between processes", () => 
     }
   });
 });
+
+describe.skipIf(postgresMissing !== null)("PostgreSQL's kept project bytes", () => {
+  test("are summed once from a database migrated from before them, and stay exact while processes upload, delete and fold at once", async () => {
+    const { MIGRATIONS, migrate } = await import("../src/storage/postgres/schema");
+    const url = await createDatabase({ empty: true });
+    const sql = new SQL(url);
+    const before = MIGRATIONS.findIndex((m) => m.includes("CREATE TABLE project_bytes"));
+    expect(before).toBeGreaterThan(0);
+    await sql.begin(async (tx) => {
+      await tx.unsafe(`CREATE TABLE ragd_schema (one INTEGER PRIMARY KEY CHECK (one = 1), version INTEGER NOT NULL)`);
+      for (const m of MIGRATIONS.slice(0, before)) await tx.unsafe(m);
+      await tx.unsafe(`INSERT INTO ragd_schema VALUES (1, ${before})`);
+      await tx.unsafe(`INSERT INTO projects VALUES ('p', 'p', 0), ('q', 'q', 0)`);
+      await tx.unsafe(`INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, content_type, sha256)
+        SELECT 'file-old' || g, CASE WHEN g % 3 = 0 THEN 'q' ELSE 'p' END, g, 0, 'a.txt', 'assistants', 'processed', 'text/plain', 'x' FROM generate_series(1, 300) g`);
+    });
+    await migrate(sql);
+    const summed = async () => (await sql.unsafe(`SELECT project_id AS project, SUM(bytes)::float8 AS bytes FROM files GROUP BY project_id ORDER BY project_id`)) as { project: string; bytes: number }[];
+    const all: Repos[] = [];
+    for (let i = 0; i < 3; i++) all.push(await openPostgresRepos(url, { max: 4 }));
+    try {
+      expect(await all[0]!.files.bytesByProject()).toEqual(await summed());
+      // Three processes upload (one with a quota), delete and fold at once.
+      await Promise.all(
+        all.map(async (r, i) => {
+          for (let n = 0; n < 40; n++) {
+            await r.files.insert({ ...row(`file-${i}-${n}`), projectId: n % 2 ? "p" : "q", bytes: 1000 + n, status: "processed" }, i === 0 ? 10 ** 9 : 0, T);
+            if (n % 4 === 3) await r.files.remove(n % 2 ? "p" : "q", `file-${i}-${n - 2}`, T);
+            if (n % 10 === 0) await r.files.foldTotals();
+          }
+        }),
+      );
+      const expected = await summed();
+      expect(await all[1]!.files.bytesByProject()).toEqual(expected);
+      for (const { project, bytes } of expected) expect(await all[2]!.files.usedBytes(project)).toBe(bytes);
+      // Every delta was moved into its project's row exactly once.
+      expect((await sql.unsafe(`SELECT count(*)::int AS n FROM project_bytes_deltas`))[0].n).toBe(0);
+      expect((await sql.unsafe(`SELECT project_id AS project, bytes::float8 AS bytes FROM project_bytes WHERE files > 0 ORDER BY project_id`)) as unknown[]).toEqual(expected);
+    } finally {
+      await Promise.all(all.map((r) => r.close()));
+      await sql.close();
+    }
+  });
+});

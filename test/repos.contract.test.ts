@@ -108,6 +108,31 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.ingestion.claim("me", T, 1000, 3)).toBeNull();
     });
 
+    test("a project's bytes follow its uploads and deletes, folded or not, and its quota sees every one", async () => {
+      const r = await setup();
+      const totals = async () => ({ p: await r.files.usedBytes("p"), q: await r.files.usedBytes("q"), all: await r.files.bytesByProject() });
+      for (let i = 0; i < 6; i++) expect(await r.files.insert(row(`file-p${i}`, "processed", { bytes: 100 + i }), 0, T)).toBe(true);
+      expect(await r.files.insert(row("file-q0", "processed", { projectId: "q", bytes: 7 }), 0, T)).toBe(true);
+      expect(await r.files.insert(row("file-q1", "processed", { projectId: "q", bytes: 0 }), 0, T)).toBe(true);
+      expect(await totals()).toEqual({ p: 615, q: 7, all: [{ project: "p", bytes: 615 }, { project: "q", bytes: 7 }] });
+      await r.files.remove("p", "file-p0", 0);
+      expect(await r.files.usedBytes("p")).toBe(515);
+      await r.files.foldTotals();
+      await r.files.foldTotals();
+      expect(await r.files.usedBytes("p")).toBe(515);
+      // The quota check counts what was folded and what was not.
+      expect(await r.files.insert(row("file-p6", "processed", { bytes: 85 }), 600, T)).toBe(true);
+      expect(await r.files.insert(row("file-p7", "processed", { bytes: 1 }), 600, T)).toBe(false);
+      await r.files.remove("p", "file-p6", 0);
+      expect(await r.files.insert(row("file-p7", "processed", { bytes: 1 }), 600, T)).toBe(true);
+      // A project keeps its entry while it has a file, empty or not; with none, it has none.
+      await r.files.remove("q", "file-q0", 0);
+      expect(await totals()).toEqual({ p: 516, q: 0, all: [{ project: "p", bytes: 516 }, { project: "q", bytes: 0 }] });
+      await r.files.remove("q", "file-q1", 0);
+      await r.files.foldTotals();
+      expect(await totals()).toEqual({ p: 516, q: 0, all: [{ project: "p", bytes: 516 }] });
+    });
+
     test("quota, listing in both orders, count, expiry, remove with a tombstone cursor", async () => {
       const r = await setup();
       for (let i = 0; i < 5; i++) expect(await r.files.insert(row(`file-${i}`, "processed", { purpose: i % 2 ? "batch" : "vision", bytes: 100 }), 500, T)).toBe(true);

@@ -71,6 +71,8 @@ export interface FilesRepo {
   changeToken(): Promise<string>;
   /** Bytes stored per project, by project id (for /metrics). */
   bytesByProject(): Promise<{ project: string; bytes: number }[]>;
+  /** Folds totals kept in pieces (PostgreSQL's delta rows) into one row each; nothing where a total is kept whole. */
+  foldTotals(): Promise<void>;
 }
 
 // ---- ingestion: jobs, cuts, documents, chunks and a file's status

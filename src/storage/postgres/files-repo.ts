@@ -44,6 +44,8 @@ export class PgFilesRepo implements FilesRepo {
       if (quota > 0) {
         // Uploads to one project, on any process, check its quota one at a time.
         await tx.run(`SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $projectId, 0))`, { projectId: row.projectId });
+        // The deltas since the project's last upload (one, with a quota) go into its row first.
+        await foldBytes(tx, row.projectId);
         if ((await usedBytes(tx, row.projectId)) + row.bytes > quota) return false;
       }
       await tx.run(
@@ -116,8 +118,17 @@ export class PgFilesRepo implements FilesRepo {
     });
   }
 
-  bytesByProject() {
-    return this.db.all<{ project: string; bytes: number }>(`SELECT project_id AS project, SUM(bytes)::float8 AS bytes FROM files GROUP BY project_id ORDER BY project_id`);
+  async bytesByProject() {
+    await this.foldTotals();
+    return this.db.all<{ project: string; bytes: number }>(
+      `SELECT project_id AS project, SUM(bytes)::float8 AS bytes
+       FROM (SELECT project_id, files, bytes FROM project_bytes UNION ALL SELECT project_id, files, bytes FROM project_bytes_deltas) t
+       GROUP BY project_id HAVING SUM(files) > 0 ORDER BY project_id`,
+    );
+  }
+
+  async foldTotals() {
+    await this.db.tx((tx) => foldBytes(tx, null));
   }
 
   usedBytes(projectId: string) {
@@ -137,5 +148,23 @@ export class PgFilesRepo implements FilesRepo {
 }
 
 async function usedBytes(db: Pg, projectId: string) {
-  return (await db.get<{ used: number }>(`SELECT COALESCE(SUM(bytes), 0)::float8 AS used FROM files WHERE project_id = $projectId`, { projectId }))!.used;
+  return (await db.get<{ used: number }>(
+    `SELECT (COALESCE((SELECT bytes FROM project_bytes WHERE project_id = $projectId), 0)
+           + COALESCE((SELECT SUM(bytes) FROM project_bytes_deltas WHERE project_id = $projectId), 0))::float8 AS used`,
+    { projectId },
+  ))!.used;
+}
+
+/**
+ * Moves a project's deltas (every project's, for null) into its row. Folds running at once
+ * each move a delta once: a delta another fold deleted is skipped after its commit.
+ */
+async function foldBytes(tx: Pg, projectId: string | null) {
+  await tx.run(
+    `WITH moved AS (DELETE FROM project_bytes_deltas ${projectId === null ? "" : "WHERE project_id = $projectId"} RETURNING project_id, files, bytes)
+     INSERT INTO project_bytes (project_id, files, bytes)
+       SELECT project_id, SUM(files), SUM(bytes) FROM moved GROUP BY project_id ORDER BY project_id
+     ON CONFLICT (project_id) DO UPDATE SET files = project_bytes.files + excluded.files, bytes = project_bytes.bytes + excluded.bytes`,
+    projectId === null ? {} : { projectId },
+  );
 }

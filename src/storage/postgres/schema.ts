@@ -280,6 +280,36 @@ export const MIGRATIONS: string[] = [
   `
   CREATE INDEX jobs_open_order ON jobs(enqueued_at, file_id, cut) WHERE state IN ('queued', 'running');
   `,
+  // A project's bytes, for its quota (checked on every upload, one at a time per project) and
+  // /metrics, summed every file it had: 12 ms an upload at 100,000 files. One row per project
+  // changed by every upload would queue every process's uploads to a project on its lock until
+  // commit, so each change appends a delta row instead, and the deltas are folded into the
+  // project's row: by its quota check (under the project's lock, so one row at most waits
+  // there), by the /metrics read and by the expiry sweep.
+  `
+  LOCK TABLE files IN SHARE ROW EXCLUSIVE MODE;
+  CREATE TABLE project_bytes (
+    project_id TEXT PRIMARY KEY,
+    files      BIGINT NOT NULL,
+    bytes      BIGINT NOT NULL
+  );
+  CREATE TABLE project_bytes_deltas (
+    project_id TEXT NOT NULL,
+    files      BIGINT NOT NULL,
+    bytes      BIGINT NOT NULL
+  );
+  CREATE INDEX project_bytes_deltas_project ON project_bytes_deltas (project_id);
+  INSERT INTO project_bytes (project_id, files, bytes) SELECT project_id, count(*), sum(bytes) FROM files GROUP BY project_id;
+  CREATE FUNCTION project_bytes_delta() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN INSERT INTO project_bytes_deltas VALUES (OLD.project_id, -1, -OLD.bytes); END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN INSERT INTO project_bytes_deltas VALUES (NEW.project_id, 1, NEW.bytes); END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER files_project_bytes AFTER INSERT OR DELETE ON files FOR EACH ROW EXECUTE FUNCTION project_bytes_delta();
+  CREATE TRIGGER files_project_bytes_moved AFTER UPDATE OF project_id, bytes ON files FOR EACH ROW
+    WHEN (OLD.project_id IS DISTINCT FROM NEW.project_id OR OLD.bytes IS DISTINCT FROM NEW.bytes) EXECUTE FUNCTION project_bytes_delta();
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
