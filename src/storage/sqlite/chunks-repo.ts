@@ -125,17 +125,11 @@ export class SqliteChunksRepo implements ChunksRepo {
 
   async storeGroups(storeId: string, attributes: AttributeFilter | null, now: number): Promise<Set<string>> {
     const filterKey = JSON.stringify(attributes);
-    if (!this.keeping(filterKey)) {
-      const filter = filterSql(attributes);
-      // The store's memberships as the "chunks" of the one visibility fragment.
-      const rows = this.db
-        .query(`SELECT c.file_id AS fileId, c.cut FROM (SELECT file_id, cut FROM vector_store_files WHERE store_id = $storeId) c ${visibleIn(filter)}`)
-        .all({ storeId, now, ...filter.params } as never) as { fileId: string; cut: string }[];
-      return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
-    }
+    const keep = this.keeping(filterKey);
     const scope = `${storeId}\u0000${filterKey}`;
-    let whole = this.seenWhole.get(scope);
+    let whole = keep ? this.seenWhole.get(scope) : undefined;
     if (!whole) {
+      // Expired files too, with their expiry: what is kept stays true as the clock moves on.
       const filter = filterSql(attributes);
       const rows = this.db
         .query(`SELECT c.file_id AS fileId, c.cut, f.expires_at AS expiresAt FROM (SELECT file_id, cut FROM vector_store_files WHERE store_id = $storeId) c ${visibleInStore(filter.sql, { live: false })}`)
@@ -143,7 +137,7 @@ export class SqliteChunksRepo implements ChunksRepo {
       whole = new Map(rows.map((r) => [groupKey(r.fileId, r.cut), r.expiresAt]));
       // A store too large to keep beside the rest is answered without being kept: kept, it
       // would empty both maps at the next search.
-      if (this.seenSize + whole.size <= SEEN_CUTS) {
+      if (keep && this.seenSize + whole.size <= SEEN_CUTS) {
         this.seenWhole.set(scope, whole);
         this.seenSize += whole.size;
       }
