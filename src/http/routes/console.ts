@@ -26,7 +26,8 @@ const page = (body: string, type: string) => () =>
   new Response(body, { headers: { "content-type": `${type}; charset=utf-8`, "content-security-policy": CSP, "cache-control": "no-cache" } });
 
 const ChunksQuery = queryParams({
-  offset: t.Optional(t.Integer({ minimum: 0, default: 0 })),
+  // (bounded: SQLite refuses an OFFSET past 64-bit integers as a type mismatch)
+  offset: t.Optional(t.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 })),
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 200, default: 50 })),
 });
 

@@ -9,7 +9,9 @@ export function responsesRoutes(ctx: HttpContext) {
   const rs = ctx.responses;
   return new Elysia({ prefix: "/v1/responses" })
     .use(contract(ctx))
-    .post("/", ({ principal, body, request }) => {
+    // async, or Elysia (which reads a handler's source to tell) does not await it inside its
+    // error handling, and a failure would skip the error envelope's mapping.
+    .post("/", async ({ principal, body, request }) => {
       const input = body as CreateResponseInput;
       return input.stream ? rs.createStream(principal.projectId, input, request.signal) : rs.create(principal.projectId, input, request.signal);
     }, route({
@@ -30,7 +32,7 @@ export function responsesRoutes(ctx: HttpContext) {
     .post("/:response_id/cancel", ({ principal, params }) => rs.cancel(principal.projectId, params.response_id), route({
       operationId: "cancelResponse", summary: "Cancel a background response", auth: "requests", params: ResponseParams, response: ResponseObject, errors: [400, 404],
     }))
-    .get("/:response_id/input_items", ({ principal, params, query }) =>
+    .get("/:response_id/input_items", async ({ principal, params, query }) =>
       rs.inputItems(principal.projectId, params.response_id, { limit: query.limit ?? 20, order: query.order ?? "desc", after: query.after, before: query.before }), route({
       operationId: "listInputItems", summary: "The input items of a stored response", auth: "requests", params: ResponseParams, query: InputItemsQuery, response: ResponseItemList, errors: [400, 404],
     }));

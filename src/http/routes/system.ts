@@ -34,7 +34,8 @@ export function systemRoutes(openapi: () => object, o: { ready: ReadyCheck | nul
     .get("/docs", () => new Response(DOCS_HTML, { headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": DOCS_CSP } }))
     .get("/docs/assets/init.js", () => new Response(DOCS_INIT_JS, { headers: { "content-type": "text/javascript; charset=utf-8" } }))
     .get("/docs/assets/:name", ({ params }) => {
-      const a = DOCS_ASSETS[params.name];
+      // (an own key only: "constructor" and the like are the object's, not assets)
+      const a = Object.hasOwn(DOCS_ASSETS, params.name) ? DOCS_ASSETS[params.name] : undefined;
       if (!a) throw notFound("docs asset", params.name, null);
       return new Response(Bun.file(a.path), { headers: { "content-type": a.type, "cache-control": "public, max-age=86400" } });
     });

@@ -92,7 +92,7 @@ export function vectorStoreRoutes(ctx: HttpContext) {
     .post("/:vector_store_id/file_batches/:batch_id/cancel", ({ principal, params }) => vs.cancelBatch(principal.projectId, params.vector_store_id, params.batch_id), route({
       operationId: "cancelVectorStoreFileBatch", summary: "Cancel a file batch (files still in progress leave the store)", auth: "requests", params: BatchParams, response: VectorStoreFileBatchObject, errors: [404],
     }))
-    .get("/:vector_store_id/file_batches/:batch_id/files", ({ principal, params, query }) =>
+    .get("/:vector_store_id/file_batches/:batch_id/files", async ({ principal, params, query }) =>
       vs.listFiles(principal.projectId, params.vector_store_id, { ...paging(query), filter: query.filter, batchId: params.batch_id }), route({
       operationId: "listFilesInVectorStoreBatch", summary: "List a batch's files", auth: "requests", params: BatchParams, query: ListFilesQuery, response: ListVectorStoreFilesResponse, errors: [400, 404],
     }));

@@ -72,8 +72,12 @@ export const pagingQuery = () => ({
 export const Metadata = named(
   "Metadata",
   Nullable(
-    T.Record(T.String({ maxLength: 64 }), T.String({ maxLength: 512 }), {
+    // The key's length is in its pattern, with unmatched keys refused: a Record keeps only
+    // its key's pattern, so a longer key went unchecked, its value too.
+    T.Record(T.String({ pattern: "^[\\s\\S]{0,64}$" }), T.String({ maxLength: 512 }), {
       maxProperties: 16,
+      additionalProperties: false,
+      error: "an object of at most 16 keys of at most 64 characters, with string values of at most 512",
       description: "Up to 16 keys of at most 64 characters, with string values of at most 512",
     }),
   ),
@@ -83,8 +87,10 @@ export const Attributes = named(
   "VectorStoreFileAttributes",
   Nullable(
     // No NUL: PostgreSQL's JSON cannot hold it, and filters compare attributes as JSON.
-    T.Record(T.String({ minLength: 1, maxLength: 64, pattern: "^[^\\u0000]*$" }), T.Union([T.String({ maxLength: 512, pattern: "^[^\\u0000]*$" }), T.Number(), T.Boolean()]), {
+    T.Record(T.String({ pattern: "^[^\\u0000]{1,64}$" }), T.Union([T.String({ maxLength: 512, pattern: "^[^\\u0000]*$" }), T.Number(), T.Boolean()]), {
       maxProperties: 16,
+      additionalProperties: false,
+      error: "an object of at most 16 keys of 1 to 64 characters (no NUL), with values that are strings of at most 512 characters, numbers or booleans",
       description: "Up to 16 keys of at most 64 characters: strings of at most 512 characters, numbers or booleans; filters search on them",
     }),
   ),

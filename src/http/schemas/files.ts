@@ -48,7 +48,7 @@ export const ListFilesQuery = queryParams({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 10000, default: 10000 })),
   order: t.Optional(order()),
   after: t.Optional(t.String({ minLength: 1, description: "A file id: list the files after it" })),
-  offset: t.Optional(extension(t.Integer({ minimum: 0 }), "skip this many files; applies to the first page only (ignored with `after`), and the page then says `total`")),
+  offset: t.Optional(extension(t.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), "skip this many files; applies to the first page only (ignored with `after`), and the page then says `total`")),
 });
 
 export const ListFilesResponse = named(
