@@ -48,6 +48,14 @@ describe("edge", () => {
     expect(ids.size).toBe(600);
   });
 
+  test("an id whose percent-escapes do not decode is named as such, in the envelope", async () => {
+    for (const id of ["%zz", "%FF%FE", "%ED%A0%80"]) {
+      const r = await fetch(`${ragd.baseURL}/files/${id}`, { headers: { authorization: `Bearer ${ragd.key}` } });
+      expect(r.status).toBe(400);
+      expect((await r.json()).error).toEqual({ message: "Invalid 'file_id': the URL's path segment is not valid percent-encoded UTF-8.", type: "invalid_request_error", param: "file_id", code: "invalid_value" });
+    }
+  });
+
   test("a 401 says which scheme to use", async () => {
     for (const headers of [{}, { authorization: "Bearer sk-wrong-key-0000" }, { authorization: "Basic abc" }] as Record<string, string>[]) {
       const r = await fetch(`${ragd.baseURL}/files`, { headers });

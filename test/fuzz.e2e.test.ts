@@ -643,7 +643,8 @@ const jsonEdge: Gen = (w, r) => {
     ["metadata 17 keys", "/v1/vector_stores", `{"metadata":${JSON.stringify(Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"])))}}`, [400]],
     // The limits the schemas document for metadata and attribute keys (schemas/common.ts).
     ["metadata key of 65", "/v1/vector_stores", `{"metadata":{"${"k".repeat(65)}":"v"}}`, [400]],
-    ["attribute key empty", `/v1/vector_stores/${w.batchStore}/files/${w.scratchFile}`, '{"attributes":{"":"x"}}', [400]],
+    // (an empty key is taken, as OpenAI's schema takes it: keys have a maximum length only)
+    ["attribute key empty", `/v1/vector_stores/${w.batchStore}/files/${w.scratchFile}`, '{"attributes":{"":"x"}}', [200]],
     ["attribute key of 65", `/v1/vector_stores/${w.batchStore}/files/${w.scratchFile}`, `{"attributes":{"${"k".repeat(65)}":"x"}}`, [400]],
     ["attribute NUL key, object value", `/v1/vector_stores/${w.batchStore}/files/${w.scratchFile}`, '{"attributes":{"a\\u0000":{"nested":[1,{"x":null}]}}}', [400]],
     ["store name NUL", "/v1/vector_stores", '{"name":"a\\u0000b"}'],
@@ -1259,7 +1260,7 @@ describe("a storm of bad and odd requests", () => {
     const summary = [...tally].map(([cls, m]) => `${cls}: ${[...m].sort((x, y) => x[0] - y[0]).map(([s, n]) => `${s === -1 ? "none" : s}×${n}`).join(" ")}`).join("\n  ");
     console.log(`fuzz: ${sent} requests in ${seconds} s (seed ${SEED})\n  ${summary}`);
     if (findings.length || unmatched.length) throw new Error(report(findings, unmatched, sent, w));
-  }, 60_000);
+  }, 300_000);
 
   test("after the storm: alive, and setup's files listed, byte-identical and found by search", async () => {
     const health = await fetch(`${ragd.url}/health`);

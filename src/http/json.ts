@@ -36,7 +36,8 @@ export function readJson(text: string): Record<string, unknown> {
   // JSON.parse keeps "__proto__" as an own key, but copying the body onto its defaults (the
   // framework does, for operations with default values) would make it the body's prototype:
   // its fields would then pass as inherited ones, unseen by the check for unknown parameters.
-  if (text.includes('"__proto__"') && hasProtoKey(v)) throw fail("invalid_body", "The JSON body may not use the key '__proto__'.");
+  // (a key may be spelled with escapes: "\u005f_proto__" parses to the same key)
+  if ((text.includes("__proto__") || text.includes("\\u")) && hasProtoKey(v)) throw fail("invalid_body", "The JSON body may not use the key '__proto__'.");
   return v as Record<string, unknown>;
 }
 

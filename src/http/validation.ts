@@ -29,13 +29,10 @@ export function fromValidation(error: unknown, request: Request): RagdError {
   // Query values are shown as sent, not as coerced.
   const sent = param && (e.type === "query" || e.type === "property") ? new URL(request.url).searchParams.get(param) : null;
   const value = sent ?? ve.value;
-  if (ve.message === "Unexpected property" && ve.schema.patternProperties) {
-    // A key of a map (metadata, attributes) that its pattern refuses: named by the map.
-    const parts = ve.path.split("/");
-    const key = parts.pop()!;
-    const map = paramOf(parts.join("/")) ?? "body";
-    return fail("invalid_value", `Invalid '${map}': ${typeof ve.schema.error === "string" ? ve.schema.error : describe(ve.schema)}; got the key ${shown(key)}.`, map);
-  }
+  // A path segment whose percent-escapes do not decode (%zz, an escaped lone surrogate) reaches
+  // the schema as null.
+  if (e.type === "params" && ve.value === null && param)
+    return fail("invalid_value", `Invalid '${param}': the URL's path segment is not valid percent-encoded UTF-8.`, param);
   if (ve.message === "Unexpected property" && param) return unknownParameter(param);
   if (/^Expected required property/.test(ve.message) && param) return missingParameter(param, describe(ve.schema));
   const name = param ?? "body";

@@ -18,7 +18,8 @@ export const schemaName = (schema: object) => names.get(schema);
 export const extension = <S extends TSchema>(schema: S, description: string): S =>
   ({ ...schema, description: `ragd extension: ${description}`, "x-ragd-extension": true }) as S;
 
-export const Nullable = <S extends TSchema>(s: S) => T.Union([s, T.Null()]);
+/** `error`: what a refused value is told it should be (a failure inside a union is reported for the union as a whole). */
+export const Nullable = <S extends TSchema>(s: S, error?: string) => T.Union([s, T.Null()], error ? { error } : {});
 
 export const ErrorResponse = named(
   "ErrorResponse",
@@ -77,9 +78,9 @@ export const Metadata = named(
     T.Record(T.String({ pattern: "^[\\s\\S]{0,64}$" }), T.String({ maxLength: 512 }), {
       maxProperties: 16,
       additionalProperties: false,
-      error: "an object of at most 16 keys of at most 64 characters, with string values of at most 512",
       description: "Up to 16 keys of at most 64 characters, with string values of at most 512",
     }),
+    "null, or an object of at most 16 keys of at most 64 characters with string values of at most 512 characters",
   ),
 );
 
@@ -87,12 +88,12 @@ export const Attributes = named(
   "VectorStoreFileAttributes",
   Nullable(
     // No NUL: PostgreSQL's JSON cannot hold it, and filters compare attributes as JSON.
-    T.Record(T.String({ pattern: "^[^\\u0000]{1,64}$" }), T.Union([T.String({ maxLength: 512, pattern: "^[^\\u0000]*$" }), T.Number(), T.Boolean()]), {
+    T.Record(T.String({ pattern: "^[^\\u0000]{0,64}$" }), T.Union([T.String({ maxLength: 512, pattern: "^[^\\u0000]*$" }), T.Number(), T.Boolean()]), {
       maxProperties: 16,
       additionalProperties: false,
-      error: "an object of at most 16 keys of 1 to 64 characters (no NUL), with values that are strings of at most 512 characters, numbers or booleans",
       description: "Up to 16 keys of at most 64 characters: strings of at most 512 characters, numbers or booleans; filters search on them",
     }),
+    "null, or an object of at most 16 keys of at most 64 characters (no NUL) with values that are strings of at most 512 characters (no NUL), numbers or booleans",
   ),
 );
 
