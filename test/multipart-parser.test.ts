@@ -82,6 +82,16 @@ describe("multipart parser", () => {
       ]);
   });
 
+  test("a quoted filename: \\\" and \\\\ are escapes, any other backslash is the name's own", () => {
+    const b = "xyz";
+    const named = (raw: string) => parse(Buffer.from(`--${b}\r\ncontent-disposition: form-data; name="file"; filename="${raw}"\r\n\r\nx\r\n--${b}--`), b)[0]!.head.filename;
+    // undici and browsers send a backslash as is; httpx (the Python SDK's client) doubles it
+    expect(named("C:\\fakepath\\a.txt")).toBe("C:\\fakepath\\a.txt");
+    expect(named("C:\\\\fakepath\\\\a.txt")).toBe("C:\\fakepath\\a.txt");
+    expect(named('say \\"hi\\".txt')).toBe('say "hi".txt');
+    expect(named("a%22b.txt")).toBe("a%22b.txt");
+  });
+
   test("what is not a closed form is an error", () => {
     const b = "zzz";
     const bad = [

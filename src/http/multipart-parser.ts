@@ -201,7 +201,9 @@ function parseParams(value: string): Map<string, string> & { type: string } {
     if (value[i] === '"') {
       i++;
       while (i < value.length && value[i] !== '"') {
-        if (value[i] === "\\" && i + 1 < value.length) i++;
+        // Only \" and \\ are escapes: browsers, fetch and undici send a filename's backslash as
+        // is (a Windows path), where httpx (the Python SDK's) doubles it; both then read alike.
+        if (value[i] === "\\" && (value[i + 1] === '"' || value[i + 1] === "\\")) i++;
         v += value[i++];
       }
       if (value[i] !== '"') throw new MultipartError("Malformed part header: an unterminated quoted string");
