@@ -19,6 +19,7 @@ import { readFileSync } from "node:fs";
 import OpenAI, { toFile } from "openai";
 import { ERRORS } from "../src/errors";
 import { cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
+import { prng, type Rng } from "./helpers/prng";
 import { rawRequest, type RawOutcome } from "./helpers/raw-http";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20260607);
@@ -36,33 +37,7 @@ const SLOW_MS = 10_000;
 /** The server's peak resident memory after the storm must stay under this. */
 const PEAK_MB = 1536;
 
-// ---------------------------------------------------------------------------------------
-// Determinism: one PRNG (mulberry32), consumed only while generating.
-
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  return {
-    int,
-    chance: (p: number) => next() < p,
-    pick: <T>(xs: readonly T[]): T => xs[int(xs.length)]!,
-    base62: (n: number) => Array.from({ length: n }, () => "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"[int(62)]).join(""),
-    /** Picks a generator by weight. */
-    weighted: <T>(xs: readonly [number, T][]): T => {
-      let r = next() * xs.reduce((s, [w]) => s + w, 0);
-      for (const [w, x] of xs) if ((r -= w) < 0) return x;
-      return xs[xs.length - 1]![1];
-    },
-  };
-}
-type Rng = ReturnType<typeof prng>;
+// Determinism: one PRNG, consumed only while generating.
 
 // ---------------------------------------------------------------------------------------
 // The request as bytes, and what the generator knows about it.

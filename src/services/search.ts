@@ -376,7 +376,7 @@ export class SearchService {
       .filter((s) => s.score >= o.scoreThreshold)
       .sort((a, b) => b.score - a.score || a.id - b.id)
       .slice(0, o.maxResults);
-    const hits = await this.chunks.hits(storeId, ranked.map((r) => r.id));
+    const hits = await this.chunks.hits(storeId, ranked.map((r) => r.id), o.filter);
     return ranked.flatMap((r) => {
       const h = hits.get(r.id);
       return h ? [{ ...h, score: r.score }] : [];

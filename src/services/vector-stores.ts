@@ -4,6 +4,7 @@ import { isFileBatchId, isFileId, isVectorStoreId, newFileBatchId, newVectorStor
 import { nowSeconds } from "../util/time";
 import { entry, fail, notFound } from "../errors";
 import { EMBEDDABLE, type IngestHooks } from "./files";
+import { missingReference } from "../storage/open";
 import { parseFilter } from "./filters";
 import { listPage } from "./pagination";
 import { DEFAULT_EMBEDDING_WEIGHT, type SearchHit, type SearchService } from "./search";
@@ -97,7 +98,7 @@ export class VectorStoresService {
       expiresDays: body.expires_after?.days ?? null,
       chunking: chunking.json,
     };
-    await this.stores.create(row, fileIds, "{}", chunking, Date.now());
+    await this.deletedMeanwhile(() => this.stores.create(row, fileIds, "{}", chunking, Date.now()), projectId, null, fileIds, "file_ids");
     if (fileIds.length) this.ingest?.wake();
     return this.storeObject(row);
   }
@@ -140,10 +141,33 @@ export class VectorStoresService {
     await this.requireFiles(projectId, [body.file_id], "file_id");
     const attributes = JSON.stringify(body.attributes ?? {});
     const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
-    await this.stores.attach(store.id, [{ id: body.file_id, attributes }], this.now(), chunking, null, Date.now());
+    const now = this.now();
+    await this.deletedMeanwhile(() => this.stores.attach(store.id, [{ id: body.file_id, attributes }], now, chunking, null, Date.now()), projectId, storeId, [body.file_id], "file_id");
     this.ingest?.wake();
     await this.stores.touch(store.id, this.now());
-    return this.getFile(projectId, storeId, body.file_id);
+    // Read back, the membership may be gone already: a detach or delete sent at the same time,
+    // committed just after. The attach did happen, so it answers with what it wrote, as if the
+    // other request had come after it (a 404 would say it never did).
+    const row = await this.stores.getFile(store.id, body.file_id, this.now());
+    return this.storeFileObject(
+      row ?? { storeId: store.id, fileId: body.file_id, createdAt: now, attributes, chunking: chunking.json, cut: chunking.cut, batchId: null, status: "in_progress", errorCode: null, error: null, usageBytes: 0 },
+    );
+  }
+
+  /**
+   * A write naming files (and a store) that were there when checked: a delete committed since
+   * then makes its insert fail on the foreign key. The delete came first, so the answer is the
+   * 404 a request after it gets.
+   */
+  private async deletedMeanwhile<T>(write: () => Promise<T>, projectId: string, storeId: string | null, fileIds: string[], param: string): Promise<T> {
+    try {
+      return await write();
+    } catch (e) {
+      if (!missingReference(e)) throw e;
+      if (storeId !== null) await this.store(projectId, storeId);
+      await this.requireFiles(projectId, fileIds, param);
+      throw e;
+    }
   }
 
   async getFile(projectId: string, storeId: string, fileId: string) {
@@ -198,7 +222,7 @@ export class VectorStoresService {
     await this.requireFiles(projectId, ids, body.files !== undefined ? "files" : "file_ids");
     const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
     const batch = { id: newFileBatchId() };
-    await this.stores.attach(store.id, ids.map((id) => ({ id, attributes: perFile.get(id) ?? shared })), this.now(), chunking, batch, Date.now());
+    await this.deletedMeanwhile(() => this.stores.attach(store.id, ids.map((id) => ({ id, attributes: perFile.get(id) ?? shared })), this.now(), chunking, batch, Date.now()), projectId, storeId, ids, body.files !== undefined ? "files" : "file_ids");
     this.ingest?.wake();
     return this.getBatch(projectId, storeId, batch.id);
   }

@@ -30,3 +30,12 @@ export function unavailableStore(e: unknown): "database" | "file store" | null {
     return "database";
   return null;
 }
+
+/**
+ * Whether a write failed for naming a row that is gone (a foreign key with nothing to point
+ * at), in SQLite or PostgreSQL: a delete committed between the caller's check and its write.
+ */
+export function missingReference(e: unknown): boolean {
+  const err = e as { code?: unknown; errno?: unknown } | null;
+  return err?.code === "SQLITE_CONSTRAINT_FOREIGNKEY" || err?.errno === "23503" || err?.code === "23503";
+}

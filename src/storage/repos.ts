@@ -355,7 +355,8 @@ export interface ChunksRepo {
   changeLogReaches(seq: number): Promise<boolean>;
   /** Drops the log up to `seq`, once the index that needed it is saved. */
   pruneChanges(seq: number): Promise<void>;
-  hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>>;
+  /** The hits' rows, of those still in the store and matching the filter now (a write since the candidates were found may have changed either). */
+  hits(storeId: string, ids: number[], attributes: AttributeFilter | null): Promise<Map<number, ChunkHit>>;
   embeddings(ids: number[]): Promise<Map<number, Uint8Array>>;
   embeddedAfter(afterId: number, limit: number): Promise<{ id: number; embedding: Uint8Array }[]>;
   /** The stored vectors of the chunks in these ranges (ascending, disjoint [first, last] pairs, flat) that have one, in id order. */

@@ -130,12 +130,13 @@ export class PgChunksRepo implements ChunksRepo {
     await this.db.run(`DELETE FROM chunk_changes WHERE seq <= $seq AND at <= now() - $retainMs::float8 * interval '1 millisecond'`, { seq, retainMs: this.retainMs });
   }
 
-  async hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>> {
+  async hits(storeId: string, ids: number[], attributes: AttributeFilter | null): Promise<Map<number, ChunkHit>> {
+    const filter = filterSql(attributes);
     const rows = await this.db.all<ChunkHit>(
       `SELECT ${ID}, c.file_id AS "fileId", f.filename, c.text, c.location, vsf.attributes
        FROM chunks c JOIN files f ON f.id = c.file_id JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId
-       WHERE c.id = ANY($ids::bigint[])`,
-      { storeId, ids },
+       WHERE c.id = ANY($ids::bigint[]) AND ${filter.sql}`,
+      { storeId, ids, ...filter.params },
     );
     return new Map(rows.map((r) => [r.id, r]));
   }

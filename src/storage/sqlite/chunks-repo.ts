@@ -242,14 +242,16 @@ export class SqliteChunksRepo implements ChunksRepo {
     this.db.query(`DELETE FROM chunk_changes WHERE seq <= $seq`).run({ seq });
   }
 
-  async hits(storeId: string, ids: number[]): Promise<Map<number, ChunkHit>> {
+  async hits(storeId: string, ids: number[], attributes: AttributeFilter | null): Promise<Map<number, ChunkHit>> {
+    const filter = filterSql(attributes);
     const rows = this.db
       .query(
         `SELECT c.id, c.file_id AS fileId, f.filename, c.text, c.location, vsf.attributes
          FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value
-         JOIN files f ON f.id = c.file_id JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId`,
+         JOIN files f ON f.id = c.file_id JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId
+         WHERE ${filter.sql}`,
       )
-      .all({ storeId, ids: JSON.stringify(ids) }) as ChunkHit[];
+      .all({ storeId, ids: JSON.stringify(ids), ...filter.params } as never) as ChunkHit[];
     return new Map(rows.map((r) => [r.id, r]));
   }
 
