@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { groupKey, type AttributeFilter, type ChunkRow, type FileRow, type Repos, type ResponseRow } from "../src/storage/repos";
 import { openPostgresRepos } from "../src/storage/postgres";
 import { openSqliteRepos } from "../src/storage/sqlite";
+import { missingReference } from "../src/storage/open";
 import { createDatabase, dropAllDatabases, dropDatabase, postgresMissing } from "./helpers/postgres";
 
 const opened: { repos: Repos; dir?: string; database?: string }[] = [];
@@ -543,6 +544,23 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
   });
 
   describe("stores", () => {
+    test("a write naming a file or store deleted since it was checked fails as a missing reference, and writes nothing", async () => {
+      const { r } = await withStores();
+      await r.files.insert(row("file-gone", "processed"), 0, T);
+      await r.files.remove("p", "file-gone", 0);
+      const caught = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e);
+      for (const e of [
+        await caught(r.stores.attach("vs_1", [{ id: "file-gone", attributes: "{}" }], 1, { json: "{}", cut: "auto" }, null, T)),
+        await caught(r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }, { id: "file-gone", attributes: "{}" }], 1, { json: "{}", cut: "auto" }, { id: "vsfb_x" }, T)),
+        await caught(r.stores.create({ id: "vs_new", projectId: "p", name: "n", isDefault: 0, createdAt: 0, lastActiveAt: 0, metadata: "{}", expiresDays: null, chunking: "{}" }, ["file-gone"], "{}", { json: "{}", cut: "auto" }, T)),
+      ])
+        expect(missingReference(e)).toBe(true);
+      expect(await r.stores.getFile("vs_1", "file-a", 0)).toBeNull();
+      expect(await r.stores.get("p", "vs_new")).toBeNull();
+      await r.stores.remove("vs_2");
+      expect(missingReference(await caught(r.stores.attach("vs_2", [{ id: "file-a", attributes: "{}" }], 1, { json: "{}", cut: "auto" }, null, T)))).toBe(true);
+    });
+
     test("usage: what a store's and a file's chunks take, text and vectors, through every change to them", async () => {
       const r = await setup();
       await r.stores.create({ id: "vs_u", projectId: "p", name: "u", isDefault: 0, createdAt: 0, lastActiveAt: 0, metadata: "{}", expiresDays: null, chunking: "{}" }, [], "{}", { json: "{}", cut: "auto" }, T);

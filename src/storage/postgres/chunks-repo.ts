@@ -132,7 +132,7 @@ export class PgChunksRepo implements ChunksRepo {
 
   async hits(storeId: string, ids: number[], attributes: AttributeFilter | null): Promise<Map<number, ChunkHit>> {
     const filter = filterSql(attributes);
-    const rows = await this.db.all<ChunkHit>(
+    const rows = await this.on(attributes).all<ChunkHit>(
       `SELECT ${ID}, c.file_id AS "fileId", f.filename, c.text, c.location, vsf.attributes
        FROM chunks c JOIN files f ON f.id = c.file_id JOIN vector_store_files vsf ON vsf.file_id = c.file_id AND vsf.store_id = $storeId
        WHERE c.id = ANY($ids::bigint[]) AND ${filter.sql}`,
