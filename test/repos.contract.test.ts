@@ -544,6 +544,32 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
   });
 
   describe("stores", () => {
+    test("a page that ended on a store or membership removed since still continues after it", async () => {
+      const { r } = await withStores();
+      for (const id of ["file-b", "file-c", "file-d"]) await r.files.insert(row(id, "processed"), 0, T);
+      await r.stores.attach("vs_1", ["file-a", "file-b", "file-c", "file-d"].map((id) => ({ id, attributes: "{}" })), 1, { json: "{}", cut: "auto" }, null, T);
+      const files = async (afterSeq: number) => (await r.stores.listFiles("vs_1", { afterSeq, limit: 10, order: "asc" }, 0)).rows.map((x) => x.fileId);
+      // detached, and deleted as a file: both still hold their place
+      const b = (await r.stores.fileSeq("vs_1", "file-b"))!;
+      await r.stores.detach("vs_1", "file-b");
+      expect(await r.stores.fileSeq("vs_1", "file-b")).toBe(b);
+      expect(await files(b)).toEqual(["file-c", "file-d"]);
+      const c = (await r.stores.fileSeq("vs_1", "file-c"))!;
+      await r.files.remove("p", "file-c", 0);
+      expect(await r.stores.fileSeq("vs_1", "file-c")).toBe(c);
+      expect(await files(c)).toEqual(["file-d"]);
+      // attached again: the new membership's place
+      await r.stores.attach("vs_1", [{ id: "file-b", attributes: "{}" }], 1, { json: "{}", cut: "auto" }, null, T);
+      expect(await r.stores.fileSeq("vs_1", "file-b")).toBeGreaterThan(c);
+      // a deleted store keeps its place in its project's list, not in another's
+      const s1 = (await r.stores.seq("p", "vs_1"))!;
+      await r.stores.remove("vs_1");
+      expect(await r.stores.seq("p", "vs_1")).toBe(s1);
+      expect(await r.stores.seq("q", "vs_1")).toBeNull();
+      expect((await r.stores.list("p", { afterSeq: s1, limit: 10, order: "asc" })).rows.map((x) => x.id)).toContain("vs_2");
+      expect(await r.stores.fileSeq("vs_1", "file-d")).toBeNull();
+    });
+
     test("a write naming a file or store deleted since it was checked fails as a missing reference, and writes nothing", async () => {
       const { r } = await withStores();
       await r.files.insert(row("file-gone", "processed"), 0, T);

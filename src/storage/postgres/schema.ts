@@ -310,6 +310,38 @@ export const MIGRATIONS: string[] = [
   CREATE TRIGGER files_project_bytes_moved AFTER UPDATE OF project_id, bytes ON files FOR EACH ROW
     WHEN (OLD.project_id IS DISTINCT FROM NEW.project_id OR OLD.bytes IS DISTINCT FROM NEW.bytes) EXECUTE FUNCTION project_bytes_delta();
   `,
+  // A deleted store's, or a removed membership's, place in its list (as SQLite's migrations).
+  `
+  CREATE TABLE vector_store_tombstones (
+    id         TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    seq        BIGINT NOT NULL
+  );
+  CREATE TABLE store_file_tombstones (
+    store_id TEXT NOT NULL,
+    file_id  TEXT NOT NULL,
+    seq      BIGINT NOT NULL,
+    PRIMARY KEY (store_id, file_id)
+  );
+  CREATE FUNCTION vector_store_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO vector_store_tombstones (id, project_id, seq) VALUES (OLD.id, OLD.project_id, OLD.seq)
+      ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, seq = excluded.seq;
+    DELETE FROM store_file_tombstones WHERE store_id = OLD.id;
+    RETURN NULL;
+  END $$;
+  CREATE FUNCTION store_file_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    -- a store's own memberships go with it: its id is a 404 from then on
+    IF EXISTS (SELECT 1 FROM vector_stores WHERE id = OLD.store_id) THEN
+      INSERT INTO store_file_tombstones (store_id, file_id, seq) VALUES (OLD.store_id, OLD.file_id, OLD.seq)
+        ON CONFLICT (store_id, file_id) DO UPDATE SET seq = excluded.seq;
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER vector_stores_tombstone AFTER DELETE ON vector_stores FOR EACH ROW EXECUTE FUNCTION vector_store_tombstone();
+  CREATE TRIGGER vector_store_files_tombstone AFTER DELETE ON vector_store_files FOR EACH ROW EXECUTE FUNCTION store_file_tombstone();
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

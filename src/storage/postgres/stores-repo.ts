@@ -79,7 +79,13 @@ export class PgStoresRepo implements StoresRepo {
   }
 
   async seq(projectId: string, id: string) {
-    return (await this.db.get<{ seq: number }>(`SELECT seq::float8 AS seq FROM vector_stores WHERE id = $id AND project_id = $projectId`, { id, projectId }))?.seq ?? null;
+    return (
+      (await this.db.get<{ seq: number }>(
+        `SELECT seq::float8 AS seq FROM vector_stores WHERE id = $id AND project_id = $projectId
+         UNION ALL SELECT seq::float8 FROM vector_store_tombstones WHERE id = $id AND project_id = $projectId LIMIT 1`,
+        { id, projectId },
+      ))?.seq ?? null
+    );
   }
 
   async update(id: string, fields: { name?: string | null; metadata?: string; expiresDays?: number | null; lastActiveAt?: number }) {
@@ -147,7 +153,13 @@ export class PgStoresRepo implements StoresRepo {
   }
 
   async fileSeq(storeId: string, fileId: string) {
-    return (await this.db.get<{ seq: number }>(`SELECT seq::float8 AS seq FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId`, { storeId, fileId }))?.seq ?? null;
+    return (
+      (await this.db.get<{ seq: number }>(
+        `SELECT seq::float8 AS seq FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId
+         UNION ALL SELECT seq::float8 FROM store_file_tombstones WHERE store_id = $storeId AND file_id = $fileId LIMIT 1`,
+        { storeId, fileId },
+      ))?.seq ?? null
+    );
   }
 
   async updateAttributes(storeId: string, fileId: string, attributes: string) {

@@ -459,6 +459,31 @@ export const MIGRATIONS: string[] = [
     INSERT INTO job_counts (state, n) VALUES (new.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
   END;
   `,
+  `
+  -- A deleted store's, or a removed membership's, place in its list, so that a page that ended
+  -- on it still continues (as file_tombstones do for files): a client paging while another
+  -- deletes got 400 invalid_cursor. A store's own memberships go with it (its id is then a
+  -- 404 anyway): their trigger finds the store gone.
+  CREATE TABLE vector_store_tombstones (
+    id         TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE store_file_tombstones (
+    store_id TEXT NOT NULL,
+    file_id  TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    PRIMARY KEY (store_id, file_id)
+  ) WITHOUT ROWID;
+  CREATE TRIGGER vector_stores_tombstone AFTER DELETE ON vector_stores BEGIN
+    INSERT OR REPLACE INTO vector_store_tombstones (id, project_id, seq) VALUES (old.id, old.project_id, old.seq);
+    DELETE FROM store_file_tombstones WHERE store_id = old.id;
+  END;
+  CREATE TRIGGER vector_store_files_tombstone AFTER DELETE ON vector_store_files
+    WHEN EXISTS (SELECT 1 FROM vector_stores WHERE id = old.store_id) BEGIN
+    INSERT OR REPLACE INTO store_file_tombstones (store_id, file_id, seq) VALUES (old.store_id, old.file_id, old.seq);
+  END;
+  `,
 ];
 
 export function openDatabase(path: string): Database {

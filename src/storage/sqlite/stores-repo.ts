@@ -93,7 +93,9 @@ export class SqliteStoresRepo implements StoresRepo {
   }
 
   async seq(projectId: string, id: string) {
-    const r = this.db.query(`SELECT seq FROM vector_stores WHERE id = $id AND project_id = $projectId`).get({ id, projectId }) as { seq: number } | null;
+    const r = this.db
+      .query(`SELECT seq FROM vector_stores WHERE id = $id AND project_id = $projectId UNION ALL SELECT seq FROM vector_store_tombstones WHERE id = $id AND project_id = $projectId`)
+      .get({ id, projectId }) as { seq: number } | null;
     return r?.seq ?? null;
   }
 
@@ -219,7 +221,9 @@ export class SqliteStoresRepo implements StoresRepo {
   }
 
   async fileSeq(storeId: string, fileId: string) {
-    const r = this.db.query(`SELECT seq FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId`).get({ storeId, fileId }) as { seq: number } | null;
+    const r = this.db
+      .query(`SELECT seq FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId UNION ALL SELECT seq FROM store_file_tombstones WHERE store_id = $storeId AND file_id = $fileId`)
+      .get({ storeId, fileId }) as { seq: number } | null;
     return r?.seq ?? null;
   }
 
