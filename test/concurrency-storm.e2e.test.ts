@@ -17,7 +17,8 @@
 // one had asked to delete is a finding too.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI, { toFile } from "openai";
-import { cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
+import { cleanup, createKey, runCli, startRagd, type Ragd } from "./helpers/ragd";
+import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
 import { errorProblems, prng, Recorder, type LogRec, type Res, type Rng } from "./helpers/storm";
 
 const SEED = Number(process.env.STORM_SEED ?? 20260610);
@@ -701,14 +702,28 @@ async function checkStoreDelete(p: number, problems: string[]) {
 
 // ---------------------------------------------------------------------------------------
 
-describe("a storm of valid calls racing each other and ingestion", () => {
+// The embedded SQLite, and PostgreSQL where one answers: the races differ (a writer thread
+// beside a read connection, or transactions of a pool).
+const BACKENDS = ["sqlite", ...(postgresMissing === null ? ["postgres"] : [])] as const;
+
+for (const backend of BACKENDS)
+describe(`a storm of valid calls racing each other and ingestion (${backend})`, () => {
   let ragd: Ragd;
   /** How much the server had logged when the storm's test ended. */
   let stormLogged = 0;
 
   beforeAll(async () => {
-    ragd = await startRagd();
-    clients = [ragd.client(), ragd.client(await createKey(ragd.dataDir, "storm-other"))];
+    if (backend === "postgres") {
+      const database = await createDatabase();
+      ragd = await startRagd({ args: ["--database-url", database] });
+      const key = runCli(["keys", "create", "--project", "storm-other", "--database-url", database]);
+      if (key.code !== 0) throw new Error(`keys create failed: ${key.stderr}`);
+      clients = [ragd.client(), ragd.client(key.stdout.trim())];
+    } else {
+      ragd = await startRagd();
+      clients = [ragd.client(), ragd.client(await createKey(ragd.dataDir, "storm-other"))];
+    }
+    checked.stores = checked.members = checked.searches = 0;
     w = new World();
     rec = new Recorder();
     docs = makeDocs(prng(SEED), MAX_FILES);
@@ -722,6 +737,7 @@ describe("a storm of valid calls racing each other and ingestion", () => {
   afterAll(async () => {
     await ragd?.stop();
     if (ragd) cleanup(ragd.dataDir);
+    await dropAllDatabases();
   });
 
   test(`${OPS} operations, ${IN_FLIGHT} in flight (seed ${SEED}): no 5xx, no 403, envelopes, no impossible answers`, async () => {
@@ -760,14 +776,16 @@ describe("a storm of valid calls racing each other and ingestion", () => {
 
 // The races the storm found, each sent many times over: what a client is told must be an answer
 // one of the two orders could give.
-describe("writes racing a delete", () => {
+for (const backend of BACKENDS)
+describe(`writes racing a delete (${backend})`, () => {
   let ragd: Ragd;
   beforeAll(async () => {
-    ragd = await startRagd();
+    ragd = await startRagd(backend === "postgres" ? { args: ["--database-url", await createDatabase()] } : {});
   }, 60_000);
   afterAll(async () => {
     await ragd?.stop();
     if (ragd) cleanup(ragd.dataDir);
+    await dropAllDatabases();
   });
   const status = (p: Promise<unknown>) => p.then(() => 200, (e: { status?: number }) => e.status ?? -1);
 
