@@ -69,3 +69,11 @@ export function visibleInStore(filterSql: string, { live = true } = {}) {
     WHERE (c.cut = 'auto' OR EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = c.file_id AND j.cut = c.cut AND j.state = 'done'))
       AND (${filterSql})`;
 }
+
+/**
+ * A row's place in its list, live or kept by its tombstone after a delete (files, stores and
+ * store memberships keep one), so that a page that ended on it still continues. `where` names
+ * the row in both tables; `seq` is the column as read (PostgreSQL casts it).
+ */
+export const placeSql = (live: string, tombstones: string, where: string, seq = "seq") =>
+  `SELECT ${seq} AS seq FROM ${live} WHERE ${where} UNION ALL SELECT ${seq} FROM ${tombstones} WHERE ${where} LIMIT 1`;

@@ -1,5 +1,5 @@
 import type { FileRow, FilesRepo, ListFilesQuery } from "../repos";
-import { keyset } from "../sql-common";
+import { keyset, placeSql } from "../sql-common";
 import { lockChunkLog, type Pg } from "./db";
 import { enqueueFile } from "./ingestion-repo";
 import { ensureDefaultStore } from "./stores-repo";
@@ -94,11 +94,7 @@ export class PgFilesRepo implements FilesRepo {
   }
 
   async cursorSeq(projectId: string, id: string) {
-    const r = await this.db.get<{ seq: number }>(
-      `SELECT seq::float8 AS seq FROM files WHERE id = $id AND project_id = $projectId
-       UNION ALL SELECT seq::float8 FROM file_tombstones WHERE id = $id AND project_id = $projectId`,
-      { id, projectId },
-    );
+    const r = await this.db.get<{ seq: number }>(placeSql("files", "file_tombstones", "id = $id AND project_id = $projectId", "seq::float8"), { id, projectId });
     return r?.seq ?? null;
   }
 

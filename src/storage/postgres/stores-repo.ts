@@ -1,5 +1,5 @@
 import { newVectorStoreId } from "../../util/ids";
-import { keyset, LIVE_FILE, MEMBER_STATUS, STORE_MEMBERS, storeUpdateSql } from "../sql-common";
+import { keyset, LIVE_FILE, MEMBER_STATUS, STORE_MEMBERS, storeUpdateSql, placeSql } from "../sql-common";
 import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyset, type StoreFileRow, type StoreFileStatus, type StoreRow, type StoresRepo } from "../repos";
 import { lockChunkLog, type Pg } from "./db";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
@@ -79,13 +79,7 @@ export class PgStoresRepo implements StoresRepo {
   }
 
   async seq(projectId: string, id: string) {
-    return (
-      (await this.db.get<{ seq: number }>(
-        `SELECT seq::float8 AS seq FROM vector_stores WHERE id = $id AND project_id = $projectId
-         UNION ALL SELECT seq::float8 FROM vector_store_tombstones WHERE id = $id AND project_id = $projectId LIMIT 1`,
-        { id, projectId },
-      ))?.seq ?? null
-    );
+    return (await this.db.get<{ seq: number }>(placeSql("vector_stores", "vector_store_tombstones", "id = $id AND project_id = $projectId", "seq::float8"), { id, projectId }))?.seq ?? null;
   }
 
   async update(id: string, fields: { name?: string | null; metadata?: string; expiresDays?: number | null; lastActiveAt?: number }) {
@@ -153,13 +147,7 @@ export class PgStoresRepo implements StoresRepo {
   }
 
   async fileSeq(storeId: string, fileId: string) {
-    return (
-      (await this.db.get<{ seq: number }>(
-        `SELECT seq::float8 AS seq FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId
-         UNION ALL SELECT seq::float8 FROM store_file_tombstones WHERE store_id = $storeId AND file_id = $fileId LIMIT 1`,
-        { storeId, fileId },
-      ))?.seq ?? null
-    );
+    return (await this.db.get<{ seq: number }>(placeSql("vector_store_files", "store_file_tombstones", "store_id = $storeId AND file_id = $fileId", "seq::float8"), { storeId, fileId }))?.seq ?? null;
   }
 
   async updateAttributes(storeId: string, fileId: string, attributes: string) {

@@ -1,7 +1,7 @@
 import type { Database } from "bun:sqlite";
 import type { FileRow, FilesRepo, ListFilesQuery } from "../repos";
 import { enqueueFile } from "./ingestion-repo";
-import { keyset } from "../sql-common";
+import { keyset, placeSql } from "../sql-common";
 import { ensureDefaultStore } from "./stores-repo";
 
 const COLS = `id, project_id AS projectId, bytes, created_at AS createdAt, filename, purpose, status,
@@ -103,10 +103,7 @@ export class SqliteFilesRepo implements FilesRepo {
 
   async cursorSeq(projectId: string, id: string) {
     const r = this.db
-      .query(
-        `SELECT seq FROM files WHERE id = $id AND project_id = $projectId
-         UNION ALL SELECT seq FROM file_tombstones WHERE id = $id AND project_id = $projectId`,
-      )
+      .query(placeSql("files", "file_tombstones", "id = $id AND project_id = $projectId"))
       .get({ id, projectId }) as { seq: number } | null;
     return r?.seq ?? null;
   }

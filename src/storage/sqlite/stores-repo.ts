@@ -2,7 +2,7 @@ import type { Database } from "bun:sqlite";
 import { newVectorStoreId } from "../../util/ids";
 import { fileCountsOf, type BatchRow, type Chunking, type FileCounts, type Keyset, type StoreFileRow, type StoreFileStatus, type StoreRow, type StoresRepo } from "../repos";
 import { ensureCut, pruneCuts } from "./ingestion-repo";
-import { keyset, LIVE_FILE, MEMBER_STATUS, STORE_MEMBERS, storeUpdateSql } from "../sql-common";
+import { keyset, LIVE_FILE, MEMBER_STATUS, STORE_MEMBERS, storeUpdateSql, placeSql } from "../sql-common";
 
 const STORE_COLS = `id, project_id AS projectId, name, is_default AS isDefault, created_at AS createdAt, last_active_at AS lastActiveAt,
   metadata, expires_days AS expiresDays, chunking`;
@@ -94,7 +94,7 @@ export class SqliteStoresRepo implements StoresRepo {
 
   async seq(projectId: string, id: string) {
     const r = this.db
-      .query(`SELECT seq FROM vector_stores WHERE id = $id AND project_id = $projectId UNION ALL SELECT seq FROM vector_store_tombstones WHERE id = $id AND project_id = $projectId`)
+      .query(placeSql("vector_stores", "vector_store_tombstones", "id = $id AND project_id = $projectId"))
       .get({ id, projectId }) as { seq: number } | null;
     return r?.seq ?? null;
   }
@@ -222,7 +222,7 @@ export class SqliteStoresRepo implements StoresRepo {
 
   async fileSeq(storeId: string, fileId: string) {
     const r = this.db
-      .query(`SELECT seq FROM vector_store_files WHERE store_id = $storeId AND file_id = $fileId UNION ALL SELECT seq FROM store_file_tombstones WHERE store_id = $storeId AND file_id = $fileId`)
+      .query(placeSql("vector_store_files", "store_file_tombstones", "store_id = $storeId AND file_id = $fileId"))
       .get({ storeId, fileId }) as { seq: number } | null;
     return r?.seq ?? null;
   }
