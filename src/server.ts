@@ -299,7 +299,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const orphans = await services.files.removeOrphans(stopOrphanSweep.signal);
       if (orphans) log.info("recovered after an unclean stop", { orphan_blobs_removed: orphans });
     })
-    .catch((e) => log.warn("the sweep for orphan blobs failed; the next start tries again", { error: String(e) }));
+    .catch((e) => {
+      // (a stop that outlasted the sweep's grace closed what it was reading)
+      if (!stopOrphanSweep.signal.aborted) log.warn("the sweep for orphan blobs failed; the next start tries again", { error: String(e) });
+    });
 
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const url = `http://${shownHost}:${server.port}`;

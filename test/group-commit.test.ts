@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../src/storage/sqlite/db";
 import { WriterThread } from "../src/storage/sqlite/writer";
+import { unavailableStore } from "../src/storage/open";
 
 const dirs: string[] = [];
 const writers: WriterThread[] = [];
@@ -139,4 +140,26 @@ test("a database reached through a symlink has its WAL synced where SQLite keeps
   await w.call("keys", "createProject", [project("a")]);
   expect(existsSync(join(real, "ragd.db-wal"))).toBe(true);
   expect(await w.syncs()).toBe(1);
+});
+
+test("a failed sync answers every write waiting for it, and every later one, as the database being unavailable, before the server is told to stop", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ragd-group-commit-"));
+  dirs.push(dir);
+  const path = join(dir, "ragd.db");
+  openDatabase(path).close();
+  const stops: string[] = [];
+  let waiting: Promise<unknown> = Promise.resolve();
+  // (when the server is told to stop, the waiting write has its answer already)
+  const w = new WriterThread(path, (m) => void stops.push(`${m}; the waiting write ${Bun.peek.status(waiting)}`));
+  writers.push(w);
+  await w.call("keys", "createProject", [project("before")]);
+  // The thread's report of a failed fsync, as writer-worker.ts sends it, while a write waits.
+  waiting = w.call("keys", "createProject", [project("waiting")]);
+  const code = waiting.catch((e: { code?: string }) => e.code);
+  (w as unknown as { worker: Worker }).worker.onmessage!(new MessageEvent("message", { data: { id: 0, fatal: "fsync of the WAL failed: EIO" } }));
+  expect(await code).toBe("RAGD_DATABASE_SYNC_FAILED");
+  const later = await w.call("keys", "createProject", [project("later")]).catch((e: { code?: string }) => e.code);
+  expect(stops).toEqual(["fsync of the WAL failed: EIO; the waiting write rejected"]);
+  expect(later).toBe("RAGD_DATABASE_SYNC_FAILED");
+  expect(unavailableStore(Object.assign(new Error("x"), { code: later }))).toBe("database");
 });

@@ -10,7 +10,7 @@ import { openDatabase } from "./sqlite/db";
 
 // The tables of a data directory's database, parents first. The chunk change log is not
 // copied: the triggers write it again as the chunks go in, and each process's indexes follow it.
-const TABLES = ["projects", "api_keys", "files", "file_tombstones", "vector_stores", "vector_store_file_batches", "vector_store_files", "jobs", "documents", "chunks", "meta", "responses"];
+const TABLES = ["projects", "api_keys", "files", "file_tombstones", "vector_stores", "vector_store_file_batches", "vector_store_files", "vector_store_tombstones", "store_file_tombstones", "jobs", "documents", "chunks", "meta", "responses"];
 // Identity columns whose values are copied as they are, then whose sequences are moved past them.
 const IDENTITIES: [string, string][] = [["files", "seq"], ["vector_stores", "seq"], ["vector_store_files", "seq"], ["responses", "seq"], ["chunks", "id"]];
 const BATCH = 500;

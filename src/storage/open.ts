@@ -18,6 +18,8 @@ export function unavailableStore(e: unknown): "database" | "file store" | null {
   const code = String(err.code ?? "");
   const state = String(err.errno ?? "");
   if (err.name === "BlobStoreUnavailable") return "file store";
+  // SQLite's WAL could not be synced: the server is stopping (sqlite/writer.ts syncFailed).
+  if (code === "RAGD_DATABASE_SYNC_FAILED") return "database";
   // Bun's S3 client names the failure to connect in its code (ConnectionRefused, ...).
   if (err.name === "S3Error" && /^(Connection|Timeout|Timed|RequestTimeout|ServiceUnavailable|SlowDown|InternalError)/.test(code)) return "file store";
   if (

@@ -1,6 +1,7 @@
 import { sourceUsearchPath } from "../native/assets";
 import { IN_BINARY } from "../native/extract";
 import { log } from "../util/log";
+import { waitAtMost } from "../util/time";
 import { publishSnapshot, type Snapshot, type VectorIndex, type VectorMatch } from "./vectors";
 
 // A thread that died is replaced after this long, doubling up to the maximum while it fails.
@@ -181,7 +182,7 @@ export class VectorIndexThread implements VectorIndex {
     if (this.closed) return;
     this.closed = true;
     // a thread being replaced is not waited for (its restart gives up once closed)
-    await Promise.race([this.ready.catch(() => {}), Bun.sleep(READY_WAIT_MS)]);
+    await waitAtMost(this.ready.catch(() => {}), READY_WAIT_MS);
     // what was asked before closing is answered first: the thread runs its changes in order
     await Promise.allSettled([...this.waiting.keys()].map((id) => new Promise<void>((r) => {
       const w = this.waiting.get(id)!;

@@ -17,6 +17,13 @@ interface Waiting {
  * and the WAL holding it was synced (writes that end together share one sync), so what a
  * request acknowledges is on disk.
  */
+// How long a server whose sync failed goes on before it exits: the writes it refuses meanwhile
+// (and those that were waiting for the sync) get their 503s out first.
+const FATAL_EXIT_DELAY_MS = 500;
+
+/** A write refused, or never confirmed, because the WAL could not be synced (storage/open.ts: a 503, database unavailable). */
+export const syncFailed = (message: string) => Object.assign(new Error(message), { code: "RAGD_DATABASE_SYNC_FAILED" });
+
 export class WriterThread {
   private worker: Worker | null = null;
   private readonly waiting = new Map<number, Waiting>();
@@ -30,14 +37,15 @@ export class WriterThread {
     private readonly path: string,
     /** A sync failed: what readers already see may not be on disk, so nothing can go on. */
     private readonly onFatal: (message: string) => void = (message) => {
-      log.error(message);
-      process.exit(70);
+      log.error(`${message}; ragd stops (exit 70): restart it once the disk is healthy`);
+      setTimeout(() => process.exit(70), FATAL_EXIT_DELAY_MS);
     },
   ) {}
 
   /** How many times the writer has synced the WAL (group commit: fewer than the writes). */
   syncs(): Promise<number> {
-    if (this.closing || this.fatal) return Promise.reject(new Error(this.fatal ?? "the database is closed"));
+    if (this.fatal) return Promise.reject(syncFailed(this.fatal));
+    if (this.closing) return Promise.reject(new Error("the database is closed"));
     const worker = (this.worker ??= this.spawn());
     return new Promise((resolve) => {
       this.syncsAsked.push(resolve);
@@ -47,7 +55,7 @@ export class WriterThread {
 
   call(repo: RepoName, method: string, args: unknown[]): Promise<unknown> {
     if (this.closing) return Promise.reject(new Error("the database is closed"));
-    if (this.fatal) return Promise.reject(new Error(this.fatal));
+    if (this.fatal) return Promise.reject(syncFailed(this.fatal));
     const worker = (this.worker ??= this.spawn());
     const id = this.next++;
     const call = new Promise((resolve, reject) => {
@@ -89,9 +97,9 @@ export class WriterThread {
       if ("fatal" in m) {
         // no new thread takes writes after this: nothing committed since can be promised
         this.fatal = m.fatal;
-        this.onFatal(m.fatal);
-        // (an onFatal that returns: every call still waiting fails)
-        return this.fail(worker, new Error(m.fatal));
+        // every call still waiting is told first, then the server stops
+        this.fail(worker, syncFailed(m.fatal));
+        return this.onFatal(m.fatal);
       }
       if ("failed" in m) return this.fail(worker, new Error(`the database writer could not open ${this.path}: ${m.failed}`));
       const w = this.waiting.get(m.id);
