@@ -53,13 +53,12 @@ export function wordRecall(hyp: string, ref: string) {
 
 /** Page 1's text layer, the ground truth. */
 async function reference(pdf: string) {
-  await import("../src/ingest/parsers/pdf-env");
-  const { PDFParse } = await import("pdf-parse");
-  const p = new PDFParse({ data: new Uint8Array(readFileSync(join(CORPUS, pdf))), verbosity: 0 });
+  const { PdfDocument } = await import("../src/ingest/parsers/pdfium");
+  const doc = await PdfDocument.open(new Uint8Array(readFileSync(join(CORPUS, pdf))));
   try {
-    return (await p.getText({ partial: [1] })).pages[0]!.text;
+    return doc.text(1) ?? "";
   } finally {
-    await p.destroy();
+    doc.close();
   }
 }
 

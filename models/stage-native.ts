@@ -25,7 +25,6 @@ export function stageNative(outDir: string) {
     "libonnxruntime.so.1.bin": ["libonnxruntime.so.1", join(ort, "libonnxruntime.so.1")],
     "libvips-cpp.so.bin": [vips, join(vipsLib, vips)],
     "sharp.node.bin": [sharpNode, join(sharpLib, sharpNode)],
-    "canvas.node.bin": ["skia.node", join(pkgDir(`@napi-rs/canvas-${process.platform}-${process.arch}-gnu`), `skia.${process.platform}-${process.arch}-gnu.node`)],
     "usearch.node.bin": ["usearch.node", join(pkgDir("usearch"), "prebuilds", `${process.platform}-${process.arch}`, "usearch.node")],
   };
   // Each file's size and checksum too: a start checks the copies it wrote out against these,

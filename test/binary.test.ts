@@ -1,7 +1,7 @@
 // `make build`'s executable, copied alone into an empty directory and run under `env -i` with
 // only PATH and a data directory: no Bun, no node_modules, no source tree, no HOME, no key
 // in the environment. It must carry its models and native libraries (onnxruntime, sharp and
-// libvips, @napi-rs/canvas) and write them out only under the data directory.
+// libvips) and write them out only under the data directory.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, realpathSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -195,7 +195,7 @@ test.skipIf(!canChroot)("in an empty root-like directory holding only the C and 
         });
         expect(`${done.filename}: ${done.status} ${done.status_details}`).toBe(`${done.filename}: processed null`);
       }
-      expect(readdirSync(join(root, "data/cache")).sort().map((d) => d.replace(/-[0-9a-f]{16}$/, ""))).toEqual(["canvas", ...(sourceKernelsPath() ? ["kernels"] : []), "onnxruntime", "sharp", "usearch"]);
+      expect(readdirSync(join(root, "data/cache")).sort().map((d) => d.replace(/-[0-9a-f]{16}$/, ""))).toEqual([...(sourceKernelsPath() ? ["kernels"] : []), "onnxruntime", "sharp", "usearch"]);
       // ragd's own BM25 kernel loads there too (a failure would leave keyword search on its JavaScript loop).
       expect(err).not.toContain("BM25 kernel did not load");
     } finally {
@@ -209,7 +209,7 @@ test.skipIf(!canChroot)("in an empty root-like directory holding only the C and 
   }
 }, 120_000);
 
-test("the single executable parses every format in its parse processes (pdf.js, SheetJS, mammoth), without library warnings", async () => {
+test("the single executable parses every format in its parse processes (PDFium, SheetJS, mammoth), without library warnings", async () => {
   // At debug level the parse processes' own output is logged too.
   const s = await start(tempDir("ragd-formats-"), ["RAGD_LOG_LEVEL=debug"]);
   try {

@@ -16,26 +16,6 @@ const result = await Bun.build({
     {
       name: "native-bindings",
       setup(build) {
-        build.onLoad({ filter: /[\\/]@napi-rs[\\/]canvas[\\/]js-binding\.js$/ }, () => ({
-          loader: "js",
-          contents: "const b = globalThis.__ragdCanvasBinding;\nif (!b) throw new Error(\"@napi-rs/canvas's addon was not loaded\");\nmodule.exports = b;",
-        }));
-        // It also asks for the home directory as it loads (to look for fonts there), which
-        // throws with no HOME and no passwd entry (env -i in a bare container).
-        build.onLoad({ filter: /[\\/]@napi-rs[\\/]canvas[\\/]index\.js$/ }, async (args) => {
-          const source = await Bun.file(args.path).text();
-          const patched = source.replace("const homedirPath = homedir()", 'const homedirPath = (() => { try { return homedir() } catch { return "/nonexistent" } })()');
-          if (patched === source) throw new Error("@napi-rs/canvas's font lookup changed; update src/build/compile.ts");
-          return { loader: "js", contents: patched };
-        });
-        // pdf.js requires @napi-rs/canvas by name when it loads, which the binary cannot
-        // resolve, and warns once per parse process; src/ingest/parsers/pdf-env.ts hands it over.
-        build.onLoad({ filter: /[\\/]pdfjs-dist[\\/]legacy[\\/]build[\\/]pdf\.mjs$/ }, async (args) => {
-          const source = await Bun.file(args.path).text();
-          const patched = source.replace('canvas = require("@napi-rs/canvas");', 'canvas = globalThis.__ragdCanvasModule ?? require("@napi-rs/canvas");');
-          if (patched === source) throw new Error("pdf.js's canvas lookup changed; update src/build/compile.ts");
-          return { loader: "js", contents: patched };
-        });
         build.onLoad({ filter: /[\\/]sharp[\\/]dist[\\/]sharp\.(mjs|cjs)$/ }, (args) => ({
           loader: "js",
           contents: args.path.endsWith(".cjs")

@@ -10,3 +10,7 @@ declare module "*.txt" {
   const path: string;
   export default path;
 }
+declare module "*.wasm" {
+  const path: string;
+  export default path;
+}

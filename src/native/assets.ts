@@ -12,7 +12,6 @@ import ortLibrary from "../../models/dist/native/libonnxruntime.so.1.bin" with {
 import vipsLibrary from "../../models/dist/native/libvips-cpp.so.bin" with { type: "file" };
 import sharpBinding from "../../models/dist/native/sharp.node.bin" with { type: "file" };
 import usearchBinding from "../../models/dist/native/usearch.node.bin" with { type: "file" };
-import canvasBinding from "../../models/dist/native/canvas.node.bin" with { type: "file" };
 import kernelsLibrary from "../../models/dist/native/libragd_kernels.so.bin" with { type: "file" };
 
 const staged = manifest as Record<string, { name: string; bytes: number; checksum: string }>;
@@ -28,8 +27,6 @@ export interface NativePaths {
   sharp: string | null;
   /** usearch's addon (the index talks to it directly: src/storage/usearch-addon.ts). */
   usearch: string;
-  /** @napi-rs/canvas's addon (pdf.js draws with it); null from source. */
-  canvas: string | null;
   /** ragd's kernels (src/search/bm25-kernel.c, int8-dot.c); null when the build had no C compiler. */
   kernels: string | null;
 }
@@ -45,7 +42,6 @@ export function nativePaths(cacheDir: string): NativePaths {
       onnxruntime: join(dirname(Bun.resolveSync("onnxruntime-node/package.json", import.meta.dir)), "bin", "napi-v6", process.platform, process.arch, "onnxruntime_binding.node"),
       sharp: null,
       usearch: sourceUsearchPath(),
-      canvas: null,
       kernels: sourceKernelsPath(),
     };
   const ort = extractNative(cacheDir, "onnxruntime", { ...embedded("onnxruntime_binding.node.bin", ortBinding), ...embedded("libonnxruntime.so.1.bin", ortLibrary) });
@@ -53,8 +49,6 @@ export function nativePaths(cacheDir: string): NativePaths {
     onnxruntime: join(ort, real["onnxruntime_binding.node.bin"]!),
     sharp: extractNative(cacheDir, "sharp", { ...embedded("libvips-cpp.so.bin", vipsLibrary), ...embedded("sharp.node.bin", sharpBinding) }),
     usearch: join(extractNative(cacheDir, "usearch", embedded("usearch.node.bin", usearchBinding, "usearch.node")), "usearch.node"),
-    // Bun would otherwise write this one to /tmp itself, which a minimal container may lack.
-    canvas: join(extractNative(cacheDir, "canvas", embedded("canvas.node.bin", canvasBinding, "skia.node")), "skia.node"),
     kernels: builtKernels() ? join(extractNative(cacheDir, "kernels", embedded("libragd_kernels.so.bin", kernelsLibrary)), real["libragd_kernels.so.bin"]!) : null,
   };
 }
@@ -78,15 +72,12 @@ export function sourceUsearchPath() {
 export const sourceKernelsPath = () => (builtKernels() ? kernelsLibrary : null);
 
 /**
- * The vector index finds usearch's addon in a global (src/storage/usearch-addon.ts), and so,
- * in the binary, does @napi-rs/canvas, whose node_modules lookup the build replaced
- * (src/build/compile.ts). Each thread sets them before they are used. sharp's addon loads
- * later, on the first image (sharp.ts).
+ * The vector index finds usearch's addon in a global (src/storage/usearch-addon.ts); each
+ * thread sets it before it is used. sharp's addon loads later, on the first image (sharp.ts).
  */
 export function installBindings(p: NativePaths) {
   const g = globalThis as Record<string, unknown>;
   if (p.usearch) g.__ragdUsearchBinding ??= require(p.usearch);
-  if (p.canvas) g.__ragdCanvasBinding ??= require(p.canvas);
 }
 
 export const sharpFiles = () => ({ libvips: real["libvips-cpp.so.bin"]!, addon: real["sharp.node.bin"]! });

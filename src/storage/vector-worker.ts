@@ -38,7 +38,7 @@ async function add(ids: Float64Array, codes: Int8Array, whole: boolean) {
 async function handle(m: VectorRequest): Promise<unknown> {
   switch (m.op) {
     case "open": {
-      installBindings({ usearch: m.addon, canvas: null, sharp: null, onnxruntime: "", kernels: null });
+      installBindings({ usearch: m.addon, sharp: null, onnxruntime: "", kernels: null });
       const { index: opened, loaded, reason } = UsearchIndex.open(m.path, m.model, m.dims);
       index = opened;
       return { loaded, reason, maxId: opened.maxId };

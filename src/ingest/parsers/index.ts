@@ -171,7 +171,7 @@ export async function parseDocument(input: ParseInput): Promise<ParsedDocument &
   return { ...doc, format };
 }
 
-// Parsers load on first use: a worker that reads a CSV never pays for pdf.js or SheetJS.
+// Parsers load on first use: a worker that reads a CSV never pays for PDFium or SheetJS.
 async function dispatch(format: Format, input: ParseInput): Promise<ParsedDocument> {
   switch (format) {
     case "pdf": return (await import("./pdf")).parsePdf(input);

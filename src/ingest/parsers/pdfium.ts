@@ -1,0 +1,195 @@
+/// <reference path="../../embed/assets.d.ts" />
+// PDFium (Chrome's PDF engine) compiled to WebAssembly, for the parse processes. Chosen over
+// pdf.js by measurement (docs/ARCHITECTURE.md, bench/README.md): it reads the corpus's PDFs
+// two to three times as fast, opens every one pdf.js opens (and more of the truncated ones),
+// and writes text with fewer words broken into letters.
+import { init, type WrappedPdfiumModule } from "@embedpdf/pdfium";
+import wasmPath from "@embedpdf/pdfium/pdfium.wasm" with { type: "file" };
+import type { Raster } from "../../ocr/raster";
+
+/** Why PDFium refused a document (its FPDF_ERR_* codes). */
+export class PdfOpenError extends Error {
+  constructor(readonly password: boolean, message: string) {
+    super(message);
+  }
+}
+
+const ERR_PASSWORD = 4;
+const OPEN_ERRORS: Record<number, string> = {
+  1: "unknown error",
+  2: "file not found or could not be opened",
+  3: "not a PDF or corrupted",
+  5: "unsupported security scheme",
+  6: "page not found or content error",
+};
+
+// FPDF_ANNOT: annotations drawn as a viewer shows them (stamps and filled forms carry text).
+const RENDER_FLAGS = 0x01;
+
+// The module's types leave out Emscripten's memory view.
+type Runtime = WrappedPdfiumModule["pdfium"] & { HEAPU8: Uint8Array };
+const runtime = (lib: WrappedPdfiumModule) => lib.pdfium as Runtime;
+
+let engine: Promise<WrappedPdfiumModule> | null = null;
+
+/** The engine loads on the first PDF a process reads, once. */
+function pdfium(): Promise<WrappedPdfiumModule> {
+  engine ??= (async () => {
+    const lib = await init({ wasmBinary: await Bun.file(wasmPath).arrayBuffer() } as Parameters<typeof init>[0]);
+    lib.PDFiumExt_Init();
+    return lib;
+  })();
+  return engine;
+}
+
+/**
+ * One open document. PDFium reads its bytes through a callback as it needs them, so a large
+ * PDF is not copied into the engine's memory as well.
+ */
+export class PdfDocument {
+  private closed = false;
+
+  private constructor(
+    private readonly lib: WrappedPdfiumModule,
+    private readonly doc: number,
+    private readonly access: number,
+    private readonly reader: number,
+    readonly pages: number,
+  ) {}
+
+  static async open(bytes: Uint8Array): Promise<PdfDocument> {
+    const lib = await pdfium();
+    const m = runtime(lib);
+    const reader = m.addFunction((_param: number, position: number, into: number, size: number) => {
+      const from = position >>> 0;
+      const to = from + (size >>> 0);
+      if (to > bytes.length) return 0;
+      m.HEAPU8.set(bytes.subarray(from, to), into);
+      return 1;
+    }, "iiiii");
+    // FPDF_FILEACCESS on wasm32: m_FileLen, m_GetBlock, m_Param, 4 bytes each
+    const access = m.wasmExports.malloc(12);
+    m.setValue(access, bytes.length, "i32");
+    m.setValue(access + 4, reader, "i32");
+    m.setValue(access + 8, 0, "i32");
+    const doc = lib.FPDF_LoadCustomDocument(access, "");
+    if (!doc) {
+      const code = lib.FPDF_GetLastError();
+      m.wasmExports.free(access);
+      m.removeFunction(reader);
+      throw new PdfOpenError(code === ERR_PASSWORD, OPEN_ERRORS[code] ?? `error ${code}`);
+    }
+    return new PdfDocument(lib, doc, access, reader, lib.FPDF_GetPageCount(doc));
+  }
+
+  /**
+   * Page `n`'s text (1-based), lines ending in "\r\n"; null when PDFium cannot load the page.
+   * Text placed wholly outside the page's visible box (a viewer never shows it) is left out.
+   */
+  text(n: number): string | null {
+    const { lib } = this;
+    const m = runtime(lib);
+    const page = lib.FPDF_LoadPage(this.doc, n - 1);
+    if (!page) return null;
+    const textPage = lib.FPDFText_LoadPage(page);
+    const scratch = m.wasmExports.malloc(32);
+    try {
+      if (!textPage) return null;
+      const count = lib.FPDFText_CountChars(textPage);
+      if (count <= 0) return "";
+      const box = lib.FPDF_GetPageBoundingBox(page, scratch) ? readRect(m, scratch, "float") : null;
+      const hidden = box !== null && this.textOutside(textPage, box, scratch);
+      const chars = hidden ? lib.FPDFText_GetBoundedText(textPage, box.left, box.top, box.right, box.bottom, 0, 0) : count + 1;
+      if (chars <= 0) return "";
+      const buf = m.wasmExports.malloc((chars + 1) * 2);
+      try {
+        if (hidden) return decodeUtf16(m.HEAPU8, buf, lib.FPDFText_GetBoundedText(textPage, box.left, box.top, box.right, box.bottom, buf, chars));
+        const written = lib.FPDFText_GetText(textPage, 0, count, buf);
+        return written > 0 ? decodeUtf16(m.HEAPU8, buf, written - 1) : "";
+      } finally {
+        m.wasmExports.free(buf);
+      }
+    } finally {
+      m.wasmExports.free(scratch);
+      if (textPage) lib.FPDFText_ClosePage(textPage);
+      lib.FPDF_ClosePage(page);
+    }
+  }
+
+  /** Whether a run of the page's text lies wholly outside `box` (about 3% of a page's reading time). */
+  private textOutside(textPage: number, box: Rect, scratch: number): boolean {
+    const { lib } = this;
+    const m = runtime(lib);
+    const runs = lib.FPDFText_CountRects(textPage, 0, -1);
+    for (let i = 0; i < runs; i++) {
+      if (!lib.FPDFText_GetRect(textPage, i, scratch, scratch + 8, scratch + 16, scratch + 24)) continue;
+      const r = readRect(m, scratch, "double");
+      if (r.right <= box.left || r.left >= box.right || r.top <= box.bottom || r.bottom >= box.top) return true;
+    }
+    return false;
+  }
+
+  /** Page `n` drawn on white at `scale` times 72 dpi, shrunk to stay under `maxPixels`; null when it cannot be drawn. */
+  render(n: number, scale: number, maxPixels: number): Raster | null {
+    const { lib } = this;
+    const m = runtime(lib);
+    const page = lib.FPDF_LoadPage(this.doc, n - 1);
+    if (!page) return null;
+    let bitmap = 0;
+    try {
+      const w = Math.max(1, lib.FPDF_GetPageWidthF(page));
+      const h = Math.max(1, lib.FPDF_GetPageHeightF(page));
+      const s = Math.min(scale, Math.sqrt(maxPixels / (w * h)));
+      const width = Math.max(1, Math.floor(w * s));
+      const height = Math.max(1, Math.floor(h * s));
+      // 4 bytes a pixel (BGRx), no alpha: the page is drawn onto the white fill
+      bitmap = lib.FPDFBitmap_Create(width, height, 0);
+      if (!bitmap) return null;
+      lib.FPDFBitmap_FillRect(bitmap, 0, 0, width, height, 0xffffffff);
+      lib.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, RENDER_FLAGS);
+      const stride = lib.FPDFBitmap_GetStride(bitmap);
+      const src = m.HEAPU8.subarray(lib.FPDFBitmap_GetBuffer(bitmap), lib.FPDFBitmap_GetBuffer(bitmap) + stride * height);
+      const data = new Uint8Array(width * height * 3);
+      for (let y = 0, o = 0; y < height; y++) {
+        for (let x = 0, i = y * stride; x < width; x++, i += 4, o += 3) {
+          data[o] = src[i + 2]!;
+          data[o + 1] = src[i + 1]!;
+          data[o + 2] = src[i]!;
+        }
+      }
+      return { width, height, data };
+    } finally {
+      if (bitmap) lib.FPDFBitmap_Destroy(bitmap);
+      lib.FPDF_ClosePage(page);
+    }
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    const m = runtime(this.lib);
+    this.lib.FPDF_CloseDocument(this.doc);
+    m.wasmExports.free(this.access);
+    m.removeFunction(this.reader);
+  }
+}
+
+interface Rect {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
+
+/** Four floats (FS_RECTF) or doubles (FPDFText_GetRect's out-parameters), left, top, right, bottom: y grows upwards. */
+function readRect(m: Runtime, at: number, type: "float" | "double"): Rect {
+  const size = type === "float" ? 4 : 8;
+  const [left, top, right, bottom] = [0, 1, 2, 3].map((i) => m.getValue(at + i * size, type) as number) as [number, number, number, number];
+  return { left, top, right, bottom };
+}
+
+const utf16 = new TextDecoder("utf-16le");
+
+function decodeUtf16(heap: Uint8Array, at: number, chars: number): string {
+  return utf16.decode(heap.subarray(at, at + chars * 2));
+}
