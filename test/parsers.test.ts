@@ -4,7 +4,9 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { strToU8, zipSync } from "fflate";
+import { PDFDocument, StandardFonts } from "pdf-lib";
 import { parseDocument } from "../src/ingest/parsers/index";
+import { cleanPageText } from "../src/ingest/parsers/pdf";
 import { ocrSettings } from "../src/server";
 import { nativePaths } from "../src/native/assets";
 import { defaults } from "../src/config";
@@ -39,6 +41,25 @@ describe("parsers", () => {
     expect(find(d.blocks, "Quarterly Report").loc).toEqual({ page: 1 });
     expect(find(d.blocks, "Revenue grew by twelve percent in Europe.").loc).toEqual({ page: 2 });
     expect(find(d.blocks, "steady growth").loc).toEqual({ page: 3 });
+  });
+
+  test("PDF: text drawn outside the page's visible box is left out, as a viewer shows the page", async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Helvetica);
+    const page = doc.addPage([300, 300]);
+    page.drawText("The visible paragraph about harbour cranes.", { x: 20, y: 150, size: 10, font });
+    page.drawText("Invisible watermark words", { x: 20, y: 420, size: 10, font });
+    page.drawText("Offpage left side note", { x: -400, y: 100, size: 10, font });
+    const d = await parse("outside.pdf", await doc.save());
+    const text = d.blocks.map((b) => b.text).join("\n");
+    expect(text).toContain("The visible paragraph about harbour cranes.");
+    expect(text).not.toContain("Invisible");
+    expect(text).not.toContain("Offpage");
+  });
+
+  test("PDF: a word broken by a hyphen at a line's end is joined; line ends are newlines", () => {
+    expect(cleanPageText("The accom\uFFFEmodation was\r\nbooked. Well\uFFFEKnown  \r\nend")).toBe("The accommodation was\nbooked. Well-Known\nend");
+    expect(cleanPageText("a hyphen-\nated word, and a dash -\nhere")).toBe("a hyphenated word, and a dash -\nhere");
   });
 
   test("DOCX: heading path, table rows under their header", async () => {
