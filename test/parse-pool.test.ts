@@ -2,7 +2,7 @@
 // reads gets a fresh process, a dead process is never reused, and a document past the memory
 // ceiling is stopped with that reason while the server (this test process) is untouched.
 import { afterAll, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { MemoryExceeded, ParseProcessPool, residentBytes, type Outcome, type ParseProcess } from "../src/ingest/parse-pool";
 import { parseCommand } from "../src/ingest/parse-command";
@@ -133,3 +133,64 @@ test("small plain text read by the server itself comes out as a parse process re
     if (filename !== "empty.txt") expect(inline.type === "done" && inline.chunks.length).toBeGreaterThan(0);
   }
 });
+
+/**
+ * A PDF of `streamMiB` MiB, nearly all of it one stream no page draws (as an attachment or a
+ * font can be), and one page of text. Written in pieces, so this process never holds it.
+ */
+function pdfWithLargeStream(path: string, streamMiB: number) {
+  const objects = [
+    "<< /Type /Catalog /Pages 2 0 R /Blob 6 0 R >>",
+    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+    null, // the page's content stream
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    null, // the large stream
+  ];
+  const content = "BT /F1 10 Tf 20 150 Td (The only page names the pumping station at Zeebrugge.) Tj ET";
+  const fd = openSync(path, "w");
+  let at = 0;
+  const put = (s: string | Uint8Array) => (at += writeSync(fd, typeof s === "string" ? Buffer.from(s, "latin1") : s));
+  const offsets: number[] = [];
+  put("%PDF-1.4\n");
+  objects.forEach((o, i) => {
+    offsets.push(at);
+    put(`${i + 1} 0 obj\n`);
+    if (i === 3) put(`<< /Length ${content.length} >>\nstream\n${content}\nendstream\n`);
+    else if (i === 5) {
+      const piece = new Uint8Array(1024 * 1024).fill(0x41);
+      put(`<< /Length ${streamMiB * piece.length} >>\nstream\n`);
+      for (let n = 0; n < streamMiB; n++) put(piece);
+      put("\nendstream\n");
+    } else put(`${o}\n`);
+    put("endobj\n");
+  });
+  const xref = at;
+  put(`xref\n0 ${objects.length + 1}\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, "0")} 00000 n \n`).join("")}`);
+  put(`trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`);
+  closeSync(fd);
+}
+
+test("a PDF is read from its file as PDFium asks: a parse process never holds the whole of a large one", async () => {
+  const path = join(dir, "large-stream.pdf");
+  pdfWithLargeStream(path, 192);
+  // A parse process starts at well under 128 MiB; reading the file whole would pass 192.
+  const tight = new ParseProcessPool({ command: parseCommand(), max: 1, memoryLimit: 160 * 1024 ** 2 });
+  try {
+    const p = tight.acquire();
+    const out = await new Promise<Outcome>((resolve) => {
+      p.handler = (m) => {
+        if (m instanceof Error || m.type !== "progress") resolve(m);
+      };
+      void tight.send(p, {
+        path, filename: "large.pdf", limits: DEFAULT_PARSE_LIMITS, chunking: resolveChunking({ type: "auto" }, 256), tokenizer: { kind: "approximate" },
+        ocr: ocrSettings({ ...defaults(), dataDir: "/nonexistent" }), natives: nativePaths("/nonexistent"),
+      });
+    });
+    expect(out).toMatchObject({ type: "done", format: "pdf" });
+    expect(JSON.stringify(out)).toContain("pumping station at Zeebrugge");
+  } finally {
+    await tight.close();
+    rmSync(path, { force: true });
+  }
+}, 60_000);

@@ -12,7 +12,7 @@ import { ocrPagesRead, type OcrSettings } from "../ocr/engine";
 import { blockUnits, chunkBlocks, type BlockUnit, type ChunkSize } from "./chunker";
 import { dieWithParent, lowerPriority } from "./process-setup";
 import { chunkChecked, failure, tokenizerFor } from "./parse-inline";
-import { parseDocument } from "./parsers/index";
+import { detectFromHead, parseDocument } from "./parsers/index";
 import { scansWithoutText, type Block, type PageRange, type ParseLimits } from "./types";
 
 export interface ParseRequest {
@@ -55,6 +55,9 @@ dieWithParent(Number(process.env.RAGD_PARENT_PID ?? 0));
 
 const reply = (m: ParseReply) => process.send!(m);
 
+// Enough of a file to tell its format (as the pipeline's own check).
+const HEAD_BYTES = 8192;
+
 
 async function handle(req: ParseRequest | ChunkRequest) {
   if ("chunk" in req) return chunkParts(req);
@@ -72,12 +75,15 @@ async function handle(req: ParseRequest | ChunkRequest) {
     } catch (err) {
       throw new NativeLoadError(`a native library could not be loaded: ${String((err as Error)?.message ?? err).split("\n")[0]}`);
     }
-    // A further range of a PDF this process holds open needs only the bytes that tell the format.
+    // A PDF is read from the file as PDFium asks for its parts (and a further range of one this
+    // process holds open is not read again): the bytes that tell the format are enough here.
+    const head = await Bun.file(path).slice(0, HEAD_BYTES).bytes();
     const again = !!pages && !pages.split && (await import("./parsers/pdf")).keepsPdf(path);
-    const bytes = again ? await Bun.file(path).slice(0, 8192).bytes() : await Bun.file(path).bytes();
+    const whole = !again && detectFromHead(head, filename) !== "pdf";
+    const bytes = whole ? await Bun.file(path).bytes() : head;
     const ocrBefore = ocrPagesRead();
     const splitting = (n: number, split: boolean) => reply({ type: "pages", pages: n, split });
-    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives, pages, splitting, keepOpen: path }), tokenizerFor(tokenizer)]);
+    const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives, pages, splitting, keepOpen: path, ...(whole ? {} : { path }) }), tokenizerFor(tokenizer)]);
     if (doc.part) {
       const units = doc.blocks.map((b) => blockUnits(b, chunking, counter));
       reply({ type: "part", blocks: doc.blocks, units, scanned: doc.part.scanned, ocrPages: ocrPagesRead() - ocrBefore });

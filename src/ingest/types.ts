@@ -109,4 +109,9 @@ export interface ParseInput {
   splitting?: (pages: number, split: boolean) => void;
   /** Keep a document read by ranges open under this key for the file's next range. */
   keepOpen?: string;
+  /**
+   * The stored file itself, when `bytes` holds only its head: a PDF is read from it as its
+   * reader asks (pdfium.ts), so the parse process never holds the whole file.
+   */
+  path?: string;
 }

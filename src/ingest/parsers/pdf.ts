@@ -25,7 +25,7 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
   if (kept && kept.key !== keep) await closeKeptPdf();
   let doc: PdfDocument;
   try {
-    doc = kept?.doc ?? (await PdfDocument.open(input.bytes));
+    doc = kept?.doc ?? (await PdfDocument.open(input.path ?? input.bytes));
   } catch (e) {
     throw pdfError(e);
   }

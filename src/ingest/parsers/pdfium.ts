@@ -5,6 +5,7 @@
 // and writes text with fewer words broken into letters.
 import { init, type WrappedPdfiumModule } from "@embedpdf/pdfium";
 import wasmPath from "@embedpdf/pdfium/pdfium.wasm" with { type: "file" };
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { Raster } from "../../ocr/raster";
 
 /** Why PDFium refused a document (its FPDF_ERR_* codes). */
@@ -43,8 +44,9 @@ function pdfium(): Promise<WrappedPdfiumModule> {
 }
 
 /**
- * One open document. PDFium reads its bytes through a callback as it needs them, so a large
- * PDF is not copied into the engine's memory as well.
+ * One open document. PDFium reads it as it needs its parts, through a callback: from the file
+ * when given a path (the parse process never holds the whole file), else from the bytes, so
+ * a large PDF is never copied into the engine's memory as well.
  */
 export class PdfDocument {
   private closed = false;
@@ -54,32 +56,56 @@ export class PdfDocument {
     private readonly doc: number,
     private readonly access: number,
     private readonly reader: number,
+    private readonly fd: number | null,
     readonly pages: number,
   ) {}
 
-  static async open(bytes: Uint8Array): Promise<PdfDocument> {
+  static async open(source: Uint8Array | string): Promise<PdfDocument> {
     const lib = await pdfium();
     const m = runtime(lib);
-    const reader = m.addFunction((_param: number, position: number, into: number, size: number) => {
-      const from = position >>> 0;
-      const to = from + (size >>> 0);
-      if (to > bytes.length) return 0;
-      m.HEAPU8.set(bytes.subarray(from, to), into);
-      return 1;
-    }, "iiiii");
-    // FPDF_FILEACCESS on wasm32: m_FileLen, m_GetBlock, m_Param, 4 bytes each
-    const access = m.wasmExports.malloc(12);
-    m.setValue(access, bytes.length, "i32");
-    m.setValue(access + 4, reader, "i32");
-    m.setValue(access + 8, 0, "i32");
-    const doc = lib.FPDF_LoadCustomDocument(access, "");
-    if (!doc) {
-      const code = lib.FPDF_GetLastError();
-      m.wasmExports.free(access);
-      m.removeFunction(reader);
-      throw new PdfOpenError(code === ERR_PASSWORD, OPEN_ERRORS[code] ?? `error ${code}`);
+    const fd = typeof source === "string" ? openSync(source, "r") : null;
+    let reader = 0;
+    let access = 0;
+    try {
+      const length = fd === null ? (source as Uint8Array).length : fstatSync(fd).size;
+      // FPDF_FILEACCESS's length is 32 bits on wasm32
+      if (length > 0xffffffff) throw new PdfOpenError(false, "larger than 4 GiB");
+      reader = m.addFunction((_param: number, position: number, into: number, size: number) => {
+        const from = position >>> 0;
+        const n = size >>> 0;
+        if (from + n > length) return 0;
+        if (fd === null) {
+          m.HEAPU8.set((source as Uint8Array).subarray(from, from + n), into);
+          return 1;
+        }
+        try {
+          for (let done = 0; done < n; ) {
+            const got = readSync(fd, m.HEAPU8, into + done, n - done, from + done);
+            if (got <= 0) return 0;
+            done += got;
+          }
+          return 1;
+        } catch {
+          return 0;
+        }
+      }, "iiiii");
+      // FPDF_FILEACCESS on wasm32: m_FileLen, m_GetBlock, m_Param, 4 bytes each
+      access = m.wasmExports.malloc(12);
+      m.setValue(access, length, "i32");
+      m.setValue(access + 4, reader, "i32");
+      m.setValue(access + 8, 0, "i32");
+      const doc = lib.FPDF_LoadCustomDocument(access, "");
+      if (!doc) {
+        const code = lib.FPDF_GetLastError();
+        throw new PdfOpenError(code === ERR_PASSWORD, OPEN_ERRORS[code] ?? `error ${code}`);
+      }
+      return new PdfDocument(lib, doc, access, reader, fd, lib.FPDF_GetPageCount(doc));
+    } catch (e) {
+      if (access) m.wasmExports.free(access);
+      if (reader) m.removeFunction(reader);
+      if (fd !== null) closeSync(fd);
+      throw e;
     }
-    return new PdfDocument(lib, doc, access, reader, lib.FPDF_GetPageCount(doc));
   }
 
   /**
@@ -171,6 +197,7 @@ export class PdfDocument {
     this.lib.FPDF_CloseDocument(this.doc);
     m.wasmExports.free(this.access);
     m.removeFunction(this.reader);
+    if (this.fd !== null) closeSync(this.fd);
   }
 }
 
