@@ -60,6 +60,8 @@ describe("parsers", () => {
   test("PDF: a word broken by a hyphen at a line's end is joined; line ends are newlines", () => {
     expect(cleanPageText("The accom\uFFFEmodation was\r\nbooked. Well\uFFFEKnown  \r\nend")).toBe("The accommodation was\nbooked. Well-Known\nend");
     expect(cleanPageText("a hyphen-\nated word, and a dash -\nhere")).toBe("a hyphenated word, and a dash -\nhere");
+    // read within the page's box, PDFium marks the same hyphen with U+0002
+    expect(cleanPageText("detec\u0002tion of Jean\u0002Paul")).toBe("detection of Jean-Paul");
   });
 
   test("DOCX: heading path, table rows under their header", async () => {

@@ -86,14 +86,15 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
 
 /**
  * PDFium ends lines with "\r\n" and marks a hyphen that breaks a word at a line's end with
- * U+FFFE (the line break itself dropped): the word is joined when lower case goes on after
- * it, as pdf.js's "-\n" was, and keeps a plain hyphen otherwise.
+ * U+FFFE (U+0002 when a page is read within its box), the line break itself dropped: the word
+ * is joined when lower case goes on after it, as pdf.js's "-\n" was, and keeps a plain
+ * hyphen otherwise.
  */
 export function cleanPageText(raw: string): string {
   return raw
     .replace(/\r\n?/g, "\n")
-    .replace(/(\p{L})\uFFFE(\p{Ll})/gu, "$1$2")
-    .replace(/\uFFFE/g, "-")
+    .replace(/(\p{L})[\uFFFE\u0002](\p{Ll})/gu, "$1$2")
+    .replace(/[\uFFFE\u0002]/g, "-")
     .replace(/(\p{Ll})-\n(\p{Ll})/gu, "$1$2")
     .replace(/[ \t]+\n/g, "\n")
     .trim();
@@ -120,6 +121,7 @@ function ocrPage(doc: PdfDocument, page: number, input: ParseInput): string[] {
 
 function pdfError(e: unknown): ParseError {
   if (e instanceof PdfOpenError && e.password) return new ParseError("the file is password-protected");
+  if (e instanceof PdfOpenError && e.security) return new ParseError("the PDF is encrypted with a security handler that cannot be read here (a certificate or a vendor's own); save it without encryption and upload it again");
   const msg = String((e as Error)?.message ?? e);
   return new ParseError(`the PDF is corrupt or truncated and could not be read (${msg.slice(0, 120)})`);
 }

@@ -10,12 +10,17 @@ import type { Raster } from "../../ocr/raster";
 
 /** Why PDFium refused a document (its FPDF_ERR_* codes). */
 export class PdfOpenError extends Error {
-  constructor(readonly password: boolean, message: string) {
+  constructor(
+    readonly password: boolean,
+    message: string,
+    readonly security = false,
+  ) {
     super(message);
   }
 }
 
 const ERR_PASSWORD = 4;
+const ERR_SECURITY = 5;
 const OPEN_ERRORS: Record<number, string> = {
   1: "unknown error",
   2: "file not found or could not be opened",
@@ -97,7 +102,7 @@ export class PdfDocument {
       const doc = lib.FPDF_LoadCustomDocument(access, "");
       if (!doc) {
         const code = lib.FPDF_GetLastError();
-        throw new PdfOpenError(code === ERR_PASSWORD, OPEN_ERRORS[code] ?? `error ${code}`);
+        throw new PdfOpenError(code === ERR_PASSWORD, OPEN_ERRORS[code] ?? `error ${code}`, code === ERR_SECURITY);
       }
       return new PdfDocument(lib, doc, access, reader, fd, lib.FPDF_GetPageCount(doc));
     } catch (e) {
@@ -115,11 +120,13 @@ export class PdfDocument {
   text(n: number): string | null {
     const { lib } = this;
     const m = runtime(lib);
+    this.open();
     const page = lib.FPDF_LoadPage(this.doc, n - 1);
     if (!page) return null;
-    const textPage = lib.FPDFText_LoadPage(page);
+    let textPage = 0;
     const scratch = m.wasmExports.malloc(32);
     try {
+      textPage = lib.FPDFText_LoadPage(page);
       if (!textPage) return null;
       const count = lib.FPDFText_CountChars(textPage);
       if (count <= 0) return "";
@@ -129,7 +136,11 @@ export class PdfDocument {
       if (chars <= 0) return "";
       const buf = m.wasmExports.malloc((chars + 1) * 2);
       try {
-        if (hidden) return decodeUtf16(m.HEAPU8, buf, lib.FPDFText_GetBoundedText(textPage, box.left, box.top, box.right, box.bottom, buf, chars));
+        if (hidden) {
+          // the call first: PDFium may grow its memory, which replaces the view
+          const n = lib.FPDFText_GetBoundedText(textPage, box.left, box.top, box.right, box.bottom, buf, chars);
+          return decodeUtf16(m.HEAPU8, buf, n);
+        }
         const written = lib.FPDFText_GetText(textPage, 0, count, buf);
         return written > 0 ? decodeUtf16(m.HEAPU8, buf, written - 1) : "";
       } finally {
@@ -159,6 +170,7 @@ export class PdfDocument {
   render(n: number, scale: number, maxPixels: number): Raster | null {
     const { lib } = this;
     const m = runtime(lib);
+    this.open();
     const page = lib.FPDF_LoadPage(this.doc, n - 1);
     if (!page) return null;
     let bitmap = 0;
@@ -188,6 +200,11 @@ export class PdfDocument {
       if (bitmap) lib.FPDFBitmap_Destroy(bitmap);
       lib.FPDF_ClosePage(page);
     }
+  }
+
+  /** A closed document's handle may already name another one. */
+  private open() {
+    if (this.closed) throw new Error("the PDF document is closed");
   }
 
   close() {
