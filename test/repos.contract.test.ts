@@ -570,6 +570,34 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.stores.fileSeq("vs_1", "file-d")).toBeNull();
     });
 
+    test("the places of deleted files, stores and memberships are kept until swept, then forgotten", async () => {
+      const { r } = await withStores();
+      const now = Math.floor(Date.now() / 1000);
+      await r.files.insert(row("file-b", "processed"), 0, T);
+      await r.stores.attach("vs_2", ["file-a", "file-b"].map((id) => ({ id, attributes: "{}" })), 1, { json: "{}", cut: "auto" }, null, T);
+      await r.stores.detach("vs_2", "file-a");
+      await r.stores.remove("vs_1");
+      await r.files.remove("p", "file-b", now);
+      // a sweep of what was deleted before any of these keeps them all
+      expect(await r.files.pruneTombstones(now - 60)).toBe(0);
+      expect(await r.stores.pruneTombstones(now - 60)).toBe(0);
+      expect(await r.files.cursorSeq("p", "file-b")).not.toBeNull();
+      expect(await r.stores.seq("p", "vs_1")).not.toBeNull();
+      expect(await r.stores.fileSeq("vs_2", "file-a")).not.toBeNull();
+      // the deleted file's membership of vs_2 went with it, and left its place too
+      expect(await r.stores.fileSeq("vs_2", "file-b")).not.toBeNull();
+      // one of what was deleted since
+      expect(await r.files.pruneTombstones(now + 60)).toBe(1);
+      expect(await r.stores.pruneTombstones(now + 60)).toBe(3);
+      expect(await r.files.cursorSeq("p", "file-b")).toBeNull();
+      expect(await r.stores.seq("p", "vs_1")).toBeNull();
+      expect(await r.stores.fileSeq("vs_2", "file-a")).toBeNull();
+      expect(await r.stores.fileSeq("vs_2", "file-b")).toBeNull();
+      // live items are untouched
+      expect(await r.stores.seq("p", "vs_2")).not.toBeNull();
+      expect(await r.files.get("p", "file-a", 0)).not.toBeNull();
+    });
+
     test("a write naming a file or store deleted since it was checked fails as a missing reference, and writes nothing", async () => {
       const { r } = await withStores();
       await r.files.insert(row("file-gone", "processed"), 0, T);

@@ -179,3 +179,28 @@ test("a project's bytes and the jobs per state are kept as totals: summed once f
   db.close();
   cleanup(dir);
 });
+
+test("tombstones written before they had a time start theirs at the upgrade, and are swept a week later, not at once", async () => {
+  const version = MIGRATIONS.findIndex((m) => m.includes("ADD COLUMN deleted_at"));
+  const { dir, path } = oldDatabase(version, (db) => {
+    db.exec(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_2', 'p', 0, 0)`);
+    db.exec(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ('vs_1', 'file-b', 0)`);
+    db.exec(`DELETE FROM vector_store_files WHERE store_id = 'vs_1'`);
+    db.exec(`DELETE FROM vector_stores WHERE id = 'vs_2'`);
+  });
+  const db = openDatabase(path);
+  const stores = new SqliteStoresRepo(db);
+  const now = Math.floor(Date.now() / 1000);
+  expect(await stores.fileSeq("vs_1", "file-b")).not.toBeNull();
+  expect(await stores.seq("p", "vs_2")).not.toBeNull();
+  expect(await stores.pruneTombstones(now - 60)).toBe(0);
+  // deleted after the upgrade: the trigger gives the time
+  db.exec(`DELETE FROM vector_stores WHERE id = 'vs_1'`);
+  const times = db.query(`SELECT deleted_at AS t FROM vector_store_tombstones UNION ALL SELECT deleted_at FROM store_file_tombstones`).all() as { t: number }[];
+  expect(times.length).toBe(2);
+  for (const { t } of times) expect(Math.abs(t - now)).toBeLessThan(60);
+  expect(await stores.pruneTombstones(now + 60)).toBe(2);
+  expect(await stores.seq("p", "vs_2")).toBeNull();
+  db.close();
+  cleanup(dir);
+});

@@ -77,3 +77,10 @@ export function visibleInStore(filterSql: string, { live = true } = {}) {
  */
 export const placeSql = (live: string, tombstones: string, where: string, seq = "seq") =>
   `SELECT ${seq} AS seq FROM ${live} WHERE ${where} UNION ALL SELECT ${seq} FROM ${tombstones} WHERE ${where} LIMIT 1`;
+
+/**
+ * How long a deleted file's, store's or membership's place is kept for a client paging
+ * through its list (a week), after which the expiry sweep removes it and a cursor naming it
+ * is refused like any unknown one.
+ */
+export const TOMBSTONE_SECONDS = 7 * 24 * 3600;

@@ -114,6 +114,10 @@ export class PgFilesRepo implements FilesRepo {
     });
   }
 
+  async pruneTombstones(beforeS: number) {
+    return (await this.db.all<{ id: string }>(`DELETE FROM file_tombstones WHERE deleted_at < $before RETURNING id`, { before: beforeS })).length;
+  }
+
   async bytesByProject() {
     await this.foldTotals();
     return this.db.all<{ project: string; bytes: number }>(

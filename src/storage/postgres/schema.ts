@@ -342,6 +342,32 @@ export const MIGRATIONS: string[] = [
   CREATE TRIGGER vector_stores_tombstone AFTER DELETE ON vector_stores FOR EACH ROW EXECUTE FUNCTION vector_store_tombstone();
   CREATE TRIGGER vector_store_files_tombstone AFTER DELETE ON vector_store_files FOR EACH ROW EXECUTE FUNCTION store_file_tombstone();
   `,
+  // Tombstones kept for a while, then swept (as SQLite's migrations).
+  `
+  ALTER TABLE vector_store_tombstones ADD COLUMN deleted_at BIGINT NOT NULL DEFAULT 0;
+  ALTER TABLE store_file_tombstones ADD COLUMN deleted_at BIGINT NOT NULL DEFAULT 0;
+  UPDATE vector_store_tombstones SET deleted_at = extract(epoch FROM now())::bigint;
+  UPDATE store_file_tombstones SET deleted_at = extract(epoch FROM now())::bigint;
+  CREATE OR REPLACE FUNCTION vector_store_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO vector_store_tombstones (id, project_id, seq, deleted_at) VALUES (OLD.id, OLD.project_id, OLD.seq, extract(epoch FROM now())::bigint)
+      ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, seq = excluded.seq, deleted_at = excluded.deleted_at;
+    DELETE FROM store_file_tombstones WHERE store_id = OLD.id;
+    RETURN NULL;
+  END $$;
+  CREATE OR REPLACE FUNCTION store_file_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    -- a store's own memberships go with it: its id is a 404 from then on
+    IF EXISTS (SELECT 1 FROM vector_stores WHERE id = OLD.store_id) THEN
+      INSERT INTO store_file_tombstones (store_id, file_id, seq, deleted_at) VALUES (OLD.store_id, OLD.file_id, OLD.seq, extract(epoch FROM now())::bigint)
+        ON CONFLICT (store_id, file_id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at;
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE INDEX file_tombstones_deleted ON file_tombstones(deleted_at);
+  CREATE INDEX vector_store_tombstones_deleted ON vector_store_tombstones(deleted_at);
+  CREATE INDEX store_file_tombstones_deleted ON store_file_tombstones(deleted_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

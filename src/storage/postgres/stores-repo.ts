@@ -185,6 +185,15 @@ export class PgStoresRepo implements StoresRepo {
     return (await this.db.get<{ text: string }>(`SELECT text FROM documents WHERE file_id = $fileId`, { fileId }))?.text ?? null;
   }
 
+  async pruneTombstones(beforeS: number) {
+    const [stores] = await this.db.all<{ n: number }>(
+      `WITH s AS (DELETE FROM vector_store_tombstones WHERE deleted_at < $before RETURNING 1), m AS (DELETE FROM store_file_tombstones WHERE deleted_at < $before RETURNING 1)
+       SELECT (SELECT COUNT(*) FROM s)::int + (SELECT COUNT(*) FROM m)::int AS n`,
+      { before: beforeS },
+    );
+    return stores?.n ?? 0;
+  }
+
   async touch(storeId: string, nowS: number) {
     await this.db.run(`UPDATE vector_stores SET last_active_at = $now WHERE id = $storeId`, { storeId, now: nowS });
   }

@@ -484,6 +484,27 @@ export const MIGRATIONS: string[] = [
     INSERT OR REPLACE INTO store_file_tombstones (store_id, file_id, seq) VALUES (old.store_id, old.file_id, old.seq);
   END;
   `,
+  `
+  -- Tombstones are kept for TOMBSTONE_SECONDS (sql-common.ts), then swept: a cursor older than
+  -- that names nothing. Those written before this kept them forever; they start their time now.
+  ALTER TABLE vector_store_tombstones ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE store_file_tombstones ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
+  UPDATE vector_store_tombstones SET deleted_at = unixepoch();
+  UPDATE store_file_tombstones SET deleted_at = unixepoch();
+  DROP TRIGGER vector_stores_tombstone;
+  DROP TRIGGER vector_store_files_tombstone;
+  CREATE TRIGGER vector_stores_tombstone AFTER DELETE ON vector_stores BEGIN
+    INSERT OR REPLACE INTO vector_store_tombstones (id, project_id, seq, deleted_at) VALUES (old.id, old.project_id, old.seq, unixepoch());
+    DELETE FROM store_file_tombstones WHERE store_id = old.id;
+  END;
+  CREATE TRIGGER vector_store_files_tombstone AFTER DELETE ON vector_store_files
+    WHEN EXISTS (SELECT 1 FROM vector_stores WHERE id = old.store_id) BEGIN
+    INSERT OR REPLACE INTO store_file_tombstones (store_id, file_id, seq, deleted_at) VALUES (old.store_id, old.file_id, old.seq, unixepoch());
+  END;
+  CREATE INDEX file_tombstones_deleted ON file_tombstones(deleted_at);
+  CREATE INDEX vector_store_tombstones_deleted ON vector_store_tombstones(deleted_at);
+  CREATE INDEX store_file_tombstones_deleted ON store_file_tombstones(deleted_at);
+  `,
 ];
 
 export function openDatabase(path: string): Database {

@@ -123,6 +123,10 @@ export class SqliteFilesRepo implements FilesRepo {
     }).immediate();
   }
 
+  async pruneTombstones(beforeS: number) {
+    return this.db.query(`DELETE FROM file_tombstones WHERE deleted_at < $before`).run({ before: beforeS }).changes;
+  }
+
   /** SQLite's triggers keep each project's row whole (one writer: no row to queue on). */
   async foldTotals() {}
 

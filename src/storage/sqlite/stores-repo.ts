@@ -266,6 +266,14 @@ export class SqliteStoresRepo implements StoresRepo {
     return r?.text ?? null;
   }
 
+  async pruneTombstones(beforeS: number) {
+    return this.db.transaction(
+      () =>
+        this.db.query(`DELETE FROM vector_store_tombstones WHERE deleted_at < $before`).run({ before: beforeS }).changes +
+        this.db.query(`DELETE FROM store_file_tombstones WHERE deleted_at < $before`).run({ before: beforeS }).changes,
+    )();
+  }
+
   async touch(storeId: string, nowS: number) {
     this.db.query(`UPDATE vector_stores SET last_active_at = $now WHERE id = $storeId`).run({ storeId, now: nowS });
   }

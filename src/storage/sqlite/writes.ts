@@ -9,9 +9,9 @@ export type RepoName = Exclude<keyof Repos, "close" | "coordination">;
  * a write missing from this list fails loudly instead of blocking requests.
  */
 export const WRITE_METHODS: { readonly [R in RepoName]: readonly (keyof Repos[R])[] } = {
-  files: ["insert", "remove"],
+  files: ["insert", "remove", "pruneTombstones"],
   ingestion: ["enqueueMissing", "claim", "heartbeat", "finish", "retry", "postpone", "release", "exhausted", "setEmbeddings", "clearEmbeddings"],
-  stores: ["ensureDefault", "adoptOrphans", "create", "update", "remove", "attach", "updateAttributes", "detach", "cancelBatch", "touch"],
+  stores: ["ensureDefault", "adoptOrphans", "create", "update", "remove", "attach", "updateAttributes", "detach", "cancelBatch", "touch", "pruneTombstones"],
   chunks: ["pruneChanges", "setMeta"],
   keys: ["createProject", "insertKey", "revoke"],
   responses: ["insert", "update", "remove"],
@@ -25,9 +25,9 @@ export const WRITE_METHODS: { readonly [R in RepoName]: readonly (keyof Repos[R]
  * SQLite again. `exhausted` counts as a change only when it failed a job.
  */
 export const KEEPS_VISIBILITY: { readonly [R in RepoName]: readonly (keyof Repos[R])[] } = {
-  files: [],
+  files: ["pruneTombstones"],
   ingestion: ["claim", "heartbeat", "retry", "postpone", "release", "setEmbeddings", "clearEmbeddings"],
-  stores: ["touch"],
+  stores: ["touch", "pruneTombstones"],
   chunks: ["pruneChanges", "setMeta"],
   keys: ["createProject", "insertKey", "revoke"],
   responses: ["insert", "update", "remove"],
