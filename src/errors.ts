@@ -37,7 +37,7 @@ export const ERRORS = {
   empty_file: bad("An upload of zero bytes."),
   invalid_file_format: bad("A file that does not fit its purpose (JSONL for batch, fine-tune, evals; an image for vision)."),
   invalid_purpose: bad("A purpose ragd does not know."),
-  invalid_cursor: bad("An `after` or `before` id that was never in this list."),
+  invalid_cursor: bad("An `after` or `before` id that was never in this list, or was deleted more than a week ago."),
   upload_interrupted: bad("The client ended the request before its body was complete."),
   default_vector_store: bad("The project's knowledge base cannot be deleted."),
   vector_store_expired: bad("A search in a store whose expiry has passed."),

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { nowSeconds, waitAtMost } from "./util/time";
-import { TOMBSTONE_SECONDS } from "./storage/sql-common";
+import { pruneTombstones, TOMBSTONE_SECONDS } from "./storage/sql-common";
 import { fileURLToPath } from "node:url";
 import { buildApp } from "./app";
 import type { Config } from "./config";
@@ -280,8 +280,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         if (n) log.info("deleted expired files", { count: n });
         // (PostgreSQL's deltas of projects' bytes, when no quota check or /metrics read folded them)
         await services.repos.files.foldTotals();
-        const before = nowSeconds() - TOMBSTONE_SECONDS;
-        const forgotten = (await services.repos.files.pruneTombstones(before)) + (await services.repos.stores.pruneTombstones(before));
+        const forgotten = await pruneTombstones(services.repos, nowSeconds() - TOMBSTONE_SECONDS);
         if (forgotten) log.info("forgot the list places of items deleted over a week ago", { count: forgotten });
       });
     } catch (e) {

@@ -579,16 +579,19 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       await r.stores.remove("vs_1");
       await r.files.remove("p", "file-b", now);
       // a sweep of what was deleted before any of these keeps them all
-      expect(await r.files.pruneTombstones(now - 60)).toBe(0);
-      expect(await r.stores.pruneTombstones(now - 60)).toBe(0);
+      expect(await r.files.pruneTombstones(now - 60, 100)).toBe(0);
+      expect(await r.stores.pruneTombstones(now - 60, 100)).toBe(0);
       expect(await r.files.cursorSeq("p", "file-b")).not.toBeNull();
       expect(await r.stores.seq("p", "vs_1")).not.toBeNull();
       expect(await r.stores.fileSeq("vs_2", "file-a")).not.toBeNull();
       // the deleted file's membership of vs_2 went with it, and left its place too
       expect(await r.stores.fileSeq("vs_2", "file-b")).not.toBeNull();
       // one of what was deleted since
-      expect(await r.files.pruneTombstones(now + 60)).toBe(1);
-      expect(await r.stores.pruneTombstones(now + 60)).toBe(3);
+      expect(await r.files.pruneTombstones(now + 60, 100)).toBe(1);
+      // a step at a time: at most one store and one membership each
+      expect(await r.stores.pruneTombstones(now + 60, 1)).toBe(2);
+      expect(await r.stores.pruneTombstones(now + 60, 100)).toBe(1);
+      expect(await r.stores.pruneTombstones(now + 60, 100)).toBe(0);
       expect(await r.files.cursorSeq("p", "file-b")).toBeNull();
       expect(await r.stores.seq("p", "vs_1")).toBeNull();
       expect(await r.stores.fileSeq("vs_2", "file-a")).toBeNull();

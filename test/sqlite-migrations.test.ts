@@ -193,13 +193,16 @@ test("tombstones written before they had a time start theirs at the upgrade, and
   const now = Math.floor(Date.now() / 1000);
   expect(await stores.fileSeq("vs_1", "file-b")).not.toBeNull();
   expect(await stores.seq("p", "vs_2")).not.toBeNull();
-  expect(await stores.pruneTombstones(now - 60)).toBe(0);
-  // deleted after the upgrade: the trigger gives the time
+  expect(await stores.pruneTombstones(now - 60, 100)).toBe(0);
+  // removed after the upgrade: the triggers give the time
+  db.exec(`INSERT INTO vector_stores (id, project_id, created_at, last_active_at) VALUES ('vs_3', 'p', 0, 0)`);
+  db.exec(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ('vs_3', 'file-a', 0)`);
+  db.exec(`DELETE FROM vector_store_files WHERE store_id = 'vs_3'`);
   db.exec(`DELETE FROM vector_stores WHERE id = 'vs_1'`);
-  const times = db.query(`SELECT deleted_at AS t FROM vector_store_tombstones UNION ALL SELECT deleted_at FROM store_file_tombstones`).all() as { t: number }[];
-  expect(times.length).toBe(2);
+  const times = db.query(`SELECT id AS k, deleted_at AS t FROM vector_store_tombstones UNION ALL SELECT store_id || '/' || file_id, deleted_at FROM store_file_tombstones ORDER BY k`).all() as { k: string; t: number }[];
+  expect(times.map((r) => r.k)).toEqual(["vs_1", "vs_2", "vs_3/file-a"]);
   for (const { t } of times) expect(Math.abs(t - now)).toBeLessThan(60);
-  expect(await stores.pruneTombstones(now + 60)).toBe(2);
+  expect(await stores.pruneTombstones(now + 60, 100)).toBe(3);
   expect(await stores.seq("p", "vs_2")).toBeNull();
   db.close();
   cleanup(dir);

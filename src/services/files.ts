@@ -213,7 +213,7 @@ export class FilesService {
     let afterSeq: number | undefined;
     if (p.after !== undefined) {
       const seq = isFileId(p.after) ? await this.repo.cursorSeq(projectId, p.after) : null;
-      if (seq === null) throw fail("invalid_cursor", `No file with id '${p.after}' to list after. Pass the id of a file from a previous page.`, "after");
+      if (seq === null) throw fail("invalid_cursor", `No file with id '${p.after}' to list after. Pass the id of a file from a previous page (a deleted file's id serves for a week).`, "after");
       afterSeq = seq;
     }
     // The SDKs keep every query parameter when they follow `after`, so an offset applies

@@ -73,8 +73,8 @@ export interface FilesRepo {
   bytesByProject(): Promise<{ project: string; bytes: number }[]>;
   /** Folds totals kept in pieces (PostgreSQL's delta rows) into one row each; nothing where a total is kept whole. */
   foldTotals(): Promise<void>;
-  /** Forgets the places of files deleted before `beforeS` (see TOMBSTONE_SECONDS); how many. */
-  pruneTombstones(beforeS: number): Promise<number>;
+  /** Forgets the places of up to `limit` files deleted before `beforeS` (see TOMBSTONE_SECONDS); how many. */
+  pruneTombstones(beforeS: number, limit: number): Promise<number>;
 }
 
 // ---- ingestion: jobs, cuts, documents, chunks and a file's status
@@ -254,9 +254,9 @@ export interface Chunking {
 /** Vector stores, their files and batches. Attaching queues the cut a store asks for. */
 export interface StoresRepo {
   /** The project's knowledge base, made on first use. */
-  /** Forgets the places of stores and memberships removed before `beforeS`; how many. */
-  pruneTombstones(beforeS: number): Promise<number>;
   ensureDefault(projectId: string, nowS: number): Promise<string>;
+  /** Forgets the places of up to `limit` stores and `limit` memberships removed before `beforeS`; how many. */
+  pruneTombstones(beforeS: number, limit: number): Promise<number>;
   /** Files ingested before stores existed join their project's knowledge base. */
   adoptOrphans(purposes: readonly string[], nowS: number): Promise<number>;
   create(row: StoreRow, fileIds: string[], attributes: string, chunking: Chunking, nowMs: number): Promise<void>;

@@ -1,5 +1,5 @@
 // Shared by the SQL backends (sqlite/, postgres/): standard SQL with named parameters.
-import type { Keyset, Page } from "./repos";
+import type { Keyset, Page, Repos } from "./repos";
 
 // Keyset pagination over an integer position column: `before` reads backwards from the
 // cursor, and the rows are put back in the order asked for.
@@ -84,3 +84,20 @@ export const placeSql = (live: string, tombstones: string, where: string, seq = 
  * is refused like any unknown one.
  */
 export const TOMBSTONE_SECONDS = 7 * 24 * 3600;
+
+// Tombstones forgotten per statement: a backlog (those written before tombstones had a time all
+// fall due together) goes in steps, with other writes between them, not in one long delete.
+const PRUNE_STEP = 5000;
+
+/** Forgets tombstones older than `beforeS`, a step at a time; how many. */
+export async function pruneTombstones(repos: Pick<Repos, "files" | "stores">, beforeS: number): Promise<number> {
+  let total = 0;
+  for (const repo of [repos.files, repos.stores]) {
+    for (;;) {
+      const n = await repo.pruneTombstones(beforeS, PRUNE_STEP);
+      total += n;
+      if (n < PRUNE_STEP) break;
+    }
+  }
+  return total;
+}

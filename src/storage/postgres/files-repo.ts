@@ -114,8 +114,14 @@ export class PgFilesRepo implements FilesRepo {
     });
   }
 
-  async pruneTombstones(beforeS: number) {
-    return (await this.db.all<{ id: string }>(`DELETE FROM file_tombstones WHERE deleted_at < $before RETURNING id`, { before: beforeS })).length;
+  async pruneTombstones(beforeS: number, limit: number) {
+    // rows a delete's upsert holds now are left for the next sweep, not waited for
+    const [r] = await this.db.all<{ n: number }>(
+      `WITH d AS (DELETE FROM file_tombstones WHERE id IN (SELECT id FROM file_tombstones WHERE deleted_at < $before LIMIT $limit FOR UPDATE SKIP LOCKED) RETURNING 1)
+       SELECT COUNT(*)::int AS n FROM d`,
+      { before: beforeS, limit },
+    );
+    return r?.n ?? 0;
   }
 
   async bytesByProject() {

@@ -348,6 +348,9 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE store_file_tombstones ADD COLUMN deleted_at BIGINT NOT NULL DEFAULT 0;
   UPDATE vector_store_tombstones SET deleted_at = extract(epoch FROM now())::bigint;
   UPDATE store_file_tombstones SET deleted_at = extract(epoch FROM now())::bigint;
+  -- from here on every writer gives the time: a row without one would be swept at once
+  ALTER TABLE vector_store_tombstones ALTER COLUMN deleted_at DROP DEFAULT;
+  ALTER TABLE store_file_tombstones ALTER COLUMN deleted_at DROP DEFAULT;
   CREATE OR REPLACE FUNCTION vector_store_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
     INSERT INTO vector_store_tombstones (id, project_id, seq, deleted_at) VALUES (OLD.id, OLD.project_id, OLD.seq, extract(epoch FROM now())::bigint)

@@ -185,13 +185,15 @@ export class PgStoresRepo implements StoresRepo {
     return (await this.db.get<{ text: string }>(`SELECT text FROM documents WHERE file_id = $fileId`, { fileId }))?.text ?? null;
   }
 
-  async pruneTombstones(beforeS: number) {
-    const [stores] = await this.db.all<{ n: number }>(
-      `WITH s AS (DELETE FROM vector_store_tombstones WHERE deleted_at < $before RETURNING 1), m AS (DELETE FROM store_file_tombstones WHERE deleted_at < $before RETURNING 1)
+  async pruneTombstones(beforeS: number, limit: number) {
+    // rows a store's delete (its trigger) holds now are left for the next sweep, not waited for
+    const [r] = await this.db.all<{ n: number }>(
+      `WITH s AS (DELETE FROM vector_store_tombstones WHERE id IN (SELECT id FROM vector_store_tombstones WHERE deleted_at < $before LIMIT $limit FOR UPDATE SKIP LOCKED) RETURNING 1),
+            m AS (DELETE FROM store_file_tombstones WHERE (store_id, file_id) IN (SELECT store_id, file_id FROM store_file_tombstones WHERE deleted_at < $before LIMIT $limit FOR UPDATE SKIP LOCKED) RETURNING 1)
        SELECT (SELECT COUNT(*) FROM s)::int + (SELECT COUNT(*) FROM m)::int AS n`,
-      { before: beforeS },
+      { before: beforeS, limit },
     );
-    return stores?.n ?? 0;
+    return r?.n ?? 0;
   }
 
   async touch(storeId: string, nowS: number) {

@@ -123,8 +123,10 @@ export class SqliteFilesRepo implements FilesRepo {
     }).immediate();
   }
 
-  async pruneTombstones(beforeS: number) {
-    return this.db.query(`DELETE FROM file_tombstones WHERE deleted_at < $before`).run({ before: beforeS }).changes;
+  async pruneTombstones(beforeS: number, limit: number) {
+    return this.db
+      .query(`DELETE FROM file_tombstones WHERE id IN (SELECT id FROM file_tombstones WHERE deleted_at < $before LIMIT $limit)`)
+      .run({ before: beforeS, limit }).changes;
   }
 
   /** SQLite's triggers keep each project's row whole (one writer: no row to queue on). */

@@ -266,11 +266,14 @@ export class SqliteStoresRepo implements StoresRepo {
     return r?.text ?? null;
   }
 
-  async pruneTombstones(beforeS: number) {
+  async pruneTombstones(beforeS: number, limit: number) {
+    const args = { before: beforeS, limit };
     return this.db.transaction(
       () =>
-        this.db.query(`DELETE FROM vector_store_tombstones WHERE deleted_at < $before`).run({ before: beforeS }).changes +
-        this.db.query(`DELETE FROM store_file_tombstones WHERE deleted_at < $before`).run({ before: beforeS }).changes,
+        this.db.query(`DELETE FROM vector_store_tombstones WHERE id IN (SELECT id FROM vector_store_tombstones WHERE deleted_at < $before LIMIT $limit)`).run(args).changes +
+        this.db
+          .query(`DELETE FROM store_file_tombstones WHERE (store_id, file_id) IN (SELECT store_id, file_id FROM store_file_tombstones WHERE deleted_at < $before LIMIT $limit)`)
+          .run(args).changes,
     )();
   }
 
