@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { strToU8, zipSync } from "fflate";
-import { PDFDocument, StandardFonts } from "pdf-lib";
+import { PDFDocument, PDFHexString, PDFName, StandardFonts, type PDFRef } from "pdf-lib";
 import { parseDocument } from "../src/ingest/parsers/index";
 import { cleanPageText } from "../src/ingest/parsers/pdf";
 import { ocrSettings } from "../src/server";
@@ -55,6 +55,42 @@ describe("parsers", () => {
     expect(text).toContain("The visible paragraph about harbour cranes.");
     expect(text).not.toContain("Invisible");
     expect(text).not.toContain("Offpage");
+  });
+
+  test("PDF: each page is placed in the outline's section it belongs to; a looping outline ends", async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Helvetica);
+    const pages = [1, 2, 3, 4].map((n) => {
+      const page = doc.addPage([300, 300]);
+      page.drawText(`Page ${n} describes the tidal turbines of the estuary in some detail.`, { x: 10, y: 150, size: 7, font });
+      return page;
+    });
+    const ctx = doc.context;
+    const root = ctx.nextRef();
+    const item = (title: string, page: number) => ({ ref: ctx.nextRef(), title, page, kids: [] as { ref: PDFRef }[] });
+    const ch1 = item("Chapter 1  Tides", 0);
+    const intro = item("1.1 Intro", 0);
+    const method = item("1.2 Method", 1);
+    const ch2 = item("Chapter 2", 3);
+    const put = (it: ReturnType<typeof item>, parent: PDFRef, o: Record<string, unknown>) =>
+      ctx.assign(it.ref, ctx.obj({ Title: PDFHexString.fromText(it.title), Parent: parent, Dest: [pages[it.page]!.ref, "XYZ", null, null, null], ...o }));
+    put(ch1, root, { Next: ch2.ref, First: intro.ref, Last: method.ref, Count: 2 });
+    put(intro, ch1.ref, { Next: method.ref });
+    put(method, ch1.ref, { Prev: intro.ref });
+    put(ch2, root, { Prev: ch1.ref });
+    ctx.assign(root, ctx.obj({ Type: "Outlines", First: ch1.ref, Last: ch2.ref, Count: 4 }));
+    doc.catalog.set(PDFName.of("Outlines"), root);
+    const d = await parse("outline.pdf", await doc.save());
+    expect(d.blocks.map((b) => b.loc)).toEqual([
+      { page: 1, headings: ["Chapter 1 Tides", "1.1 Intro"] },
+      { page: 2, headings: ["Chapter 1 Tides", "1.2 Method"] },
+      { page: 3, headings: ["Chapter 1 Tides", "1.2 Method"] },
+      { page: 4, headings: ["Chapter 2"] },
+    ]);
+    // an entry that names itself as its next sibling and its own child: read once, and the parse ends
+    ctx.assign(ch2.ref, ctx.obj({ Title: PDFHexString.fromText("Chapter 2"), Parent: root, Prev: ch1.ref, Next: ch2.ref, First: ch2.ref, Last: ch2.ref, Dest: [pages[3]!.ref, "XYZ", null, null, null] }));
+    const looped = await parse("looped.pdf", await doc.save());
+    expect(looped.blocks.at(-1)!.loc).toEqual({ page: 4, headings: ["Chapter 2"] });
   });
 
   test("PDF: a word broken by a hyphen at a line's end is joined; line ends are newlines", () => {

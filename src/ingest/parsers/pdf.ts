@@ -42,6 +42,8 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
       from = range.from;
       to = Math.min(pages, range.to);
     }
+    const sections = headingsByPage(doc, pages);
+    const loc = (page: number) => (sections[page] ? { page, headings: sections[page] } : { page });
     const blocks: Block[] = [];
     let scanned = 0;
     for (let page = from; page <= to; page++) {
@@ -54,18 +56,18 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
       }
       const text = cleanPageText(raw);
       if (hasTextLayer(text)) {
-        blocks.push({ text, loc: { page }, boundary: true });
+        blocks.push({ text, loc: loc(page), boundary: true });
         continue;
       }
       // A page without a text layer (or with a stray page number only) is a scan.
       scanned++;
       if (!input.ocr.enabled) {
-        if (text) blocks.push({ text, loc: { page }, boundary: true });
+        if (text) blocks.push({ text, loc: loc(page), boundary: true });
         continue;
       }
       input.progress(`OCR page ${page} of ${pages}`);
       const read = ocrPage(doc, page, input);
-      (read.length ? read : text ? [text] : []).forEach((t, i) => blocks.push({ text: t, loc: { page }, boundary: i === 0 }));
+      (read.length ? read : text ? [text] : []).forEach((t, i) => blocks.push({ text: t, loc: loc(page), boundary: i === 0 }));
     }
     if (part) {
       if (keep) {
@@ -98,6 +100,34 @@ export function cleanPageText(raw: string): string {
     .replace(/(\p{Ll})-\n(\p{Ll})/gu, "$1$2")
     .replace(/[ \t]+\n/g, "\n")
     .trim();
+}
+
+/**
+ * The outline's section each page is in (index: page number). A page where entries open is in
+ * the first of them, or in its subsection when that opens on the same page too (a chapter and
+ * its first section); a page where none opens is in the last section opened before it. Pages
+ * before the first entry have none.
+ */
+function headingsByPage(doc: PdfDocument, pages: number): (string[] | undefined)[] {
+  const opening = new Map<number, string[][]>();
+  for (const { page, path } of doc.outline()) opening.set(page, [...(opening.get(page) ?? []), path]);
+  const out: (string[] | undefined)[] = new Array(pages + 1);
+  let carried: string[] | undefined;
+  for (let page = 1; page <= pages; page++) {
+    const here = opening.get(page);
+    if (!here) {
+      out[page] = carried;
+      continue;
+    }
+    let path = here[0]!;
+    for (const next of here.slice(1)) {
+      if (next.length !== path.length + 1 || !path.every((t, i) => next[i] === t)) break;
+      path = next;
+    }
+    out[page] = path;
+    carried = here.at(-1);
+  }
+  return out;
 }
 
 // Fewer letters and digits than this and the page is treated as having no text layer.

@@ -29,6 +29,11 @@ const OPEN_ERRORS: Record<number, string> = {
   6: "page not found or content error",
 };
 
+// A document's outline is read up to this many entries, this deep, titles this long.
+const OUTLINE_ENTRIES = 10_000;
+const OUTLINE_DEPTH = 12;
+const OUTLINE_TITLE_CHARS = 200;
+
 // FPDF_ANNOT: annotations drawn as a viewer shows them (stamps and filled forms carry text).
 const RENDER_FLAGS = 0x01;
 
@@ -200,6 +205,57 @@ export class PdfDocument {
       if (bitmap) lib.FPDFBitmap_Destroy(bitmap);
       lib.FPDF_ClosePage(page);
     }
+  }
+
+  /**
+   * The document's outline (bookmarks) as the pages its entries open, in outline order, each
+   * with its path of titles from the top. Bounded in entries and depth, and an entry seen
+   * twice ends its branch: a crafted outline may loop.
+   */
+  outline(): { page: number; path: string[] }[] {
+    this.open();
+    // read once: a process reading several ranges of the document keeps it open between them
+    return (this.entries ??= this.readOutline());
+  }
+
+  private entries: { page: number; path: string[] }[] | undefined;
+
+  private readOutline(): { page: number; path: string[] }[] {
+    const { lib } = this;
+    const m = runtime(lib);
+    const out: { page: number; path: string[] }[] = [];
+    const seen = new Set<number>();
+    const walk = (parent: number, path: string[]) => {
+      if (path.length >= OUTLINE_DEPTH) return;
+      for (let b = lib.FPDFBookmark_GetFirstChild(this.doc, parent); b && !seen.has(b) && seen.size < OUTLINE_ENTRIES; b = lib.FPDFBookmark_GetNextSibling(this.doc, b)) {
+        seen.add(b);
+        const bytes = lib.FPDFBookmark_GetTitle(b, 0, 0);
+        let title = "";
+        if (bytes > 2) {
+          const buf = m.wasmExports.malloc(bytes);
+          try {
+            const n = lib.FPDFBookmark_GetTitle(b, buf, bytes);
+            title = decodeUtf16(m.HEAPU8, buf, Math.max(0, n / 2 - 1))
+              .replace(/\s+/g, " ")
+              .trim()
+              .slice(0, OUTLINE_TITLE_CHARS);
+          } finally {
+            m.wasmExports.free(buf);
+          }
+        }
+        const here = title ? [...path, title] : path;
+        let dest = lib.FPDFBookmark_GetDest(this.doc, b);
+        if (!dest) {
+          const action = lib.FPDFBookmark_GetAction(b);
+          if (action) dest = lib.FPDFAction_GetDest(this.doc, action);
+        }
+        const index = dest ? lib.FPDFDest_GetDestPageIndex(this.doc, dest) : -1;
+        if (index >= 0 && index < this.pages && here.length) out.push({ page: index + 1, path: here });
+        walk(b, here);
+      }
+    };
+    walk(0, []);
+    return out;
   }
 
   /** A closed document's handle may already name another one. */
