@@ -72,23 +72,28 @@ describe("parsers", () => {
     const intro = item("1.1 Intro", 0);
     const method = item("1.2 Method", 1);
     const ch2 = item("Chapter 2", 3);
-    const put = (it: ReturnType<typeof item>, parent: PDFRef, o: Record<string, unknown>) =>
-      ctx.assign(it.ref, ctx.obj({ Title: PDFHexString.fromText(it.title), Parent: parent, Dest: [pages[it.page]!.ref, "XYZ", null, null, null], ...o }));
+    const elsewhere = ctx.nextRef();
+    const put = (it: ReturnType<typeof item>, parent: PDFRef, o: Record<string, unknown>, top: number | null = null) =>
+      ctx.assign(it.ref, ctx.obj({ Title: PDFHexString.fromText(it.title), Parent: parent, Dest: [pages[it.page]!.ref, "XYZ", null, top, null], ...o }));
     put(ch1, root, { Next: ch2.ref, First: intro.ref, Last: method.ref, Count: 2 });
     put(intro, ch1.ref, { Next: method.ref });
-    put(method, ch1.ref, { Prev: intro.ref });
-    put(ch2, root, { Prev: ch1.ref });
-    ctx.assign(root, ctx.obj({ Type: "Outlines", First: ch1.ref, Last: ch2.ref, Count: 4 }));
+    // opens low on page 2: the page's top is still in 1.1
+    put(method, ch1.ref, { Prev: intro.ref }, 100);
+    put(ch2, root, { Prev: ch1.ref, Next: elsewhere });
+    // a link into another file: its page 3 is not this document's
+    ctx.assign(elsewhere, ctx.obj({ Title: PDFHexString.fromText("Appendix in another volume"), Parent: root, Prev: ch2.ref, A: { S: "GoToR", F: PDFHexString.fromText("other.pdf"), D: [2, "Fit"] } }));
+    ctx.assign(root, ctx.obj({ Type: "Outlines", First: ch1.ref, Last: elsewhere, Count: 5 }));
     doc.catalog.set(PDFName.of("Outlines"), root);
     const d = await parse("outline.pdf", await doc.save());
     expect(d.blocks.map((b) => b.loc)).toEqual([
       { page: 1, headings: ["Chapter 1 Tides", "1.1 Intro"] },
-      { page: 2, headings: ["Chapter 1 Tides", "1.2 Method"] },
+      { page: 2, headings: ["Chapter 1 Tides", "1.1 Intro"] },
       { page: 3, headings: ["Chapter 1 Tides", "1.2 Method"] },
       { page: 4, headings: ["Chapter 2"] },
     ]);
     // an entry that names itself as its next sibling and its own child: read once, and the parse ends
     ctx.assign(ch2.ref, ctx.obj({ Title: PDFHexString.fromText("Chapter 2"), Parent: root, Prev: ch1.ref, Next: ch2.ref, First: ch2.ref, Last: ch2.ref, Dest: [pages[3]!.ref, "XYZ", null, null, null] }));
+    ctx.assign(root, ctx.obj({ Type: "Outlines", First: ch1.ref, Last: ch2.ref, Count: 4 }));
     const looped = await parse("looped.pdf", await doc.save());
     expect(looped.blocks.at(-1)!.loc).toEqual({ page: 4, headings: ["Chapter 2"] });
   });

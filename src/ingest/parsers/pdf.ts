@@ -1,6 +1,6 @@
 import { ocrRaster } from "../../ocr/engine";
 import { ParseError, scansWithoutText, type Block, type ParseInput, type ParsedDocument } from "../types";
-import { PdfDocument, PdfOpenError } from "./pdfium";
+import { PdfDocument, PdfOpenError, type OutlineEntry } from "./pdfium";
 
 // A split first range on a document shorter than this many times its length is read whole:
 // the other ranges would cost a process start and a load of the document for little.
@@ -103,29 +103,34 @@ export function cleanPageText(raw: string): string {
 }
 
 /**
- * The outline's section each page is in (index: page number). A page where entries open is in
- * the first of them, or in its subsection when that opens on the same page too (a chapter and
- * its first section); a page where none opens is in the last section opened before it. Pages
- * before the first entry have none.
+ * The outline's section each page is in (index: page number): the one its top is in. A page
+ * whose first entry opens at its top is in that entry, or in its subsection when that opens
+ * there too (a chapter and its first section); any other page is in the last section opened
+ * before it (entries further down a page name the next one). Pages before the first entry
+ * have none.
  */
 function headingsByPage(doc: PdfDocument, pages: number): (string[] | undefined)[] {
-  const opening = new Map<number, string[][]>();
-  for (const { page, path } of doc.outline()) opening.set(page, [...(opening.get(page) ?? []), path]);
+  const opening = new Map<number, OutlineEntry[]>();
+  for (const e of doc.outline()) {
+    const list = opening.get(e.page);
+    if (list) list.push(e);
+    else opening.set(e.page, [e]);
+  }
   const out: (string[] | undefined)[] = new Array(pages + 1);
   let carried: string[] | undefined;
   for (let page = 1; page <= pages; page++) {
     const here = opening.get(page);
-    if (!here) {
-      out[page] = carried;
-      continue;
+    out[page] = carried;
+    if (!here) continue;
+    if (here[0]!.top) {
+      let path = here[0]!.path;
+      for (const next of here.slice(1)) {
+        if (next.path.length !== path.length + 1 || !path.every((t, i) => next.path[i] === t)) break;
+        path = next.path;
+      }
+      out[page] = path;
     }
-    let path = here[0]!;
-    for (const next of here.slice(1)) {
-      if (next.length !== path.length + 1 || !path.every((t, i) => next[i] === t)) break;
-      path = next;
-    }
-    out[page] = path;
-    carried = here.at(-1);
+    carried = here.at(-1)!.path;
   }
   return out;
 }
