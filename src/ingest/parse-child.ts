@@ -58,7 +58,6 @@ const reply = (m: ParseReply) => process.send!(m);
 // Enough of a file to tell its format (as the pipeline's own check).
 const HEAD_BYTES = 8192;
 
-
 async function handle(req: ParseRequest | ChunkRequest) {
   if ("chunk" in req) return chunkParts(req);
   const { path, filename, limits, chunking, tokenizer, ocr, natives, pages } = req;
