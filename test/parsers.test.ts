@@ -98,6 +98,40 @@ describe("parsers", () => {
     expect(looped.blocks.at(-1)!.loc).toEqual({ page: 4, headings: ["Chapter 2"] });
   });
 
+  test("PDF: a page is cut where the outline's sections open on it, each piece in its section", async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Helvetica);
+    const lines: [string, number][] = [
+      ["The preface speaks of harbour cranes and their long history.", 260],
+      ["Chapter A", 200],
+      ["Alpha text about the estuary's tidal turbines and their output.", 185],
+      ["Chapter B", 120],
+      ["Beta text about the pumping station and its night shifts.", 105],
+    ];
+    const first = doc.addPage([300, 300]);
+    for (const [text, y] of lines) first.drawText(text, { x: 10, y, size: 7, font });
+    doc.addPage([300, 300]).drawText("The second page goes on about the pumping station's night shifts.", { x: 10, y: 250, size: 7, font });
+    const ctx = doc.context;
+    const root = ctx.nextRef();
+    const refs = [ctx.nextRef(), ctx.nextRef(), ctx.nextRef()];
+    const entries: [string, number][] = [["Chapter A", 207], ["A title the page does not show", 150], ["Chapter B", 127]];
+    entries.forEach(([title, y], i) =>
+      ctx.assign(refs[i]!, ctx.obj({ Title: PDFHexString.fromText(title), Parent: root, Dest: [first.ref, "XYZ", null, y, null], ...(i ? { Prev: refs[i - 1]! } : {}), ...(i < 2 ? { Next: refs[i + 1]! } : {}) })),
+    );
+    ctx.assign(root, ctx.obj({ Type: "Outlines", First: refs[0]!, Last: refs[2]!, Count: 3 }));
+    doc.catalog.set(PDFName.of("Outlines"), root);
+    const d = await parse("sections.pdf", await doc.save());
+    expect(d.blocks.map((b) => [b.loc, b.text.split("\n")[0]])).toEqual([
+      [{ page: 1 }, "The preface speaks of harbour cranes and their long history."],
+      [{ page: 1, headings: ["Chapter A"] }, "Chapter A"],
+      // the entry whose title is not on the page cut nothing, but the text after Chapter B is B's
+      [{ page: 1, headings: ["Chapter B"] }, "Chapter B"],
+      [{ page: 2, headings: ["Chapter B"] }, "The second page goes on about the pumping station's night shifts."],
+    ]);
+    expect(d.blocks[1]!.text).toContain("Alpha text");
+    expect(d.blocks[1]!.text).not.toContain("Beta");
+  });
+
   test("PDF: a word broken by a hyphen at a line's end is joined; line ends are newlines", () => {
     expect(cleanPageText("The accom\uFFFEmodation was\r\nbooked. Well\uFFFEKnown  \r\nend")).toBe("The accommodation was\nbooked. Well-Known\nend");
     expect(cleanPageText("a hyphen-\nated word, and a dash -\nhere")).toBe("a hyphenated word, and a dash -\nhere");

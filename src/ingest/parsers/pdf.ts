@@ -42,8 +42,8 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
       from = range.from;
       to = Math.min(pages, range.to);
     }
-    const sections = headingsByPage(doc, pages);
-    const loc = (page: number) => (sections[page] ? { page, headings: sections[page] } : { page });
+    const sections = sectionsByPage(doc, pages);
+    const loc = (page: number, path = sections[page]!.top) => (path ? { page, headings: path } : { page });
     const blocks: Block[] = [];
     let scanned = 0;
     for (let page = from; page <= to; page++) {
@@ -56,7 +56,7 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
       }
       const text = cleanPageText(raw);
       if (hasTextLayer(text)) {
-        blocks.push({ text, loc: loc(page), boundary: true });
+        for (const piece of splitAtSections(text, sections[page]!)) blocks.push({ text: piece.text, loc: loc(page, piece.path), boundary: true });
         continue;
       }
       // A page without a text layer (or with a stray page number only) is a scan.
@@ -102,37 +102,88 @@ export function cleanPageText(raw: string): string {
     .trim();
 }
 
+interface PageSections {
+  /** The section in effect where the page begins (the last one opened before it). */
+  before: string[] | undefined;
+  /** The section the page's top is in (see sectionsByPage). */
+  top: string[] | undefined;
+  /** The outline's entries that open on this page, in outline order. */
+  opening: OutlineEntry[];
+}
+
 /**
- * The outline's section each page is in (index: page number): the one its top is in. A page
- * whose first entry opens at its top is in that entry, or in its subsection when that opens
- * there too (a chapter and its first section); any other page is in the last section opened
- * before it (entries further down a page name the next one). Pages before the first entry
- * have none.
+ * Each page's sections (index: page number). A page's top is in its first entry when that
+ * opens in the page's top sixth, or in that entry's subsection when it opens there too (a
+ * chapter and its first section); otherwise in the last section opened before the page.
+ * Pages before the first entry are in none.
  */
-function headingsByPage(doc: PdfDocument, pages: number): (string[] | undefined)[] {
+function sectionsByPage(doc: PdfDocument, pages: number): PageSections[] {
   const opening = new Map<number, OutlineEntry[]>();
   for (const e of doc.outline()) {
     const list = opening.get(e.page);
     if (list) list.push(e);
     else opening.set(e.page, [e]);
   }
-  const out: (string[] | undefined)[] = new Array(pages + 1);
+  const out: PageSections[] = new Array(pages + 1);
   let carried: string[] | undefined;
   for (let page = 1; page <= pages; page++) {
-    const here = opening.get(page);
-    out[page] = carried;
-    if (!here) continue;
-    if (here[0]!.top) {
-      let path = here[0]!.path;
+    const here = opening.get(page) ?? [];
+    let top = carried;
+    if (here[0]?.top) {
+      top = here[0].path;
       for (const next of here.slice(1)) {
-        if (next.path.length !== path.length + 1 || !path.every((t, i) => next.path[i] === t)) break;
-        path = next.path;
+        if (next.path.length !== top.length + 1 || !top.every((t, i) => next.path[i] === t)) break;
+        top = next.path;
       }
-      out[page] = path;
     }
-    carried = here.at(-1)!.path;
+    out[page] = { before: carried, top, opening: here };
+    if (here.length) carried = here.at(-1)!.path;
   }
   return out;
+}
+
+/**
+ * A page's text cut where the outline's sections open on it, each piece with its section:
+ * an entry's title found at the start of a line, after the previous cut, begins its piece.
+ * An entry whose title is not found there cuts nothing (the text goes on in the section
+ * before, or in the page's top section when the page's first entry opens at its top); a
+ * title followed at once by its subsection's stays with it.
+ */
+function splitAtSections(text: string, s: PageSections): { text: string; path: string[] | undefined }[] {
+  if (!s.opening.length) return [{ text, path: s.top }];
+  const out: { text: string; path: string[] | undefined }[] = [];
+  let path = s.before;
+  let from = 0;
+  // where the title that began the current piece ends
+  let titled = 0;
+  for (const entry of s.opening) {
+    const found = findTitle(text, entry.path.at(-1)!, titled);
+    if (!found) {
+      // the page's top is in this entry's section even where its title reads otherwise
+      if (entry === s.opening[0] && entry.top) path = s.top;
+      continue;
+    }
+    if (text.slice(titled, found.at).trim()) {
+      const piece = text.slice(from, found.at).trim();
+      if (piece) out.push({ text: piece, path });
+      from = found.at;
+    }
+    path = entry.path;
+    titled = found.end;
+  }
+  const rest = text.slice(from).trim();
+  if (rest) out.push({ text: rest, path });
+  return out.length ? out : [{ text, path: s.top }];
+}
+
+/** Where `title` begins a line of `text` at or after `from` (spaces between its words optional). */
+function findTitle(text: string, title: string, from: number): { at: number; end: number } | null {
+  const words = title.split(" ").filter(Boolean);
+  if (!words.length) return null;
+  const pattern = new RegExp(`(?<=^|\n)[ \t]*${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("\\s*")}`, "gu");
+  pattern.lastIndex = from;
+  const m = pattern.exec(text);
+  return m ? { at: m.index, end: m.index + m[0].length } : null;
 }
 
 // Fewer letters and digits than this and the page is treated as having no text layer.
