@@ -1,12 +1,14 @@
 // Each format on a small committed fixture (built by test/fixtures/build.ts): the text a
 // parser extracts and where it says each piece came from.
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { strToU8, zipSync } from "fflate";
 import { PDFDocument, PDFHexString, PDFName, StandardFonts, type PDFRef } from "pdf-lib";
 import { parseDocument } from "../src/ingest/parsers/index";
 import { cleanPageText } from "../src/ingest/parsers/pdf";
+import { PdfDocument } from "../src/ingest/parsers/pdfium";
 import { ocrSettings } from "../src/server";
 import { nativePaths } from "../src/native/assets";
 import { defaults } from "../src/config";
@@ -130,6 +132,24 @@ describe("parsers", () => {
     ]);
     expect(d.blocks[1]!.text).toContain("Alpha text");
     expect(d.blocks[1]!.text).not.toContain("Beta");
+  });
+
+  test("PDF: a stored file that cannot be read to its end fails the parse, not a page", async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Helvetica);
+    for (const n of [1, 2, 3]) doc.addPage([300, 300]).drawText(`Page ${n} of a file the disk loses part of.`, { x: 10, y: 150, size: 8, font });
+    const path = join(tmpdir(), `ragd-short-${process.pid}.pdf`);
+    writeFileSync(path, await doc.save({ useObjectStreams: false }));
+    try {
+      const pdf = await PdfDocument.open(path);
+      expect(pdf.text(1)).toContain("Page 1");
+      truncateSync(path, 64);
+      expect(pdf.text(3)).toBeNull();
+      expect(pdf.readError()).toContain("ended at");
+      pdf.close();
+    } finally {
+      rmSync(path, { force: true });
+    }
   });
 
   test("PDF: a word broken by a hyphen at a line's end is joined; line ends are newlines", () => {

@@ -27,7 +27,7 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
   try {
     doc = kept?.doc ?? (await PdfDocument.open(input.path ?? input.bytes));
   } catch (e) {
-    throw pdfError(e);
+    throw e instanceof PdfOpenError ? pdfError(e) : e;
   }
   let keeping = false;
   try {
@@ -69,6 +69,9 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
       const read = ocrPage(doc, page, input);
       (read.length ? read : text ? [text] : []).forEach((t, i) => blocks.push({ text: t, loc: loc(page), boundary: i === 0 }));
     }
+    // Pages PDFium skipped because the file could not be read are not the document's doing.
+    const unread = doc.readError();
+    if (unread) throw new Error(`could not read the stored file: ${unread}`);
     if (part) {
       if (keep) {
         kept = { key: keep, doc };

@@ -81,12 +81,15 @@ export class PdfDocument {
     private readonly reader: number,
     private readonly fd: number | null,
     readonly pages: number,
+    /** The first read of the file that failed (a disk's fault, not the document's), if any. */
+    readonly readError: () => string | null,
   ) {}
 
   static async open(source: Uint8Array | string): Promise<PdfDocument> {
     const lib = await pdfium();
     const m = runtime(lib);
     const fd = typeof source === "string" ? openSync(source, "r") : null;
+    let readError: string | null = null;
     let reader = 0;
     let access = 0;
     try {
@@ -104,11 +107,13 @@ export class PdfDocument {
         try {
           for (let done = 0; done < n; ) {
             const got = readSync(fd, m.HEAPU8, into + done, n - done, from + done);
-            if (got <= 0) return 0;
+            if (got <= 0) throw new Error(`the file ended at ${from + done} of ${length} bytes`);
             done += got;
           }
           return 1;
-        } catch {
+        } catch (e) {
+          // PDFium takes a failed read for a damaged page and goes on: the parse asks afterwards
+          readError ??= String((e as Error)?.message ?? e);
           return 0;
         }
       }, "iiiii");
@@ -119,10 +124,11 @@ export class PdfDocument {
       m.setValue(access + 8, 0, "i32");
       const doc = lib.FPDF_LoadCustomDocument(access, "");
       if (!doc) {
+        if (readError) throw new Error(`could not read the stored file: ${readError}`);
         const code = lib.FPDF_GetLastError();
         throw new PdfOpenError(code === ERR_PASSWORD, OPEN_ERRORS[code] ?? `error ${code}`, code === ERR_SECURITY);
       }
-      return new PdfDocument(lib, doc, access, reader, fd, lib.FPDF_GetPageCount(doc));
+      return new PdfDocument(lib, doc, access, reader, fd, lib.FPDF_GetPageCount(doc), () => readError);
     } catch (e) {
       if (access) m.wasmExports.free(access);
       if (reader) m.removeFunction(reader);
