@@ -40,12 +40,12 @@ export interface OutlineEntry {
 // times pages stays under OUTLINE_LOOKUPS), this deep, titles this long.
 const OUTLINE_ENTRIES = 10_000;
 const OUTLINE_LOOKUPS = 20_000_000;
+const OUTLINE_DEPTH = 12;
+const OUTLINE_TITLE_CHARS = 200;
 // PDFACTION_GOTO
 const ACTION_GOTO = 1;
 // An entry opening in the top sixth of its page starts the page.
 const TOP_SHARE = 1 / 6;
-const OUTLINE_DEPTH = 12;
-const OUTLINE_TITLE_CHARS = 200;
 
 // FPDF_ANNOT: annotations drawn as a viewer shows them (stamps and filled forms carry text).
 const RENDER_FLAGS = 0x01;
