@@ -134,6 +134,40 @@ describe("parsers", () => {
     expect(d.blocks[1]!.text).not.toContain("Beta");
   });
 
+  test("PDF: sections are cut in reading order, at titles on lines of their own, not at body lines that begin alike", async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Helvetica);
+    const page = doc.addPage([300, 300]);
+    const lines: [string, number][] = [
+      ["Introduction to the study of tides in the estuary.", 260],
+      ["Results are discussed below, after the methods.", 240],
+      ["Methods", 200],
+      ["We measured the tidal turbines each hour.", 185],
+      ["Results", 120],
+      ["The turbines gave more power at spring tides.", 105],
+    ];
+    for (const [text, y] of lines) page.drawText(text, { x: 10, y, size: 7, font });
+    doc.addPage([300, 300]).drawText("The second page discusses the results further, at length.", { x: 10, y: 250, size: 7, font });
+    const ctx = doc.context;
+    const root = ctx.nextRef();
+    // listed out of reading order
+    const entries: [string, number][] = [["Results", 127], ["Methods", 207], ["Intro", 280]];
+    const refs = entries.map(() => ctx.nextRef());
+    entries.forEach(([title, y], i) =>
+      ctx.assign(refs[i]!, ctx.obj({ Title: PDFHexString.fromText(title), Parent: root, Dest: [page.ref, "XYZ", null, y, null], ...(i ? { Prev: refs[i - 1]! } : {}), ...(i < 2 ? { Next: refs[i + 1]! } : {}) })),
+    );
+    ctx.assign(root, ctx.obj({ Type: "Outlines", First: refs[0]!, Last: refs[2]!, Count: 3 }));
+    doc.catalog.set(PDFName.of("Outlines"), root);
+    const d = await parse("order.pdf", await doc.save());
+    expect(d.blocks.map((b) => [b.loc, b.text.split("\n")[0]])).toEqual([
+      [{ page: 1, headings: ["Intro"] }, "Introduction to the study of tides in the estuary."],
+      [{ page: 1, headings: ["Methods"] }, "Methods"],
+      [{ page: 1, headings: ["Results"] }, "Results"],
+      [{ page: 2, headings: ["Results"] }, "The second page discusses the results further, at length."],
+    ]);
+    expect(d.blocks[0]!.text).toContain("Results are discussed below");
+  });
+
   test("PDF: a stored file that cannot be read to its end fails the parse, not a page", async () => {
     const doc = await PDFDocument.create();
     const font = await doc.embedFont(StandardFonts.Helvetica);

@@ -127,6 +127,12 @@ function sectionsByPage(doc: PdfDocument, pages: number): PageSections[] {
     if (list) list.push(e);
     else opening.set(e.page, [e]);
   }
+  // In reading order where every entry says where it opens (an outline may list a page's
+  // sections in another order), else in outline order; a page's search is bounded.
+  for (const [page, list] of opening) {
+    if (list.every((e) => e.down !== null)) list.sort((a, b) => a.down! - b.down!);
+    if (list.length > SECTIONS_PER_PAGE) opening.set(page, list.slice(0, SECTIONS_PER_PAGE));
+  }
   const out: PageSections[] = new Array(pages + 1);
   let carried: string[] | undefined;
   for (let page = 1; page <= pages; page++) {
@@ -179,14 +185,27 @@ function splitAtSections(text: string, s: PageSections): { text: string; path: s
   return out.length ? out : [{ text, path: s.top }];
 }
 
-/** Where `title` begins a line of `text` at or after `from` (spaces between its words optional). */
+// Entries of one page looked for in its text (each search reads the rest of the page).
+const SECTIONS_PER_PAGE = 200;
+
+/**
+ * Where `title` begins a line of `text` at or after `from` (spaces between its words
+ * optional): on a line of its own if it stands on one there, else followed by other words
+ * ("Armored Ogre Creatures"), never inside a longer word ("Introduction" for "Intro", "10"
+ * for "1"). A line of body text that begins with the title's words is taken only when no
+ * line of its own holds it.
+ */
 function findTitle(text: string, title: string, from: number): { at: number; end: number } | null {
   const words = title.split(" ").filter(Boolean);
   if (!words.length) return null;
-  const pattern = new RegExp(`(?<=^|\n)[ \t]*${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("\\s*")}`, "gu");
-  pattern.lastIndex = from;
-  const m = pattern.exec(text);
-  return m ? { at: m.index, end: m.index + m[0].length } : null;
+  const body = `(?<=^|\n)[ \t]*${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("\\s*")}`;
+  for (const end of ["(?=[ \t]*(?:\n|$))", "(?![\\p{L}\\p{N}])"]) {
+    const pattern = new RegExp(body + end, "gu");
+    pattern.lastIndex = from;
+    const m = pattern.exec(text);
+    if (m) return { at: m.index, end: m.index + m[0].length };
+  }
+  return null;
 }
 
 // Fewer letters and digits than this and the page is treated as having no text layer.

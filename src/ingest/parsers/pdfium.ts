@@ -29,11 +29,14 @@ const OPEN_ERRORS: Record<number, string> = {
   6: "page not found or content error",
 };
 
-/** An outline entry: the page it opens (1-based), its titles from the top, and whether it opens the page at its top. */
+/** An outline entry: the page it opens (1-based), its titles from the top, and where on the page it opens. */
 export interface OutlineEntry {
   page: number;
   path: string[];
+  /** It opens the page at its top, or names no place on it (the page as a whole). */
   top: boolean;
+  /** How far down the page it opens (0 at the top, 1 at the bottom), when it says. */
+  down: number | null;
 }
 
 // A document's outline is read up to this many entries (fewer on long documents: entries
@@ -274,7 +277,10 @@ export class PdfDocument {
         const action = lib.FPDFBookmark_GetAction(b);
         const dest = action && lib.FPDFAction_GetType(action) !== ACTION_GOTO ? 0 : lib.FPDFBookmark_GetDest(this.doc, b);
         const index = dest ? lib.FPDFDest_GetDestPageIndex(this.doc, dest) : -1;
-        if (index >= 0 && index < this.pages && here.length) out.push({ page: index + 1, path: here, top: this.atTop(dest, index, scratch) });
+        if (index >= 0 && index < this.pages && here.length) {
+          const down = this.placeDown(dest, index, scratch);
+          out.push({ page: index + 1, path: here, top: down === null || down <= TOP_SHARE, down });
+        }
         walk(b, here);
       }
     };
@@ -286,17 +292,17 @@ export class PdfDocument {
     return out;
   }
 
-  /** Whether a destination opens its page at the top (or names no place on it: the page as a whole). */
-  private atTop(dest: number, index: number, scratch: number): boolean {
+  /** How far down its page a destination opens (0 top, 1 bottom); null when it names no place. */
+  private placeDown(dest: number, index: number, scratch: number): number | null {
     const { lib } = this;
     const m = runtime(lib);
     // hasX, hasY, hasZoom (4 bytes each), then x, y, zoom as floats
-    if (!lib.FPDFDest_GetLocationInPage(dest, scratch, scratch + 4, scratch + 8, scratch + 12, scratch + 16, scratch + 20)) return true;
-    if (!m.getValue(scratch + 4, "i32")) return true;
+    if (!lib.FPDFDest_GetLocationInPage(dest, scratch, scratch + 4, scratch + 8, scratch + 12, scratch + 16, scratch + 20)) return null;
+    if (!m.getValue(scratch + 4, "i32")) return null;
     const y = m.getValue(scratch + 16, "float") as number;
-    if (!lib.FPDF_GetPageSizeByIndexF(this.doc, index, scratch + 24)) return true;
+    if (!lib.FPDF_GetPageSizeByIndexF(this.doc, index, scratch + 24)) return null;
     const height = m.getValue(scratch + 28, "float") as number;
-    return y >= height * (1 - TOP_SHARE);
+    return height > 0 ? Math.min(1, Math.max(0, 1 - y / height)) : null;
   }
 
   /** A closed document's handle may already name another one. */
