@@ -194,3 +194,21 @@ test("a PDF is read from its file as PDFium asks: a parse process never holds th
     rmSync(path, { force: true });
   }
 }, 60_000);
+
+test("a stored file the parse process cannot read is the server's trouble, tried again later, not the document's error", async () => {
+  for (const filename of ["gone.pdf", "gone.docx"]) {
+    const p = pool.acquire();
+    const out = await new Promise<Outcome>((resolve) => {
+      p.handler = (m) => {
+        if (m instanceof Error || m.type !== "progress") resolve(m);
+      };
+      void pool.send(p, {
+        path: join(dir, `missing-${filename}`), filename, limits: DEFAULT_PARSE_LIMITS, chunking: resolveChunking({ type: "auto" }, 256), tokenizer: { kind: "approximate" },
+        ocr: ocrSettings({ ...defaults(), dataDir: "/nonexistent" }), natives: nativePaths("/nonexistent"),
+      });
+    });
+    expect(out).toMatchObject({ type: "failed", code: "server_error", retry: true });
+    expect((out as { message: string }).message).toStartWith("could not read the stored file: ");
+    pool.release(p, null);
+  }
+});

@@ -5,7 +5,7 @@ import { readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { strToU8, zipSync } from "fflate";
-import { PDFDocument, PDFHexString, PDFName, StandardFonts, type PDFRef } from "pdf-lib";
+import { PDFDocument, PDFHexString, PDFName, StandardFonts, type PDFPage, type PDFRef } from "pdf-lib";
 import { parseDocument } from "../src/ingest/parsers/index";
 import { cleanPageText } from "../src/ingest/parsers/pdf";
 import { PdfDocument } from "../src/ingest/parsers/pdfium";
@@ -35,6 +35,18 @@ const failure = async (name: string, bytes?: Uint8Array) => {
   }
   throw new Error(`${name} parsed without error`);
 };
+
+/** A one-level outline whose entries open `page` at the heights given (PDF units from the bottom). */
+function flatOutline(doc: PDFDocument, page: PDFPage, entries: [string, number][]) {
+  const ctx = doc.context;
+  const root = ctx.nextRef();
+  const refs = entries.map(() => ctx.nextRef());
+  entries.forEach(([title, y], i) =>
+    ctx.assign(refs[i]!, ctx.obj({ Title: PDFHexString.fromText(title), Parent: root, Dest: [page.ref, "XYZ", null, y, null], ...(i ? { Prev: refs[i - 1]! } : {}), ...(i < refs.length - 1 ? { Next: refs[i + 1]! } : {}) })),
+  );
+  ctx.assign(root, ctx.obj({ Type: "Outlines", First: refs[0]!, Last: refs.at(-1)!, Count: refs.length }));
+  doc.catalog.set(PDFName.of("Outlines"), root);
+}
 
 describe("parsers", () => {
   test("PDF: text per page", async () => {
@@ -113,15 +125,7 @@ describe("parsers", () => {
     const first = doc.addPage([300, 300]);
     for (const [text, y] of lines) first.drawText(text, { x: 10, y, size: 7, font });
     doc.addPage([300, 300]).drawText("The second page goes on about the pumping station's night shifts.", { x: 10, y: 250, size: 7, font });
-    const ctx = doc.context;
-    const root = ctx.nextRef();
-    const refs = [ctx.nextRef(), ctx.nextRef(), ctx.nextRef()];
-    const entries: [string, number][] = [["Chapter A", 207], ["A title the page does not show", 150], ["Chapter B", 127]];
-    entries.forEach(([title, y], i) =>
-      ctx.assign(refs[i]!, ctx.obj({ Title: PDFHexString.fromText(title), Parent: root, Dest: [first.ref, "XYZ", null, y, null], ...(i ? { Prev: refs[i - 1]! } : {}), ...(i < 2 ? { Next: refs[i + 1]! } : {}) })),
-    );
-    ctx.assign(root, ctx.obj({ Type: "Outlines", First: refs[0]!, Last: refs[2]!, Count: 3 }));
-    doc.catalog.set(PDFName.of("Outlines"), root);
+    flatOutline(doc, first, [["Chapter A", 207], ["A title the page does not show", 150], ["Chapter B", 127]]);
     const d = await parse("sections.pdf", await doc.save());
     expect(d.blocks.map((b) => [b.loc, b.text.split("\n")[0]])).toEqual([
       [{ page: 1 }, "The preface speaks of harbour cranes and their long history."],
@@ -148,16 +152,8 @@ describe("parsers", () => {
     ];
     for (const [text, y] of lines) page.drawText(text, { x: 10, y, size: 7, font });
     doc.addPage([300, 300]).drawText("The second page discusses the results further, at length.", { x: 10, y: 250, size: 7, font });
-    const ctx = doc.context;
-    const root = ctx.nextRef();
     // listed out of reading order
-    const entries: [string, number][] = [["Results", 127], ["Methods", 207], ["Intro", 280]];
-    const refs = entries.map(() => ctx.nextRef());
-    entries.forEach(([title, y], i) =>
-      ctx.assign(refs[i]!, ctx.obj({ Title: PDFHexString.fromText(title), Parent: root, Dest: [page.ref, "XYZ", null, y, null], ...(i ? { Prev: refs[i - 1]! } : {}), ...(i < 2 ? { Next: refs[i + 1]! } : {}) })),
-    );
-    ctx.assign(root, ctx.obj({ Type: "Outlines", First: refs[0]!, Last: refs[2]!, Count: 3 }));
-    doc.catalog.set(PDFName.of("Outlines"), root);
+    flatOutline(doc, page, [["Results", 127], ["Methods", 207], ["Intro", 280]]);
     const d = await parse("order.pdf", await doc.save());
     expect(d.blocks.map((b) => [b.loc, b.text.split("\n")[0]])).toEqual([
       [{ page: 1, headings: ["Intro"] }, "Introduction to the study of tides in the estuary."],

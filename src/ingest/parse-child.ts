@@ -13,7 +13,7 @@ import { blockUnits, chunkBlocks, type BlockUnit, type ChunkSize } from "./chunk
 import { dieWithParent, lowerPriority } from "./process-setup";
 import { chunkChecked, failure, tokenizerFor } from "./parse-inline";
 import { detectFromHead, parseDocument } from "./parsers/index";
-import { scansWithoutText, type Block, type PageRange, type ParseLimits } from "./types";
+import { scansWithoutText, StoredFileError, type Block, type PageRange, type ParseLimits } from "./types";
 
 export interface ParseRequest {
   /** The stored file: a path the server made from a file id, never from user input. */
@@ -76,10 +76,11 @@ async function handle(req: ParseRequest | ChunkRequest) {
     }
     // A PDF is read from the file as PDFium asks for its parts (and a further range of one this
     // process holds open is not read again): the bytes that tell the format are enough here.
-    const head = await Bun.file(path).slice(0, HEAD_BYTES).bytes();
+    const read = (what: Promise<Uint8Array>) => what.catch((e: unknown) => Promise.reject(new StoredFileError(e)));
+    const head = await read(Bun.file(path).slice(0, HEAD_BYTES).bytes());
     const again = !!pages && !pages.split && (await import("./parsers/pdf")).keepsPdf(path);
     const whole = !again && detectFromHead(head, filename) !== "pdf";
-    const bytes = whole ? await Bun.file(path).bytes() : head;
+    const bytes = whole ? await read(Bun.file(path).bytes()) : head;
     const ocrBefore = ocrPagesRead();
     const splitting = (n: number, split: boolean) => reply({ type: "pages", pages: n, split });
     const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives, pages, splitting, keepOpen: path, ...(whole ? {} : { path }) }), tokenizerFor(tokenizer)]);

@@ -7,7 +7,7 @@ import { NativeLoadError } from "../native/sharp";
 import { chunkBlocks, type BlockUnit, type ChunkSize, type TokenCounter } from "./chunker";
 import type { ParseReply } from "./parse-child";
 import { parseDocument, type Format } from "./parsers/index";
-import { ParseError, tooMuchText, type Block, type ParseInput, type ParseLimits } from "./types";
+import { ParseError, StoredFileError, tooMuchText, type Block, type ParseInput, type ParseLimits } from "./types";
 
 /** Formats read by plain decoding, which the server reads itself when the whole file is at hand. */
 const INLINE: ReadonlySet<string> = new Set<Format>(["text", "markdown"]);
@@ -25,6 +25,7 @@ export function chunkChecked(blocks: Block[], limits: ParseLimits, chunking: Chu
 /** A parse's failure as its reply: the file's fault (final), or this server's (retried). */
 export function failure(err: unknown): Extract<ParseReply, { type: "failed" }> {
   if (err instanceof NativeLoadError) return { type: "failed", code: "server_error", message: `this server could not read the file: ${err.message}`, retry: true };
+  if (err instanceof StoredFileError) return { type: "failed", code: "server_error", message: err.message, retry: true };
   // A library throwing on a damaged file is a property of the file: retrying won't help.
   if (err instanceof ParseError) return { type: "failed", code: err.code, message: err.message };
   return { type: "failed", code: "invalid_file", message: `the file could not be read; it may be corrupt (${String((err as Error)?.message ?? err).slice(0, 160)})` };

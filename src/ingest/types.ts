@@ -57,6 +57,16 @@ export class ParseError extends Error {
   }
 }
 
+/**
+ * The stored file could not be read (the disk's fault, not the document's): the parse is
+ * tried again later, as when the server itself cannot read it (pipeline.ts).
+ */
+export class StoredFileError extends Error {
+  constructor(cause: unknown) {
+    super(`could not read the stored file: ${String((cause as Error)?.message ?? cause)}`);
+  }
+}
+
 export type Progress = (message: string) => void;
 
 // Limits applied as a document expands, so the known bombs stop early with a reason; the

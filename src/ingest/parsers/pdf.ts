@@ -1,5 +1,5 @@
 import { ocrRaster } from "../../ocr/engine";
-import { ParseError, scansWithoutText, type Block, type ParseInput, type ParsedDocument } from "../types";
+import { ParseError, scansWithoutText, StoredFileError, type Block, type ParseInput, type ParsedDocument } from "../types";
 import { PdfDocument, PdfOpenError, type OutlineEntry } from "./pdfium";
 
 // A split first range on a document shorter than this many times its length is read whole:
@@ -71,7 +71,7 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
     }
     // Pages PDFium skipped because the file could not be read are not the document's doing.
     const unread = doc.readError();
-    if (unread) throw new Error(`could not read the stored file: ${unread}`);
+    if (unread) throw new StoredFileError(unread);
     if (part) {
       if (keep) {
         kept = { key: keep, doc };

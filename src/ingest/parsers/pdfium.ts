@@ -7,6 +7,7 @@ import { init, type WrappedPdfiumModule } from "@embedpdf/pdfium";
 import wasmPath from "@embedpdf/pdfium/pdfium.wasm" with { type: "file" };
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { Raster } from "../../ocr/raster";
+import { StoredFileError } from "../types";
 
 /** Why PDFium refused a document (its FPDF_ERR_* codes). */
 export class PdfOpenError extends Error {
@@ -91,7 +92,12 @@ export class PdfDocument {
   static async open(source: Uint8Array | string): Promise<PdfDocument> {
     const lib = await pdfium();
     const m = runtime(lib);
-    const fd = typeof source === "string" ? openSync(source, "r") : null;
+    let fd: number | null = null;
+    try {
+      if (typeof source === "string") fd = openSync(source, "r");
+    } catch (e) {
+      throw new StoredFileError(e);
+    }
     let readError: string | null = null;
     let reader = 0;
     let access = 0;
@@ -127,7 +133,7 @@ export class PdfDocument {
       m.setValue(access + 8, 0, "i32");
       const doc = lib.FPDF_LoadCustomDocument(access, "");
       if (!doc) {
-        if (readError) throw new Error(`could not read the stored file: ${readError}`);
+        if (readError) throw new StoredFileError(readError);
         const code = lib.FPDF_GetLastError();
         throw new PdfOpenError(code === ERR_PASSWORD, OPEN_ERRORS[code] ?? `error ${code}`, code === ERR_SECURITY);
       }
@@ -145,16 +151,17 @@ export class PdfDocument {
    * Text placed wholly outside the page's visible box (a viewer never shows it) is left out.
    */
   text(n: number): string | null {
+    return this.withPage(n, (page) => this.pageText(page));
+  }
+
+  private pageText(page: number): string {
     const { lib } = this;
     const m = runtime(lib);
-    this.open();
-    const page = lib.FPDF_LoadPage(this.doc, n - 1);
-    if (!page) return null;
     let textPage = 0;
     const scratch = m.wasmExports.malloc(32);
     try {
       textPage = lib.FPDFText_LoadPage(page);
-      if (!textPage) return null;
+      if (!textPage) return "";
       const count = lib.FPDFText_CountChars(textPage);
       if (count <= 0) return "";
       const box = lib.FPDF_GetPageBoundingBox(page, scratch) ? readRect(m, scratch, "float") : null;
@@ -176,7 +183,18 @@ export class PdfDocument {
     } finally {
       m.wasmExports.free(scratch);
       if (textPage) lib.FPDFText_ClosePage(textPage);
-      lib.FPDF_ClosePage(page);
+    }
+  }
+
+  /** `read` of page `n` (1-based), closed after; null when PDFium cannot load the page. */
+  private withPage<T>(n: number, read: (page: number) => T | null): T | null {
+    this.open();
+    const page = this.lib.FPDF_LoadPage(this.doc, n - 1);
+    if (!page) return null;
+    try {
+      return read(page);
+    } finally {
+      this.lib.FPDF_ClosePage(page);
     }
   }
 
@@ -195,11 +213,12 @@ export class PdfDocument {
 
   /** Page `n` drawn on white at `scale` times 72 dpi, shrunk to stay under `maxPixels`; null when it cannot be drawn. */
   render(n: number, scale: number, maxPixels: number): Raster | null {
+    return this.withPage(n, (page) => this.drawPage(page, scale, maxPixels));
+  }
+
+  private drawPage(page: number, scale: number, maxPixels: number): Raster | null {
     const { lib } = this;
     const m = runtime(lib);
-    this.open();
-    const page = lib.FPDF_LoadPage(this.doc, n - 1);
-    if (!page) return null;
     let bitmap = 0;
     try {
       const w = Math.max(1, lib.FPDF_GetPageWidthF(page));
@@ -225,7 +244,6 @@ export class PdfDocument {
       return { width, height, data };
     } finally {
       if (bitmap) lib.FPDFBitmap_Destroy(bitmap);
-      lib.FPDF_ClosePage(page);
     }
   }
 
