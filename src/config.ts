@@ -171,7 +171,7 @@ const SETTINGS: Setting[] = [
   { key: "projectQuota", flag: "--project-quota", env: "RAGD_PROJECT_QUOTA", default: 0, help: "bytes a project may store, 0 = unlimited", parse: size(0) },
   { key: "rateLimitUploads", flag: "--rate-limit-uploads", env: "RAGD_RATE_LIMIT_UPLOADS", default: 0, help: "uploads per key per minute, 0 = off", parse: int(0, 1e9) },
   { key: "rateLimitRequests", flag: "--rate-limit-requests", env: "RAGD_RATE_LIMIT_REQUESTS", default: 0, help: "other API calls per key per minute, 0 = off", parse: int(0, 1e9) },
-  { key: "expirySweepSeconds", flag: "--expiry-sweep-interval", env: "RAGD_EXPIRY_SWEEP_INTERVAL", default: 60, help: "seconds between sweeps that delete expired files", parse: int(1, 86400) },
+  { key: "expirySweepSeconds", flag: "--expiry-sweep-interval", env: "RAGD_EXPIRY_SWEEP_INTERVAL", default: 60, help: "seconds between sweeps that delete expired files (and forget the cursors of items deleted over a week ago)", parse: int(1, 86400) },
   { key: "corsOrigins", flag: "--cors-origins", env: "RAGD_CORS_ORIGINS", default: "*", help: "allowed browser origins, comma-separated, * for any", parse: str },
   {
     key: "idleTimeoutSeconds", flag: "--idle-timeout", env: "RAGD_IDLE_TIMEOUT", default: 30,
