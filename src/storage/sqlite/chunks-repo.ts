@@ -37,10 +37,16 @@ export class SqliteChunksRepo implements ChunksRepo {
   private seenGeneration = -1;
   private seenSize = 0;
 
+  /** Search's reads of single rows at random (see openPointReads); the main connection when there is none. */
+  private readonly points: Database;
+
   constructor(
     private readonly db: Database,
     private readonly clock: WriteClock | null = null,
-  ) {}
+    points?: Database,
+  ) {
+    this.points = points ?? db;
+  }
 
   /** Exact cosine search over the store's chunks: for small stores and narrow filters, where HNSW plus post-filtering would miss. */
   async exact(storeId: string, attributes: AttributeFilter | null, now: number, query: Float32Array, k: number): Promise<Scored[]> {
@@ -69,7 +75,7 @@ export class SqliteChunksRepo implements ChunksRepo {
     const filter = filterSql(attributes);
     // CROSS JOIN keeps SQLite's planner starting from the ids, not from every file of the
     // store; the planner goes to the table for an id, so INDEXED BY names the smaller index.
-    const rows = this.db
+    const rows = this.points
       .query(
         `SELECT c.id FROM json_each($ids) j CROSS JOIN chunks c INDEXED BY chunks_place ON c.id = j.value ${visibleIn(filter)}`,
       )
@@ -101,7 +107,7 @@ export class SqliteChunksRepo implements ChunksRepo {
     }
     if (ask.length === 0) return out;
     const filter = filterSql(attributes);
-    const rows = this.db
+    const rows = this.points
       .query(`SELECT c.file_id AS fileId, c.cut, f.expires_at AS expiresAt FROM (SELECT json_extract(j.value, '$[0]') AS file_id, json_extract(j.value, '$[1]') AS cut FROM json_each($groups) j) c ${visibleInStore(filter.sql, { live: false })}`)
       .all({ storeId, groups: JSON.stringify(ask.map((g) => [g.fileId, g.cut])), ...filter.params } as never) as { fileId: string; cut: string; expiresAt: number | null }[];
     const found = new Map(rows.map((r) => [groupKey(r.fileId, r.cut), r.expiresAt]));
@@ -117,7 +123,7 @@ export class SqliteChunksRepo implements ChunksRepo {
 
   private readVisibleGroups(storeId: string, attributes: AttributeFilter | null, now: number, groups: { fileId: string; cut: string }[]): Set<string> {
     const filter = filterSql(attributes);
-    const rows = this.db
+    const rows = this.points
       .query(`SELECT c.file_id AS fileId, c.cut FROM (SELECT json_extract(j.value, '$[0]') AS file_id, json_extract(j.value, '$[1]') AS cut FROM json_each($groups) j) c ${visibleIn(filter)}`)
       .all({ storeId, now, groups: JSON.stringify(groups.map((g) => [g.fileId, g.cut])), ...filter.params } as never) as { fileId: string; cut: string }[];
     return new Set(rows.map((r) => groupKey(r.fileId, r.cut)));
@@ -190,7 +196,7 @@ export class SqliteChunksRepo implements ChunksRepo {
   }
 
   async neighbours(ids: number[], radius: number): Promise<Map<number, number[]>> {
-    const rows = this.db
+    const rows = this.points
       .query(
         `SELECT c.id, n.id AS near FROM json_each($ids) j CROSS JOIN chunks c INDEXED BY chunks_place ON c.id = j.value
          JOIN chunks n ON n.file_id = c.file_id AND n.cut = c.cut AND n.idx BETWEEN c.idx - $radius AND c.idx + $radius`,
@@ -202,7 +208,7 @@ export class SqliteChunksRepo implements ChunksRepo {
   }
 
   async texts(ids: number[]): Promise<Map<number, string>> {
-    const rows = this.db
+    const rows = this.points
       .query(`SELECT c.id, c.text FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value`)
       .all({ ids: JSON.stringify(ids) }) as { id: number; text: string }[];
     return new Map(rows.map((r) => [r.id, r.text]));
@@ -244,7 +250,7 @@ export class SqliteChunksRepo implements ChunksRepo {
 
   async hits(storeId: string, ids: number[], attributes: AttributeFilter | null): Promise<Map<number, ChunkHit>> {
     const filter = filterSql(attributes);
-    const rows = this.db
+    const rows = this.points
       .query(
         `SELECT c.id, c.file_id AS fileId, f.filename, c.text, c.location, vsf.attributes
          FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value
@@ -256,7 +262,7 @@ export class SqliteChunksRepo implements ChunksRepo {
   }
 
   async embeddings(ids: number[]): Promise<Map<number, Uint8Array>> {
-    const rows = this.db
+    const rows = this.points
       .query(`SELECT c.id, c.embedding FROM json_each($ids) j CROSS JOIN chunks c ON c.id = j.value WHERE c.embedding IS NOT NULL`)
       .all({ ids: JSON.stringify(ids) }) as { id: number; embedding: Uint8Array }[];
     return new Map(rows.map((r) => [r.id, r.embedding]));

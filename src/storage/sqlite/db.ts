@@ -523,6 +523,24 @@ export function openDatabase(path: string): Database {
   return db;
 }
 
+// SQLite's own ceiling for a memory map (SQLITE_MAX_MMAP_SIZE, about 2 GiB); past it, pages are read.
+const POINT_READS_MMAP_BYTES = 0x7fff0000;
+
+/**
+ * A read-only connection for search's reads of single rows at random (a hit's cosine, its
+ * file's visibility, the rows returned), over a memory map of the file: each such read is a
+ * page the kernel already holds, where a read() copies it in (100 random rows: 0.11 against
+ * 0.21 ms at 100k chunks). Scans stay on the main connection, so the map's resident pages are
+ * those searches touch. (A disk that fails under a mapped page ends the process with SIGBUS,
+ * where a read() would have failed the request; committed data is not at risk either way.)
+ */
+export function openPointReads(path: string): Database {
+  const db = new Database(path, { readonly: true, strict: true });
+  db.exec("PRAGMA busy_timeout = 5000");
+  db.exec(`PRAGMA mmap_size = ${POINT_READS_MMAP_BYTES}`);
+  return db;
+}
+
 function migrate(db: Database) {
   const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   if (current > MIGRATIONS.length)

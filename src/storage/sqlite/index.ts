@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { LocalCoordination } from "../local-coordination";
 import type { Repos } from "../repos";
 import { SqliteChunksRepo } from "./chunks-repo";
-import { openDatabase } from "./db";
+import { openDatabase, openPointReads } from "./db";
 import { SqliteFilesRepo, type WriteClock } from "./files-repo";
 import { SqliteIngestionRepo } from "./ingestion-repo";
 import { SqliteKeysRepo } from "./keys-repo";
@@ -12,17 +12,20 @@ import { SqliteStoresRepo } from "./stores-repo";
 import { WriterThread } from "./writer";
 import { changedVisibility, WRITE_METHODS, type RepoName } from "./writes";
 
-/** Every repository over one connection, reads and writes alike. */
-export function sqliteRepos(db: Database, clock: WriteClock | null = null, visibility: WriteClock | null = clock): Repos {
+/** Every repository over one connection, reads and writes alike (search's point reads over `points` when given). */
+export function sqliteRepos(db: Database, clock: WriteClock | null = null, visibility: WriteClock | null = clock, points?: Database): Repos {
   return {
     files: new SqliteFilesRepo(db, clock),
     ingestion: new SqliteIngestionRepo(db),
     stores: new SqliteStoresRepo(db),
-    chunks: new SqliteChunksRepo(db, visibility),
+    chunks: new SqliteChunksRepo(db, visibility, points),
     keys: new SqliteKeysRepo(db),
     responses: new SqliteResponsesRepo(db),
     coordination: new LocalCoordination(),
-    close: async () => db.close(),
+    close: async () => {
+      points?.close();
+      db.close();
+    },
   };
 }
 
@@ -39,7 +42,8 @@ export function openSqliteRepos(dataDir: string): Repos {
   db.exec("PRAGMA query_only = ON");
   const clock: WriteClock = { generation: 0, inflight: 0 };
   const visibility: WriteClock = { generation: 0, inflight: 0 };
-  const readers = sqliteRepos(db, clock, visibility);
+  const points = openPointReads(path);
+  const readers = sqliteRepos(db, clock, visibility, points);
   const writer = new WriterThread(path);
   const write = async (name: RepoName, method: string, args: unknown[]) => {
     clock.inflight++;
@@ -76,6 +80,7 @@ export function openSqliteRepos(dataDir: string): Repos {
     coordination: readers.coordination,
     async close() {
       await writer.close();
+      points.close();
       db.close();
     },
   };
