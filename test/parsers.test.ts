@@ -164,6 +164,42 @@ describe("parsers", () => {
     expect(d.blocks[0]!.text).toContain("Results are discussed below");
   });
 
+  test("PDF: section titles are found with their numbers as the page prints them", async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Helvetica);
+    const page = doc.addPage([300, 400]);
+    const lines: [string, number][] = [
+      ["Opening words about the harbour before any section.", 380],
+      // numbered on the page, not in the outline
+      ["2.1 Methods", 340],
+      ["We measured the tidal turbines each hour.", 325],
+      // a manual's layout: the number, a revision date, then the title over two lines
+      ["3.4", 280],
+      ["(01-17-2023)", 268],
+      ["Pump Station Night", 256],
+      ["Shifts", 244],
+      ["The pumps run through the night in winter.", 230],
+      ["Terms/Definitions/", 180],
+      ["Acronyms", 168],
+      ["BMF means Business Master File.", 155],
+      // the outline numbers this one; the page does not
+      ["Appendix Tables", 110],
+      ["Table one lists the tide heights.", 95],
+    ];
+    for (const [text, y] of lines) page.drawText(text, { x: 10, y, size: 7, font });
+    flatOutline(doc, page, [["Methods", 330], ["3.4 Pump Station Night Shifts", 285], ["Terms/Definitions/Acronyms", 185], ["A. Appendix Tables", 115]]);
+    const d = await parse("numbered.pdf", await doc.save());
+    expect(d.blocks.map((b) => [b.loc.headings ?? null, b.text.split("\n")[0]])).toEqual([
+      [null, "Opening words about the harbour before any section."],
+      [["Methods"], "2.1 Methods"],
+      [["3.4 Pump Station Night Shifts"], "3.4"],
+      [["Terms/Definitions/Acronyms"], "Terms/Definitions/"],
+      [["A. Appendix Tables"], "Appendix Tables"],
+    ]);
+    expect(d.blocks[2]!.text).toContain("The pumps run through the night");
+    expect(d.blocks[2]!.text).not.toContain("BMF");
+  });
+
   test("PDF: a stored file that cannot be read to its end fails the parse, not a page", async () => {
     const doc = await PDFDocument.create();
     const font = await doc.embedFont(StandardFonts.Helvetica);

@@ -190,23 +190,38 @@ const SECTIONS_PER_PAGE = 200;
 
 /**
  * Where `title` begins a line of `text` at or after `from` (spaces between its words
- * optional): on a line of its own if it stands on one there, else followed by other words
- * ("Armored Ogre Creatures"), never inside a longer word ("Introduction" for "Intro", "10"
- * for "1"). A line of body text that begins with the title's words is taken only when no
- * line of its own holds it.
+ * optional, and a line break after a slash or hyphen inside one): on a line of its own if it
+ * stands on one there, else followed by other words ("Armored Ogre Creatures"), never inside
+ * a longer word ("Introduction" for "Intro", "10" for "1"). A line of body text that begins
+ * with the title's words is taken only when no line of its own holds it.
+ * Section numbers are matched as pages print them: a title without one is found after one
+ * ("2.3 Results" for "Results"), and a numbered title also with its number on the line above
+ * its words, at most one short line (a date, a revision) between them, as manuals set them
+ * ("2.3.59.1\n(12-12-2022)\nProgram Scope and\nObjectives"), or without it when the page
+ * leaves it out.
  */
 function findTitle(text: string, title: string, from: number): { at: number; end: number } | null {
-  const words = title.split(" ").filter(Boolean);
+  const numbered = SECTION_NUMBER.exec(title);
+  const words = (numbered ? title.slice(numbered[0].length) : title).split(" ").filter(Boolean);
   if (!words.length) return null;
-  const body = `(?<=^|\n)[ \t]*${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("\\s*")}`;
-  for (const end of ["(?=[ \t]*(?:\n|$))", "(?![\\p{L}\\p{N}])"]) {
-    const pattern = new RegExp(body + end, "gu");
-    pattern.lastIndex = from;
-    const m = pattern.exec(text);
-    if (m) return { at: m.index, end: m.index + m[0].length };
-  }
+  const phrase = words.map((w) => escape(w).replace(/([/-])/g, "$1\\s*")).join("\\s*");
+  const starts = numbered
+    ? [`${escape(numbered[1]!)}\\s*${phrase}`, `${escape(numbered[1]!)}[ \\t]*\\n(?:[^\\n]{1,40}\\n)?[ \\t]*${phrase}`, phrase]
+    : [`(?:${NUMBER_ON_PAGE}[ \\t]+)?${phrase}`];
+  for (const end of ["(?=[ \\t]*(?:\\n|$))", "(?![\\p{L}\\p{N}])"])
+    for (const start of starts) {
+      const pattern = new RegExp(`(?<=^|\\n)[ \\t]*${start}${end}`, "gu");
+      pattern.lastIndex = from;
+      const m = pattern.exec(text);
+      if (m) return { at: m.index, end: m.index + m[0].length };
+    }
   return null;
 }
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+// "2", "2.3", "2.3.59.1", "2.3.59-1", "IV.", "A." and the like, before a title's words.
+const NUMBER_ON_PAGE = "(?:\\d+(?:[.-]\\d+)*\\.?|[IVXLC]+\\.|[A-Z]\\.)";
+const SECTION_NUMBER = new RegExp(`^(${NUMBER_ON_PAGE})\\s+(?=\\S)`, "u");
 
 // Fewer letters and digits than this and the page is treated as having no text layer.
 const MIN_TEXT_LAYER = 20;
