@@ -200,6 +200,18 @@ describe("parsers", () => {
     expect(d.blocks[2]!.text).not.toContain("BMF");
   });
 
+  test("PDF: an outline title crafted to make the title search backtrack does not stall the parse", async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Helvetica);
+    const page = doc.addPage([600, 800]);
+    for (let i = 0; i < 60; i++) page.drawText(Array.from({ length: 30 }, () => "a/").join(" ") + " x", { x: 5, y: 790 - i * 12, size: 6, font });
+    // (with a line break allowed after each word's slash and between words alike, a line of
+    // 24 such words took 18 s, and each word more doubles it)
+    flatOutline(doc, page, [[Array.from({ length: 90 }, () => "a/").join(" ") + " z", 500]]);
+    const d = await parse("crafted-outline.pdf", await doc.save());
+    expect(d.blocks.map((b) => b.loc.headings ?? null)).toEqual([null]);
+  }, 20_000);
+
   test("PDF: a stored file that cannot be read to its end fails the parse, not a page", async () => {
     const doc = await PDFDocument.create();
     const font = await doc.embedFont(StandardFonts.Helvetica);

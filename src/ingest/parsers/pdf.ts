@@ -204,7 +204,9 @@ function findTitle(text: string, title: string, from: number): { at: number; end
   const numbered = SECTION_NUMBER.exec(title);
   const words = (numbered ? title.slice(numbered[0].length) : title).split(" ").filter(Boolean);
   if (!words.length) return null;
-  const phrase = words.map((w) => escape(w).replace(/([/-])/g, "$1\\s*")).join("\\s*");
+  // (inside a word only: a break allowed at its end too would meet the next word's, and two
+  // optional runs side by side let a failing search try every split of the space between)
+  const phrase = words.map((w) => escape(w).replace(/([/-])(?=.)/g, "$1\\s*")).join("\\s*");
   const starts = numbered
     ? [`${escape(numbered[1]!)}\\s*${phrase}`, `${escape(numbered[1]!)}[ \\t]*\\n(?:[^\\n]{1,40}\\n)?[ \\t]*${phrase}`, phrase]
     : [`(?:${NUMBER_ON_PAGE}[ \\t]+)?${phrase}`];
