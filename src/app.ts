@@ -9,6 +9,7 @@ import { embeddingsRoutes } from "./http/routes/embeddings";
 import { chatRoutes } from "./http/routes/chat";
 import { consoleRoutes } from "./http/routes/console";
 import { filesRoutes } from "./http/routes/files";
+import { uploadsRoutes } from "./http/routes/uploads";
 import { modelsRoutes } from "./http/routes/models";
 import { responsesRoutes } from "./http/routes/responses";
 import { systemRoutes } from "./http/routes/system";
@@ -28,6 +29,7 @@ export function buildApp(ctx: HttpContext) {
     .onTransform({ as: "global" }, ({ request, route }) => routeMatched(request, route))
     .use(systemRoutes(() => (document ??= openapiDocument(routes())), { ready: ctx.ready ?? null, metrics: ctx.config.metrics === "on" }))
     .use(filesRoutes(ctx))
+    .use(uploadsRoutes(ctx))
     .use(vectorStoreRoutes(ctx))
     .use(embeddingsRoutes(ctx))
     .use(modelsRoutes(ctx))

@@ -34,12 +34,14 @@ import { parseCommand } from "./ingest/parse-command";
 import { lockDataDir } from "./storage/data-lock";
 import { DiskSpace } from "./storage/disk-space";
 import { metrics, type MetricSources } from "./metrics";
+import { UploadsService } from "./services/uploads";
 import type { ReadyCheck } from "./http/routes/system";
 
 export interface Services {
   repos: Repos;
   disk: DiskSpace;
   files: FilesService;
+  uploads: UploadsService;
   keys: KeysService;
   ingest: IngestPipeline;
   embedder: EmbeddingProvider;
@@ -112,6 +114,7 @@ export async function openServices(config: Config): Promise<Services> {
   // Admission watches the volume that file bytes fill: a shared mount's, when they go there.
   const disk = new DiskSpace(config.blobUrl?.startsWith("file:") ? fileURLToPath(config.blobUrl) : config.dataDir, config.diskReserve);
   const files = new FilesService(repos.files, blobs, { maxFileSize: config.maxFileSize, projectQuota: config.projectQuota }, disk);
+  const uploads = new UploadsService(repos.uploads, files, config.maxFileSize);
   const keys = new KeysService(repos.keys, config.apiKey);
   await keys.init();
   const natives = nativePaths(cacheDir(config));
@@ -151,6 +154,7 @@ export async function openServices(config: Config): Promise<Services> {
     repos,
     disk,
     files,
+    uploads,
     keys,
     ingest,
     embedder,
@@ -278,6 +282,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await services.repos.coordination.runAlone("expiry-sweep", async () => {
         const n = await services.files.sweepExpired();
         if (n) log.info("deleted expired files", { count: n });
+        const parts = await services.uploads.sweepExpired();
+        if (parts) log.info("deleted the parts of uploads that expired before they were completed", { parts });
         // (PostgreSQL's deltas of projects' bytes, when no quota check or /metrics read folded them)
         await services.repos.files.foldTotals();
         const forgotten = await pruneTombstones(services.repos, nowSeconds() - TOMBSTONE_SECONDS);

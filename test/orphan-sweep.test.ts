@@ -3,6 +3,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { FilesService } from "../src/services/files";
+import { UploadsService } from "../src/services/uploads";
 import { DiskBlobStore } from "../src/storage/blobs";
 import type { FilesRepo } from "../src/storage/repos";
 import { openSqliteRepos } from "../src/storage/sqlite";
@@ -118,4 +119,19 @@ test("a delete whose row is gone but not yet answered keeps its blob from the sw
   letGo();
   expect((await deleting).deleted).toBe(true);
   expect(blobFiles(dir)).toEqual([]);
+});
+
+test("an upload's parts are kept while their rows are; a part whose row is gone is swept", async () => {
+  const { dir, blobs, files } = await setUp();
+  const repos = openSqliteRepos(join(dir, "second"));
+  closers.push(() => repos.close());
+  await repos.keys.createProject({ id: "p", name: "p", createdAt: 0 });
+  const uploads = new UploadsService(repos.uploads, files, 1 << 20);
+  const u = await uploads.create("p", { filename: "big.txt", purpose: "assistants", bytes: 10, mimeType: "text/plain" });
+  const up = await uploads.beginPart("p", u.id, 10);
+  await up.writer.write(new TextEncoder().encode("0123456789"));
+  const part = await uploads.addPart("p", u.id, up);
+  await orphan(blobs, "part_AAAAAAAAAAAAAAAAAAAAAAAA");
+  expect(await files.removeOrphans()).toBe(1);
+  expect(blobFiles(dir).map((p) => p.split("/").pop())).toEqual([part.id]);
 });

@@ -5,7 +5,7 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { groupKey, type AttributeFilter, type ChunkRow, type FileRow, type Repos, type ResponseRow } from "../src/storage/repos";
+import { groupKey, type AttributeFilter, type ChunkRow, type FileRow, type Repos, type ResponseRow, type UploadRow } from "../src/storage/repos";
 import { openPostgresRepos } from "../src/storage/postgres";
 import { openSqliteRepos } from "../src/storage/sqlite";
 import { missingReference } from "../src/storage/open";
@@ -694,6 +694,56 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.responses.remove("p", "resp_a")).toBe(true);
       expect(await r.responses.update("resp_a", { status: "failed", object: "{}", context: "[]", sources: "[]" })).toBe(false);
       expect((await r.responses.unfinished()).map((x) => x.id)).toEqual(["resp_b"]);
+    });
+  });
+
+  describe("uploads", () => {
+    const upload = (id: string, o: Partial<UploadRow> = {}): UploadRow => ({
+      id, projectId: "p", filename: "big.bin", purpose: "assistants", bytes: 30, mimeType: "text/plain", expiresAfter: null, createdAt: 100, expiresAt: 3700, status: "pending", fileId: `file-of-${id}`, ...o,
+    });
+    const part = (id: string, uploadId: string, bytes = 10) => ({ id, uploadId, bytes, createdAt: 101 });
+
+    test("kept per project; parts only while pending and unexpired; finishing ends it once and hands back its parts", async () => {
+      const r = await setup();
+      await r.uploads.insert(upload("upload_a", { expiresAfter: '{"anchor":"created_at","seconds":3600}' }));
+      await r.uploads.insert(upload("upload_b"));
+      expect(await r.uploads.get("p", "upload_a")).toEqual(upload("upload_a", { expiresAfter: '{"anchor":"created_at","seconds":3600}' }));
+      expect(await r.uploads.get("q", "upload_a")).toBeNull();
+      expect(await r.uploads.addPart(part("part_1", "upload_a"), 200)).toBe(true);
+      expect(await r.uploads.addPart(part("part_2", "upload_a", 20), 200)).toBe(true);
+      expect(await r.uploads.addPart(part("part_3", "upload_a"), 3700)).toBe(false); // expired
+      expect(await r.uploads.addPart(part("part_4", "upload_nope"), 200)).toBe(false);
+      expect(await r.uploads.partExists("part_2")).toBe(true);
+      expect(await r.uploads.partExists("part_3")).toBe(false);
+      expect((await r.uploads.parts("upload_a")).map((x) => [x.id, x.bytes]).sort()).toEqual([["part_1", 10], ["part_2", 20]]);
+      expect(await r.uploads.finish("q", "upload_a", "completed")).toBeNull();
+      expect((await r.uploads.finish("p", "upload_a", "completed"))!.map((x) => x.id).sort()).toEqual(["part_1", "part_2"]);
+      expect(await r.uploads.finish("p", "upload_a", "cancelled")).toBeNull();
+      expect((await r.uploads.get("p", "upload_a"))!.status).toBe("completed");
+      expect(await r.uploads.parts("upload_a")).toEqual([]);
+      expect(await r.uploads.partExists("part_1")).toBe(false);
+      expect(await r.uploads.addPart(part("part_5", "upload_a"), 200)).toBe(false);
+      expect(await r.uploads.finish("p", "upload_b", "cancelled")).toEqual([]);
+      expect(await r.uploads.addPart(part("part_6", "upload_b"), 200)).toBe(false);
+    });
+
+    test("the sweep drops the parts of uploads that expired pending, and forgets uploads a week past their expiry", async () => {
+      const r = await setup();
+      await r.uploads.insert(upload("upload_old", { expiresAt: 1000 }));
+      await r.uploads.insert(upload("upload_live", { expiresAt: 5000 }));
+      await r.uploads.insert(upload("upload_done", { expiresAt: 1000 }));
+      expect(await r.uploads.addPart(part("part_o", "upload_old"), 900)).toBe(true);
+      expect(await r.uploads.addPart(part("part_l", "upload_live"), 900)).toBe(true);
+      expect(await r.uploads.addPart(part("part_d", "upload_done"), 900)).toBe(true);
+      await r.uploads.finish("p", "upload_done", "completed");
+      expect((await r.uploads.sweep(2000, 0, 100)).map((x) => x.id)).toEqual(["part_o"]);
+      expect(await r.uploads.sweep(2000, 0, 100)).toEqual([]);
+      // still read (as expired, by its expiry) until forgotten
+      expect((await r.uploads.get("p", "upload_old"))!.status).toBe("pending");
+      expect(await r.uploads.sweep(2000, 1001, 100)).toEqual([]);
+      expect(await r.uploads.get("p", "upload_old")).toBeNull();
+      expect(await r.uploads.get("p", "upload_done")).toBeNull();
+      expect((await r.uploads.parts("upload_live")).map((x) => x.id)).toEqual(["part_l"]);
     });
   });
 });

@@ -72,6 +72,27 @@ describe.skipIf(skip !== null)("S3 and PostgreSQL", () => {
     }
   });
 
+  test("an upload's parts sent to two processes are completed on a third into one file in the bucket; the parts' objects go", async () => {
+    s3 ??= await startS3();
+    const database = await createDatabase();
+    const [a, b, c] = [await start(database, "parts"), await start(database, "parts"), await start(database, "parts")];
+    const bytes = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+    const u = await a!.client().uploads.create({ filename: "parts.bin", purpose: "vision", bytes: bytes.length, mime_type: "image/png" });
+    const p1 = await a!.client().uploads.parts.create(u.id, { data: new File([bytes.subarray(0, 2 * 1024 * 1024)], "1") });
+    const p2 = await b!.client().uploads.parts.create(u.id, { data: new File([bytes.subarray(2 * 1024 * 1024)], "2") });
+    expect((await objects("parts")).sort()).toEqual([p1.id, p2.id].sort());
+    // (vision wants an image: refused, and the upload stays open with its parts)
+    expect((await c!.client().uploads.complete(u.id, { part_ids: [p1.id, p2.id] }).catch((e) => e)).status).toBe(400);
+    const v = await a!.client().uploads.create({ filename: "parts.jsonl", purpose: "batch", bytes: 30, mime_type: "application/jsonl" });
+    const q1 = await a!.client().uploads.parts.create(v.id, { data: new File(['{"a":1}\n{"b":'], "1") });
+    const q2 = await b!.client().uploads.parts.create(v.id, { data: new File(['2}\n{"c":3,"d":4}\n'], "2") });
+    const done = await c!.client().uploads.complete(v.id, { part_ids: [q1.id, q2.id], md5: createHash("md5").update('{"a":1}\n{"b":2}\n{"c":3,"d":4}\n').digest("hex") });
+    expect(await (await a!.client().files.content(done.file!.id)).text()).toBe('{"a":1}\n{"b":2}\n{"c":3,"d":4}\n');
+    expect((await objects("parts")).sort()).toEqual([p1.id, p2.id, done.file!.id].sort());
+    await b!.client().uploads.cancel(u.id);
+    expect(await objects("parts")).toEqual([done.file!.id]);
+  });
+
   test("a large upload streams to the bucket in parts, byte for byte; a client that leaves mid-upload leaves no object", async () => {
     s3 ??= await startS3();
     const database = await createDatabase();

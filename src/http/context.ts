@@ -2,6 +2,7 @@ import type { Config } from "../config";
 import type { DiskSpace } from "../storage/disk-space";
 import type { EmbeddingsService } from "../services/embeddings";
 import type { FilesService } from "../services/files";
+import type { UploadsService } from "../services/uploads";
 import type { VectorStoresService } from "../services/vector-stores";
 import type { KeysService } from "../services/keys";
 import type { ModelsService } from "../services/models";
@@ -15,6 +16,7 @@ import type { ReadyCheck } from "./routes/system";
 export interface HttpContext {
   config: Config;
   files: FilesService;
+  uploads: UploadsService;
   keys: KeysService;
   vectorStores: VectorStoresService;
   embeddings: EmbeddingsService;

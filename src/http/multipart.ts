@@ -13,12 +13,13 @@ const LIMITS = { fields: 32, fieldBytes: 64 * 1024, parts: 40, fieldNameBytes: 2
 
 /**
  * Streams a multipart body to a blob: the file part goes to disk as it arrives, so memory
- * stays flat whatever the file's size. Exactly one part named `file` is required.
+ * stays flat whatever the file's size. Exactly one part named `field` is required: `file` with
+ * a filename (POST /v1/files), or an upload's part `data` (with a filename or without).
  * On any failure the blob is aborted and the error says what was wrong with the request.
  */
-export async function receiveUpload(request: Request, upload: Upload): Promise<ReceivedUpload> {
+export async function receiveUpload(request: Request, upload: Upload, field: "file" | "data" = "file"): Promise<ReceivedUpload> {
   try {
-    return await receive(request, upload);
+    return await receive(request, upload, field);
   } catch (e) {
     await upload.writer.abort();
     throw e;
@@ -31,15 +32,15 @@ const FRAMING_ALLOWANCE = 256 * 1024;
 // answer rather than a reset connection; past it, reading stops (a body may be endless).
 const DRAIN_AFTER_FAILURE = 8 * 1024 * 1024;
 
-async function receive(request: Request, upload: Upload): Promise<ReceivedUpload> {
+async function receive(request: Request, upload: Upload, field: "file" | "data"): Promise<ReceivedUpload> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > upload.limit + FRAMING_ALLOWANCE) throw upload.overLimit();
   const ct = request.headers.get("content-type") ?? "";
   if (!/^multipart\/form-data\s*;/i.test(ct))
-    throw fail("invalid_content_type", "Expected a multipart/form-data body with a 'file' part (and optionally 'purpose' and 'expires_after').");
+    throw fail("invalid_content_type", field === "file" ? "Expected a multipart/form-data body with a 'file' part (and optionally 'purpose' and 'expires_after')." : "Expected a multipart/form-data body with a 'data' part holding the part's bytes.");
   const boundary = boundaryOf(ct);
   if (!boundary) throw fail("invalid_multipart", "The multipart boundary in Content-Type is missing or malformed.");
-  if (!request.body) throw fail("missing_file", "The request has no body. Send the file as a multipart 'file' part.", "file");
+  if (!request.body) throw fail("missing_file", `The request has no body. Send the ${field === "file" ? "file" : "part's bytes"} as a multipart '${field}' part.`, field);
 
   const parser = new MultipartParser(boundary);
   const fields = new Map<string, string>();
@@ -70,12 +71,12 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
           if (ev.type === "part") {
             if (++parts > LIMITS.parts) throw fail("invalid_multipart", "Too many multipart parts.");
             const { name, filename: partFilename, contentType } = ev.head;
-            if (partFilename !== undefined) {
-              if (name !== "file") part = { kind: "skip" };
-              else if (fileSeen) throw fail("multiple_files", "Send exactly one 'file' part per upload.", "file");
+            if (partFilename !== undefined || (name === field && field === "data")) {
+              if (name !== field) part = { kind: "skip" };
+              else if (fileSeen) throw fail("multiple_files", `Send exactly one '${field}' part per request.`, field);
               else {
                 fileSeen = true;
-                filename = decodeFormFilename(partFilename);
+                filename = decodeFormFilename(partFilename ?? "");
                 declaredType = contentType;
                 part = { kind: "file" };
               }
@@ -105,7 +106,7 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
     }
   } catch {
     // A client that leaves after its upload was refused learns of the refusal, if it listens.
-    throw failure ?? fail("upload_interrupted", "The upload was interrupted before the body was complete.", "file");
+    throw failure ?? fail("upload_interrupted", "The upload was interrupted before the body was complete.", field);
   }
   if (failure) throw failure;
   try {
@@ -113,7 +114,8 @@ async function receive(request: Request, upload: Upload): Promise<ReceivedUpload
   } catch (e) {
     throw fail("invalid_multipart", `Malformed multipart body: ${(e as Error).message}.`);
   }
-  if (!fileSeen) throw fail("missing_file", "Missing the 'file' part. Send the file as multipart form field 'file'.", "file");
+  if (!fileSeen)
+    throw fail("missing_file", field === "file" ? "Missing the 'file' part. Send the file as multipart form field 'file'." : "Missing the 'data' part. Send the part's bytes as multipart form field 'data'.", field);
   return { fields, upload, filename, declaredType };
 }
 

@@ -134,8 +134,7 @@ export class FilesService {
    * Opens a blob for an incoming file; nothing is visible until `create` commits it. A full
    * disk (or a declared size that cannot fit beside the reserve) is refused before any byte is read.
    */
-  async beginUpload(projectId: string, declaredBytes = 0): Promise<Upload> {
-    const id = newFileId();
+  async beginUpload(projectId: string, declaredBytes = 0, id = newFileId()): Promise<Upload> {
     let limit = this.limits.maxFileSize;
     let overLimit = () => fail("file_too_large", `File is larger than the ${formatSize(this.limits.maxFileSize)} limit per file.`, "file");
     if (this.limits.projectQuota > 0) {
@@ -148,6 +147,46 @@ export class FilesService {
     }
     // Past the limit the upload gets its 413 from the receiver; within it, space decides.
     if (declaredBytes <= limit) this.disk?.admit(declaredBytes);
+    return this.openBlob(id, limit, overLimit);
+  }
+
+  /**
+   * Opens a blob for a part of an upload (/v1/uploads), named by the part's id: at most `limit`
+   * bytes, refused before any byte is read on a full disk. The part's row is the caller's.
+   */
+  async beginPart(partId: string, declaredBytes: number, limit: number, overLimit: () => RagdError): Promise<Upload> {
+    if (declaredBytes <= limit) this.disk?.admit(declaredBytes);
+    return this.openBlob(partId, limit, overLimit);
+  }
+
+  /** Deletes blobs whose rows are gone (an upload's parts once it ended); a failure leaves an orphan the sweep removes. */
+  async deleteBlobs(keys: string[]) {
+    for (const key of keys) {
+      const ended = this.begin(key);
+      try {
+        await this.blobs.delete(key);
+      } catch {
+        // the orphan sweep removes it later
+      } finally {
+        ended();
+      }
+    }
+  }
+
+  /** The bytes of a blob this service does not list as a file (an upload's part). */
+  async blobStream(key: string): Promise<ReadableStream<Uint8Array>> {
+    const body = await this.blobs.read(key);
+    return body instanceof ReadableStream ? body : body.stream();
+  }
+
+  /** Rows other than files' that may name a blob (an upload's parts): the orphan sweep keeps theirs. */
+  attachBlobOwner(owns: (key: string) => Promise<boolean>) {
+    this.otherOwners.push(owns);
+  }
+
+  private readonly otherOwners: ((key: string) => Promise<boolean>)[] = [];
+
+  private async openBlob(id: string, limit: number, overLimit: () => RagdError): Promise<Upload> {
     const ended = this.begin(id);
     let writer: BlobWriter;
     try {
@@ -167,6 +206,18 @@ export class FilesService {
       abort: () => writer.abort().finally(ended),
     };
     return { id, writer: tracked, limit, overLimit, ended };
+  }
+
+  /** What `create` would refuse in a file's name, purpose and expiry, checked before any byte arrives (an upload's create). */
+  checkInput(input: CreateInput) {
+    const purpose = this.checkPurpose(input.purpose);
+    checkFilename(input.filename);
+    this.expiry(purpose, this.now(), input.expiresAfter);
+  }
+
+  /** Whether a file row holds this id (live or expired, any project). */
+  exists(id: string) {
+    return this.repo.exists(id);
   }
 
   /** Validates a fully received upload and commits blob then row. On any failure the blob is gone. */
@@ -333,9 +384,10 @@ export class FilesService {
       if (this.inFlight.has(key)) continue;
       const ended = new Set<string>();
       this.lookups.add(ended);
-      let named: boolean;
+      let named = false;
       try {
         named = await this.repo.exists(key);
+        for (const owns of this.otherOwners) named ||= await owns(key);
       } finally {
         this.lookups.delete(ended);
       }

@@ -77,6 +77,56 @@ export interface FilesRepo {
   pruneTombstones(beforeS: number, limit: number): Promise<number>;
 }
 
+// ---- uploads (/v1/uploads: a file sent in parts, then completed into a file)
+
+/** `expired` is not stored: a pending upload past its expiry reads as expired. */
+export type UploadStatus = "pending" | "completed" | "cancelled";
+
+export interface UploadRow {
+  id: string;
+  projectId: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  mimeType: string;
+  /** The file's expires_after, as JSON, for the file the upload becomes. */
+  expiresAfter: string | null;
+  createdAt: number;
+  expiresAt: number;
+  status: UploadStatus;
+  /** The id the completed file gets (chosen at creation, so a complete tried again makes the same file). */
+  fileId: string;
+}
+
+export interface UploadPartRow {
+  id: string;
+  uploadId: string;
+  bytes: number;
+  createdAt: number;
+}
+
+/** Uploads and their parts' rows; the parts' bytes are blobs named by the part ids. */
+export interface UploadsRepo {
+  insert(row: UploadRow): Promise<void>;
+  /** The project's upload, whatever its status; null when unknown (or another project's). */
+  get(projectId: string, id: string): Promise<UploadRow | null>;
+  /** Adds a part while the upload is pending and not past its expiry at `now`; false otherwise. */
+  addPart(part: UploadPartRow, now: number): Promise<boolean>;
+  parts(uploadId: string): Promise<UploadPartRow[]>;
+  /**
+   * Ends a pending upload as `status`, dropping its parts' rows in the same transaction; the
+   * parts it had (their blobs are the caller's to delete), or null when it was not pending.
+   */
+  finish(projectId: string, id: string, status: "completed" | "cancelled"): Promise<UploadPartRow[] | null>;
+  /**
+   * Drops the parts of up to `limit` uploads that expired pending before `now` (the uploads stay,
+   * read as expired), and forgets uploads whose expiry is before `forgetBefore` (their parts too); the parts dropped.
+   */
+  sweep(now: number, forgetBefore: number, limit: number): Promise<UploadPartRow[]>;
+  /** Whether a part row holds this id (a blob's owner, for the orphan sweep). */
+  partExists(id: string): Promise<boolean>;
+}
+
 // ---- ingestion: jobs, cuts, documents, chunks and a file's status
 
 /**
@@ -461,6 +511,7 @@ export interface Repos {
   chunks: ChunksRepo;
   keys: KeysRepo;
   responses: ResponsesRepo;
+  uploads: UploadsRepo;
   coordination: CoordinationRepo;
   /** Waits for writes already asked for, then closes. */
   close(): Promise<void>;

@@ -18,6 +18,11 @@ export const newFileId = () => `file-${randomBase62(24)}`;
 export const FILE_ID_RE = /^file-[0-9A-Za-z]{24}$/;
 export const isFileId = (s: string) => FILE_ID_RE.test(s);
 
+export const newUploadId = () => `upload_${randomBase62(24)}`;
+export const isUploadId = (s: string) => /^upload_[0-9A-Za-z]{24}$/.test(s);
+export const newPartId = () => `part_${randomBase62(24)}`;
+export const isPartId = (s: string) => /^part_[0-9A-Za-z]{24}$/.test(s);
+
 export const newProjectId = () => `proj_${randomBase62(20)}`;
 export const newKeyId = () => `key_${randomBase62(16)}`;
 export const newApiKey = () => `sk-ragd-${randomBase62(40)}`;

@@ -9,6 +9,7 @@ import { PgKeysRepo } from "./keys-repo";
 import { PgResponsesRepo } from "./responses-repo";
 import { checkSchema, migrate } from "./schema";
 import { PgStoresRepo } from "./stores-repo";
+import { PgUploadsRepo } from "./uploads-repo";
 
 export { migrate, SchemaError, SCHEMA_VERSION } from "./schema";
 
@@ -51,6 +52,7 @@ export async function openPostgresRepos(url: string, options: { max?: number; ch
     chunks: new PgChunksRepo(db, options.changeLogRetentionMs ?? CHANGE_LOG_RETENTION_MS),
     keys: new PgKeysRepo(db),
     responses: new PgResponsesRepo(db),
+    uploads: new PgUploadsRepo(db),
     coordination: new PgCoordinationRepo(db),
     // Bun's close waits for queries in flight.
     close: async () => void (await Promise.all([sql.close(), adhoc.close()])),

@@ -505,6 +505,31 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX vector_store_tombstones_deleted ON vector_store_tombstones(deleted_at);
   CREATE INDEX store_file_tombstones_deleted ON store_file_tombstones(deleted_at);
   `,
+  `
+  -- The Uploads API: a file sent in parts (each part's bytes a blob named by its id), then
+  -- completed into the file named file_id. Rows are forgotten a week after their expiry.
+  CREATE TABLE uploads (
+    id            TEXT PRIMARY KEY,
+    project_id    TEXT NOT NULL REFERENCES projects(id),
+    filename      TEXT NOT NULL,
+    purpose       TEXT NOT NULL,
+    bytes         INTEGER NOT NULL,
+    mime_type     TEXT NOT NULL,
+    expires_after TEXT,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'completed', 'cancelled')),
+    file_id       TEXT NOT NULL
+  );
+  CREATE INDEX uploads_expiry ON uploads(expires_at);
+  CREATE TABLE upload_parts (
+    id         TEXT PRIMARY KEY,
+    upload_id  TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+    bytes      INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX upload_parts_upload ON upload_parts(upload_id);
+  `,
 ];
 
 export function openDatabase(path: string): Database {

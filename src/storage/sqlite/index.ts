@@ -9,6 +9,7 @@ import { SqliteIngestionRepo } from "./ingestion-repo";
 import { SqliteKeysRepo } from "./keys-repo";
 import { SqliteResponsesRepo } from "./responses-repo";
 import { SqliteStoresRepo } from "./stores-repo";
+import { SqliteUploadsRepo } from "./uploads-repo";
 import { WriterThread } from "./writer";
 import { changedVisibility, WRITE_METHODS, type RepoName } from "./writes";
 
@@ -21,6 +22,7 @@ export function sqliteRepos(db: Database, clock: WriteClock | null = null, visib
     chunks: new SqliteChunksRepo(db, visibility, points),
     keys: new SqliteKeysRepo(db),
     responses: new SqliteResponsesRepo(db),
+    uploads: new SqliteUploadsRepo(db),
     coordination: new LocalCoordination(),
     close: async () => {
       points?.close();
@@ -77,6 +79,7 @@ export function openSqliteRepos(dataDir: string): Repos {
     chunks: route("chunks"),
     keys: route("keys"),
     responses: route("responses"),
+    uploads: route("uploads"),
     coordination: readers.coordination,
     async close() {
       await writer.close();
