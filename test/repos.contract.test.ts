@@ -716,11 +716,13 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.uploads.partExists("part_2")).toBe(true);
       expect(await r.uploads.partExists("part_3")).toBe(false);
       expect((await r.uploads.parts("upload_a")).map((x) => [x.id, x.bytes]).sort()).toEqual([["part_1", 10], ["part_2", 20]]);
+      expect([await r.uploads.partBytes("p"), await r.uploads.partBytes("q")]).toEqual([30, 0]);
       expect(await r.uploads.finish("q", "upload_a", "completed")).toBeNull();
       expect((await r.uploads.finish("p", "upload_a", "completed"))!.map((x) => x.id).sort()).toEqual(["part_1", "part_2"]);
       expect(await r.uploads.finish("p", "upload_a", "cancelled")).toBeNull();
       expect((await r.uploads.get("p", "upload_a"))!.status).toBe("completed");
       expect(await r.uploads.parts("upload_a")).toEqual([]);
+      expect(await r.uploads.partBytes("p")).toBe(0);
       expect(await r.uploads.partExists("part_1")).toBe(false);
       expect(await r.uploads.addPart(part("part_5", "upload_a"), 200)).toBe(false);
       expect(await r.uploads.finish("p", "upload_b", "cancelled")).toEqual([]);

@@ -154,3 +154,27 @@ test("an upload's parts outlast a restart (and the start's sweep for orphan blob
     cleanup(dataDir);
   }
 });
+
+test("parts hold no more than the upload's bytes, and count against the project's quota until completed", async () => {
+  const q = await startRagd({ args: ["--project-quota", "100"] });
+  try {
+    const c = q.client();
+    const u = await c.uploads.create({ filename: "q.txt", purpose: "assistants", bytes: 10, mime_type: "text/plain" });
+    const p1 = await c.uploads.parts.create(u.id, { data: await toFile(Buffer.from("012345"), "1") });
+    const over = await apiError(c.uploads.parts.create(u.id, { data: await toFile(Buffer.from("678901"), "2") }));
+    expect([over.status, over.code]).toEqual([413, "file_too_large"]);
+    const p2 = await c.uploads.parts.create(u.id, { data: await toFile(Buffer.from("6789"), "2") });
+    expect((await apiError(c.uploads.parts.create(u.id, { data: await toFile(Buffer.from("x"), "3") }))).code).toBe("upload_size_mismatch");
+    // 10 bytes of parts held: a second upload's 95-byte part would pass the 100-byte quota
+    const v = await c.uploads.create({ filename: "v.txt", purpose: "assistants", bytes: 95, mime_type: "text/plain" });
+    const quota = await apiError(c.uploads.parts.create(v.id, { data: await toFile(Buffer.alloc(95, 97), "v") }));
+    expect([quota.status, quota.code]).toEqual([413, "quota_exceeded"]);
+    await c.uploads.complete(u.id, { part_ids: [p1.id, p2.id] });
+    await c.uploads.parts.create(v.id, { data: await toFile(Buffer.alloc(90, 97), "v") });
+    // the file's 10 bytes and these 90 fill the quota
+    expect((await apiError(c.uploads.parts.create(v.id, { data: await toFile(Buffer.alloc(5, 97), "w") }))).code).toBe("quota_exceeded");
+  } finally {
+    await q.stop();
+    cleanup(q.dataDir);
+  }
+});

@@ -215,6 +215,16 @@ export class FilesService {
     this.expiry(purpose, this.now(), input.expiresAfter);
   }
 
+  /** What the project may still store under its quota (Infinity without one). */
+  async quotaLeft(projectId: string): Promise<number> {
+    if (this.limits.projectQuota <= 0) return Infinity;
+    return Math.max(0, this.limits.projectQuota - (await this.repo.usedBytes(projectId)));
+  }
+
+  get projectQuota() {
+    return this.limits.projectQuota;
+  }
+
   /** Whether a file row holds this id (live or expired, any project). */
   exists(id: string) {
     return this.repo.exists(id);

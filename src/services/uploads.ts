@@ -84,10 +84,18 @@ export class UploadsService {
   /** Opens the blob of a part about to arrive; `addPart` records it once its bytes are in. */
   async beginPart(projectId: string, uploadId: string, declaredBytes: number): Promise<Upload> {
     const u = this.pending(await this.find(projectId, uploadId));
-    const limit = Math.min(PART_MAX_BYTES, u.bytes);
-    return this.files.beginPart(newPartId(), declaredBytes, limit, () =>
-      fail("file_too_large", `A part holds at most ${formatSize(limit)} (${u.bytes < PART_MAX_BYTES ? "the upload's bytes" : "64 MB"}).`, "data"),
-    );
+    // The parts never hold more than the upload's bytes, and count against the project's quota until completed.
+    const stored = (await this.repo.parts(uploadId)).reduce((n, p) => n + p.bytes, 0);
+    const room = u.bytes - stored;
+    if (room <= 0) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts already hold its ${u.bytes} bytes: complete it, or cancel it and create one for the bytes you send.`, "data");
+    let limit = Math.min(PART_MAX_BYTES, room);
+    let overLimit = () => fail("file_too_large", `This part may hold at most ${formatSize(limit)} (${limit === PART_MAX_BYTES ? "64 MB a part" : "what is left of the upload's bytes"}).`, "data");
+    const quotaLeft = (await this.files.quotaLeft(projectId)) - (await this.repo.partBytes(projectId));
+    if (quotaLeft < limit) {
+      limit = Math.max(0, quotaLeft);
+      overLimit = () => fail("quota_exceeded", `The part would exceed the project's storage quota of ${formatSize(this.files.projectQuota)} (uploads' parts count until completed; ${formatSize(limit)} left).`, "data");
+    }
+    return this.files.beginPart(newPartId(), declaredBytes, limit, overLimit);
   }
 
   /** Commits a received part's blob, then its row; on any failure the blob is gone. */

@@ -125,6 +125,8 @@ export interface UploadsRepo {
   sweep(now: number, forgetBefore: number, limit: number): Promise<UploadPartRow[]>;
   /** Whether a part row holds this id (a blob's owner, for the orphan sweep). */
   partExists(id: string): Promise<boolean>;
+  /** The bytes of the project's stored parts (uploads not completed yet): held against its quota. */
+  partBytes(projectId: string): Promise<number>;
 }
 
 // ---- ingestion: jobs, cuts, documents, chunks and a file's status

@@ -59,4 +59,8 @@ export class PgUploadsRepo implements UploadsRepo {
   async partExists(id: string) {
     return (await this.db.get(`SELECT 1 FROM upload_parts WHERE id = $id`, { id })) !== null;
   }
+
+  async partBytes(projectId: string) {
+    return (await this.db.get<{ n: number }>(`SELECT COALESCE(SUM(p.bytes), 0)::float8 AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId`, { projectId }))!.n;
+  }
 }

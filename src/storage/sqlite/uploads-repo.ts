@@ -64,4 +64,8 @@ export class SqliteUploadsRepo implements UploadsRepo {
   async partExists(id: string) {
     return this.db.query(`SELECT 1 FROM upload_parts WHERE id = $id`).get({ id }) !== null;
   }
+
+  async partBytes(projectId: string) {
+    return (this.db.query(`SELECT COALESCE(SUM(p.bytes), 0) AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId`).get({ projectId }) as { n: number }).n;
+  }
 }
