@@ -198,6 +198,35 @@ describe("parsers", () => {
     ]);
     expect(d.blocks[2]!.text).toContain("The pumps run through the night");
     expect(d.blocks[2]!.text).not.toContain("BMF");
+
+    // a numbered title is found with its number before its words alone; a number's dot is
+    // optional; a title's hyphen may have been joined away with the line break it ended
+    const second = await PDFDocument.create();
+    const font2 = await second.embedFont(StandardFonts.Helvetica);
+    const p2 = second.addPage([300, 400]);
+    const lines2: [string, number][] = [
+      ["Words about the harbour before the first section begins.", 380],
+      ["2 Methods and Materials", 340],
+      ["We measured the turbines.", 325],
+      ["Table 1", 300],
+      ["Methods", 288],
+      ["A row of the table about methods.", 276],
+      ["3. Results", 240],
+      ["The turbines gave more at spring tides.", 228],
+      ["Long-", 190],
+      ["term Planning", 178],
+      ["The harbour plans for fifty years.", 166],
+    ];
+    for (const [text, y] of lines2) p2.drawText(text, { x: 10, y, size: 7, font: font2 });
+    flatOutline(second, p2, [["2 Methods", 330], ["3 Results", 245], ["Long-term Planning", 195]]);
+    const d2 = await parse("numbered2.pdf", await second.save());
+    expect(d2.blocks.map((b) => [b.loc.headings ?? null, b.text.split("\n")[0]])).toEqual([
+      [null, "Words about the harbour before the first section begins."],
+      [["2 Methods"], "2 Methods and Materials"],
+      [["3 Results"], "3. Results"],
+      [["Long-term Planning"], expect.stringMatching(/^Long-?$|^Longterm Planning$/)],
+    ]);
+    expect(d2.blocks[1]!.text).toContain("A row of the table about methods.");
   });
 
   test("PDF: an outline title crafted to make the title search backtrack does not stall the parse", async () => {

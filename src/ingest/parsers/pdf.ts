@@ -197,26 +197,33 @@ const SECTIONS_PER_PAGE = 200;
  * Section numbers are matched as pages print them: a title without one is found after one
  * ("2.3 Results" for "Results"), and a numbered title also with its number on the line above
  * its words, at most one short line (a date, a revision) between them, as manuals set them
- * ("2.3.59.1\n(12-12-2022)\nProgram Scope and\nObjectives"), or without it when the page
- * leaves it out.
+ * ("2.3.59.1\n(12-12-2022)\nProgram Scope and\nObjectives"), its number's dot optional
+ * ("1. Introduction" for "1 Introduction"); only then by its words alone, after any number.
  */
 function findTitle(text: string, title: string, from: number): { at: number; end: number } | null {
   const numbered = SECTION_NUMBER.exec(title);
   const words = (numbered ? title.slice(numbered[0].length) : title).split(" ").filter(Boolean);
   if (!words.length) return null;
   // (inside a word only: a break allowed at its end too would meet the next word's, and two
-  // optional runs side by side let a failing search try every split of the space between)
-  const phrase = words.map((w) => escape(w).replace(/([/-])(?=.)/g, "$1\\s*")).join("\\s*");
-  const starts = numbered
-    ? [`${escape(numbered[1]!)}\\s*${phrase}`, `${escape(numbered[1]!)}[ \\t]*\\n(?:[^\\n]{1,40}\\n)?[ \\t]*${phrase}`, phrase]
-    : [`(?:${NUMBER_ON_PAGE}[ \\t]+)?${phrase}`];
-  for (const end of ["(?=[ \\t]*(?:\\n|$))", "(?![\\p{L}\\p{N}])"])
-    for (const start of starts) {
-      const pattern = new RegExp(`(?<=^|\\n)[ \\t]*${start}${end}`, "gu");
-      pattern.lastIndex = from;
-      const m = pattern.exec(text);
-      if (m) return { at: m.index, end: m.index + m[0].length };
-    }
+  // optional runs side by side let a failing search try every split of the space between;
+  // a hyphen that broke a line may have been joined away, cleanPageText)
+  const phrase = words.map((w) => escape(w).replace(/[/-]+(?=.)/g, (run) => (run === "-" ? "-?\\s*" : `${run}\\s*`))).join("\\s*");
+  // A numbered title is looked for with its number first ("1 Introduction" also as "1. Introduction"),
+  // and only then by its words alone, after any number or none.
+  const passes: string[][] = [];
+  if (numbered) {
+    const num = `${escape(numbered[1]!.replace(/\.$/, ""))}\\.?`;
+    passes.push([`${num}\\s*${phrase}`, `${num}[ \\t]*\\n(?:[^\\n]{1,40}\\n)?[ \\t]*${phrase}`]);
+  }
+  passes.push([`(?:${NUMBER_ON_PAGE}[ \\t]+)?${phrase}`]);
+  for (const starts of passes)
+    for (const end of ["(?=[ \\t]*(?:\\n|$))", "(?![\\p{L}\\p{N}])"])
+      for (const start of starts) {
+        const pattern = new RegExp(`(?<=^|\\n)[ \\t]*${start}${end}`, "gu");
+        pattern.lastIndex = from;
+        const m = pattern.exec(text);
+        if (m) return { at: m.index, end: m.index + m[0].length };
+      }
   return null;
 }
 

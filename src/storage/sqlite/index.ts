@@ -41,12 +41,20 @@ export function openSqliteRepos(dataDir: string): Repos {
   const path = join(dataDir, "ragd.db");
   // Migrations run here, before the writer opens its own connection.
   const db = openDatabase(path);
-  db.exec("PRAGMA query_only = ON");
   const clock: WriteClock = { generation: 0, inflight: 0 };
   const visibility: WriteClock = { generation: 0, inflight: 0 };
-  const points = openPointReads(path);
+  let points: Database | null = null;
+  let writer: WriterThread;
+  try {
+    db.exec("PRAGMA query_only = ON");
+    points = openPointReads(path);
+    writer = new WriterThread(path);
+  } catch (e) {
+    points?.close();
+    db.close();
+    throw e;
+  }
   const readers = sqliteRepos(db, clock, visibility, points);
-  const writer = new WriterThread(path);
   const write = async (name: RepoName, method: string, args: unknown[]) => {
     clock.inflight++;
     clock.generation++;
@@ -83,7 +91,7 @@ export function openSqliteRepos(dataDir: string): Repos {
     coordination: readers.coordination,
     async close() {
       await writer.close();
-      points.close();
+      points!.close();
       db.close();
     },
   };
