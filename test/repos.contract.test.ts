@@ -703,30 +703,61 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
     });
     const part = (id: string, uploadId: string, bytes = 10) => ({ id, uploadId, bytes, createdAt: 101 });
 
-    test("kept per project; parts only while pending and unexpired; finishing ends it once and hands back its parts", async () => {
+    test("kept per project; parts only while pending and unexpired, within its bytes; finishing ends it once and hands back its parts", async () => {
       const r = await setup();
       await r.uploads.insert(upload("upload_a", { expiresAfter: '{"anchor":"created_at","seconds":3600}' }));
       await r.uploads.insert(upload("upload_b"));
       expect(await r.uploads.get("p", "upload_a")).toEqual(upload("upload_a", { expiresAfter: '{"anchor":"created_at","seconds":3600}' }));
       expect(await r.uploads.get("q", "upload_a")).toBeNull();
-      expect(await r.uploads.addPart(part("part_1", "upload_a"), 200)).toBe(true);
-      expect(await r.uploads.addPart(part("part_2", "upload_a", 20), 200)).toBe(true);
-      expect(await r.uploads.addPart(part("part_3", "upload_a"), 3700)).toBe(false); // expired
-      expect(await r.uploads.addPart(part("part_4", "upload_nope"), 200)).toBe(false);
+      expect(await r.uploads.addPart(part("part_1", "upload_a"), 200, 10)).toBe(true);
+      expect(await r.uploads.addPart(part("part_2", "upload_a", 20), 200, 10)).toBe(true);
+      expect(await r.uploads.addPart(part("part_3", "upload_a"), 3700, 10)).toBe(false); // expired
+      expect(await r.uploads.addPart(part("part_4", "upload_nope"), 200, 10)).toBe(false);
+      expect(await r.uploads.addPart(part("part_x", "upload_a", 1), 200, 10)).toBe(false); // past its 30 bytes
       expect(await r.uploads.partExists("part_2")).toBe(true);
       expect(await r.uploads.partExists("part_3")).toBe(false);
       expect((await r.uploads.parts("upload_a")).map((x) => [x.id, x.bytes]).sort()).toEqual([["part_1", 10], ["part_2", 20]]);
       expect([await r.uploads.partBytes("p"), await r.uploads.partBytes("q")]).toEqual([30, 0]);
-      expect(await r.uploads.finish("q", "upload_a", "completed")).toBeNull();
-      expect((await r.uploads.finish("p", "upload_a", "completed"))!.map((x) => x.id).sort()).toEqual(["part_1", "part_2"]);
-      expect(await r.uploads.finish("p", "upload_a", "cancelled")).toBeNull();
+      expect(await r.uploads.finish("q", "upload_a", "completed", 200, null)).toBeNull();
+      expect((await r.uploads.finish("p", "upload_a", "completed", 200, null))!.map((x) => x.id).sort()).toEqual(["part_1", "part_2"]);
+      expect(await r.uploads.finish("p", "upload_a", "cancelled", 200, null)).toBeNull();
       expect((await r.uploads.get("p", "upload_a"))!.status).toBe("completed");
       expect(await r.uploads.parts("upload_a")).toEqual([]);
       expect(await r.uploads.partBytes("p")).toBe(0);
       expect(await r.uploads.partExists("part_1")).toBe(false);
-      expect(await r.uploads.addPart(part("part_5", "upload_a"), 200)).toBe(false);
-      expect(await r.uploads.finish("p", "upload_b", "cancelled")).toEqual([]);
-      expect(await r.uploads.addPart(part("part_6", "upload_b"), 200)).toBe(false);
+      expect(await r.uploads.addPart(part("part_5", "upload_a"), 200, 10)).toBe(false);
+      expect(await r.uploads.finish("p", "upload_b", "cancelled", 200, null)).toEqual([]);
+      expect(await r.uploads.addPart(part("part_6", "upload_b"), 200, 10)).toBe(false);
+      // at most maxParts
+      await r.uploads.insert(upload("upload_c"));
+      expect(await r.uploads.addPart(part("part_c1", "upload_c", 1), 200, 2)).toBe(true);
+      expect(await r.uploads.addPart(part("part_c2", "upload_c", 1), 200, 2)).toBe(true);
+      expect(await r.uploads.addPart(part("part_c3", "upload_c", 1), 200, 2)).toBe(false);
+    });
+
+    test("a claim holds the upload for its claimant: no part, cancel, other claim or sweep until it lapses", async () => {
+      const r = await setup();
+      await r.uploads.insert(upload("upload_a"));
+      expect(await r.uploads.addPart(part("part_1", "upload_a"), 200, 10)).toBe(true);
+      expect(await r.uploads.claim("q", "upload_a", "one", 300, 900)).toBe(false);
+      expect(await r.uploads.claim("p", "upload_a", "one", 300, 5000)).toBe(true);
+      expect(await r.uploads.claim("p", "upload_a", "two", 400, 1000)).toBe(false);
+      expect(await r.uploads.addPart(part("part_2", "upload_a"), 400, 10)).toBe(false);
+      expect(await r.uploads.finish("p", "upload_a", "cancelled", 400, null)).toBeNull();
+      expect(await r.uploads.finish("p", "upload_a", "completed", 400, "two")).toBeNull();
+      // the expiry sweep leaves a claimed upload alone, even past its expiry
+      expect((await r.uploads.sweep(3800, 0, 100)).parts).toEqual([]);
+      // its claimant renews it whatever the time, and finishes it
+      expect(await r.uploads.claim("p", "upload_a", "one", 3800, 6000)).toBe(true);
+      expect((await r.uploads.finish("p", "upload_a", "completed", 3900, "one"))!.map((x) => x.id)).toEqual(["part_1"]);
+      // a claim that lapsed is taken over (while the upload is unexpired)
+      await r.uploads.insert(upload("upload_b"));
+      expect(await r.uploads.claim("p", "upload_b", "one", 300, 900)).toBe(true);
+      expect(await r.uploads.claim("p", "upload_b", "two", 900, 1500)).toBe(true);
+      // the claimant that lost it cannot renew it
+      expect(await r.uploads.claim("p", "upload_b", "one", 1000, 1600)).toBe(false);
+      expect(await r.uploads.addPart(part("part_b", "upload_b"), 1700, 10)).toBe(true);
+      expect((await r.uploads.finish("p", "upload_b", "cancelled", 1700, null))!.map((x) => x.id)).toEqual(["part_b"]);
     });
 
     test("the sweep drops the parts of uploads that expired pending, and forgets uploads a week past their expiry", async () => {
@@ -734,15 +765,15 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       await r.uploads.insert(upload("upload_old", { expiresAt: 1000 }));
       await r.uploads.insert(upload("upload_live", { expiresAt: 5000 }));
       await r.uploads.insert(upload("upload_done", { expiresAt: 1000 }));
-      expect(await r.uploads.addPart(part("part_o", "upload_old"), 900)).toBe(true);
-      expect(await r.uploads.addPart(part("part_l", "upload_live"), 900)).toBe(true);
-      expect(await r.uploads.addPart(part("part_d", "upload_done"), 900)).toBe(true);
-      await r.uploads.finish("p", "upload_done", "completed");
-      expect((await r.uploads.sweep(2000, 0, 100)).map((x) => x.id)).toEqual(["part_o"]);
-      expect(await r.uploads.sweep(2000, 0, 100)).toEqual([]);
+      expect(await r.uploads.addPart(part("part_o", "upload_old"), 900, 10)).toBe(true);
+      expect(await r.uploads.addPart(part("part_l", "upload_live"), 900, 10)).toBe(true);
+      expect(await r.uploads.addPart(part("part_d", "upload_done"), 900, 10)).toBe(true);
+      await r.uploads.finish("p", "upload_done", "completed", 900, null);
+      expect((await r.uploads.sweep(2000, 0, 100)).parts.map((x) => x.id)).toEqual(["part_o"]);
+      expect(await r.uploads.sweep(2000, 0, 100)).toEqual({ parts: [], forgotten: 0 });
       // still read (as expired, by its expiry) until forgotten
       expect((await r.uploads.get("p", "upload_old"))!.status).toBe("pending");
-      expect(await r.uploads.sweep(2000, 1001, 100)).toEqual([]);
+      expect(await r.uploads.sweep(2000, 1001, 100)).toEqual({ parts: [], forgotten: 2 });
       expect(await r.uploads.get("p", "upload_old")).toBeNull();
       expect(await r.uploads.get("p", "upload_done")).toBeNull();
       expect((await r.uploads.parts("upload_live")).map((x) => x.id)).toEqual(["part_l"]);

@@ -178,3 +178,28 @@ test("parts hold no more than the upload's bytes, and count against the project'
     cleanup(q.dataDir);
   }
 });
+
+test("completes and cancels racing for one upload: one file at most, and never a file for a cancelled upload", async () => {
+  for (let round = 0; round < 5; round++) {
+    const body = Buffer.from(`round ${round}: `.padEnd(4000, "x"));
+    const u = await client.uploads.create({ filename: `race-${round}.txt`, purpose: "assistants", bytes: body.length, mime_type: "text/plain" });
+    const p = await client.uploads.parts.create(u.id, { data: await toFile(body, "p") });
+    const [a, b, c] = await Promise.allSettled([
+      client.uploads.complete(u.id, { part_ids: [p.id] }),
+      client.uploads.complete(u.id, { part_ids: [p.id] }),
+      client.uploads.cancel(u.id),
+    ]);
+    const files = (await client.files.list()).data.filter((f) => f.filename === `race-${round}.txt`);
+    if (c.status === "fulfilled") {
+      // the cancel won: both completes were refused, and no file was made
+      expect([a.status, b.status]).toEqual(["rejected", "rejected"]);
+      expect(files).toEqual([]);
+    } else {
+      expect((c.reason as APIError).code).toBe("upload_not_pending");
+      // a complete asked twice gets one file, the same in both answers
+      const done = [a, b].filter((x) => x.status === "fulfilled").map((x) => (x as PromiseFulfilledResult<OpenAI.Uploads.Upload>).value.file!.id);
+      expect(files.map((f) => f.id)).toEqual([...new Set(done)]);
+      expect(Buffer.from(await (await client.files.content(files[0]!.id)).arrayBuffer()).equals(body)).toBe(true);
+    }
+  }
+});

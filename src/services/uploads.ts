@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { fail, notFound, type RagdError } from "../errors";
 import type { UploadPartRow, UploadRow, UploadsRepo } from "../storage/repos";
 import { TOMBSTONE_SECONDS } from "../storage/sql-common";
-import { isPartId, isUploadId, newFileId, newPartId, newUploadId } from "../util/ids";
+import { isPartId, isUploadId, newFileId, newPartId, newUploadId, randomBase62 } from "../util/ids";
 import { formatSize } from "../util/size";
 import { nowSeconds } from "../util/time";
 import { toFileObject, type CreateInput, type FileObject, type FilesService, type Upload } from "./files";
@@ -18,6 +18,9 @@ export const PART_MAX_BYTES = 64 * 1024 ** 2;
 const MAX_PARTS = 8192;
 // Uploads whose parts (or rows) the expiry sweep drops in one step.
 const SWEEP_STEP = 100;
+// How long a complete's claim on its upload lasts; renewed after each part it reads, so only a
+// process that died (or stalled this long) loses it.
+const CLAIM_SECONDS = 600;
 
 export interface UploadObject {
   id: string;
@@ -47,8 +50,10 @@ export interface CreateUploadInput {
 }
 
 export class UploadsService {
-  /** Uploads this process is completing: a second complete or a cancel meanwhile is refused. */
-  private readonly completing = new Set<string>();
+  /** Completes under way in this process, by upload: a second one for the same upload gets the first one's answer. */
+  private readonly completing = new Map<string, Promise<UploadObject>>();
+  /** Names this process's claims (UploadsRepo.claim). */
+  private readonly claimant = `proc_${randomBase62(16)}`;
 
   constructor(
     private readonly repo: UploadsRepo,
@@ -98,52 +103,96 @@ export class UploadsService {
     return this.files.beginPart(newPartId(), declaredBytes, limit, overLimit);
   }
 
-  /** Commits a received part's blob, then its row; on any failure the blob is gone. */
+  /**
+   * Commits a received part's blob, then its row. A part refused, or failing before its row was
+   * asked for, takes its blob with it; a row insert whose outcome is unknown (a connection lost
+   * as it committed) leaves the blob to the orphan sweep, which keeps it if the row is there.
+   */
   async addPart(projectId: string, uploadId: string, up: Upload): Promise<UploadPartObject> {
+    let committed = false;
+    let asking = false;
     try {
       if (up.writer.bytes === 0) throw fail("empty_file", "The part is empty. Send its bytes as the multipart 'data' part.", "data");
       await up.writer.commit();
+      committed = true;
       const part: UploadPartRow = { id: up.id, uploadId, bytes: up.writer.bytes, createdAt: this.now() };
-      if ((await this.repo.parts(uploadId)).length >= MAX_PARTS) throw fail("invalid_value", `An upload takes at most ${MAX_PARTS} parts.`, "data");
-      if (this.completing.has(uploadId)) throw fail("upload_not_pending", `Upload ${uploadId} is being completed and takes no more parts.`);
-      // (pending and unexpired checked again in the insert: a complete or cancel elsewhere may have ended it meanwhile)
-      if (!(await this.repo.addPart(part, this.now()))) this.pending(await this.find(projectId, uploadId), true);
+      asking = true;
+      const added = await this.repo.addPart(part, this.now(), MAX_PARTS);
+      asking = false;
+      if (!added) await this.whyNoPart(projectId, uploadId, part.bytes);
       return { id: part.id, object: "upload.part", created_at: part.createdAt, upload_id: uploadId };
     } catch (e) {
-      await up.writer.abort();
-      await this.files.deleteBlobs([up.id]);
+      if (!committed) await up.writer.abort();
+      else if (!asking) await this.files.deleteBlobs([up.id]);
       throw e;
     } finally {
       up.ended();
     }
   }
 
-  /**
-   * Joins the parts, in the order given, into the upload's file. The file's id was chosen when
-   * the upload was created: a complete cut short by a crash after the file's row was committed
-   * finds it there when tried again, rather than making a second file.
-   */
-  async complete(projectId: string, uploadId: string, partIds: string[], md5?: string): Promise<UploadObject> {
+  /** Why a part was refused, read after the fact (its insert checks it all at once). */
+  private async whyNoPart(projectId: string, uploadId: string, bytes: number): Promise<never> {
     const u = this.pending(await this.find(projectId, uploadId));
-    if (this.completing.has(uploadId)) throw fail("upload_not_pending", `Upload ${uploadId} is already being completed.`);
-    this.completing.add(uploadId);
+    const parts = await this.repo.parts(uploadId);
+    const held = parts.reduce((n, p) => n + p.bytes, 0);
+    if (held + bytes > u.bytes) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts would hold ${held + bytes} bytes, more than its ${u.bytes}: complete it, or cancel it and create one for the bytes you send.`, "data");
+    if (parts.length >= MAX_PARTS) throw fail("invalid_value", `An upload takes at most ${MAX_PARTS} parts.`, "data");
+    throw fail("upload_not_pending", `Upload ${uploadId} is being completed and takes no more parts.`);
+  }
+
+  /**
+   * Joins the parts, in the order given, into the upload's file. The upload is claimed first
+   * (UploadsRepo.claim): no other process completes or cancels it, adds a part or sweeps it
+   * meanwhile. The file's id was chosen when the upload was created: a complete cut short by a
+   * crash after the file's row was committed finds it there when tried again, rather than
+   * making a second file. A complete asked again while this process runs one gets its answer.
+   */
+  complete(projectId: string, uploadId: string, partIds: string[], md5?: string): Promise<UploadObject> {
+    const running = this.completing.get(uploadId);
+    if (running) return running;
+    const run = this.completeOnce(projectId, uploadId, partIds, md5).finally(() => this.completing.delete(uploadId));
+    this.completing.set(uploadId, run);
+    return run;
+  }
+
+  private async completeOnce(projectId: string, uploadId: string, partIds: string[], md5?: string): Promise<UploadObject> {
+    const u = await this.find(projectId, uploadId);
+    if (u.status === "pending" && (await this.files.exists(u.fileId))) return this.finishCompleted(u, this.claimant);
+    this.pending(u);
+    if (!(await this.repo.claim(projectId, uploadId, this.claimant, this.now(), this.now() + CLAIM_SECONDS))) {
+      const again = await this.find(projectId, uploadId);
+      this.pending(again);
+      throw fail("upload_not_pending", `Upload ${uploadId} is being completed by another request; its answer will say how it ended.`);
+    }
     try {
       if (!(await this.files.exists(u.fileId))) await this.assemble(projectId, u, partIds, md5);
-      const parts = await this.repo.finish(projectId, uploadId, "completed");
-      // (ended meanwhile by another process: the file stands, as that process's answer said nothing of it)
-      if (parts) await this.files.deleteBlobs(parts.map((p) => p.id));
-      return this.toObject({ ...u, status: "completed" });
-    } finally {
-      this.completing.delete(uploadId);
+    } catch (e) {
+      // (the parts stay: the upload takes another complete, or a cancel)
+      await this.repo.claim(projectId, uploadId, this.claimant, this.now(), this.now()).catch(() => {});
+      throw e;
     }
+    return this.finishCompleted(u, this.claimant);
+  }
+
+  private async finishCompleted(u: UploadRow, by: string | null): Promise<UploadObject> {
+    const parts = await this.repo.finish(u.projectId, u.id, "completed", this.now(), by);
+    if (parts) await this.files.deleteBlobs(parts.map((p) => p.id));
+    return this.toObject({ ...u, status: "completed" });
   }
 
   async cancel(projectId: string, uploadId: string): Promise<UploadObject> {
     const u = this.pending(await this.find(projectId, uploadId));
-    if (this.completing.has(uploadId)) throw fail("upload_not_pending", `Upload ${uploadId} is being completed and can no longer be cancelled.`);
-    const parts = await this.repo.finish(projectId, uploadId, "cancelled");
-    if (!parts) this.pending(await this.find(projectId, uploadId), true);
-    await this.files.deleteBlobs(parts!.map((p) => p.id));
+    // a complete cut short after its file's row: the upload is that file's
+    if (await this.files.exists(u.fileId)) {
+      await this.finishCompleted(u, this.claimant);
+      this.pending({ ...u, status: "completed" }, true);
+    }
+    const parts = await this.repo.finish(projectId, uploadId, "cancelled", this.now(), null);
+    if (!parts) {
+      this.pending(await this.find(projectId, uploadId));
+      throw fail("upload_not_pending", `Upload ${uploadId} is being completed and can no longer be cancelled.`);
+    }
+    await this.files.deleteBlobs(parts.map((p) => p.id));
     return this.toObject({ ...u, status: "cancelled" });
   }
 
@@ -152,10 +201,10 @@ export class UploadsService {
     let dropped = 0;
     for (;;) {
       const now = this.now();
-      const parts = await this.repo.sweep(now, now - TOMBSTONE_SECONDS, SWEEP_STEP);
+      const { parts, forgotten } = await this.repo.sweep(now, now - TOMBSTONE_SECONDS, SWEEP_STEP);
       await this.files.deleteBlobs(parts.map((p) => p.id));
       dropped += parts.length;
-      if (parts.length === 0) return dropped;
+      if (parts.length === 0 && forgotten < SWEEP_STEP) return dropped;
     }
   }
 
@@ -182,6 +231,8 @@ export class UploadsService {
           hash?.update(chunk);
           await up.writer.write(chunk);
         }
+        if (!(await this.repo.claim(projectId, u.id, this.claimant, this.now(), this.now() + CLAIM_SECONDS)))
+          throw new Error(`the claim on upload ${u.id} was lost while its parts were read`);
       }
       if (up.writer.bytes !== total) throw new Error(`the parts of upload ${u.id} held ${up.writer.bytes} bytes in storage, ${total} by their rows`);
       if (hash && hash.digest("hex") !== md5!.toLowerCase()) throw fail("checksum_mismatch", "The MD5 of the parts' bytes is not the md5 given. Send the parts again, or check how the checksum was computed.", "md5");

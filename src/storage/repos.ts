@@ -105,24 +105,39 @@ export interface UploadPartRow {
   createdAt: number;
 }
 
-/** Uploads and their parts' rows; the parts' bytes are blobs named by the part ids. */
+/**
+ * Uploads and their parts' rows; the parts' bytes are blobs named by the part ids. A complete
+ * claims its upload first (`claim`, renewed as it goes): while a claim lasts, no part is added,
+ * no cancel or other complete ends it, and the expiry sweep leaves it alone. A claim that
+ * lapsed (its process died) can be taken over.
+ */
 export interface UploadsRepo {
   insert(row: UploadRow): Promise<void>;
   /** The project's upload, whatever its status; null when unknown (or another project's). */
   get(projectId: string, id: string): Promise<UploadRow | null>;
-  /** Adds a part while the upload is pending and not past its expiry at `now`; false otherwise. */
-  addPart(part: UploadPartRow, now: number): Promise<boolean>;
+  /**
+   * Adds a part while the upload is pending, unexpired and unclaimed at `now`, with its parts
+   * (this one included) within the upload's bytes and at most `maxParts`; false otherwise.
+   */
+  addPart(part: UploadPartRow, now: number, maxParts: number): Promise<boolean>;
   parts(uploadId: string): Promise<UploadPartRow[]>;
   /**
-   * Ends a pending upload as `status`, dropping its parts' rows in the same transaction; the
-   * parts it had (their blobs are the caller's to delete), or null when it was not pending.
+   * Claims a pending upload for a complete by `by` until `until`: a new claim only while it is
+   * unexpired and no other claim lasts at `now`; `by`'s own claim is renewed whatever the time.
    */
-  finish(projectId: string, id: string, status: "completed" | "cancelled"): Promise<UploadPartRow[] | null>;
+  claim(projectId: string, id: string, by: string, now: number, until: number): Promise<boolean>;
   /**
-   * Drops the parts of up to `limit` uploads that expired pending before `now` (the uploads stay,
-   * read as expired), and forgets uploads whose expiry is before `forgetBefore` (their parts too); the parts dropped.
+   * Ends a pending upload as `status`, dropping its parts' rows in the same transaction: only
+   * when no claim but `by`'s lasts at `now`. The parts it had (their blobs are the caller's to
+   * delete), or null when it was not ended.
    */
-  sweep(now: number, forgetBefore: number, limit: number): Promise<UploadPartRow[]>;
+  finish(projectId: string, id: string, status: "completed" | "cancelled", now: number, by: string | null): Promise<UploadPartRow[] | null>;
+  /**
+   * Drops the parts of up to `limit` uploads that expired pending before `now` and are not
+   * claimed (the uploads stay, read as expired), and forgets up to `limit` uploads whose expiry
+   * is before `forgetBefore` and that have no parts left.
+   */
+  sweep(now: number, forgetBefore: number, limit: number): Promise<{ parts: UploadPartRow[]; forgotten: number }>;
   /** Whether a part row holds this id (a blob's owner, for the orphan sweep). */
   partExists(id: string): Promise<boolean>;
   /** The bytes of the project's stored parts (uploads not completed yet): held against its quota. */

@@ -4,6 +4,8 @@ import type { Pg } from "./db";
 const COLUMNS = `id, project_id AS "projectId", filename, purpose, bytes::float8 AS bytes, mime_type AS "mimeType", expires_after AS "expiresAfter",
   created_at::float8 AS "createdAt", expires_at::float8 AS "expiresAt", status, file_id AS "fileId"`;
 const PART_COLUMNS = `id, upload_id AS "uploadId", bytes::float8 AS bytes, created_at::float8 AS "createdAt"`;
+// No claim lasts at $now.
+const UNCLAIMED = `(claimed_until IS NULL OR claimed_until <= $now)`;
 
 export class PgUploadsRepo implements UploadsRepo {
   constructor(private readonly db: Pg) {}
@@ -20,23 +22,43 @@ export class PgUploadsRepo implements UploadsRepo {
     return this.db.get<UploadRow>(`SELECT ${COLUMNS} FROM uploads WHERE id = $id AND project_id = $projectId`, { id, projectId });
   }
 
-  async addPart(part: UploadPartRow, now: number) {
-    // (the upload's row is locked by the insert's foreign key check: a finish waits for it, or it for the finish)
-    const n = await this.db.run(
-      `INSERT INTO upload_parts (id, upload_id, bytes, created_at)
-       SELECT $id, id, $bytes, $createdAt FROM uploads WHERE id = $uploadId AND status = 'pending' AND expires_at > $now FOR UPDATE`,
-      { ...part, now },
-    );
-    return n > 0;
+  addPart(part: UploadPartRow, now: number, maxParts: number) {
+    // The upload's row locked first: parts added to it by other processes meanwhile, a claim
+    // or a finish wait, and the totals read after the lock (a statement of its own, so it sees
+    // what they committed) stay true until this commits.
+    return this.db.tx(async (tx) => {
+      const u = await tx.get<{ bytes: number }>(
+        `SELECT bytes::float8 AS bytes FROM uploads WHERE id = $uploadId AND status = 'pending' AND expires_at > $now AND ${UNCLAIMED} FOR UPDATE`,
+        { uploadId: part.uploadId, now },
+      );
+      if (!u) return false;
+      const have = (await tx.get<{ bytes: number; n: number }>(`SELECT COALESCE(SUM(bytes), 0)::float8 AS bytes, COUNT(*)::float8 AS n FROM upload_parts WHERE upload_id = $uploadId`, { uploadId: part.uploadId }))!;
+      if (have.bytes + part.bytes > u.bytes || have.n >= maxParts) return false;
+      await tx.run(`INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES ($id, $uploadId, $bytes, $createdAt)`, { ...part });
+      return true;
+    });
   }
 
   parts(uploadId: string) {
     return this.db.all<UploadPartRow>(`SELECT ${PART_COLUMNS} FROM upload_parts WHERE upload_id = $uploadId`, { uploadId });
   }
 
-  finish(projectId: string, id: string, status: "completed" | "cancelled") {
+  async claim(projectId: string, id: string, by: string, now: number, until: number) {
+    const n = await this.db.run(
+      `UPDATE uploads SET claimed_by = $by, claimed_until = $until
+       WHERE id = $id AND project_id = $projectId AND status = 'pending' AND (claimed_by = $by OR (${UNCLAIMED} AND expires_at > $now))`,
+      { id, projectId, by, now, until },
+    );
+    return n > 0;
+  }
+
+  finish(projectId: string, id: string, status: "completed" | "cancelled", now: number, by: string | null) {
     return this.db.tx(async (tx) => {
-      const changed = await tx.run(`UPDATE uploads SET status = $status WHERE id = $id AND project_id = $projectId AND status = 'pending'`, { id, projectId, status });
+      const changed = await tx.run(
+        `UPDATE uploads SET status = $status, claimed_by = NULL, claimed_until = NULL
+         WHERE id = $id AND project_id = $projectId AND status = 'pending' AND (claimed_by = $by OR ${UNCLAIMED})`,
+        { id, projectId, status, now, by },
+      );
       if (!changed) return null;
       return tx.all<UploadPartRow>(`DELETE FROM upload_parts WHERE upload_id = $id RETURNING ${PART_COLUMNS}`, { id });
     });
@@ -46,13 +68,18 @@ export class PgUploadsRepo implements UploadsRepo {
     return this.db.tx(async (tx) => {
       const parts = await tx.all<UploadPartRow>(
         `DELETE FROM upload_parts WHERE upload_id IN (
-           SELECT id FROM uploads WHERE expires_at <= $now AND status = 'pending' AND EXISTS (SELECT 1 FROM upload_parts p WHERE p.upload_id = uploads.id)
+           SELECT id FROM uploads WHERE expires_at <= $now AND status = 'pending' AND ${UNCLAIMED} AND EXISTS (SELECT 1 FROM upload_parts p WHERE p.upload_id = uploads.id)
            ORDER BY expires_at LIMIT $limit FOR UPDATE SKIP LOCKED)
          RETURNING ${PART_COLUMNS}`,
         { now, limit },
       );
-      await tx.run(`DELETE FROM uploads WHERE id IN (SELECT id FROM uploads WHERE expires_at < $forgetBefore ORDER BY expires_at LIMIT $limit FOR UPDATE SKIP LOCKED)`, { forgetBefore, limit });
-      return parts;
+      const forgotten = await tx.run(
+        `DELETE FROM uploads WHERE id IN (
+           SELECT id FROM uploads WHERE expires_at < $forgetBefore AND ${UNCLAIMED} AND NOT EXISTS (SELECT 1 FROM upload_parts p WHERE p.upload_id = uploads.id)
+           ORDER BY expires_at LIMIT $limit FOR UPDATE SKIP LOCKED)`,
+        { now, forgetBefore, limit },
+      );
+      return { parts, forgotten };
     });
   }
 

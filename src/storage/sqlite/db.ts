@@ -519,7 +519,11 @@ export const MIGRATIONS: string[] = [
     created_at    INTEGER NOT NULL,
     expires_at    INTEGER NOT NULL,
     status        TEXT NOT NULL CHECK (status IN ('pending', 'completed', 'cancelled')),
-    file_id       TEXT NOT NULL
+    file_id       TEXT NOT NULL,
+    -- a complete under way holds the upload until then (renewed as it goes): parts, cancels,
+    -- other completes and the expiry sweep leave it alone meanwhile
+    claimed_by    TEXT,
+    claimed_until INTEGER
   );
   CREATE INDEX uploads_expiry ON uploads(expires_at);
   CREATE TABLE upload_parts (

@@ -4,6 +4,8 @@ import type { UploadPartRow, UploadRow, UploadsRepo } from "../repos";
 const COLUMNS = `id, project_id AS projectId, filename, purpose, bytes, mime_type AS mimeType, expires_after AS expiresAfter,
   created_at AS createdAt, expires_at AS expiresAt, status, file_id AS fileId`;
 const PART_COLUMNS = `id, upload_id AS uploadId, bytes, created_at AS createdAt`;
+// No claim lasts at $now.
+const UNCLAIMED = `(claimed_until IS NULL OR claimed_until <= $now)`;
 
 export class SqliteUploadsRepo implements UploadsRepo {
   constructor(private readonly db: Database) {}
@@ -21,14 +23,18 @@ export class SqliteUploadsRepo implements UploadsRepo {
     return this.db.query(`SELECT ${COLUMNS} FROM uploads WHERE id = $id AND project_id = $projectId`).get({ id, projectId }) as UploadRow | null;
   }
 
-  async addPart(part: UploadPartRow, now: number) {
+  async addPart(part: UploadPartRow, now: number, maxParts: number) {
+    // (one statement on the writer thread: the totals it checks cannot change under it)
     return (
       this.db
         .query(
           `INSERT INTO upload_parts (id, upload_id, bytes, created_at)
-           SELECT $id, id, $bytes, $createdAt FROM uploads WHERE id = $uploadId AND status = 'pending' AND expires_at > $now`,
+           SELECT $id, u.id, $bytes, $createdAt FROM uploads u
+           WHERE u.id = $uploadId AND u.status = 'pending' AND u.expires_at > $now AND ${UNCLAIMED}
+             AND (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p WHERE p.upload_id = u.id) + $bytes <= u.bytes
+             AND (SELECT COUNT(*) FROM upload_parts p WHERE p.upload_id = u.id) < $maxParts`,
         )
-        .run({ ...part, now }).changes > 0
+        .run({ ...part, now, maxParts }).changes > 0
     );
   }
 
@@ -36,9 +42,22 @@ export class SqliteUploadsRepo implements UploadsRepo {
     return this.db.query(`SELECT ${PART_COLUMNS} FROM upload_parts WHERE upload_id = $uploadId`).all({ uploadId }) as UploadPartRow[];
   }
 
-  async finish(projectId: string, id: string, status: "completed" | "cancelled") {
+  async claim(projectId: string, id: string, by: string, now: number, until: number) {
+    return (
+      this.db
+        .query(
+          `UPDATE uploads SET claimed_by = $by, claimed_until = $until
+           WHERE id = $id AND project_id = $projectId AND status = 'pending' AND (claimed_by = $by OR (${UNCLAIMED} AND expires_at > $now))`,
+        )
+        .run({ id, projectId, by, now, until }).changes > 0
+    );
+  }
+
+  async finish(projectId: string, id: string, status: "completed" | "cancelled", now: number, by: string | null) {
     return this.db.transaction(() => {
-      const changed = this.db.query(`UPDATE uploads SET status = $status WHERE id = $id AND project_id = $projectId AND status = 'pending'`).run({ id, projectId, status }).changes;
+      const changed = this.db
+        .query(`UPDATE uploads SET status = $status, claimed_by = NULL, claimed_until = NULL WHERE id = $id AND project_id = $projectId AND status = 'pending' AND (claimed_by = $by OR ${UNCLAIMED})`)
+        .run({ id, projectId, status, now, by }).changes;
       if (!changed) return null;
       const parts = this.db.query(`SELECT ${PART_COLUMNS} FROM upload_parts WHERE upload_id = $id`).all({ id }) as UploadPartRow[];
       this.db.query(`DELETE FROM upload_parts WHERE upload_id = $id`).run({ id });
@@ -51,13 +70,19 @@ export class SqliteUploadsRepo implements UploadsRepo {
       const parts = this.db
         .query(
           `SELECT ${PART_COLUMNS} FROM upload_parts WHERE upload_id IN (
-             SELECT id FROM uploads WHERE expires_at <= $now AND status = 'pending' AND EXISTS (SELECT 1 FROM upload_parts p WHERE p.upload_id = uploads.id)
+             SELECT id FROM uploads WHERE expires_at <= $now AND status = 'pending' AND ${UNCLAIMED} AND EXISTS (SELECT 1 FROM upload_parts p WHERE p.upload_id = uploads.id)
              ORDER BY expires_at LIMIT $limit)`,
         )
         .all({ now, limit }) as UploadPartRow[];
       this.db.query(`DELETE FROM upload_parts WHERE id IN (SELECT value FROM json_each($ids))`).run({ ids: JSON.stringify(parts.map((p) => p.id)) });
-      this.db.query(`DELETE FROM uploads WHERE id IN (SELECT id FROM uploads WHERE expires_at < $forgetBefore ORDER BY expires_at LIMIT $limit)`).run({ forgetBefore, limit });
-      return parts;
+      const forgotten = this.db
+        .query(
+          `DELETE FROM uploads WHERE id IN (
+             SELECT id FROM uploads WHERE expires_at < $forgetBefore AND ${UNCLAIMED} AND NOT EXISTS (SELECT 1 FROM upload_parts p WHERE p.upload_id = uploads.id)
+             ORDER BY expires_at LIMIT $limit)`,
+        )
+        .run({ now, forgetBefore, limit }).changes;
+      return { parts, forgotten };
     }).immediate();
   }
 
