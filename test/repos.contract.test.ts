@@ -702,12 +702,13 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       id, projectId: "p", filename: "big.bin", purpose: "assistants", bytes: 30, mimeType: "text/plain", expiresAfter: null, createdAt: 100, expiresAt: 3700, status: "pending", fileId: `file-of-${id}`, ...o,
     });
     const part = (id: string, uploadId: string, bytes = 10) => ({ id, uploadId, bytes, createdAt: 101 });
+    const fileOf = (id: string, bytes = 30) => row(id, "uploaded", { bytes, createdAt: 200 });
 
-    test("kept per project; parts only while pending and unexpired, within its bytes; finishing ends it once and hands back its parts", async () => {
+    test("kept per project; parts only while pending and unexpired, within its bytes and count; a cancel ends it once and hands back its parts", async () => {
       const r = await setup();
       await r.uploads.insert(upload("upload_a", { expiresAfter: '{"anchor":"created_at","seconds":3600}' }));
       await r.uploads.insert(upload("upload_b"));
-      expect(await r.uploads.get("p", "upload_a")).toEqual(upload("upload_a", { expiresAfter: '{"anchor":"created_at","seconds":3600}' }));
+      expect(await r.uploads.get("p", "upload_a")).toEqual({ ...upload("upload_a", { expiresAfter: '{"anchor":"created_at","seconds":3600}' }), claimedUntil: null });
       expect(await r.uploads.get("q", "upload_a")).toBeNull();
       expect(await r.uploads.addPart(part("part_1", "upload_a"), 200, 10)).toBe(true);
       expect(await r.uploads.addPart(part("part_2", "upload_a", 20), 200, 10)).toBe(true);
@@ -718,46 +719,52 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.uploads.partExists("part_3")).toBe(false);
       expect((await r.uploads.parts("upload_a")).map((x) => [x.id, x.bytes]).sort()).toEqual([["part_1", 10], ["part_2", 20]]);
       expect([await r.uploads.partBytes("p"), await r.uploads.partBytes("q")]).toEqual([30, 0]);
-      expect(await r.uploads.finish("q", "upload_a", "completed", 200, null)).toBeNull();
-      expect((await r.uploads.finish("p", "upload_a", "completed", 200, null))!.map((x) => x.id).sort()).toEqual(["part_1", "part_2"]);
-      expect(await r.uploads.finish("p", "upload_a", "cancelled", 200, null)).toBeNull();
-      expect((await r.uploads.get("p", "upload_a"))!.status).toBe("completed");
+      expect(await r.uploads.cancel("q", "upload_a", 200)).toBeNull();
+      expect((await r.uploads.cancel("p", "upload_a", 200))!.map((x) => x.id).sort()).toEqual(["part_1", "part_2"]);
+      expect(await r.uploads.cancel("p", "upload_a", 200)).toBeNull();
+      expect((await r.uploads.get("p", "upload_a"))!.status).toBe("cancelled");
       expect(await r.uploads.parts("upload_a")).toEqual([]);
       expect(await r.uploads.partBytes("p")).toBe(0);
       expect(await r.uploads.partExists("part_1")).toBe(false);
       expect(await r.uploads.addPart(part("part_5", "upload_a"), 200, 10)).toBe(false);
-      expect(await r.uploads.finish("p", "upload_b", "cancelled", 200, null)).toEqual([]);
-      expect(await r.uploads.addPart(part("part_6", "upload_b"), 200, 10)).toBe(false);
       // at most maxParts
-      await r.uploads.insert(upload("upload_c"));
-      expect(await r.uploads.addPart(part("part_c1", "upload_c", 1), 200, 2)).toBe(true);
-      expect(await r.uploads.addPart(part("part_c2", "upload_c", 1), 200, 2)).toBe(true);
-      expect(await r.uploads.addPart(part("part_c3", "upload_c", 1), 200, 2)).toBe(false);
+      expect(await r.uploads.addPart(part("part_b1", "upload_b", 1), 200, 2)).toBe(true);
+      expect(await r.uploads.addPart(part("part_b2", "upload_b", 1), 200, 2)).toBe(true);
+      expect(await r.uploads.addPart(part("part_b3", "upload_b", 1), 200, 2)).toBe(false);
     });
 
-    test("a claim holds the upload for its claimant: no part, cancel, other claim or sweep until it lapses", async () => {
+    test("a claim holds the upload: no part, cancel, other claim or sweep until it lapses; its complete writes the file and ends the upload at once", async () => {
       const r = await setup();
       await r.uploads.insert(upload("upload_a"));
-      expect(await r.uploads.addPart(part("part_1", "upload_a"), 200, 10)).toBe(true);
-      expect(await r.uploads.claim("q", "upload_a", "one", 300, 900)).toBe(false);
-      expect(await r.uploads.claim("p", "upload_a", "one", 300, 5000)).toBe(true);
-      expect(await r.uploads.claim("p", "upload_a", "two", 400, 1000)).toBe(false);
+      expect(await r.uploads.addPart(part("part_1", "upload_a", 30), 200, 10)).toBe(true);
+      expect(await r.uploads.claim("q", "upload_a", "one", 300, 5000, "file-one")).toBe(false);
+      expect(await r.uploads.claim("p", "upload_a", "one", 300, 5000, "file-one")).toBe(true);
+      expect((await r.uploads.get("p", "upload_a"))!).toMatchObject({ fileId: "file-one", claimedUntil: 5000 });
+      expect(await r.uploads.claim("p", "upload_a", "two", 400, 1000, "file-two")).toBe(false);
       expect(await r.uploads.addPart(part("part_2", "upload_a"), 400, 10)).toBe(false);
-      expect(await r.uploads.finish("p", "upload_a", "cancelled", 400, null)).toBeNull();
-      expect(await r.uploads.finish("p", "upload_a", "completed", 400, "two")).toBeNull();
+      expect(await r.uploads.cancel("p", "upload_a", 400)).toBeNull();
+      // another claimant, or another file id, writes nothing
+      expect(await r.uploads.complete("p", "upload_a", "two", fileOf("file-one"), 0, T)).toBe("lost");
+      expect(await r.uploads.complete("p", "upload_a", "one", fileOf("file-two"), 0, T)).toBe("lost");
+      expect(await r.files.exists("file-one")).toBe(false);
       // the expiry sweep leaves a claimed upload alone, even past its expiry
       expect((await r.uploads.sweep(3800, 0, 100)).parts).toEqual([]);
-      // its claimant renews it whatever the time, and finishes it
-      expect(await r.uploads.claim("p", "upload_a", "one", 3800, 6000)).toBe(true);
-      expect((await r.uploads.finish("p", "upload_a", "completed", 3900, "one"))!.map((x) => x.id)).toEqual(["part_1"]);
-      // a claim that lapsed is taken over (while the upload is unexpired)
+      // its claimant renews it whatever the time, and completes it: the file is there (queued, in the knowledge base), the upload ended
+      expect(await r.uploads.claim("p", "upload_a", "one", 3800, 6000, "file-one")).toBe(true);
+      expect(await r.uploads.complete("p", "upload_a", "one", fileOf("file-one"), 20, T)).toBe("quota");
+      expect(await r.files.exists("file-one")).toBe(false);
+      expect(((await r.uploads.complete("p", "upload_a", "one", fileOf("file-one"), 0, T)) as { id: string }[]).map((x) => x.id)).toEqual(["part_1"]);
+      expect(await r.files.get("p", "file-one", 300)).toMatchObject({ id: "file-one", status: "uploaded" });
+      expect(await r.uploads.get("p", "upload_a")).toMatchObject({ status: "completed", fileId: "file-one", claimedUntil: null });
+      expect(await r.uploads.complete("p", "upload_a", "one", fileOf("file-one"), 0, T)).toBe("lost");
+      // a claim that lapsed is taken over (while the upload is unexpired); its old claimant cannot renew it
       await r.uploads.insert(upload("upload_b"));
-      expect(await r.uploads.claim("p", "upload_b", "one", 300, 900)).toBe(true);
-      expect(await r.uploads.claim("p", "upload_b", "two", 900, 1500)).toBe(true);
-      // the claimant that lost it cannot renew it
-      expect(await r.uploads.claim("p", "upload_b", "one", 1000, 1600)).toBe(false);
+      expect(await r.uploads.claim("p", "upload_b", "one", 300, 900, "file-b1")).toBe(true);
+      expect(await r.uploads.claim("p", "upload_b", "two", 900, 1500, "file-b2")).toBe(true);
+      expect(await r.uploads.claim("p", "upload_b", "one", 1000, 1600, "file-b1")).toBe(false);
+      expect(await r.uploads.complete("p", "upload_b", "one", fileOf("file-b1"), 0, T)).toBe("lost");
       expect(await r.uploads.addPart(part("part_b", "upload_b"), 1700, 10)).toBe(true);
-      expect((await r.uploads.finish("p", "upload_b", "cancelled", 1700, null))!.map((x) => x.id)).toEqual(["part_b"]);
+      expect((await r.uploads.cancel("p", "upload_b", 1700))!.map((x) => x.id)).toEqual(["part_b"]);
     });
 
     test("the sweep drops the parts of uploads that expired pending, and forgets uploads a week past their expiry", async () => {
@@ -768,7 +775,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.uploads.addPart(part("part_o", "upload_old"), 900, 10)).toBe(true);
       expect(await r.uploads.addPart(part("part_l", "upload_live"), 900, 10)).toBe(true);
       expect(await r.uploads.addPart(part("part_d", "upload_done"), 900, 10)).toBe(true);
-      await r.uploads.finish("p", "upload_done", "completed", 900, null);
+      await r.uploads.cancel("p", "upload_done", 900);
       expect((await r.uploads.sweep(2000, 0, 100)).parts.map((x) => x.id)).toEqual(["part_o"]);
       expect(await r.uploads.sweep(2000, 0, 100)).toEqual({ parts: [], forgotten: 0 });
       // still read (as expired, by its expiry) until forgotten

@@ -86,12 +86,12 @@ describe.skipIf(skip !== null)("S3 and PostgreSQL", () => {
     const v = await a!.client().uploads.create({ filename: "parts.jsonl", purpose: "batch", bytes: 30, mime_type: "application/jsonl" });
     const q1 = await a!.client().uploads.parts.create(v.id, { data: new File(['{"a":1}\n{"b":'], "1") });
     const q2 = await b!.client().uploads.parts.create(v.id, { data: new File(['2}\n{"c":3,"d":4}\n'], "2") });
-    // completed on two processes at once: one claims it and makes the file; the other is told so, or answers the same file
+    // completed on two processes at once: one claims it and makes the file; the other is told to ask again (409), or answers the same file
     const md5 = createHash("md5").update('{"a":1}\n{"b":2}\n{"c":3,"d":4}\n').digest("hex");
     const both = await Promise.allSettled([c!.client().uploads.complete(v.id, { part_ids: [q1.id, q2.id], md5 }), b!.client().uploads.complete(v.id, { part_ids: [q1.id, q2.id], md5 })]);
     const won = both.filter((x) => x.status === "fulfilled").map((x) => (x as PromiseFulfilledResult<{ file: { id: string } | null }>).value);
     expect(won.length).toBeGreaterThan(0);
-    for (const x of both) if (x.status === "rejected") expect((x.reason as { code?: string }).code).toBe("upload_not_pending");
+    for (const x of both) if (x.status === "rejected") expect((x.reason as { code?: string }).code).toBe("upload_busy");
     const done = won[0]!;
     for (const w of won) expect(w.file!.id).toBe(done.file!.id);
     expect(await (await a!.client().files.content(done.file!.id)).text()).toBe('{"a":1}\n{"b":2}\n{"c":3,"d":4}\n');

@@ -231,7 +231,11 @@ export class FilesService {
   }
 
   /** Validates a fully received upload and commits blob then row. On any failure the blob is gone. */
-  async create(projectId: string, up: Upload, input: CreateInput): Promise<FileObject> {
+  /**
+   * `insert`: how the row is written, when not by FilesRepo.insert alone (an upload's complete
+   * writes it with the upload's own end, UploadsRepo.complete); false means refused by the quota.
+   */
+  async create(projectId: string, up: Upload, input: CreateInput, insert?: (row: FileRow, quota: number, nowMs: number) => Promise<boolean>): Promise<FileObject> {
     try {
       const purpose = this.checkPurpose(input.purpose);
       const filename = checkFilename(input.filename);
@@ -255,7 +259,7 @@ export class FilesService {
         contentType: contentTypeFor(filename, input.declaredType),
         sha256,
       };
-      if (!(await this.repo.insert(row, this.limits.projectQuota, Date.now()))) {
+      if (!(await (insert ?? ((r, q, n) => this.repo.insert(r, q, n)))(row, this.limits.projectQuota, Date.now()))) {
         await this.blobs.delete(up.id);
         throw fail("quota_exceeded", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file");
       }

@@ -2,7 +2,7 @@
 // arrives, then completed into one file that goes the way of any upload (checked, committed,
 // queued for ingestion). What the SDKs use for files too large for one request.
 import { createHash } from "node:crypto";
-import { fail, notFound, type RagdError } from "../errors";
+import { fail, notFound, RagdError } from "../errors";
 import type { UploadPartRow, UploadRow, UploadsRepo } from "../storage/repos";
 import { TOMBSTONE_SECONDS } from "../storage/sql-common";
 import { isPartId, isUploadId, newFileId, newPartId, newUploadId, randomBase62 } from "../util/ids";
@@ -137,61 +137,72 @@ export class UploadsService {
     const held = parts.reduce((n, p) => n + p.bytes, 0);
     if (held + bytes > u.bytes) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts would hold ${held + bytes} bytes, more than its ${u.bytes}: complete it, or cancel it and create one for the bytes you send.`, "data");
     if (parts.length >= MAX_PARTS) throw fail("invalid_value", `An upload takes at most ${MAX_PARTS} parts.`, "data");
-    throw fail("upload_not_pending", `Upload ${uploadId} is being completed and takes no more parts.`);
+    throw busy(u);
   }
 
   /**
-   * Joins the parts, in the order given, into the upload's file. The upload is claimed first
-   * (UploadsRepo.claim): no other process completes or cancels it, adds a part or sweeps it
-   * meanwhile. The file's id was chosen when the upload was created: a complete cut short by a
-   * crash after the file's row was committed finds it there when tried again, rather than
-   * making a second file. A complete asked again while this process runs one gets its answer.
+   * Joins the parts, in the order given, into one file. The upload is claimed first
+   * (UploadsRepo.claim) under a file id of this attempt's own: while the claim lasts no other
+   * request, on any process, adds a part, completes or cancels it, and the expiry sweep leaves
+   * it. The file's row is written in the same transaction that ends the upload, and only while
+   * this claim still holds it, so an attempt that lost its claim (stalled past it) makes no file
+   * and touches no blob but its own. A complete of a completed upload answers it again, with its
+   * file; one asked again while this process runs the first gets the first one's answer.
    */
   complete(projectId: string, uploadId: string, partIds: string[], md5?: string): Promise<UploadObject> {
-    const running = this.completing.get(uploadId);
+    const key = `${projectId}\u0000${uploadId}`;
+    const running = this.completing.get(key);
     if (running) return running;
-    const run = this.completeOnce(projectId, uploadId, partIds, md5).finally(() => this.completing.delete(uploadId));
-    this.completing.set(uploadId, run);
+    const run = this.completeOnce(projectId, uploadId, partIds, md5).finally(() => this.completing.delete(key));
+    this.completing.set(key, run);
     return run;
   }
 
   private async completeOnce(projectId: string, uploadId: string, partIds: string[], md5?: string): Promise<UploadObject> {
     const u = await this.find(projectId, uploadId);
-    if (u.status === "pending" && (await this.files.exists(u.fileId))) return this.finishCompleted(u, this.claimant);
+    if (u.status === "completed") return this.toObject(u);
     this.pending(u);
-    if (!(await this.repo.claim(projectId, uploadId, this.claimant, this.now(), this.now() + CLAIM_SECONDS))) {
-      const again = await this.find(projectId, uploadId);
-      this.pending(again);
-      throw fail("upload_not_pending", `Upload ${uploadId} is being completed by another request; its answer will say how it ended.`);
-    }
+    const fileId = newFileId();
+    const claim = (until: number) => this.repo.claim(projectId, uploadId, this.claimant, this.now(), until, fileId);
+    if (!(await claim(this.now() + CLAIM_SECONDS))) return this.refused(projectId, uploadId, true);
+    let lost = false;
+    let parts: UploadPartRow[] = [];
     try {
-      if (!(await this.files.exists(u.fileId))) await this.assemble(projectId, u, partIds, md5);
+      const up = await this.assemble(projectId, u, fileId, partIds, md5, () => claim(this.now() + CLAIM_SECONDS));
+      const expiresAfter = u.expiresAfter ? (JSON.parse(u.expiresAfter) as CreateInput["expiresAfter"]) : undefined;
+      await this.files.create(projectId, up, { filename: u.filename, declaredType: u.mimeType, purpose: u.purpose, expiresAfter }, async (row, quota, nowMs) => {
+        const r = await this.repo.complete(projectId, uploadId, this.claimant, row, quota, nowMs);
+        if (r === "lost") lost = true;
+        if (typeof r === "string") return false;
+        parts = r;
+        return true;
+      });
     } catch (e) {
-      // (the parts stay: the upload takes another complete, or a cancel)
-      await this.repo.claim(projectId, uploadId, this.claimant, this.now(), this.now()).catch(() => {});
+      if (lost || e instanceof ClaimLost) return this.refused(projectId, uploadId, true);
+      // refused: the claim goes (the parts stay, for another complete or a cancel)
+      await claim(this.now()).catch(() => {});
       throw e;
     }
-    return this.finishCompleted(u, this.claimant);
+    await this.files.deleteBlobs(parts.map((p) => p.id));
+    return this.toObject({ ...u, status: "completed", fileId });
   }
 
-  private async finishCompleted(u: UploadRow, by: string | null): Promise<UploadObject> {
-    const parts = await this.repo.finish(u.projectId, u.id, "completed", this.now(), by);
-    if (parts) await this.files.deleteBlobs(parts.map((p) => p.id));
-    return this.toObject({ ...u, status: "completed" });
+  /**
+   * The answer when the upload is not this request's to complete or cancel, read again to say
+   * why: completed by another request (a complete answers it, with its file), ended, or held by
+   * a complete under way (409: ask again).
+   */
+  private async refused(projectId: string, uploadId: string, completing = false): Promise<UploadObject> {
+    const u = await this.find(projectId, uploadId);
+    if (completing && u.status === "completed") return this.toObject(u);
+    this.pending(u, u.status !== "pending");
+    throw busy(u);
   }
 
   async cancel(projectId: string, uploadId: string): Promise<UploadObject> {
     const u = this.pending(await this.find(projectId, uploadId));
-    // a complete cut short after its file's row: the upload is that file's
-    if (await this.files.exists(u.fileId)) {
-      await this.finishCompleted(u, this.claimant);
-      this.pending({ ...u, status: "completed" }, true);
-    }
-    const parts = await this.repo.finish(projectId, uploadId, "cancelled", this.now(), null);
-    if (!parts) {
-      this.pending(await this.find(projectId, uploadId));
-      throw fail("upload_not_pending", `Upload ${uploadId} is being completed and can no longer be cancelled.`);
-    }
+    const parts = await this.repo.cancel(projectId, uploadId, this.now());
+    if (!parts) return this.refused(projectId, uploadId);
     await this.files.deleteBlobs(parts.map((p) => p.id));
     return this.toObject({ ...u, status: "cancelled" });
   }
@@ -208,7 +219,8 @@ export class UploadsService {
     }
   }
 
-  private async assemble(projectId: string, u: UploadRow, partIds: string[], md5: string | undefined) {
+  /** The parts listed, checked, streamed in order into a new blob of the file (the claim renewed after each part). */
+  private async assemble(projectId: string, u: UploadRow, fileId: string, partIds: string[], md5: string | undefined, renew: () => Promise<boolean>): Promise<Upload> {
     if (!Array.isArray(partIds) || partIds.length === 0) throw fail("invalid_value", "part_ids must list the upload's parts, in order.", "part_ids");
     const parts = new Map((await this.repo.parts(u.id)).map((p) => [p.id, p]));
     const seen = new Set<string>();
@@ -222,27 +234,33 @@ export class UploadsService {
     }
     if (total !== u.bytes)
       throw fail("upload_size_mismatch", `The parts listed hold ${total} bytes, but upload ${u.id} was created for ${u.bytes}. List every part, or create the upload with the bytes you send.`, "part_ids");
-    const up = await this.files.beginUpload(projectId, total, u.fileId);
+    const up = await this.files.beginUpload(projectId, total, fileId);
     const hash = md5 === undefined ? null : createHash("md5");
     try {
       for (const id of partIds) {
-        for await (const chunk of await this.files.blobStream(id)) {
+        let body: ReadableStream<Uint8Array>;
+        try {
+          body = await this.files.blobStream(id);
+        } catch (e) {
+          // (a part swept or dropped under a claim that lapsed)
+          if (!(await renew())) throw new ClaimLost();
+          throw e;
+        }
+        for await (const chunk of body) {
           if (up.writer.bytes + chunk.length > up.limit) throw up.overLimit();
           hash?.update(chunk);
           await up.writer.write(chunk);
         }
-        if (!(await this.repo.claim(projectId, u.id, this.claimant, this.now(), this.now() + CLAIM_SECONDS)))
-          throw new Error(`the claim on upload ${u.id} was lost while its parts were read`);
+        if (!(await renew())) throw new ClaimLost();
       }
       if (up.writer.bytes !== total) throw new Error(`the parts of upload ${u.id} held ${up.writer.bytes} bytes in storage, ${total} by their rows`);
       if (hash && hash.digest("hex") !== md5!.toLowerCase()) throw fail("checksum_mismatch", "The MD5 of the parts' bytes is not the md5 given. Send the parts again, or check how the checksum was computed.", "md5");
+      return up;
     } catch (e) {
       await up.writer.abort();
       up.ended();
       throw e;
     }
-    const expiresAfter = u.expiresAfter ? (JSON.parse(u.expiresAfter) as CreateInput["expiresAfter"]) : undefined;
-    await this.files.create(projectId, up, { filename: u.filename, declaredType: u.mimeType, purpose: u.purpose, expiresAfter });
   }
 
   private async find(projectId: string, uploadId: string): Promise<UploadRow> {
@@ -273,4 +291,14 @@ export class UploadsService {
     if (u.status === "completed") file = await this.files.get(u.projectId, u.fileId).then(toFileObject, () => null);
     return { id: u.id, object: "upload", bytes: u.bytes, created_at: u.createdAt, filename: u.filename, purpose: u.purpose, status: this.statusOf(u), expires_at: u.expiresAt, file };
   }
+}
+
+/** The claim on an upload went to another request while this one read its parts. */
+class ClaimLost extends Error {}
+
+/** 409 with retry-after: another complete holds the upload (the SDKs retry it, and then learn how it ended). */
+function busy(u: UploadRow): RagdError {
+  // (a few seconds, not the claim's whole length: a complete under way usually ends sooner)
+  const wait = Math.min(5, Math.max(1, Math.ceil((u.claimedUntil ?? 0) - nowSeconds())));
+  return new RagdError("upload_busy", `Upload ${u.id} is being completed by another request. Ask again in a few seconds: a complete then answers with the upload and its file.`, null, { "retry-after": String(wait) });
 }

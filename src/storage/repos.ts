@@ -94,8 +94,10 @@ export interface UploadRow {
   createdAt: number;
   expiresAt: number;
   status: UploadStatus;
-  /** The id the completed file gets (chosen at creation, so a complete tried again makes the same file). */
+  /** The completed upload's file; while pending, the id the claim under way will give it. */
   fileId: string;
+  /** Until when a complete under way holds the upload (see UploadsRepo.claim); null when none has. */
+  claimedUntil?: number | null;
 }
 
 export interface UploadPartRow {
@@ -122,16 +124,20 @@ export interface UploadsRepo {
   addPart(part: UploadPartRow, now: number, maxParts: number): Promise<boolean>;
   parts(uploadId: string): Promise<UploadPartRow[]>;
   /**
-   * Claims a pending upload for a complete by `by` until `until`: a new claim only while it is
-   * unexpired and no other claim lasts at `now`; `by`'s own claim is renewed whatever the time.
+   * Claims a pending upload for a complete by `by` until `until`, naming `fileId` the file it
+   * will make: a new claim only while the upload is unexpired and no other claim lasts at `now`;
+   * `by`'s own claim is renewed whatever the time.
    */
-  claim(projectId: string, id: string, by: string, now: number, until: number): Promise<boolean>;
+  claim(projectId: string, id: string, by: string, now: number, until: number, fileId: string): Promise<boolean>;
   /**
-   * Ends a pending upload as `status`, dropping its parts' rows in the same transaction: only
-   * when no claim but `by`'s lasts at `now`. The parts it had (their blobs are the caller's to
-   * delete), or null when it was not ended.
+   * In one transaction, while `by`'s claim with `file.id` holds the upload: the file's row as
+   * FilesRepo.insert writes it, the upload completed, its parts' rows dropped. The parts (their
+   * blobs are the caller's to delete); "lost" when the claim no longer holds (the upload was
+   * cancelled, swept or claimed by another meanwhile), "quota" when the file would exceed it.
    */
-  finish(projectId: string, id: string, status: "completed" | "cancelled", now: number, by: string | null): Promise<UploadPartRow[] | null>;
+  complete(projectId: string, id: string, by: string, file: FileRow, quota: number, nowMs: number): Promise<UploadPartRow[] | "lost" | "quota">;
+  /** Cancels a pending upload no claim holds at `now`, dropping its parts' rows; the parts, or null. */
+  cancel(projectId: string, id: string, now: number): Promise<UploadPartRow[] | null>;
   /**
    * Drops the parts of up to `limit` uploads that expired pending before `now` and are not
    * claimed (the uploads stay, read as expired), and forgets up to `limit` uploads whose expiry

@@ -29,7 +29,7 @@ export function uploadsRoutes(ctx: HttpContext) {
         const r = await receiveUpload(request, await ctx.uploads.beginPart(principal.projectId, params.upload_id, declared), "data");
         return ctx.uploads.addPart(principal.projectId, params.upload_id, r.upload);
       },
-      route({ operationId: "addUploadPart", summary: "Add a part to an upload", auth: "uploads", params: UploadParams, multipart: AddUploadPartRequest, response: UploadPart, errors: [400, 404, 413, 507] }),
+      route({ operationId: "addUploadPart", summary: "Add a part to an upload", auth: "uploads", params: UploadParams, multipart: AddUploadPartRequest, response: UploadPart, errors: [400, 404, 409, 413, 507] }),
     )
     .post(
       "/v1/uploads/:upload_id/complete",
@@ -37,17 +37,17 @@ export function uploadsRoutes(ctx: HttpContext) {
       route({
         operationId: "completeUpload",
         summary: "Make the file of an upload's parts",
-        description: "The parts in the order listed must add up to the upload's bytes; the answer's `file` is the new file.",
+        description: "The parts in the order listed must add up to the upload's bytes; the answer's `file` is the new file. Asked again once completed, it answers the same. 409 while another complete of the upload runs.",
         auth: "uploads",
         params: UploadParams,
         body: CompleteUploadRequest,
         response: Upload,
-        errors: [400, 404, 413, 507],
+        errors: [400, 404, 409, 413, 507],
       }),
     )
     .post(
       "/v1/uploads/:upload_id/cancel",
       ({ principal, params }) => ctx.uploads.cancel(principal.projectId, params.upload_id),
-      route({ operationId: "cancelUpload", summary: "Cancel an upload and drop its parts", auth: "requests", params: UploadParams, response: Upload, errors: [400, 404] }),
+      route({ operationId: "cancelUpload", summary: "Cancel an upload and drop its parts", auth: "requests", params: UploadParams, response: Upload, errors: [400, 404, 409] }),
     );
 }

@@ -40,27 +40,7 @@ export class PgFilesRepo implements FilesRepo {
   }
 
   private insertInTransaction(row: FileRow, quota: number, nowMs: number): Promise<boolean> {
-    return this.db.tx(async (tx) => {
-      if (quota > 0) {
-        // Uploads to one project, on any process, check its quota one at a time.
-        await tx.run(`SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $projectId, 0))`, { projectId: row.projectId });
-        // The deltas since the project's last upload (one, with a quota) go into its row first.
-        await foldBytes(tx, row.projectId);
-        if ((await usedBytes(tx, row.projectId)) + row.bytes > quota) return false;
-      }
-      await tx.run(
-        `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)
-         VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256)`,
-        { ...row },
-      );
-      if (row.status === "uploaded") {
-        await enqueueFile(tx, row.id, nowMs);
-        // Every ingested file joins the project's knowledge base.
-        const storeId = await ensureDefaultStore(tx, row.projectId, row.createdAt);
-        await tx.run(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ($storeId, $id, $now)`, { storeId, id: row.id, now: row.createdAt });
-      }
-      return true;
-    });
+    return this.db.tx((tx) => insertFileIn(tx, row, quota, nowMs));
   }
 
   async changeToken() {
@@ -173,4 +153,30 @@ async function foldBytes(tx: Pg, projectId: string | null) {
      ON CONFLICT (project_id) DO UPDATE SET files = project_bytes.files + excluded.files, bytes = project_bytes.bytes + excluded.bytes`,
     projectId === null ? {} : { projectId },
   );
+}
+
+/**
+ * A file's row inside the caller's transaction, unless the project would exceed `quota`
+ * (false): queued for ingestion and in its knowledge base when `uploaded` (FilesRepo.insert).
+ */
+export async function insertFileIn(tx: Pg, row: FileRow, quota: number, nowMs: number): Promise<boolean> {
+  if (quota > 0) {
+    // Uploads to one project, on any process, check its quota one at a time.
+    await tx.run(`SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $projectId, 0))`, { projectId: row.projectId });
+    // The deltas since the project's last upload (one, with a quota) go into its row first.
+    await foldBytes(tx, row.projectId);
+    if ((await usedBytes(tx, row.projectId)) + row.bytes > quota) return false;
+  }
+  await tx.run(
+    `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)
+     VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256)`,
+    { ...row },
+  );
+  if (row.status === "uploaded") {
+    await enqueueFile(tx, row.id, nowMs);
+    // Every ingested file joins the project's knowledge base.
+    const storeId = await ensureDefaultStore(tx, row.projectId, row.createdAt);
+    await tx.run(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ($storeId, $id, $now)`, { storeId, id: row.id, now: row.createdAt });
+  }
+  return true;
 }

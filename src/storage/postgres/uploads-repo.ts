@@ -1,8 +1,9 @@
-import type { UploadPartRow, UploadRow, UploadsRepo } from "../repos";
+import type { FileRow, UploadPartRow, UploadRow, UploadsRepo } from "../repos";
 import type { Pg } from "./db";
+import { insertFileIn } from "./files-repo";
 
 const COLUMNS = `id, project_id AS "projectId", filename, purpose, bytes::float8 AS bytes, mime_type AS "mimeType", expires_after AS "expiresAfter",
-  created_at::float8 AS "createdAt", expires_at::float8 AS "expiresAt", status, file_id AS "fileId"`;
+  created_at::float8 AS "createdAt", expires_at::float8 AS "expiresAt", status, file_id AS "fileId", claimed_until::float8 AS "claimedUntil"`;
 const PART_COLUMNS = `id, upload_id AS "uploadId", bytes::float8 AS bytes, created_at::float8 AS "createdAt"`;
 // No claim lasts at $now.
 const UNCLAIMED = `(claimed_until IS NULL OR claimed_until <= $now)`;
@@ -43,21 +44,36 @@ export class PgUploadsRepo implements UploadsRepo {
     return this.db.all<UploadPartRow>(`SELECT ${PART_COLUMNS} FROM upload_parts WHERE upload_id = $uploadId`, { uploadId });
   }
 
-  async claim(projectId: string, id: string, by: string, now: number, until: number) {
+  async claim(projectId: string, id: string, by: string, now: number, until: number, fileId: string) {
     const n = await this.db.run(
-      `UPDATE uploads SET claimed_by = $by, claimed_until = $until
+      `UPDATE uploads SET claimed_by = $by, claimed_until = $until, file_id = $fileId
        WHERE id = $id AND project_id = $projectId AND status = 'pending' AND (claimed_by = $by OR (${UNCLAIMED} AND expires_at > $now))`,
-      { id, projectId, by, now, until },
+      { id, projectId, by, now, until, fileId },
     );
     return n > 0;
   }
 
-  finish(projectId: string, id: string, status: "completed" | "cancelled", now: number, by: string | null) {
+  complete(projectId: string, id: string, by: string, file: FileRow, quota: number, nowMs: number) {
+    return this.db.tx(async (tx): Promise<UploadPartRow[] | "lost" | "quota"> => {
+      // (the upload's row locked: a claim, a cancel or the sweep elsewhere waits for this to end)
+      const held = await tx.get(`SELECT 1 FROM uploads WHERE id = $id AND project_id = $projectId AND status = 'pending' AND claimed_by = $by AND file_id = $fileId FOR UPDATE`, {
+        id,
+        projectId,
+        by,
+        fileId: file.id,
+      });
+      if (!held) return "lost";
+      if (!(await insertFileIn(tx, file, quota, nowMs))) return "quota";
+      await tx.run(`UPDATE uploads SET status = 'completed', claimed_by = NULL, claimed_until = NULL WHERE id = $id`, { id });
+      return tx.all<UploadPartRow>(`DELETE FROM upload_parts WHERE upload_id = $id RETURNING ${PART_COLUMNS}`, { id });
+    });
+  }
+
+  cancel(projectId: string, id: string, now: number) {
     return this.db.tx(async (tx) => {
       const changed = await tx.run(
-        `UPDATE uploads SET status = $status, claimed_by = NULL, claimed_until = NULL
-         WHERE id = $id AND project_id = $projectId AND status = 'pending' AND (claimed_by = $by OR ${UNCLAIMED})`,
-        { id, projectId, status, now, by },
+        `UPDATE uploads SET status = 'cancelled', claimed_by = NULL, claimed_until = NULL WHERE id = $id AND project_id = $projectId AND status = 'pending' AND ${UNCLAIMED}`,
+        { id, projectId, now },
       );
       if (!changed) return null;
       return tx.all<UploadPartRow>(`DELETE FROM upload_parts WHERE upload_id = $id RETURNING ${PART_COLUMNS}`, { id });

@@ -35,27 +35,7 @@ export class SqliteFilesRepo implements FilesRepo {
   ) {}
 
   async insert(row: FileRow, quota: number, nowMs: number): Promise<boolean> {
-    return this.db.transaction(() => {
-      if (quota > 0) {
-        const used = this.usedBytesSync(row.projectId);
-        if (used + row.bytes > quota) return false;
-      }
-      this.db
-        .query(
-          `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)
-           VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256)`,
-        )
-        .run({ ...row });
-      if (row.status === "uploaded") {
-        enqueueFile(this.db, row.id, nowMs);
-        // Every ingested file joins the project's knowledge base.
-        const storeId = ensureDefaultStore(this.db, row.projectId, row.createdAt);
-        this.db
-          .query(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ($storeId, $id, $now)`)
-          .run({ storeId, id: row.id, now: row.createdAt });
-      }
-      return true;
-    }).immediate();
+    return this.db.transaction(() => insertFileIn(this.db, row, quota, nowMs)).immediate();
   }
 
   async changeToken() {
@@ -154,4 +134,26 @@ export class SqliteFilesRepo implements FilesRepo {
   async exists(id: string) {
     return this.db.query(`SELECT 1 FROM files WHERE id = $id`).get({ id }) !== null;
   }
+}
+
+/**
+ * A file's row inside the caller's transaction, unless the project would exceed `quota`
+ * (false): queued for ingestion and in its knowledge base when `uploaded` (FilesRepo.insert).
+ */
+export function insertFileIn(db: Database, row: FileRow, quota: number, nowMs: number): boolean {
+  if (quota > 0) {
+    const used = (db.query(`SELECT bytes FROM project_bytes WHERE project_id = $projectId`).get({ projectId: row.projectId }) as { bytes: number } | null)?.bytes ?? 0;
+    if (used + row.bytes > quota) return false;
+  }
+  db.query(
+    `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)
+     VALUES ($id, $projectId, $bytes, $createdAt, $filename, $purpose, $status, $statusDetails, $expiresAt, $contentType, $sha256)`,
+  ).run({ ...row });
+  if (row.status === "uploaded") {
+    enqueueFile(db, row.id, nowMs);
+    // Every ingested file joins the project's knowledge base.
+    const storeId = ensureDefaultStore(db, row.projectId, row.createdAt);
+    db.query(`INSERT INTO vector_store_files (store_id, file_id, created_at) VALUES ($storeId, $id, $now)`).run({ storeId, id: row.id, now: row.createdAt });
+  }
+  return true;
 }

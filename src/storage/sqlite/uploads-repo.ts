@@ -1,8 +1,9 @@
 import type { Database } from "bun:sqlite";
-import type { UploadPartRow, UploadRow, UploadsRepo } from "../repos";
+import type { FileRow, UploadPartRow, UploadRow, UploadsRepo } from "../repos";
+import { insertFileIn } from "./files-repo";
 
 const COLUMNS = `id, project_id AS projectId, filename, purpose, bytes, mime_type AS mimeType, expires_after AS expiresAfter,
-  created_at AS createdAt, expires_at AS expiresAt, status, file_id AS fileId`;
+  created_at AS createdAt, expires_at AS expiresAt, status, file_id AS fileId, claimed_until AS claimedUntil`;
 const PART_COLUMNS = `id, upload_id AS uploadId, bytes, created_at AS createdAt`;
 // No claim lasts at $now.
 const UNCLAIMED = `(claimed_until IS NULL OR claimed_until <= $now)`;
@@ -42,27 +43,40 @@ export class SqliteUploadsRepo implements UploadsRepo {
     return this.db.query(`SELECT ${PART_COLUMNS} FROM upload_parts WHERE upload_id = $uploadId`).all({ uploadId }) as UploadPartRow[];
   }
 
-  async claim(projectId: string, id: string, by: string, now: number, until: number) {
+  async claim(projectId: string, id: string, by: string, now: number, until: number, fileId: string) {
     return (
       this.db
         .query(
-          `UPDATE uploads SET claimed_by = $by, claimed_until = $until
+          `UPDATE uploads SET claimed_by = $by, claimed_until = $until, file_id = $fileId
            WHERE id = $id AND project_id = $projectId AND status = 'pending' AND (claimed_by = $by OR (${UNCLAIMED} AND expires_at > $now))`,
         )
-        .run({ id, projectId, by, now, until }).changes > 0
+        .run({ id, projectId, by, now, until, fileId }).changes > 0
     );
   }
 
-  async finish(projectId: string, id: string, status: "completed" | "cancelled", now: number, by: string | null) {
+  async complete(projectId: string, id: string, by: string, file: FileRow, quota: number, nowMs: number) {
+    return this.db.transaction((): UploadPartRow[] | "lost" | "quota" => {
+      const held = this.db.query(`SELECT 1 FROM uploads WHERE id = $id AND project_id = $projectId AND status = 'pending' AND claimed_by = $by AND file_id = $fileId`).get({ id, projectId, by, fileId: file.id });
+      if (!held) return "lost";
+      if (!insertFileIn(this.db, file, quota, nowMs)) return "quota";
+      this.db.query(`UPDATE uploads SET status = 'completed', claimed_by = NULL, claimed_until = NULL WHERE id = $id`).run({ id });
+      return this.dropParts(id);
+    }).immediate();
+  }
+
+  async cancel(projectId: string, id: string, now: number) {
     return this.db.transaction(() => {
       const changed = this.db
-        .query(`UPDATE uploads SET status = $status, claimed_by = NULL, claimed_until = NULL WHERE id = $id AND project_id = $projectId AND status = 'pending' AND (claimed_by = $by OR ${UNCLAIMED})`)
-        .run({ id, projectId, status, now, by }).changes;
-      if (!changed) return null;
-      const parts = this.db.query(`SELECT ${PART_COLUMNS} FROM upload_parts WHERE upload_id = $id`).all({ id }) as UploadPartRow[];
-      this.db.query(`DELETE FROM upload_parts WHERE upload_id = $id`).run({ id });
-      return parts;
+        .query(`UPDATE uploads SET status = 'cancelled', claimed_by = NULL, claimed_until = NULL WHERE id = $id AND project_id = $projectId AND status = 'pending' AND ${UNCLAIMED}`)
+        .run({ id, projectId, now }).changes;
+      return changed ? this.dropParts(id) : null;
     }).immediate();
+  }
+
+  private dropParts(uploadId: string) {
+    const parts = this.db.query(`SELECT ${PART_COLUMNS} FROM upload_parts WHERE upload_id = $uploadId`).all({ uploadId }) as UploadPartRow[];
+    this.db.query(`DELETE FROM upload_parts WHERE upload_id = $uploadId`).run({ uploadId });
+    return parts;
   }
 
   async sweep(now: number, forgetBefore: number, limit: number) {

@@ -15,7 +15,7 @@ export const WRITE_METHODS: { readonly [R in RepoName]: readonly (keyof Repos[R]
   chunks: ["pruneChanges", "setMeta"],
   keys: ["createProject", "insertKey", "revoke"],
   responses: ["insert", "update", "remove"],
-  uploads: ["insert", "addPart", "claim", "finish", "sweep"],
+  uploads: ["insert", "addPart", "claim", "complete", "cancel", "sweep"],
 };
 
 /**
@@ -32,7 +32,7 @@ export const KEEPS_VISIBILITY: { readonly [R in RepoName]: readonly (keyof Repos
   chunks: ["pruneChanges", "setMeta"],
   keys: ["createProject", "insertKey", "revoke"],
   responses: ["insert", "update", "remove"],
-  uploads: ["insert", "addPart", "claim", "finish", "sweep"],
+  uploads: ["insert", "addPart", "claim", "cancel", "sweep"],
 };
 
 /** Whether a write's outcome may have changed what a store's search sees (`failed`: it threw). */
