@@ -137,7 +137,7 @@ export class UploadsService {
     const held = parts.reduce((n, p) => n + p.bytes, 0);
     if (held + bytes > u.bytes) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts would hold ${held + bytes} bytes, more than its ${u.bytes}: complete it, or cancel it and create one for the bytes you send.`, "data");
     if (parts.length >= MAX_PARTS) throw fail("invalid_value", `An upload takes at most ${MAX_PARTS} parts.`, "data");
-    throw busy(u);
+    throw busy(u, this.now());
   }
 
   /**
@@ -161,6 +161,8 @@ export class UploadsService {
   private async completeOnce(projectId: string, uploadId: string, partIds: string[], md5?: string): Promise<UploadObject> {
     const u = await this.find(projectId, uploadId);
     if (u.status === "completed") return this.toObject(u);
+    // (held by a complete elsewhere, even past its expiry: that one will make the file)
+    if (this.held(u)) throw busy(u, this.now());
     this.pending(u);
     const fileId = newFileId();
     const claim = (until: number) => this.repo.claim(projectId, uploadId, this.claimant, this.now(), until, fileId);
@@ -195,12 +197,19 @@ export class UploadsService {
   private async refused(projectId: string, uploadId: string, completing = false): Promise<UploadObject> {
     const u = await this.find(projectId, uploadId);
     if (completing && u.status === "completed") return this.toObject(u);
-    this.pending(u, u.status !== "pending");
-    throw busy(u);
+    if (!this.held(u)) this.pending(u, true);
+    throw busy(u, this.now());
+  }
+
+  /** A complete's claim holds the pending upload now. */
+  private held(u: UploadRow) {
+    return u.status === "pending" && (u.claimedUntil ?? 0) > this.now();
   }
 
   async cancel(projectId: string, uploadId: string): Promise<UploadObject> {
-    const u = this.pending(await this.find(projectId, uploadId));
+    const u = await this.find(projectId, uploadId);
+    if (this.held(u)) throw busy(u, this.now());
+    this.pending(u);
     const parts = await this.repo.cancel(projectId, uploadId, this.now());
     if (!parts) return this.refused(projectId, uploadId);
     await this.files.deleteBlobs(parts.map((p) => p.id));
@@ -238,18 +247,16 @@ export class UploadsService {
     const hash = md5 === undefined ? null : createHash("md5");
     try {
       for (const id of partIds) {
-        let body: ReadableStream<Uint8Array>;
         try {
-          body = await this.files.blobStream(id);
+          for await (const chunk of await this.files.blobStream(id)) {
+            if (up.writer.bytes + chunk.length > up.limit) throw up.overLimit();
+            hash?.update(chunk);
+            await up.writer.write(chunk);
+          }
         } catch (e) {
-          // (a part swept or dropped under a claim that lapsed)
-          if (!(await renew())) throw new ClaimLost();
+          // (a part dropped by a cancel, a complete or the sweep after this attempt's claim lapsed)
+          if (!(e instanceof RagdError) && !(await renew())) throw new ClaimLost();
           throw e;
-        }
-        for await (const chunk of body) {
-          if (up.writer.bytes + chunk.length > up.limit) throw up.overLimit();
-          hash?.update(chunk);
-          await up.writer.write(chunk);
         }
         if (!(await renew())) throw new ClaimLost();
       }
@@ -297,8 +304,8 @@ export class UploadsService {
 class ClaimLost extends Error {}
 
 /** 409 with retry-after: another complete holds the upload (the SDKs retry it, and then learn how it ended). */
-function busy(u: UploadRow): RagdError {
+function busy(u: UploadRow, now: number): RagdError {
   // (a few seconds, not the claim's whole length: a complete under way usually ends sooner)
-  const wait = Math.min(5, Math.max(1, Math.ceil((u.claimedUntil ?? 0) - nowSeconds())));
+  const wait = Math.min(5, Math.max(1, Math.ceil((u.claimedUntil ?? 0) - now)));
   return new RagdError("upload_busy", `Upload ${u.id} is being completed by another request. Ask again in a few seconds: a complete then answers with the upload and its file.`, null, { "retry-after": String(wait) });
 }
