@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI, { APIError, toFile } from "openai";
-import { blobFiles, cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
+import { apiError, blobFiles, cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
 
 let ragd: Ragd;
 let client: OpenAI;
@@ -20,16 +20,6 @@ const PNG_1PX = Buffer.from(
   "89504e470d0a1a0a0000000d4948445200000001000000010806000000" + "1f15c4890000000d49444154789c6300010000050001" + "0d0a2db40000000049454e44ae426082",
   "hex",
 );
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof APIError) return e;
-    throw e;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("create", () => {
   test("embeddable purposes are accepted and wait for processing", async () => {

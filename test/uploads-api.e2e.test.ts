@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import OpenAI, { APIError, toFile } from "openai";
-import { blobFiles, cleanup, createKey, startRagd, tempDir, type Ragd } from "./helpers/ragd";
+import { apiError, blobFiles, cleanup, createKey, startRagd, tempDir, type Ragd } from "./helpers/ragd";
 
 let ragd: Ragd;
 let client: OpenAI;
@@ -16,16 +16,6 @@ afterAll(async () => {
   await ragd.stop();
   cleanup(ragd.dataDir);
 });
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof APIError) return e;
-    throw e;
-  }
-  throw new Error("expected the call to fail");
-}
 
 const partsOf = (bytes: Buffer, size: number) => Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import OpenAI from "openai";
+import OpenAI, { APIError } from "openai";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 const MAIN = join(ROOT, "src/main.ts");
@@ -127,4 +127,15 @@ export async function uploadLarge(r: Pick<Ragd, "baseURL" | "key">, total: numbe
     duplex: "half",
   } as RequestInit);
   return { status: res.status, body: (await res.json()) as { id: string; bytes: number } };
+}
+
+/** The API error a call failed with (an error of another kind is thrown on). */
+export async function apiError(p: Promise<unknown>): Promise<APIError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof APIError) return e;
+    throw e;
+  }
+  throw new Error("expected the call to fail");
 }

@@ -3,7 +3,7 @@ import { t } from "elysia";
 import { PURPOSES } from "../../services/files";
 import { deleted, extension, ListPage, named, Nullable, order, queryParams } from "./common";
 
-const Purpose = T.Union(
+export const Purpose = T.Union(
   PURPOSES.map((p) => T.Literal(p)),
   { description: "`knowledge_base` (a ragd extension) and `assistants` mean the same. `batch`, `fine-tune` and `evals` need a .jsonl file of JSON objects; `vision` an image" },
 );

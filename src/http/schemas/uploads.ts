@@ -1,13 +1,7 @@
 import { Type as T } from "@sinclair/typebox";
 import { t } from "elysia";
-import { PURPOSES } from "../../services/files";
 import { extension, named, Nullable } from "./common";
-import { OpenAIFile } from "./files";
-
-const Purpose = T.Union(
-  PURPOSES.map((p) => T.Literal(p)),
-  { description: "As a file's purpose: `knowledge_base` (a ragd extension) and `assistants` mean the same; `batch`, `fine-tune` and `evals` need JSONL; `vision` an image" },
-);
+import { OpenAIFile, Purpose } from "./files";
 
 export const Upload = named(
   "Upload",
