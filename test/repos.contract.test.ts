@@ -710,11 +710,11 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       await r.uploads.insert(upload("upload_b"));
       expect(await r.uploads.get("p", "upload_a")).toEqual({ ...upload("upload_a", { expiresAfter: '{"anchor":"created_at","seconds":3600}' }), claimedUntil: null });
       expect(await r.uploads.get("q", "upload_a")).toBeNull();
-      expect(await r.uploads.addPart(part("part_1", "upload_a"), 200, 10)).toBe(true);
-      expect(await r.uploads.addPart(part("part_2", "upload_a", 20), 200, 10)).toBe(true);
-      expect(await r.uploads.addPart(part("part_3", "upload_a"), 3700, 10)).toBe(false); // expired
-      expect(await r.uploads.addPart(part("part_4", "upload_nope"), 200, 10)).toBe(false);
-      expect(await r.uploads.addPart(part("part_x", "upload_a", 1), 200, 10)).toBe(false); // past its 30 bytes
+      expect(await r.uploads.addPart(part("part_1", "upload_a"), 200, 10, 0)).toBe(true);
+      expect(await r.uploads.addPart(part("part_2", "upload_a", 20), 200, 10, 0)).toBe(true);
+      expect(await r.uploads.addPart(part("part_3", "upload_a"), 3700, 10, 0)).toBe(false); // expired
+      expect(await r.uploads.addPart(part("part_4", "upload_nope"), 200, 10, 0)).toBe(false);
+      expect(await r.uploads.addPart(part("part_x", "upload_a", 1), 200, 10, 0)).toBe(false); // past its 30 bytes
       expect(await r.uploads.partExists("part_2")).toBe(true);
       expect(await r.uploads.partExists("part_3")).toBe(false);
       expect((await r.uploads.parts("upload_a")).map((x) => [x.id, x.bytes]).sort()).toEqual([["part_1", 10], ["part_2", 20]]);
@@ -726,22 +726,28 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.uploads.parts("upload_a")).toEqual([]);
       expect(await r.uploads.partBytes("p")).toBe(0);
       expect(await r.uploads.partExists("part_1")).toBe(false);
-      expect(await r.uploads.addPart(part("part_5", "upload_a"), 200, 10)).toBe(false);
+      expect(await r.uploads.addPart(part("part_5", "upload_a"), 200, 10, 0)).toBe(false);
+      // within the project's quota, with its files: a 10-byte file and 10 bytes of parts fill 25 but for 5
+      await r.files.insert(row("file-q", "uploaded", { bytes: 10 }), 0, T);
+      await r.uploads.insert(upload("upload_q"));
+      expect(await r.uploads.addPart(part("part_q1", "upload_q", 10), 200, 10, 25)).toBe(true);
+      expect(await r.uploads.addPart(part("part_q2", "upload_q", 6), 200, 10, 25)).toBe(false);
+      expect(await r.uploads.addPart(part("part_q3", "upload_q", 5), 200, 10, 25)).toBe(true);
       // at most maxParts
-      expect(await r.uploads.addPart(part("part_b1", "upload_b", 1), 200, 2)).toBe(true);
-      expect(await r.uploads.addPart(part("part_b2", "upload_b", 1), 200, 2)).toBe(true);
-      expect(await r.uploads.addPart(part("part_b3", "upload_b", 1), 200, 2)).toBe(false);
+      expect(await r.uploads.addPart(part("part_b1", "upload_b", 1), 200, 2, 0)).toBe(true);
+      expect(await r.uploads.addPart(part("part_b2", "upload_b", 1), 200, 2, 0)).toBe(true);
+      expect(await r.uploads.addPart(part("part_b3", "upload_b", 1), 200, 2, 0)).toBe(false);
     });
 
     test("a claim holds the upload: no part, cancel, other claim or sweep until it lapses; its complete writes the file and ends the upload at once", async () => {
       const r = await setup();
       await r.uploads.insert(upload("upload_a"));
-      expect(await r.uploads.addPart(part("part_1", "upload_a", 30), 200, 10)).toBe(true);
+      expect(await r.uploads.addPart(part("part_1", "upload_a", 30), 200, 10, 0)).toBe(true);
       expect(await r.uploads.claim("q", "upload_a", "one", 300, 5000, "file-one")).toBe(false);
       expect(await r.uploads.claim("p", "upload_a", "one", 300, 5000, "file-one")).toBe(true);
       expect((await r.uploads.get("p", "upload_a"))!).toMatchObject({ fileId: "file-one", claimedUntil: 5000 });
       expect(await r.uploads.claim("p", "upload_a", "two", 400, 1000, "file-two")).toBe(false);
-      expect(await r.uploads.addPart(part("part_2", "upload_a"), 400, 10)).toBe(false);
+      expect(await r.uploads.addPart(part("part_2", "upload_a"), 400, 10, 0)).toBe(false);
       expect(await r.uploads.cancel("p", "upload_a", 400)).toBeNull();
       // another claimant, or another file id, writes nothing
       expect(await r.uploads.complete("p", "upload_a", "two", fileOf("file-one"), 0, T)).toBe("lost");
@@ -763,7 +769,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.uploads.claim("p", "upload_b", "two", 900, 1500, "file-b2")).toBe(true);
       expect(await r.uploads.claim("p", "upload_b", "one", 1000, 1600, "file-b1")).toBe(false);
       expect(await r.uploads.complete("p", "upload_b", "one", fileOf("file-b1"), 0, T)).toBe("lost");
-      expect(await r.uploads.addPart(part("part_b", "upload_b"), 1700, 10)).toBe(true);
+      expect(await r.uploads.addPart(part("part_b", "upload_b"), 1700, 10, 0)).toBe(true);
       expect((await r.uploads.cancel("p", "upload_b", 1700))!.map((x) => x.id)).toEqual(["part_b"]);
     });
 
@@ -772,9 +778,9 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       await r.uploads.insert(upload("upload_old", { expiresAt: 1000 }));
       await r.uploads.insert(upload("upload_live", { expiresAt: 5000 }));
       await r.uploads.insert(upload("upload_done", { expiresAt: 1000 }));
-      expect(await r.uploads.addPart(part("part_o", "upload_old"), 900, 10)).toBe(true);
-      expect(await r.uploads.addPart(part("part_l", "upload_live"), 900, 10)).toBe(true);
-      expect(await r.uploads.addPart(part("part_d", "upload_done"), 900, 10)).toBe(true);
+      expect(await r.uploads.addPart(part("part_o", "upload_old"), 900, 10, 0)).toBe(true);
+      expect(await r.uploads.addPart(part("part_l", "upload_live"), 900, 10, 0)).toBe(true);
+      expect(await r.uploads.addPart(part("part_d", "upload_done"), 900, 10, 0)).toBe(true);
       await r.uploads.cancel("p", "upload_done", 900);
       expect((await r.uploads.sweep(2000, 0, 100)).parts.map((x) => x.id)).toEqual(["part_o"]);
       expect(await r.uploads.sweep(2000, 0, 100)).toEqual({ parts: [], forgotten: 0 });

@@ -117,7 +117,7 @@ export class UploadsService {
       committed = true;
       const part: UploadPartRow = { id: up.id, uploadId, bytes: up.writer.bytes, createdAt: this.now() };
       asking = true;
-      const added = await this.repo.addPart(part, this.now(), MAX_PARTS);
+      const added = await this.repo.addPart(part, this.now(), MAX_PARTS, this.files.projectQuota);
       asking = false;
       if (!added) await this.whyNoPart(projectId, uploadId, part.bytes);
       return { id: part.id, object: "upload.part", created_at: part.createdAt, upload_id: uploadId };
@@ -137,6 +137,8 @@ export class UploadsService {
     const held = parts.reduce((n, p) => n + p.bytes, 0);
     if (held + bytes > u.bytes) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts would hold ${held + bytes} bytes, more than its ${u.bytes}: complete it, or cancel it and create one for the bytes you send.`, "data");
     if (parts.length >= MAX_PARTS) throw fail("invalid_value", `An upload takes at most ${MAX_PARTS} parts.`, "data");
+    if ((await this.files.quotaLeft(projectId)) - (await this.repo.partBytes(projectId)) < bytes)
+      throw fail("quota_exceeded", `The part would exceed the project's storage quota of ${formatSize(this.files.projectQuota)} (uploads' parts count until completed). Delete files, cancel uploads, or raise --project-quota.`, "data");
     throw busy(u, this.now());
   }
 

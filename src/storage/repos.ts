@@ -119,9 +119,10 @@ export interface UploadsRepo {
   get(projectId: string, id: string): Promise<UploadRow | null>;
   /**
    * Adds a part while the upload is pending, unexpired and unclaimed at `now`, with its parts
-   * (this one included) within the upload's bytes and at most `maxParts`; false otherwise.
+   * (this one included) within the upload's bytes and at most `maxParts`, and the project's
+   * files and stored parts within `quota` bytes (0 = unlimited); false otherwise.
    */
-  addPart(part: UploadPartRow, now: number, maxParts: number): Promise<boolean>;
+  addPart(part: UploadPartRow, now: number, maxParts: number, quota: number): Promise<boolean>;
   parts(uploadId: string): Promise<UploadPartRow[]>;
   /**
    * Claims a pending upload for a complete by `by` until `until`, naming `fileId` the file it

@@ -133,7 +133,7 @@ export class PgFilesRepo implements FilesRepo {
   }
 }
 
-async function usedBytes(db: Pg, projectId: string) {
+export async function usedBytes(db: Pg, projectId: string) {
   return (await db.get<{ used: number }>(
     `SELECT (COALESCE((SELECT bytes FROM project_bytes WHERE project_id = $projectId), 0)
            + COALESCE((SELECT SUM(bytes) FROM project_bytes_deltas WHERE project_id = $projectId), 0))::float8 AS used`,
@@ -145,7 +145,7 @@ async function usedBytes(db: Pg, projectId: string) {
  * Moves a project's deltas (every project's, for null) into its row. Folds running at once
  * each move a delta once: a delta another fold deleted is skipped after its commit.
  */
-async function foldBytes(tx: Pg, projectId: string | null) {
+export async function foldBytes(tx: Pg, projectId: string | null) {
   await tx.run(
     `WITH moved AS (DELETE FROM project_bytes_deltas ${projectId === null ? "" : "WHERE project_id = $projectId"} RETURNING project_id, files, bytes)
      INSERT INTO project_bytes (project_id, files, bytes)

@@ -1,6 +1,6 @@
 import type { FileRow, UploadPartRow, UploadRow, UploadsRepo } from "../repos";
 import type { Pg } from "./db";
-import { insertFileIn } from "./files-repo";
+import { foldBytes, insertFileIn, usedBytes } from "./files-repo";
 
 const COLUMNS = `id, project_id AS "projectId", filename, purpose, bytes::float8 AS bytes, mime_type AS "mimeType", expires_after AS "expiresAfter",
   created_at::float8 AS "createdAt", expires_at::float8 AS "expiresAt", status, file_id AS "fileId", claimed_until::float8 AS "claimedUntil"`;
@@ -23,18 +23,24 @@ export class PgUploadsRepo implements UploadsRepo {
     return this.db.get<UploadRow>(`SELECT ${COLUMNS} FROM uploads WHERE id = $id AND project_id = $projectId`, { id, projectId });
   }
 
-  addPart(part: UploadPartRow, now: number, maxParts: number) {
+  addPart(part: UploadPartRow, now: number, maxParts: number, quota: number) {
     // The upload's row locked first: parts added to it by other processes meanwhile, a claim
     // or a finish wait, and the totals read after the lock (a statement of its own, so it sees
     // what they committed) stay true until this commits.
     return this.db.tx(async (tx) => {
-      const u = await tx.get<{ bytes: number }>(
-        `SELECT bytes::float8 AS bytes FROM uploads WHERE id = $uploadId AND status = 'pending' AND expires_at > $now AND ${UNCLAIMED} FOR UPDATE`,
+      const u = await tx.get<{ bytes: number; projectId: string }>(
+        `SELECT bytes::float8 AS bytes, project_id AS "projectId" FROM uploads WHERE id = $uploadId AND status = 'pending' AND expires_at > $now AND ${UNCLAIMED} FOR UPDATE`,
         { uploadId: part.uploadId, now },
       );
       if (!u) return false;
       const have = (await tx.get<{ bytes: number; n: number }>(`SELECT COALESCE(SUM(bytes), 0)::float8 AS bytes, COUNT(*)::float8 AS n FROM upload_parts WHERE upload_id = $uploadId`, { uploadId: part.uploadId }))!;
       if (have.bytes + part.bytes > u.bytes || have.n >= maxParts) return false;
+      if (quota > 0) {
+        // Under the project's quota lock, as a file's insert checks it (after the upload's row: the same order as a complete's)
+        await tx.run(`SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $projectId, 0))`, { projectId: u.projectId });
+        await foldBytes(tx, u.projectId);
+        if ((await usedBytes(tx, u.projectId)) + (await this.partBytesIn(tx, u.projectId)) + part.bytes > quota) return false;
+      }
       await tx.run(`INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES ($id, $uploadId, $bytes, $createdAt)`, { ...part });
       return true;
     });
@@ -103,7 +109,11 @@ export class PgUploadsRepo implements UploadsRepo {
     return (await this.db.get(`SELECT 1 FROM upload_parts WHERE id = $id`, { id })) !== null;
   }
 
-  async partBytes(projectId: string) {
-    return (await this.db.get<{ n: number }>(`SELECT COALESCE(SUM(p.bytes), 0)::float8 AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId`, { projectId }))!.n;
+  partBytes(projectId: string) {
+    return this.partBytesIn(this.db, projectId);
+  }
+
+  private async partBytesIn(db: Pg, projectId: string) {
+    return (await db.get<{ n: number }>(`SELECT COALESCE(SUM(p.bytes), 0)::float8 AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId`, { projectId }))!.n;
   }
 }

@@ -24,7 +24,7 @@ export class SqliteUploadsRepo implements UploadsRepo {
     return this.db.query(`SELECT ${COLUMNS} FROM uploads WHERE id = $id AND project_id = $projectId`).get({ id, projectId }) as UploadRow | null;
   }
 
-  async addPart(part: UploadPartRow, now: number, maxParts: number) {
+  async addPart(part: UploadPartRow, now: number, maxParts: number, quota: number) {
     // (one statement on the writer thread: the totals it checks cannot change under it)
     return (
       this.db
@@ -33,9 +33,12 @@ export class SqliteUploadsRepo implements UploadsRepo {
            SELECT $id, u.id, $bytes, $createdAt FROM uploads u
            WHERE u.id = $uploadId AND u.status = 'pending' AND u.expires_at > $now AND ${UNCLAIMED}
              AND (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p WHERE p.upload_id = u.id) + $bytes <= u.bytes
-             AND (SELECT COUNT(*) FROM upload_parts p WHERE p.upload_id = u.id) < $maxParts`,
+             AND (SELECT COUNT(*) FROM upload_parts p WHERE p.upload_id = u.id) < $maxParts
+             AND ($quota <= 0 OR COALESCE((SELECT b.bytes FROM project_bytes b WHERE b.project_id = u.project_id), 0)
+               + (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p JOIN uploads v ON v.id = p.upload_id WHERE v.project_id = u.project_id)
+               + $bytes <= $quota)`,
         )
-        .run({ ...part, now, maxParts }).changes > 0
+        .run({ ...part, now, maxParts, quota }).changes > 0
     );
   }
 
