@@ -26,7 +26,7 @@ async function refusal(p: Promise<unknown>) {
   throw new Error("expected a refusal");
 }
 
-test("an upload held by a complete elsewhere is busy (409, retry-after) even past its expiry; once the claim lapses, it is what its state says", async () => {
+test("an upload held by a complete elsewhere is busy (409, retry-after) for a complete, a cancel and a part, even past its expiry; once the claim lapses, it is what its state says", async () => {
   const dir = tempDir("ragd-claims-");
   dirs.push(dir);
   const repos = openSqliteRepos(dir);
@@ -42,7 +42,7 @@ test("an upload held by a complete elsewhere is busy (409, retry-after) even pas
   // another process's complete claims it shortly before its hour is up, and is still at it after
   expect(await repos.uploads.claim("p", u.id, "elsewhere", u.expires_at - 10, u.expires_at + 300, "file-AAAAAAAAAAAAAAAAAAAAAAAA")).toBe(true);
   now = u.expires_at + 60;
-  for (const r of [await refusal(uploads.complete("p", u.id, [part.id])), await refusal(uploads.cancel("p", u.id))]) {
+  for (const r of [await refusal(uploads.complete("p", u.id, [part.id])), await refusal(uploads.cancel("p", u.id)), await refusal(uploads.beginPart("p", u.id, 1))]) {
     expect([r.code, r.status]).toEqual(["upload_busy", 409]);
     expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
   }

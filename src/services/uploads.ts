@@ -88,7 +88,10 @@ export class UploadsService {
 
   /** Opens the blob of a part about to arrive; `addPart` records it once its bytes are in. */
   async beginPart(projectId: string, uploadId: string, declaredBytes: number): Promise<Upload> {
-    const u = this.pending(await this.find(projectId, uploadId));
+    const u = await this.find(projectId, uploadId);
+    // (refused before its bytes are read: the insert would refuse it after)
+    if (this.held(u)) throw busy(u, this.now());
+    this.pending(u);
     // The parts never hold more than the upload's bytes, and count against the project's quota until completed.
     const stored = (await this.repo.parts(uploadId)).reduce((n, p) => n + p.bytes, 0);
     const room = u.bytes - stored;
