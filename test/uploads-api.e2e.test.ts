@@ -195,3 +195,26 @@ test("completes and cancels racing for one upload: one file at most, and never a
     }
   }
 });
+
+test("bytes gone from the file store (removed outside ragd) are said so, for a part and for a file; the upload can still be cancelled", async () => {
+  const { rmSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const removeBlob = (key: string) => rmSync(join(ragd.dataDir, blobFiles(ragd.dataDir).find((p) => p.endsWith(key))!));
+  const before = blobFiles(ragd.dataDir).sort();
+  const u = await client.uploads.create({ filename: "lost.txt", purpose: "assistants", bytes: 10, mime_type: "text/plain" });
+  const a = await client.uploads.parts.create(u.id, { data: await toFile(Buffer.from("first"), "a") });
+  const b = await client.uploads.parts.create(u.id, { data: await toFile(Buffer.from("other"), "b") });
+  removeBlob(b.id);
+  const e = await apiError(client.uploads.complete(u.id, { part_ids: [a.id, b.id] }));
+  expect([e.status, e.code, e.param]).toEqual([500, "stored_bytes_missing", "part_ids"]);
+  expect(e.message).toContain(b.id);
+  // the complete let go of it, made no file, and left no blob of its own
+  expect((await client.uploads.cancel(u.id)).status).toBe("cancelled");
+  expect(blobFiles(ragd.dataDir).sort()).toEqual(before);
+  const f = await client.files.create({ file: await toFile(Buffer.from("a file whose bytes go"), "gone.txt"), purpose: "assistants" });
+  removeBlob(f.id);
+  const c = await apiError(client.files.content(f.id));
+  expect([c.status, c.code]).toEqual([500, "stored_bytes_missing"]);
+  expect(c.message).toContain(f.id);
+  await client.files.delete(f.id);
+});

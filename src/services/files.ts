@@ -1,4 +1,4 @@
-import type { BlobStore, BlobWriter } from "../storage/blobs";
+import { BlobMissing, type BlobStore, type BlobWriter } from "../storage/blobs";
 import { isDiskFull, type DiskSpace } from "../storage/disk-space";
 import { listPage } from "./pagination";
 import { nowSeconds } from "../util/time";
@@ -322,7 +322,12 @@ export class FilesService {
 
   async content(projectId: string, id: string, range?: { start: number; end: number }) {
     const row = await this.get(projectId, id);
-    return { row, body: await this.blobs.read(row.id, range) };
+    try {
+      return { row, body: await this.blobs.read(row.id, range) };
+    } catch (e) {
+      if (e instanceof BlobMissing) throw fail("stored_bytes_missing", `The bytes of file ${row.id} are missing from the file store (removed outside ragd, or a failing disk). Delete the file and upload it again.`);
+      throw e;
+    }
   }
 
   async delete(projectId: string, id: string) {

@@ -3,6 +3,7 @@
 // queued for ingestion). What the SDKs use for files too large for one request.
 import { createHash } from "node:crypto";
 import { fail, notFound, RagdError } from "../errors";
+import { BlobMissing } from "../storage/blobs";
 import type { UploadPartRow, UploadRow, UploadsRepo } from "../storage/repos";
 import { TOMBSTONE_SECONDS } from "../storage/sql-common";
 import { isPartId, isUploadId, newFileId, newPartId, newUploadId, randomBase62 } from "../util/ids";
@@ -261,6 +262,8 @@ export class UploadsService {
         } catch (e) {
           // (a part dropped by a cancel, a complete or the sweep after this attempt's claim lapsed)
           if (!(e instanceof RagdError) && !(await renew())) throw new ClaimLost();
+          if (e instanceof BlobMissing)
+            throw fail("stored_bytes_missing", `The bytes of part ${id} of upload ${u.id} are missing from the file store (removed outside ragd, or a failing disk). Cancel this upload and send the file again in a new one.`, "part_ids");
           throw e;
         }
         if (!(await renew())) throw new ClaimLost();

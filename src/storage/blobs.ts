@@ -14,7 +14,7 @@ import { randomBase62 } from "../util/ids";
 export interface BlobStore {
   /** Starts a write that becomes visible only on commit; abort leaves nothing behind. */
   create(key: string): Promise<BlobWriter>;
-  /** The bytes in [start, end] (inclusive), or all of them: a file, or a stream from elsewhere. */
+  /** The bytes in [start, end] (inclusive), or all of them: a file, or a stream from elsewhere; BlobMissing when the key holds none. */
   read(key: string, range?: { start: number; end: number }): Promise<Blob | ReadableStream<Uint8Array>>;
   /**
    * A path on this machine holding the committed bytes, for parsers running in another
@@ -37,6 +37,14 @@ export interface BlobStore {
 /** The store holding file bytes cannot take or give them now (a bucket out of reach): retryable. */
 export class BlobStoreUnavailable extends Error {
   override name = "BlobStoreUnavailable";
+}
+
+/** No committed blob under the key: its bytes were removed outside ragd, or the disk lost them. */
+export class BlobMissing extends Error {
+  override name = "BlobMissing";
+  constructor(readonly key: string) {
+    super(`no stored bytes under ${key}`);
+  }
 }
 
 export interface BlobWriter {
@@ -123,6 +131,8 @@ export class DiskBlobStore implements BlobStore {
 
   async read(key: string, range?: { start: number; end: number }): Promise<Blob> {
     const { dir, file } = this.path(key);
+    // (Bun.file opens lazily: without this a lost blob fails later, mid-answer, as ENOENT)
+    if (!existsSync(join(dir, file))) throw new BlobMissing(key);
     const f = Bun.file(join(dir, file));
     return range ? f.slice(range.start, range.end + 1) : f;
   }

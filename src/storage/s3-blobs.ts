@@ -1,5 +1,5 @@
 import { S3Client } from "bun";
-import { BlobStoreUnavailable, DiskBlobStore, type BlobStore, type BlobWriter } from "./blobs";
+import { BlobMissing, BlobStoreUnavailable, DiskBlobStore, type BlobStore, type BlobWriter } from "./blobs";
 
 /** Where the bytes go: `s3://bucket/prefix` and how to reach the service. */
 export interface S3Settings {
@@ -86,7 +86,11 @@ export class S3BlobStore implements BlobStore {
     // The first bytes are awaited here, so a bucket out of reach is an error answer, not a
     // 200 whose body breaks off.
     const reader = (range ? o.slice(range.start, range.end + 1) : o).stream().getReader();
-    const first = await reader.read();
+    const first = await reader.read().catch(async (e) => {
+      // (asked again, so an unreachable bucket stays that error, not "missing")
+      if (!(await o.exists().catch(() => true))) throw new BlobMissing(key);
+      throw e;
+    });
     return new ReadableStream<Uint8Array>({
       start(ctrl) {
         if (first.done) ctrl.close();
