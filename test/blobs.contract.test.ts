@@ -134,3 +134,16 @@ describe.each(IMPLEMENTATIONS)("$name", (impl) => {
     expect(await s.isEmpty()).toBe(false);
   });
 });
+
+test.skipIf(s3Missing !== null)("s3: a bucket that is gone fails a read as the store's fault, not as missing bytes", async () => {
+  s3 ??= await startS3();
+  const store = new S3BlobStore(
+    { bucket: "no-such-bucket-here", prefix: "p/", endpoint: s3.endpoint, region: "us-east-1", accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+    new DiskBlobStore(dir()),
+  );
+  const outcome = await store.read("file-a").then(
+    () => "read",
+    (e) => (e instanceof BlobMissing ? "missing" : "failed"),
+  );
+  expect(outcome).toBe("failed");
+});

@@ -325,8 +325,10 @@ export class FilesService {
     try {
       return { row, body: await this.blobs.read(row.id, range) };
     } catch (e) {
-      if (e instanceof BlobMissing) throw fail("stored_bytes_missing", `The bytes of file ${row.id} are missing from the file store (removed outside ragd, or a failing disk). Delete the file and upload it again.`);
-      throw e;
+      if (!(e instanceof BlobMissing)) throw e;
+      // (deleted while this read: not found, as it would be a moment later)
+      await this.get(projectId, id);
+      throw fail("stored_bytes_missing", `The bytes of file ${row.id} are missing from the file store (removed outside ragd, or a failing disk). Delete the file and upload it again.`);
     }
   }
 

@@ -79,17 +79,23 @@ export class S3BlobStore implements BlobStore {
   }
 
   async read(key: string, range?: { start: number; end: number }) {
-    if (this.local.has(key)) return this.local.read(key, range);
+    if (this.local.has(key)) {
+      try {
+        return await this.local.read(key, range);
+      } catch (e) {
+        // (a parser's copy dropped since: the bucket has the bytes)
+        if (!(e instanceof BlobMissing)) throw e;
+      }
+    }
     // A stream, not the S3 file itself: a Response of an S3 file redirects the client to the
     // bucket, which the client may not reach and should not see.
     const o = this.object(key);
     // The first bytes are awaited here, so a bucket out of reach is an error answer, not a
     // 200 whose body breaks off.
     const reader = (range ? o.slice(range.start, range.end + 1) : o).stream().getReader();
-    const first = await reader.read().catch(async (e) => {
-      // (asked again, so an unreachable bucket stays that error, not "missing")
-      if (!(await o.exists().catch(() => true))) throw new BlobMissing(key);
-      throw e;
+    const first = await reader.read().catch((e) => {
+      // (only the key: a bucket gone or out of reach is the store's fault, not lost bytes)
+      throw (e as { code?: unknown })?.code === "NoSuchKey" ? new BlobMissing(key) : e;
     });
     return new ReadableStream<Uint8Array>({
       start(ctrl) {
