@@ -211,10 +211,17 @@ test("bytes gone from the file store (removed outside ragd) are said so, for a p
   // the complete let go of it, made no file, and left no blob of its own
   expect((await client.uploads.cancel(u.id)).status).toBe("cancelled");
   expect(blobFiles(ragd.dataDir).sort()).toEqual(before);
-  const f = await client.files.create({ file: await toFile(Buffer.from("a file whose bytes go"), "gone.txt"), purpose: "assistants" });
+  const f = await client.files.create({ file: await toFile(Buffer.from("a file whose bytes go, read again for a store cut its own way"), "gone.txt"), purpose: "assistants" });
+  expect((await client.files.waitForProcessing(f.id, { pollInterval: 50 })).status).toBe("processed");
   removeBlob(f.id);
   const c = await apiError(client.files.content(f.id));
   expect([c.status, c.code]).toEqual([500, "stored_bytes_missing"]);
   expect(c.message).toContain(f.id);
+  // a store that cuts it another way reads it again: its attempt ends at once, saying why (no retries that cannot succeed)
+  const store = await client.vectorStores.create({ name: "another cut", chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 120, chunk_overlap_tokens: 20 } } });
+  await client.vectorStores.files.create(store.id, { file_id: f.id });
+  const sf = await client.vectorStores.files.poll(store.id, f.id, { pollIntervalMs: 50 });
+  expect(sf.status).toBe("failed");
+  expect(sf.last_error?.message).toContain("missing from the file store");
   await client.files.delete(f.id);
 });

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { metrics } from "../metrics";
 import type { EmbeddingProvider } from "../embed/provider";
 import { encodeVector } from "../storage/vector-codec";
-import type { BlobStore } from "../storage/blobs";
+import { BlobMissing, type BlobStore } from "../storage/blobs";
 import type { IngestionRepo, Job, JobOutcome } from "../storage/repos";
 import { log } from "../util/log";
 import { chunkSizeOf, resolveChunking, type ChunkSize } from "./chunker";
@@ -205,14 +205,16 @@ export class IngestPipeline {
       } catch (e) {
         // A full disk (copying a stored file here) postpones the job, as anywhere else.
         if (isDiskFull(e)) throw e;
+        // (gone for good: no later attempt finds them either)
+        if (e instanceof BlobMissing) throw new ParseError("The file's bytes are missing from the file store (removed outside ragd, or a failing disk). Delete the file and upload it again.", "server_error");
         throw new Transient(`could not read the stored file: ${String((e as Error)?.message ?? e)}`);
       }
     };
     try {
-      const head = await readable(async () => new Response(await this.blobs.read(job.fileId, { start: 0, end: HEAD_BYTES - 1 })).bytes());
-      if (slot.cancelled) return;
       let reply: ParseReply;
       try {
+        const head = await readable(async () => new Response(await this.blobs.read(job.fileId, { start: 0, end: HEAD_BYTES - 1 })).bytes());
+        if (slot.cancelled) return;
         // A file refused by its first bytes costs no parse process, nor a local copy of it
         // (a download, when the bytes are in a bucket).
         const headFormat = detectFromHead(head, job.filename);
