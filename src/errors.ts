@@ -78,7 +78,7 @@ export const ERRORS = {
   unsupported_file: { status: 400, type: "invalid_request_error", lastError: "unsupported_file", doc: "A format ragd does not read." },
   no_text: { status: 400, type: "invalid_request_error", lastError: "invalid_file", doc: "A document with no text to index (OCR found none either)." },
   timeout: { status: 500, type: "api_error", lastError: "server_error", doc: "A document whose parse ran past --ingest-timeout." },
-  server_error: { status: 500, type: "api_error", lastError: "server_error", doc: "Ingestion failed for the server's reasons (attempts exhausted, a native library)." },
+  server_error: { status: 500, type: "api_error", lastError: "server_error", doc: "Ingestion failed for the server's reasons (attempts exhausted, a native library, the file's bytes gone from the file store)." },
 } satisfies Record<string, Entry>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -132,7 +132,8 @@ export class DiskBlobStore implements BlobStore {
   async read(key: string, range?: { start: number; end: number }): Promise<Blob> {
     const { dir, file } = this.path(key);
     // (Bun.file opens lazily: without this a lost blob fails later, mid-answer, as ENOENT)
-    if (!existsSync(join(dir, file))) throw new BlobMissing(key);
+    // (ENOENT alone: another failure, a stale NFS handle or EIO, may pass and is rethrown)
+    if (!statSync(join(dir, file), { throwIfNoEntry: false })) throw new BlobMissing(key);
     const f = Bun.file(join(dir, file));
     return range ? f.slice(range.start, range.end + 1) : f;
   }
