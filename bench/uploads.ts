@@ -97,56 +97,49 @@ export async function uploadsBench(): Promise<string> {
 
     const big = join(work, "big.bin");
     if (Bun.spawnSync(["dd", "if=/dev/urandom", `of=${big}`, "bs=1M", "count=512", "status=none"]).exitCode !== 0) throw new Error("dd failed");
-    const ragdMbs: number[] = [];
-    const plainMbs: number[] = [];
-    const growth: number[] = [];
-    for (let round = 0; round < Math.min(ROUNDS, 3); round++) {
-      const before = server.rssKb();
-      server.resetPeak();
+    const BIG_ROUNDS = Math.min(ROUNDS, 3);
+    /** Rounds of a 512 MB send through ragd (until its ingestion ended, the file deleted after), alternating with the sink's one upload. */
+    const bigRounds = async (send: () => Promise<{ seconds: number; fileId: string; completeSeconds?: number }>) => {
+      const r = { mbs: [] as number[], plain: [] as number[], growth: [] as number[], complete: [] as number[] };
+      for (let round = 0; round < BIG_ROUNDS; round++) {
+        const before = server.rssKb();
+        server.resetPeak();
+        const up = await send();
+        await waitIngested(server, up.fileId);
+        r.growth.push((server.peakRssKb() - before) / 1024);
+        await deleteFile(server, up.fileId);
+        r.mbs.push(512 / up.seconds);
+        if (up.completeSeconds !== undefined) r.complete.push(up.completeSeconds);
+        r.plain.push(512 / (await curlUpload(sink!.url, "none", big)).seconds);
+      }
+      return r;
+    };
+    const one = await bigRounds(async () => {
       const up = await curlUpload(`${server.url}/v1/files`, server.key, big);
-      const id = (JSON.parse(up.body) as { id: string }).id;
-      await waitIngested(server, id);
-      growth.push((server.peakRssKb() - before) / 1024);
-      await deleteFile(server, id);
-      ragdMbs.push(512 / up.seconds);
-      plainMbs.push(512 / (await curlUpload(sink.url, "none", big)).seconds);
-    }
+      return { seconds: up.seconds, fileId: (JSON.parse(up.body) as { id: string }).id };
+    });
     rows.push([
       "one 512 MB upload (curl), until its ingestion ended",
-      `${spread(ragdMbs)} MB/s`,
-      `${spread(plainMbs)} MB/s`,
-      (median(ragdMbs) / median(plainMbs)).toFixed(2),
-      `${spread(growth)} MB`,
+      `${spread(one.mbs)} MB/s`,
+      `${spread(one.plain)} MB/s`,
+      (median(one.mbs) / median(one.plain)).toFixed(2),
+      `${spread(one.growth)} MB`,
     ]);
 
     // The same bytes as the SDKs send a large file: parts of 64 MB (the Uploads API's limit), two at a time, then a complete.
     if (Bun.spawnSync(["split", "-b", "64M", "-d", big, join(work, "part-")]).exitCode !== 0) throw new Error("split failed");
     const parts = [...new Bun.Glob("part-*").scanSync({ cwd: work })].sort().map((p) => join(work, p));
-    const partsMbs: number[] = [];
-    const partsPlain: number[] = [];
-    const partsGrowth: number[] = [];
-    const completeSeconds: number[] = [];
-    for (let round = 0; round < Math.min(ROUNDS, 3); round++) {
-      const before = server.rssKb();
-      server.resetPeak();
-      const up = await partsUpload(server, parts, 512 * 1024 * 1024, 2);
-      await waitIngested(server, up.fileId);
-      partsGrowth.push((server.peakRssKb() - before) / 1024);
-      await deleteFile(server, up.fileId);
-      partsMbs.push(512 / up.seconds);
-      completeSeconds.push(up.completeSeconds);
-      partsPlain.push(512 / (await curlUpload(sink.url, "none", big)).seconds);
-    }
+    const inParts = await bigRounds(() => partsUpload(server, parts, 512 * 1024 * 1024, 2));
     rows.push([
       `the same 512 MB through the Uploads API: ${parts.length} parts of 64 MB, 2 at a time, and its complete; until its ingestion ended`,
-      `${spread(partsMbs)} MB/s (${(median(partsMbs) / median(ragdMbs)).toFixed(2)}x the one upload; the complete, which copies the parts into the file: ${spread(completeSeconds, 2)} s)`,
-      `${spread(partsPlain)} MB/s (one upload)`,
-      `${(median(partsMbs) / median(partsPlain)).toFixed(2)} (parts and a copy against one body)`,
-      `${spread(partsGrowth)} MB`,
+      `${spread(inParts.mbs)} MB/s (${(median(inParts.mbs) / median(one.mbs)).toFixed(2)}x the one upload; the complete, which copies the parts into the file: ${spread(inParts.complete, 2)} s)`,
+      `${spread(inParts.plain)} MB/s (one upload)`,
+      `${(median(inParts.mbs) / median(inParts.plain)).toFixed(2)} (parts and a copy against one body)`,
+      `${spread(inParts.growth)} MB`,
     ]);
     return (
       table(["path", "ragd, median (min–max)", "plain streaming sink, same run", "ratio of medians", "ragd resident growth"], rows) +
-      `\n\n${ROUNDS} alternating rounds of ${SECONDS} s (the 512 MB rows: ${Math.min(ROUNDS, 3)}); load from a separate process on the same machine. The sink is a bare Bun.serve that streams each body to a file, fsyncs it, renames it and fsyncs the directory: ragd's durability without parsing, hashing or a database.`
+      `\n\n${ROUNDS} alternating rounds of ${SECONDS} s (the 512 MB rows: ${BIG_ROUNDS}); load from a separate process on the same machine. The sink is a bare Bun.serve that streams each body to a file, fsyncs it, renames it and fsyncs the directory: ragd's durability without parsing, hashing or a database.`
     );
   } finally {
     await sink?.stop();
