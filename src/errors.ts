@@ -71,7 +71,7 @@ export const ERRORS = {
   file_not_ready: bad("An `input_file` whose file is still being processed after waiting for it."),
   response_not_cancellable: bad("A cancel for a response that was not created with `background: true`."),
   shutting_down: { status: 503, type: "api_error", doc: "An answer cut short because the server is stopping; send it again once it is back." },
-  stored_bytes_missing: { status: 500, type: "api_error", doc: "A file's or an upload part's bytes are gone from the file store (removed outside ragd, or a failing disk): delete the file, or cancel the upload, and send it again." },
+  stored_bytes_missing: { status: 500, type: "api_error", doc: "A file's or an upload part's bytes are gone from the file store (removed from the data directory or the bucket outside ragd): delete the file, or cancel the upload, and send it again." },
   internal_error: { status: 500, type: "api_error", doc: "A fault of the server; the log has the request id." },
   // How ingesting a file can end (status_details, last_error)
   invalid_file: { status: 400, type: "invalid_request_error", lastError: "invalid_file", doc: "A file that cannot be read (corrupt, encrypted, mislabelled), or one whose purpose is not indexed." },
@@ -119,6 +119,10 @@ export const notFound = (what: string, id: string, param: string | null = "id") 
 export const unknownParameter = (name: string) => fail("unknown_parameter", `Unrecognized request argument supplied: ${name}`, name);
 
 export const missingParameter = (name: string, hint: string) => fail("missing_required_parameter", `${name} is required: ${hint}`, name);
+
+/** Bytes the file store no longer has (its BlobMissing): `what` names them, `remedy` says what to do. */
+export const bytesMissingMessage = (what: string, remedy: string) =>
+  `The bytes of ${what} are missing from the file store (removed from the data directory or the bucket outside ragd). ${remedy}`;
 
 export const internalError = () =>
   fail("internal_error", "The server had an error while processing your request. Try again; if it persists, check the ragd logs.");

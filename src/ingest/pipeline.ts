@@ -5,6 +5,7 @@ import { encodeVector } from "../storage/vector-codec";
 import { BlobMissing, type BlobStore } from "../storage/blobs";
 import type { IngestionRepo, Job, JobOutcome } from "../storage/repos";
 import { log } from "../util/log";
+import { bytesMissingMessage } from "../errors";
 import { chunkSizeOf, resolveChunking, type ChunkSize } from "./chunker";
 import type { ParseReply } from "./parse-child";
 import { DEFAULT_PARSE_LIMITS, ParseError, type ParseLimits } from "./types";
@@ -206,7 +207,7 @@ export class IngestPipeline {
         // A full disk (copying a stored file here) postpones the job, as anywhere else.
         if (isDiskFull(e)) throw e;
         // (gone for good: no later attempt finds them either)
-        if (e instanceof BlobMissing) throw new ParseError("The file's bytes are missing from the file store (removed outside ragd, or a failing disk). Delete the file and upload it again.", "server_error");
+        if (e instanceof BlobMissing) throw new ParseError(bytesMissingMessage("this file", "Delete the file and upload it again."), "server_error");
         throw new Transient(`could not read the stored file: ${String((e as Error)?.message ?? e)}`);
       }
     };

@@ -6,7 +6,8 @@ import type { FileRow, FilesRepo } from "../storage/repos";
 import { contentTypeFor, extensionOf, sniffImage } from "../util/content-type";
 import { isFileId, newFileId } from "../util/ids";
 import { formatSize } from "../util/size";
-import { fail, notFound, RagdError } from "../errors";
+import { bytesMissingMessage, fail, notFound, RagdError } from "../errors";
+import { log } from "../util/log";
 
 export const PURPOSES = ["knowledge_base", "assistants", "user_data", "batch", "fine-tune", "evals", "vision"] as const;
 export type Purpose = (typeof PURPOSES)[number];
@@ -328,7 +329,8 @@ export class FilesService {
       if (!(e instanceof BlobMissing)) throw e;
       // (deleted while this read: not found, as it would be a moment later)
       await this.get(projectId, id);
-      throw fail("stored_bytes_missing", `The bytes of file ${row.id} are missing from the file store (removed outside ragd, or a failing disk). Delete the file and upload it again.`);
+      log.error("a file's bytes are missing from the file store", { file_id: row.id });
+      throw fail("stored_bytes_missing", bytesMissingMessage(`file ${row.id}`, "Delete the file and upload it again."));
     }
   }
 

@@ -2,11 +2,12 @@
 // arrives, then completed into one file that goes the way of any upload (checked, committed,
 // queued for ingestion). What the SDKs use for files too large for one request.
 import { createHash } from "node:crypto";
-import { fail, notFound, RagdError } from "../errors";
+import { bytesMissingMessage, fail, notFound, RagdError } from "../errors";
 import { BlobMissing } from "../storage/blobs";
 import type { UploadPartRow, UploadRow, UploadsRepo } from "../storage/repos";
 import { TOMBSTONE_SECONDS } from "../storage/sql-common";
 import { isPartId, isUploadId, newFileId, newPartId, newUploadId, randomBase62 } from "../util/ids";
+import { log } from "../util/log";
 import { formatSize } from "../util/size";
 import { nowSeconds } from "../util/time";
 import { toFileObject, type CreateInput, type FileObject, type FilesService, type Upload } from "./files";
@@ -262,8 +263,10 @@ export class UploadsService {
         } catch (e) {
           // (a part dropped by a cancel, a complete or the sweep after this attempt's claim lapsed)
           if (!(e instanceof RagdError) && !(await renew())) throw new ClaimLost();
-          if (e instanceof BlobMissing)
-            throw fail("stored_bytes_missing", `The bytes of part ${id} of upload ${u.id} are missing from the file store (removed outside ragd, or a failing disk). Cancel this upload and send the file again in a new one.`, "part_ids");
+          if (e instanceof BlobMissing) {
+            log.error("an upload part's bytes are missing from the file store", { upload_id: u.id, part_id: id });
+            throw fail("stored_bytes_missing", bytesMissingMessage(`part ${id} of upload ${u.id}`, "Cancel this upload and send the file again in a new one."), "part_ids");
+          }
           throw e;
         }
         if (!(await renew())) throw new ClaimLost();

@@ -1,5 +1,5 @@
 import fs, { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { mkdir, rename, unlink } from "node:fs/promises";
+import { mkdir, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { storageError } from "./disk-space";
@@ -131,9 +131,12 @@ export class DiskBlobStore implements BlobStore {
 
   async read(key: string, range?: { start: number; end: number }): Promise<Blob> {
     const { dir, file } = this.path(key);
-    // (Bun.file opens lazily: without this a lost blob fails later, mid-answer, as ENOENT)
-    // (ENOENT alone: another failure, a stale NFS handle or EIO, may pass and is rethrown)
-    if (!statSync(join(dir, file), { throwIfNoEntry: false })) throw new BlobMissing(key);
+    // Bun.file opens lazily: without this a lost blob fails later, mid-answer. ENOENT alone
+    // is "missing" (a stale NFS handle or EIO may pass, and is rethrown); off the event loop,
+    // as a shared mount's stat can be slow.
+    await stat(join(dir, file)).catch((e: NodeJS.ErrnoException) => {
+      throw e.code === "ENOENT" ? new BlobMissing(key) : e;
+    });
     const f = Bun.file(join(dir, file));
     return range ? f.slice(range.start, range.end + 1) : f;
   }
