@@ -6,15 +6,9 @@ import { join } from "node:path";
 import { RagdError } from "../src/errors";
 import { FilesService } from "../src/services/files";
 import { DiskBlobStore } from "../src/storage/blobs";
-import { openSqliteRepos } from "../src/storage/sqlite";
-import { cleanup, tempDir } from "./helpers/ragd";
+import { closeProjectRepos, projectRepos } from "./helpers/repos";
 
-const dirs: string[] = [];
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-  for (const d of dirs.splice(0)) cleanup(d);
-});
+afterEach(closeProjectRepos);
 
 /** A disk store that runs `beforeRead` as a read begins: what another request does meanwhile. */
 class RacedStore extends DiskBlobStore {
@@ -30,11 +24,7 @@ class RacedStore extends DiskBlobStore {
 const code = (p: Promise<unknown>) => p.then(() => "read", (e) => (e instanceof RagdError ? e.code : `failed: ${e}`));
 
 test("bytes gone under a listed file are stored_bytes_missing; a file deleted while its content is read is not found", async () => {
-  const dir = tempDir("ragd-missing-");
-  dirs.push(dir);
-  const repos = openSqliteRepos(dir);
-  closers.push(() => repos.close());
-  await repos.keys.createProject({ id: "p", name: "p", createdAt: 0 });
+  const { dir, repos } = await projectRepos("ragd-missing-");
   const blobs = new RacedStore(join(dir, "blobs"));
   const files = new FilesService(repos.files, blobs, { maxFileSize: 1 << 20, projectQuota: 0 }, null);
   const make = async (text: string) => {

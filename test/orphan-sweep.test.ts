@@ -6,22 +6,13 @@ import { FilesService } from "../src/services/files";
 import { UploadsService } from "../src/services/uploads";
 import { DiskBlobStore } from "../src/storage/blobs";
 import type { FilesRepo } from "../src/storage/repos";
-import { openSqliteRepos } from "../src/storage/sqlite";
-import { blobFiles, cleanup, tempDir } from "./helpers/ragd";
+import { blobFiles } from "./helpers/ragd";
+import { closeProjectRepos, projectRepos } from "./helpers/repos";
 
-const dirs: string[] = [];
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-  for (const d of dirs.splice(0)) cleanup(d);
-});
+afterEach(closeProjectRepos);
 
 async function setUp(hold: "insert" | "remove" = "insert") {
-  const dir = tempDir("ragd-orphans-");
-  dirs.push(dir);
-  const repos = openSqliteRepos(dir);
-  closers.push(() => repos.close());
-  await repos.keys.createProject({ id: "p", name: "p", createdAt: 0 });
+  const { dir, repos } = await projectRepos("ragd-orphans-");
   const blobs = new DiskBlobStore(join(dir, "blobs"));
   // The row's insert (or, for a delete, the answer after the row's removal) waits for the
   // test to let it go, so the sweep can run in between.
@@ -123,9 +114,7 @@ test("a delete whose row is gone but not yet answered keeps its blob from the sw
 
 test("an upload's parts are kept while their rows are; a part whose row is gone is swept", async () => {
   const { dir, blobs, files } = await setUp();
-  const repos = openSqliteRepos(join(dir, "second"));
-  closers.push(() => repos.close());
-  await repos.keys.createProject({ id: "p", name: "p", createdAt: 0 });
+  const { repos } = await projectRepos("ragd-orphans-uploads-");
   const uploads = new UploadsService(repos.uploads, files, 1 << 20);
   const u = await uploads.create("p", { filename: "big.txt", purpose: "assistants", bytes: 10, mimeType: "text/plain" });
   const up = await uploads.beginPart("p", u.id, 10);

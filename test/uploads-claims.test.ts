@@ -6,15 +6,9 @@ import { RagdError } from "../src/errors";
 import { FilesService } from "../src/services/files";
 import { UploadsService } from "../src/services/uploads";
 import { DiskBlobStore } from "../src/storage/blobs";
-import { openSqliteRepos } from "../src/storage/sqlite";
-import { cleanup, tempDir } from "./helpers/ragd";
+import { closeProjectRepos, projectRepos } from "./helpers/repos";
 
-const dirs: string[] = [];
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-  for (const d of dirs.splice(0)) cleanup(d);
-});
+afterEach(closeProjectRepos);
 
 async function refusal(p: Promise<unknown>) {
   try {
@@ -27,11 +21,7 @@ async function refusal(p: Promise<unknown>) {
 }
 
 test("an upload held by a complete elsewhere is busy (409, retry-after) for a complete, a cancel and a part, even past its expiry; once the claim lapses, it is what its state says", async () => {
-  const dir = tempDir("ragd-claims-");
-  dirs.push(dir);
-  const repos = openSqliteRepos(dir);
-  closers.push(() => repos.close());
-  await repos.keys.createProject({ id: "p", name: "p", createdAt: 0 });
+  const { dir, repos } = await projectRepos("ragd-claims-");
   let now = 1_000;
   const files = new FilesService(repos.files, new DiskBlobStore(join(dir, "blobs")), { maxFileSize: 1 << 20, projectQuota: 0 }, null, () => now);
   const uploads = new UploadsService(repos.uploads, files, 1 << 20, () => now);
