@@ -1,4 +1,4 @@
-import { Inflate } from "fflate";
+import { inflateRawSync } from "node:zlib";
 import { megabytes, ParseError, type ParseLimits } from "./types";
 
 /**
@@ -6,6 +6,9 @@ import { megabytes, ParseError, type ParseLimits } from "./types";
  * count, total expanded size and per-entry ratio. Sizes are enforced on the bytes actually
  * inflated, not on what the archive claims, so a lying header cannot slip a bomb through.
  */
+// The largest buffer zlib may be asked for; every limit here is far below it.
+const MAX_BUFFER = 2 ** 31 - 1;
+
 export class SafeZip {
   private readonly entries = new Map<string, { data: Uint8Array; compression: number; size: number }>();
   private expanded = 0;
@@ -80,32 +83,23 @@ export class SafeZip {
       return this.account(e.data.slice(), e.data.length);
     }
     if (e.compression !== 8) throw new ParseError(`the archive uses an unsupported compression method (${e.compression})`);
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    const maxForEntry = Math.max(1 << 20, e.data.length * this.limits.maxCompressionRatio);
-    const inflater = new Inflate((chunk) => {
-      size += chunk.length;
-      if (size > max) throw overMax();
-      if (size > maxForEntry)
-        throw new ParseError(`the archive looks like a zip bomb: "${name}" expands more than ${this.limits.maxCompressionRatio} times`, "file_too_large");
-      if (this.expanded + size > this.limits.maxExpandedBytes)
-        throw new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`, "file_too_large");
-      parts.push(chunk);
-    });
+    // zlib stops inflating at the first byte past the tightest limit, so a bomb costs no more
+    // than the limit; it runs natively, several times faster than an inflate in JavaScript.
+    const limits: [number, () => ParseError][] = [
+      [max, overMax],
+      [Math.max(1 << 20, e.data.length * this.limits.maxCompressionRatio), () => new ParseError(`the archive looks like a zip bomb: "${name}" expands more than ${this.limits.maxCompressionRatio} times`, "file_too_large")],
+      [this.limits.maxExpandedBytes - this.expanded, () => this.pastExpanded()],
+    ];
+    const [cap, past] = limits.reduce((a, b) => (b[0] < a[0] ? b : a));
+    let out: Uint8Array;
     try {
-      const STEP = 1 << 16;
-      for (let i = 0; i < e.data.length; i += STEP) inflater.push(e.data.subarray(i, i + STEP), i + STEP >= e.data.length);
+      out = inflateRawSync(e.data, { maxOutputLength: Math.max(1, Math.min(cap, MAX_BUFFER)) });
     } catch (err) {
-      if (err instanceof ParseError) throw err;
+      if ((err as { code?: string })?.code === "ERR_BUFFER_TOO_LARGE") throw past();
       throw new ParseError("the archive is corrupt (an entry could not be decompressed)");
     }
-    const out = new Uint8Array(size);
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.length;
-    }
-    return this.account(out, size);
+    if (out.length > cap) throw past();
+    return this.account(out, out.length);
   }
 
   /**
@@ -128,8 +122,11 @@ export class SafeZip {
 
   private account(b: Uint8Array, size: number) {
     this.expanded += size;
-    if (this.expanded > this.limits.maxExpandedBytes)
-      throw new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`, "file_too_large");
+    if (this.expanded > this.limits.maxExpandedBytes) throw this.pastExpanded();
     return b;
+  }
+
+  private pastExpanded() {
+    return new ParseError(`the archive expands past the ${Math.round(this.limits.maxExpandedBytes / 1024 ** 2)} MB limit`, "file_too_large");
   }
 }
