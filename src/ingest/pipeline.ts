@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { stat } from "node:fs/promises";
 import { metrics } from "../metrics";
 import type { EmbeddingProvider } from "../embed/provider";
 import { encodeVector } from "../storage/vector-codec";
@@ -11,7 +12,7 @@ import type { ParseReply } from "./parse-child";
 import { DEFAULT_PARSE_LIMITS, ParseError, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
 import { MemoryExceeded, ParseProcessPool, type Outcome } from "./parse-pool";
-import { parseFile, Timeout, Transient } from "./parse-file";
+import { parseFile, splittable, Timeout, Transient, type Splittable } from "./parse-file";
 import { parseInline, readsInline } from "./parse-inline";
 import { detectFromHead } from "./parsers/index";
 import type { NativePaths } from "../native/assets";
@@ -249,7 +250,9 @@ export class IngestPipeline {
             // the time budget counts from here: waiting for a parser is not the file's doing
             started = Date.now();
             progress.set("parsing");
-            reply = parsed(await this.parse(job, slot, path, (m) => progress.set(m), headFormat === "pdf"));
+            // (a size that cannot be read only means the file is read in one process)
+            const split = splittable(headFormat, job.filename, (await stat(path).catch(() => null))?.size ?? 0);
+            reply = parsed(await this.parse(job, slot, path, (m) => progress.set(m), split));
           } finally {
             this.releaseParseSlot();
           }
@@ -375,14 +378,15 @@ export class IngestPipeline {
     return true;
   }
 
-  private parse(job: Job, slot: Running, path: string, onProgress: (m: string) => void, pdf: boolean): Promise<ParseReply> {
+  private parse(job: Job, slot: Running, path: string, onProgress: (m: string) => void, split: Splittable | null): Promise<ParseReply> {
     // before a process is taken: a throw here must not strand one
     const chunking = chunkSizeOf(job.cut, this.autoChunking);
     return parseFile({
       pool: this.pool,
       slots: { take: () => this.tryParseSlot(), give: () => this.releaseParseSlot(), othersWaiting: () => this.parseWaiters.length > 0 },
       request: { path, filename: job.filename, limits: this.limits, chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, natives: this.opts.natives },
-      pdf,
+      split,
+      readers: this.opts.concurrency,
       timeoutMs: this.opts.timeoutMs,
       onProgress,
       onStart: (settle) => (slot.settle = settle),

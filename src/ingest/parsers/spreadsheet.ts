@@ -1,27 +1,47 @@
 import * as XLSX from "xlsx";
 import { SafeZip } from "../zip";
-import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
+import { ParseError, tooManyCells, type Block, type ParseInput, type ParsedDocument } from "../types";
 import { findHeader, isBlankRow, renderRow } from "./tabular";
 import { embeddedIn, partRels, type Embedded } from "./ooxml";
 import { pictureReader } from "./pictures";
 import { walkXml } from "./xml";
 
+// Each process that reads a group of sheets first reads the parts they share (the whole zip,
+// the strings table): a group holds at least this much XML (about 0.4 s of parsing) to repay it.
+const GROUP_XML_BYTES = 4 * 1024 * 1024;
+
 /**
  * XLSX, XLS and ODS through SheetJS 0.18.5, the last release on npm. It has known
  * advisories for crafted files (prototype pollution, ReDoS), so it only ever runs inside a
  * parse worker that is thrown away after one file and killed at the time budget; zips are
- * checked against the bomb limits before SheetJS inflates them.
+ * checked against the bomb limits before SheetJS inflates them. A large XLSX may be read in
+ * groups of sheets by several processes (`input.pages`, see PageRange).
  */
 export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls" | "ods"): Promise<ParsedDocument> {
   let drawings = new Map<string, Embedded>();
   let zip: SafeZip | null = null;
+  /** The sheets this read covers, when it reads a range of the workbook's groups. */
+  let only: string[] | null = null;
+  let groups = 0;
   if (format !== "xls") {
     zip = new SafeZip(input.bytes, input.limits);
     zip.checkAll();
     // SheetJS expands ODS repeat attributes as it reads, before any option can stop it: an
     // 800-byte file can ask for a billion cells.
     if (format === "ods") checkOdsRepeats(zip.text("content.xml") ?? "", input.limits.maxCells);
-    if (format === "xlsx") drawings = sheetDrawings(zip);
+    if (format === "xlsx") {
+      const sheets = workbookSheets(zip);
+      drawings = sheetDrawings(zip, sheets);
+      const range = input.pages;
+      if (range) {
+        const plan = sheetGroups(sheets.map((s) => ({ name: s.name, size: zip!.size(s.path) })), range.readers ?? 1);
+        if (range.split) input.splitting?.(plan.length, plan.length > 1);
+        if (!range.split || plan.length > 1) {
+          groups = plan.length;
+          only = plan.slice(range.from - 1, range.to).flat();
+        }
+      }
+    }
   }
   const readPictures = pictureReader(input);
   let wb: XLSX.WorkBook;
@@ -34,6 +54,7 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
       cellStyles: false,
       bookVBA: false,
       bookFiles: false,
+      ...(only ? { sheets: only } : {}),
     });
   } catch (e) {
     const msg = String((e as Error)?.message ?? e);
@@ -42,9 +63,7 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
   }
   const blocks: Block[] = [];
   let cells = 0;
-  for (const name of wb.SheetNames) {
-    const ws = wb.Sheets[name];
-    if (!ws?.["!ref"]) continue;
+  const readRows = (name: string, ws: XLSX.WorkSheet) => {
     input.progress(`reading sheet "${name}"`);
     // Only the rows and cells the sheet holds are visited: its declared range (A1:XFD1048576)
     // may be vast and empty.
@@ -83,9 +102,9 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
       blocks.push({ text, loc: { sheet: name, rows: [rowNo, rowNo] }, ...(first ? { boundary: true } : {}) });
       first = false;
     }
-  }
+  };
   // Charts and pictures float over a sheet: their text goes with the sheet, after its rows.
-  for (const [name, d] of drawings) {
+  const readDrawing = async (name: string, d: Embedded) => {
     let first = !blocks.some((b) => b.loc.sheet === name);
     const add = (text: string) => {
       blocks.push({ text, loc: { sheet: name }, ...(first ? { boundary: true } : {}) });
@@ -93,16 +112,26 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
     };
     d.texts.forEach(add);
     for (const b of await readPictures(d.pictures.map((p) => ({ bytes: zip!.read(p)!, loc: { sheet: name } })))) add(b.text);
+  };
+  for (const name of only ?? wb.SheetNames) {
+    const ws = wb.Sheets[name];
+    if (ws?.["!ref"]) readRows(name, ws);
+    const drawing = drawings.get(name);
+    if (drawing) await readDrawing(name, drawing);
   }
-  return { format, blocks };
+  return { format, blocks, ...(only ? { part: { pages: groups, scanned: 0, cells } } : {}) };
 }
 
-/** Each XLSX sheet's drawing (charts, pictures), by sheet name. */
-function sheetDrawings(zip: SafeZip): Map<string, Embedded> {
-  const out = new Map<string, Embedded>();
+interface SheetPart {
+  name: string;
+  path: string;
+}
+
+/** The workbook's sheets in their order, with the part that holds each. */
+function workbookSheets(zip: SafeZip): SheetPart[] {
   const book = "xl/workbook.xml";
   const rels = partRels(zip, book);
-  const sheets: { name: string; path: string }[] = [];
+  const sheets: SheetPart[] = [];
   walkXml(zip.text(book) ?? "", {
     open(name, a) {
       if (name !== "sheet") return;
@@ -110,6 +139,12 @@ function sheetDrawings(zip: SafeZip): Map<string, Embedded> {
       if (target && a.name) sheets.push({ name: a.name, path: target });
     },
   });
+  return sheets;
+}
+
+/** Each XLSX sheet's drawing (charts, pictures), by sheet name. */
+function sheetDrawings(zip: SafeZip, sheets: SheetPart[]): Map<string, Embedded> {
+  const out = new Map<string, Embedded>();
   for (const sheet of sheets) {
     for (const rel of partRels(zip, sheet.path).values()) {
       if (!rel.type.endsWith("/drawing") || !zip.has(rel.target)) continue;
@@ -120,6 +155,27 @@ function sheetDrawings(zip: SafeZip): Map<string, Embedded> {
   return out;
 }
 
+/**
+ * The workbook's sheets cut into at most `readers` runs of about equal XML (each at least
+ * GROUP_XML_BYTES), in their order: what each parse process reads when a large workbook is read
+ * by several. Every process computes the same groups from the zip's directory. One group means
+ * the workbook is read whole.
+ */
+export function sheetGroups(sheets: { name: string; size: number }[], readers: number): string[][] {
+  const total = sheets.reduce((a, s) => a + s.size, 0);
+  const n = Math.max(1, Math.min(readers, sheets.length, Math.floor(total / GROUP_XML_BYTES)));
+  const groups: string[][] = [];
+  let before = 0;
+  for (const sheet of sheets) {
+    // a sheet goes to the group its middle falls in: groups stay near an equal share
+    const g = Math.min(n - 1, Math.floor(((before + sheet.size / 2) * n) / Math.max(1, total)));
+    before += sheet.size;
+    if (groups.length && g < groups.length) groups[groups.length - 1]!.push(sheet.name);
+    else groups.push([sheet.name]);
+  }
+  return groups;
+}
+
 /** A dense sheet's rows as SheetJS 0.18 keeps them: arrays of cells under numeric keys, by row index. */
 function storedRows(ws: XLSX.WorkSheet): [number, XLSX.CellObject[]][] {
   const sheet = ws as unknown as Record<string, unknown>;
@@ -128,8 +184,6 @@ function storedRows(ws: XLSX.WorkSheet): [number, XLSX.CellObject[]][] {
     .map((k) => [Number(k), sheet[k] as XLSX.CellObject[]] as [number, XLSX.CellObject[]])
     .sort((a, b) => a[0] - b[0]);
 }
-
-const tooManyCells = (max: number) => new ParseError(`the spreadsheet holds more than ${max.toLocaleString("en")} cells with content, past what this server reads; split it`, "file_too_large");
 
 /**
  * Counts the cells with content an ODS asks for once its repeat attributes are expanded.
