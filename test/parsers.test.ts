@@ -407,6 +407,27 @@ describe("bad input", () => {
     await expect(parseDocument({ bytes: zip(docx), filename: "x.docx", limits: small, progress: () => {}, ocr: OCR, natives: NATIVES })).rejects.toThrow("expands past");
   });
 
+  test("zip entries: an empty one stored deflated with no bytes reads as empty; a bomb is stopped at the limit, not inflated whole", async () => {
+    const { SafeZip } = await import("../src/ingest/zip");
+    // stored (method 0) with no bytes, then marked deflated (8) in its local header and the directory, as some writers leave it
+    const bytes = zip({ "word/document.xml": '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>kept</w:t></w:r></w:p></w:body></w:document>', "word/empty.xml": [new Uint8Array(0), { level: 0 }] as unknown as Uint8Array });
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i + 4 <= bytes.length; i++) {
+      const sig = dv.getUint32(i, true);
+      const name = (at: number, len: number) => new TextDecoder().decode(bytes.subarray(at, at + len));
+      if (sig === 0x04034b50 && name(i + 30, dv.getUint16(i + 26, true)) === "word/empty.xml") dv.setUint16(i + 8, 8, true);
+      if (sig === 0x02014b50 && name(i + 46, dv.getUint16(i + 28, true)) === "word/empty.xml") dv.setUint16(i + 10, 8, true);
+    }
+    const z = new SafeZip(bytes, DEFAULT_PARSE_LIMITS);
+    expect(z.read("word/empty.xml")).toEqual(new Uint8Array(0));
+    expect((await parseDocument({ bytes, filename: "x.docx", limits: DEFAULT_PARSE_LIMITS, progress: () => {}, ocr: OCR, natives: NATIVES })).blocks[0]!.text).toBe("kept");
+    // 128 MB of zeros, about 128 KB deflated: refused past the 1 MB part limit having inflated about that much
+    const bomb = new SafeZip(zip({ "a.xml": new Uint8Array(128 * 1024 ** 2) }), DEFAULT_PARSE_LIMITS);
+    const before = process.memoryUsage().rss;
+    expect(() => bomb.read("a.xml", 1024 ** 2)).toThrow('"a.xml" is larger than the 1 MB this server reads for such a part');
+    expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 ** 2);
+  });
+
   test("zip with too many entries", async () => {
     const entries: Record<string, string> = { "word/document.xml": "<w:document/>" };
     for (let i = 0; i < 60; i++) entries[`f${i}`] = "x";

@@ -2,7 +2,8 @@
 // reading it whole gives, is held to the cell limit over all its groups, and hands back
 // every slot it took.
 import { afterAll, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { strToU8, unzipSync, zipSync } from "fflate";
 import { join } from "node:path";
 import * as XLSX from "xlsx";
 import { resolveChunking } from "../src/ingest/chunker";
@@ -38,10 +39,21 @@ function workbook(): string {
 }
 const path = workbook();
 
-/** One parse of the workbook through the parse processes, as the pipeline runs it with `free` spare slots. */
-async function read(split: Splittable | null, free: number, limits: ParseLimits = DEFAULT_PARSE_LIMITS) {
+/** A copy of the workbook with some of its zip's entries changed. */
+function edited(name: string, change: (entries: Record<string, Uint8Array>) => void): string {
+  const entries = unzipSync(readFileSync(path));
+  change(entries);
+  const out = join(dir, name);
+  writeFileSync(out, zipSync(entries));
+  return out;
+}
+const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
+
+/** One parse of a file through the parse processes, as the pipeline runs it with `free` spare slots. */
+async function read(split: Splittable | null, free: number, o: { file?: string; filename?: string; limits?: ParseLimits; pictures?: boolean } = {}) {
   let spare = free;
   const progress: string[] = [];
+  const ocr = ocrSettings({ ...defaults(), dataDir: "/nonexistent" });
   const reply = await parseFile({
     pool,
     slots: {
@@ -50,12 +62,12 @@ async function read(split: Splittable | null, free: number, limits: ParseLimits 
       othersWaiting: () => false,
     },
     request: {
-      path,
-      filename: "quarries.xlsx",
-      limits,
+      path: o.file ?? path,
+      filename: o.filename ?? "quarries.xlsx",
+      limits: o.limits ?? DEFAULT_PARSE_LIMITS,
       chunking: resolveChunking({ type: "auto" }, 256),
       tokenizer: { kind: "approximate" },
-      ocr: ocrSettings({ ...defaults(), dataDir: "/nonexistent" }),
+      ocr: { ...ocr, embedded: o.pictures ?? ocr.embedded },
       natives: nativePaths("/nonexistent"),
     },
     split,
@@ -64,7 +76,8 @@ async function read(split: Splittable | null, free: number, limits: ParseLimits 
     onProgress: (m) => progress.push(m),
     onStart: () => {},
   });
-  return { reply, progress, slotsBack: spare === free };
+  const inParts = progress.some((m) => m.startsWith("reading sheets:"));
+  return { reply, progress, inParts, slotsBack: spare === free };
 }
 
 test("read in two groups of sheets: the text, chunks and offsets of a whole read, every slot handed back", async () => {
@@ -79,8 +92,8 @@ test("read in two groups of sheets: the text, chunks and offsets of a whole read
   expect([...new Set(sheets)]).toEqual(["North", "Notes", "South"]);
   expect(done.text.endsWith("Remarks: shale seam 23999 of south, Tonnes: 963")).toBe(true);
   // the second read went in parts (the whole read never did), and gave its spare slot back
-  expect(ranges.progress).toContain("reading sheets: 1 of 2 parts read");
-  expect(whole.progress.some((m) => m.startsWith("reading sheets:"))).toBe(false);
+  expect(ranges.progress).toContain("reading sheets: groups read 1 of 2");
+  expect(whole.inParts).toBe(false);
   expect(ranges.slotsBack).toBe(true);
 }, 120_000);
 
@@ -88,38 +101,69 @@ test("the cell limit holds over all groups, though each group alone is under it"
   // 48,003 rows of 4 cells: 192,012 cells, either group about 96,000
   const limits = { ...DEFAULT_PARSE_LIMITS, maxCells: 150_000 };
   const message = "the spreadsheet holds more than 150,000 cells with content, past what this server reads; split it";
-  for (const r of [await read("workbook", 1, limits), await read(null, 0, limits)]) {
+  const [split, whole] = [await read("workbook", 1, { limits }), await read(null, 0, { limits })];
+  for (const r of [split, whole]) {
     expect(r.reply).toEqual({ type: "failed", code: "file_too_large", message });
     expect(r.slotsBack).toBe(true);
   }
+  expect(split.inParts).toBe(true);
 }, 120_000);
 
-test("a workbook offered for splitting with no spare slot, or too small to split, is read whole", async () => {
+test("read whole: with no spare slot; a zip of another format under an .xlsx name; a workbook with pictures when pictures are read", async () => {
   const busy = await read("workbook", 0);
-  expect(busy.progress.some((m) => m.startsWith("reading sheets:"))).toBe(false);
-  expect(busy.reply.type).toBe("done");
-});
+  expect([busy.reply.type, busy.inParts, busy.slotsBack]).toEqual(["done", false, true]);
+  for (const fixture of ["handbook.docx", "sales.ods"]) {
+    const r = await read("workbook", 1, { file: join(import.meta.dir, "fixtures/docs", fixture), filename: "mislabelled.xlsx" });
+    expect([r.reply.type, r.inParts, r.slotsBack]).toEqual(["done", false, true]);
+  }
+  // a picture on the first sheet (a picture seen twice is read once, the pixel budget is the document's: one reader)
+  const pictured = edited("pictured.xlsx", (e) => {
+    const rels = (body: string) => `<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">${body}</Relationships>`;
+    e["xl/worksheets/_rels/sheet1.xml.rels"] = strToU8(rels('<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/drawing" Target="../drawings/drawing1.xml"/>'));
+    e["xl/drawings/drawing1.xml"] = strToU8('<xdr:wsDr xmlns:xdr="http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing" xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><xdr:twoCellAnchor><xdr:pic><xdr:blipFill><a:blip r:embed="rId1"/></xdr:blipFill></xdr:pic></xdr:twoCellAnchor></xdr:wsDr>');
+    e["xl/drawings/_rels/drawing1.xml.rels"] = strToU8(rels('<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/image" Target="../media/image1.png"/>'));
+    e["xl/media/image1.png"] = new Uint8Array(Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "base64"));
+  });
+  const withPictures = await read("workbook", 1, { file: pictured, pictures: true });
+  expect([withPictures.reply.type, withPictures.inParts, withPictures.slotsBack]).toEqual(["done", false, true]);
+  const withoutPictures = await read("workbook", 1, { file: pictured, pictures: false });
+  expect([withoutPictures.reply.type, withoutPictures.inParts]).toEqual(["done", true]);
+}, 120_000);
+
+test("sheets are told apart by their place, not their names (SheetJS decodes some names its own way)", async () => {
+  const renamed = edited("renamed.xlsx", (e) => {
+    e["xl/workbook.xml"] = strToU8(text(e["xl/workbook.xml"]).replace('name="Notes"', 'name="N_x005F_x0041_otes"'));
+  });
+  const [whole, ranges] = [await read(null, 0, { file: renamed }), await read("workbook", 1, { file: renamed })];
+  expect(ranges.inParts).toBe(true);
+  expect(ranges.reply).toEqual(whole.reply);
+  const sheets = (whole.reply as Extract<typeof whole.reply, { type: "done" }>).chunks.map((c) => c.loc.sheet);
+  expect(new Set(sheets).size).toBe(3);
+}, 120_000);
 
 test("groups: about equal XML in the sheets' order, none empty, at least 4 MiB each, never more than the readers", () => {
   const MiB = 1024 ** 2;
-  const sheets = (...sizes: number[]) => sizes.map((size, i) => ({ name: `s${i + 1}`, size: size * MiB }));
-  expect(sheetGroups(sheets(3.2, 1.1, 4.2), 2)).toEqual([["s1", "s2"], ["s3"]]);
-  expect(sheetGroups(sheets(10, 10, 10, 10), 2)).toEqual([["s1", "s2"], ["s3", "s4"]]);
-  expect(sheetGroups(sheets(10, 10, 10, 10), 4)).toEqual([["s1"], ["s2"], ["s3"], ["s4"]]);
-  // one sheet holds nearly everything: the small ones go with it or with each other
-  expect(sheetGroups(sheets(0.1, 40, 0.1), 2)).toEqual([["s1"], ["s2", "s3"]]);
+  const mib = (...sizes: number[]) => sizes.map((size) => size * MiB);
+  expect(sheetGroups(mib(3.2, 1.1, 4.2), 2)).toEqual([[0, 1], [2]]);
+  expect(sheetGroups(mib(10, 10, 10, 10), 2)).toEqual([[0, 1], [2, 3]]);
+  expect(sheetGroups(mib(10, 10, 10, 10), 4)).toEqual([[0], [1], [2], [3]]);
+  // a small group joins its neighbour: one sheet holding nearly everything is read whole
+  expect(sheetGroups(mib(0.1, 40, 0.1), 2)).toEqual([[0, 1, 2]]);
+  expect(sheetGroups(mib(40, 0.5, 3), 4)).toEqual([[0, 1, 2]]);
+  expect(sheetGroups(mib(6, 1, 1, 6), 4)).toEqual([[0, 1, 2], [3]]);
   // too little XML for two groups, or a single sheet: read whole
-  expect(sheetGroups(sheets(3, 3), 2)).toEqual([["s1", "s2"]]);
-  expect(sheetGroups(sheets(50), 4)).toEqual([["s1"]]);
+  expect(sheetGroups(mib(3, 3), 2)).toEqual([[0, 1]]);
+  expect(sheetGroups(mib(50), 4)).toEqual([[0]]);
   expect(sheetGroups([], 2)).toEqual([]);
 });
 
-test("which files are offered for reading in ranges", () => {
-  expect(splittable("pdf", "a.pdf", 10)).toBe("pdf");
-  expect(splittable("zip", "Budget.XLSX", 2 * 1024 ** 2)).toBe("workbook");
-  expect(splittable("zip", "budget.xlsm", 2 * 1024 ** 2)).toBe("workbook");
+test("which files are offered for reading in ranges", async () => {
+  const sized = (n: number) => async () => n;
+  expect(await splittable("pdf", "a.pdf", sized(10))).toBe("pdf");
+  expect(await splittable("zip", "Budget.XLSX", sized(2 * 1024 ** 2))).toBe("workbook");
+  expect(await splittable("zip", "budget.xlsm", sized(2 * 1024 ** 2))).toBe("workbook");
   // a small workbook, or a zip named otherwise (a DOCX, an ODS), is read in one process
-  expect(splittable("zip", "budget.xlsx", 200_000)).toBeNull();
-  expect(splittable("zip", "report.docx", 50 * 1024 ** 2)).toBeNull();
-  expect(splittable("text", "notes.xlsx", 50 * 1024 ** 2)).toBeNull();
+  expect(await splittable("zip", "budget.xlsx", sized(200_000))).toBeNull();
+  expect(await splittable("zip", "report.docx", sized(50 * 1024 ** 2))).toBeNull();
+  expect(await splittable("text", "notes.xlsx", sized(50 * 1024 ** 2))).toBeNull();
 });

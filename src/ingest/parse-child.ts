@@ -79,8 +79,9 @@ async function handle(req: ParseRequest | ChunkRequest) {
     // process holds open is not read again): the bytes that tell the format are enough here.
     const read = (what: Promise<Uint8Array>) => what.catch((e: unknown) => Promise.reject(new StoredFileError(e)));
     const head = await read(Bun.file(path).slice(0, HEAD_BYTES).bytes());
-    const again = !!pages && !pages.split && (await import("./parsers/pdf")).keepsPdf(path);
-    const whole = !again && detectFromHead(head, filename) !== "pdf";
+    const pdf = detectFromHead(head, filename) === "pdf";
+    const again = pdf && !!pages && !pages.split && (await import("./parsers/pdf")).keepsPdf(path);
+    const whole = !pdf;
     const bytes = whole ? await read(Bun.file(path).bytes()) : head;
     const ocrBefore = ocrPagesRead();
     const splitting = (n: number, split: boolean) => reply({ type: "pages", pages: n, split });

@@ -13,7 +13,7 @@ import { tooManyCells, tooMuchText, type Block } from "./types";
 // 0.15 s of pages each, which repays a process start and a load of the document).
 const PDF_PART_PAGES = 32;
 
-/** What a range counts, and how many of them it holds: a workbook's sheets come in as many groups as there are readers. */
+/** What a range counts, and how many of them the first holds (a workbook's later ranges: see give). */
 const RANGE = {
   pdf: { size: PDF_PART_PAGES, format: "pdf" },
   workbook: { size: 1, format: "xlsx" },
@@ -29,9 +29,9 @@ const WORKBOOK_SPLIT_BYTES = 1024 * 1024;
  * offered as a workbook by its name alone: the hint only starts a second reader ahead, and the
  * parse reads the file whole when its content is not a large workbook.
  */
-export function splittable(headFormat: string, filename: string, size: number): Splittable | null {
+export async function splittable(headFormat: string, filename: string, size: () => Promise<number>): Promise<Splittable | null> {
   if (headFormat === "pdf") return "pdf";
-  if (headFormat === "zip" && /\.xls[xm]$/i.test(filename) && size >= WORKBOOK_SPLIT_BYTES) return "workbook";
+  if (headFormat === "zip" && /\.xls[xm]$/i.test(filename) && (await size()) >= WORKBOOK_SPLIT_BYTES) return "workbook";
   return null;
 }
 
@@ -102,18 +102,22 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
     };
     o.onStart(settle);
 
-    // Set once the first process finds a long PDF.
+    // Set once the first process finds a long PDF or a large workbook. `parts` by the first
+    // page (group) of their range; `left`: pages (groups) not read yet.
     let split: { pages: number; next: number; parts: { blocks: Block[]; units: BlockUnit[][] }[]; left: number; read: number; scanned: number; ocrPages: number; chars: number; cells: number } | null = null;
     const kind = RANGE[o.split ?? "pdf"];
     const report = () => {
       let read = split!.read;
-      if (o.split === "workbook") return o.onProgress(`reading sheets: ${read} of ${split!.pages} parts read`);
+      if (o.split === "workbook") return o.onProgress(`reading sheets: groups read ${read} of ${split!.pages}`);
       for (const r of readers.values()) if (r) read += r.at - r.from;
       o.onProgress(`parsing page ${Math.max(1, Math.min(split!.pages, read))} of ${split!.pages}`);
     };
     const give = (p: ParseProcess): boolean => {
       if (!split || split.next > split.pages) return false;
-      const range = { from: split.next, to: Math.min(split.pages, split.next + kind.size - 1) };
+      // A workbook's groups go in fair shares of what is left among its readers: each range
+      // read pays for the parts every sheet shares, so fewer, larger ranges.
+      const size = o.split === "workbook" ? Math.ceil((split.pages - split.next + 1) / Math.max(1, readers.size)) : kind.size;
+      const range = { from: split.next, to: Math.min(split.pages, split.next + size - 1) };
       split.next = range.to + 1;
       readers.set(p, { ...range, at: range.from });
       used.add(p);
@@ -121,8 +125,7 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
       return true;
     };
     const begin = (pages: number) => {
-      const parts = Math.ceil(pages / kind.size);
-      split = { pages, next: kind.size + 1, parts: new Array(parts), left: parts, read: 0, scanned: 0, ocrPages: 0, chars: 0, cells: 0 };
+      split = { pages, next: kind.size + 1, parts: new Array(pages), left: pages, read: 0, scanned: 0, ocrPages: 0, chars: 0, cells: 0 };
       readers.set(first, { from: 1, to: kind.size, at: 1 });
       for (const [p, range] of readers) if (!range && !give(p)) break;
       while (split.next <= pages && o.slots.take()) {
@@ -157,8 +160,8 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
         const e = split.cells > base.limits.maxCells ? tooManyCells(base.limits.maxCells) : tooMuchText(base.limits.maxTextChars);
         return settle({ type: "failed", code: e.code, message: e.message });
       }
-      split.parts[(range.from - 1) / kind.size] = m;
-      split.left--;
+      split.parts[range.from - 1] = m;
+      split.left -= range.to - range.from + 1;
       split.read += range.to - range.from + 1;
       split.scanned += m.scanned;
       split.ocrPages += m.ocrPages;

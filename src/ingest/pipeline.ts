@@ -251,7 +251,8 @@ export class IngestPipeline {
             started = Date.now();
             progress.set("parsing");
             // (a size that cannot be read only means the file is read in one process)
-            const split = splittable(headFormat, job.filename, (await stat(path).catch(() => null))?.size ?? 0);
+            const split = await splittable(headFormat, job.filename, async () => (await stat(path).catch(() => null))?.size ?? 0);
+            if (slot.cancelled) return;
             reply = parsed(await this.parse(job, slot, path, (m) => progress.set(m), split));
           } finally {
             this.releaseParseSlot();

@@ -83,6 +83,8 @@ export class SafeZip {
       return this.account(e.data.slice(), e.data.length);
     }
     if (e.compression !== 8) throw new ParseError(`the archive uses an unsupported compression method (${e.compression})`);
+    // (an empty entry some writers store deflated with no bytes at all; zlib would call it truncated)
+    if (e.data.length === 0) return this.account(new Uint8Array(0), 0);
     // zlib stops inflating at the first byte past the tightest limit, so a bomb costs no more
     // than the limit; it runs natively, several times faster than an inflate in JavaScript.
     const limits: [number, () => ParseError][] = [

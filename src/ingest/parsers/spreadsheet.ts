@@ -18,10 +18,12 @@ const GROUP_XML_BYTES = 4 * 1024 * 1024;
  * groups of sheets by several processes (`input.pages`, see PageRange).
  */
 export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls" | "ods"): Promise<ParsedDocument> {
-  let drawings = new Map<string, Embedded>();
   let zip: SafeZip | null = null;
-  /** The sheets this read covers, when it reads a range of the workbook's groups. */
-  let only: string[] | null = null;
+  let sheets: SheetPart[] = [];
+  /** Each sheet's drawing, by the sheet's place in the workbook. */
+  let drawings = new Map<number, Embedded>();
+  /** The places of the sheets this read covers, when it reads a range of the workbook's groups. */
+  let only: number[] | null = null;
   let groups = 0;
   if (format !== "xls") {
     zip = new SafeZip(input.bytes, input.limits);
@@ -30,16 +32,19 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
     // 800-byte file can ask for a billion cells.
     if (format === "ods") checkOdsRepeats(zip.text("content.xml") ?? "", input.limits.maxCells);
     if (format === "xlsx") {
-      const sheets = workbookSheets(zip);
+      sheets = workbookSheets(zip);
       drawings = sheetDrawings(zip, sheets);
       const range = input.pages;
-      if (range) {
-        const plan = sheetGroups(sheets.map((s) => ({ name: s.name, size: zip!.size(s.path) })), range.readers ?? 1);
-        if (range.split) input.splitting?.(plan.length, plan.length > 1);
-        if (!range.split || plan.length > 1) {
-          groups = plan.length;
-          only = plan.slice(range.from - 1, range.to).flat();
-        }
+      if (range?.split) {
+        const plan = splitPlan(input, zip, sheets, drawings, range.readers ?? 1);
+        input.splitting?.(plan.length, plan.length > 1);
+        if (plan.length > 1) groups = plan.length;
+        only = plan.length > 1 ? plan[0]! : null;
+      } else if (range) {
+        // (the file's first process found the groups sound: see splitPlan)
+        const plan = sheetGroups(sheets.map((s) => s.size), range.readers ?? 1);
+        groups = plan.length;
+        only = plan.slice(range.from - 1, range.to).flat();
       }
     }
   }
@@ -61,6 +66,10 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
     if (/password|encrypt/i.test(msg)) throw new ParseError("the file is password-protected");
     throw new ParseError(`the spreadsheet is corrupt or truncated (${msg.slice(0, 120)})`);
   }
+  // A sheet's place is the same in SheetJS's list and in ours when both saw the same sheets;
+  // else a drawing cannot be placed by it, and drawings follow every sheet's rows, as they
+  // always did.
+  const placed = wb.SheetNames.length === sheets.length;
   const blocks: Block[] = [];
   let cells = 0;
   const readRows = (name: string, ws: XLSX.WorkSheet) => {
@@ -113,21 +122,26 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
     d.texts.forEach(add);
     for (const b of await readPictures(d.pictures.map((p) => ({ bytes: zip!.read(p)!, loc: { sheet: name } })))) add(b.text);
   };
-  for (const name of only ?? wb.SheetNames) {
+  for (const i of only ?? wb.SheetNames.keys()) {
+    const name = wb.SheetNames[i]!;
     const ws = wb.Sheets[name];
     if (ws?.["!ref"]) readRows(name, ws);
-    const drawing = drawings.get(name);
+    const drawing = placed ? drawings.get(i) : undefined;
     if (drawing) await readDrawing(name, drawing);
   }
+  if (!placed) for (const [i, d] of drawings) await readDrawing(sheets[i]!.name, d);
   return { format, blocks, ...(only ? { part: { pages: groups, scanned: 0, cells } } : {}) };
 }
 
 interface SheetPart {
   name: string;
-  path: string;
+  /** The sheet's part, null when its relationship names none. */
+  path: string | null;
+  /** Its XML's size as the zip's directory states it (0 without a part). */
+  size: number;
 }
 
-/** The workbook's sheets in their order, with the part that holds each. */
+/** Every sheet the workbook lists, in its order, with the part that holds each. */
 function workbookSheets(zip: SafeZip): SheetPart[] {
   const book = "xl/workbook.xml";
   const rels = partRels(zip, book);
@@ -136,44 +150,79 @@ function workbookSheets(zip: SafeZip): SheetPart[] {
     open(name, a) {
       if (name !== "sheet") return;
       const target = rels.get(a["r:id"] ?? "")?.target;
-      if (target && a.name) sheets.push({ name: a.name, path: target });
+      const path = target && zip.has(target) ? target : null;
+      sheets.push({ name: a.name ?? "", path, size: path ? zip.size(path) : 0 });
     },
   });
   return sheets;
 }
 
-/** Each XLSX sheet's drawing (charts, pictures), by sheet name. */
-function sheetDrawings(zip: SafeZip, sheets: SheetPart[]): Map<string, Embedded> {
-  const out = new Map<string, Embedded>();
-  for (const sheet of sheets) {
+/** Each XLSX sheet's drawing (charts, pictures), by the sheet's place. */
+function sheetDrawings(zip: SafeZip, sheets: SheetPart[]): Map<number, Embedded> {
+  const out = new Map<number, Embedded>();
+  sheets.forEach((sheet, i) => {
+    if (!sheet.path) return;
     for (const rel of partRels(zip, sheet.path).values()) {
       if (!rel.type.endsWith("/drawing") || !zip.has(rel.target)) continue;
       const found = embeddedIn(zip, rel.target, zip.text(rel.target) ?? "");
-      if (found.texts.length || found.pictures.length) out.set(sheet.name, found);
+      if (found.texts.length || found.pictures.length) out.set(i, found);
     }
-  }
+  });
   return out;
 }
 
 /**
- * The workbook's sheets cut into at most `readers` runs of about equal XML (each at least
- * GROUP_XML_BYTES), in their order: what each parse process reads when a large workbook is read
- * by several. Every process computes the same groups from the zip's directory. One group means
- * the workbook is read whole.
+ * The groups of sheets a split read takes, or one group when the workbook is read whole: in
+ * the file's first process only, which also makes sure every other process will find the
+ * same sheets. Read whole are a workbook whose sheets SheetJS lists otherwise than its
+ * workbook part (a sheet without a part, a prefixed tag) and, when pictures are read, one
+ * with pictures: a picture seen twice is read once and the pixel budget is the document's,
+ * which needs one reader.
  */
-export function sheetGroups(sheets: { name: string; size: number }[], readers: number): string[][] {
-  const total = sheets.reduce((a, s) => a + s.size, 0);
-  const n = Math.max(1, Math.min(readers, sheets.length, Math.floor(total / GROUP_XML_BYTES)));
-  const groups: string[][] = [];
+function splitPlan(input: ParseInput, zip: SafeZip, sheets: SheetPart[], drawings: Map<number, Embedded>, readers: number): number[][] {
+  const plan = sheetGroups(sheets.map((s) => s.size), readers);
+  if (plan.length < 2) return plan;
+  if (sheets.some((s) => !s.path)) return [sheets.map((_, i) => i)];
+  if (input.ocr.embedded && [...drawings.values()].some((d) => d.pictures.length)) return [sheets.map((_, i) => i)];
+  // SheetJS's own list of sheets, read without their cells (a few percent of the read).
+  if (XLSX.read(input.bytes, { type: "array", bookSheets: true }).SheetNames.length !== sheets.length) return [sheets.map((_, i) => i)];
+  return plan;
+}
+
+/**
+ * The workbook's sheets (their XML sizes, in their order) cut into at most `readers` runs of
+ * about equal XML, each at least GROUP_XML_BYTES: what each parse process reads when a large
+ * workbook is read by several. Every process computes the same groups from the zip's
+ * directory. One group means the workbook is read whole.
+ */
+export function sheetGroups(sizes: number[], readers: number): number[][] {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const n = Math.max(1, Math.min(readers, sizes.length, Math.floor(total / GROUP_XML_BYTES)));
+  const groups: { sheets: number[]; bytes: number }[] = [];
   let before = 0;
-  for (const sheet of sheets) {
+  sizes.forEach((size, i) => {
     // a sheet goes to the group its middle falls in: groups stay near an equal share
-    const g = Math.min(n - 1, Math.floor(((before + sheet.size / 2) * n) / Math.max(1, total)));
-    before += sheet.size;
-    if (groups.length && g < groups.length) groups[groups.length - 1]!.push(sheet.name);
-    else groups.push([sheet.name]);
+    const g = Math.min(n - 1, Math.floor(((before + size / 2) * n) / Math.max(1, total)));
+    before += size;
+    const last = groups.at(-1);
+    if (last && g < groups.length) {
+      last.sheets.push(i);
+      last.bytes += size;
+    } else groups.push({ sheets: [i], bytes: size });
+  });
+  // a group too small to repay its read joins its neighbour (a few small sheets beside a large one)
+  for (let i = 0; i < groups.length && groups.length > 1; ) {
+    if (groups[i]!.bytes >= GROUP_XML_BYTES) {
+      i++;
+      continue;
+    }
+    const into = i > 0 ? i - 1 : 1;
+    const [from, to] = into < i ? [groups[into]!, groups[i]!] : [groups[i]!, groups[into]!];
+    groups.splice(Math.max(i, into), 1);
+    groups[Math.min(i, into)] = { sheets: [...from.sheets, ...to.sheets], bytes: from.bytes + to.bytes };
+    i = Math.max(0, Math.min(i, into));
   }
-  return groups;
+  return groups.map((g) => g.sheets);
 }
 
 /** A dense sheet's rows as SheetJS 0.18 keeps them: arrays of cells under numeric keys, by row index. */
