@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
-import { cleanup, createKey, ROOT, startRagd, type Ragd } from "./helpers/ragd";
+import { blobFiles, cleanup, createKey, ROOT, startRagd, type Ragd } from "./helpers/ragd";
 import { specSchemas } from "./helpers/spec";
 import { startUpstream, type Upstream } from "./helpers/upstream";
 
@@ -275,6 +275,23 @@ describe("answers over a model server", () => {
       status: 400,
       param: "input[0].content[0].file_id",
     });
+  });
+
+  test("an input file whose bytes are gone from the file store says so, naming the input part; the model is not asked", async () => {
+    const { rmSync } = await import("node:fs");
+    const removeBlob = (key: string) => rmSync(join(ragd.dataDir, blobFiles(ragd.dataDir).find((p) => p.endsWith(key))!));
+    const notes = await c.files.create({ file: await toFile(Buffer.from('{"note":"kept for a batch"}\n'), "notes.jsonl"), purpose: "batch" });
+    const png = await c.files.create({ file: await toFile(Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "base64"), "dot.png"), purpose: "vision" });
+    removeBlob(notes.id);
+    removeBlob(png.id);
+    const asked = up.received.length;
+    const noClientRetries = new OpenAI({ baseURL: ragd.baseURL, apiKey: ragd.key, maxRetries: 0 });
+    for (const [part, id] of [[{ type: "input_file", file_id: notes.id }, notes.id], [{ type: "input_image", file_id: png.id, detail: "auto" }, png.id]] as const) {
+      const e = await failure(noClientRetries.responses.create({ input: [{ role: "user", content: [{ type: "input_text", text: "Read this." }, part as any] }] }));
+      expect([e.status, e.code, e.param]).toEqual([500, "stored_bytes_missing", "input[0].content[1].file_id"]);
+      expect(e.message).toContain(id);
+    }
+    expect(up.received.length).toBe(asked);
   });
 
   test("function tools go to the model; its calls come back to the caller and their outputs continue the turn", async () => {

@@ -502,6 +502,12 @@ export class ResponsesService {
   }
 
   private fileReader(projectId: string, signal: AbortSignal): FileReader {
+    // A file's failure is about the input part that named it: its param says which.
+    const content = (fileId: string, param: string) =>
+      this.files.content(projectId, fileId).catch((e) => {
+        if (!(e instanceof RagdError)) throw e;
+        throw e.code === "not_found" ? notFound("file", fileId, param) : new RagdError(e.code, e.message, param, e.headers);
+      });
     return {
       text: async (fileId, param) => {
         const row = await this.ready(projectId, fileId, param, signal);
@@ -512,7 +518,7 @@ export class ResponsesService {
         }
         // Files kept for other purposes (batch, fine-tune) are read as they are, when they are text.
         if (row.bytes > MAX_TEXT_FILE) throw fail("invalid_value", `File ${fileId} (purpose ${row.purpose}) is too large to give the model as text; upload documents with purpose user_data`, param);
-        const { body } = await this.files.content(projectId, row.id);
+        const { body } = await content(row.id, param);
         try {
           return { filename: row.filename, text: capped(new TextDecoder("utf-8", { fatal: true }).decode(await new Response(body).arrayBuffer())) };
         } catch {
@@ -520,9 +526,7 @@ export class ResponsesService {
         }
       },
       image: async (fileId, param) => {
-        const { row, body } = await this.files.content(projectId, fileId).catch((e) => {
-          throw e instanceof RagdError && e.code === "not_found" ? notFound("file", fileId, param) : e;
-        });
+        const { row, body } = await content(fileId, param);
         if (row.bytes > MAX_IMAGE) throw fail("invalid_value", `File ${fileId} is too large to send as an image (20 MB at most)`, param);
         const bytes = new Uint8Array(await new Response(body).arrayBuffer());
         const type = imageType(bytes);
