@@ -4,7 +4,6 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { cpus } from "node:os";
 import OpenAI from "openai";
-import * as XLSX from "xlsx";
 import { chunkBlocks, resolveChunking } from "../src/ingest/chunker";
 import { parseDocument } from "../src/ingest/parsers/index";
 import { DEFAULT_PARSE_LIMITS } from "../src/ingest/types";
@@ -91,81 +90,63 @@ export async function parseBench(): Promise<string> {
   );
 }
 
-/** A generated workbook of `sheets` sheets of `rows` rows (about 265 bytes of sheet XML a row). */
-function benchWorkbook(sheets: number, rows: number): Uint8Array<ArrayBuffer> {
-  const wb = XLSX.utils.book_new();
-  const words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split(" ");
-  for (let s = 0; s < sheets; s++) {
-    const data: unknown[][] = [["Region", "Product", "Notes", "Units", "Price", "Date"]];
-    for (let r = 0; r < rows; r++) data.push([`region ${r % 37}`, `product ${(r * 7 + s) % 1013}`, `${words[r % 19]} ${words[(r * 3) % 19]} note ${r}`, r % 500, (r % 997) / 7, `2026-${1 + (r % 12)}-${1 + (r % 28)}`]);
-    XLSX.utils.book_append_sheet(wb, XLSX.utils.aoa_to_sheet(data), `Sheet ${s + 1}`);
-  }
-  return new Uint8Array(XLSX.write(wb, { type: "array", bookType: "xlsx", compression: true }) as ArrayBuffer);
-}
-
 /**
- * Long documents through a server's parse processes: their parse time as the server measures it
- * (ragd_ingest_parse_duration_seconds: a process taken, the document read, the chunks back), with one
- * parse process against every free one reading ranges side by side (DA-619p.pdf's pages, beside
- * `pdftotext` on the same file; a generated workbook's groups of sheets); rounds alternate.
+ * DA-619p.pdf through a server's parse processes: its parse time as the server measures it
+ * (ragd_ingest_parse_duration_seconds: a process taken, the pages read, the chunks back), with one parse process against every free one reading page
+ * ranges side by side, beside `pdftotext` on the same file; rounds alternate.
  */
 export async function pdfRangesBench(rounds = 3): Promise<string> {
   const path = join(CORPUS, "unstructured/pdf/DA-619p.pdf");
-  const docs = [
-    { name: "DA-619p.pdf", bytes: new Uint8Array(readFileSync(path)), format: "pdf", units: 619, unit: "pages", what: "page ranges" },
-    { name: "sheets.xlsx", bytes: benchWorkbook(4, 20_000), format: "xlsx", units: 80_000, unit: "rows", what: "groups of sheets" },
-  ];
+  const pages = 619;
+  const bytes = readFileSync(path);
   const parallel = Math.max(2, cpus().length);
   const servers = { one: await startServer(["--ingest-concurrency", "1"]), all: await startServer(["--ingest-concurrency", String(parallel)]) };
-  const timed = docs.map(() => ({ one: [] as number[], all: [] as number[] }));
-  const pdftotext: number[] = [];
+  const timed = { one: [] as number[], all: [] as number[], pdftotext: [] as number[] };
   try {
     for (let r = 0; r < rounds; r++) {
-      for (const [i, doc] of docs.entries()) {
-        for (const k of ["one", "all"] as const) {
-          const server = servers[k];
-          const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: server.key, maxRetries: 0 });
-          // the server's own parse timer (from a process taken to the chunks back), read from /metrics
-          const parsed = async () => {
-            const text = await (await fetch(`${server.url}/metrics`)).text();
-            const read = (k: string) => Number(new RegExp(`ragd_ingest_parse_duration_seconds_${k}\\{format="${doc.format}"\\} ([\\d.e+-]+)`).exec(text)?.[1] ?? 0);
-            return { count: read("count"), sum: read("sum") };
-          };
-          const before = await parsed();
-          const f = await client.files.create({ file: new File([doc.bytes], doc.name), purpose: "assistants" });
-          let after = before;
-          while (after.count === before.count) {
-            await Bun.sleep(20);
-            after = await parsed();
-          }
-          timed[i]![k].push(after.sum - before.sum);
-          await client.files.delete(f.id);
+      for (const k of ["one", "all"] as const) {
+        const server = servers[k];
+        const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: server.key, maxRetries: 0 });
+        // the server's own parse timer (from a process taken to the chunks back), read from /metrics
+        const parsed = async () => {
+          const text = await (await fetch(`${server.url}/metrics`)).text();
+          const read = (k: string) => Number(new RegExp(`ragd_ingest_parse_duration_seconds_${k}\\{format="pdf"\\} ([\\d.e+-]+)`).exec(text)?.[1] ?? 0);
+          return { count: read("count"), sum: read("sum") };
+        };
+        const before = await parsed();
+        const f = await client.files.create({ file: new File([bytes], "DA-619p.pdf"), purpose: "assistants" });
+        let after = before;
+        while (after.count === before.count) {
+          await Bun.sleep(20);
+          after = await parsed();
         }
+        timed[k].push(after.sum - before.sum);
+        await client.files.delete(f.id);
       }
       if (Bun.which("pdftotext")) {
         const t = performance.now();
         Bun.spawnSync(["pdftotext", "-enc", "UTF-8", path, "-"]);
-        pdftotext.push((performance.now() - t) / 1000);
+        timed.pdftotext.push((performance.now() - t) / 1000);
       }
     }
   } finally {
     await Promise.all([servers.one.stop(), servers.all.stop()]);
   }
   const med = (xs: number[]) => percentile(xs, 50);
-  const ref = pdftotext.length ? 619 / med(pdftotext) : 0;
-  const rows: (string | number)[][] = [];
-  for (const [i, doc] of docs.entries()) {
-    const rate = (xs: number[]) => (doc.units / med(xs)).toFixed(0);
-    const ratio = (xs: number[]) => (ref && doc.format === "pdf" ? `${(619 / med(xs) / ref).toFixed(2)}x pdftotext` : "");
-    const { one, all } = timed[i]!;
-    rows.push([doc.name, "one parse process (`--ingest-concurrency 1`)", med(one).toFixed(2), `${rate(one)} ${doc.unit}/s`, ratio(one)]);
-    rows.push([doc.name, `${doc.what} over ${parallel} parse processes`, med(all).toFixed(2), `${rate(all)} ${doc.unit}/s`, ratio(all) || `${(med(one) / med(all)).toFixed(2)}x one process`]);
-  }
-  rows.push(["DA-619p.pdf", "pdftotext (poppler-utils)", pdftotext.length ? med(pdftotext).toFixed(2) : "not installed", ref ? `${ref.toFixed(0)} pages/s` : "", ""]);
+  const rate = (xs: number[]) => (xs.length ? (pages / med(xs)).toFixed(0) : "");
+  const ref = timed.pdftotext.length ? pages / med(timed.pdftotext) : 0;
+  const ratio = (xs: number[]) => (ref ? `${(pages / med(xs) / ref).toFixed(2)}x` : "");
   return [
-    `Long documents through the server's parse processes, parse and chunk time as /metrics reports it (median of ${rounds} alternating rounds; the workbook: ${docs[1]!.bytes.length.toLocaleString("en")} bytes, 4 sheets of 20,000 rows, about 21 MB of sheet XML):`,
+    `DA-619p.pdf (${pages} pages) through the server's parse processes, parse and chunk time as /metrics reports it (median of ${rounds} alternating rounds):`,
     "",
-    table(["document", "reader", "seconds", "rate", "against"], rows),
+    table(
+      ["reader", "seconds", "pages/s", "against pdftotext"],
+      [
+        ["one parse process (`--ingest-concurrency 1`)", med(timed.one).toFixed(2), rate(timed.one), ratio(timed.one)],
+        [`page ranges over ${parallel} parse processes`, med(timed.all).toFixed(2), rate(timed.all), ratio(timed.all)],
+        ["pdftotext (poppler-utils)", timed.pdftotext.length ? med(timed.pdftotext).toFixed(2) : "not installed", ref ? ref.toFixed(0) : "", ""],
+      ],
+    ),
   ].join("\n");
 }
 

@@ -33,10 +33,10 @@ class Metrics {
   private readonly outcomes = new client.Counter({ name: "ragd_ingest_documents_total", help: "Documents ingested, by outcome (processed, or the error code)", labelNames: ["outcome"], registers: this.r });
   private readonly chunks = new client.Counter({ name: "ragd_ingest_chunks_embedded_total", help: "Chunks embedded and committed", registers: this.r });
   private readonly ocr = new client.Counter({ name: "ragd_ocr_pages_total", help: "Pages and pictures read by OCR", registers: this.r });
-  private readonly ranges = new client.Counter({
-    name: "ragd_ingest_ranges_total",
-    help: "Ranges of long documents read side by side (a PDF's pages, a workbook's groups of sheets); reader: the file's own parse process or another that was free",
-    labelNames: ["document", "reader"],
+  private readonly pdfRanges = new client.Counter({
+    name: "ragd_ingest_pdf_ranges_total",
+    help: "Page ranges of long PDFs read side by side; reader: the file's own parse process or another that was free",
+    labelNames: ["reader"],
     registers: this.r,
   });
   private readonly searchSeconds = new client.Histogram({ name: "ragd_search_duration_seconds", help: "Search time, by kind (hybrid, keyword, vector)", labelNames: ["kind"], buckets: SECONDS, registers: this.r });
@@ -155,8 +155,8 @@ class Metrics {
     if (this.on) this.outcomes.inc({ outcome });
   }
 
-  range(document: "pdf" | "workbook", byOwnProcess: boolean) {
-    if (this.on) this.ranges.inc({ document, reader: byOwnProcess ? "own" : "other" });
+  pdfRange(byOwnProcess: boolean) {
+    if (this.on) this.pdfRanges.inc({ reader: byOwnProcess ? "own" : "other" });
   }
 
   ocrPages(n: number) {

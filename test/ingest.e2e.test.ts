@@ -290,7 +290,7 @@ describe("a long PDF read in page ranges by several parse processes", () => {
       expect(ranges.chunks).toEqual(whole.chunks);
       expect(ranges.doc).toEqual(whole.doc);
       // the second server read it in ranges, some of them in a process other than the file's own
-      const counted = (text: string, reader: string) => Number(new RegExp(`ragd_ingest_ranges_total\\{document="pdf",reader="${reader}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      const counted = (text: string, reader: string) => Number(new RegExp(`ragd_ingest_pdf_ranges_total\\{reader="${reader}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
       const m2 = await (await fetch(`${two.url}/metrics`)).text();
       expect(counted(m2, "own") + counted(m2, "other")).toBe(4);
       expect(counted(m2, "other")).toBeGreaterThan(0);
@@ -319,7 +319,7 @@ test("a PDF read in ranges is held to the document's text limit as its ranges ar
     expect(done.status_details).toContain("more than 1 million characters");
     expect(stored(dataDir, f.id).chunks).toEqual([]);
     // it was read in ranges (the limit met as they arrived, not in a whole read)
-    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/ragd_ingest_ranges_total\{document="pdf",reader="own"\} [1-9]/);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/ragd_ingest_pdf_ranges_total\{reader="own"\} [1-9]/);
   } finally {
     await server.stop();
     cleanup(dataDir);

@@ -25,14 +25,14 @@ export interface ParseRequest {
   tokenizer: TokenizerSpec;
   ocr: OcrSettings;
   natives: NativePaths;
-  /** A PDF's page range or a workbook's range of sheet groups (see PageRange); other formats are read whole. */
+  /** A PDF's page range (see PageRange); other formats are read whole. */
   pages?: PageRange;
 }
 
-/** The chunks of a document whose ranges were read by several processes (their blocks in order). */
+/** The chunks of a PDF whose ranges were read by several processes (their blocks in order). */
 export interface ChunkRequest {
   /** `units`: each block's pieces as its range's process measured them. */
-  chunk: { format: string; blocks: Block[]; units: BlockUnit[][]; scanned: number };
+  chunk: { blocks: Block[]; units: BlockUnit[][]; scanned: number };
   limits: ParseLimits;
   chunking: ChunkSize;
   tokenizer: TokenizerSpec;
@@ -42,10 +42,9 @@ export interface ChunkRequest {
 export type ParseReply =
   | { type: "ready" }
   | { type: "progress"; message: string }
-  /** A split first range found this many pages (or sheet groups); `split`: the rest can go to other processes now (else it is read whole here). */
+  /** A split first range found this many pages; `split`: the rest can go to other processes now (else it is read whole here). */
   | { type: "pages"; pages: number; split: boolean }
-  /** `cells`: a workbook's cells with content in this range, held to the limit over all ranges. */
-  | { type: "part"; blocks: Block[]; units: BlockUnit[][]; scanned: number; cells: number; ocrPages: number }
+  | { type: "part"; blocks: Block[]; units: BlockUnit[][]; scanned: number; ocrPages: number }
   | { type: "done"; format: string; text: string; chunks: ReturnType<typeof chunkBlocks>["chunks"]; ocrPages: number }
   /** `retry`: a fault of this server (a native library would not load), not of the file. */
   | { type: "failed"; code: IngestErrorCode; message: string; retry?: boolean };
@@ -79,16 +78,15 @@ async function handle(req: ParseRequest | ChunkRequest) {
     // process holds open is not read again): the bytes that tell the format are enough here.
     const read = (what: Promise<Uint8Array>) => what.catch((e: unknown) => Promise.reject(new StoredFileError(e)));
     const head = await read(Bun.file(path).slice(0, HEAD_BYTES).bytes());
-    const pdf = detectFromHead(head, filename) === "pdf";
-    const again = pdf && !!pages && !pages.split && (await import("./parsers/pdf")).keepsPdf(path);
-    const whole = !pdf;
+    const again = !!pages && !pages.split && (await import("./parsers/pdf")).keepsPdf(path);
+    const whole = !again && detectFromHead(head, filename) !== "pdf";
     const bytes = whole ? await read(Bun.file(path).bytes()) : head;
     const ocrBefore = ocrPagesRead();
     const splitting = (n: number, split: boolean) => reply({ type: "pages", pages: n, split });
     const [doc, counter] = await Promise.all([parseDocument({ bytes, filename, limits, progress, ocr, natives, pages, splitting, keepOpen: path, ...(whole ? {} : { path }) }), tokenizerFor(tokenizer)]);
     if (doc.part) {
       const units = doc.blocks.map((b) => blockUnits(b, chunking, counter));
-      reply({ type: "part", blocks: doc.blocks, units, scanned: doc.part.scanned, cells: doc.part.cells ?? 0, ocrPages: ocrPagesRead() - ocrBefore });
+      reply({ type: "part", blocks: doc.blocks, units, scanned: doc.part.scanned, ocrPages: ocrPagesRead() - ocrBefore });
       return;
     }
     reply({ type: "progress", message: "chunking" });
@@ -102,12 +100,12 @@ async function handle(req: ParseRequest | ChunkRequest) {
 
 async function chunkParts(req: ChunkRequest) {
   try {
-    const { format, blocks, units, scanned } = req.chunk;
     // the ranges are read: the document this process kept open for them is not needed now
-    if (format === "pdf") await (await import("./parsers/pdf")).closeKeptPdf();
+    await (await import("./parsers/pdf")).closeKeptPdf();
+    const { blocks, units, scanned } = req.chunk;
     if (!blocks.length && scanned) throw scansWithoutText(req.ocr.enabled);
     const { text, chunks } = chunkChecked(blocks, req.limits, req.chunking, await tokenizerFor(req.tokenizer), units);
-    reply({ type: "done", format, text, chunks, ocrPages: 0 });
+    reply({ type: "done", format: "pdf", text, chunks, ocrPages: 0 });
   } catch (err) {
     failed(err);
   }

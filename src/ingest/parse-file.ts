@@ -1,39 +1,16 @@
 // One file's parse in the parse processes: the request, the answer, the time budget, and for
-// a long PDF or a large workbook the ranges (of pages, of groups of sheets) read side by side
-// by every parse process that is free.
+// a long PDF the page ranges read side by side by every parse process that is free.
 import type { IngestErrorCode } from "../errors";
 import { metrics } from "../metrics";
 import type { BlockUnit } from "./chunker";
 import type { ParseReply, ParseRequest } from "./parse-child";
 import { MemoryExceeded, type Outcome, type ParseProcess, type ParseProcessPool } from "./parse-pool";
 import type { Format } from "./parsers/index";
-import { tooManyCells, tooMuchText, type Block } from "./types";
+import { tooMuchText, type Block } from "./types";
 
 // A long PDF is read in ranges of this many pages by every parse process that is free (about
 // 0.15 s of pages each, which repays a process start and a load of the document).
 const PDF_PART_PAGES = 32;
-
-/** What a range counts, and how many of them the first holds (a workbook's later ranges: see give). */
-const RANGE = {
-  pdf: { size: PDF_PART_PAGES, format: "pdf" },
-  workbook: { size: 1, format: "xlsx" },
-} as const;
-
-export type Splittable = keyof typeof RANGE;
-
-// A zip this small holds too little sheet XML to be worth a second process (parsers/spreadsheet.ts decides from the XML itself).
-const WORKBOOK_SPLIT_BYTES = 1024 * 1024;
-
-/**
- * Whether a file may be read in ranges, from its first bytes' format and its size. A zip is
- * offered as a workbook by its name alone: the hint only starts a second reader ahead, and the
- * parse reads the file whole when its content is not a large workbook.
- */
-export async function splittable(headFormat: string, filename: string, size: () => Promise<number>): Promise<Splittable | null> {
-  if (headFormat === "pdf") return "pdf";
-  if (headFormat === "zip" && /\.xls[xm]$/i.test(filename) && (await size()) >= WORKBOOK_SPLIT_BYTES) return "workbook";
-  return null;
-}
 
 /** A run that failed and may succeed if tried again; `code` is recorded as its outcome meanwhile. */
 export class Transient extends Error {
@@ -57,10 +34,8 @@ export interface ParseFileOptions {
   slots: { take(): boolean; give(): void; othersWaiting(): boolean };
   /** The request for the whole file; ranges add their pages to it. */
   request: Omit<ParseRequest, "pages">;
-  /** The file may be read in ranges: a PDF (by its first bytes), or an XLSX large enough (by its name and size; its parse says whether it is one). */
-  split: Splittable | null;
-  /** How many processes may read a file's ranges at once (the pipeline's parse slots). */
-  readers: number;
+  /** The file's first bytes say PDF: it may be read in page ranges. */
+  pdf: boolean;
   timeoutMs: number;
   onProgress(message: string): void;
   /** Receives what ends the parse at once (a cancel or a lost lease): every process is stopped. */
@@ -68,9 +43,9 @@ export interface ParseFileOptions {
 }
 
 /**
- * Parses the file in a parse process. A PDF that turns out long is read in page ranges, a large
- * workbook in groups of sheets, by as many processes as there are free slots, and the first
- * process then cuts the chunks over all the ranges' text, so the chunks are those of a whole read.
+ * Parses the file in a parse process. A PDF that turns out long is read in page ranges by as
+ * many processes as there are free slots, and the first process then cuts the chunks over all
+ * the ranges' text, so the chunks are those of a whole read.
  */
 export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
   const base = o.request;
@@ -102,31 +77,26 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
     };
     o.onStart(settle);
 
-    // Set once the first process finds a long PDF or a large workbook. `parts` by the first
-    // page (group) of their range; `left`: pages (groups) not read yet.
-    let split: { pages: number; next: number; parts: { blocks: Block[]; units: BlockUnit[][] }[]; left: number; read: number; scanned: number; ocrPages: number; chars: number; cells: number } | null = null;
-    const kind = RANGE[o.split ?? "pdf"];
+    // Set once the first process finds a long PDF.
+    let split: { pages: number; next: number; parts: { blocks: Block[]; units: BlockUnit[][] }[]; left: number; read: number; scanned: number; ocrPages: number; chars: number } | null = null;
     const report = () => {
       let read = split!.read;
-      if (o.split === "workbook") return o.onProgress(`reading sheets: groups read ${read} of ${split!.pages}`);
       for (const r of readers.values()) if (r) read += r.at - r.from;
       o.onProgress(`parsing page ${Math.max(1, Math.min(split!.pages, read))} of ${split!.pages}`);
     };
     const give = (p: ParseProcess): boolean => {
       if (!split || split.next > split.pages) return false;
-      // A workbook's groups go in fair shares of what is left among its readers: each range
-      // read pays for the parts every sheet shares, so fewer, larger ranges.
-      const size = o.split === "workbook" ? Math.ceil((split.pages - split.next + 1) / Math.max(1, readers.size)) : kind.size;
-      const range = { from: split.next, to: Math.min(split.pages, split.next + size - 1) };
+      const range = { from: split.next, to: Math.min(split.pages, split.next + PDF_PART_PAGES - 1) };
       split.next = range.to + 1;
       readers.set(p, { ...range, at: range.from });
       used.add(p);
-      void o.pool.send(p, { ...base, pages: { ...range, readers: o.readers } });
+      void o.pool.send(p, { ...base, pages: range });
       return true;
     };
     const begin = (pages: number) => {
-      split = { pages, next: kind.size + 1, parts: new Array(pages), left: pages, read: 0, scanned: 0, ocrPages: 0, chars: 0, cells: 0 };
-      readers.set(first, { from: 1, to: kind.size, at: 1 });
+      const parts = Math.ceil(pages / PDF_PART_PAGES);
+      split = { pages, next: PDF_PART_PAGES + 1, parts: new Array(parts), left: parts, read: 0, scanned: 0, ocrPages: 0, chars: 0 };
+      readers.set(first, { from: 1, to: PDF_PART_PAGES, at: 1 });
       for (const [p, range] of readers) if (!range && !give(p)) break;
       while (split.next <= pages && o.slots.take()) {
         extraSlots++;
@@ -155,23 +125,22 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
       // The whole text gathers here before it is chunked: the document's size limit applies
       // as the ranges arrive, not only in the process that chunks them.
       for (const b of m.blocks) split.chars += b.text.length;
-      split.cells += m.cells;
-      if (split.chars > base.limits.maxTextChars || split.cells > base.limits.maxCells) {
-        const e = split.cells > base.limits.maxCells ? tooManyCells(base.limits.maxCells) : tooMuchText(base.limits.maxTextChars);
+      if (split.chars > base.limits.maxTextChars) {
+        const e = tooMuchText(base.limits.maxTextChars);
         return settle({ type: "failed", code: e.code, message: e.message });
       }
-      split.parts[range.from - 1] = m;
-      split.left -= range.to - range.from + 1;
+      split.parts[(range.from - 1) / PDF_PART_PAGES] = m;
+      split.left--;
       split.read += range.to - range.from + 1;
       split.scanned += m.scanned;
       split.ocrPages += m.ocrPages;
-      metrics.range(o.split!, p === first);
+      metrics.pdfRange(p === first);
       readers.set(p, null);
       report();
       // The file's own process reads on; another stops once other files wait for a slot.
       if ((p === first || !o.slots.othersWaiting()) && give(p)) return;
       if (p !== first) {
-        // Its ranges are read: the process (which ran PDFium or SheetJS) ends and its slot passes on.
+        // Its ranges are read: the process (which ran PDFium) ends and its slot passes on.
         readers.delete(p);
         o.pool.discard(p);
         extraSlots--;
@@ -180,7 +149,7 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
       returnUnused();
       if (split.left > 0) return;
       o.onProgress("chunking");
-      void o.pool.send(first, { chunk: { format: kind.format, blocks: split.parts.flatMap((x) => x.blocks), units: split.parts.flatMap((x) => x.units), scanned: split.scanned }, limits: base.limits, chunking: base.chunking, tokenizer: base.tokenizer, ocr: base.ocr });
+      void o.pool.send(first, { chunk: { blocks: split.parts.flatMap((x) => x.blocks), units: split.parts.flatMap((x) => x.units), scanned: split.scanned }, limits: base.limits, chunking: base.chunking, tokenizer: base.tokenizer, ocr: base.ocr });
     };
     const listen = (p: ParseProcess) => (m: Outcome) => {
       if (m instanceof Error && !used.has(p)) {
@@ -220,14 +189,14 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
       }
     };
     first.handler = listen(first);
-    // A file is offered for splitting only when a second slot is free now: its reader starts
+    // A PDF is offered for splitting only when a second slot is free now: its reader starts
     // while the first process finds the page count. On a busy server files are read whole,
     // as each would be anyway, without the ranges' round trips.
-    const split0 = !!o.split && o.slots.take();
+    const split0 = o.pdf && o.slots.take();
     if (split0) {
       extraSlots++;
       addReader();
     }
-    void o.pool.send(first, { ...base, ...(split0 ? { pages: { from: 1, to: kind.size, split: true, readers: o.readers } } : {}) });
+    void o.pool.send(first, { ...base, ...(split0 ? { pages: { from: 1, to: PDF_PART_PAGES, split: true } } : {}) });
   });
 }

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { stat } from "node:fs/promises";
 import { metrics } from "../metrics";
 import type { EmbeddingProvider } from "../embed/provider";
 import { encodeVector } from "../storage/vector-codec";
@@ -12,7 +11,7 @@ import type { ParseReply } from "./parse-child";
 import { DEFAULT_PARSE_LIMITS, ParseError, type ParseLimits } from "./types";
 import type { OcrSettings } from "../ocr/engine";
 import { MemoryExceeded, ParseProcessPool, type Outcome } from "./parse-pool";
-import { parseFile, splittable, Timeout, Transient, type Splittable } from "./parse-file";
+import { parseFile, Timeout, Transient } from "./parse-file";
 import { parseInline, readsInline } from "./parse-inline";
 import { detectFromHead } from "./parsers/index";
 import type { NativePaths } from "../native/assets";
@@ -250,10 +249,7 @@ export class IngestPipeline {
             // the time budget counts from here: waiting for a parser is not the file's doing
             started = Date.now();
             progress.set("parsing");
-            // (a size that cannot be read only means the file is read in one process)
-            const split = await splittable(headFormat, job.filename, async () => (await stat(path).catch(() => null))?.size ?? 0);
-            if (slot.cancelled) return;
-            reply = parsed(await this.parse(job, slot, path, (m) => progress.set(m), split));
+            reply = parsed(await this.parse(job, slot, path, (m) => progress.set(m), headFormat === "pdf"));
           } finally {
             this.releaseParseSlot();
           }
@@ -379,15 +375,14 @@ export class IngestPipeline {
     return true;
   }
 
-  private parse(job: Job, slot: Running, path: string, onProgress: (m: string) => void, split: Splittable | null): Promise<ParseReply> {
+  private parse(job: Job, slot: Running, path: string, onProgress: (m: string) => void, pdf: boolean): Promise<ParseReply> {
     // before a process is taken: a throw here must not strand one
     const chunking = chunkSizeOf(job.cut, this.autoChunking);
     return parseFile({
       pool: this.pool,
       slots: { take: () => this.tryParseSlot(), give: () => this.releaseParseSlot(), othersWaiting: () => this.parseWaiters.length > 0 },
       request: { path, filename: job.filename, limits: this.limits, chunking, tokenizer: this.opts.embedder.tokenizerSpec, ocr: this.opts.ocr, natives: this.opts.natives },
-      split,
-      readers: this.opts.concurrency,
+      pdf,
       timeoutMs: this.opts.timeoutMs,
       onProgress,
       onStart: (settle) => (slot.settle = settle),

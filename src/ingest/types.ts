@@ -32,22 +32,19 @@ export interface Block {
 export interface ParsedDocument {
   format: string;
   blocks: Block[];
-  /** Set when only a range of the document's parts was read (see PageRange). */
-  part?: { pages: number; scanned: number; cells?: number };
+  /** Set when only a range of the document's pages was read (see PageRange). */
+  part?: { pages: number; scanned: number };
 }
 
 /**
- * A long document's parts read by several parse processes at once (parse-file.ts): a PDF's
- * pages, or a workbook's sheets in groups of about equal size. Each process reads a range and
+ * A PDF's pages read by several parse processes at once (pipeline.ts): each reads a range and
  * one of them cuts the chunks over all of them. `split`: the first range, asked before the
- * part count is known; a document too short to be worth splitting is read whole instead.
+ * page count is known; a document too short to be worth splitting is read whole instead.
  */
 export interface PageRange {
   from: number;
   to: number;
   split?: boolean;
-  /** How many processes may read parts at once: a workbook is cut into at most this many groups. */
-  readers?: number;
 }
 
 /** A parse failure the user can act on; its message becomes the file's status_details, its code the outcome's. */
@@ -102,9 +99,6 @@ export const megabytes = (n: number) => `${Math.round(n / 1024 ** 2)} MB`;
 export const tooMuchText = (max: number) =>
   new ParseError(`the document holds more than ${Math.round(max / 1e6)} million characters of text, past what one file may hold here; split it`, "file_too_large");
 
-export const tooManyCells = (max: number) =>
-  new ParseError(`the spreadsheet holds more than ${max.toLocaleString("en")} cells with content, past what this server reads; split it`, "file_too_large");
-
 /** A PDF whose pages are all images and gave no text. */
 export const scansWithoutText = (ocrEnabled: boolean) =>
   new ParseError(
@@ -119,9 +113,9 @@ export interface ParseInput {
   progress: Progress;
   ocr: OcrSettings;
   natives: NativePaths;
-  /** A PDF's pages, or an XLSX workbook's groups of sheets, to read alone; other formats are read whole. */
+  /** PDF only: read these pages alone; others read them whole. */
   pages?: PageRange;
-  /** Told the part count on a `split` request, and whether the document is split, before its parts are read. */
+  /** Told the page count on a `split` request, and whether the document is split, before its pages are read. */
   splitting?: (pages: number, split: boolean) => void;
   /** Keep a document read by ranges open under this key for the file's next range. */
   keepOpen?: string;

@@ -165,14 +165,8 @@ function looksBinary(b: Uint8Array): boolean {
   return !((odd > half * 0.4 && even < half * 0.05) || (even > half * 0.4 && odd < half * 0.05));
 }
 
-// The formats whose parsers read ranges (a PDF's pages, a workbook's groups of sheets).
-const SPLITS: ReadonlySet<Format> = new Set<Format>(["pdf", "xlsx"]);
-
 export async function parseDocument(input: ParseInput): Promise<ParsedDocument & { format: Format }> {
   const format = detectFormat(input.bytes, input.filename, input.limits);
-  // A file offered for splitting that turns out to be read whole says so at once: the reader
-  // started for it goes back before the read, not after it.
-  if (input.pages?.split && !SPLITS.has(format)) input.splitting?.(1, false);
   const doc = await dispatch(format, input);
   return { ...doc, format };
 }

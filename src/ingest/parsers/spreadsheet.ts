@@ -1,52 +1,27 @@
 import * as XLSX from "xlsx";
 import { SafeZip } from "../zip";
-import { ParseError, tooManyCells, type Block, type ParseInput, type ParsedDocument } from "../types";
+import { ParseError, type Block, type ParseInput, type ParsedDocument } from "../types";
 import { findHeader, isBlankRow, renderRow } from "./tabular";
 import { embeddedIn, partRels, type Embedded } from "./ooxml";
 import { pictureReader } from "./pictures";
 import { walkXml } from "./xml";
 
-// Each process that reads a group of sheets first reads the parts they share (the whole zip,
-// the strings table): a group holds at least this much XML (about 0.4 s of parsing) to repay it.
-const GROUP_XML_BYTES = 4 * 1024 * 1024;
-
 /**
  * XLSX, XLS and ODS through SheetJS 0.18.5, the last release on npm. It has known
  * advisories for crafted files (prototype pollution, ReDoS), so it only ever runs inside a
  * parse worker that is thrown away after one file and killed at the time budget; zips are
- * checked against the bomb limits before SheetJS inflates them. A large XLSX may be read in
- * groups of sheets by several processes (`input.pages`, see PageRange).
+ * checked against the bomb limits before SheetJS inflates them.
  */
 export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls" | "ods"): Promise<ParsedDocument> {
+  let drawings = new Map<string, Embedded>();
   let zip: SafeZip | null = null;
-  let sheets: SheetPart[] = [];
-  /** Each sheet's drawing, by the sheet's place in the workbook. */
-  let drawings = new Map<number, Embedded>();
-  /** The places of the sheets this read covers, when it reads a range of the workbook's groups. */
-  let only: number[] | null = null;
-  let groups = 0;
   if (format !== "xls") {
     zip = new SafeZip(input.bytes, input.limits);
     zip.checkAll();
     // SheetJS expands ODS repeat attributes as it reads, before any option can stop it: an
     // 800-byte file can ask for a billion cells.
     if (format === "ods") checkOdsRepeats(zip.text("content.xml") ?? "", input.limits.maxCells);
-    if (format === "xlsx") {
-      sheets = workbookSheets(zip);
-      drawings = sheetDrawings(zip, sheets);
-      const range = input.pages;
-      if (range?.split) {
-        const plan = splitPlan(input, zip, sheets, drawings, range.readers ?? 1);
-        input.splitting?.(plan.length, plan.length > 1);
-        if (plan.length > 1) groups = plan.length;
-        only = plan.length > 1 ? plan[0]! : null;
-      } else if (range) {
-        // (the file's first process found the groups sound: see splitPlan)
-        const plan = sheetGroups(sheets.map((s) => s.size), range.readers ?? 1);
-        groups = plan.length;
-        only = plan.slice(range.from - 1, range.to).flat();
-      }
-    }
+    if (format === "xlsx") drawings = sheetDrawings(zip);
   }
   const readPictures = pictureReader(input);
   let wb: XLSX.WorkBook;
@@ -59,20 +34,17 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
       cellStyles: false,
       bookVBA: false,
       bookFiles: false,
-      ...(only ? { sheets: only } : {}),
     });
   } catch (e) {
     const msg = String((e as Error)?.message ?? e);
     if (/password|encrypt/i.test(msg)) throw new ParseError("the file is password-protected");
     throw new ParseError(`the spreadsheet is corrupt or truncated (${msg.slice(0, 120)})`);
   }
-  // A sheet's place is the same in SheetJS's list and in ours when both saw the same sheets;
-  // else a drawing cannot be placed by it, and drawings follow every sheet's rows, as they
-  // always did.
-  const placed = wb.SheetNames.length === sheets.length;
   const blocks: Block[] = [];
   let cells = 0;
-  const readRows = (name: string, ws: XLSX.WorkSheet) => {
+  for (const name of wb.SheetNames) {
+    const ws = wb.Sheets[name];
+    if (!ws?.["!ref"]) continue;
     input.progress(`reading sheet "${name}"`);
     // Only the rows and cells the sheet holds are visited: its declared range (A1:XFD1048576)
     // may be vast and empty.
@@ -111,9 +83,9 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
       blocks.push({ text, loc: { sheet: name, rows: [rowNo, rowNo] }, ...(first ? { boundary: true } : {}) });
       first = false;
     }
-  };
+  }
   // Charts and pictures float over a sheet: their text goes with the sheet, after its rows.
-  const readDrawing = async (name: string, d: Embedded) => {
+  for (const [name, d] of drawings) {
     let first = !blocks.some((b) => b.loc.sheet === name);
     const add = (text: string) => {
       blocks.push({ text, loc: { sheet: name }, ...(first ? { boundary: true } : {}) });
@@ -121,108 +93,31 @@ export async function parseSpreadsheet(input: ParseInput, format: "xlsx" | "xls"
     };
     d.texts.forEach(add);
     for (const b of await readPictures(d.pictures.map((p) => ({ bytes: zip!.read(p)!, loc: { sheet: name } })))) add(b.text);
-  };
-  for (const i of only ?? wb.SheetNames.keys()) {
-    const name = wb.SheetNames[i]!;
-    const ws = wb.Sheets[name];
-    if (ws?.["!ref"]) readRows(name, ws);
-    const drawing = placed ? drawings.get(i) : undefined;
-    if (drawing) await readDrawing(name, drawing);
   }
-  if (!placed) for (const [i, d] of drawings) await readDrawing(sheets[i]!.name, d);
-  return { format, blocks, ...(only ? { part: { pages: groups, scanned: 0, cells } } : {}) };
+  return { format, blocks };
 }
 
-interface SheetPart {
-  name: string;
-  /** The sheet's part, null when its relationship names none. */
-  path: string | null;
-  /** Its XML's size as the zip's directory states it (0 without a part). */
-  size: number;
-}
-
-/** Every sheet the workbook lists, in its order, with the part that holds each. */
-function workbookSheets(zip: SafeZip): SheetPart[] {
+/** Each XLSX sheet's drawing (charts, pictures), by sheet name. */
+function sheetDrawings(zip: SafeZip): Map<string, Embedded> {
+  const out = new Map<string, Embedded>();
   const book = "xl/workbook.xml";
   const rels = partRels(zip, book);
-  const sheets: SheetPart[] = [];
+  const sheets: { name: string; path: string }[] = [];
   walkXml(zip.text(book) ?? "", {
     open(name, a) {
       if (name !== "sheet") return;
       const target = rels.get(a["r:id"] ?? "")?.target;
-      const path = target && zip.has(target) ? target : null;
-      sheets.push({ name: a.name ?? "", path, size: path ? zip.size(path) : 0 });
+      if (target && a.name) sheets.push({ name: a.name, path: target });
     },
   });
-  return sheets;
-}
-
-/** Each XLSX sheet's drawing (charts, pictures), by the sheet's place. */
-function sheetDrawings(zip: SafeZip, sheets: SheetPart[]): Map<number, Embedded> {
-  const out = new Map<number, Embedded>();
-  sheets.forEach((sheet, i) => {
-    if (!sheet.path) return;
+  for (const sheet of sheets) {
     for (const rel of partRels(zip, sheet.path).values()) {
       if (!rel.type.endsWith("/drawing") || !zip.has(rel.target)) continue;
       const found = embeddedIn(zip, rel.target, zip.text(rel.target) ?? "");
-      if (found.texts.length || found.pictures.length) out.set(i, found);
+      if (found.texts.length || found.pictures.length) out.set(sheet.name, found);
     }
-  });
-  return out;
-}
-
-/**
- * The groups of sheets a split read takes, or one group when the workbook is read whole: in
- * the file's first process only, which also makes sure every other process will find the
- * same sheets. Read whole are a workbook whose sheets SheetJS lists otherwise than its
- * workbook part (a sheet without a part, a prefixed tag) and, when pictures are read, one
- * with pictures: a picture seen twice is read once and the pixel budget is the document's,
- * which needs one reader.
- */
-function splitPlan(input: ParseInput, zip: SafeZip, sheets: SheetPart[], drawings: Map<number, Embedded>, readers: number): number[][] {
-  const plan = sheetGroups(sheets.map((s) => s.size), readers);
-  if (plan.length < 2) return plan;
-  if (sheets.some((s) => !s.path)) return [sheets.map((_, i) => i)];
-  if (input.ocr.embedded && [...drawings.values()].some((d) => d.pictures.length)) return [sheets.map((_, i) => i)];
-  // SheetJS's own list of sheets, read without their cells (a few percent of the read).
-  if (XLSX.read(input.bytes, { type: "array", bookSheets: true }).SheetNames.length !== sheets.length) return [sheets.map((_, i) => i)];
-  return plan;
-}
-
-/**
- * The workbook's sheets (their XML sizes, in their order) cut into at most `readers` runs of
- * about equal XML, each at least GROUP_XML_BYTES: what each parse process reads when a large
- * workbook is read by several. Every process computes the same groups from the zip's
- * directory. One group means the workbook is read whole.
- */
-export function sheetGroups(sizes: number[], readers: number): number[][] {
-  const total = sizes.reduce((a, b) => a + b, 0);
-  const n = Math.max(1, Math.min(readers, sizes.length, Math.floor(total / GROUP_XML_BYTES)));
-  const groups: { sheets: number[]; bytes: number }[] = [];
-  let before = 0;
-  sizes.forEach((size, i) => {
-    // a sheet goes to the group its middle falls in: groups stay near an equal share
-    const g = Math.min(n - 1, Math.floor(((before + size / 2) * n) / Math.max(1, total)));
-    before += size;
-    const last = groups.at(-1);
-    if (last && g < groups.length) {
-      last.sheets.push(i);
-      last.bytes += size;
-    } else groups.push({ sheets: [i], bytes: size });
-  });
-  // a group too small to repay its read joins its neighbour (a few small sheets beside a large one)
-  for (let i = 0; i < groups.length && groups.length > 1; ) {
-    if (groups[i]!.bytes >= GROUP_XML_BYTES) {
-      i++;
-      continue;
-    }
-    const into = i > 0 ? i - 1 : 1;
-    const [from, to] = into < i ? [groups[into]!, groups[i]!] : [groups[i]!, groups[into]!];
-    groups.splice(Math.max(i, into), 1);
-    groups[Math.min(i, into)] = { sheets: [...from.sheets, ...to.sheets], bytes: from.bytes + to.bytes };
-    i = Math.max(0, Math.min(i, into));
   }
-  return groups.map((g) => g.sheets);
+  return out;
 }
 
 /** A dense sheet's rows as SheetJS 0.18 keeps them: arrays of cells under numeric keys, by row index. */
@@ -233,6 +128,8 @@ function storedRows(ws: XLSX.WorkSheet): [number, XLSX.CellObject[]][] {
     .map((k) => [Number(k), sheet[k] as XLSX.CellObject[]] as [number, XLSX.CellObject[]])
     .sort((a, b) => a[0] - b[0]);
 }
+
+const tooManyCells = (max: number) => new ParseError(`the spreadsheet holds more than ${max.toLocaleString("en")} cells with content, past what this server reads; split it`, "file_too_large");
 
 /**
  * Counts the cells with content an ODS asks for once its repeat attributes are expanded.
