@@ -1,14 +1,14 @@
 import { inflateRawSync } from "node:zlib";
 import { megabytes, ParseError, type ParseLimits } from "./types";
 
+// The largest buffer zlib may be asked for; every limit here is far below it.
+const MAX_BUFFER = 2 ** 31 - 1;
+
 /**
  * Reads chosen entries of a zip (DOCX, PPTX, XLSX, EPUB are zips) under limits on entry
  * count, total expanded size and per-entry ratio. Sizes are enforced on the bytes actually
  * inflated, not on what the archive claims, so a lying header cannot slip a bomb through.
  */
-// The largest buffer zlib may be asked for; every limit here is far below it.
-const MAX_BUFFER = 2 ** 31 - 1;
-
 export class SafeZip {
   private readonly entries = new Map<string, { data: Uint8Array; compression: number; size: number }>();
   private expanded = 0;

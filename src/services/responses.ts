@@ -502,11 +502,13 @@ export class ResponsesService {
   }
 
   private fileReader(projectId: string, signal: AbortSignal): FileReader {
-    // A file's failure is about the input part that named it: its param says which.
+    // The file's own failures (gone, or its bytes gone) are about the input part that named
+    // it: its param says which. The store's (out of reach) are not, and pass on as they are.
     const content = (fileId: string, param: string) =>
       this.files.content(projectId, fileId).catch((e) => {
-        if (!(e instanceof RagdError)) throw e;
-        throw e.code === "not_found" ? notFound("file", fileId, param) : new RagdError(e.code, e.message, param, e.headers);
+        if (e instanceof RagdError && e.code === "not_found") throw notFound("file", fileId, param);
+        if (e instanceof RagdError && e.code === "stored_bytes_missing") throw new RagdError(e.code, e.message, param, e.headers);
+        throw e;
       });
     return {
       text: async (fileId, param) => {
