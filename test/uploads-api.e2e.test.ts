@@ -160,6 +160,7 @@ test("parts hold no more than the upload's bytes, and count against the project'
     const v = await c.uploads.create({ filename: "v.txt", purpose: "assistants", bytes: 95, mime_type: "text/plain" });
     const quota = await apiError(c.uploads.parts.create(v.id, { data: await toFile(Buffer.alloc(95, 97), "v") }));
     expect([quota.status, quota.code]).toEqual([413, "quota_exceeded"]);
+    expect(quota.message).toBe("413 The part would exceed the project's storage quota of 100 bytes (uploads' parts count until completed; 90 bytes left). Delete files, cancel uploads, or raise --project-quota.");
     await c.uploads.complete(u.id, { part_ids: [p1.id, p2.id] });
     await c.uploads.parts.create(v.id, { data: await toFile(Buffer.alloc(90, 97), "v") });
     // the file's 10 bytes and these 90 fill the quota

@@ -103,7 +103,7 @@ export class UploadsService {
     const quotaLeft = (await this.files.quotaLeft(projectId)) - (await this.repo.partBytes(projectId));
     if (quotaLeft < limit) {
       limit = Math.max(0, quotaLeft);
-      overLimit = () => fail("quota_exceeded", `The part would exceed the project's storage quota of ${formatSize(this.files.projectQuota)} (uploads' parts count until completed; ${formatSize(limit)} left).`, "data");
+      overLimit = () => this.partOverQuota(limit);
     }
     return this.files.beginPart(newPartId(), declaredBytes, limit, overLimit);
   }
@@ -135,6 +135,11 @@ export class UploadsService {
     }
   }
 
+  private partOverQuota(left?: number) {
+    const room = left === undefined ? "" : `; ${formatSize(left)} left`;
+    return fail("quota_exceeded", `The part would exceed the project's storage quota of ${formatSize(this.files.projectQuota)} (uploads' parts count until completed${room}). Delete files, cancel uploads, or raise --project-quota.`, "data");
+  }
+
   /** Why a part was refused, read after the fact (its insert checks it all at once). */
   private async whyNoPart(projectId: string, uploadId: string, bytes: number): Promise<never> {
     const u = this.pending(await this.find(projectId, uploadId));
@@ -143,7 +148,7 @@ export class UploadsService {
     if (held + bytes > u.bytes) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts would hold ${held + bytes} bytes, more than its ${u.bytes}: complete it, or cancel it and create one for the bytes you send.`, "data");
     if (parts.length >= MAX_PARTS) throw fail("invalid_value", `An upload takes at most ${MAX_PARTS} parts.`, "data");
     if ((await this.files.quotaLeft(projectId)) - (await this.repo.partBytes(projectId)) < bytes)
-      throw fail("quota_exceeded", `The part would exceed the project's storage quota of ${formatSize(this.files.projectQuota)} (uploads' parts count until completed). Delete files, cancel uploads, or raise --project-quota.`, "data");
+      throw this.partOverQuota();
     throw busy(u, this.now());
   }
 
