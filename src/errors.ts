@@ -4,7 +4,7 @@
 // to a code. Ingestion outcomes (a file's `status_details`, a store file's `last_error`) use
 // the same codes, each with the spec's coarser `last_error.code` it reports as.
 
-export type ErrorType = "invalid_request_error" | "authentication_error" | "not_found_error" | "rate_limit_error" | "api_error";
+export type ErrorType = "invalid_request_error" | "authentication_error" | "rate_limit_error" | "api_error";
 
 /** The three codes the OpenAI spec allows in a vector store file's `last_error.code`. */
 export type LastErrorCode = "server_error" | "unsupported_file" | "invalid_file";
@@ -53,7 +53,8 @@ export const ERRORS = {
   invalid_api_key: { status: 401, type: "authentication_error", doc: "A key that does not exist or was revoked." },
   rate_limit_exceeded: { status: 429, type: "rate_limit_error", doc: "The key's per-minute allowance is used; `retry-after` says when to come back." },
   // What is asked for
-  not_found: { status: 404, type: "not_found_error", wire: null, doc: "No such object in this project (another project's objects are not found either)." },
+  // (OpenAI's own 404s say `invalid_request_error`: "No such File object: file-...", param "id")
+  not_found: { status: 404, type: "invalid_request_error", wire: null, doc: "No such object in this project (another project's objects are not found either)." },
   model_not_found: { status: 404, type: "invalid_request_error", doc: "A model id this server does not serve." },
   // Size and space
   file_too_large: { status: 413, type: "invalid_request_error", lastError: "invalid_file", doc: "A file past --max-file-size; as an ingestion outcome, a document past a parse limit or the memory ceiling." },

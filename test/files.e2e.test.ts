@@ -140,6 +140,15 @@ describe("list", () => {
     const offAssistants = await (await fetch(`${ragd.baseURL}/files?purpose=assistants&offset=10&limit=1`, { headers: { authorization: `Bearer ${c.apiKey}` } })).json();
     expect(offAssistants.total).toBe(12);
     expect(offAssistants.data).toHaveLength(1);
+    // Purposes OpenAI's own services write are listable (ragd holds none); others are refused.
+    for (const purpose of ["batch_output", "assistants_output", "fine-tune-results"]) {
+      const page = await c.files.list({ purpose });
+      expect(page.data).toEqual([]);
+      expect(page.has_more).toBe(false);
+    }
+    const odd = await fetch(`${ragd.baseURL}/files?purpose=nonsense`, { headers: { authorization: `Bearer ${c.apiKey}` } });
+    expect(odd.status).toBe(400);
+    expect((await odd.json()).error).toMatchObject({ type: "invalid_request_error", param: "purpose" });
     // An SDK iterating while files are deleted keeps going from where it was.
     const victim = ids[10]!;
     await c.files.delete(victim);
@@ -198,7 +207,7 @@ describe("retrieve, content, delete", () => {
     // Handlers are attached at once: the three answer in any order.
     for (const e of await Promise.all([client.files.delete(f.id), client.files.retrieve(f.id), client.files.content(f.id)].map(apiError))) {
       expect(e.status).toBe(404);
-      expect((e.error as { type: string }).type).toBe("not_found_error");
+      expect((e.error as { type: string }).type).toBe("invalid_request_error");
     }
   });
 });

@@ -118,7 +118,7 @@ test("odd file ids are plain 404s, and unknown routes are enveloped", async () =
   for (const id of ["nope", "file-../../x", "%2e%2e%2fetc%2fpasswd", "file-000000000000000000000000"]) {
     const r = await fetch(`${ragd.baseURL}/files/${id}`, { headers: auth });
     expect(r.status).toBe(404);
-    expect((await r.json()).error.type).toBe("not_found_error");
+    expect((await r.json()).error.type).toBe("invalid_request_error");
   }
   const r = await fetch(`${ragd.baseURL}/nothing-here`, { headers: auth });
   expect(r.status).toBe(404);

@@ -11,6 +11,8 @@ import { log } from "../util/log";
 
 export const PURPOSES = ["knowledge_base", "assistants", "user_data", "batch", "fine-tune", "evals", "vision"] as const;
 export type Purpose = (typeof PURPOSES)[number];
+/** Purposes of files OpenAI's own services write (a batch's results, say): ragd writes none, so listing by them finds nothing. */
+export const OUTPUT_PURPOSES = ["assistants_output", "batch_output", "fine-tune-results"] as const;
 /** Purposes whose files are parsed, embedded and join the project's knowledge base. */
 export const EMBEDDABLE: ReadonlySet<string> = new Set(["knowledge_base", "assistants", "user_data"]);
 const JSONL_PURPOSES: ReadonlySet<string> = new Set(["batch", "fine-tune", "evals"]);
@@ -275,7 +277,7 @@ export class FilesService {
   }
 
   async list(projectId: string, p: ListParams) {
-    if (p.purpose !== undefined) this.checkPurpose(p.purpose, "purpose");
+    if (p.purpose !== undefined && !(OUTPUT_PURPOSES as readonly string[]).includes(p.purpose)) this.checkPurpose(p.purpose, "purpose");
     let afterSeq: number | undefined;
     if (p.after !== undefined) {
       const seq = isFileId(p.after) ? await this.repo.cursorSeq(projectId, p.after) : null;

@@ -1,6 +1,6 @@
 import { Type as T } from "@sinclair/typebox";
 import { t } from "elysia";
-import { PURPOSES } from "../../services/files";
+import { OUTPUT_PURPOSES, PURPOSES } from "../../services/files";
 import { deleted, extension, ListPage, named, Nullable, order, queryParams } from "./common";
 
 export const Purpose = T.Union(
@@ -44,7 +44,7 @@ export const CreateFileRequest = named(
 );
 
 export const ListFilesQuery = queryParams({
-  purpose: t.Optional(t.Union(PURPOSES.map((p) => t.Literal(p)), { description: "Only files with this purpose" })),
+  purpose: t.Optional(t.Union([...PURPOSES, ...OUTPUT_PURPOSES].map((p) => t.Literal(p)), { description: "Only files with this purpose (the purposes of files OpenAI's services write are accepted too, and list nothing: ragd writes none)" })),
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 10000, default: 10000 })),
   order: t.Optional(order()),
   after: t.Optional(t.String({ minLength: 1, description: "A file id: list the files after it" })),
