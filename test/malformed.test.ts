@@ -108,6 +108,27 @@ test("malformed expires_after", async () => {
   await expect400(await f({ "expires_after[anchor]": "created_at", "expires_after[seconds]": "9999999" }), "expires_after.seconds");
 });
 
+test("a form field the operation does not take is refused, not dropped", async () => {
+  const file = { name: "u.jsonl", data: '{"x":1}\n' };
+  // A misspelt purpose or expiry would otherwise store the file under the defaults.
+  expect((await expect400(await post(form({ Purpose: "batch" }, file)), "Purpose")).code).toBe("unknown_parameter");
+  expect((await expect400(await post(form({ purpose: "batch", "expire_after[anchor]": "created_at" }, file)), "expire_after[anchor]")).code).toBe("unknown_parameter");
+  // A second file under another name too, wherever it comes in the body.
+  const extra = form({ purpose: "assistants" }, { name: "a.txt", data: "a" });
+  extra.append("attachment", new Blob(["b"]), "b.txt");
+  expect((await expect400(await post(extra), "attachment")).code).toBe("unknown_parameter");
+  // expires_after said twice, two ways: which one is meant cannot be told.
+  await expect400(await post(form({ purpose: "assistants", expires_after: '{"anchor":"created_at","seconds":3600}', "expires_after[anchor]": "created_at", "expires_after[seconds]": "7200" }, file)), "expires_after");
+  // An upload's part takes only its bytes.
+  const up = await ragd.client().uploads.create({ filename: "p.txt", purpose: "assistants", bytes: 1, mime_type: "text/plain" });
+  const part = new FormData();
+  part.append("data", new Blob(["p"]), "p.bin");
+  part.append("note", "hello");
+  const res = await fetch(`${ragd.baseURL}/uploads/${up.id}/parts`, { method: "POST", body: part, headers: auth });
+  expect((await expect400(res, "note")).code).toBe("unknown_parameter");
+  await ragd.client().uploads.cancel(up.id);
+});
+
 test("two file parts", async () => {
   const fd = form({ purpose: "assistants" }, { name: "a.txt", data: "a" });
   fd.append("file", new Blob(["b"]), "b.txt");

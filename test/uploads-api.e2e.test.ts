@@ -91,7 +91,10 @@ test("a cancelled upload drops its parts and takes no more; bad input says what 
   form.set("file", new File(["abcd"], "s.txt"));
   const r = await fetch(`${ragd.url}/v1/uploads/${small.id}/parts`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}` }, body: form });
   expect(r.status).toBe(400);
-  expect(((await r.json()) as { error: { code: string } }).error.code).toBe("missing_file");
+  // (refused as the part begins, saying which field the bytes go in)
+  const misnamed = ((await r.json()) as { error: { code: string; param: string; message: string } }).error;
+  expect(misnamed).toMatchObject({ code: "unknown_parameter", param: "file" });
+  expect(misnamed.message).toContain("form field 'data'");
   // a part sent as a plain field (no filename) is taken
   const plain = new FormData();
   plain.set("data", "abcd");

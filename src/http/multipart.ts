@@ -1,5 +1,5 @@
 import type { Upload } from "../services/files";
-import { fail, RagdError } from "../errors";
+import { fail, RagdError, unknownParameter } from "../errors";
 import { boundaryOf, MultipartError, MultipartParser } from "./multipart-parser";
 
 export interface ReceivedUpload {
@@ -15,11 +15,13 @@ const LIMITS = { fields: 32, fieldBytes: 64 * 1024, parts: 40, fieldNameBytes: 2
  * Streams a multipart body to a blob: the file part goes to disk as it arrives, so memory
  * stays flat whatever the file's size. Exactly one part named `field` is required: `file` with
  * a filename (POST /v1/files), or an upload's part `data` (with a filename or without).
+ * A part named anything but `field` or one of `fields` is refused as it begins (a misspelt
+ * `purpose` or `expires_after` would otherwise be dropped and the file stored under defaults).
  * On any failure the blob is aborted and the error says what was wrong with the request.
  */
-export async function receiveUpload(request: Request, upload: Upload, field: "file" | "data" = "file"): Promise<ReceivedUpload> {
+export async function receiveUpload(request: Request, upload: Upload, field: "file" | "data", fields: readonly string[]): Promise<ReceivedUpload> {
   try {
-    return await receive(request, upload, field);
+    return await receive(request, upload, field, new Set(fields));
   } catch (e) {
     await upload.writer.abort();
     throw e;
@@ -32,7 +34,7 @@ const FRAMING_ALLOWANCE = 256 * 1024;
 // answer rather than a reset connection; past it, reading stops (a body may be endless).
 const DRAIN_AFTER_FAILURE = 8 * 1024 * 1024;
 
-async function receive(request: Request, upload: Upload, field: "file" | "data"): Promise<ReceivedUpload> {
+async function receive(request: Request, upload: Upload, field: "file" | "data", known: ReadonlySet<string>): Promise<ReceivedUpload> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > upload.limit + FRAMING_ALLOWANCE) throw upload.overLimit();
   const ct = request.headers.get("content-type") ?? "";
@@ -71,8 +73,12 @@ async function receive(request: Request, upload: Upload, field: "file" | "data")
           if (ev.type === "part") {
             if (++parts > LIMITS.parts) throw fail("invalid_multipart", "Too many multipart parts.");
             const { name, filename: partFilename, contentType } = ev.head;
+            if (name !== field && !known.has(name)) {
+              if (partFilename === undefined) throw unknownParameter(name);
+              throw fail("unknown_parameter", `Unrecognized request argument supplied: ${name}. Send the ${field === "file" ? "file" : "part's bytes"} as multipart form field '${field}'.`, name);
+            }
             if (partFilename !== undefined || (name === field && field === "data")) {
-              if (name !== field) part = { kind: "skip" };
+              if (name !== field) throw fail("invalid_value", `The form field '${name}' takes a value, not a file.`, name);
               else if (fileSeen) throw fail("multiple_files", `Send exactly one '${field}' part per request.`, field);
               else {
                 fileSeen = true;

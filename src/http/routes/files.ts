@@ -9,6 +9,9 @@ import { pollWhile } from "../poll";
 import { contract } from "../plugins/contract";
 import { CreateFileRequest, DeleteFileResponse, FileIdParams, ListFilesQuery, ListFilesResponse, OpenAIFile } from "../schemas/files";
 
+// The form fields POST /v1/files takes beside `file` (`expires_after` as JSON, or bracketed as the SDKs send it).
+const FILE_FIELDS = ["purpose", "expires_after", "expires_after[anchor]", "expires_after[seconds]"];
+
 export function filesRoutes(ctx: HttpContext) {
   return new Elysia()
     .use(contract(ctx))
@@ -16,7 +19,7 @@ export function filesRoutes(ctx: HttpContext) {
       "/v1/files",
       async ({ request, principal }) => {
         const declared = Number(request.headers.get("content-length") ?? 0) || 0;
-        const r = await receiveUpload(request, await ctx.files.beginUpload(principal.projectId, declared));
+        const r = await receiveUpload(request, await ctx.files.beginUpload(principal.projectId, declared), "file", FILE_FIELDS);
         let expiresAfter: CreateInput["expiresAfter"];
         try {
           expiresAfter = readExpiresAfter(r.fields);
@@ -106,6 +109,8 @@ function readExpiresAfter(fields: Map<string, string>): CreateInput["expiresAfte
   const anchor = fields.get("expires_after[anchor]");
   const seconds = fields.get("expires_after[seconds]");
   if (json !== undefined) {
+    if (anchor !== undefined || seconds !== undefined)
+      throw fail("invalid_value", "Send expires_after once: as JSON, or as expires_after[anchor] and expires_after[seconds], not both.", "expires_after");
     let v: unknown;
     try {
       v = JSON.parse(json);

@@ -26,7 +26,7 @@ export function uploadsRoutes(ctx: HttpContext) {
       "/v1/uploads/:upload_id/parts",
       async ({ request, principal, params }) => {
         const declared = Number(request.headers.get("content-length") ?? 0) || 0;
-        const r = await receiveUpload(request, await ctx.uploads.beginPart(principal.projectId, params.upload_id, declared), "data");
+        const r = await receiveUpload(request, await ctx.uploads.beginPart(principal.projectId, params.upload_id, declared), "data", []);
         return ctx.uploads.addPart(principal.projectId, params.upload_id, r.upload);
       },
       route({ operationId: "addUploadPart", summary: "Add a part to an upload", auth: "uploads", params: UploadParams, multipart: AddUploadPartRequest, response: UploadPart, errors: [400, 404, 409, 413, 507] }),
