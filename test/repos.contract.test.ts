@@ -179,6 +179,17 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await read()).toBeNull();
     });
 
+    test("a batch's files may each name their own chunking; the rest take the batch's", async () => {
+      const { r, small } = await withStores();
+      await r.files.insert(row("file-b", "uploaded"), 0, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: '{"k":1}', chunking: small }, { id: "file-b", attributes: "{}" }], 0, { json: "{}", cut: "auto" }, { id: "vsfb_1" }, T);
+      expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ cut: SMALL, attributes: '{"k":1}', batchId: "vsfb_1" });
+      expect(await r.stores.getFile("vs_1", "file-b", 0)).toMatchObject({ cut: "auto", batchId: "vsfb_1" });
+      // each cut gets its own ingestion job
+      expect(await r.ingestion.job({ fileId: "file-a", cut: SMALL })).not.toBeNull();
+      expect(await r.ingestion.job({ fileId: "file-b", cut: "auto" })).not.toBeNull();
+    });
+
     test("removing a file takes its jobs, chunks and memberships with it", async () => {
       const { r, small } = await withStores();
       await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);

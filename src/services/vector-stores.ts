@@ -216,13 +216,20 @@ export class VectorStoresService {
     const store = await this.store(projectId, storeId);
     if (body.files !== undefined && body.file_ids !== undefined) throw fail("invalid_value", "Pass either file_ids or files, not both.", "files");
     if (body.files === undefined && body.file_ids === undefined) throw fail("missing_required_parameter", "file_ids (or files) is required: the ids of uploaded files", "file_ids");
-    const shared = JSON.stringify(body.attributes ?? {});
-    const perFile = new Map((body.files ?? []).map((f) => [f.file_id, JSON.stringify(f.attributes ?? body.attributes ?? {})]));
-    const ids = [...new Set(body.files ? body.files.map((f) => f.file_id) : body.file_ids!)];
+    const storeDefault = JSON.parse(store.chunking) as ChunkingInput;
+    // With `files`, each file carries its own attributes and chunking, and the batch-wide ones
+    // are ignored (as OpenAI documents); a file named twice takes its last entry.
+    const members = new Map<string, { id: string; attributes: string; chunking?: Chunking }>();
+    if (body.files)
+      body.files.forEach((f, i) =>
+        members.set(f.file_id, { id: f.file_id, attributes: JSON.stringify(f.attributes ?? {}), chunking: this.chunking(f.chunking_strategy ?? storeDefault, `files[${i}].chunking_strategy`) }),
+      );
+    else for (const id of body.file_ids!) members.set(id, { id, attributes: JSON.stringify(body.attributes ?? {}) });
+    const ids = [...members.keys()];
     await this.requireFiles(projectId, ids, body.files !== undefined ? "files" : "file_ids");
-    const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
+    const chunking = this.chunking(body.files ? storeDefault : (body.chunking_strategy ?? storeDefault));
     const batch = { id: newFileBatchId() };
-    await this.deletedMeanwhile(() => this.stores.attach(store.id, ids.map((id) => ({ id, attributes: perFile.get(id) ?? shared })), this.now(), chunking, batch, Date.now()), projectId, storeId, ids, body.files !== undefined ? "files" : "file_ids");
+    await this.deletedMeanwhile(() => this.stores.attach(store.id, [...members.values()], this.now(), chunking, batch, Date.now()), projectId, storeId, ids, body.files !== undefined ? "files" : "file_ids");
     this.ingest?.wake();
     return this.getBatch(projectId, storeId, batch.id);
   }
@@ -238,6 +245,10 @@ export class VectorStoresService {
   async cancelBatch(projectId: string, storeId: string, batchId: string) {
     const store = await this.store(projectId, storeId);
     const b = await this.batch(store.id, batchId);
+    // A batch whose files have all ended has nothing left to cancel: it stays as it ended
+    // (marked cancelled, it would contradict its own file counts).
+    const now = await this.getBatch(projectId, storeId, batchId);
+    if (now.status !== "in_progress") return now;
     await this.stores.cancelBatch(store.id, b.id);
     return this.getBatch(projectId, storeId, batchId);
   }
@@ -349,11 +360,11 @@ export class VectorStoresService {
   }
 
   /** A requested chunking with the key of the cut it makes (ingest/chunker.ts). */
-  private chunking(value: ChunkingInput | undefined | null): Chunking {
+  private chunking(value: ChunkingInput | undefined | null, param = "chunking_strategy"): Chunking {
     if (!value || value.type === "auto") return { json: `{"type":"auto"}`, cut: chunkingKey(this.auto, this.auto) };
     const { max_chunk_size_tokens: max, chunk_overlap_tokens: overlap } = value.static;
     if (overlap > max / 2)
-      throw fail("invalid_value", `chunking_strategy.static.chunk_overlap_tokens must be at most half of max_chunk_size_tokens (${Math.floor(max / 2)}), got ${overlap}`, "chunking_strategy");
+      throw fail("invalid_value", `chunking_strategy.static.chunk_overlap_tokens must be at most half of max_chunk_size_tokens (${Math.floor(max / 2)}), got ${overlap}`, param);
     return { json: JSON.stringify(value), cut: chunkingKey(resolveChunking(value, this.modelMaxTokens), this.auto) };
   }
 

@@ -342,7 +342,8 @@ export interface StoresRepo {
   fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts>;
   usageBytes(storeId: string, now: number): Promise<number>;
   /** Each file with its attributes (JSON); plain data, so a write can cross to another thread or process. */
-  attach(storeId: string, files: { id: string; attributes: string }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
+  /** `chunking` for every file that names none of its own. */
+  attach(storeId: string, files: { id: string; attributes: string; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
   getFile(storeId: string, fileId: string, now: number): Promise<StoreFileRow | null>;
   listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number): Promise<Page<StoreFileRow>>;
   fileSeq(storeId: string, fileId: string): Promise<number | null>;

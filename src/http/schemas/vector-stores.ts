@@ -35,6 +35,8 @@ export const CreateVectorStoreRequest = named(
     {
       file_ids: T.Optional(T.Array(T.String(), { maxItems: 500 })),
       name: T.Optional(T.String({ maxLength: 256 })),
+      // OpenAI takes it on create and returns it nowhere (no vector store object carries it).
+      description: T.Optional(T.String({ maxLength: 4096, description: "Accepted as OpenAI accepts it; like OpenAI, no vector store object returns it" })),
       expires_after: T.Optional(ExpiresAfter),
       chunking_strategy: T.Optional(ChunkingStrategyRequest),
       metadata: T.Optional(Metadata),

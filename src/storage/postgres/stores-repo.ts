@@ -118,11 +118,11 @@ export class PgStoresRepo implements StoresRepo {
     return r!.n;
   }
 
-  async attach(storeId: string, files: { id: string; attributes: string }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
+  async attach(storeId: string, files: { id: string; attributes: string; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
     await this.db.tx(async (tx) => {
       await lockChunkLog(tx);
       if (batch) await tx.run(`INSERT INTO vector_store_file_batches (id, store_id, created_at) VALUES ($id, $storeId, $now)`, { id: batch.id, storeId, now: nowS });
-      for (const f of files) await attachOne(tx, storeId, f.id, nowS, f.attributes, chunking, batch?.id ?? null, nowMs);
+      for (const f of files) await attachOne(tx, storeId, f.id, nowS, f.attributes, f.chunking ?? chunking, batch?.id ?? null, nowMs);
       await pruneCuts(tx, files.map((f) => f.id));
     });
   }

@@ -194,11 +194,11 @@ export class SqliteStoresRepo implements StoresRepo {
     ensureCut(this.db, fileId, chunking.cut, nowMs);
   }
 
-  async attach(storeId: string, files: { id: string; attributes: string }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
+  async attach(storeId: string, files: { id: string; attributes: string; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
     this.db.transaction(() => {
       if (batch)
         this.db.query(`INSERT INTO vector_store_file_batches (id, store_id, created_at) VALUES ($id, $storeId, $now)`).run({ id: batch.id, storeId, now: nowS });
-      for (const f of files) this.attachSync(storeId, f.id, nowS, f.attributes, chunking, batch?.id ?? null, nowMs);
+      for (const f of files) this.attachSync(storeId, f.id, nowS, f.attributes, f.chunking ?? chunking, batch?.id ?? null, nowMs);
       pruneCuts(this.db, files.map((f) => f.id));
     }).immediate();
   }

@@ -1,0 +1,89 @@
+// Vector store requests as OpenAI documents them, through the official SDK: a batch's `files`
+// each with their own attributes and chunking (the batch-wide ones ignored), a store's
+// `description`, and cancelling a batch that has already ended.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import OpenAI, { toFile } from "openai";
+import { apiError, cleanup, startRagd, type Ragd } from "./helpers/ragd";
+
+let ragd: Ragd;
+let c: OpenAI;
+const words = (seed: string, n: number) => Array.from({ length: n }, (_, i) => `${seed}${i % 37} grows near the river bank`).join(". ");
+
+beforeAll(async () => {
+  ragd = await startRagd();
+  c = ragd.client();
+});
+afterAll(async () => {
+  await ragd.stop();
+  cleanup(ragd.dataDir);
+});
+
+const upload = async (name: string, text: string) => {
+  const f = await c.files.create({ file: await toFile(Buffer.from(text), name), purpose: "assistants" });
+  await c.files.waitForProcessing(f.id, { pollInterval: 50 });
+  return f;
+};
+
+test("a batch's files carry their own attributes and chunking; the batch-wide ones are ignored", async () => {
+  const [a, b, d] = await Promise.all([upload("a.txt", words("fern", 300)), upload("b.txt", words("moss", 300)), upload("d.txt", words("reed", 300))]);
+  const store = await c.vectorStores.create({ name: "per-file" });
+  const batch = await c.vectorStores.fileBatches.createAndPoll(
+    store.id,
+    {
+      files: [
+        { file_id: a.id, attributes: { kind: "a" }, chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 50 } } },
+        { file_id: b.id, chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 128, chunk_overlap_tokens: 0 } } },
+        { file_id: d.id, attributes: { kind: "d" } },
+      ],
+      attributes: { kind: "batch-wide" },
+      chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 110, chunk_overlap_tokens: 10 } },
+    } as OpenAI.VectorStores.FileBatchCreateParams,
+    { pollIntervalMs: 50 },
+  );
+  expect(batch.file_counts).toMatchObject({ completed: 3, failed: 0, total: 3 });
+  const got = new Map((await c.vectorStores.files.list(store.id)).data.map((f) => [f.id, f]));
+  expect(got.get(a.id)).toMatchObject({ attributes: { kind: "a" }, chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 50 } } });
+  expect(got.get(b.id)).toMatchObject({ attributes: {}, chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 128, chunk_overlap_tokens: 0 } } });
+  // no strategy of its own: the store's default (auto), not the batch-wide one
+  const auto = got.get(d.id)!.chunking_strategy as { static: { max_chunk_size_tokens: number; chunk_overlap_tokens: number } };
+  expect(got.get(d.id)!.attributes).toEqual({ kind: "d" });
+  expect(auto.static).not.toEqual({ max_chunk_size_tokens: 110, chunk_overlap_tokens: 10 });
+  // Each file is searchable under its own cut: the 100-token chunks are smaller than the 128-token ones.
+  const longest = async (fileId: string) => {
+    const hits = await c.vectorStores.search(store.id, { query: "grows near the river bank", max_num_results: 50, filters: undefined });
+    return Math.max(...hits.data.filter((h) => h.file_id === fileId).flatMap((h) => h.content.map((x) => x.text.length)));
+  };
+  expect(await longest(a.id)).toBeLessThan(await longest(b.id));
+  // A file's own strategy is checked as a single attach's is, and the error names the entry.
+  const bad = await apiError(
+    c.vectorStores.fileBatches.create(store.id, {
+      files: [{ file_id: a.id }, { file_id: b.id, chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 800, chunk_overlap_tokens: 700 } } }],
+    } as OpenAI.VectorStores.FileBatchCreateParams),
+  );
+  expect(bad.status).toBe(400);
+  expect(bad.param).toBe("files[1].chunking_strategy");
+  // With file_ids, the batch-wide attributes and chunking apply to every file.
+  const shared = await c.vectorStores.fileBatches.createAndPoll(store.id, { file_ids: [d.id], attributes: { kind: "shared" }, chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 110, chunk_overlap_tokens: 10 } } }, { pollIntervalMs: 50 });
+  expect(shared.status).toBe("completed");
+  expect(await c.vectorStores.files.retrieve(d.id, { vector_store_id: store.id })).toMatchObject({ attributes: { kind: "shared" }, chunking_strategy: { static: { max_chunk_size_tokens: 110, chunk_overlap_tokens: 10 } } });
+});
+
+test("a store's description is accepted, as OpenAI accepts it", async () => {
+  const store = await c.vectorStores.create({ name: "described", description: "Field notes on river plants" });
+  expect(store).toMatchObject({ object: "vector_store", name: "described" });
+  const tooLong = await apiError(c.vectorStores.create({ description: "x".repeat(5000) }));
+  expect(tooLong.status).toBe(400);
+  expect(tooLong.param).toBe("description");
+});
+
+test("cancelling a batch that has ended leaves it as it ended", async () => {
+  const f = await upload("e.txt", words("sedge", 50));
+  const store = await c.vectorStores.create({ name: "ended" });
+  const batch = await c.vectorStores.fileBatches.createAndPoll(store.id, { file_ids: [f.id] }, { pollIntervalMs: 50 });
+  expect(batch.status).toBe("completed");
+  const after = await c.vectorStores.fileBatches.cancel(batch.id, { vector_store_id: store.id });
+  expect(after).toMatchObject({ status: "completed", file_counts: { completed: 1, cancelled: 0, total: 1 } });
+  expect((await c.vectorStores.fileBatches.retrieve(batch.id, { vector_store_id: store.id })).status).toBe("completed");
+  // and the file stays searchable in the store
+  expect((await c.vectorStores.files.retrieve(f.id, { vector_store_id: store.id })).status).toBe("completed");
+});
