@@ -729,13 +729,13 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.uploads.partExists("part_2")).toBe(true);
       expect(await r.uploads.partExists("part_3")).toBe(false);
       expect((await r.uploads.parts("upload_a")).map((x) => [x.id, x.bytes]).sort()).toEqual([["part_1", 10], ["part_2", 20]]);
-      expect([await r.uploads.partBytes("p"), await r.uploads.partBytes("q")]).toEqual([30, 0]);
+      expect([await r.files.usedBytes("p"), await r.files.usedBytes("q")]).toEqual([30, 0]);
       expect(await r.uploads.cancel("q", "upload_a", 200)).toBeNull();
       expect((await r.uploads.cancel("p", "upload_a", 200))!.map((x) => x.id).sort()).toEqual(["part_1", "part_2"]);
       expect(await r.uploads.cancel("p", "upload_a", 200)).toBeNull();
       expect((await r.uploads.get("p", "upload_a"))!.status).toBe("cancelled");
       expect(await r.uploads.parts("upload_a")).toEqual([]);
-      expect(await r.uploads.partBytes("p")).toBe(0);
+      expect(await r.files.usedBytes("p")).toBe(0);
       expect(await r.uploads.partExists("part_1")).toBe(false);
       expect(await r.uploads.addPart(part("part_5", "upload_a"), 200, 10, 0)).toBe(false);
       // within the project's quota, with its files: a 10-byte file and 10 bytes of parts fill 25 but for 5
@@ -748,6 +748,27 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.uploads.addPart(part("part_b1", "upload_b", 1), 200, 2, 0)).toBe(true);
       expect(await r.uploads.addPart(part("part_b2", "upload_b", 1), 200, 2, 0)).toBe(true);
       expect(await r.uploads.addPart(part("part_b3", "upload_b", 1), 200, 2, 0)).toBe(false);
+    });
+
+    test("the quota counts the project's files and its uploads' parts, and an upload's own parts once, as its file", async () => {
+      const r = await setup();
+      await r.uploads.insert(upload("upload_a"));
+      await r.uploads.insert(upload("upload_b"));
+      expect(await r.uploads.addPart(part("part_a", "upload_a", 30), 200, 10, 0)).toBe(true);
+      expect(await r.uploads.addPart(part("part_b", "upload_b", 10), 200, 10, 0)).toBe(true);
+      expect(await r.files.usedBytes("p")).toBe(40);
+      // a file beside 40 bytes of parts: 15 more fit a quota of 55, 16 do not
+      expect(await r.files.insert(row("file-x", "uploaded", { bytes: 16 }), 55, T)).toBe(false);
+      expect(await r.files.insert(row("file-x", "uploaded", { bytes: 15 }), 55, T)).toBe(true);
+      expect(await r.files.usedBytes("p")).toBe(55);
+      // upload_a's 30 bytes of parts become its 30-byte file: still 55
+      expect(await r.uploads.claim("p", "upload_a", "one", 300, 5000, "file-a")).toBe(true);
+      expect(Array.isArray(await r.uploads.complete("p", "upload_a", "one", fileOf("file-a", 30), 55, T))).toBe(true);
+      expect(await r.files.usedBytes("p")).toBe(55);
+      // upload_b's parts still count: its complete, 30 bytes from 10 held, would pass 55 by 20
+      expect(await r.uploads.claim("p", "upload_b", "one", 300, 5000, "file-b")).toBe(true);
+      expect(await r.uploads.complete("p", "upload_b", "one", fileOf("file-b", 30), 74, T)).toBe("quota");
+      expect(Array.isArray(await r.uploads.complete("p", "upload_b", "one", fileOf("file-b", 30), 75, T))).toBe(true);
     });
 
     test("a claim holds the upload: no part, cancel, other claim or sweep until it lapses; its complete writes the file and ends the upload at once", async () => {

@@ -168,6 +168,13 @@ test("parts hold no more than the upload's bytes, and count against the project'
     await c.uploads.parts.create(v.id, { data: await toFile(Buffer.alloc(90, 97), "v") });
     // the file's 10 bytes and these 90 fill the quota
     expect((await apiError(c.uploads.parts.create(v.id, { data: await toFile(Buffer.alloc(5, 97), "w") }))).code).toBe("quota_exceeded");
+    // a plain upload finds the parts held too
+    const file = await apiError(c.files.create({ file: await toFile(Buffer.from("x"), "x.txt"), purpose: "assistants" }));
+    expect([file.status, file.code, file.param]).toEqual([413, "quota_exceeded", "file"]);
+    expect(file.message).toBe("413 File would exceed the project's storage quota of 100 bytes (uploads' parts count until completed; 0 bytes left). Delete files, cancel uploads, or raise --project-quota.");
+    // cancelling the upload hands its 90 bytes back
+    await c.uploads.cancel(v.id);
+    expect((await c.files.create({ file: await toFile(Buffer.from("x"), "x.txt"), purpose: "assistants" })).bytes).toBe(1);
   } finally {
     await q.stop();
     cleanup(q.dataDir);

@@ -11,6 +11,12 @@ import { log } from "../util/log";
 
 export const PURPOSES = ["knowledge_base", "assistants", "user_data", "batch", "fine-tune", "evals", "vision"] as const;
 export type Purpose = (typeof PURPOSES)[number];
+/** A file or an upload's part refused by the project's quota, with what is left when known (a refusal at commit, on a race, knows it not). */
+export function overQuota(what: "File" | "The part", quota: number, param: string, left?: number) {
+  const room = left === undefined ? "" : `; ${formatSize(left)} left`;
+  return fail("quota_exceeded", `${what} would exceed the project's storage quota of ${formatSize(quota)} (uploads' parts count until completed${room}). Delete files, cancel uploads, or raise --project-quota.`, param);
+}
+
 /** Purposes of files OpenAI's own services write (a batch's results, say): ragd writes none, so listing by them finds nothing. */
 export const OUTPUT_PURPOSES = ["assistants_output", "batch_output", "fine-tune-results"] as const;
 /** Purposes whose files are parsed, embedded and join the project's knowledge base. */
@@ -144,8 +150,7 @@ export class FilesService {
       const left = Math.max(0, this.limits.projectQuota - (await this.repo.usedBytes(projectId)));
       if (left < limit) {
         limit = left;
-        overLimit = () =>
-          fail("quota_exceeded", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)} (${formatSize(left)} left). Delete files or raise --project-quota.`, "file");
+        overLimit = () => overQuota("File", this.limits.projectQuota, "file", left);
       }
     }
     // Past the limit the upload gets its 413 from the receiver; within it, space decides.
@@ -264,7 +269,7 @@ export class FilesService {
       };
       if (!(await (insert ?? ((r, q, n) => this.repo.insert(r, q, n)))(row, this.limits.projectQuota, Date.now()))) {
         await this.blobs.delete(up.id);
-        throw fail("quota_exceeded", `File would exceed the project's storage quota of ${formatSize(this.limits.projectQuota)}. Delete files or raise --project-quota.`, "file");
+        throw overQuota("File", this.limits.projectQuota, "file");
       }
       if (status === "uploaded") this.ingest?.wake();
       return toFileObject(row);

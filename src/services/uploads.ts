@@ -10,7 +10,7 @@ import { isPartId, isUploadId, newFileId, newPartId, newUploadId, randomBase62 }
 import { log } from "../util/log";
 import { formatSize } from "../util/size";
 import { nowSeconds } from "../util/time";
-import { toFileObject, type CreateInput, type FileObject, type FilesService, type Upload } from "./files";
+import { overQuota, toFileObject, type CreateInput, type FileObject, type FilesService, type Upload } from "./files";
 
 /** An upload is open for parts this long after its creation (OpenAI's hour). */
 export const UPLOAD_SECONDS = 3600;
@@ -100,7 +100,7 @@ export class UploadsService {
     if (room <= 0) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts already hold its ${u.bytes} bytes: complete it, or cancel it and create one for the bytes you send.`, "data");
     let limit = Math.min(PART_MAX_BYTES, room);
     let overLimit = () => fail("file_too_large", `This part may hold at most ${formatSize(limit)} (${limit === PART_MAX_BYTES ? "64 MB a part" : "what is left of the upload's bytes"}).`, "data");
-    const quotaLeft = (await this.files.quotaLeft(projectId)) - (await this.repo.partBytes(projectId));
+    const quotaLeft = await this.files.quotaLeft(projectId);
     if (quotaLeft < limit) {
       limit = Math.max(0, quotaLeft);
       overLimit = () => this.partOverQuota(limit);
@@ -136,8 +136,7 @@ export class UploadsService {
   }
 
   private partOverQuota(left?: number) {
-    const room = left === undefined ? "" : `; ${formatSize(left)} left`;
-    return fail("quota_exceeded", `The part would exceed the project's storage quota of ${formatSize(this.files.projectQuota)} (uploads' parts count until completed${room}). Delete files, cancel uploads, or raise --project-quota.`, "data");
+    return overQuota("The part", this.files.projectQuota, "data", left);
   }
 
   /** Why a part was refused, read after the fact (its insert checks it all at once). */
@@ -147,7 +146,7 @@ export class UploadsService {
     const held = parts.reduce((n, p) => n + p.bytes, 0);
     if (held + bytes > u.bytes) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts would hold ${held + bytes} bytes, more than its ${u.bytes}: complete it, or cancel it and create one for the bytes you send.`, "data");
     if (parts.length >= MAX_PARTS) throw fail("invalid_value", `An upload takes at most ${MAX_PARTS} parts.`, "data");
-    if ((await this.files.quotaLeft(projectId)) - (await this.repo.partBytes(projectId)) < bytes)
+    if ((await this.files.quotaLeft(projectId)) < bytes)
       throw this.partOverQuota();
     throw busy(u, this.now());
   }

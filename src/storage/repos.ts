@@ -61,6 +61,7 @@ export interface FilesRepo {
   cursorSeq(projectId: string, id: string): Promise<number | null>;
   /** Removes the row and everything derived from it (leaving a cursor tombstone); null when already gone. */
   remove(projectId: string, id: string, now: number): Promise<FileRow | null>;
+  /** What counts against the project's quota: its files, and the parts of its uploads until completed. */
   usedBytes(projectId: string): Promise<number>;
   expired(now: number, limit: number): Promise<{ projectId: string; id: string }[]>;
   exists(id: string): Promise<boolean>;
@@ -147,8 +148,6 @@ export interface UploadsRepo {
   sweep(now: number, forgetBefore: number, limit: number): Promise<{ parts: UploadPartRow[]; forgotten: number }>;
   /** Whether a part row holds this id (a blob's owner, for the orphan sweep). */
   partExists(id: string): Promise<boolean>;
-  /** The bytes of the project's stored parts (uploads not completed yet): held against its quota. */
-  partBytes(projectId: string): Promise<number>;
 }
 
 // ---- ingestion: jobs, cuts, documents, chunks and a file's status

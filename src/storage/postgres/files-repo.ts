@@ -117,8 +117,8 @@ export class PgFilesRepo implements FilesRepo {
     await this.db.tx((tx) => foldBytes(tx, null));
   }
 
-  usedBytes(projectId: string) {
-    return usedBytes(this.db, projectId);
+  async usedBytes(projectId: string) {
+    return (await usedBytes(this.db, projectId)) + (await partBytesIn(this.db, projectId));
   }
 
   expired(now: number, limit: number) {
@@ -155,17 +155,27 @@ export async function foldBytes(tx: Pg, projectId: string | null) {
   );
 }
 
+/** Bytes held by the parts of a project's uploads (until completed), less those of upload `except`. */
+export async function partBytesIn(db: Pg, projectId: string, except: string | null = null) {
+  return (await db.get<{ n: number }>(
+    `SELECT COALESCE(SUM(p.bytes), 0)::float8 AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId AND u.id IS DISTINCT FROM $except`,
+    { projectId, except },
+  ))!.n;
+}
+
 /**
  * A file's row inside the caller's transaction, unless the project would exceed `quota`
  * (false): queued for ingestion and in its knowledge base when `uploaded` (FilesRepo.insert).
+ * The quota counts the project's files and its uploads' parts; `completing` names the upload
+ * whose parts become this file (counted once, as the file).
  */
-export async function insertFileIn(tx: Pg, row: FileRow, quota: number, nowMs: number): Promise<boolean> {
+export async function insertFileIn(tx: Pg, row: FileRow, quota: number, nowMs: number, completing: string | null = null): Promise<boolean> {
   if (quota > 0) {
-    // Uploads to one project, on any process, check its quota one at a time.
+    // Uploads to one project, on any process, check its quota one at a time (parts too: addPart takes the same lock).
     await tx.run(`SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $projectId, 0))`, { projectId: row.projectId });
     // The deltas since the project's last upload (one, with a quota) go into its row first.
     await foldBytes(tx, row.projectId);
-    if ((await usedBytes(tx, row.projectId)) + row.bytes > quota) return false;
+    if ((await usedBytes(tx, row.projectId)) + (await partBytesIn(tx, row.projectId, completing)) + row.bytes > quota) return false;
   }
   await tx.run(
     `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)

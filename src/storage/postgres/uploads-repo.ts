@@ -1,6 +1,6 @@
 import type { FileRow, UploadPartRow, UploadRow, UploadsRepo } from "../repos";
 import type { Pg } from "./db";
-import { foldBytes, insertFileIn, usedBytes } from "./files-repo";
+import { foldBytes, insertFileIn, partBytesIn, usedBytes } from "./files-repo";
 
 const COLUMNS = `id, project_id AS "projectId", filename, purpose, bytes::float8 AS bytes, mime_type AS "mimeType", expires_after AS "expiresAfter",
   created_at::float8 AS "createdAt", expires_at::float8 AS "expiresAt", status, file_id AS "fileId", claimed_until::float8 AS "claimedUntil"`;
@@ -39,7 +39,7 @@ export class PgUploadsRepo implements UploadsRepo {
         // Under the project's quota lock, as a file's insert checks it (after the upload's row: the same order as a complete's)
         await tx.run(`SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $projectId, 0))`, { projectId: u.projectId });
         await foldBytes(tx, u.projectId);
-        if ((await usedBytes(tx, u.projectId)) + (await this.partBytesIn(tx, u.projectId)) + part.bytes > quota) return false;
+        if ((await usedBytes(tx, u.projectId)) + (await partBytesIn(tx, u.projectId)) + part.bytes > quota) return false;
       }
       await tx.run(`INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES ($id, $uploadId, $bytes, $createdAt)`, { ...part });
       return true;
@@ -69,7 +69,7 @@ export class PgUploadsRepo implements UploadsRepo {
         fileId: file.id,
       });
       if (!held) return "lost";
-      if (!(await insertFileIn(tx, file, quota, nowMs))) return "quota";
+      if (!(await insertFileIn(tx, file, quota, nowMs, id))) return "quota";
       await tx.run(`UPDATE uploads SET status = 'completed', claimed_by = NULL, claimed_until = NULL WHERE id = $id`, { id });
       return tx.all<UploadPartRow>(`DELETE FROM upload_parts WHERE upload_id = $id RETURNING ${PART_COLUMNS}`, { id });
     });
@@ -109,11 +109,4 @@ export class PgUploadsRepo implements UploadsRepo {
     return (await this.db.get(`SELECT 1 FROM upload_parts WHERE id = $id`, { id })) !== null;
   }
 
-  partBytes(projectId: string) {
-    return this.partBytesIn(this.db, projectId);
-  }
-
-  private async partBytesIn(db: Pg, projectId: string) {
-    return (await db.get<{ n: number }>(`SELECT COALESCE(SUM(p.bytes), 0)::float8 AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId`, { projectId }))!.n;
-  }
 }

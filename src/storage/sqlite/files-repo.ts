@@ -117,7 +117,7 @@ export class SqliteFilesRepo implements FilesRepo {
   }
 
   async usedBytes(projectId: string) {
-    return this.usedBytesSync(projectId);
+    return this.usedBytesSync(projectId) + partBytesIn(this.db, projectId);
   }
 
   private usedBytesSync(projectId: string): number {
@@ -136,14 +136,21 @@ export class SqliteFilesRepo implements FilesRepo {
   }
 }
 
+/** Bytes held by the parts of a project's uploads (until completed), less those of upload `except`. */
+export function partBytesIn(db: Database, projectId: string, except: string | null = null): number {
+  return (db.query(`SELECT COALESCE(SUM(p.bytes), 0) AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId AND u.id IS NOT $except`).get({ projectId, except }) as { n: number }).n;
+}
+
 /**
  * A file's row inside the caller's transaction, unless the project would exceed `quota`
  * (false): queued for ingestion and in its knowledge base when `uploaded` (FilesRepo.insert).
+ * The quota counts the project's files and its uploads' parts; `completing` names the upload
+ * whose parts become this file (counted once, as the file).
  */
-export function insertFileIn(db: Database, row: FileRow, quota: number, nowMs: number): boolean {
+export function insertFileIn(db: Database, row: FileRow, quota: number, nowMs: number, completing: string | null = null): boolean {
   if (quota > 0) {
     const used = (db.query(`SELECT bytes FROM project_bytes WHERE project_id = $projectId`).get({ projectId: row.projectId }) as { bytes: number } | null)?.bytes ?? 0;
-    if (used + row.bytes > quota) return false;
+    if (used + partBytesIn(db, row.projectId, completing) + row.bytes > quota) return false;
   }
   db.query(
     `INSERT INTO files (id, project_id, bytes, created_at, filename, purpose, status, status_details, expires_at, content_type, sha256)

@@ -61,7 +61,7 @@ export class SqliteUploadsRepo implements UploadsRepo {
     return this.db.transaction((): UploadPartRow[] | "lost" | "quota" => {
       const held = this.db.query(`SELECT 1 FROM uploads WHERE id = $id AND project_id = $projectId AND status = 'pending' AND claimed_by = $by AND file_id = $fileId`).get({ id, projectId, by, fileId: file.id });
       if (!held) return "lost";
-      if (!insertFileIn(this.db, file, quota, nowMs)) return "quota";
+      if (!insertFileIn(this.db, file, quota, nowMs, id)) return "quota";
       this.db.query(`UPDATE uploads SET status = 'completed', claimed_by = NULL, claimed_until = NULL WHERE id = $id`).run({ id });
       return this.dropParts(id);
     }).immediate();
@@ -107,7 +107,4 @@ export class SqliteUploadsRepo implements UploadsRepo {
     return this.db.query(`SELECT 1 FROM upload_parts WHERE id = $id`).get({ id }) !== null;
   }
 
-  async partBytes(projectId: string) {
-    return (this.db.query(`SELECT COALESCE(SUM(p.bytes), 0) AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId`).get({ projectId }) as { n: number }).n;
-  }
 }
