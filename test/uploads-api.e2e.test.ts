@@ -74,7 +74,7 @@ test("a complete whose parts do not add up, repeat a part, name another upload's
 });
 
 test("a cancelled upload drops its parts and takes no more; bad input says what is wrong; another project's upload is not found", async () => {
-  const u = await client.uploads.create({ filename: "c.txt", purpose: "batch", bytes: 10, mime_type: "application/jsonl" });
+  const u = await client.uploads.create({ filename: "c.jsonl", purpose: "batch", bytes: 10, mime_type: "application/jsonl" });
   const part = await client.uploads.parts.create(u.id, { data: await toFile(Buffer.from("0123456789"), "c") });
   expect(blobFiles(ragd.dataDir).filter((p) => p.endsWith(part.id))).toHaveLength(1);
   const c = await client.uploads.cancel(u.id);
@@ -109,6 +109,13 @@ test("a cancelled upload drops its parts and takes no more; bad input says what 
   const huge = await apiError(client.uploads.create({ filename: "x.txt", purpose: "assistants", bytes: 2 ** 50, mime_type: "text/plain" }));
   expect([huge.status, huge.code]).toEqual([413, "file_too_large"]);
   expect((await apiError(client.uploads.complete("upload_nope", { part_ids: [] }))).status).toBe(404);
+  // what the purpose needs is checked at create, before any part is sent
+  const notJsonl = await apiError(client.uploads.create({ filename: "c.txt", purpose: "batch", bytes: 10, mime_type: "application/jsonl" }));
+  expect([notJsonl.status, notJsonl.code, notJsonl.param]).toEqual([400, "invalid_file_format", "filename"]);
+  const notImage = await apiError(client.uploads.create({ filename: "v.png", purpose: "vision", bytes: 10, mime_type: "text/plain" }));
+  expect([notImage.status, notImage.code, notImage.param]).toEqual([400, "invalid_file_format", "mime_type"]);
+  // a path sent as the filename is named as its file will be
+  expect((await client.uploads.create({ filename: "dir/sub/n.txt", purpose: "assistants", bytes: 3, mime_type: "text/plain" })).filename).toBe("n.txt");
 
   // another project sees none of it
   const otherKey = await createKey(ragd.dataDir, "other-uploads");

@@ -216,11 +216,19 @@ export class FilesService {
     return { id, writer: tracked, limit, overLimit, ended };
   }
 
-  /** What `create` would refuse in a file's name, purpose and expiry, checked before any byte arrives (an upload's create). */
-  checkInput(input: CreateInput) {
+  /**
+   * What `create` would refuse in a file's name, purpose and expiry, checked before any byte
+   * arrives (an upload's create, whose request names them: `filename`, `mime_type`).
+   */
+  checkInput(input: CreateInput & { mimeType: string }): { filename: string } {
     const purpose = this.checkPurpose(input.purpose);
-    checkFilename(input.filename);
+    const filename = checkFilename(input.filename, "filename");
+    if (JSONL_PURPOSES.has(purpose) && extensionOf(filename) !== "jsonl")
+      throw fail("invalid_file_format", `Files with purpose '${purpose}' must be JSONL: name the upload's file with a .jsonl extension.`, "filename");
+    if (purpose === "vision" && !/^image\//i.test(input.mimeType))
+      throw fail("invalid_file_format", `Files with purpose 'vision' must be images: give the upload an image mime_type (image/png, image/jpeg, image/gif, image/webp, image/bmp or image/tiff), not '${input.mimeType}'.`, "mime_type");
     this.expiry(purpose, this.now(), input.expiresAfter);
+    return { filename };
   }
 
   /** What the project may still store under its quota (Infinity without one). */
@@ -447,15 +455,15 @@ export class FilesService {
   }
 }
 
-function checkFilename(raw: string): string {
+function checkFilename(raw: string, param = "file"): string {
   // Clients may send a path; only its last part names the file. It never reaches the disk.
   const name = raw.split(/[/\\]/).pop() ?? "";
   if (name === "" || name === "." || name === "..")
-    throw fail("invalid_filename", "The uploaded file has no filename. Send the file part with a filename.", "file");
+    throw fail("invalid_filename", "The uploaded file has no filename. Send the file part with a filename.", param);
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name))
-    throw fail("invalid_filename", "The filename contains control characters. Rename the file and upload again.", "file");
+    throw fail("invalid_filename", "The filename contains control characters. Rename the file and upload again.", param);
   if (Buffer.byteLength(name) > MAX_FILENAME_BYTES)
-    throw fail("invalid_filename", `The filename is longer than ${MAX_FILENAME_BYTES} bytes. Use a shorter name.`, "file");
+    throw fail("invalid_filename", `The filename is longer than ${MAX_FILENAME_BYTES} bytes. Use a shorter name.`, param);
   return name.normalize("NFC");
 }
 

@@ -68,13 +68,14 @@ export class UploadsService {
   }
 
   async create(projectId: string, input: CreateUploadInput): Promise<UploadObject> {
-    this.files.checkInput({ filename: input.filename, purpose: input.purpose, expiresAfter: input.expiresAfter });
+    // (the name as the file will have it: a path sent is cut to its last part)
+    const { filename } = this.files.checkInput({ filename: input.filename, purpose: input.purpose, expiresAfter: input.expiresAfter, mimeType: input.mimeType });
     if (input.bytes > this.maxFileSize) throw fail("file_too_large", `The upload's ${formatSize(input.bytes)} is more than the ${formatSize(this.maxFileSize)} limit per file.`, "bytes");
     const createdAt = this.now();
     const row: UploadRow = {
       id: newUploadId(),
       projectId,
-      filename: input.filename,
+      filename,
       purpose: input.purpose,
       bytes: input.bytes,
       mimeType: input.mimeType,
