@@ -725,7 +725,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.uploads.addPart(part("part_2", "upload_a", 20), 200, 10, 0)).toBe(true);
       expect(await r.uploads.addPart(part("part_3", "upload_a"), 3700, 10, 0)).toBe(false); // expired
       expect(await r.uploads.addPart(part("part_4", "upload_nope"), 200, 10, 0)).toBe(false);
-      expect(await r.uploads.addPart(part("part_x", "upload_a", 1), 200, 10, 0)).toBe(false); // past its 30 bytes
+      expect(await r.uploads.addPart(part("part_x", "upload_a", 31), 200, 10, 0)).toBe(false); // past twice its 30 bytes
       expect(await r.uploads.partExists("part_2")).toBe(true);
       expect(await r.uploads.partExists("part_3")).toBe(false);
       expect((await r.uploads.parts("upload_a")).map((x) => [x.id, x.bytes]).sort()).toEqual([["part_1", 10], ["part_2", 20]]);

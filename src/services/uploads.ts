@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { bytesMissingMessage, fail, notFound, RagdError } from "../errors";
 import { BlobMissing } from "../storage/blobs";
-import type { UploadPartRow, UploadRow, UploadsRepo } from "../storage/repos";
+import { UPLOAD_PARTS_SLACK, type UploadPartRow, type UploadRow, type UploadsRepo } from "../storage/repos";
 import { TOMBSTONE_SECONDS } from "../storage/sql-common";
 import { isPartId, isUploadId, newFileId, newPartId, newUploadId, randomBase62 } from "../util/ids";
 import { log } from "../util/log";
@@ -95,12 +95,14 @@ export class UploadsService {
     // (refused before its bytes are read: the insert would refuse it after)
     if (this.held(u)) throw busy(u, this.now());
     this.pending(u);
-    // The parts never hold more than the upload's bytes, and count against the project's quota until completed.
+    // A part is no larger than the upload; the parts together hold at most twice its bytes
+    // (UPLOAD_PARTS_SLACK), and count against the project's quota until completed.
     const stored = (await this.repo.parts(uploadId)).reduce((n, p) => n + p.bytes, 0);
-    const room = u.bytes - stored;
-    if (room <= 0) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts already hold its ${u.bytes} bytes: complete it, or cancel it and create one for the bytes you send.`, "data");
-    let limit = Math.min(PART_MAX_BYTES, room);
-    let overLimit = () => fail("file_too_large", `This part may hold at most ${formatSize(limit)} (${limit === PART_MAX_BYTES ? "64 MB a part" : "what is left of the upload's bytes"}).`, "data");
+    const room = UPLOAD_PARTS_SLACK * u.bytes - stored;
+    if (room <= 0) throw partsFull(u, stored);
+    let limit = Math.min(PART_MAX_BYTES, u.bytes, room);
+    const why = limit === PART_MAX_BYTES ? "64 MB a part" : limit === u.bytes ? "the upload's bytes" : "what is left of twice the upload's bytes, which its parts may hold";
+    let overLimit = () => fail("file_too_large", `This part may hold at most ${formatSize(limit)} (${why}).`, "data");
     const quotaLeft = await this.files.quotaLeft(projectId);
     if (quotaLeft < limit) {
       limit = Math.max(0, quotaLeft);
@@ -145,7 +147,7 @@ export class UploadsService {
     const u = this.pending(await this.find(projectId, uploadId));
     const parts = await this.repo.parts(uploadId);
     const held = parts.reduce((n, p) => n + p.bytes, 0);
-    if (held + bytes > u.bytes) throw fail("upload_size_mismatch", `Upload ${uploadId}'s parts would hold ${held + bytes} bytes, more than its ${u.bytes}: complete it, or cancel it and create one for the bytes you send.`, "data");
+    if (held + bytes > UPLOAD_PARTS_SLACK * u.bytes) throw partsFull(u, held);
     if (parts.length >= MAX_PARTS) throw fail("invalid_value", `An upload takes at most ${MAX_PARTS} parts.`, "data");
     if ((await this.files.quotaLeft(projectId)) < bytes)
       throw this.partOverQuota();
@@ -318,6 +320,14 @@ export class UploadsService {
 
 /** The claim on an upload went to another request while this one read its parts. */
 class ClaimLost extends Error {}
+
+/**
+ * Parts past twice the upload's bytes: room enough for every part sent twice (an SDK retries
+ * a part whose answer was lost, and the copy it stored stays), a bound on what an upload holds.
+ */
+function partsFull(u: UploadRow, held: number) {
+  return fail("upload_size_mismatch", `Upload ${u.id}'s parts already hold ${held} bytes, and its parts may hold at most twice its ${u.bytes}: complete it with the parts that make its bytes, or cancel it and send them again.`, "data");
+}
 
 /** 409 with retry-after: another complete holds the upload (the SDKs retry it, and then learn how it ended). */
 function busy(u: UploadRow, now: number): RagdError {

@@ -114,6 +114,9 @@ export interface UploadPartRow {
  * no cancel or other complete ends it, and the expiry sweep leaves it alone. A claim that
  * lapsed (its process died) can be taken over.
  */
+/** An upload's parts may hold this many times its bytes: every part sent twice, as a retry of a part whose answer was lost does. */
+export const UPLOAD_PARTS_SLACK = 2;
+
 export interface UploadsRepo {
   insert(row: UploadRow): Promise<void>;
   /** The project's upload, whatever its status; null when unknown (or another project's). */

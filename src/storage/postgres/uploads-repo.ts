@@ -1,4 +1,4 @@
-import type { FileRow, UploadPartRow, UploadRow, UploadsRepo } from "../repos";
+import { UPLOAD_PARTS_SLACK, type FileRow, type UploadPartRow, type UploadRow, type UploadsRepo } from "../repos";
 import type { Pg } from "./db";
 import { foldBytes, insertFileIn, partBytesIn, usedBytes } from "./files-repo";
 
@@ -34,7 +34,7 @@ export class PgUploadsRepo implements UploadsRepo {
       );
       if (!u) return false;
       const have = (await tx.get<{ bytes: number; n: number }>(`SELECT COALESCE(SUM(bytes), 0)::float8 AS bytes, COUNT(*)::float8 AS n FROM upload_parts WHERE upload_id = $uploadId`, { uploadId: part.uploadId }))!;
-      if (have.bytes + part.bytes > u.bytes || have.n >= maxParts) return false;
+      if (have.bytes + part.bytes > UPLOAD_PARTS_SLACK * u.bytes || have.n >= maxParts) return false;
       if (quota > 0) {
         // Under the project's quota lock, as a file's insert checks it (after the upload's row: the same order as a complete's)
         await tx.run(`SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $projectId, 0))`, { projectId: u.projectId });

@@ -1,5 +1,5 @@
 import type { Database } from "bun:sqlite";
-import type { FileRow, UploadPartRow, UploadRow, UploadsRepo } from "../repos";
+import { UPLOAD_PARTS_SLACK, type FileRow, type UploadPartRow, type UploadRow, type UploadsRepo } from "../repos";
 import { insertFileIn } from "./files-repo";
 
 const COLUMNS = `id, project_id AS projectId, filename, purpose, bytes, mime_type AS mimeType, expires_after AS expiresAfter,
@@ -32,7 +32,7 @@ export class SqliteUploadsRepo implements UploadsRepo {
           `INSERT INTO upload_parts (id, upload_id, bytes, created_at)
            SELECT $id, u.id, $bytes, $createdAt FROM uploads u
            WHERE u.id = $uploadId AND u.status = 'pending' AND u.expires_at > $now AND ${UNCLAIMED}
-             AND (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p WHERE p.upload_id = u.id) + $bytes <= u.bytes
+             AND (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p WHERE p.upload_id = u.id) + $bytes <= ${UPLOAD_PARTS_SLACK} * u.bytes
              AND (SELECT COUNT(*) FROM upload_parts p WHERE p.upload_id = u.id) < $maxParts
              AND ($quota <= 0 OR COALESCE((SELECT b.bytes FROM project_bytes b WHERE b.project_id = u.project_id), 0)
                + (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p JOIN uploads v ON v.id = p.upload_id WHERE v.project_id = u.project_id)
