@@ -397,7 +397,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
         "file-a": { kind: "report", year: 2026, public: true, name: "Zebra", score: 0.1 + 0.2 },
         "file-b": { kind: "deck", year: 2025, public: false, name: "apple" },
         "file-c": { year: "2026" },
-        "file-d": { 'we"ird.key': "x" },
+        "file-d": { 'we"ird.key': "x", "": "empty-named" },
       };
       for (const id of Object.keys(attributes)) await r.files.insert(row(id, "uploaded"), 0, T);
       for (let job = await r.ingestion.claim("me", T, 60_000, 3); job; job = await r.ingestion.claim("me", T, 60_000, 3))
@@ -442,6 +442,10 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await files({ type: "in", key: "year", value: [2026, "2026", true] })).toBe("ac");
       expect(await files({ type: "nin", key: "kind", value: ["report"] })).toBe("bcd");
       expect(await files({ type: "eq", key: 'we"ird.key', value: "x" })).toBe("d");
+      // an attribute may be named by the empty string, and an empty list holds no value
+      expect(await files({ type: "eq", key: "", value: "empty-named" })).toBe("d");
+      expect(await files({ type: "in", key: "kind", value: [] })).toBe("");
+      expect(await files({ type: "nin", key: "kind", value: [] })).toBe("abcd");
       expect(await files({ type: "and", filters: [{ type: "eq", key: "public", value: true }, { type: "gte", key: "year", value: 2026 }] })).toBe("a");
       expect(await files({ type: "or", filters: [{ type: "eq", key: "kind", value: "none" }, { type: "ne", key: "kind", value: "report" }] })).toBe("bcd");
       expect(await files({ type: "and", filters: [{ type: "or", filters: [{ type: "eq", key: "kind", value: "deck" }, { type: "eq", key: "year", value: "2026" }] }, { type: "nin", key: "public", value: [false] }] })).toBe("c");

@@ -87,3 +87,14 @@ test("cancelling a batch that has ended leaves it as it ended", async () => {
   // and the file stays searchable in the store
   expect((await c.vectorStores.files.retrieve(f.id, { vector_store_id: store.id })).status).toBe("completed");
 });
+
+test("filters take any attribute name, the empty one too, and an empty list (in: nothing, nin: everything)", async () => {
+  const f = await upload("g.txt", words("rush", 40));
+  const store = await c.vectorStores.create({ name: "filters" });
+  await c.vectorStores.files.createAndPoll(store.id, { file_id: f.id, attributes: { "": "unnamed", dept: "botany" } }, { pollIntervalMs: 50 });
+  const found = async (filters: unknown) => (await c.vectorStores.search(store.id, { query: "river bank", filters: filters as OpenAI.ComparisonFilter })).data.length;
+  expect(await found({ type: "eq", key: "", value: "unnamed" })).toBeGreaterThan(0);
+  expect(await found({ type: "in", key: "dept", value: [] })).toBe(0);
+  expect(await found({ type: "nin", key: "dept", value: [] })).toBeGreaterThan(0);
+  expect(await found({ type: "in", key: "dept", value: ["botany"] })).toBeGreaterThan(0);
+});

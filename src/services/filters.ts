@@ -25,10 +25,12 @@ export function parseFilter(filter: unknown, param = "filters"): AttributeFilter
     if (typeof type !== "string" || !(COMPARISONS.has(type) || type === "in" || type === "nin"))
       throw fail("invalid_value", `${path}.type must be one of eq, ne, gt, gte, lt, lte, in, nin, and, or; got ${JSON.stringify(type)}`, param);
     if (++conditions > MAX_CONDITIONS) throw fail("invalid_value", `${param}: at most ${MAX_CONDITIONS} conditions`, param);
-    if (typeof o.key !== "string" || o.key.length === 0 || o.key.length > 64) throw fail("invalid_value", `${path}.key must be an attribute name (1 to 64 characters)`, param);
+    // (any name an attribute may have, the empty one included)
+    if (typeof o.key !== "string" || o.key.length > 64) throw fail("invalid_value", `${path}.key must be an attribute name (at most 64 characters)`, param);
     if (type === "in" || type === "nin") {
-      if (!Array.isArray(o.value) || o.value.length === 0 || !o.value.every(isScalar))
-        throw fail("invalid_value", `${path}.value must be a non-empty array of strings, numbers or booleans for "${type}"`, param);
+      // (an empty list is no value: "in" matches no file, "nin" every file)
+      if (!Array.isArray(o.value) || !o.value.every(isScalar))
+        throw fail("invalid_value", `${path}.value must be an array of strings, numbers or booleans for "${type}"`, param);
       if (o.value.length > MAX_CONDITIONS) throw fail("invalid_value", `${path}.value: at most ${MAX_CONDITIONS} values`, param);
       return { type, key: o.key, value: o.value };
     }

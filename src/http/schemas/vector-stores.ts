@@ -112,7 +112,7 @@ const ComparisonFilter = named(
   T.Object(
     {
       type: T.Union(["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"].map((x) => T.Literal(x))),
-      key: T.String({ minLength: 1, maxLength: 64 }),
+      key: T.String({ maxLength: 64 }),
       value: T.Union([Scalar, T.Array(Scalar)], { description: "A list for `in` and `nin`" }),
     },
     { additionalProperties: false },

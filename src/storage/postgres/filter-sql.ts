@@ -33,7 +33,7 @@ export function filterSql(filter: AttributeFilter | null): CompiledFilter {
     if ("filters" in f) return `(${f.filters.map(walk).join(f.type === "and" ? " AND " : " OR ")})`;
     if (Array.isArray(f.value)) {
       // A file without the attribute is in no list.
-      const any = `COALESCE(${f.value.map((v) => matches(f.key, v, "=")).join(" OR ")}, FALSE)`;
+      const any = f.value.length ? `COALESCE(${f.value.map((v) => matches(f.key, v, "=")).join(" OR ")}, FALSE)` : "FALSE";
       return f.type === "in" ? any : `NOT ${any}`;
     }
     const type = f.type as keyof typeof OPS;

@@ -26,7 +26,7 @@ export function filterSql(filter: AttributeFilter | null): CompiledFilter {
   const walk = (f: AttributeFilter): string => {
     if ("filters" in f) return `(${f.filters.map(walk).join(f.type === "and" ? " AND " : " OR ")})`;
     if (Array.isArray(f.value)) {
-      const any = has(f.key, f.value.map((v) => `(${matches(v, "=")})`).join(" OR "));
+      const any = f.value.length ? has(f.key, f.value.map((v) => `(${matches(v, "=")})`).join(" OR ")) : "0";
       // A file without the attribute is in no list.
       return f.type === "in" ? any : `NOT ${any}`;
     }
