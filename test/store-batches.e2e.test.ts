@@ -98,3 +98,19 @@ test("filters take any attribute name, the empty one too, and an empty list (in:
   expect(await found({ type: "nin", key: "dept", value: [] })).toBeGreaterThan(0);
   expect(await found({ type: "in", key: "dept", value: ["botany"] })).toBeGreaterThan(0);
 });
+
+test("every write to a store's files marks it active (the anchor of its expiry)", async () => {
+  const f = await upload("h.txt", words("iris", 20));
+  const store = await c.vectorStores.create({ name: "active", expires_after: { anchor: "last_active_at", days: 1 } });
+  let last = store.last_active_at!;
+  const movedOn = async (write: () => Promise<unknown>) => {
+    await Bun.sleep(1100); // (seconds, as OpenAI counts them)
+    await write();
+    const now = (await c.vectorStores.retrieve(store.id)).last_active_at!;
+    expect(now).toBeGreaterThan(last);
+    last = now;
+  };
+  await movedOn(() => c.vectorStores.fileBatches.createAndPoll(store.id, { file_ids: [f.id] }, { pollIntervalMs: 50 }));
+  await movedOn(() => c.vectorStores.files.update(f.id, { vector_store_id: store.id, attributes: { k: "v" } }));
+  await movedOn(() => c.vectorStores.files.delete(f.id, { vector_store_id: store.id }));
+});

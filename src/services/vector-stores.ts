@@ -190,12 +190,15 @@ export class VectorStoresService {
     const store = await this.store(projectId, storeId);
     const attributes = JSON.stringify(body.attributes ?? {});
     if (!isFileId(fileId) || !(await this.stores.updateAttributes(store.id, fileId, attributes))) throw notFound("vector store file", fileId, "file_id");
+    await this.stores.touch(store.id, this.now());
     return this.getFile(projectId, storeId, fileId);
   }
 
   async detach(projectId: string, storeId: string, fileId: string) {
     const store = await this.store(projectId, storeId);
     if (!isFileId(fileId) || !(await this.stores.detach(store.id, fileId))) throw notFound("vector store file", fileId, "file_id");
+    // (a store that was deleted meanwhile has no row to touch: nothing happens)
+    await this.stores.touch(store.id, this.now());
     return { id: fileId, object: "vector_store.file.deleted" as const, deleted: true as const };
   }
 
@@ -231,6 +234,7 @@ export class VectorStoresService {
     const batch = { id: newFileBatchId() };
     await this.deletedMeanwhile(() => this.stores.attach(store.id, [...members.values()], this.now(), chunking, batch, Date.now()), projectId, storeId, ids, body.files !== undefined ? "files" : "file_ids");
     this.ingest?.wake();
+    await this.stores.touch(store.id, this.now());
     return this.getBatch(projectId, storeId, batch.id);
   }
 
