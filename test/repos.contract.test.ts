@@ -532,6 +532,16 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ status: "failed", errorCode: "no_text", error: "no text found" });
     });
 
+    test("cancelling a batch whose files have all ended changes nothing", async () => {
+      const { r } = await withStores();
+      await r.files.insert(row("file-b", "processed"), 0, T);
+      await r.stores.attach("vs_1", [{ id: "file-b", attributes: "{}" }], 0, { json: "{}", cut: "auto" }, { id: "vsfb_9" }, T);
+      expect((await r.stores.getFile("vs_1", "file-b", 0))?.status).toBe("completed");
+      await r.stores.cancelBatch("vs_1", "vsfb_9");
+      expect((await r.stores.getBatch("vs_1", "vsfb_9"))?.cancelled).toBeFalsy();
+      expect((await r.stores.getFile("vs_1", "file-b", 0))?.status).toBe("completed");
+    });
+
     test("a cut no live membership asks for goes, with its chunks: detach, switch, cancel, store delete", async () => {
       const { r, small } = await withStores();
       await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);
@@ -550,6 +560,7 @@ describe.each(IMPLEMENTATIONS)("$name", ({ open }) => {
       expect(await r.ingestion.job(S)).toMatchObject({ state: "queued" });
       await r.stores.cancelBatch("vs_1", "vsfb_2"); // still in progress: cancelled, and its cut stops being made
       expect((await r.stores.getFile("vs_1", "file-a", 0))?.status).toBe("cancelled");
+      expect((await r.stores.getBatch("vs_1", "vsfb_2"))?.cancelled).toBeTruthy();
       expect(await r.ingestion.job(S)).toBeNull();
       expect(await r.ingestion.job(A)).not.toBeNull(); // the file's own job stays
       await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);

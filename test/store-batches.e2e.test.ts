@@ -1,7 +1,9 @@
 // Vector store requests as OpenAI documents them, through the official SDK: a batch's `files`
 // each with their own attributes and chunking (the batch-wide ones ignored), a store's
 // `description`, and cancelling a batch that has already ended.
+import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { apiError, cleanup, startRagd, type Ragd } from "./helpers/ragd";
 
@@ -113,4 +115,20 @@ test("every write to a store's files marks it active (the anchor of its expiry)"
   await movedOn(() => c.vectorStores.fileBatches.createAndPoll(store.id, { file_ids: [f.id] }, { pollIntervalMs: 50 }));
   await movedOn(() => c.vectorStores.files.update(f.id, { vector_store_id: store.id, attributes: { k: "v" } }));
   await movedOn(() => c.vectorStores.files.delete(f.id, { vector_store_id: store.id }));
+});
+
+test("a write to an expired store's files leaves it expired", async () => {
+  const f = await upload("k.txt", words("sorrel", 20));
+  const store = await c.vectorStores.create({ name: "lapsed", expires_after: { anchor: "last_active_at", days: 1 } });
+  await c.vectorStores.files.createAndPoll(store.id, { file_id: f.id }, { pollIntervalMs: 50 });
+  // two days of inactivity, as the passing of time would leave them
+  const db = new Database(join(ragd.dataDir, "ragd.db"));
+  db.exec("PRAGMA busy_timeout = 5000");
+  db.query("UPDATE vector_stores SET last_active_at = unixepoch() - 2 * 86400 WHERE id = ?").run(store.id);
+  db.close();
+  const lapsed = await c.vectorStores.retrieve(store.id);
+  expect(lapsed.status).toBe("expired");
+  // cleaning it up does not bring it back
+  await c.vectorStores.files.delete(f.id, { vector_store_id: store.id });
+  expect(await c.vectorStores.retrieve(store.id)).toMatchObject({ status: "expired", last_active_at: lapsed.last_active_at });
 });

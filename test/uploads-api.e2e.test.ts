@@ -194,6 +194,10 @@ test("parts hold no more than twice the upload's bytes, so a part sent again com
     // cancelling the upload hands its 90 bytes back
     await c.uploads.cancel(v.id);
     expect((await c.files.create({ file: await toFile(Buffer.from("x"), "x.txt"), purpose: "assistants" })).bytes).toBe(1);
+    // 11 bytes stored: an upload of 60 (more than half the 89 left) completes, its parts counted once
+    const w = await c.uploads.create({ filename: "w.txt", purpose: "assistants", bytes: 60, mime_type: "text/plain" });
+    const wp = await c.uploads.parts.create(w.id, { data: await toFile(Buffer.alloc(60, 98), "w") });
+    expect((await c.uploads.complete(w.id, { part_ids: [wp.id] })).file?.bytes).toBe(60);
   } finally {
     await q.stop();
     cleanup(q.dataDir);

@@ -143,11 +143,12 @@ export class FilesService {
    * Opens a blob for an incoming file; nothing is visible until `create` commits it. A full
    * disk (or a declared size that cannot fit beside the reserve) is refused before any byte is read.
    */
-  async beginUpload(projectId: string, declaredBytes = 0, id = newFileId()): Promise<Upload> {
+  async beginUpload(projectId: string, declaredBytes = 0, id = newFileId(), ownParts = 0): Promise<Upload> {
     let limit = this.limits.maxFileSize;
     let overLimit = () => fail("file_too_large", `File is larger than the ${formatSize(this.limits.maxFileSize)} limit per file.`, "file");
     if (this.limits.projectQuota > 0) {
-      const left = Math.max(0, this.limits.projectQuota - (await this.repo.usedBytes(projectId)));
+      // (`ownParts`: an upload's complete, whose parts the file replaces)
+      const left = Math.max(0, this.limits.projectQuota - (await this.repo.usedBytes(projectId)) + ownParts);
       if (left < limit) {
         limit = left;
         overLimit = () => overQuota("File", this.limits.projectQuota, "file", left);

@@ -257,7 +257,9 @@ export class UploadsService {
     }
     if (total !== u.bytes)
       throw fail("upload_size_mismatch", `The parts listed hold ${total} bytes, but upload ${u.id} was created for ${u.bytes}. List every part, or create the upload with the bytes you send.`, "part_ids");
-    const up = await this.files.beginUpload(projectId, total, fileId);
+    // (the upload's own parts become the file: they count once, as the file, as its insert counts them)
+    const own = [...parts.values()].reduce((n, p) => n + p.bytes, 0);
+    const up = await this.files.beginUpload(projectId, total, fileId, own);
     const hash = md5 === undefined ? null : createHash("md5");
     try {
       for (const id of partIds) {

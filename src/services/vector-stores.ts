@@ -144,7 +144,7 @@ export class VectorStoresService {
     const now = this.now();
     await this.deletedMeanwhile(() => this.stores.attach(store.id, [{ id: body.file_id, attributes }], now, chunking, null, Date.now()), projectId, storeId, [body.file_id], "file_id");
     this.ingest?.wake();
-    await this.stores.touch(store.id, this.now());
+    await this.markActive(store);
     // Read back, the membership may be gone already: a detach or delete sent at the same time,
     // committed just after. The attach did happen, so it answers with what it wrote, as if the
     // other request had come after it (a 404 would say it never did).
@@ -190,15 +190,14 @@ export class VectorStoresService {
     const store = await this.store(projectId, storeId);
     const attributes = JSON.stringify(body.attributes ?? {});
     if (!isFileId(fileId) || !(await this.stores.updateAttributes(store.id, fileId, attributes))) throw notFound("vector store file", fileId, "file_id");
-    await this.stores.touch(store.id, this.now());
+    await this.markActive(store);
     return this.getFile(projectId, storeId, fileId);
   }
 
   async detach(projectId: string, storeId: string, fileId: string) {
     const store = await this.store(projectId, storeId);
     if (!isFileId(fileId) || !(await this.stores.detach(store.id, fileId))) throw notFound("vector store file", fileId, "file_id");
-    // (a store that was deleted meanwhile has no row to touch: nothing happens)
-    await this.stores.touch(store.id, this.now());
+    await this.markActive(store);
     return { id: fileId, object: "vector_store.file.deleted" as const, deleted: true as const };
   }
 
@@ -234,7 +233,7 @@ export class VectorStoresService {
     const batch = { id: newFileBatchId() };
     await this.deletedMeanwhile(() => this.stores.attach(store.id, [...members.values()], this.now(), chunking, batch, Date.now()), projectId, storeId, ids, body.files !== undefined ? "files" : "file_ids");
     this.ingest?.wake();
-    await this.stores.touch(store.id, this.now());
+    await this.markActive(store);
     return this.getBatch(projectId, storeId, batch.id);
   }
 
@@ -249,10 +248,7 @@ export class VectorStoresService {
   async cancelBatch(projectId: string, storeId: string, batchId: string) {
     const store = await this.store(projectId, storeId);
     const b = await this.batch(store.id, batchId);
-    // A batch whose files have all ended has nothing left to cancel: it stays as it ended
-    // (marked cancelled, it would contradict its own file counts).
-    const now = await this.getBatch(projectId, storeId, batchId);
-    if (now.status !== "in_progress") return now;
+    // (a batch whose files have all ended stays as it ended: StoresRepo.cancelBatch)
     await this.stores.cancelBatch(store.id, b.id);
     return this.getBatch(projectId, storeId, batchId);
   }
@@ -328,6 +324,16 @@ export class VectorStoresService {
   }
 
   // ---- helpers
+
+  /**
+   * A write to a store's files makes it active (its expiry counts from now). An expired store
+   * stays expired: a cleanup must not bring it back; updating its expires_after does.
+   * (A store deleted meanwhile has no row to touch: nothing happens.)
+   */
+  private async markActive(store: StoreRow) {
+    const now = this.now();
+    if (!isExpired(store, now)) await this.stores.touch(store.id, now);
+  }
 
   private async store(projectId: string, id: string, param = "vector_store_id") {
     const row = isVectorStoreId(id) ? await this.stores.get(projectId, id) : null;

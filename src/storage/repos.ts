@@ -352,7 +352,7 @@ export interface StoresRepo {
   updateAttributes(storeId: string, fileId: string, attributes: string): Promise<boolean>;
   detach(storeId: string, fileId: string): Promise<boolean>;
   getBatch(storeId: string, id: string): Promise<BatchRow | null>;
-  /** Files of the batch still in progress become cancelled; finished ones keep their status. */
+  /** Files of the batch still in progress become cancelled, and the batch with them; finished ones keep their status, and a batch with none in progress its own. */
   cancelBatch(storeId: string, id: string): Promise<void>;
   documentText(fileId: string): Promise<string | null>;
   touch(storeId: string, nowS: number): Promise<void>;

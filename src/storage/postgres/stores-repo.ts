@@ -170,13 +170,14 @@ export class PgStoresRepo implements StoresRepo {
   async cancelBatch(storeId: string, id: string) {
     await this.db.tx(async (tx) => {
       await lockChunkLog(tx);
-      await tx.run(`UPDATE vector_store_file_batches SET cancelled = 1 WHERE id = $id AND store_id = $storeId`, { id, storeId });
       const fileIds = await memberIds(tx, `batch_id = $id AND store_id = $storeId`, { id, storeId });
-      await tx.run(
+      const stopped = await tx.run(
         `UPDATE vector_store_files SET cancelled = 1 WHERE batch_id = $id AND store_id = $storeId AND cancelled = 0
          AND file_id IN (SELECT vsf.file_id FROM ${STORE_MEMBERS} WHERE vsf.batch_id = $id AND vsf.store_id = $storeId AND ${MEMBER_STATUS} = 'in_progress')`,
         { id, storeId },
       );
+      // A batch whose files had all ended stays as it ended (its counts say so).
+      if (stopped) await tx.run(`UPDATE vector_store_file_batches SET cancelled = 1 WHERE id = $id AND store_id = $storeId`, { id, storeId });
       await pruneCuts(tx, fileIds);
     });
   }

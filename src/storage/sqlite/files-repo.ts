@@ -138,7 +138,9 @@ export class SqliteFilesRepo implements FilesRepo {
 
 /** Bytes held by the parts of a project's uploads (until completed), less those of upload `except`. */
 export function partBytesIn(db: Database, projectId: string, except: string | null = null): number {
-  return (db.query(`SELECT COALESCE(SUM(p.bytes), 0) AS n FROM uploads u JOIN upload_parts p ON p.upload_id = u.id WHERE u.project_id = $projectId AND u.id IS NOT $except`).get({ projectId, except }) as { n: number }).n;
+  // From the parts (few: only pending uploads hold any) to their uploads by key; the other way
+  // round scans every upload row kept (a week past expiry), 8.7 ms at 200,000 in a review's probe.
+  return (db.query(`SELECT COALESCE(SUM(p.bytes), 0) AS n FROM upload_parts p CROSS JOIN uploads u ON u.id = p.upload_id WHERE u.project_id = $projectId AND u.id IS NOT $except`).get({ projectId, except }) as { n: number }).n;
 }
 
 /**

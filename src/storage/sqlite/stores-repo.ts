@@ -248,14 +248,15 @@ export class SqliteStoresRepo implements StoresRepo {
   /** Files of the batch still in progress become cancelled; finished ones keep their status. */
   async cancelBatch(storeId: string, id: string) {
     this.db.transaction(() => {
-      this.db.query(`UPDATE vector_store_file_batches SET cancelled = 1 WHERE id = $id AND store_id = $storeId`).run({ id, storeId });
       const fileIds = this.memberIds(`batch_id = $id AND store_id = $storeId`, { id, storeId });
-      this.db
+      const stopped = this.db
         .query(
           `UPDATE vector_store_files SET cancelled = 1 WHERE batch_id = $id AND store_id = $storeId AND cancelled = 0
            AND file_id IN (SELECT vsf.file_id FROM ${STORE_MEMBERS} WHERE vsf.batch_id = $id AND vsf.store_id = $storeId AND ${MEMBER_STATUS} = 'in_progress')`,
         )
-        .run({ id, storeId });
+        .run({ id, storeId }).changes;
+      // A batch whose files had all ended stays as it ended (its counts say so).
+      if (stopped) this.db.query(`UPDATE vector_store_file_batches SET cancelled = 1 WHERE id = $id AND store_id = $storeId`).run({ id, storeId });
       // A cut only this batch wanted stops being made.
       pruneCuts(this.db, fileIds);
     }).immediate();

@@ -35,7 +35,7 @@ export class SqliteUploadsRepo implements UploadsRepo {
              AND (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p WHERE p.upload_id = u.id) + $bytes <= ${UPLOAD_PARTS_SLACK} * u.bytes
              AND (SELECT COUNT(*) FROM upload_parts p WHERE p.upload_id = u.id) < $maxParts
              AND ($quota <= 0 OR COALESCE((SELECT b.bytes FROM project_bytes b WHERE b.project_id = u.project_id), 0)
-               + (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p JOIN uploads v ON v.id = p.upload_id WHERE v.project_id = u.project_id)
+               + (SELECT COALESCE(SUM(p.bytes), 0) FROM upload_parts p CROSS JOIN uploads v ON v.id = p.upload_id WHERE v.project_id = u.project_id)
                + $bytes <= $quota)`,
         )
         .run({ ...part, now, maxParts, quota }).changes > 0
