@@ -224,9 +224,10 @@ describe("answers over a model server", () => {
     const r = await c.responses.create({ input: [{ role: "user", content: [{ type: "input_text", text: "hello" }] }], instructions: "Be brief.", metadata: { ticket: "42" } });
     expect(r.output_text).toBe("ok");
     expect(up.received[0]!.body.messages).toEqual([{ role: "system", content: "Be brief." }, { role: "user", content: "hello" }]);
-    const got = await c.responses.retrieve(r.id);
+    // (`include` as the SDKs send a query array: include[]=...)
+    const got = await c.responses.retrieve(r.id, { include: ["file_search_call.results"] });
     expect(got).toMatchObject({ id: r.id, status: "completed", instructions: "Be brief.", metadata: { ticket: "42" }, output: r.output });
-    const items = await c.responses.inputItems.list(r.id);
+    const items = await c.responses.inputItems.list(r.id, { include: ["file_search_call.results", "message.input_image.image_url"] });
     expect(items.data).toHaveLength(1);
     expect(items.data[0]).toMatchObject({ type: "message", role: "user", status: "completed", content: [{ type: "input_text", text: "hello" }] });
     const raw = await (await fetch(`${ragd.baseURL}/responses/${r.id}/input_items`, { headers: { authorization: `Bearer ${ragd.key}` } })).json();
@@ -234,6 +235,10 @@ describe("answers over a model server", () => {
     expect(specProblems("ResponseItemList", raw)).toEqual([]);
     await c.responses.delete(r.id);
     expect(await failure(c.responses.retrieve(r.id))).toMatchObject({ status: 404 });
+
+    // settings the spec has that change nothing here are taken
+    const cached = await c.responses.create({ input: "cache me", prompt_cache_retention: "24h", prompt_cache_options: {}, context_management: [{ type: "compaction", compact_threshold: 1000 }] } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    expect(cached.status).toBe("completed");
 
     const unstored = await c.responses.create({ input: "not kept", store: false });
     expect((unstored as any).store).toBe(false);
@@ -491,7 +496,10 @@ describe("answers over a model server", () => {
     expect(await bad({ input: "x", tools: [{ type: "file_search", vector_store_ids: ["vs_" + "0".repeat(24)] }] })).toMatchObject({ status: 404, error: { param: "tools[0].vector_store_ids" } });
     expect(await bad({ input: [{ role: "robot", content: "x" }] })).toMatchObject({ status: 400, error: { param: "input[0].role" } });
     expect(await bad({ input: "x", tool_choice: { type: "function", name: "nope" } })).toMatchObject({ status: 400, error: { param: "tool_choice" } });
-    expect(await bad({ input: "x", conversation: "conv_1" })).toMatchObject({ status: 400, error: { code: "unknown_parameter" } });
+    // what ragd cannot do is refused, saying what to do instead (moderation is not skipped unasked)
+    expect(await bad({ input: "x", conversation: "conv_1" })).toMatchObject({ status: 400, error: { code: "invalid_value", param: "conversation" } });
+    expect(await bad({ input: "x", prompt: { id: "pmpt_1" } })).toMatchObject({ status: 400, error: { code: "invalid_value", param: "prompt" } });
+    expect(await bad({ input: "x", moderation: { model: "omni-moderation-latest" } })).toMatchObject({ status: 400, error: { code: "invalid_value", param: "moderation" } });
     expect(await bad({ input: "x", background: true, store: false })).toMatchObject({ status: 400, error: { param: "background" } });
     expect(await bad({})).toMatchObject({ status: 400, error: { code: "missing_required_parameter", param: "input" } });
     expect(up.received).toHaveLength(0);

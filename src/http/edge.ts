@@ -105,15 +105,31 @@ export function serve(handle: (r: Request) => Promise<Response>, o: EdgeOptions)
 }
 
 /**
- * Elysia finds the path by looking for the first "/" from the 12th character of the URL,
- * which cuts into the path when the Host is under four characters ("http://kb/v1/files", a
- * sidecar reached by a short service name): such a request is re-addressed to a long host.
+ * The request as the routes read it. Elysia finds the path by looking for the first "/" from
+ * the 12th character of the URL, which cuts into the path when the Host is under four
+ * characters ("http://kb/v1/files", a sidecar reached by a short service name): such a request
+ * is re-addressed to a long host. Query arrays sent with brackets lose them.
  */
 function routable(request: Request): Request {
-  const url = request.url;
+  let url = request.url;
   const slash = url.indexOf("/", url.indexOf("//") + 2);
-  if (slash < 0 || slash >= 11) return request;
-  return new Request(`http://ragd.local${url.slice(slash)}`, request);
+  const shortHost = slash >= 0 && slash < 11;
+  if (shortHost) url = `http://ragd.local${url.slice(slash)}`;
+  const query = url.indexOf("?");
+  const arrays = query >= 0 && BRACKETS.test(url.slice(query));
+  if (arrays) url = withPlainArrayKeys(url, query);
+  return shortHost || arrays ? new Request(url, request) : request;
+}
+
+// The SDKs send a query array as `include[]=a&include[]=b` (qs's "brackets" format), which
+// the routes' schemas know as `include=a&include=b`.
+const BRACKETS = /(?:\[\]|%5B%5D)=/i;
+
+function withPlainArrayKeys(url: string, query: number): string {
+  const params = new URLSearchParams(url.slice(query + 1));
+  const plain = new URLSearchParams();
+  for (const [k, v] of params) plain.append(k.endsWith("[]") ? k.slice(0, -2) : k, v);
+  return `${url.slice(0, query)}?${plain.toString()}`;
 }
 
 function withHeaders(r: Response, id: string, extra: [string, string][]): Response {

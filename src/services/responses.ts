@@ -40,6 +40,7 @@ export interface CreateResponseInput {
   user?: string;
   conversation?: unknown;
   prompt?: unknown;
+  moderation?: unknown;
   [other: string]: unknown;
 }
 
@@ -340,9 +341,15 @@ export class ResponsesService {
   // ---- the request, read and checked
 
   private async prepare(projectId: string, body: CreateResponseInput, existing: { id: string; createdAt: number } | null, signal: AbortSignal, resuming = false): Promise<Prepared> {
-    for (const unsupported of ["conversation", "prompt"] as const)
+    const instead = {
+      conversation: "continue a conversation with previous_response_id",
+      prompt: "send the prompt's instructions and input themselves",
+      // (a request that asks for moderation must not be answered without it)
+      moderation: "ragd runs no moderation; drop moderation, or moderate before and after ragd",
+    } as const;
+    for (const unsupported of ["conversation", "prompt", "moderation"] as const)
       if (body[unsupported] !== undefined && body[unsupported] !== null)
-        throw fail("invalid_value", `ragd does not support '${unsupported}'; continue a conversation with previous_response_id`, unsupported);
+        throw fail("invalid_value", `ragd does not support '${unsupported}': ${instead[unsupported]}.`, unsupported);
     const store = body.store ?? true;
     const background = body.background ?? false;
     if (background && !store) throw fail("invalid_value", "background responses must be stored: drop store: false", "background");

@@ -115,6 +115,13 @@ export const CreateResponse = named(
       service_tier: accepted(Nullable(literals(["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]))),
       top_logprobs: accepted(Nullable(T.Integer({ minimum: 0, maximum: 20 }))),
       stream_options: accepted(Nullable(T.Object({ include_obfuscation: T.Optional(T.Boolean()) }))),
+      prompt_cache_retention: accepted(Nullable(literals(["in_memory", "24h"]))),
+      prompt_cache_options: accepted(Nullable(T.Record(T.String(), T.Unknown()))),
+      context_management: accepted(Nullable(T.Array(T.Record(T.String(), T.Unknown()), { minItems: 1 }))),
+      // Taken so the service can say what to do instead (services/responses.ts prepare).
+      conversation: T.Optional(T.Unknown({ description: "Not supported: continue a conversation with previous_response_id" })),
+      prompt: T.Optional(T.Unknown({ description: "Not supported: send the instructions and input themselves" })),
+      moderation: T.Optional(T.Unknown({ description: "Not supported: ragd runs no moderation (refused rather than skipped)" })),
     },
     { additionalProperties: false },
   ),
