@@ -220,6 +220,18 @@ describe("answers over a model server", () => {
     if (schemas) expect(events.flatMap((e) => schemas.check(schemas.eventSchema(e.type) ?? "missing", JSON.parse(JSON.stringify(e))))).toEqual([]);
   });
 
+  test("max_output_tokens bounds the whole response: each turn gets what the turns before it left", async () => {
+    const search = (q: string) => ({ toolCalls: [{ name: "file_search", arguments: JSON.stringify({ queries: [q] }) }] });
+    // (the scripted server counts 7 completion tokens a turn)
+    up.script(search("leave"), search("travel"), search("bags"), { text: "never asked" });
+    const r = await c.responses.create({ model: MODEL, input: "Tell me everything", tools: [{ type: "file_search", vector_store_ids: [store] }], max_output_tokens: 16 });
+    expect(up.received.map((x) => x.body.max_tokens)).toEqual([16, 9, 2]);
+    expect(r.status).toBe("incomplete");
+    expect(r.incomplete_details).toEqual({ reason: "max_output_tokens" });
+    expect(r.usage?.output_tokens).toBe(21);
+    expect(specProblems("Response", r)).toEqual([]);
+  });
+
   test("retrieve, input items, delete; store: false keeps nothing", async () => {
     const r = await c.responses.create({ input: [{ role: "user", content: [{ type: "input_text", text: "hello" }] }], instructions: "Be brief.", metadata: { ticket: "42" } });
     expect(r.output_text).toBe("ok");

@@ -158,6 +158,9 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
   let searchesLeft = spec.maxToolCalls ?? DEFAULT_SEARCH_ROUNDS;
   let mode: "tool_call" | "user_input" | null = fs ? (spec.server.takesTools(spec.model) ? "tool_call" : "user_input") : null;
   let forced = true;
+  // max_output_tokens bounds the whole response, every turn together: each turn may write
+  // what the turns before it left, as the model server counted them.
+  let outputLeft = typeof spec.sampling.max_tokens === "number" ? spec.sampling.max_tokens : null;
 
   const setMode = (m: typeof mode) => {
     mode = m;
@@ -210,6 +213,7 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
       stream: true,
       stream_options: { include_usage: true },
       ...spec.sampling,
+      ...(outputLeft === null ? {} : { max_tokens: outputLeft }),
     };
     if (tools.length) {
       body.tools = tools;
@@ -236,6 +240,7 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
       usage.output += turn.usage.completion_tokens ?? 0;
       usage.cached += turn.usage.prompt_tokens_details?.cached_tokens ?? 0;
       usage.reasoning += turn.usage.completion_tokens_details?.reasoning_tokens ?? 0;
+      if (outputLeft !== null) outputLeft -= turn.usage.completion_tokens ?? 0;
     }
     const searches = turn.calls.filter((c) => c.name === FILE_SEARCH_TOOL);
     const functions = turn.calls.filter((c) => !searches.includes(c));
@@ -256,6 +261,12 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
         response.status = "incomplete";
         response.incomplete_details = { reason: turn.finish === "length" ? "max_output_tokens" : "content_filter" };
       }
+      break;
+    }
+    // The model searched and would write on, but the response's tokens are spent.
+    if (outputLeft !== null && outputLeft <= 0) {
+      response.status = "incomplete";
+      response.incomplete_details = { reason: "max_output_tokens" };
       break;
     }
   }
