@@ -5,6 +5,7 @@ import { SQL } from "bun";
 import { bigPdf, fixture } from "./helpers/docs";
 import { createDatabase, dropAllDatabases, postgresMissing } from "./helpers/postgres";
 import { cleanup, runCli, startRagd, tempDir, type Ragd } from "./helpers/ragd";
+import { startUpstream } from "./helpers/upstream";
 
 const running: Ragd[] = [];
 const dirs: string[] = [];
@@ -198,4 +199,61 @@ describe.skipIf(postgresMissing !== null)("PostgreSQL", () => {
       await sql.close();
     }
   });
+
+  test("responses across processes: a cancel or delete sent to another process reaches the run; a process that starts leaves the others' runs alone; a stopped one's background run goes on elsewhere", async () => {
+    const database = await createDatabase();
+    const up = await startUpstream({ models: ["m"] });
+    const until = async (ok: () => boolean | Promise<boolean>, ms = 20_000) => {
+      for (const deadline = Date.now() + ms; !(await ok()); await Bun.sleep(50)) if (Date.now() > deadline) throw new Error("timed out");
+    };
+    try {
+      const args = ["--llm-url", up.url, "--llm-model", "m", "--llm-timeout", "120"];
+      const [a, b] = [await start(database, { args }), await start(database, { args })];
+      // A background response written by a, its model server silent: cancelled through b.
+      up.script({ hang: true });
+      const bg = await a!.client().responses.create({ input: "think it over", background: true });
+      await until(() => up.received.length === 1);
+      expect((await b!.client().responses.cancel(bg.id)).status).toBe("cancelled");
+      await until(() => up.received[0]!.aborted); // a stopped asking at its next lease renewal
+      expect((await a!.client().responses.retrieve(bg.id)).status).toBe("cancelled");
+
+      // A response a is writing for its client, while another process starts: left alone.
+      up.script({ hang: true });
+      const pending = a!.client().responses.create({ input: "and this one?" }).then(() => "answered", (e) => `failed ${e.status}`);
+      await until(() => up.received.length === 2);
+      const id = await inProgressId(database);
+      const c = await start(database, { args });
+      await Bun.sleep(300);
+      expect(up.received[1]!.aborted).toBe(false);
+      expect((await c.client().responses.retrieve(id)).status).toBe("in_progress");
+      // ...and deleted through c: a's run stops, its client told.
+      await c.client().responses.delete(id);
+      await until(() => up.received[1]!.aborted);
+      expect(await pending).toStartWith("failed");
+
+      // A background response on a, which stops: b takes it and asks the model again.
+      up.script({ hang: true });
+      const moved = await a!.client().responses.create({ input: "carry on", background: true });
+      await until(() => up.received.length === 3);
+      running.splice(running.indexOf(a!), 1);
+      await a!.stop();
+      up.script({ text: "carried on" });
+      await until(async () => (await b!.client().responses.retrieve(moved.id)).status === "completed");
+      expect(up.received).toHaveLength(4);
+      expect((await c.client().responses.retrieve(moved.id)).output_text).toBe("carried on");
+    } finally {
+      await up.stop();
+    }
+  });
 });
+
+/** The id of the one response being written, read from the database. */
+async function inProgressId(database: string): Promise<string> {
+  const sql = new SQL(database);
+  try {
+    const [row] = await sql.unsafe(`SELECT id FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY seq DESC LIMIT 1`);
+    return row.id as string;
+  } finally {
+    await sql.close();
+  }
+}

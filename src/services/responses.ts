@@ -6,7 +6,7 @@ import type { ChatMessage, ChatTool } from "../llm/chat";
 import { SSE_HEADERS, sseBytes } from "../llm/sse";
 import { Cancelled, type ModelServers } from "../llm/upstream";
 import type { ResponseRow, ResponsesRepo, ResponseStatus } from "../storage/repos";
-import { isResponseId, newResponseId } from "../util/ids";
+import { isResponseId, newResponseId, randomBase62 } from "../util/ids";
 import { log } from "../util/log";
 import type { SearchInput, VectorStoresService } from "./vector-stores";
 import type { FilesService } from "./files";
@@ -74,12 +74,27 @@ interface Running {
   abort: AbortController;
   done: Promise<void>;
   background: boolean;
+  /** Its row is stored (and leased): `store` was not false. */
+  stored: boolean;
 }
+
+// A run's lease (ResponsesRepo): renewed every RENEW_MS while it lasts, so a cancel or delete
+// from another process reaches it within about that; a process silent for LEASE_MS leaves its
+// runs to the others (background ones run again, the rest end failed).
+const LEASE_MS = 30_000;
+const RENEW_MS = 2_000;
+// Runs whose process is gone are looked for every this many renewals (and at start).
+const ORPHANS_EVERY = 5;
 
 export class ResponsesService {
   /** Every run in progress, background or not: cancel and shutdown reach them here. */
   private readonly running = new Map<string, Running>();
   private stopping = false;
+  /** This process, as the runner of the responses it writes. */
+  private readonly runner = `proc_${randomBase62(16)}`;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private ticking: Promise<void> | null = null;
+  private ticks = 0;
 
   constructor(
     private readonly repo: ResponsesRepo,
@@ -91,12 +106,40 @@ export class ResponsesService {
     private readonly o: ResponsesOptions,
   ) {}
 
-  /**
-   * A stopped server's unfinished responses: background ones run again from their request
-   * (nothing of a run is visible before it ends); the others had a client that is gone.
-   */
+  /** Takes the runs a stopped server left, then keeps this process's leases and looks for orphans now and then. */
   async start() {
-    for (const row of await this.repo.unfinished()) {
+    await this.adoptOrphans();
+    this.timer = setInterval(() => {
+      if (this.ticking) return;
+      this.ticking = this.tick()
+        .catch((e) => log.warn("could not renew the responses' leases; the next turn tries again", { error: String(e) }))
+        .finally(() => (this.ticking = null));
+    }, RENEW_MS);
+    this.timer.unref?.();
+  }
+
+  /**
+   * Renews the leases of the runs written here. A run whose lease was not renewed was
+   * cancelled or deleted by another process (or taken over after this one fell silent): it stops.
+   */
+  private async tick() {
+    const stored = [...this.running].filter(([, r]) => r.stored).map(([id]) => id);
+    if (stored.length) {
+      const kept = new Set(await this.repo.renew(this.runner, stored, Date.now() + LEASE_MS));
+      for (const id of stored) if (!kept.has(id)) this.running.get(id)?.abort.abort();
+    }
+    if (++this.ticks % ORPHANS_EVERY === 0) await this.adoptOrphans();
+  }
+
+  /**
+   * Unfinished responses no live process writes (its process stopped or died): background
+   * ones run again from their request (nothing of a run is visible before it ends); the others
+   * had a client that is gone. Each is taken first, so one process does this for each.
+   */
+  private async adoptOrphans() {
+    for (const row of await this.repo.orphans(this.runner, Date.now())) {
+      if (this.stopping) return;
+      if (this.running.has(row.id) || !(await this.repo.take(row.id, this.runner, Date.now(), Date.now() + LEASE_MS))) continue;
       if (!row.background) {
         const object = JSON.parse(row.object) as Obj;
         await this.save(row.id, { ...object, status: "failed", error: { code: "server_error", message: "ragd stopped while this response was being written; create it again." } }, [], []);
@@ -130,7 +173,7 @@ export class ResponsesService {
       log.info("resumed a background response", { id: row.id });
       await this.run(p, () => {}, abort.signal).catch(() => {});
     })().finally(() => this.running.delete(row.id));
-    this.running.set(row.id, { abort, done, background: true });
+    this.running.set(row.id, { abort, done, background: true, stored: true });
   }
 
   /**
@@ -139,9 +182,14 @@ export class ResponsesService {
    */
   async stop() {
     this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.ticking;
     const runs = [...this.running.values()];
     for (const r of runs) r.abort.abort();
     await Promise.all(runs.map((r) => r.done));
+    // The background runs stay unfinished: handed back, any process (this one once started
+    // again) takes them at once instead of after their lease.
+    await this.repo.release(this.runner).catch((e) => log.warn("could not hand back the responses' leases; they lapse by themselves", { error: String(e) }));
   }
 
   private refuseWhileStopping() {
@@ -208,6 +256,7 @@ export class ResponsesService {
 
   async delete(projectId: string, id: string) {
     const row = await this.row(projectId, id);
+    // (written by another process, it stops at its next lease renewal)
     this.running.get(row.id)?.abort.abort();
     await this.repo.remove(projectId, row.id);
     return { id: row.id, object: "response" as const, deleted: true as const };
@@ -220,6 +269,10 @@ export class ResponsesService {
     if (run) {
       run.abort.abort();
       await run.done;
+    } else if (row.status === "queued" || row.status === "in_progress") {
+      // Written by another process (or by none: its process is gone): it ends here, and the
+      // process writing it stops at its next lease renewal, its own save refused.
+      await this.repo.cancel(row.id, JSON.stringify({ ...(JSON.parse(row.object) as Obj), status: "cancelled" }));
     }
     return JSON.parse((await this.row(projectId, id)).object) as Obj;
   }
@@ -260,7 +313,7 @@ export class ResponsesService {
 
   private async insert(p: Prepared) {
     if (!p.store) return;
-    await this.repo.insert({
+    const row: ResponseRow = {
       id: p.response.id,
       projectId: p.projectId,
       createdAt: p.response.created_at,
@@ -272,7 +325,8 @@ export class ResponsesService {
       inputItems: JSON.stringify(p.items),
       context: JSON.stringify(p.spec.input),
       sources: "[]",
-    });
+    };
+    await this.repo.insert(row, this.runner, Date.now() + LEASE_MS);
   }
 
   private async save(id: string, response: Obj, context: ChatMessage[], sources: Cited[]) {
@@ -291,7 +345,7 @@ export class ResponsesService {
     const done = this.run(p, emit, abort.signal)
       .catch((e) => onError?.(e))
       .finally(() => this.running.delete(p.response.id));
-    const r = { abort, done, background: p.background };
+    const r = { abort, done, background: p.background, stored: p.store };
     this.running.set(p.response.id, r);
     return r;
   }

@@ -504,14 +504,28 @@ export interface ResponseRow {
 }
 
 /** Stored responses: conversation state for previous_response_id, and background runs. */
+/**
+ * Stored responses. One being written carries a lease: the process writing it (`runner`)
+ * renews it while the run lasts, so processes sharing the database tell a run that is going
+ * from one whose process is gone, and a cancel or delete from elsewhere reaches the run.
+ */
 export interface ResponsesRepo {
-  insert(row: ResponseRow): Promise<void>;
-  /** Saves a run's progress or end; false when the response was deleted meanwhile. */
+  /** A new response, leased to `runner` until `leaseUntil` (ms) when it is unfinished. */
+  insert(row: ResponseRow, runner: string, leaseUntil: number): Promise<void>;
+  /** Saves a run's progress or end while it is unfinished; false when it was deleted or ended (cancelled elsewhere) meanwhile. */
   update(id: string, fields: Pick<ResponseRow, "status" | "object" | "context" | "sources">): Promise<boolean>;
   get(projectId: string, id: string): Promise<ResponseRow | null>;
   remove(projectId: string, id: string): Promise<boolean>;
-  /** Responses a stopped server left queued or in progress. */
-  unfinished(): Promise<ResponseRow[]>;
+  /** Extends the leases of these runs of `runner` that are still unfinished; returns the ids extended (the others were cancelled, deleted or taken over). */
+  renew(runner: string, ids: string[], leaseUntil: number): Promise<string[]>;
+  /** Unfinished responses no running process writes: their process stopped or died. */
+  orphans(runner: string, nowMs: number): Promise<ResponseRow[]>;
+  /** Takes an orphan for `runner`; false when another process took it first, or it ended. */
+  take(id: string, runner: string, nowMs: number, leaseUntil: number): Promise<boolean>;
+  /** Ends an unfinished response as cancelled (from a process not writing it); false when it had ended. */
+  cancel(id: string, object: string): Promise<boolean>;
+  /** Hands back a stopping process's leases, so its unfinished background responses are taken at once. */
+  release(runner: string): Promise<void>;
 }
 
 // ---- coordination between processes sharing the metadata

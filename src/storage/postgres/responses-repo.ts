@@ -4,19 +4,23 @@ import type { Pg } from "./db";
 const COLUMNS = `id, project_id AS "projectId", created_at::float8 AS "createdAt", status, background = 1 AS background, previous_id AS "previousId",
   request, object, input_items AS "inputItems", context, sources`;
 
+const UNFINISHED = `status IN ('queued', 'in_progress')`;
+// A run whose lease lapsed: its process died (or stopped, handing its leases back).
+const ORPHANED = `(lease_until IS NULL OR lease_until < $now)`;
+
 export class PgResponsesRepo implements ResponsesRepo {
   constructor(private readonly db: Pg) {}
 
-  async insert(r: ResponseRow) {
+  async insert(r: ResponseRow, runner: string, leaseUntil: number) {
     await this.db.run(
-      `INSERT INTO responses (id, project_id, created_at, status, background, previous_id, request, object, input_items, context, sources)
-       VALUES ($id, $projectId, $createdAt, $status, $background, $previousId, $request, $object, $inputItems, $context, $sources)`,
-      { ...r, background: r.background ? 1 : 0 },
+      `INSERT INTO responses (id, project_id, created_at, status, background, previous_id, request, object, input_items, context, sources, runner, lease_until)
+       VALUES ($id, $projectId, $createdAt, $status, $background, $previousId, $request, $object, $inputItems, $context, $sources, $runner, $leaseUntil)`,
+      { ...r, background: r.background ? 1 : 0, runner, leaseUntil },
     );
   }
 
   async update(id: string, f: Pick<ResponseRow, "status" | "object" | "context" | "sources">) {
-    return (await this.db.run(`UPDATE responses SET status = $status, object = $object, context = $context, sources = $sources WHERE id = $id`, { id, ...f })) > 0;
+    return (await this.db.run(`UPDATE responses SET status = $status, object = $object, context = $context, sources = $sources WHERE id = $id AND ${UNFINISHED}`, { id, ...f })) > 0;
   }
 
   get(projectId: string, id: string) {
@@ -27,7 +31,28 @@ export class PgResponsesRepo implements ResponsesRepo {
     return (await this.db.run(`DELETE FROM responses WHERE id = $id AND project_id = $projectId`, { id, projectId })) > 0;
   }
 
-  unfinished() {
-    return this.db.all<ResponseRow>(`SELECT ${COLUMNS} FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY seq`);
+  async renew(runner: string, ids: string[], leaseUntil: number) {
+    if (!ids.length) return [];
+    const rows = await this.db.all<{ id: string }>(
+      `UPDATE responses SET lease_until = $leaseUntil WHERE runner = $runner AND ${UNFINISHED} AND id = ANY($ids::text[]) RETURNING id`,
+      { runner, leaseUntil, ids },
+    );
+    return rows.map((r) => r.id);
+  }
+
+  orphans(_runner: string, nowMs: number) {
+    return this.db.all<ResponseRow>(`SELECT ${COLUMNS} FROM responses WHERE ${UNFINISHED} AND ${ORPHANED} ORDER BY seq`, { now: nowMs });
+  }
+
+  async take(id: string, runner: string, nowMs: number, leaseUntil: number) {
+    return (await this.db.run(`UPDATE responses SET runner = $runner, lease_until = $leaseUntil WHERE id = $id AND ${UNFINISHED} AND ${ORPHANED}`, { id, runner, now: nowMs, leaseUntil })) > 0;
+  }
+
+  async cancel(id: string, object: string) {
+    return (await this.db.run(`UPDATE responses SET status = 'cancelled', object = $object WHERE id = $id AND ${UNFINISHED}`, { id, object })) > 0;
+  }
+
+  async release(runner: string) {
+    await this.db.run(`UPDATE responses SET lease_until = NULL WHERE runner = $runner AND ${UNFINISHED}`, { runner });
   }
 }

@@ -400,6 +400,12 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX upload_parts_upload ON upload_parts(upload_id);
   `,
+  // A response being written: the process writing it and until when (ms) it holds it, so
+  // processes tell a live run from an orphan, and a cancel or delete elsewhere reaches it.
+  `
+  ALTER TABLE responses ADD COLUMN runner TEXT;
+  ALTER TABLE responses ADD COLUMN lease_until BIGINT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

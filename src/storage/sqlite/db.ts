@@ -534,6 +534,11 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX upload_parts_upload ON upload_parts(upload_id);
   `,
+  // A response being written: the process writing it and until when (ms) it holds it (responses-repo.ts).
+  `
+  ALTER TABLE responses ADD COLUMN runner TEXT;
+  ALTER TABLE responses ADD COLUMN lease_until INTEGER;
+  `,
 ];
 
 export function openDatabase(path: string): Database {

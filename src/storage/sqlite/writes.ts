@@ -14,7 +14,7 @@ export const WRITE_METHODS: { readonly [R in RepoName]: readonly (keyof Repos[R]
   stores: ["ensureDefault", "adoptOrphans", "create", "update", "remove", "attach", "updateAttributes", "detach", "cancelBatch", "touch", "pruneTombstones"],
   chunks: ["pruneChanges", "setMeta"],
   keys: ["createProject", "insertKey", "revoke"],
-  responses: ["insert", "update", "remove"],
+  responses: ["insert", "update", "remove", "renew", "take", "cancel", "release"],
   uploads: ["insert", "addPart", "claim", "complete", "cancel", "sweep"],
 };
 
@@ -31,7 +31,7 @@ export const KEEPS_VISIBILITY: { readonly [R in RepoName]: readonly (keyof Repos
   stores: ["touch", "pruneTombstones"],
   chunks: ["pruneChanges", "setMeta"],
   keys: ["createProject", "insertKey", "revoke"],
-  responses: ["insert", "update", "remove"],
+  responses: ["insert", "update", "remove", "renew", "take", "cancel", "release"],
   uploads: ["insert", "addPart", "claim", "cancel", "sweep"],
 };
 
