@@ -706,47 +706,55 @@ describe.each(IMPLEMENTATIONS)("$name", ({ name, open }) => {
       id, projectId: "p", createdAt: 1, status: "completed", background: false, previousId: null, request: "{}", object: "{}", inputItems: "[]", context: "[]", sources: "[]", ...o,
     });
 
-    test("kept per project; updated while unfinished, until deleted", async () => {
+    test("kept per project; updated by its runner while unfinished, until deleted", async () => {
       const r = await setup();
-      await r.responses.insert(resp("resp_a", { status: "in_progress", background: true, request: '{"input":"x"}' }), "one", 5000);
-      await r.responses.insert(resp("resp_b", { previousId: "resp_a", status: "queued" }), "one", 5000);
-      await r.responses.insert(resp("resp_c"), "one", 5000);
+      await r.responses.insert(resp("resp_a", { status: "in_progress", background: true, request: '{"input":"x"}' }), "one", 60_000);
+      await r.responses.insert(resp("resp_b", { previousId: "resp_a", status: "queued" }), "one", 60_000);
+      await r.responses.insert(resp("resp_c"), "one", 60_000);
       expect(await r.responses.get("p", "resp_b")).toEqual(resp("resp_b", { previousId: "resp_a", status: "queued" }));
       expect(await r.responses.get("q", "resp_b")).toBeNull();
-      expect(await r.responses.update("resp_a", { status: "completed", object: '{"done":1}', context: '[{"role":"user"}]', sources: '[{"n":1}]' })).toBe(true);
+      // another process's save is refused: the run is not its own
+      expect(await r.responses.update("resp_a", "two", { status: "cancelled", object: "{}", context: "[]", sources: "[]" })).toBe(false);
+      expect(await r.responses.update("resp_a", "one", { status: "completed", object: '{"done":1}', context: '[{"role":"user"}]', sources: '[{"n":1}]' })).toBe(true);
       expect(await r.responses.get("p", "resp_a")).toMatchObject({ status: "completed", object: '{"done":1}', context: '[{"role":"user"}]', sources: '[{"n":1}]', request: '{"input":"x"}' });
       // ended, it keeps its end (a cancel from elsewhere is not overwritten by the run's own save)
-      expect(await r.responses.update("resp_a", { status: "failed", object: "{}", context: "[]", sources: "[]" })).toBe(false);
+      expect(await r.responses.update("resp_a", "one", { status: "failed", object: "{}", context: "[]", sources: "[]" })).toBe(false);
       expect(await r.responses.remove("q", "resp_a")).toBe(false);
       expect(await r.responses.remove("p", "resp_a")).toBe(true);
-      expect(await r.responses.update("resp_b", { status: "in_progress", object: "{}", context: "[]", sources: "[]" })).toBe(true);
+      expect(await r.responses.update("resp_b", "one", { status: "in_progress", object: "{}", context: "[]", sources: "[]" })).toBe(true);
     });
 
-    test("a run is leased to its process: renewed while unfinished, cancelled from elsewhere, taken over once its process is gone", async () => {
+    test("a run is leased to its process: renewed while unfinished, cancelled from elsewhere, taken over once its process is gone, its saves then refused", async () => {
       const r = await setup();
-      await r.responses.insert(resp("resp_a", { status: "in_progress", background: true }), "one", 5000);
-      await r.responses.insert(resp("resp_b", { status: "queued" }), "one", 5000);
-      await r.responses.insert(resp("resp_c", { status: "in_progress" }), "one", 5000);
+      await r.responses.insert(resp("resp_a", { status: "in_progress", background: true }), "one", 60_000);
+      await r.responses.insert(resp("resp_b", { status: "queued" }), "one", 60_000);
+      await r.responses.insert(resp("resp_c", { status: "in_progress" }), "one", 60_000);
       // renewed while unfinished; an id that ended, is gone or is another's is not
       await r.responses.remove("p", "resp_c");
-      expect((await r.responses.renew("one", ["resp_a", "resp_b", "resp_c"], 9000)).sort()).toEqual(["resp_a", "resp_b"]);
-      expect(await r.responses.renew("two", ["resp_a"], 9000)).toEqual([]);
+      expect((await r.responses.renew("one", ["resp_a", "resp_b", "resp_c"], 60_000)).sort()).toEqual(["resp_a", "resp_b"]);
+      expect(await r.responses.renew("two", ["resp_a"], 60_000)).toEqual([]);
       // a live lease: another process sharing the database leaves it alone (SQLite has one process, so any other runner's run is an orphan)
       const shared = name === "postgres";
-      expect((await r.responses.orphans("two", 8000)).map((x) => x.id)).toEqual(shared ? [] : ["resp_a", "resp_b"]);
-      expect(await r.responses.orphans("one", 8000)).toEqual([]);
+      expect((await r.responses.orphans("two")).map((x) => x.id)).toEqual(shared ? [] : ["resp_a", "resp_b"]);
+      expect(await r.responses.orphans("one")).toEqual([]);
       // cancelled from elsewhere: ended, and no longer renewed, so its process stops it
       expect(await r.responses.cancel("resp_b", '{"status":"cancelled"}')).toBe(true);
       expect(await r.responses.cancel("resp_b", '{"status":"cancelled"}')).toBe(false);
       expect(await r.responses.get("p", "resp_b")).toMatchObject({ status: "cancelled", object: '{"status":"cancelled"}' });
-      expect(await r.responses.renew("one", ["resp_a", "resp_b"], 9000)).toEqual(["resp_a"]);
-      // the process is gone: once its lease lapses (or it handed it back) the run is taken, by one process only
-      expect((await r.responses.orphans("two", 9001)).map((x) => [x.id, x.background])).toEqual([["resp_a", true]]);
-      expect(await r.responses.take("resp_a", "two", 9001, 20_000)).toBe(true);
-      expect(await r.responses.take("resp_a", "three", 9002, 20_000)).toBe(shared ? false : true);
+      expect(await r.responses.renew("one", ["resp_a", "resp_b"], 60_000)).toEqual(["resp_a"]);
+      // its process falls silent (the lease lapses): the run is taken, by one process only
+      await r.responses.renew("one", ["resp_a"], -1000);
+      expect((await r.responses.orphans("two")).map((x) => [x.id, x.background])).toEqual([["resp_a", true]]);
+      expect(await r.responses.take("resp_a", "two", 60_000)).toBe(true);
+      expect(await r.responses.take("resp_a", "three", 60_000)).toBe(!shared);
+      // the silent process's saves and renewals no longer reach it
+      expect(await r.responses.update("resp_a", "one", { status: "cancelled", object: "{}", context: "[]", sources: "[]" })).toBe(false);
+      expect(await r.responses.renew("one", ["resp_a"], 60_000)).toEqual([]);
+      // a process that stops hands its leases back: taken at once
       await r.responses.release("three");
       await r.responses.release("two");
-      expect((await r.responses.orphans("four", 9003)).map((x) => x.id)).toEqual(["resp_a"]);
+      expect((await r.responses.orphans("four")).map((x) => x.id)).toEqual(["resp_a"]);
+      expect((await r.responses.get("p", "resp_a"))?.status).toBe("in_progress");
     });
   });
 

@@ -95,6 +95,7 @@ export class ResponsesService {
   private timer: ReturnType<typeof setInterval> | null = null;
   private ticking: Promise<void> | null = null;
   private ticks = 0;
+  private adopting = false;
 
   constructor(
     private readonly repo: ResponsesRepo,
@@ -106,9 +107,19 @@ export class ResponsesService {
     private readonly o: ResponsesOptions,
   ) {}
 
-  /** Takes the runs a stopped server left, then keeps this process's leases and looks for orphans now and then. */
+  /** Takes the runs a stopped server left; from then on looks for orphans now and then. */
   async start() {
+    this.renewing();
+    this.adopting = true;
     await this.adoptOrphans();
+  }
+
+  /**
+   * Keeps this process's leases from its first run on (the server answers before start() is
+   * called), and looks for orphans once started.
+   */
+  private renewing() {
+    if (this.timer || this.stopping) return;
     this.timer = setInterval(() => {
       if (this.ticking) return;
       this.ticking = this.tick()
@@ -125,10 +136,10 @@ export class ResponsesService {
   private async tick() {
     const stored = [...this.running].filter(([, r]) => r.stored).map(([id]) => id);
     if (stored.length) {
-      const kept = new Set(await this.repo.renew(this.runner, stored, Date.now() + LEASE_MS));
+      const kept = new Set(await this.repo.renew(this.runner, stored, LEASE_MS));
       for (const id of stored) if (!kept.has(id)) this.running.get(id)?.abort.abort();
     }
-    if (++this.ticks % ORPHANS_EVERY === 0) await this.adoptOrphans();
+    if (this.adopting && ++this.ticks % ORPHANS_EVERY === 0) await this.adoptOrphans();
   }
 
   /**
@@ -137,9 +148,9 @@ export class ResponsesService {
    * had a client that is gone. Each is taken first, so one process does this for each.
    */
   private async adoptOrphans() {
-    for (const row of await this.repo.orphans(this.runner, Date.now())) {
+    for (const row of await this.repo.orphans(this.runner)) {
       if (this.stopping) return;
-      if (this.running.has(row.id) || !(await this.repo.take(row.id, this.runner, Date.now(), Date.now() + LEASE_MS))) continue;
+      if (this.running.has(row.id) || !(await this.repo.take(row.id, this.runner, LEASE_MS))) continue;
       if (!row.background) {
         const object = JSON.parse(row.object) as Obj;
         await this.save(row.id, { ...object, status: "failed", error: { code: "server_error", message: "ragd stopped while this response was being written; create it again." } }, [], []);
@@ -183,10 +194,13 @@ export class ResponsesService {
   async stop() {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
-    await this.ticking;
+    // (the runs end first: a turn of renewals, on a database that does not answer, is not waited for before)
     const runs = [...this.running.values()];
     for (const r of runs) r.abort.abort();
-    await Promise.all(runs.map((r) => r.done));
+    await this.ticking;
+    const adopted = [...this.running.values()].filter((r) => !runs.includes(r));
+    for (const r of adopted) r.abort.abort();
+    await Promise.all([...runs, ...adopted].map((r) => r.done));
     // The background runs stay unfinished: handed back, any process (this one once started
     // again) takes them at once instead of after their lease.
     await this.repo.release(this.runner).catch((e) => log.warn("could not hand back the responses' leases; they lapse by themselves", { error: String(e) }));
@@ -326,11 +340,13 @@ export class ResponsesService {
       context: JSON.stringify(p.spec.input),
       sources: "[]",
     };
-    await this.repo.insert(row, this.runner, Date.now() + LEASE_MS);
+    await this.repo.insert(row, this.runner, LEASE_MS);
+    this.renewing();
   }
 
-  private async save(id: string, response: Obj, context: ChatMessage[], sources: Cited[]) {
-    await this.repo.update(id, { status: response.status, object: JSON.stringify(response), context: JSON.stringify(context), sources: JSON.stringify(sources) });
+  /** False when the response is no longer this process's to write: cancelled or deleted elsewhere, or taken over. */
+  private save(id: string, response: Obj, context: ChatMessage[], sources: Cited[]): Promise<boolean> {
+    return this.repo.update(id, this.runner, { status: response.status, object: JSON.stringify(response), context: JSON.stringify(context), sources: JSON.stringify(sources) });
   }
 
   /**
@@ -359,12 +375,20 @@ export class ResponsesService {
     emit({ type: "response.created", response: r });
     if (r.status === "queued") {
       r.status = "in_progress";
-      if (p.store) await this.save(r.id, r, p.spec.input, []);
+      // (cancelled or deleted elsewhere before it began: nothing to write)
+      if (p.store && !(await this.save(r.id, r, p.spec.input, []))) {
+        r.status = "cancelled";
+        return;
+      }
     }
     emit({ type: "response.in_progress", response: r });
     try {
       const result = await respond(p.spec, r, emit, signal);
-      if (p.store) await this.save(r.id, r, result.context, result.sources);
+      if (p.store && !(await this.save(r.id, r, result.context, result.sources))) {
+        // Cancelled or deleted elsewhere while the answer was written: it did not end here.
+        r.status = "cancelled";
+        throw new Cancelled();
+      }
       emit({ type: r.status === "incomplete" ? "response.incomplete" : "response.completed", response: r });
     } catch (e) {
       if (e instanceof Cancelled || signal.aborted) {

@@ -510,18 +510,21 @@ export interface ResponseRow {
  * from one whose process is gone, and a cancel or delete from elsewhere reaches the run.
  */
 export interface ResponsesRepo {
-  /** A new response, leased to `runner` until `leaseUntil` (ms) when it is unfinished. */
-  insert(row: ResponseRow, runner: string, leaseUntil: number): Promise<void>;
-  /** Saves a run's progress or end while it is unfinished; false when it was deleted or ended (cancelled elsewhere) meanwhile. */
-  update(id: string, fields: Pick<ResponseRow, "status" | "object" | "context" | "sources">): Promise<boolean>;
+  /** A new response, leased to `runner` for `leaseMs` (by the database's clock) when it is unfinished. */
+  insert(row: ResponseRow, runner: string, leaseMs: number): Promise<void>;
+  /**
+   * Saves a run's progress or end while it is unfinished and `runner` holds it; false when it
+   * was deleted, ended (cancelled elsewhere) or taken over by another process meanwhile.
+   */
+  update(id: string, runner: string, fields: Pick<ResponseRow, "status" | "object" | "context" | "sources">): Promise<boolean>;
   get(projectId: string, id: string): Promise<ResponseRow | null>;
   remove(projectId: string, id: string): Promise<boolean>;
-  /** Extends the leases of these runs of `runner` that are still unfinished; returns the ids extended (the others were cancelled, deleted or taken over). */
-  renew(runner: string, ids: string[], leaseUntil: number): Promise<string[]>;
+  /** Extends by `leaseMs` the leases of these runs of `runner` that are still unfinished; returns the ids extended (the others were cancelled, deleted or taken over). */
+  renew(runner: string, ids: string[], leaseMs: number): Promise<string[]>;
   /** Unfinished responses no running process writes: their process stopped or died. */
-  orphans(runner: string, nowMs: number): Promise<ResponseRow[]>;
-  /** Takes an orphan for `runner`; false when another process took it first, or it ended. */
-  take(id: string, runner: string, nowMs: number, leaseUntil: number): Promise<boolean>;
+  orphans(runner: string): Promise<ResponseRow[]>;
+  /** Takes an orphan for `runner`, leased for `leaseMs`; false when another process took it first, or it ended. */
+  take(id: string, runner: string, leaseMs: number): Promise<boolean>;
   /** Ends an unfinished response as cancelled (from a process not writing it); false when it had ended. */
   cancel(id: string, object: string): Promise<boolean>;
   /** Hands back a stopping process's leases, so its unfinished background responses are taken at once. */
