@@ -218,6 +218,15 @@ describe("answers over a model server", () => {
     expect(events.at(-1).type).toBe("response.incomplete");
     const schemas = specSchemas();
     if (schemas) expect(events.flatMap((e) => schemas.check(schemas.eventSchema(e.type) ?? "missing", JSON.parse(JSON.stringify(e))))).toEqual([]);
+    // Text before the call: its message item ends before the call's item is added.
+    up.script({ toolCalls: [{ name: "lookup", arguments: '{"q":"desks"}' }], text: "Let me check." }, { text: "Forty desks." });
+    const order: any[] = [];
+    const s3 = c.responses.stream({ input: "How many desks?", tools: [fn] });
+    for await (const e of s3) order.push(e);
+    const kinds = order.filter((e) => e.type === "response.output_item.added" || e.type === "response.output_item.done").map((e) => `${e.type.split(".").at(-1)} ${e.item.type}`);
+    expect(kinds).toEqual(["added message", "done message", "added function_call", "done function_call"]);
+    expect((await s3.finalResponse()).output.map((o: any) => o.type)).toEqual(["message", "function_call"]);
+    if (schemas) expect(order.flatMap((e) => schemas.check(schemas.eventSchema(e.type) ?? "missing", JSON.parse(JSON.stringify(e))))).toEqual([]);
   });
 
   test("max_output_tokens bounds the whole response: each turn gets what the turns before it left", async () => {

@@ -121,8 +121,13 @@ class OutputWriter {
     return m.part.text;
   }
 
-  /** A caller's function call, announced once its name is known. */
+  /**
+   * A caller's function call, announced once its name is known. The message written before it
+   * ends first, as OpenAI ends one item before it adds the next (text after the call, if a
+   * model writes any, goes in a message of its own).
+   */
   announceCall(c: PendingCall) {
+    this.closeMessage("completed");
     const item = { id: newItemId("fc"), type: "function_call", status: "in_progress", call_id: c.id, name: c.name, arguments: "" };
     c.index = this.add(item);
     if (c.args) this.callArgs(c, c.args);
