@@ -523,6 +523,14 @@ describe("answers over a model server", () => {
     expect(await bad({ input: "x", moderation: { model: "omni-moderation-latest" } })).toMatchObject({ status: 400, error: { code: "invalid_value", param: "moderation" } });
     expect(await bad({ input: "x", background: true, store: false })).toMatchObject({ status: 400, error: { param: "background" } });
     expect(await bad({})).toMatchObject({ status: 400, error: { code: "missing_required_parameter", param: "input" } });
+    // a query list names the parameter and the value it does not take, however it is sent
+    for (const q of ["include=bogus", "include%5B%5D=bogus", "include=file_search_call.results&include=bogus"]) {
+      const res = await fetch(`${ragd.baseURL}/responses/resp_${"0".repeat(24)}/input_items?${q}`, { headers: { authorization: `Bearer ${ragd.key}` } });
+      const { error } = await res.json();
+      expect(res.status).toBe(400);
+      expect(error).toMatchObject({ type: "invalid_request_error", code: "invalid_value", param: "include" });
+      expect(error.message).toEndWith("got 'bogus'.");
+    }
     expect(up.received).toHaveLength(0);
   });
 });

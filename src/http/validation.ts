@@ -21,7 +21,7 @@ interface ElysiaValidationError {
 export function fromValidation(error: unknown, request: Request): RagdError {
   const e = error as ElysiaValidationError;
   const ve = e.valueError;
-  if (!ve) return fail("invalid_value", "The request does not match what this operation takes.");
+  if (!ve) return queryItem(e, request) ?? fail("invalid_value", "The request does not match what this operation takes.");
   // A query parameter Elysia checks on its own reports no path, only the name its schema
   // carries (schemas/common.ts queryParams).
   const named = (e.customError as { param?: string } | undefined)?.param;
@@ -35,9 +35,26 @@ export function fromValidation(error: unknown, request: Request): RagdError {
     return fail("invalid_value", `Invalid '${param}': the URL's path segment is not valid percent-encoded UTF-8.`, param);
   if (ve.message === "Unexpected property" && param) return unknownParameter(param);
   if (/^Expected required property/.test(ve.message) && param) return missingParameter(param, describe(ve.schema));
+  // A query list (`include=a&include=b`) names the value it does not take, not the first one sent.
+  const items = (ve.schema.anyOf as Record<string, unknown>[] | undefined)?.find((b) => b.type === "array")?.items as Record<string, unknown> | undefined;
+  if (param && Array.isArray(ve.value) && Array.isArray(items?.enum)) {
+    const bad = ve.value.find((v) => !(items.enum as unknown[]).includes(v));
+    if (bad !== undefined) return fail("invalid_value", `Invalid '${param}': ${describe(items)}; got ${shown(bad)}.`, param);
+  }
   const name = param ?? "body";
   const expected = typeof ve.schema.error === "string" ? ve.schema.error : describe(ve.schema);
   return fail("invalid_value", `Invalid '${name}': ${expected}; got ${shown(value)}.`, param);
+}
+
+/**
+ * Elysia's check of a query list's items reports the item (its schema and value) but not the
+ * parameter: it is the one the value was sent under.
+ */
+function queryItem(e: ElysiaValidationError, request: Request): RagdError | null {
+  const item = (e as { error?: unknown }).error as Partial<ValueError> | undefined;
+  if (!item || typeof item !== "object" || !("value" in item) || !item.schema) return null;
+  const name = [...new URL(request.url).searchParams].find(([, v]) => v === String(item.value))?.[0];
+  return name ? fail("invalid_value", `Invalid '${name}': ${describe(item.schema)}; got ${shown(item.value)}.`, name) : null;
 }
 
 /** "/ranking_options/score_threshold" -> "ranking_options.score_threshold"; "/files/0/file_id" -> "files[0].file_id". */
