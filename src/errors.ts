@@ -117,7 +117,8 @@ export const fail = (code: ErrorCode, message: string, param: string | null = nu
 
 export const notFound = (what: string, id: string, param: string | null = "id") => fail("not_found", `No such ${what}: ${id}`, param);
 
-export const unknownParameter = (name: string) => fail("unknown_parameter", `Unrecognized request argument supplied: ${name}`, name);
+/** `instead`: what the client meant to send, when it can be told (a part under the wrong name). */
+export const unknownParameter = (name: string, instead?: string) => fail("unknown_parameter", `Unrecognized request argument supplied: ${name}${instead ? `. ${instead}` : ""}`, name);
 
 export const missingParameter = (name: string, hint: string) => fail("missing_required_parameter", `${name} is required: ${hint}`, name);
 

@@ -73,10 +73,8 @@ async function receive(request: Request, upload: Upload, field: "file" | "data",
           if (ev.type === "part") {
             if (++parts > LIMITS.parts) throw fail("invalid_multipart", "Too many multipart parts.");
             const { name, filename: partFilename, contentType } = ev.head;
-            if (name !== field && !known.has(name)) {
-              if (partFilename === undefined) throw unknownParameter(name);
-              throw fail("unknown_parameter", `Unrecognized request argument supplied: ${name}. Send the ${field === "file" ? "file" : "part's bytes"} as multipart form field '${field}'.`, name);
-            }
+            if (name !== field && !known.has(name))
+              throw unknownParameter(name, partFilename === undefined ? undefined : `Send the ${field === "file" ? "file" : "part's bytes"} as multipart form field '${field}'.`);
             if (partFilename !== undefined || (name === field && field === "data")) {
               if (name !== field) throw fail("invalid_value", `The form field '${name}' takes a value, not a file.`, name);
               else if (fileSeen) throw fail("multiple_files", `Send exactly one '${field}' part per request.`, field);

@@ -11,17 +11,17 @@ import { log } from "../util/log";
 
 export const PURPOSES = ["knowledge_base", "assistants", "user_data", "batch", "fine-tune", "evals", "vision"] as const;
 export type Purpose = (typeof PURPOSES)[number];
-/** A file or an upload's part refused by the project's quota, with what is left when known (a refusal at commit, on a race, knows it not). */
-export function overQuota(what: "File" | "The part", quota: number, param: string, left?: number) {
-  const room = left === undefined ? "" : `; ${formatSize(left)} left`;
-  return fail("quota_exceeded", `${what} would exceed the project's storage quota of ${formatSize(quota)} (uploads' parts count until completed${room}). Delete files, cancel uploads, or raise --project-quota.`, param);
-}
-
 /** Purposes of files OpenAI's own services write (a batch's results, say): ragd writes none, so listing by them finds nothing. */
 export const OUTPUT_PURPOSES = ["assistants_output", "batch_output", "fine-tune-results"] as const;
 /** Purposes whose files are parsed, embedded and join the project's knowledge base. */
 export const EMBEDDABLE: ReadonlySet<string> = new Set(["knowledge_base", "assistants", "user_data"]);
 const JSONL_PURPOSES: ReadonlySet<string> = new Set(["batch", "fine-tune", "evals"]);
+
+/** A file or an upload's part refused by the project's quota, with what is left when known (a refusal at commit, on a race, knows it not). */
+export function overQuota(what: "File" | "The part", quota: number, param: string, left?: number) {
+  const room = left === undefined ? "" : `; ${formatSize(left)} left`;
+  return fail("quota_exceeded", `${what} would exceed the project's storage quota of ${formatSize(quota)} (uploads' parts count until completed${room}). Delete files, cancel uploads, or raise --project-quota.`, param);
+}
 
 export const EXPIRES_MIN = 3600;
 export const EXPIRES_MAX = 2592000;
@@ -224,8 +224,7 @@ export class FilesService {
   checkInput(input: CreateInput & { mimeType: string }): { filename: string } {
     const purpose = this.checkPurpose(input.purpose);
     const filename = checkFilename(input.filename, "filename");
-    if (JSONL_PURPOSES.has(purpose) && extensionOf(filename) !== "jsonl")
-      throw fail("invalid_file_format", `Files with purpose '${purpose}' must be JSONL: name the upload's file with a .jsonl extension.`, "filename");
+    checkJsonlName(filename, purpose, "filename");
     if (purpose === "vision" && !/^image\//i.test(input.mimeType))
       throw fail("invalid_file_format", `Files with purpose 'vision' must be images: give the upload an image mime_type (image/png, image/jpeg, image/gif, image/webp, image/bmp or image/tiff), not '${input.mimeType}'.`, "mime_type");
     this.expiry(purpose, this.now(), input.expiresAfter);
@@ -468,9 +467,14 @@ function checkFilename(raw: string, param = "file"): string {
   return name.normalize("NFC");
 }
 
+/** A batch, fine-tune or evals file is JSONL, named so: an upload's create checks the name before any byte, a file's upload with its bytes. */
+function checkJsonlName(filename: string, purpose: string, param: string) {
+  if (JSONL_PURPOSES.has(purpose) && extensionOf(filename) !== "jsonl")
+    throw fail("invalid_file_format", `Files with purpose '${purpose}' must be JSONL: name the file with a .jsonl extension.`, param);
+}
+
 async function checkJsonl(filename: string, purpose: string, w: BlobWriter) {
-  if (extensionOf(filename) !== "jsonl")
-    throw fail("invalid_file_format", `Files with purpose '${purpose}' must be JSONL: name the file with a .jsonl extension.`, "file");
+  checkJsonlName(filename, purpose, "file");
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let pending = "";
   let line = 0;
