@@ -246,8 +246,8 @@ export class FilesService {
     return this.repo.exists(id);
   }
 
-  /** Validates a fully received upload and commits blob then row. On any failure the blob is gone. */
   /**
+   * Validates a fully received upload and commits blob then row. On any failure the blob is gone.
    * `insert`: how the row is written, when not by FilesRepo.insert alone (an upload's complete
    * writes it with the upload's own end, UploadsRepo.complete); false means refused by the quota.
    */

@@ -108,15 +108,15 @@ export interface UploadPartRow {
   createdAt: number;
 }
 
+/** An upload's parts may hold this many times its bytes: every part sent twice, as a retry of a part whose answer was lost does. */
+export const UPLOAD_PARTS_SLACK = 2;
+
 /**
  * Uploads and their parts' rows; the parts' bytes are blobs named by the part ids. A complete
  * claims its upload first (`claim`, renewed as it goes): while a claim lasts, no part is added,
  * no cancel or other complete ends it, and the expiry sweep leaves it alone. A claim that
  * lapsed (its process died) can be taken over.
  */
-/** An upload's parts may hold this many times its bytes: every part sent twice, as a retry of a part whose answer was lost does. */
-export const UPLOAD_PARTS_SLACK = 2;
-
 export interface UploadsRepo {
   insert(row: UploadRow): Promise<void>;
   /** The project's upload, whatever its status; null when unknown (or another project's). */
@@ -343,8 +343,7 @@ export interface StoresRepo {
   remove(id: string): Promise<boolean>;
   fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts>;
   usageBytes(storeId: string, now: number): Promise<number>;
-  /** Each file with its attributes (JSON); plain data, so a write can cross to another thread or process. */
-  /** `chunking` for every file that names none of its own. */
+  /** Each file with its attributes (JSON) and, if it names one, its own chunking (else `chunking`); plain data, so a write can cross to another thread or process. */
   attach(storeId: string, files: { id: string; attributes: string; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
   getFile(storeId: string, fileId: string, now: number): Promise<StoreFileRow | null>;
   listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number): Promise<Page<StoreFileRow>>;
@@ -503,9 +502,9 @@ export interface ResponseRow {
   sources: string;
 }
 
-/** Stored responses: conversation state for previous_response_id, and background runs. */
 /**
- * Stored responses. One being written carries a lease: the process writing it (`runner`)
+ * Stored responses: conversation state for previous_response_id, and background runs. One
+ * being written carries a lease: the process writing it (`runner`)
  * renews it while the run lasts, so processes sharing the database tell a run that is going
  * from one whose process is gone, and a cancel or delete from elsewhere reaches the run.
  */
