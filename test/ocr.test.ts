@@ -1,14 +1,15 @@
 // OCR on committed images (built by test/fixtures/build-images.ts) and, when ../shared is
 // beside the project, on real scans from the corpus. Runs the real models on onnxruntime.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "../src/ingest/parsers/index";
 import { DEFAULT_PARSE_LIMITS, ParseError, type ParseInput } from "../src/ingest/types";
 import { ocrSettings } from "../src/server";
 import { nativePaths } from "../src/native/assets";
 import { NativeLoadError } from "../src/native/sharp";
-import { PDFDocument } from "pdf-lib";
+import { PDFDocument, StandardFonts } from "pdf-lib";
 import { defaults } from "../src/config";
 
 const IMAGES = join(import.meta.dir, "fixtures/images");
@@ -87,6 +88,27 @@ describe("OCR: scanned PDF pages", () => {
     expect(doc.progress.filter((m) => m.startsWith("OCR"))).toEqual(["OCR page 2 of 2"]);
     expect(doc.blocks.find((b) => b.text.includes("tangerine orchard"))!.loc.page).toBe(1);
     expect(norm(doc.blocks.filter((b) => b.loc.page === 2).map((b) => b.text).join(" "))).toContain("maroon glacier");
+  });
+
+  test("a page that draws only a few characters of text (a lone page number) is not read by OCR; a page with a picture is", async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Helvetica);
+    doc.addPage([400, 300]).drawText("The first page has a text layer of its own, long enough to read.", { x: 10, y: 150, size: 8, font });
+    doc.addPage([400, 300]).drawText("5", { x: 200, y: 20, size: 10, font });
+    doc.addPage([400, 300]);
+    const img = await doc.embedPng(readFileSync(join(IMAGES, "whiteboard.png")));
+    doc.addPage([1000, 248]).drawImage(img, { x: 0, y: 0, width: 1000, height: 248 });
+    const path = join(tmpdir(), `ragd-little-text-${process.pid}.pdf`);
+    writeFileSync(path, await doc.save());
+    try {
+      const read = await parse(path);
+      expect(read.progress.filter((m) => m.startsWith("OCR"))).toEqual(["OCR page 4 of 4"]);
+      expect(read.blocks.filter((b) => b.loc.page === 2).map((b) => b.text)).toEqual(["5"]);
+      expect(read.blocks.some((b) => b.loc.page === 3)).toBe(false);
+      expect(read.blocks.filter((b) => b.loc.page === 4).length).toBeGreaterThan(0);
+    } finally {
+      rmSync(path, { force: true });
+    }
   });
 });
 

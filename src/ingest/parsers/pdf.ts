@@ -59,9 +59,10 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
         for (const piece of splitAtSections(text, sections[page]!)) blocks.push({ text: piece.text, loc: loc(page, piece.path), boundary: true });
         continue;
       }
-      // A page without a text layer (or with a stray page number only) is a scan.
+      // A page without a text layer (or with a stray page number only) is a scan, read by OCR
+      // unless it draws nothing a scan could hold.
       scanned++;
-      if (!input.ocr.enabled) {
+      if (!input.ocr.enabled || doc.drawsLittleText(page, MIN_TEXT_LAYER)) {
         if (text) blocks.push({ text, loc: loc(page), boundary: true });
         continue;
       }

@@ -51,6 +51,9 @@ const ACTION_GOTO = 1;
 // An entry opening in the top sixth of its page starts the page.
 const TOP_SHARE = 1 / 6;
 
+// FPDF_PAGEOBJ_TEXT (the others: paths, images, shadings, forms)
+const PAGEOBJ_TEXT = 1;
+
 // FPDF_ANNOT: annotations drawn as a viewer shows them (stamps and filled forms carry text).
 const RENDER_FLAGS = 0x01;
 
@@ -58,16 +61,30 @@ const RENDER_FLAGS = 0x01;
 type Runtime = WrappedPdfiumModule["pdfium"] & { HEAPU8: Uint8Array };
 const runtime = (lib: WrappedPdfiumModule) => lib.pdfium as Runtime;
 
-let engine: Promise<WrappedPdfiumModule> | null = null;
+let compiled: Promise<WebAssembly.Module> | null = null;
 
-/** The engine loads on the first PDF a process reads, once. */
-function pdfium(): Promise<WrappedPdfiumModule> {
-  engine ??= (async () => {
-    const lib = await init({ wasmBinary: await Bun.file(wasmPath).arrayBuffer() } as Parameters<typeof init>[0]);
-    lib.PDFiumExt_Init();
-    return lib;
-  })();
-  return engine;
+/**
+ * A PDFium of its own for each document: a new WebAssembly instance, whose memory holds all
+ * the engine read and allocated for the document and goes with it, so a process that reads
+ * one document after another carries nothing of one into the next (WebAssembly code reaches
+ * no memory but its instance's). The machine code is compiled once a process and shared by
+ * its instances, so from the second document on the engine runs at its optimised tier at once.
+ */
+async function newEngine(): Promise<WrappedPdfiumModule> {
+  compiled ??= Bun.file(wasmPath)
+    .arrayBuffer()
+    .then((bytes) => WebAssembly.compile(bytes));
+  const module = await compiled;
+  // Emscripten's loader waits for the callback forever when instantiation fails: the race ends it
+  let failed!: (e: unknown) => void;
+  const failure = new Promise<never>((_, reject) => (failed = reject));
+  const instantiateWasm = (imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void) => {
+    WebAssembly.instantiate(module, imports).then((instance) => done(instance, module), failed);
+    return {};
+  };
+  const lib = await Promise.race([init({ instantiateWasm } as Parameters<typeof init>[0]), failure]);
+  lib.PDFiumExt_Init();
+  return lib;
 }
 
 /**
@@ -90,7 +107,7 @@ export class PdfDocument {
   ) {}
 
   static async open(source: Uint8Array | string): Promise<PdfDocument> {
-    const lib = await pdfium();
+    const lib = await newEngine();
     const m = runtime(lib);
     let fd: number | null = null;
     try {
@@ -209,6 +226,27 @@ export class PdfDocument {
       if (r.right <= box.left || r.left >= box.right || r.top <= box.bottom || r.bottom >= box.top) return true;
     }
     return false;
+  }
+
+  /**
+   * Whether page `n` draws nothing but text objects, fewer than `glyphs` characters in all: OCR
+   * could read no more there than its text layer holds (an empty page, a lone page number).
+   */
+  drawsLittleText(n: number, glyphs: number): boolean {
+    return (
+      this.withPage(n, (page) => {
+        const { lib } = this;
+        const objects = lib.FPDFPage_CountObjects(page);
+        for (let i = 0; i < objects; i++) if (lib.FPDFPageObj_GetType(lib.FPDFPage_GetObject(page, i)) !== PAGEOBJ_TEXT) return false;
+        const textPage = lib.FPDFText_LoadPage(page);
+        if (!textPage) return false;
+        try {
+          return lib.FPDFText_CountChars(textPage) < glyphs;
+        } finally {
+          lib.FPDFText_ClosePage(textPage);
+        }
+      }) ?? false
+    );
   }
 
   /** Page `n` drawn on white at `scale` times 72 dpi, shrunk to stay under `maxPixels`; null when it cannot be drawn. */
