@@ -16,7 +16,7 @@ import { defaults } from "../src/config";
 // From source the cache directory is unused: native libraries load from node_modules.
 const OCR = ocrSettings({ ...defaults(), dataDir: "/nonexistent" });
 const NATIVES = nativePaths("/nonexistent");
-import { percentile, ROOT, startServer, table } from "./lib";
+import { percentile, ROOT, startServer, table, waitIdle } from "./lib";
 
 const CORPUS = join(ROOT, "../shared/corpus");
 const SAMPLES: [string, string][] = [
@@ -95,7 +95,7 @@ export async function parseBench(): Promise<string> {
  * (ragd_ingest_parse_duration_seconds: a process taken, the pages read, the chunks back), with one parse process against every free one reading page
  * ranges side by side, beside `pdftotext` on the same file; rounds alternate.
  */
-export async function pdfRangesBench(rounds = 3): Promise<string> {
+export async function pdfRangesBench(rounds = 4): Promise<string> {
   const path = join(CORPUS, "unstructured/pdf/DA-619p.pdf");
   const pages = 619;
   const bytes = readFileSync(path);
@@ -121,7 +121,9 @@ export async function pdfRangesBench(rounds = 3): Promise<string> {
           after = await parsed();
         }
         timed[k].push(after.sum - before.sum);
+        // its embedding stops at the end of the batch under way: the next parse gets both cores
         await client.files.delete(f.id);
+        await waitIdle(server.pid);
       }
       if (Bun.which("pdftotext")) {
         const t = performance.now();
@@ -136,15 +138,19 @@ export async function pdfRangesBench(rounds = 3): Promise<string> {
   const rate = (xs: number[]) => (xs.length ? (pages / med(xs)).toFixed(0) : "");
   const ref = timed.pdftotext.length ? pages / med(timed.pdftotext) : 0;
   const ratio = (xs: number[]) => (ref ? `${(pages / med(xs) / ref).toFixed(2)}x` : "");
+  // The first round meets parse processes that never read a PDF (PDFium compiled in each);
+  // later rounds meet the processes earlier PDFs left, as a server ingesting PDFs does.
+  const later = (xs: number[]) => (xs.length > 1 ? xs.slice(1) : xs);
+  const first = (xs: number[]) => (xs.length ? `${xs[0]!.toFixed(2)} (${ratio([xs[0]!])})` : "");
   return [
-    `DA-619p.pdf (${pages} pages) through the server's parse processes, parse and chunk time as /metrics reports it (median of ${rounds} alternating rounds):`,
+    `DA-619p.pdf (${pages} pages) through the server's parse processes, parse and chunk time as /metrics reports it (the first round, then the median of ${Math.max(1, rounds - 1)} more; rounds alternate, each on an idle server):`,
     "",
     table(
-      ["reader", "seconds", "pages/s", "against pdftotext"],
+      ["reader", "first round: s (against pdftotext)", "later rounds: seconds", "pages/s", "against pdftotext"],
       [
-        ["one parse process (`--ingest-concurrency 1`)", med(timed.one).toFixed(2), rate(timed.one), ratio(timed.one)],
-        [`page ranges over ${parallel} parse processes`, med(timed.all).toFixed(2), rate(timed.all), ratio(timed.all)],
-        ["pdftotext (poppler-utils)", timed.pdftotext.length ? med(timed.pdftotext).toFixed(2) : "not installed", ref ? ref.toFixed(0) : "", ""],
+        ["one parse process (`--ingest-concurrency 1`)", first(timed.one), med(later(timed.one)).toFixed(2), rate(later(timed.one)), ratio(later(timed.one))],
+        [`page ranges over ${parallel} parse processes`, first(timed.all), med(later(timed.all)).toFixed(2), rate(later(timed.all)), ratio(later(timed.all))],
+        ["pdftotext (poppler-utils)", "", timed.pdftotext.length ? med(timed.pdftotext).toFixed(2) : "not installed", ref ? ref.toFixed(0) : "", ""],
       ],
     ),
   ].join("\n");

@@ -43,6 +43,24 @@ export async function startServer(args: string[] = [], dataDir = mkdtempSync(joi
   };
 }
 
+/** Waits until process `pid` has used almost no CPU for 300 ms (a cancelled file's last embedding batch, say). */
+export async function waitIdle(pid: number, timeoutMs = 30_000) {
+  const ticks = () => {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime, the 14th and 15th fields of the line (11th and 12th after the name)
+    return Number(fields[11]) + Number(fields[12]);
+  };
+  const until = Date.now() + timeoutMs;
+  let last = ticks();
+  let quiet = 0;
+  while (quiet < 3 && Date.now() < until) {
+    await Bun.sleep(100);
+    const now = ticks();
+    quiet = now - last <= 1 ? quiet + 1 : 0;
+    last = now;
+  }
+}
+
 export const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;

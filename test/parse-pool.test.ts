@@ -1,8 +1,9 @@
-// Parse processes: formats read by our own code reuse theirs, any format a third-party library
-// reads gets a fresh process, a dead process is never reused, and a document past the memory
-// ceiling is stopped with that reason while the server (this test process) is untouched.
+// Parse processes: formats read by our own code and PDF (an engine instance per document) reuse
+// theirs, any other format a third-party library reads gets a fresh process, a dead process is
+// never reused, and a document past the memory ceiling is stopped with that reason while the
+// server (this test process) is untouched.
 import { afterAll, expect, test } from "bun:test";
-import { closeSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { MemoryExceeded, ParseProcessPool, residentBytes, type Outcome, type ParseProcess } from "../src/ingest/parse-pool";
 import { parseCommand } from "../src/ingest/parse-command";
@@ -38,7 +39,7 @@ function parse(p: ParseProcess, filename: string, bytes: Uint8Array | string): P
 }
 const formatOf = (o: Outcome) => (o instanceof Error || o.type !== "done" ? null : (o.format as Format));
 
-test("a process that read text serves the next file; one that read a PDF is killed", async () => {
+test("a process that read text or a PDF serves the next file; one that read a DOCX is killed", async () => {
   const a = pool.acquire();
   const first = await parse(a, "a.txt", "First file about granite quarries.");
   expect(formatOf(first)).toBe("text");
@@ -51,10 +52,16 @@ test("a process that read text serves the next file; one that read a PDF is kill
   const pdf = await parse(b, "report.pdf", await Bun.file(join(import.meta.dir, "fixtures/docs/report.pdf")).bytes());
   expect(formatOf(pdf)).toBe("pdf");
   pool.release(b, formatOf(pdf));
-  expect(await b.proc.exited).not.toBe(0);
   const c = pool.acquire();
-  expect(c).not.toBe(b);
-  pool.release(c, null);
+  expect(c).toBe(b);
+  const docx = await parse(c, "handbook.docx", await Bun.file(join(import.meta.dir, "fixtures/docs/handbook.docx")).bytes());
+  expect(formatOf(docx)).toBe("docx");
+  expect(JSON.stringify(docx)).not.toContain("basalt");
+  pool.release(c, formatOf(docx));
+  expect(await c.proc.exited).not.toBe(0);
+  const d = pool.acquire();
+  expect(d).not.toBe(c);
+  pool.release(d, null);
 });
 
 test("a process holding more memory than the reuse limit after its file is ended, not reused", async () => {
@@ -210,5 +217,38 @@ test("a stored file the parse process cannot read is the server's trouble, tried
     expect(out).toMatchObject({ type: "failed", code: "server_error", retry: true });
     expect((out as { message: string }).message).toStartWith("could not read the stored file: ");
     pool.release(p, null);
+  }
+});
+
+test("a range reader keeps its PDF open between ranges and lets go of it when told it is done", async () => {
+  const path = join(dir, "ranges.pdf");
+  writeFileSync(path, await Bun.file(join(import.meta.dir, "fixtures/docs/report.pdf")).bytes());
+  const p = pool.acquire();
+  const holds = () => readdirSync(`/proc/${p.proc.pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${p.proc.pid}/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  });
+  try {
+    const out = await new Promise<Outcome>((resolve) => {
+      p.handler = (m) => {
+        if (m instanceof Error || m.type !== "progress") resolve(m);
+      };
+      void pool.send(p, {
+        path, filename: "ranges.pdf", limits: DEFAULT_PARSE_LIMITS, chunking: resolveChunking({ type: "auto" }, 256), tokenizer: { kind: "approximate" },
+        ocr: ocrSettings({ ...defaults(), dataDir: "/nonexistent" }), natives: nativePaths("/nonexistent"), pages: { from: 1, to: 1 },
+      });
+    });
+    expect(out).toMatchObject({ type: "part" });
+    expect(holds()).toBe(true);
+    await pool.send(p, { close: true });
+    const until = Date.now() + 5_000;
+    while (holds() && Date.now() < until) await Bun.sleep(10);
+    expect(holds()).toBe(false);
+    pool.release(p, "pdf");
+  } finally {
+    rmSync(path, { force: true });
   }
 });

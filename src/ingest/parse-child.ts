@@ -39,6 +39,11 @@ export interface ChunkRequest {
   ocr: OcrSettings;
 }
 
+/** A range reader is done with the document: it drops what it kept open for the ranges (no reply). */
+export interface CloseRequest {
+  close: true;
+}
+
 export type ParseReply =
   | { type: "ready" }
   | { type: "progress"; message: string }
@@ -58,7 +63,8 @@ const reply = (m: ParseReply) => process.send!(m);
 // Enough of a file to tell its format (as the pipeline's own check).
 const HEAD_BYTES = 8192;
 
-async function handle(req: ParseRequest | ChunkRequest) {
+async function handle(req: ParseRequest | ChunkRequest | CloseRequest) {
+  if ("close" in req) return (await import("./parsers/pdf")).closeKeptPdf();
   if ("chunk" in req) return chunkParts(req);
   const { path, filename, limits, chunking, tokenizer, ocr, natives, pages } = req;
   let last = 0;
@@ -115,8 +121,13 @@ function failed(err: unknown) {
   reply(failure(err));
 }
 
-// One request at a time: the server sends the next only after an answer.
-process.on("message", (m: ParseRequest | ChunkRequest) => void handle(m));
+// One request at a time, in the order sent: the server sends the next only after an answer,
+// but a close needs none.
+let queue = Promise.resolve();
+process.on("message", (m: ParseRequest | ChunkRequest | CloseRequest) => {
+  // (handle answers a parse's own failure; a close that throws leaves nothing to answer)
+  queue = queue.then(() => handle(m)).catch(() => {});
+});
 // The server went away (it closed the channel, or died): nothing is left to parse for.
 process.on("disconnect", () => process.exit(0));
 reply({ type: "ready" });

@@ -140,9 +140,11 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
       // The file's own process reads on; another stops once other files wait for a slot.
       if ((p === first || !o.slots.othersWaiting()) && give(p)) return;
       if (p !== first) {
-        // Its ranges are read: the process (which ran PDFium) ends and its slot passes on.
+        // Its ranges are read: the process drops the document it kept open for them and goes
+        // back to the pool, and its slot passes on.
         readers.delete(p);
-        o.pool.discard(p);
+        void o.pool.send(p, { close: true });
+        o.pool.release(p, "pdf");
         extraSlots--;
         o.slots.give();
       }

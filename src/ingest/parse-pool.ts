@@ -3,15 +3,17 @@ import { readFileSync } from "node:fs";
 import { log } from "../util/log";
 import { formatSize } from "../util/size";
 import type { Format } from "./parsers/index";
-import type { ChunkRequest, ParseReply, ParseRequest } from "./parse-child";
+import type { ChunkRequest, CloseRequest, ParseReply, ParseRequest } from "./parse-child";
 
 /**
- * Formats read by this project's own code (CSV and TSV by papaparse in array mode, which keys
- * no object by file content), so nothing a crafted file does can outlive its parse: their
- * processes serve the next file. Every other format gets a process of its own, killed
- * afterwards; a fresh one is started at once so the next file does not wait for it.
+ * Formats whose reading cannot leave anything behind in the process, so it serves the next
+ * file: those read by this project's own code (CSV and TSV by papaparse in array mode, which
+ * keys no object by file content), and PDF, read by PDFium inside a WebAssembly instance of
+ * its own per document (parsers/pdfium.ts), whose memory goes with the document. Every other
+ * format gets a process of its own, killed afterwards; a fresh one is started at once so the
+ * next file does not wait for it.
  */
-const REUSABLE = new Set<Format>(["text", "markdown", "json", "code", "csv", "tsv", "srt", "vtt", "rtf"]);
+const REUSABLE = new Set<Format>(["text", "markdown", "json", "code", "csv", "tsv", "srt", "vtt", "rtf", "pdf"]);
 // Bounds what a long-lived process's heap can accumulate.
 const MAX_USES = 500;
 const IDLE_MS = 30_000;
@@ -72,7 +74,7 @@ export class ParseProcessPool {
   }
 
   /** Sends one document; the answer and the process's death come to `p.handler`. */
-  async send(p: ParseProcess, req: ParseRequest | ChunkRequest) {
+  async send(p: ParseProcess, req: ParseRequest | ChunkRequest | CloseRequest) {
     await p.ready;
     if (p.dead) {
       p.handler?.(new ParserDied("the parser exited before it was given the file"));
