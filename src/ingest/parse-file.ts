@@ -11,6 +11,9 @@ import { tooMuchText, type Block } from "./types";
 // A long PDF is read in ranges of this many pages by every parse process that is free (about
 // 0.15 s of pages each, which repays a process start and a load of the document).
 const PDF_PART_PAGES = 32;
+// Ranges a reader holds at once: it starts the next as soon as it sends one, instead of
+// waiting idle for the server to take the range and hand out another.
+const RANGES_AHEAD = 2;
 
 /** A run that failed and may succeed if tried again; `code` is recorded as its outcome meanwhile. */
 export class Transient extends Error {
@@ -51,8 +54,8 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
   const base = o.request;
   return new Promise((resolve, reject) => {
     const first = o.pool.acquire();
-    /** Processes reading this file, with the range each reads (null: none now). */
-    const readers = new Map<ParseProcess, { from: number; to: number; at: number } | null>([[first, null]]);
+    /** Processes reading this file, with the ranges each was sent, in order (the first is being read). */
+    const readers = new Map<ParseProcess, { from: number; to: number; at: number }[]>([[first, []]]);
     let extraSlots = 0;
     /** Processes that were given the file (a reader started ahead may never be). */
     const used = new Set<ParseProcess>([first]);
@@ -81,14 +84,14 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
     let split: { pages: number; next: number; parts: { blocks: Block[]; units: BlockUnit[][] }[]; left: number; read: number; scanned: number; ocrPages: number; chars: number } | null = null;
     const report = () => {
       let read = split!.read;
-      for (const r of readers.values()) if (r) read += r.at - r.from;
+      for (const r of readers.values()) if (r[0]) read += r[0].at - r[0].from;
       o.onProgress(`parsing page ${Math.max(1, Math.min(split!.pages, read))} of ${split!.pages}`);
     };
     const give = (p: ParseProcess): boolean => {
       if (!split || split.next > split.pages) return false;
       const range = { from: split.next, to: Math.min(split.pages, split.next + PDF_PART_PAGES - 1) };
       split.next = range.to + 1;
-      readers.set(p, { ...range, at: range.from });
+      readers.get(p)!.push({ ...range, at: range.from });
       used.add(p);
       void o.pool.send(p, { ...base, pages: range });
       return true;
@@ -96,17 +99,18 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
     const begin = (pages: number) => {
       const parts = Math.ceil(pages / PDF_PART_PAGES);
       split = { pages, next: PDF_PART_PAGES + 1, parts: new Array(parts), left: parts, read: 0, scanned: 0, ocrPages: 0, chars: 0 };
-      readers.set(first, { from: 1, to: PDF_PART_PAGES, at: 1 });
-      for (const [p, range] of readers) if (!range && !give(p)) break;
+      readers.set(first, [{ from: 1, to: PDF_PART_PAGES, at: 1 }]);
+      for (let ahead = 0; ahead < RANGES_AHEAD; ahead++) for (const [p, ranges] of readers) if (ranges.length === ahead) give(p);
       while (split.next <= pages && o.slots.take()) {
         extraSlots++;
-        give(addReader());
+        const p = addReader();
+        for (let ahead = 0; ahead < RANGES_AHEAD; ahead++) give(p);
       }
     };
     /** Readers started ahead that got no range go back unused, and their slots pass on. */
     const returnUnused = () => {
       for (const [q, r] of readers)
-        if (!r && !used.has(q)) {
+        if (!r.length && !used.has(q)) {
           readers.delete(q);
           o.pool.giveBack(q);
           extraSlots--;
@@ -116,11 +120,11 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
     const addReader = () => {
       const p = o.pool.acquire();
       p.handler = listen(p);
-      readers.set(p, null);
+      readers.set(p, []);
       return p;
     };
     const partDone = (p: ParseProcess, m: Extract<ParseReply, { type: "part" }>) => {
-      const range = readers.get(p);
+      const range = readers.get(p)?.shift();
       if (!split || !range) return settle(new Transient("the parser answered for a range it was not given"));
       // The whole text gathers here before it is chunked: the document's size limit applies
       // as the ranges arrive, not only in the process that chunks them.
@@ -135,10 +139,11 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
       split.scanned += m.scanned;
       split.ocrPages += m.ocrPages;
       metrics.pdfRange(p === first);
-      readers.set(p, null);
       report();
-      // The file's own process reads on; another stops once other files wait for a slot.
-      if ((p === first || !o.slots.othersWaiting()) && give(p)) return;
+      // The file's own process reads on; another stops taking ranges once other files wait
+      // for a slot, and leaves when it has read those it holds.
+      if (p === first || !o.slots.othersWaiting()) give(p);
+      if (readers.get(p)!.length) return;
       if (p !== first) {
         // Its ranges are read: the process drops the document it kept open for them and goes
         // back to the pool, and its slot passes on.
@@ -166,7 +171,7 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
       switch (m.type) {
         case "progress": {
           const page = split && /^parsing page (\d+) of/.exec(m.message);
-          const range = readers.get(p);
+          const range = readers.get(p)?.[0];
           if (!split) o.onProgress(m.message);
           else if (page && range) {
             range.at = Number(page[1]);

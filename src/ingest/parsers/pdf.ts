@@ -236,8 +236,13 @@ const SECTION_NUMBER = new RegExp(`^(${NUMBER_ON_PAGE})\\s+(?=\\S)`, "u");
 // Fewer letters and digits than this and the page is treated as having no text layer.
 const MIN_TEXT_LAYER = 20;
 
+// (counted up to the threshold only: a page's whole text need not be matched)
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/gu;
+
 function hasTextLayer(text: string): boolean {
-  return (text.match(/[\p{L}\p{N}]/gu)?.length ?? 0) >= MIN_TEXT_LAYER;
+  LETTER_OR_DIGIT.lastIndex = 0;
+  for (let n = 0; n < MIN_TEXT_LAYER; n++) if (!LETTER_OR_DIGIT.exec(text)) return false;
+  return true;
 }
 
 // Drawn so that a letter-size page is about 2000 pixels tall (about 180 dpi): small print
