@@ -5,6 +5,8 @@ import { Database } from "bun:sqlite";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI from "openai";
+import { Tiktoken } from "js-tiktoken/lite";
+import cl100kRanks from "js-tiktoken/ranks/cl100k_base";
 import { fixture } from "./helpers/docs";
 import { cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
 
@@ -282,6 +284,29 @@ describe("retrieval", () => {
     expect(typeof (await raw.json()).data[0].embedding).toBe("string");
     expect(await errorOf(client.embeddings.create({ model: "text-embedding-3-small", input: "x" }))).toMatchObject({ code: "model_not_found" });
     expect(await status(client.embeddings.create({ model: "default", input: [] }))).toBe(400);
+  });
+
+  test("token ids of cl100k_base (as LangChain's OpenAIEmbeddings sends its inputs) embed as the text they stand for", async () => {
+    // ids from js-tiktoken's encoder, an implementation apart from the server's decoder
+    const cl100k = new Tiktoken(cl100kRanks);
+    const texts = ["Parental leave is sixteen weeks.", "Ünïcödé façade — 東京 🚀"];
+    const [one, two] = texts.map((t) => cl100k.encode(t));
+    const asText = await client.embeddings.create({ model: "default", input: texts, encoding_format: "float" });
+    const asIds = await client.embeddings.create({ model: "default", input: [one!, two!], encoding_format: "float" });
+    expect(asIds.data.map((d) => d.index)).toEqual([0, 1]);
+    expect(asIds.data.map((d) => d.embedding)).toEqual(asText.data.map((d) => d.embedding));
+    expect(asIds.usage).toEqual(asText.usage);
+    // one list of ids is one input
+    const single = await client.embeddings.create({ model: "default", input: one!, encoding_format: "float" });
+    expect(single.data.map((d) => d.embedding)).toEqual([asText.data[0]!.embedding]);
+    // an id that is no text token is named, with where it is
+    const bad: [number[] | number[][], string][] = [[[...one!.slice(0, 2), 100257], "input[2]"], [[one!, [5, -1]], "input[1][1]"], [[[100_256]], "input[0][0]"]];
+    for (const [input, where] of bad) {
+      const err = await errorOf(client.embeddings.create({ model: "default", input }));
+      expect(err).toMatchObject({ type: "invalid_request_error", code: "invalid_value", param: "input" });
+      expect((err as { message: string }).message).toStartWith(`${where} is `);
+    }
+    expect(await status(client.embeddings.create({ model: "default", input: [[]] }))).toBe(400);
   });
 });
 

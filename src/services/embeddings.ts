@@ -31,11 +31,7 @@ export class EmbeddingsService {
     const format = body.encoding_format ?? "float";
     if (body.dimensions !== undefined && body.dimensions !== this.provider.model.dims)
       throw fail("invalid_value", `${this.provider.model.id} returns ${this.provider.model.dims} dimensions and cannot shorten them; omit 'dimensions'`, "dimensions");
-    const input = body.input;
-    if (typeof input !== "string" && input.some((t) => typeof t !== "string"))
-      throw fail("invalid_value", "this server embeds text; token-id arrays are not accepted for input", "input");
-    const texts = typeof input === "string" ? [input] : (input as string[]);
-    const { vectors, tokens } = await embedOrUnavailable(this.provider, texts);
+    const { vectors, tokens } = await embedOrUnavailable(this.provider, await inputTexts(body.input));
     const used = tokens.reduce((a, b) => a + b, 0);
     return {
       object: "list" as const,
@@ -48,6 +44,26 @@ export class EmbeddingsService {
       usage: { prompt_tokens: used, total_tokens: used },
     };
   }
+}
+
+/**
+ * The texts to embed. Token ids are cl100k_base's, as OpenAI's embedding models read them: a
+ * list of ids is one input, a list of such lists one input each.
+ */
+async function inputTexts(input: EmbeddingInput["input"]): Promise<string[]> {
+  if (typeof input === "string") return [input];
+  if (input.every((t) => typeof t === "string")) return input as string[];
+  const { decodeTokens, firstUnknownToken, LAST_TEXT_TOKEN } = await import("../embed/cl100k");
+  const nested = Array.isArray(input[0]);
+  const lists = nested ? (input as number[][]) : [input as number[]];
+  return lists.map((ids, i) => {
+    const bad = firstUnknownToken(ids);
+    if (bad >= 0) {
+      const where = nested ? `input[${i}][${bad}]` : `input[${bad}]`;
+      throw fail("invalid_value", `${where} is ${ids[bad]}, which is not a text token of cl100k_base (the tokenizer of OpenAI's embedding models, ids 0 to ${LAST_TEXT_TOKEN}); send the text instead`, "input");
+    }
+    return decodeTokens(ids);
+  });
 }
 
 const modelNotFound = (id: string) =>

@@ -15,7 +15,10 @@ export const CreateEmbeddingRequest = named(
           T.Array(T.Integer(), { minItems: 1, maxItems: MAX_INPUTS }),
           T.Array(T.Array(T.Integer(), { minItems: 1 }), { minItems: 1, maxItems: MAX_INPUTS }),
         ],
-        { description: "Text to embed: a string or a list of up to 2048 (token-id arrays are refused: this server embeds text)", error: `must be a non-empty string or a list of 1 to ${MAX_INPUTS} non-empty strings` },
+        {
+          description: "Text to embed: a string, a list of up to 2048, or token ids of cl100k_base (the tokenizer of OpenAI's embedding models; a list of ids is one input, a list of such lists one each), which are read back into their text",
+          error: `must be a non-empty string, a list of 1 to ${MAX_INPUTS} non-empty strings, a non-empty list of token ids, or a list of 1 to ${MAX_INPUTS} such lists`,
+        },
       ),
       model: T.String({ minLength: 1, description: "The id from GET /v1/models, or `default`" }),
       encoding_format: T.Optional(T.Union([T.Literal("float"), T.Literal("base64")], { default: "float" })),
