@@ -102,6 +102,9 @@ test("smoke: a PDF and an image are processed and found, a delete sticks, state 
     expect(scraped).toMatch(/ragd_ingest_documents_total\{outcome="processed"\} 3/);
     expect(scraped).toContain("process_resident_memory_bytes");
     expect((await fetch(`${s.url}/ready`)).status).toBe(200);
+    // token ids are read through a table the binary carries ("Hello world" in cl100k_base)
+    const [ids, text] = await Promise.all([[9906, 1917], "Hello world"].map((input) => s.client.embeddings.create({ model: "default", input, encoding_format: "float" })));
+    expect(ids!.data[0]!.embedding).toEqual(text!.data[0]!.embedding);
   } finally {
     await s.stop();
   }
