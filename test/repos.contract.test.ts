@@ -190,6 +190,18 @@ describe.each(IMPLEMENTATIONS)("$name", ({ name, open }) => {
       expect(await r.ingestion.job({ fileId: "file-b", cut: "auto" })).not.toBeNull();
     });
 
+    test("attached again, a file keeps its attributes unless the attach names some; a new one without any has none", async () => {
+      const { r } = await withStores();
+      const auto = { json: "{}", cut: "auto" };
+      await r.files.insert(row("file-b", "uploaded"), 0, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: '{"team":"x"}' }, { id: "file-b", attributes: null }], 0, auto, null, T);
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: null }], 0, auto, null, T);
+      expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ attributes: '{"team":"x"}' });
+      expect(await r.stores.getFile("vs_1", "file-b", 0)).toMatchObject({ attributes: "{}" });
+      await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, auto, { id: "vsfb_3" }, T);
+      expect(await r.stores.getFile("vs_1", "file-a", 0)).toMatchObject({ attributes: "{}", batchId: "vsfb_3" });
+    });
+
     test("removing a file takes its jobs, chunks and memberships with it", async () => {
       const { r, small } = await withStores();
       await r.stores.attach("vs_1", [{ id: "file-a", attributes: "{}" }], 0, small, null, T);

@@ -1,6 +1,6 @@
 // Vector store requests as OpenAI documents them, through the official SDK: a batch's `files`
 // each with their own attributes and chunking (the batch-wide ones ignored), a store's
-// `description`, and cancelling a batch that has already ended.
+// `description`, cancelling a batch that has already ended, and attaching a file again.
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -131,4 +131,19 @@ test("a write to an expired store's files leaves it expired", async () => {
   // cleaning it up does not bring it back
   await c.vectorStores.files.delete(f.id, { vector_store_id: store.id });
   expect(await c.vectorStores.retrieve(store.id)).toMatchObject({ status: "expired", last_active_at: lapsed.last_active_at });
+});
+
+test("a file attached again keeps its attributes unless the attach or batch names some", async () => {
+  const f = await upload("kept.txt", words("sedge", 20));
+  const store = await c.vectorStores.create({ name: "re-attach" });
+  await c.vectorStores.files.create(store.id, { file_id: f.id, attributes: { team: "blue", year: 2024 } });
+  const again = await c.vectorStores.files.create(store.id, { file_id: f.id });
+  expect(again.attributes).toEqual({ team: "blue", year: 2024 });
+  await c.vectorStores.fileBatches.createAndPoll(store.id, { file_ids: [f.id] });
+  expect((await c.vectorStores.files.retrieve(f.id, { vector_store_id: store.id })).attributes).toEqual({ team: "blue", year: 2024 });
+  // named, they replace the file's own
+  const replaced = await c.vectorStores.files.create(store.id, { file_id: f.id, attributes: { team: "red" } });
+  expect(replaced.attributes).toEqual({ team: "red" });
+  await c.vectorStores.fileBatches.createAndPoll(store.id, { files: [{ file_id: f.id, attributes: {} }] });
+  expect((await c.vectorStores.files.retrieve(f.id, { vector_store_id: store.id })).attributes).toEqual({});
 });

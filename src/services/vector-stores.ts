@@ -139,7 +139,8 @@ export class VectorStoresService {
   async attach(projectId: string, storeId: string, body: AttachInput) {
     const store = await this.store(projectId, storeId);
     await this.requireFiles(projectId, [body.file_id], "file_id");
-    const attributes = JSON.stringify(body.attributes ?? {});
+    // attached again without attributes, a file keeps those it has
+    const attributes = body.attributes === undefined ? null : JSON.stringify(body.attributes ?? {});
     const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
     const now = this.now();
     await this.deletedMeanwhile(() => this.stores.attach(store.id, [{ id: body.file_id, attributes }], now, chunking, null, Date.now()), projectId, storeId, [body.file_id], "file_id");
@@ -150,7 +151,7 @@ export class VectorStoresService {
     // other request had come after it (a 404 would say it never did).
     const row = await this.stores.getFile(store.id, body.file_id, this.now());
     return this.storeFileObject(
-      row ?? { storeId: store.id, fileId: body.file_id, createdAt: now, attributes, chunking: chunking.json, cut: chunking.cut, batchId: null, status: "in_progress", errorCode: null, error: null, usageBytes: 0 },
+      row ?? { storeId: store.id, fileId: body.file_id, createdAt: now, attributes: attributes ?? "{}", chunking: chunking.json, cut: chunking.cut, batchId: null, status: "in_progress", errorCode: null, error: null, usageBytes: 0 },
     );
   }
 
@@ -221,12 +222,13 @@ export class VectorStoresService {
     const storeDefault = JSON.parse(store.chunking) as ChunkingInput;
     // With `files`, each file carries its own attributes and chunking, and the batch-wide ones
     // are ignored (as OpenAI documents); a file named twice takes its last entry.
-    const members = new Map<string, { id: string; attributes: string; chunking?: Chunking }>();
+    const members = new Map<string, { id: string; attributes: string | null; chunking?: Chunking }>();
+    const attributesOf = (a: unknown) => (a === undefined ? null : JSON.stringify(a ?? {}));
     if (body.files)
       body.files.forEach((f, i) =>
-        members.set(f.file_id, { id: f.file_id, attributes: JSON.stringify(f.attributes ?? {}), chunking: this.chunking(f.chunking_strategy ?? storeDefault, `files[${i}].chunking_strategy`) }),
+        members.set(f.file_id, { id: f.file_id, attributes: attributesOf(f.attributes), chunking: this.chunking(f.chunking_strategy ?? storeDefault, `files[${i}].chunking_strategy`) }),
       );
-    else for (const id of body.file_ids!) members.set(id, { id, attributes: JSON.stringify(body.attributes ?? {}) });
+    else for (const id of body.file_ids!) members.set(id, { id, attributes: attributesOf(body.attributes) });
     const ids = [...members.keys()];
     await this.requireFiles(projectId, ids, body.files !== undefined ? "files" : "file_ids");
     const chunking = this.chunking(body.files ? storeDefault : (body.chunking_strategy ?? storeDefault));

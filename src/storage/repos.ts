@@ -343,8 +343,12 @@ export interface StoresRepo {
   remove(id: string): Promise<boolean>;
   fileCounts(storeId: string, now: number, batchId?: string): Promise<FileCounts>;
   usageBytes(storeId: string, now: number): Promise<number>;
-  /** Each file with its attributes (JSON) and, if it names one, its own chunking (else `chunking`); plain data, so a write can cross to another thread or process. */
-  attach(storeId: string, files: { id: string; attributes: string; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
+  /**
+   * Each file with its attributes (JSON; null: a file already in the store keeps its own, a new
+   * one has none) and, if it names one, its own chunking (else `chunking`); plain data, so a
+   * write can cross to another thread or process.
+   */
+  attach(storeId: string, files: { id: string; attributes: string | null; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
   getFile(storeId: string, fileId: string, now: number): Promise<StoreFileRow | null>;
   listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number): Promise<Page<StoreFileRow>>;
   fileSeq(storeId: string, fileId: string): Promise<number | null>;

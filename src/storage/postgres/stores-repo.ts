@@ -118,7 +118,7 @@ export class PgStoresRepo implements StoresRepo {
     return r!.n;
   }
 
-  async attach(storeId: string, files: { id: string; attributes: string; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
+  async attach(storeId: string, files: { id: string; attributes: string | null; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
     await this.db.tx(async (tx) => {
       await lockChunkLog(tx);
       if (batch) await tx.run(`INSERT INTO vector_store_file_batches (id, store_id, created_at) VALUES ($id, $storeId, $now)`, { id: batch.id, storeId, now: nowS });
@@ -206,11 +206,11 @@ async function memberIds(tx: Pg, where: string, params: Record<string, string>) 
   return (await tx.all<{ id: string }>(`SELECT file_id AS id FROM vector_store_files WHERE ${where}`, params)).map((r) => r.id);
 }
 
-async function attachOne(tx: Pg, storeId: string, fileId: string, nowS: number, attributes: string, chunking: Chunking, batchId: string | null, nowMs: number) {
-  // Attaching again updates the attributes and chunking and revives a cancelled membership.
+async function attachOne(tx: Pg, storeId: string, fileId: string, nowS: number, attributes: string | null, chunking: Chunking, batchId: string | null, nowMs: number) {
+  // Attaching again updates the attributes (when given) and chunking and revives a cancelled membership.
   await tx.run(
-    `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, cut, batch_id) VALUES ($storeId, $fileId, $now, $attributes, $chunking, $cut, $batchId)
-     ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = excluded.attributes, chunking = excluded.chunking, cut = excluded.cut, cancelled = 0,
+    `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, cut, batch_id) VALUES ($storeId, $fileId, $now, COALESCE($attributes::text, '{}'), $chunking, $cut, $batchId)
+     ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = COALESCE($attributes::text, vector_store_files.attributes), chunking = excluded.chunking, cut = excluded.cut, cancelled = 0,
        batch_id = COALESCE(excluded.batch_id, vector_store_files.batch_id)`,
     { storeId, fileId, now: nowS, attributes, chunking: chunking.json, cut: chunking.cut, batchId },
   );

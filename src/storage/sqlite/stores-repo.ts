@@ -181,20 +181,20 @@ export class SqliteStoresRepo implements StoresRepo {
     return expired.n <= members;
   }
 
-  private attachSync(storeId: string, fileId: string, nowS: number, attributes: string, chunking: Chunking, batchId: string | null, nowMs: number) {
-    // Attaching again updates the attributes and chunking and revives a cancelled membership;
-    // the caller prunes a chunk set no store uses any more.
+  private attachSync(storeId: string, fileId: string, nowS: number, attributes: string | null, chunking: Chunking, batchId: string | null, nowMs: number) {
+    // Attaching again updates the attributes (when given) and chunking and revives a cancelled
+    // membership; the caller prunes a chunk set no store uses any more.
     this.db
       .query(
-        `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, cut, batch_id) VALUES ($storeId, $fileId, $now, $attributes, $chunking, $cut, $batchId)
-         ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = excluded.attributes, chunking = excluded.chunking, cut = excluded.cut, cancelled = 0,
+        `INSERT INTO vector_store_files (store_id, file_id, created_at, attributes, chunking, cut, batch_id) VALUES ($storeId, $fileId, $now, COALESCE($attributes, '{}'), $chunking, $cut, $batchId)
+         ON CONFLICT (store_id, file_id) DO UPDATE SET attributes = COALESCE($attributes, attributes), chunking = excluded.chunking, cut = excluded.cut, cancelled = 0,
            batch_id = COALESCE(excluded.batch_id, batch_id)`,
       )
       .run({ storeId, fileId, now: nowS, attributes, chunking: chunking.json, cut: chunking.cut, batchId });
     ensureCut(this.db, fileId, chunking.cut, nowMs);
   }
 
-  async attach(storeId: string, files: { id: string; attributes: string; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
+  async attach(storeId: string, files: { id: string; attributes: string | null; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number) {
     this.db.transaction(() => {
       if (batch)
         this.db.query(`INSERT INTO vector_store_file_batches (id, store_id, created_at) VALUES ($id, $storeId, $now)`).run({ id: batch.id, storeId, now: nowS });
