@@ -481,6 +481,14 @@ describe("answers over a model server", () => {
     expect(answers.slice(1).every((m) => String(m.content).includes("max_tool_calls"))).toBe(true);
     expect(up.received[1]!.body.tools).toBeUndefined(); // no budget left: no search offered
 
+    // a budget past this server's own (20) is accepted and echoed; the searches stop at 20
+    up.reset();
+    up.script({ toolCalls: Array.from({ length: 21 }, (_, i) => call(`topic ${i}`)) }, { text: "Enough [1]." });
+    const wide = await c.responses.create({ input: "everything", max_tool_calls: 50, tools: [{ type: "file_search", vector_store_ids: [store] }] });
+    expect(wide.max_tool_calls).toBe(50);
+    expect(wide.output.filter((o) => o.type === "file_search_call")).toHaveLength(20);
+    expect(messagesOf(up, 1).filter((m) => m.role === "tool" && String(m.content).includes("max_tool_calls"))).toHaveLength(1);
+
     // a function name streamed in two pieces is announced whole
     up.reset();
     up.script({ toolCalls: [{ name: "get_weather", arguments: '{"city":"Bergen"}' }], splitName: true });

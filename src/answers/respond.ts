@@ -13,6 +13,8 @@ const MAX_QUERIES = 5;
 const MAX_QUERY_CHARS = 1_000;
 /** file_search calls a response may make when the request does not set max_tool_calls. */
 const DEFAULT_SEARCH_ROUNDS = 4;
+/** file_search calls one response makes at most, whatever max_tool_calls allows: each costs a search and a turn of the model. */
+const MOST_SEARCH_ROUNDS = 20;
 
 export interface FileSearchSpec {
   /** Runs one search over the request's stores; the hits come back best first. */
@@ -160,7 +162,7 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
   let next = Math.max(0, ...spec.cited.keys()) + 1;
   const usage = { input: 0, cached: 0, output: 0, reasoning: 0, reported: false };
   const fs = spec.toolChoice === "none" ? null : spec.fileSearch;
-  let searchesLeft = spec.maxToolCalls ?? DEFAULT_SEARCH_ROUNDS;
+  let searchesLeft = Math.min(spec.maxToolCalls ?? DEFAULT_SEARCH_ROUNDS, MOST_SEARCH_ROUNDS);
   let mode: "tool_call" | "user_input" | null = fs ? (spec.server.takesTools(spec.model) ? "tool_call" : "user_input") : null;
   let forced = true;
   // max_output_tokens bounds the whole response, every turn together: each turn may write

@@ -103,7 +103,7 @@ export const CreateResponse = named(
       temperature: T.Optional(Nullable(T.Number({ minimum: 0, maximum: 2 }))),
       top_p: T.Optional(Nullable(T.Number({ minimum: 0, maximum: 1 }))),
       max_output_tokens: T.Optional(Nullable(T.Integer({ minimum: 16 }))),
-      max_tool_calls: T.Optional(Nullable(T.Integer({ minimum: 0, maximum: 20, description: "file_search calls the model may make (default 4, at most 20)" }))),
+      max_tool_calls: T.Optional(Nullable(T.Integer({ minimum: 0, description: "file_search calls the model may make (default 4); calls past it, or past 20 whatever it says, are answered without a search" }))),
       metadata: T.Optional(Metadata),
       text: T.Optional(TextParam),
       parallel_tool_calls: T.Optional(Nullable(T.Boolean())),
