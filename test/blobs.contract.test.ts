@@ -122,6 +122,19 @@ describe.each(IMPLEMENTATIONS)("$name", (impl) => {
     await s.release("file-d");
   });
 
+  test("a local copy of a blob that is gone is BlobMissing", async () => {
+    const s = await impl.open();
+    const w = await s.create("file-g");
+    await w.write(bytes(1000));
+    await w.commit();
+    await s.delete("file-g");
+    const outcome = await s.localPath("file-g").then(
+      (p) => `a path: ${p}`,
+      (e) => (e instanceof BlobMissing && e.key === "file-g" ? "missing" : `failed: ${e}`),
+    );
+    expect(outcome).toBe("missing");
+  });
+
   test("the store is marked with its database and says whether it holds files", async () => {
     const s = await impl.open();
     expect(await s.owner()).toBeNull();

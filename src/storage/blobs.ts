@@ -19,6 +19,7 @@ export interface BlobStore {
   /**
    * A path on this machine holding the committed bytes, for parsers running in another
    * process; `release` says the caller is done with it (a store that copied it may drop it).
+   * BlobMissing when the key holds none.
    */
   localPath(key: string): Promise<string>;
   release(key: string): Promise<void>;
@@ -105,7 +106,9 @@ export class DiskBlobStore implements BlobStore {
 
   async localPath(key: string): Promise<string> {
     const { dir, file } = this.path(key);
-    return join(dir, file);
+    const path = join(dir, file);
+    if (!existsSync(path)) throw new BlobMissing(key);
+    return path;
   }
 
   async release(_key: string) {}

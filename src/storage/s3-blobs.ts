@@ -123,7 +123,7 @@ export class S3BlobStore implements BlobStore {
           await copy.commit();
         } catch (e) {
           await copy.abort();
-          throw e;
+          throw (e as { code?: unknown })?.code === "NoSuchKey" ? new BlobMissing(key) : e;
         }
       }
       return await this.local.localPath(key);
