@@ -62,8 +62,12 @@ function toErrorResponse(ctx: HttpContext, code: string | number, error: unknown
   switch (code) {
     case "NOT_FOUND":
       return errorResponse(fail("unknown_url", `Invalid URL (${request.method} ${url.pathname})`));
-    case "PARSE":
+    case "PARSE": {
+      // what our own body reader refused (too large, not UTF-8, cut off), as it said it
+      const cause = (error as { cause?: unknown })?.cause;
+      if (cause instanceof RagdError) return errorResponse(cause);
       return errorResponse(fail("invalid_body", "The request body could not be parsed. Send valid JSON with Content-Type: application/json."));
+    }
     case "VALIDATION":
       return errorResponse(fromValidation(error, request));
   }

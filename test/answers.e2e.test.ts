@@ -44,7 +44,7 @@ describe("answers over a model server", () => {
   const files: Record<string, string> = {};
 
   beforeAll(async () => {
-    up = await startUpstream({ models: [MODEL, "qwen2.5"] });
+    up = await startUpstream({ models: [MODEL, "qwen2.5", "meta-llama/Llama-3.1-8B"] });
     ragd = await startRagd({ args: ["--llm-url", up.url, "--llm-model", MODEL, "--llm-timeout", "2"] });
     c = ragd.client();
     files.policy = (await c.files.create({ file: await toFile(Buffer.from(POLICY), "leave-policy.txt"), purpose: "assistants" })).id;
@@ -357,6 +357,32 @@ describe("answers over a model server", () => {
     expect(limited.headers.get("retry-after")).toBe("7");
     expect((await limited.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
 
+    // the headers the SDKs read first come too
+    up.script({ status: 429, headers: { "retry-after-ms": "650", "x-ratelimit-remaining-requests": "0", "x-other": "no" }, body: { error: { message: "slow down" } } });
+    const limitedChat = await fetch(`${ragd.baseURL}/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }) });
+    expect([limitedChat.status, limitedChat.headers.get("retry-after-ms"), limitedChat.headers.get("x-ratelimit-remaining-requests"), limitedChat.headers.get("x-other")]).toEqual([429, "650", "0", null]);
+
+    // a 4xx in OpenAI's envelope keeps its own code and param: a client may act on them
+    up.script({ status: 400, body: { error: { message: "This model's maximum context length is 8192 tokens.", type: "invalid_request_error", param: "messages", code: "context_length_exceeded" } } });
+    const long = await failure(c.chat.completions.create({ messages: [{ role: "user", content: "hi" }] } as never));
+    expect(long).toMatchObject({ status: 400, code: "context_length_exceeded", param: "messages", type: "invalid_request_error" });
+    expect(long.error.message).toContain("maximum context length");
+    expect(specProblems("ErrorResponse", { error: long.error })).toEqual([]);
+
+    // ragd's key refused: a 502 the SDKs are told not to retry (the next try sends the same key)
+    up.script({ status: 401, body: { error: { message: "bad key" } } });
+    const keyed = await failure(ragd.client(undefined, { maxRetries: 2 }).chat.completions.create({ messages: [{ role: "user", content: "hi" }] } as never));
+    expect(keyed).toMatchObject({ status: 502, code: "model_server_unreachable" });
+    expect(keyed.headers.get("x-should-retry")).toBe("false");
+    expect(up.received).toHaveLength(4);
+
+    // the client's own tools refused by the model: a 400 quoting it, not a 500
+    up.script({ status: 400, body: { error: { message: "registry.ollama.ai/library/gemma:2b does not support tools", type: "invalid_request_error" } } });
+    const weather = { type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: {} } } };
+    const noTools = await failure(c.chat.completions.create({ messages: [{ role: "user", content: "weather?" }], tools: [weather] } as never));
+    expect(noTools).toMatchObject({ status: 400, code: "model_server_rejected", param: "tools" });
+    expect(noTools.error.message).toContain("does not support tools");
+
     up.script({ status: 503, body: { error: { message: "model loading" } } });
     const e502 = await c.chat.completions.create({ messages: [{ role: "user", content: "hi" }] } as never).catch((e) => e);
     expect(e502.status).toBe(502);
@@ -370,7 +396,7 @@ describe("answers over a model server", () => {
     expect(e504.error).toMatchObject({ type: "api_error", code: "model_server_timeout" });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
     // the silent request was dropped, not left open
-    await until(() => up.received[2]!.aborted, (a) => a);
+    await until(() => up.received.at(-1)!.aborted, (a) => a);
     expect(specProblems("ErrorResponse", { error: e504.error })).toEqual([]);
 
     // silence mid-stream: the stream ends with response.failed
@@ -445,6 +471,13 @@ describe("answers over a model server", () => {
     expect(ids).toContain(MODEL);
     expect(ids).toContain("qwen2.5"); // listed by the model server itself
     expect((await c.models.retrieve(MODEL)).owned_by).toBe("default");
+    // an id with a slash, as openai-python sends it (unescaped) and as the Node SDK does (escaped)
+    for (const path of ["meta-llama/Llama-3.1-8B", "meta-llama%2FLlama-3.1-8B"]) {
+      const r = await fetch(`${ragd.baseURL}/models/${path}`, { headers: { authorization: `Bearer ${ragd.key}` } });
+      expect({ status: r.status, id: ((await r.json()) as { id?: string }).id }).toEqual({ status: 200, id: "meta-llama/Llama-3.1-8B" });
+    }
+    expect((await c.models.retrieve("meta-llama/Llama-3.1-8B")).id).toBe("meta-llama/Llama-3.1-8B");
+    expect(await failure(c.models.retrieve("meta-llama/nope"))).toMatchObject({ status: 404, code: "model_not_found" });
   });
 
   test("background: queued at once, written behind the request, cancellable", async () => {
@@ -514,6 +547,21 @@ describe("answers over a model server", () => {
     expect(rejected).toMatchObject({ status: 400, code: "model_server_rejected" });
     await c.responses.create({ model: "strict-model", input: "x", tools: [{ type: "file_search", vector_store_ids: [store] }] });
     expect(up.received.at(-1)!.body.tools.map((t: any) => t.function.name)).toEqual(["file_search"]);
+  });
+
+  test("an image sent inline goes to the model past the 4 MB other bodies take; a body past its limit is told which", async () => {
+    // a phone photo as a data URL: about 6 MB of base64
+    const photo = `data:image/jpeg;base64,${Buffer.alloc(4_500_000, 7).toString("base64")}`;
+    up.script({ text: "A photo." });
+    const seen = await c.chat.completions.create({ messages: [{ role: "user", content: [{ type: "text", text: "what is this?" }, { type: "image_url", image_url: { url: photo } }] }] } as never);
+    expect((seen as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("A photo.");
+    expect(up.received[0]!.body.messages[0].content[1].image_url.url).toBe(photo);
+    const post = (path: string, body: string) => fetch(`${ragd.baseURL}${path}`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body });
+    const big = await post("/vector_stores", JSON.stringify({ name: "x", metadata: { k: "v".repeat(5_000_000) } }));
+    expect({ status: big.status, error: (await big.json()).error }).toMatchObject({ status: 400, error: { code: "invalid_body", message: "The JSON body is larger than the 4 MB this operation takes." } });
+    const huge = await post("/chat/completions", `{"messages":[{"role":"user","content":"${"x".repeat(51 * 1024 * 1024)}"}]}`);
+    expect({ status: huge.status, error: (await huge.json()).error }).toMatchObject({ status: 400, error: { code: "invalid_body", message: "The JSON body is larger than the 50 MB this operation takes." } });
+    expect(up.received).toHaveLength(1);
   });
 
   test("bad requests get the OpenAI envelope naming the field", async () => {

@@ -108,7 +108,8 @@ export function serve(handle: (r: Request) => Promise<Response>, o: EdgeOptions)
  * The request as the routes read it. Elysia finds the path by looking for the first "/" from
  * the 12th character of the URL, which cuts into the path when the Host is under four
  * characters ("http://kb/v1/files", a sidecar reached by a short service name): such a request
- * is re-addressed to a long host. Query arrays sent with brackets lose them.
+ * is re-addressed to a long host. Query arrays sent with brackets lose them. A model id with
+ * slashes (`meta-llama/Llama-3.1-8B`, as openai-python sends it, unescaped) is one segment.
  */
 function routable(request: Request): Request {
   let url = request.url;
@@ -118,7 +119,22 @@ function routable(request: Request): Request {
   const query = url.indexOf("?");
   const arrays = query >= 0 && BRACKETS.test(url.slice(query));
   if (arrays) url = withPlainArrayKeys(url, query);
-  return shortHost || arrays ? new Request(url, request) : request;
+  const model = modelPathWithSlashes(url);
+  if (model) url = model;
+  return shortHost || arrays || model ? new Request(url, request) : request;
+}
+
+const MODEL_PATH = "/v1/models/";
+
+/** `/v1/models/a/b` as `/v1/models/a%2Fb`; null for any other URL. */
+function modelPathWithSlashes(url: string): string | null {
+  const start = url.indexOf(MODEL_PATH, url.indexOf("//") + 2);
+  if (start < 0) return null;
+  const from = start + MODEL_PATH.length;
+  const end = url.indexOf("?", from) < 0 ? url.length : url.indexOf("?", from);
+  const id = url.slice(from, end);
+  if (!id.includes("/") || url.slice(url.indexOf("/", url.indexOf("//") + 2), start) !== "") return null;
+  return `${url.slice(0, from)}${id.replaceAll("/", "%2F")}${url.slice(end)}`;
 }
 
 // The SDKs send a query array as `include[]=a&include[]=b` (qs's "brackets" format), which

@@ -1,17 +1,20 @@
 import { fail, RagdError } from "../errors";
 import { bodyReceived } from "./edge";
 
-const MAX_JSON_BYTES = 4 * 1024 * 1024;
-const tooLarge = () => fail("invalid_body", `The JSON body is larger than ${MAX_JSON_BYTES / 1024 / 1024} MB.`);
+/** A JSON body's limit, unless its operation sets another (operation.ts `maxBodyBytes`). */
+export const MAX_JSON_BYTES = 4 * 1024 * 1024;
+/** Requests that may carry images inline (data URLs): OpenAI takes 50 MB of them in one. */
+export const MAX_BODY_WITH_IMAGES = 50 * 1024 * 1024;
+const tooLarge = (max: number) => fail("invalid_body", `The JSON body is larger than the ${max / 1024 / 1024} MB this operation takes.`);
 
 /**
- * The request's body as text, read within the limit. Bytes are counted as they arrive, so
+ * The request's body as text, read within `max` bytes. Bytes are counted as they arrive, so
  * a body without Content-Length (chunked) stops at the limit too.
  */
-export async function readBodyText(request: Request): Promise<string> {
+export async function readBodyText(request: Request, max = MAX_JSON_BYTES): Promise<string> {
   const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > MAX_JSON_BYTES) throw tooLarge();
-  const text = await readCapped(request, MAX_JSON_BYTES);
+  if (length > max) throw tooLarge(max);
+  const text = await readCapped(request, max);
   bodyReceived(request);
   return text;
 }
@@ -77,7 +80,7 @@ async function readCapped(request: Request, max: number): Promise<string> {
       size += value.length;
       if (size > max) {
         await reader.cancel().catch(() => {});
-        throw tooLarge();
+        throw tooLarge(max);
       }
       parts.push(value);
     }

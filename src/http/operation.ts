@@ -1,4 +1,5 @@
 import type { TSchema } from "@sinclair/typebox";
+import { MAX_JSON_BYTES } from "./json";
 import type { Tier } from "./rate-limit";
 
 /**
@@ -16,6 +17,8 @@ export interface Operation {
   query?: TSchema;
   /** A JSON body, read within the size limit and validated. */
   body?: TSchema;
+  /** The body's limit, where it is not json.ts's 4 MB (requests that carry images inline). */
+  maxBodyBytes?: number;
   /** A body the handler reads itself (a streamed upload), for the docs only. */
   multipart?: TSchema;
   /** The 200 response's JSON, or a content type and description for other bodies. */
@@ -34,7 +37,7 @@ export function route<const O extends Operation>(o: O) {
     params: o.params as Field<O, "params">,
     query: o.query as Field<O, "query">,
     body: o.body as Field<O, "body">,
-    jsonBody: o.body !== undefined,
+    jsonBody: o.body === undefined ? (false as const) : (o.maxBodyBytes ?? MAX_JSON_BYTES),
     parse: (o.multipart ? "none" : undefined) as "none" | undefined,
     auth: o.auth as O["auth"],
     detail: { operation: o as Operation } as Record<string, unknown>,

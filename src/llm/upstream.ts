@@ -33,7 +33,15 @@ export interface ChatUsage {
 export class Cancelled extends Error {}
 
 /** The model server refused the tools it was offered (a model or server without tool calls). */
-export class ToolsRefused extends Error {}
+export class ToolsRefused extends Error {
+  constructor(
+    message: string,
+    /** The refusal as a request that named the tools itself is answered (chat completions). */
+    readonly refusal: RagdError,
+  ) {
+    super(message);
+  }
+}
 
 const MODELS_TIMEOUT_MS = 2_000;
 const MODELS_CACHE_MS = 60_000;
@@ -122,8 +130,9 @@ export class ModelServer {
     const text = await readCapped(res, 64 * 1024)
       .catch(() => "")
       .finally(() => clearTimeout(cut));
-    if (refusesTools(body, res.status, text)) throw new ToolsRefused(text);
-    throw this.refusal(res.status, text, res.headers.get("retry-after"), String(body.model));
+    const refusal = this.refusal(res.status, text, res.headers, String(body.model));
+    if (refusesTools(body, res.status, text)) throw new ToolsRefused(text, new RagdError(refusal.code, refusal.message, refusal.param ?? "tools", refusal.headers, refusal.wireCode));
+    throw refusal;
   }
 
   /** The controller whose abort ends a response's body (see postUntimed). */
@@ -207,23 +216,41 @@ export class ModelServer {
     return fail("model_server_timeout", `The model server ${this.name} did not answer within ${Math.round(this.timeoutMs / 1000)} s (--llm-timeout).`);
   }
 
-  /** A non-2xx answer as the OpenAI envelope: 429 passed on, 5xx as 502, the server's own message quoted. */
-  private refusal(status: number, text: string, retryAfter: string | null, model: string): RagdError {
+  /**
+   * A non-2xx answer as the OpenAI envelope: 429 passed on with the headers that say when to
+   * come back, 5xx as 502, the server's own message quoted; a 4xx keeps the server's own
+   * `code` and `param` when its body is OpenAI's envelope (a client may act on
+   * `context_length_exceeded`).
+   */
+  private refusal(status: number, text: string, headers: Headers, model: string): RagdError {
     let message = text.slice(0, 2000);
+    let code: string | null = null;
+    let param: string | null = null;
     try {
-      const j = JSON.parse(text) as { error?: { message?: string } | string; message?: string; detail?: unknown };
+      const j = JSON.parse(text) as { error?: { message?: string; code?: unknown; param?: unknown } | string; message?: string; detail?: unknown };
       const m = typeof j.error === "string" ? j.error : (j.error?.message ?? j.message ?? (typeof j.detail === "string" ? j.detail : null));
       if (m) message = m;
+      if (typeof j.error === "object" && j.error) {
+        if (typeof j.error.code === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(j.error.code)) code = j.error.code;
+        if (typeof j.error.param === "string" && j.error.param.length <= 200) param = j.error.param;
+      }
     } catch {
       // not JSON: quote the text
     }
     const said = `The model server ${this.name} answered ${status}${message ? `: ${message}` : ""}`;
-    if (status === 429) return new RagdError("rate_limit_exceeded", said, null, retryAfter ? { "retry-after": retryAfter } : {});
-    if (status === 401 || status === 403) return fail("model_server_unreachable", `${said}. Check the key ragd sends it (--llm-api-key).`);
+    if (status === 429) {
+      const passed: Record<string, string> = {};
+      headers.forEach((v, k) => {
+        if (k === "retry-after" || k === "retry-after-ms" || k.startsWith("x-ratelimit-")) passed[k] = v;
+      });
+      return new RagdError("rate_limit_exceeded", said, null, passed);
+    }
+    // (another try sends the same key: the SDKs would retry a 502 twice for nothing)
+    if (status === 401 || status === 403) return new RagdError("model_server_unreachable", `${said}. Check the key ragd sends it (--llm-api-key).`, null, { "x-should-retry": "false" });
     if (status === 404) return fail("model_not_found", `${said}. Check that it serves the model '${model}' and that its URL ends in /v1.`, "model");
     if (status === 408 || status === 504) return fail("model_server_timeout", said);
     if (status >= 500) return fail("model_server_unreachable", said);
-    return fail("model_server_rejected", said);
+    return new RagdError("model_server_rejected", said, param, {}, code);
   }
 }
 

@@ -2,7 +2,7 @@ import { CITATION_RULE, formatSources, type Source } from "../answers/sources";
 import { fail, RagdError } from "../errors";
 import { textOf } from "../llm/chat";
 import { SSE_HEADERS, sseBytes } from "../llm/sse";
-import { Cancelled, type ModelServers } from "../llm/upstream";
+import { Cancelled, ToolsRefused, type ModelServers } from "../llm/upstream";
 import type { SearchInput, VectorStoresService } from "./vector-stores";
 
 // /v1/chat/completions: passed through to the model server (streamed or not), so a client
@@ -78,6 +78,8 @@ export class ChatService {
       return new Response(this.relay(server.chunks.bind(server), res, sources, abort, done), { headers: SSE_HEADERS });
     } catch (e) {
       if (e instanceof Cancelled && this.stopping) throw fail("shutting_down", "ragd is shutting down; send the request again once it is back.");
+      // the client's own tools: the model server's refusal of them is the answer
+      if (e instanceof ToolsRefused) throw e.refusal;
       throw e;
     } finally {
       if (!streaming) done();

@@ -33,12 +33,13 @@ export function contract(ctx: HttpContext) {
       },
       resolve: ({ request }: { request: Request }) => ({ principal: principals.get(request)! }),
     }),
-    jsonBody: (on: boolean) => ({
+    /** The body's size limit in bytes, or false for routes without a JSON body. */
+    jsonBody: (max: number | false) => ({
       // Elysia parses before any transform runs: the parser only reads the text (within the
       // limit), and JSON.parse happens after auth, so a bad key is told so first.
-      parse: on ? ({ request }: { request: Request }) => readBodyText(request) : undefined,
+      parse: max ? ({ request }: { request: Request }) => readBodyText(request, max) : undefined,
       transform(c: { body: unknown }) {
-        if (on) c.body = readJson(c.body as string);
+        if (max) c.body = readJson(c.body as string);
       },
     }),
   });

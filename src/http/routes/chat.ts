@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import type { HttpContext } from "../context";
+import { MAX_BODY_WITH_IMAGES } from "../json";
 import { route } from "../operation";
 import { contract } from "../plugins/contract";
 import { CreateChatCompletionRequest, CreateChatCompletionResponse } from "../schemas/chat";
@@ -13,6 +14,7 @@ export function chatRoutes(ctx: HttpContext) {
       summary: "Passed through to the model server; grounded in vector stores when asked (file_search) or configured (--chat-grounding)",
       auth: "requests",
       body: CreateChatCompletionRequest,
+      maxBodyBytes: MAX_BODY_WITH_IMAGES,
       response: CreateChatCompletionResponse,
       events: "With stream: true, the model server's chunks as it sends them, then [DONE]; the first chunk carries `sources` when ragd grounded the request",
       errors: [400, 404, 429, 502, 503, 504],
