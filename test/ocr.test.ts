@@ -9,7 +9,7 @@ import { DEFAULT_PARSE_LIMITS, ParseError, type ParseInput } from "../src/ingest
 import { ocrSettings } from "../src/server";
 import { nativePaths } from "../src/native/assets";
 import { NativeLoadError } from "../src/native/sharp";
-import { PDFDocument, StandardFonts } from "pdf-lib";
+import { PDFDocument, PDFName, StandardFonts } from "pdf-lib";
 import { defaults } from "../src/config";
 
 const IMAGES = join(import.meta.dir, "fixtures/images");
@@ -90,7 +90,7 @@ describe("OCR: scanned PDF pages", () => {
     expect(norm(doc.blocks.filter((b) => b.loc.page === 2).map((b) => b.text).join(" "))).toContain("maroon glacier");
   });
 
-  test("a page that draws only a few characters of text (a lone page number) is not read by OCR; a page with a picture is", async () => {
+  test("a blank page or a lone page number is not read by OCR; a picture, a short title, a stamp are", async () => {
     const doc = await PDFDocument.create();
     const font = await doc.embedFont(StandardFonts.Helvetica);
     doc.addPage([400, 300]).drawText("The first page has a text layer of its own, long enough to read.", { x: 10, y: 150, size: 8, font });
@@ -98,11 +98,18 @@ describe("OCR: scanned PDF pages", () => {
     doc.addPage([400, 300]);
     const img = await doc.embedPng(readFileSync(join(IMAGES, "whiteboard.png")));
     doc.addPage([1000, 248]).drawImage(img, { x: 0, y: 0, width: 1000, height: 248 });
+    // (its letters may be a font's own codes, which only OCR reads right)
+    doc.addPage([400, 300]).drawText("Annual Report", { x: 40, y: 150, size: 36, font });
+    // a stamp: an annotation whose appearance draws its words, on a page with no content
+    const words = doc.context.flateStream("BT /F1 28 Tf 10 20 Td (Approved by the harbour board) Tj ET", { Type: "XObject", Subtype: "Form", BBox: [0, 0, 580, 80], Resources: { Font: { F1: font.ref } } });
+    const stamp = doc.context.obj({ Type: "Annot", Subtype: "Stamp", Rect: [10, 60, 590, 140], F: 4, AP: { N: doc.context.register(words) } });
+    doc.addPage([600, 200]).node.set(PDFName.of("Annots"), doc.context.obj([doc.context.register(stamp)]));
     const path = join(tmpdir(), `ragd-little-text-${process.pid}.pdf`);
     writeFileSync(path, await doc.save());
     try {
       const read = await parse(path);
-      expect(read.progress.filter((m) => m.startsWith("OCR"))).toEqual(["OCR page 4 of 4"]);
+      expect(read.progress.filter((m) => m.startsWith("OCR"))).toEqual(["OCR page 4 of 6", "OCR page 5 of 6", "OCR page 6 of 6"]);
+      expect(norm(read.blocks.filter((b) => b.loc.page === 6).map((b) => b.text).join(" "))).toContain("harbour board");
       expect(read.blocks.filter((b) => b.loc.page === 2).map((b) => b.text)).toEqual(["5"]);
       expect(read.blocks.some((b) => b.loc.page === 3)).toBe(false);
       expect(read.blocks.filter((b) => b.loc.page === 4).length).toBeGreaterThan(0);

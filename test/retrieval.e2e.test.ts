@@ -307,6 +307,13 @@ describe("retrieval", () => {
       expect((err as { message: string }).message).toStartWith(`${where} is `);
     }
     expect(await status(client.embeddings.create({ model: "default", input: [[]] }))).toBe(400);
+    const said = async (input: unknown) => ((await errorOf(client.embeddings.create({ model: "default", input: input as number[] }))) as { message: string }).message;
+    expect(await said([1.5])).toStartWith("input[0] is 1.5, which is not a text token");
+    // one input takes 8191 ids, as OpenAI's models do (not the 2048 inputs a request takes)
+    const ids = Array.from({ length: 8191 }, (_, i) => 1000 + (i % 5000));
+    expect((await client.embeddings.create({ model: "default", input: ids })).data).toHaveLength(1);
+    expect(await said([...ids, 5])).toBe("input holds 8192 token ids; an input takes at most 8191, as OpenAI's embedding models do");
+    expect(await said(Array.from({ length: 37 }, () => ids))).toStartWith("input holds 303067 token ids in all; a request takes at most 300000");
   });
 });
 

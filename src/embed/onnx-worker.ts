@@ -123,6 +123,12 @@ function runPadded(tokens: number[][], width: number): { vectors: Float32Array; 
 }
 
 
+// No token covers this many characters: text past maxTokens of them cannot reach the model,
+// and tokenizing it (a 4 MB input, or token ids that decode to 80 MB) held the worker and
+// every embedding behind it for seconds.
+const MOST_CHARS_PER_TOKEN = 64;
+const readable = (t: string) => (t.length > cfg.maxTokens * MOST_CHARS_PER_TOKEN ? t.slice(0, cfg.maxTokens * MOST_CHARS_PER_TOKEN) : t);
+
 self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
   const msg = e.data;
   if (msg.type === "init") {
@@ -145,7 +151,7 @@ self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
     return;
   }
   try {
-    const tokens = msg.texts.map((t) => truncate(tokenizer.encode(t), cfg.maxTokens, cfg.keepLastToken));
+    const tokens = msg.texts.map((t) => truncate(tokenizer.encode(readable(t)), cfg.maxTokens, cfg.keepLastToken));
     const { vectors, dims } = run(tokens);
     const counts = tokens.map((t) => t.length);
     self.postMessage({ type: "result", id: msg.id, vectors, dims, tokens: counts } satisfies OnnxWorkerReply, [vectors.buffer]);

@@ -46,6 +46,9 @@ export class EmbeddingsService {
   }
 }
 
+const MOST_IDS_AN_INPUT = 8191;
+const MOST_IDS_A_REQUEST = 300_000;
+
 /**
  * The texts to embed. Token ids are cl100k_base's, as OpenAI's embedding models read them: a
  * list of ids is one input, a list of such lists one input each.
@@ -56,6 +59,14 @@ async function inputTexts(input: EmbeddingInput["input"]): Promise<string[]> {
   const { decodeTokens, firstUnknownToken, LAST_TEXT_TOKEN } = await import("../embed/cl100k");
   const nested = Array.isArray(input[0]);
   const lists = nested ? (input as number[][]) : [input as number[]];
+  // OpenAI's own bounds for its embedding models; a token decodes to as many as 128 bytes
+  let total = 0;
+  lists.forEach((ids, i) => {
+    if (ids.length > MOST_IDS_AN_INPUT)
+      throw fail("invalid_value", `${nested ? `input[${i}]` : "input"} holds ${ids.length} token ids; an input takes at most ${MOST_IDS_AN_INPUT}, as OpenAI's embedding models do`, "input");
+    total += ids.length;
+  });
+  if (total > MOST_IDS_A_REQUEST) throw fail("invalid_value", `input holds ${total} token ids in all; a request takes at most ${MOST_IDS_A_REQUEST}, as OpenAI's does. Send them in several requests.`, "input");
   return lists.map((ids, i) => {
     const bad = firstUnknownToken(ids);
     if (bad >= 0) {

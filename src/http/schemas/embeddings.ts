@@ -12,8 +12,9 @@ export const CreateEmbeddingRequest = named(
         [
           T.String({ minLength: 1 }),
           T.Array(T.String({ minLength: 1 }), { minItems: 1, maxItems: MAX_INPUTS }),
-          T.Array(T.Integer(), { minItems: 1, maxItems: MAX_INPUTS }),
-          T.Array(T.Array(T.Integer(), { minItems: 1 }), { minItems: 1, maxItems: MAX_INPUTS }),
+          // (ids are checked by the service, which names the one it does not take)
+          T.Array(T.Number(), { minItems: 1 }),
+          T.Array(T.Array(T.Number(), { minItems: 1 }), { minItems: 1, maxItems: MAX_INPUTS }),
         ],
         {
           description: "Text to embed: a string, a list of up to 2048, or token ids of cl100k_base (the tokenizer of OpenAI's embedding models; a list of ids is one input, a list of such lists one each), which are read back into their text",

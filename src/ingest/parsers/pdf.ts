@@ -60,9 +60,10 @@ export async function parsePdf(input: ParseInput): Promise<ParsedDocument> {
         continue;
       }
       // A page without a text layer (or with a stray page number only) is a scan, read by OCR
-      // unless it draws nothing a scan could hold.
+      // unless it draws nothing a scan could hold: a blank page, or one whose few characters
+      // read as a page number (a short title's letters may be a font's codes, which OCR reads).
       scanned++;
-      if (!input.ocr.enabled || doc.drawsLittleText(page, MIN_TEXT_LAYER)) {
+      if (!input.ocr.enabled || (PAGE_NUMBER_AT_MOST.test(text) && doc.drawsLittleText(page, MIN_TEXT_LAYER))) {
         if (text) blocks.push({ text, loc: loc(page), boundary: true });
         continue;
       }
@@ -235,6 +236,8 @@ const SECTION_NUMBER = new RegExp(`^(${NUMBER_ON_PAGE})\\s+(?=\\S)`, "u");
 
 // Fewer letters and digits than this and the page is treated as having no text layer.
 const MIN_TEXT_LAYER = 20;
+// Nothing, or digits and punctuation, or a roman numeral: what a page without content shows.
+const PAGE_NUMBER_AT_MOST = /^[\s\p{N}\p{P}]*$|^\s*[ivxlcdm]+\s*$/iu;
 
 // (counted up to the threshold only: a page's whole text need not be matched)
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/gu;

@@ -79,7 +79,10 @@ async function newEngine(): Promise<WrappedPdfiumModule> {
   let failed!: (e: unknown) => void;
   const failure = new Promise<never>((_, reject) => (failed = reject));
   const instantiateWasm = (imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void) => {
-    WebAssembly.instantiate(module, imports).then((instance) => done(instance, module), failed);
+    // (the catch also takes what the loader's own start-up throws inside `done`)
+    WebAssembly.instantiate(module, imports)
+      .then((instance) => done(instance, module))
+      .catch(failed);
     return {};
   };
   const lib = await Promise.race([init({ instantiateWasm } as Parameters<typeof init>[0]), failure]);
@@ -229,13 +232,15 @@ export class PdfDocument {
   }
 
   /**
-   * Whether page `n` draws nothing but text objects, fewer than `glyphs` characters in all: OCR
-   * could read no more there than its text layer holds (an empty page, a lone page number).
+   * Whether page `n` draws nothing but text objects, fewer than `glyphs` characters in all, and
+   * has no annotations (a stamp or a filled form field draws its own text): OCR could read no
+   * more there than its text layer holds (an empty page, a lone page number).
    */
   drawsLittleText(n: number, glyphs: number): boolean {
     return (
       this.withPage(n, (page) => {
         const { lib } = this;
+        if (lib.FPDFPage_GetAnnotCount(page) > 0) return false;
         const objects = lib.FPDFPage_CountObjects(page);
         for (let i = 0; i < objects; i++) if (lib.FPDFPageObj_GetType(lib.FPDFPage_GetObject(page, i)) !== PAGEOBJ_TEXT) return false;
         const textPage = lib.FPDFText_LoadPage(page);
