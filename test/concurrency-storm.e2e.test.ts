@@ -105,6 +105,7 @@ const genChunking = (r: Rng) => ({ type: "static" as const, static: { max_chunk_
 interface FileRec { id: string; proj: number; doc: Doc; done: number; deleteSends: number[]; /** When a delete's 2xx came. */ deletedAt?: number }
 interface StoreRec { id: string; proj: number; isDefault: boolean; deleteSends: number[]; deletedAt?: number }
 interface BatchRec { id: string; store: StoreRec; proj: number }
+/** `attrs` of an "add" without attributes is undefined: the pair keeps those it has ({} when new). */
 interface MemberEv { kind: "add" | "update" | "remove"; attrs?: Attrs; sent: number; done?: number; ok?: boolean; n?: number }
 type Obj = FileRec | StoreRec;
 
@@ -300,7 +301,8 @@ const attach: OpFn = async ({ n, proj, r, log, c }) => {
   const attrs = r.chance(0.6) ? genAttrs(r) : undefined;
   const chunking = r.chance(0.2) ? genChunking(r) : undefined;
   log.what = `${s.id} ${f.id} attrs=${JSON.stringify(attrs ?? null)}${chunking ? " static" : ""}`;
-  const e = ev(n, "add", attrs ?? {});
+  const e = ev(n, "add", attrs);
+  const before = finalMembership(w.evs(s, f).filter((x) => x !== e));
   const res = await membership([[s, f, e]], () =>
     rec.call(log, "vectorStores.files.create", () => c.vectorStores.files.create(s.id, { file_id: f.id, ...(attrs ? { attributes: attrs } : {}), ...(chunking ? { chunking_strategy: chunking } : {}) })),
   );
@@ -313,7 +315,9 @@ const attach: OpFn = async ({ n, proj, r, log, c }) => {
   }
   if (deletedBefore(s, res.sent) || deletedBefore(f, res.sent)) rec.problem(n, `attach answered 2xx though its store's or file's delete was answered before`);
   // (read back after the write: another write to the pair meanwhile may show in the answer)
-  if (res.value.id !== f.id || (!w.overlapped(s, f, e) && JSON.stringify(res.value.attributes) !== JSON.stringify(attrs ?? {}))) rec.problem(n, `attach answered ${JSON.stringify(res.value)}`);
+  // (without attributes, the pair keeps its own: known when the writes before it are)
+  const want = attrs ?? (before === "absent" || before === null ? {} : before);
+  if (res.value.id !== f.id || (!w.overlapped(s, f, e) && want !== undefined && JSON.stringify(res.value.attributes) !== JSON.stringify(want))) rec.problem(n, `attach answered ${JSON.stringify(res.value)}`);
 };
 
 const updateAttrs: OpFn = async ({ n, proj, r, log, c }) => {
@@ -345,7 +349,7 @@ const createBatch: OpFn = async ({ n, proj, r, log, c }) => {
   if (!s || !files.length) return;
   const perFile = r.chance(0.4);
   const shared = !perFile && r.chance(0.5) ? genAttrs(r) : undefined;
-  const attrs = files.map(() => (perFile ? genAttrs(r) : (shared ?? {})));
+  const attrs = files.map(() => (perFile ? genAttrs(r) : shared));
   const chunking = r.chance(0.2) ? genChunking(r) : undefined;
   log.what = `${s.id} [${ids(files)}] ${perFile ? "files" : "file_ids"}${chunking ? " static" : ""}`;
   const body = perFile ? { files: files.map((f, i) => ({ file_id: f.id, attributes: attrs[i] })) } : { file_ids: files.map((f) => f.id), ...(shared ? { attributes: shared } : {}) };
@@ -559,13 +563,19 @@ async function expect404(problems: string[], label: string, fn: () => Promise<un
 
 /**
  * A pair's final state when its last attach/update/detach succeeded and overlapped no other
- * event: the attributes it set (so listed with them), "absent" (detached), else undefined.
+ * event: the attributes it set (so listed with them), "absent" (detached), else undefined;
+ * null when nothing was ever written to it. An attach without attributes leaves the ones
+ * the writes before it left ({} for a new pair).
  */
-function finalMembership(evs: MemberEv[]): Attrs | "absent" | undefined {
-  if (!evs.length) return undefined;
+function finalMembership(evs: MemberEv[]): Attrs | "absent" | null | undefined {
+  if (!evs.length) return null;
   const last = evs.reduce((a, b) => (b.sent > a.sent ? b : a));
   if (!last.ok || evs.some((e) => e !== last && (e.done === undefined || e.done > last.sent))) return undefined;
-  return last.kind === "remove" ? "absent" : last.attrs;
+  if (last.kind === "remove") return "absent";
+  if (last.attrs !== undefined) return last.attrs;
+  // (failed writes before it changed nothing: a 404 attach wrote no membership)
+  const before = finalMembership(evs.filter((e) => e !== last && e.ok));
+  return before === null || before === "absent" ? {} : before;
 }
 
 const checked = { stores: 0, members: 0, searches: 0 };
@@ -622,7 +632,7 @@ async function checkProject(p: number, problems: string[]) {
       const want = finalMembership(w.evs(s, f));
       const m = byId.get(f.id);
       if (want === "absent" && m) problems.push(`${P}: ${f.id} is listed in ${s.id} after its detach`);
-      else if (want !== undefined && want !== "absent") {
+      else if (want !== undefined && want !== null && want !== "absent") {
         if (!m) problems.push(`${P}: ${f.id} is not listed in ${s.id}, though its last write (attach or update) succeeded`);
         else if (JSON.stringify(m.attributes) !== JSON.stringify(want)) problems.push(`${P}: ${f.id} in ${s.id} has attributes ${JSON.stringify(m.attributes)}, its last write set ${JSON.stringify(want)}`);
       }
