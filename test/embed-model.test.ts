@@ -6,6 +6,7 @@ import { openProvider, type EmbedConfig } from "../src/embed/index";
 import { hasVnni } from "../src/embed/cpu";
 import { OnnxProvider } from "../src/embed/onnx-provider";
 import { UnigramTokenizer } from "../src/embed/tokenizer";
+import { chunkBlocks } from "../src/ingest/chunker";
 import { nativePaths } from "../src/native/assets";
 import { ROOT, tempDir } from "./helpers/ragd";
 
@@ -97,6 +98,17 @@ test("a text's token count, summed from its words' kept counts, is what encoding
     }
   // twice: the second time every word's count is a kept one
   for (let pass = 0; pass < 2; pass++) for (const text of texts) if (t.count(text) !== t.encode(text).length) expect({ text, count: t.count(text) }).toEqual({ text, count: t.encode(text).length });
+  // the quick lower bound chunking uses never passes the count
+  for (const text of texts) if (t.atLeast(text) > t.count(text)) expect({ text, atLeast: t.atLeast(text) }).toEqual({ text, atLeast: t.count(text) });
+  expect(t.atLeast("two  spaces  between")).toBe(5);
+});
+
+test("chunks cut with the tokenizer's lower bound are those cut by counting every block whole", () => {
+  const t = new UnigramTokenizer(JSON.parse(readFileSync(join(ROOT, "models/dist/use-lite-vocab.json"), "utf8")));
+  const counting = { count: (s: string) => t.count(s) };
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const blocks = readme.split("\n\n").map((text, i) => ({ text, loc: { page: 1 + Math.floor(i / 10) }, boundary: i % 10 === 0 }));
+  for (const size of [{ max: 128, overlap: 32 }, { max: 40, overlap: 0 }]) expect(chunkBlocks(blocks, size, t)).toEqual(chunkBlocks(blocks, size, counting));
 });
 
 const MODELS = join(ROOT, "models/dist");

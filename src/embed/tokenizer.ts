@@ -4,6 +4,8 @@ export interface Tokenizer {
   /** Token ids of the whole text (no truncation). */
   encode(text: string): number[];
   count(text: string): number;
+  /** A lower bound of count(text) found without tokenizing, where there is one. */
+  atLeast?(text: string): number;
 }
 
 // "▁", SentencePiece's mark of a word's start
@@ -122,6 +124,17 @@ export class UnigramTokenizer implements Tokenizer {
     const ids: number[] = [];
     for (let at = n; at > 0; at = from[at]!) ids.push(idAt[at]!);
     return ids.reverse();
+  }
+
+  /**
+   * Every word (what lies between two spaces, as count() splits the text) is a token at least;
+   * NFKC turns other spaces into this one, never this one into none.
+   */
+  atLeast(text: string): number {
+    if (!this.wordsApart) return 0;
+    let spaces = 0;
+    for (let at = text.indexOf(" "); at >= 0; at = text.indexOf(" ", at + 1)) spaces++;
+    return text.length === 0 ? 0 : spaces + 1;
   }
 
   /**
