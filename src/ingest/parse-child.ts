@@ -13,7 +13,7 @@ import { blockUnits, chunkBlocks, type BlockUnit, type ChunkSize } from "./chunk
 import { dieWithParent, lowerPriority } from "./process-setup";
 import { chunkChecked, failure, tokenizerFor } from "./parse-inline";
 import { detectFromHead, parseDocument } from "./parsers/index";
-import { scansWithoutText, StoredFileError, type Block, type PageRange, type ParseLimits } from "./types";
+import { StoredFileError, type Block, type PageRange, type ParseLimits } from "./types";
 
 export interface ParseRequest {
   /** The stored file: a path the server made from a file id, never from user input. */
@@ -27,16 +27,6 @@ export interface ParseRequest {
   natives: NativePaths;
   /** A PDF's page range (see PageRange); other formats are read whole. */
   pages?: PageRange;
-}
-
-/** The chunks of a PDF whose ranges were read by several processes (their blocks in order). */
-export interface ChunkRequest {
-  /** `units`: each block's pieces as its range's process measured them. */
-  chunk: { blocks: Block[]; units: BlockUnit[][]; scanned: number };
-  limits: ParseLimits;
-  chunking: ChunkSize;
-  tokenizer: TokenizerSpec;
-  ocr: OcrSettings;
 }
 
 /** A range reader is done with the document: it drops what it kept open for the ranges (no reply). */
@@ -63,9 +53,8 @@ const reply = (m: ParseReply) => process.send!(m);
 // Enough of a file to tell its format (as the pipeline's own check).
 const HEAD_BYTES = 8192;
 
-async function handle(req: ParseRequest | ChunkRequest | CloseRequest) {
+async function handle(req: ParseRequest | CloseRequest) {
   if ("close" in req) return (await import("./parsers/pdf")).closeKeptPdf();
-  if ("chunk" in req) return chunkParts(req);
   const { path, filename, limits, chunking, tokenizer, ocr, natives, pages } = req;
   let last = 0;
   const progress = (message: string) => {
@@ -104,19 +93,6 @@ async function handle(req: ParseRequest | ChunkRequest | CloseRequest) {
 }
 
 
-async function chunkParts(req: ChunkRequest) {
-  try {
-    // the ranges are read: the document this process kept open for them is not needed now
-    await (await import("./parsers/pdf")).closeKeptPdf();
-    const { blocks, units, scanned } = req.chunk;
-    if (!blocks.length && scanned) throw scansWithoutText(req.ocr.enabled);
-    const { text, chunks } = chunkChecked(blocks, req.limits, req.chunking, await tokenizerFor(req.tokenizer), units);
-    reply({ type: "done", format: "pdf", text, chunks, ocrPages: 0 });
-  } catch (err) {
-    failed(err);
-  }
-}
-
 function failed(err: unknown) {
   reply(failure(err));
 }
@@ -124,7 +100,7 @@ function failed(err: unknown) {
 // One request at a time, in the order sent: the server sends the next only after an answer,
 // but a close needs none.
 let queue = Promise.resolve();
-process.on("message", (m: ParseRequest | ChunkRequest | CloseRequest) => {
+process.on("message", (m: ParseRequest | CloseRequest) => {
   // (handle answers a parse's own failure; a close that throws leaves nothing to answer)
   queue = queue.then(() => handle(m)).catch(() => {});
 });

@@ -6,7 +6,8 @@ import type { BlockUnit } from "./chunker";
 import type { ParseReply, ParseRequest } from "./parse-child";
 import { MemoryExceeded, type Outcome, type ParseProcess, type ParseProcessPool } from "./parse-pool";
 import type { Format } from "./parsers/index";
-import { tooMuchText, type Block } from "./types";
+import { chunkChecked, failure, tokenizerFor } from "./parse-inline";
+import { scansWithoutText, tooMuchText, type Block } from "./types";
 
 // A long PDF is read in ranges of this many pages by every parse process that is free (about
 // 0.15 s of pages each, which repays a process start and a load of the document).
@@ -14,6 +15,18 @@ const PDF_PART_PAGES = 32;
 // Ranges a reader holds at once: it starts the next as soon as it sends one, instead of
 // waiting idle for the server to take the range and hand out another.
 const RANGES_AHEAD = 2;
+
+/** The chunks of a PDF read in ranges, as a whole read would cut them (chunker.blockUnits). */
+async function chunkRanges(parts: { blocks: Block[]; units: BlockUnit[][] }[], scanned: number, base: Omit<ParseRequest, "pages">): Promise<Extract<ParseReply, { type: "done" | "failed" }>> {
+  try {
+    const blocks = parts.flatMap((x) => x.blocks);
+    if (!blocks.length && scanned) throw scansWithoutText(base.ocr.enabled);
+    const { text, chunks } = chunkChecked(blocks, base.limits, base.chunking, await tokenizerFor(base.tokenizer), parts.flatMap((x) => x.units));
+    return { type: "done", format: "pdf", text, chunks, ocrPages: 0 };
+  } catch (err) {
+    return failure(err);
+  }
+}
 
 /** A run that failed and may succeed if tried again; `code` is recorded as its outcome meanwhile. */
 export class Transient extends Error {
@@ -155,8 +168,13 @@ export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
       }
       returnUnused();
       if (split.left > 0) return;
+      // The chunks are cut here, over every range's blocks with the pieces their readers
+      // measured: sending them all to a parse process and its chunks back cost more of this
+      // thread's time (the JSON both ways) than cutting them.
       o.onProgress("chunking");
-      void o.pool.send(first, { chunk: { blocks: split.parts.flatMap((x) => x.blocks), units: split.parts.flatMap((x) => x.units), scanned: split.scanned }, limits: base.limits, chunking: base.chunking, tokenizer: base.tokenizer, ocr: base.ocr });
+      void o.pool.send(first, { close: true });
+      const { parts, scanned, ocrPages } = split;
+      void chunkRanges(parts, scanned, base).then((r) => settle(r.type === "done" ? { ...r, ocrPages } : r));
     };
     const listen = (p: ParseProcess) => (m: Outcome) => {
       if (m instanceof Error && !used.has(p)) {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { log } from "../util/log";
 import { formatSize } from "../util/size";
 import type { Format } from "./parsers/index";
-import type { ChunkRequest, CloseRequest, ParseReply, ParseRequest } from "./parse-child";
+import type { CloseRequest, ParseReply, ParseRequest } from "./parse-child";
 
 /**
  * Formats whose reading cannot leave anything behind in the process, so it serves the next
@@ -74,7 +74,7 @@ export class ParseProcessPool {
   }
 
   /** Sends one document; the answer and the process's death come to `p.handler`. */
-  async send(p: ParseProcess, req: ParseRequest | ChunkRequest | CloseRequest) {
+  async send(p: ParseProcess, req: ParseRequest | CloseRequest) {
     await p.ready;
     if (p.dead) {
       p.handler?.(new ParserDied("the parser exited before it was given the file"));
