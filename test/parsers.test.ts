@@ -348,6 +348,22 @@ describe("parsers", () => {
     expect(find(d.blocks, "Call the API.").loc.headings).toEqual(["Usage"]);
   });
 
+  test("Markdown and HTML: headings with closing #s; long runs of spaces inside a line are read in one pass", async () => {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const md = await parse("h.md", enc("# Title ##\n\n## C# \t\nbody\n\n#  \n"));
+    expect(md.blocks.map((b) => [b.text, b.loc.headings])).toEqual([["Title", ["Title"]], ["C", ["Title", "C"]], ["body", ["Title", "C"]]]);
+    // each of these held the event loop for tens of seconds (the test's time limit catches it
+    // when they end): a pattern tried every split of the spaces, in cubic or square time
+    const few = " ".repeat(5_000);
+    const heading = await parse("h.md", enc(`# a${few}b\n\nafter`));
+    expect(heading.blocks[0]!.text).toBe(`a${few}b`);
+    const many = " ".repeat(100_000);
+    const paragraph = await parse("p.md", enc(`a${many}b\n`));
+    expect(paragraph.blocks[0]!.text).toBe(`a${many}b`);
+    const pre = await parse("p.html", enc(`<html><body><pre>a${many}b</pre></body></html>`));
+    expect(pre.blocks[0]!.text).toBe(`a${many}b`);
+  }, 10_000);
+
   test("text, code and JSON: paragraphs with line ranges", async () => {
     expect((await parse("notes.txt")).blocks).toEqual([
       { text: "First paragraph line one.\nLine two.", loc: { lines: [1, 2] } },

@@ -36,7 +36,8 @@ export function htmlToBlocks(html: string, extra: Location = {}): { blocks: Bloc
 
   const loc = (): Location => ({ ...extra, ...headings.loc() });
   const flush = () => {
-    const t = pre ? text.replace(/^\n+|\s+$/g, "") : text.replace(/\s+/g, " ").trim();
+    // (trimEnd, not /\s+$/: that tries every run of spaces inside the text to its end)
+    const t = pre ? text.replace(/^\n+/, "").trimEnd() : text.replace(/\s+/g, " ").trim();
     text = "";
     if (!t) return;
     if (cells) {

@@ -17,7 +17,8 @@ export function textToBlocks(text: string, markdown: boolean): Block[] {
   let boundary = false;
 
   const flush = (end: number) => {
-    const t = buf.join("\n").replace(/\s+$/, "");
+    // (trimEnd, not /\s+$/: that tries every run of spaces inside the text to its end)
+    const t = buf.join("\n").trimEnd();
     if (t.trim()) {
       blocks.push({
         text: t.replace(/^\n+/, ""),
@@ -46,13 +47,13 @@ export function textToBlocks(text: string, markdown: boolean): Block[] {
           continue;
         }
       }
-      const h = fence === null ? /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line) : null;
+      const h = fence === null ? atxHeading(line) : null;
       if (h) {
         flush(i);
-        headings.enter(h[1]!.length, h[2]!);
+        headings.enter(h.level, h.title);
         boundary = true;
         start = i;
-        buf.push(h[2]!);
+        buf.push(h.title);
         flush(i + 1);
         continue;
       }
@@ -72,4 +73,22 @@ export async function parseText(input: ParseInput, format: string): Promise<Pars
   const text = decodeText(input.bytes);
   if (text.length > input.limits.maxTextChars) throw tooMuchText(input.limits.maxTextChars);
   return { format, blocks: textToBlocks(text, format === "markdown") };
+}
+
+const HEADING_OPENS = /^\s{0,3}(#{1,6})\s+/;
+
+/**
+ * A Markdown heading line ("## Title", "## Title ##"): its level and title, else null. Read in
+ * steps, not by one pattern: a lazy title followed by optional spaces and #s to the line's end
+ * tried every split of a long run of spaces (a 4 KB line held the server 15 s).
+ */
+function atxHeading(line: string): { level: number; title: string } | null {
+  const open = HEADING_OPENS.exec(line);
+  if (!open) return null;
+  let end = line.length;
+  const space = (c: number) => c === 0x20 || c === 0x09 || (c >= 0x0a && c <= 0x0d) || c === 0xa0 || c > 0x7f && /\s/.test(String.fromCharCode(c));
+  while (end > open[0].length && space(line.charCodeAt(end - 1))) end--;
+  while (end > open[0].length && line.charCodeAt(end - 1) === 0x23) end--;
+  while (end > open[0].length && space(line.charCodeAt(end - 1))) end--;
+  return { level: open[1]!.length, title: line.slice(open[0].length, end) };
 }
