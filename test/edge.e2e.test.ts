@@ -106,6 +106,29 @@ describe("edge", () => {
     expect(rss(ragd.proc.pid) - before).toBeLessThan(128 * 1024 * 1024);
   });
 
+  test("a JSON body from a client without a good key is not read: the 401 comes first", async () => {
+    for (const [path, headers] of [
+      ["/chat/completions", {}],
+      ["/responses", { authorization: "Bearer sk-wrong-key-0000" }],
+      ["/vector_stores", {}],
+    ] as [string, Record<string, string>][]) {
+      let sent = 0;
+      const chunk = new Uint8Array(1 << 20).fill(0x20);
+      // an endless body: the answer comes from a server that does not read it
+      const body = new ReadableStream<Uint8Array>({
+        pull(ctrl) {
+          sent += chunk.length;
+          if (sent > 512 * 1024 * 1024) return ctrl.close();
+          ctrl.enqueue(chunk);
+        },
+      });
+      const r = await fetch(`${ragd.baseURL}${path}`, { method: "POST", body, duplex: "half", headers: { ...headers, "content-type": "application/json" } } as RequestInit);
+      expect({ path, status: r.status, code: (await r.json()).error.code }).toMatchObject({ path, status: 401 });
+      expect(r.headers.get("www-authenticate")).toBe('Bearer realm="ragd"');
+      expect(sent).toBeLessThan(32 * 1024 * 1024);
+    }
+  });
+
   test("a client that goes silent mid-request is cut by the idle timeout; a slow answer is not", async () => {
     const port = Number(new URL(ragd.url).port);
     const started = Date.now();

@@ -37,7 +37,7 @@ export function route<const O extends Operation>(o: O) {
     params: o.params as Field<O, "params">,
     query: o.query as Field<O, "query">,
     body: o.body as Field<O, "body">,
-    jsonBody: o.body === undefined ? (false as const) : (o.maxBodyBytes ?? MAX_JSON_BYTES),
+    jsonBody: o.body === undefined ? (false as const) : { max: o.maxBodyBytes ?? MAX_JSON_BYTES, tier: o.auth as Tier | false },
     parse: (o.multipart ? "none" : undefined) as "none" | undefined,
     auth: o.auth as O["auth"],
     detail: { operation: o as Operation } as Record<string, unknown>,

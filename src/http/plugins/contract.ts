@@ -19,27 +19,42 @@ async function principal(ctx: HttpContext, request: Request, tier: Tier): Promis
   return p;
 }
 
+/** The request's principal, its key and rate limit checked once, by whichever hook asks first. */
+function principalOnce(ctx: HttpContext, request: Request, tier: Tier): Promise<Principal> {
+  let p = pending.get(request);
+  if (!p) pending.set(request, (p = principal(ctx, request, tier)));
+  return p;
+}
+const pending = new WeakMap<Request, Promise<Principal>>();
+
 /**
  * What a route's declaration asks for, in order: `auth` checks the key and its rate limit
- * before anything else is looked at; `jsonBody` turns the bounded body text into JSON; then
- * Elysia validates params, query and body against the route's schemas (failures become the
- * OpenAI envelope in app.ts), and the handler gets `principal`.
+ * before anything else is looked at (for a JSON body, before a byte of it is read);
+ * `jsonBody` turns the bounded body text into JSON; then Elysia validates params, query and
+ * body against the route's schemas (failures become the OpenAI envelope in app.ts), and the
+ * handler gets `principal`.
  */
 export function contract(ctx: HttpContext) {
   return new Elysia({ name: "ragd-contract" }).macro({
     auth: (tier: Tier | false) => ({
       async transform({ request }: { request: Request }) {
-        if (tier) principals.set(request, await principal(ctx, request, tier));
+        if (tier) principals.set(request, await principalOnce(ctx, request, tier));
       },
       resolve: ({ request }: { request: Request }) => ({ principal: principals.get(request)! }),
     }),
-    /** The body's size limit in bytes, or false for routes without a JSON body. */
-    jsonBody: (max: number | false) => ({
-      // Elysia parses before any transform runs: the parser only reads the text (within the
-      // limit), and JSON.parse happens after auth, so a bad key is told so first.
-      parse: max ? ({ request }: { request: Request }) => readBodyText(request, max) : undefined,
+    /** The body's size limit in bytes and the route's auth tier, or false for routes without a JSON body. */
+    jsonBody: (body: { max: number; tier: Tier | false } | false) => ({
+      // Elysia parses before any transform runs: the key is checked here first, so a client
+      // without one cannot make the server read 50 MB to be told so; the parser then only
+      // reads the text (within the limit), and JSON.parse happens in transform.
+      parse: body
+        ? async ({ request }: { request: Request }) => {
+            if (body.tier) await principalOnce(ctx, request, body.tier);
+            return readBodyText(request, body.max);
+          }
+        : undefined,
       transform(c: { body: unknown }) {
-        if (max) c.body = readJson(c.body as string);
+        if (body) c.body = readJson(c.body as string);
       },
     }),
   });
