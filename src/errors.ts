@@ -27,7 +27,7 @@ export const ERRORS = {
   invalid_value: bad("A parameter's value is outside what it accepts; `param` names it."),
   missing_required_parameter: bad("A required parameter is missing."),
   unknown_parameter: bad("The body has a parameter this operation does not take."),
-  invalid_body: bad("The body is not a JSON object, not UTF-8, or larger than its operation takes (4 MB; 50 MB for chat completions and responses, which may carry images)."),
+  invalid_body: bad("The body is not a JSON object, not UTF-8, or larger than its operation takes (4 MB; 50 MB for chat completions, which may carry images)."),
   invalid_content_type: bad("An upload that is not multipart/form-data."),
   invalid_multipart: bad("A malformed multipart body, or too many parts or fields."),
   missing_file: bad("An upload without a `file` part (an upload's part without its `data`)."),

@@ -558,11 +558,27 @@ describe("answers over a model server", () => {
     expect(up.received[0]!.body.messages[0].content[1].image_url.url).toBe(photo);
     const post = (path: string, body: string) => fetch(`${ragd.baseURL}${path}`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body });
     const big = await post("/vector_stores", JSON.stringify({ name: "x", metadata: { k: "v".repeat(5_000_000) } }));
-    expect({ status: big.status, error: (await big.json()).error }).toMatchObject({ status: 400, error: { code: "invalid_body", message: "The JSON body is larger than the 4 MB this operation takes." } });
+    const bigError = (await big.json()).error;
+    expect({ status: big.status, code: bigError.code }).toEqual({ status: 400, code: "invalid_body" });
+    expect(bigError.message).toStartWith("The JSON body is larger than the 4 MB this operation takes. Upload large files");
     const huge = await post("/chat/completions", `{"messages":[{"role":"user","content":"${"x".repeat(51 * 1024 * 1024)}"}]}`);
     expect({ status: huge.status, error: (await huge.json()).error }).toMatchObject({ status: 400, error: { code: "invalid_body", message: "The JSON body is larger than the 50 MB this operation takes." } });
     expect(up.received).toHaveLength(1);
   });
+
+  test("a conversation is read back up to 16M characters: past that, its next turn is refused, saying what to do", async () => {
+    const turn = "x".repeat(3_500_000);
+    let previous: string | undefined;
+    for (let i = 0; i < 5; i++) {
+      up.script({ text: `noted ${i}` });
+      previous = (await c.responses.create({ input: `${i} ${turn}`, ...(previous ? { previous_response_id: previous } : {}) })).id;
+    }
+    expect(up.received.at(-1)!.body.messages.length).toBeGreaterThan(8);
+    const refused = await failure(c.responses.create({ input: "one more", previous_response_id: previous! }));
+    expect(refused).toMatchObject({ status: 400, code: "invalid_value", param: "previous_response_id" });
+    expect(refused.error.message).toContain("start a new one");
+    expect(up.received).toHaveLength(5);
+  }, 60_000);
 
   test("bad requests get the OpenAI envelope naming the field", async () => {
     const bad = async (body: object) => {
@@ -622,6 +638,28 @@ describe("several model servers, tools off, and grounding every chat in the know
     const chat: any = await c.chat.completions.create({ model: "qwen2.5:7b", messages: [{ role: "user", content: "What about checked bags?" }] });
     expect(allText(messagesOf(up, 1))).toContain("one checked bag");
     expect(chat.sources[0]).toMatchObject({ file_id: f.id, filename: "travel.txt" });
+  });
+});
+
+describe("a model server out of reach, its URL holding a password", () => {
+  let ragd: Ragd;
+  beforeAll(async () => {
+    // (port 9 on loopback: nothing listens)
+    ragd = await startRagd({ args: ["--llm-url", "http://svc:S3cretPass@127.0.0.1:9/v1", "--llm-model", "m", "--llm-timeout", "2"] });
+  });
+  afterAll(async () => {
+    await ragd?.stop();
+    if (ragd) cleanup(ragd.dataDir);
+  });
+
+  test("the 502 names where it is, never the password", async () => {
+    const e = await failure(ragd.client(undefined, { maxRetries: 0 }).chat.completions.create({ messages: [{ role: "user", content: "hi" }] } as never));
+    expect(e).toMatchObject({ status: 502, code: "model_server_unreachable" });
+    expect(e.error.message).toContain("http://***@127.0.0.1:9/v1");
+    expect(e.error.message).not.toContain("S3cret");
+    const stored = await ragd.client(undefined, { maxRetries: 0 }).responses.create({ input: "hi", background: true });
+    const ended = await until(() => ragd.client().responses.retrieve(stored.id), (r) => r.status === "failed", 10_000);
+    expect(JSON.stringify(ended)).not.toContain("S3cret");
   });
 });
 

@@ -1,6 +1,7 @@
 import type { EmbeddingModel, EmbeddingProvider, Embeddings } from "./provider";
 import { EmbedError } from "./provider";
 import { normalizeRows } from "./normalize";
+import { withoutCredentials } from "../util/redact";
 import { loadTokenizer } from "./tokenizers";
 import type { Tokenizer } from "./tokenizer";
 
@@ -71,7 +72,7 @@ export class RemoteProvider implements EmbeddingProvider {
       }
       await Bun.sleep(500 * 2 ** attempt);
     }
-    throw new EmbedError(`the embeddings endpoint ${this.o.url} failed: ${last}`);
+    throw new EmbedError(`the embeddings endpoint ${withoutCredentials(this.o.url)} failed: ${last}`);
   }
 
   async close() {}

@@ -3,9 +3,14 @@ import { bodyReceived } from "./edge";
 
 /** A JSON body's limit, unless its operation sets another (operation.ts `maxBodyBytes`). */
 export const MAX_JSON_BYTES = 4 * 1024 * 1024;
-/** Requests that may carry images inline (data URLs): OpenAI takes 50 MB of them in one. */
+/**
+ * Chat completions, which may carry images inline (data URLs), as OpenAI takes 50 MB of them
+ * in one, and store nothing. A stored response keeps its input (three ways: the request, its
+ * items, the conversation), so its images come by file_id within the 4 MB.
+ */
 export const MAX_BODY_WITH_IMAGES = 50 * 1024 * 1024;
-const tooLarge = (max: number) => fail("invalid_body", `The JSON body is larger than the ${max / 1024 / 1024} MB this operation takes.`);
+const tooLarge = (max: number) =>
+  fail("invalid_body", `The JSON body is larger than the ${max / 1024 / 1024} MB this operation takes.${max < MAX_BODY_WITH_IMAGES ? " Upload large files (images with purpose 'vision') and name them by file_id." : ""}`);
 
 /**
  * The request's body as text, read within `max` bytes. Bytes are counted as they arrive, so

@@ -1,4 +1,5 @@
 import type { Config, UpstreamSetting } from "../config";
+import { withoutCredentials } from "../util/redact";
 import { fail, RagdError } from "../errors";
 import { log } from "../util/log";
 import { metrics } from "../metrics";
@@ -118,7 +119,7 @@ export class ModelServer {
     } catch (e) {
       if (signal.aborted) throw new Cancelled();
       if (timeout.signal.aborted) throw this.timedOut();
-      throw fail("model_server_unreachable", `The model server ${this.name} at ${this.url} cannot be reached: ${(e as Error).message}. Check --llm-url and that the server is running.`);
+      throw fail("model_server_unreachable", `The model server ${this.name} at ${withoutCredentials(this.url)} cannot be reached: ${(e as Error).message}. Check --llm-url and that the server is running.`);
     } finally {
       clearTimeout(timer);
     }

@@ -52,6 +52,9 @@ export interface ResponsesOptions {
 }
 
 const MAX_CHAIN = 1_000;
+// A conversation read back for its next turn: more than any model's window takes, and a bound
+// on what one request loads (a chain of turns with 4 MB inputs would load gigabytes).
+const MAX_HISTORY_CHARS = 16 * 1024 * 1024;
 const MAX_STORES = 10;
 const MAX_TEXT_FILE = 4 * 1024 * 1024;
 const MAX_IMAGE = 20 * 1024 * 1024;
@@ -563,8 +566,9 @@ export class ResponsesService {
    * resuming, finishes, instead of refusing.
    */
   private async history(projectId: string, previousId: string, waitFor: AbortSignal | null) {
-    const chain: ResponseRow[] = [];
+    const chain: Pick<ResponseRow, "context" | "sources">[] = [];
     let id: string | null = previousId;
+    let size = 0;
     while (id && chain.length < MAX_CHAIN) {
       let row: ResponseRow | null = isResponseId(id) ? await this.repo.get(projectId, id) : null;
       while (waitFor && !chain.length && row && !FINISHED.has(row.status) && !waitFor.aborted && !this.stopping) {
@@ -577,7 +581,11 @@ export class ResponsesService {
       }
       if (!chain.length && !FINISHED.has(row.status))
         throw fail("invalid_value", `Response ${previousId} is still ${row.status}; wait for it to finish before continuing its conversation.`, "previous_response_id");
-      chain.push(row);
+      // (only what the next turn needs is kept, and no more of it than a model could read)
+      size += row.context.length + row.sources.length;
+      if (size > MAX_HISTORY_CHARS)
+        throw fail("invalid_value", `The conversation before ${previousId} holds more than ${MAX_HISTORY_CHARS / 1024 / 1024}M characters, more than this server reads back; start a new one (without previous_response_id), or pass the turns that matter as input.`, "previous_response_id");
+      chain.push({ context: row.context, sources: row.sources });
       id = row.previousId;
     }
     chain.reverse();

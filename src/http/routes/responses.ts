@@ -1,6 +1,5 @@
 import { Elysia } from "elysia";
 import type { HttpContext } from "../context";
-import { MAX_BODY_WITH_IMAGES } from "../json";
 import { route } from "../operation";
 import { contract } from "../plugins/contract";
 import { CreateResponse, DeleteResponseResult, GetResponseQuery, InputItemsQuery, ResponseItemList, ResponseObject, ResponseParams } from "../schemas/responses";
@@ -20,7 +19,6 @@ export function responsesRoutes(ctx: HttpContext) {
       summary: "Answer from the model server, with file_search over the project's vector stores",
       auth: "requests",
       body: CreateResponse,
-      maxBodyBytes: MAX_BODY_WITH_IMAGES,
       response: ResponseObject,
       events: "With stream: true, the Responses API's server-sent events (response.created ... response.completed), each with sequence_number",
       errors: [400, 404, 429, 502, 503, 504],
