@@ -59,6 +59,14 @@ describe("create", () => {
     expect(e.message).toContain("Line 2");
     e = await apiError(client.files.create({ file: await text('{"a":1}\n[1,2]\n', "data.jsonl"), purpose: "evals" }));
     expect(e.message).toContain("Line 2 of the JSONL file is not a JSON object");
+    // lines of megabytes, across the pieces the upload arrives in, are counted as lines
+    const long = JSON.stringify({ text: "y".repeat(3_000_000) });
+    const ok = await client.files.create({ file: await text(`{"a":1}\n${long}\n${long}\n{"b":2}`, "long.jsonl"), purpose: "batch" });
+    expect(ok.status).toBe("processed");
+    e = await apiError(client.files.create({ file: await text(`{"a":1}\n${long}\n${long}x\n{"b":2}\n`, "long.jsonl"), purpose: "batch" }));
+    expect(e.message).toContain("Line 3 of the JSONL file is not valid JSON");
+    e = await apiError(client.files.create({ file: await text(`${long}\n\n${long}\n[0]`, "long.jsonl"), purpose: "batch" }));
+    expect(e.message).toContain("Line 4 of the JSONL file is not a JSON object");
   });
 
   test("vision takes images only", async () => {

@@ -494,14 +494,21 @@ async function checkJsonl(filename: string, purpose: string, w: BlobWriter) {
   };
   try {
     for await (const chunk of w.stream()) {
-      pending += decoder.decode(chunk, { stream: true });
-      let start = 0;
-      let nl: number;
-      while ((nl = pending.indexOf("\n", start)) >= 0) {
-        check(pending.slice(start, nl));
+      const text = decoder.decode(chunk, { stream: true });
+      // (a line's end is looked for in the new text only: a line of 100 MB was searched again
+      // from its start with each piece that arrived)
+      let nl = text.indexOf("\n");
+      if (nl < 0) {
+        pending += text;
+        continue;
+      }
+      check(pending + text.slice(0, nl));
+      let start = nl + 1;
+      while ((nl = text.indexOf("\n", start)) >= 0) {
+        check(text.slice(start, nl));
         start = nl + 1;
       }
-      pending = pending.slice(start);
+      pending = text.slice(start);
     }
     pending += decoder.decode();
   } catch (e) {
