@@ -63,9 +63,11 @@ function toErrorResponse(ctx: HttpContext, code: string | number, error: unknown
     case "NOT_FOUND":
       return errorResponse(fail("unknown_url", `Invalid URL (${request.method} ${url.pathname})`));
     case "PARSE": {
-      // what our own body reader refused (too large, not UTF-8, cut off), as it said it
+      // The parse step also checks the key (http/plugins/contract.ts): what it or our body
+      // reader threw is answered as itself (a 401, a body too large, a database out of reach,
+      // a fault of ours); only the JSON itself is the body's fault.
       const cause = (error as { cause?: unknown })?.cause;
-      if (cause instanceof RagdError) return errorResponse(cause);
+      if (cause !== undefined && !(cause instanceof SyntaxError)) return toErrorResponse(ctx, "UNKNOWN", cause, request);
       return errorResponse(fail("invalid_body", "The request body could not be parsed. Send valid JSON with Content-Type: application/json."));
     }
     case "VALIDATION":

@@ -558,16 +558,18 @@ describe("answers over a model server", () => {
     expect(up.received[0]!.body.messages[0].content[1].image_url.url).toBe(photo);
     const post = (path: string, body: string) => fetch(`${ragd.baseURL}${path}`, { method: "POST", headers: { authorization: `Bearer ${ragd.key}`, "content-type": "application/json" }, body });
     const big = await post("/vector_stores", JSON.stringify({ name: "x", metadata: { k: "v".repeat(5_000_000) } }));
-    const bigError = (await big.json()).error;
-    expect({ status: big.status, code: bigError.code }).toEqual({ status: 400, code: "invalid_body" });
-    expect(bigError.message).toStartWith("The JSON body is larger than the 4 MB this operation takes. Upload large files");
+    expect({ status: big.status, error: (await big.json()).error }).toMatchObject({ status: 400, error: { code: "invalid_body", message: "The JSON body is larger than the 4 MB this operation takes." } });
+    // a stored response keeps its input: its images come by file_id, as it says
+    const stored = await post("/responses", JSON.stringify({ input: [{ role: "user", content: [{ type: "input_image", image_url: photo }] }] }));
+    expect({ status: stored.status, error: (await stored.json()).error }).toMatchObject({ status: 400, error: { code: "invalid_body", message: "The JSON body is larger than the 4 MB this operation takes. Upload large files (images with purpose 'vision') and name them by file_id." } });
     const huge = await post("/chat/completions", `{"messages":[{"role":"user","content":"${"x".repeat(51 * 1024 * 1024)}"}]}`);
     expect({ status: huge.status, error: (await huge.json()).error }).toMatchObject({ status: 400, error: { code: "invalid_body", message: "The JSON body is larger than the 50 MB this operation takes." } });
     expect(up.received).toHaveLength(1);
   });
 
   test("a conversation is read back up to 16M characters: past that, its next turn is refused, saying what to do", async () => {
-    const turn = "x".repeat(3_500_000);
+    // (a turn is stored in about three times its input: the request, its items, the conversation)
+    const turn = "x".repeat(1_200_000);
     let previous: string | undefined;
     for (let i = 0; i < 5; i++) {
       up.script({ text: `noted ${i}` });

@@ -127,6 +127,9 @@ describe("edge", () => {
       expect(r.headers.get("www-authenticate")).toBe('Bearer realm="ragd"');
       expect(sent).toBeLessThan(32 * 1024 * 1024);
     }
+    // counted under their routes, as a GET's 401 is
+    const scraped = await (await fetch(`${ragd.url}/metrics`)).text();
+    for (const route of ["/v1/chat/completions", "/v1/responses", "/v1/vector_stores"]) expect(scraped).toMatch(new RegExp(`ragd_http_requests_total\\{[^}]*route="${route}"[^}]*status="401"`));
   });
 
   test("a client that goes silent mid-request is cut by the idle timeout; a slow answer is not", async () => {

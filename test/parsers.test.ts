@@ -8,6 +8,7 @@ import { strToU8, zipSync } from "fflate";
 import { PDFDocument, PDFHexString, PDFName, StandardFonts, type PDFPage, type PDFRef } from "pdf-lib";
 import { parseDocument } from "../src/ingest/parsers/index";
 import { cleanPageText } from "../src/ingest/parsers/pdf";
+import { withoutDoctype } from "../src/ingest/parsers/xml";
 import { PdfDocument } from "../src/ingest/parsers/pdfium";
 import { ocrSettings } from "../src/server";
 import { nativePaths } from "../src/native/assets";
@@ -362,6 +363,19 @@ describe("parsers", () => {
     expect(paragraph.blocks[0]!.text).toBe(`a${many}b`);
     const pre = await parse("p.html", enc(`<html><body><pre>a${many}b</pre></body></html>`));
     expect(pre.blocks[0]!.text).toBe(`a${many}b`);
+  }, 10_000);
+
+  test("PDF pages, RTF, subtitles and XML doctypes: runs of spaces, unclosed tags and doctypes are read in one pass", async () => {
+    const many = " ".repeat(200_000);
+    expect(cleanPageText(`a${many}b \r\nc`)).toBe(`a${many}b\nc`);
+    const rtf = await parse("r.rtf", new TextEncoder().encode(`{\\rtf1\\ansi a${many}b \\par c}`));
+    expect(rtf.blocks.map((b) => b.text).join("\n")).toContain(`a${many}b\nc`);
+    const srt = await parse("s.srt", new TextEncoder().encode(`1\n00:00:01,000 --> 00:00:02,000\n${"<".repeat(100_000)}x <i>kept</i> {\\an8}too\n`));
+    expect(srt.blocks[0]!.text).toEndWith("x kept too");
+    const doctypes = "<!DOCTYPE x [".repeat(60_000);
+    const xml = withoutDoctype(`<?xml version="1.0"?>${doctypes}<a>text</a>`);
+    expect(xml.text).toEndWith("<a>text</a>");
+    expect(withoutDoctype(`<!DOCTYPE d [ <!ENTITY co "Acme"> ]><a>&co;</a>`)).toEqual({ text: "<a>&co;</a>", entities: new Map([["co", "Acme"]]) });
   }, 10_000);
 
   test("text, code and JSON: paragraphs with line ranges", async () => {

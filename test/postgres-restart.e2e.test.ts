@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
 import { migrateDatabase } from "../src/storage/postgres";
 import { privatePostgresMissing, startPrivatePostgres, type PrivatePostgres } from "./helpers/postgres";
-import { cleanup, startRagd, type Ragd } from "./helpers/ragd";
+import { cleanup, runCli, startRagd, type Ragd } from "./helpers/ragd";
 
 const missing = privatePostgresMissing();
 if (missing) console.warn(`skipping the PostgreSQL restart test: ${missing}`);
@@ -29,6 +29,24 @@ describe.skipIf(missing !== null)("PostgreSQL restarts", () => {
     await migrateDatabase(url);
     ragd = await startRagd({ args: ["--database-url", url] });
     const client = ragd.client(undefined, { maxRetries: 0 });
+    // a key of the database (the environment's is checked without it), for JSON requests whose
+    // key is looked up while the database restarts
+    const made = runCli(["keys", "create", "--project", "restart", "--database-url", url]);
+    expect(made.code).toBe(0);
+    const keyed = ragd.client(made.stdout.trim(), { maxRetries: 0 });
+    const jsonRefused: { status: number; code: string | null }[] = [];
+    let uploadsDone = false;
+    const jsonWorker = async () => {
+      while (!uploadsDone) {
+        try {
+          await keyed.vectorStores.create({ name: "during the restart" });
+        } catch (e) {
+          const err = e as { status?: number; error?: { code?: string } };
+          jsonRefused.push({ status: err.status ?? 0, code: err.error?.code ?? null });
+          await Bun.sleep(100);
+        }
+      }
+    };
 
     const acknowledged = new Map<string, string>();
     const refused: { status: number; code: string | null }[] = [];
@@ -52,8 +70,14 @@ describe.skipIf(missing !== null)("PostgreSQL restarts", () => {
         }
       }
     };
+    const json = Promise.all([jsonWorker(), jsonWorker()]);
     await Promise.all(Array.from({ length: 6 }, worker));
+    uploadsDone = true;
+    await json;
     expect(restarted).toBe(true);
+    // a JSON request's key checked before its body is read: a database out of reach is a 503 there too
+    expect(jsonRefused.length).toBeGreaterThan(0);
+    for (const r of jsonRefused) expect(r).toEqual({ status: 503, code: "database_unavailable" });
     // The restart met requests in flight (else this test would prove nothing).
     expect(refused.length).toBeGreaterThan(0);
     // Refusals are the retryable kind, never a fault of the server.

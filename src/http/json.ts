@@ -9,17 +9,16 @@ export const MAX_JSON_BYTES = 4 * 1024 * 1024;
  * items, the conversation), so its images come by file_id within the 4 MB.
  */
 export const MAX_BODY_WITH_IMAGES = 50 * 1024 * 1024;
-const tooLarge = (max: number) =>
-  fail("invalid_body", `The JSON body is larger than the ${max / 1024 / 1024} MB this operation takes.${max < MAX_BODY_WITH_IMAGES ? " Upload large files (images with purpose 'vision') and name them by file_id." : ""}`);
+const tooLarge = (max: number, hint?: string) => fail("invalid_body", `The JSON body is larger than the ${max / 1024 / 1024} MB this operation takes.${hint ? ` ${hint}` : ""}`);
 
 /**
  * The request's body as text, read within `max` bytes. Bytes are counted as they arrive, so
  * a body without Content-Length (chunked) stops at the limit too.
  */
-export async function readBodyText(request: Request, max = MAX_JSON_BYTES): Promise<string> {
+export async function readBodyText(request: Request, max = MAX_JSON_BYTES, hint?: string): Promise<string> {
   const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > max) throw tooLarge(max);
-  const text = await readCapped(request, max);
+  if (length > max) throw tooLarge(max, hint);
+  const text = await readCapped(request, max, hint);
   bodyReceived(request);
   return text;
 }
@@ -73,7 +72,7 @@ function hasProtoKey(v: unknown): boolean {
   return Object.hasOwn(v, "__proto__") || Object.values(v).some(hasProtoKey);
 }
 
-async function readCapped(request: Request, max: number): Promise<string> {
+async function readCapped(request: Request, max: number, hint?: string): Promise<string> {
   if (!request.body) return "";
   const reader = request.body.getReader();
   const parts: Uint8Array[] = [];
@@ -85,7 +84,7 @@ async function readCapped(request: Request, max: number): Promise<string> {
       size += value.length;
       if (size > max) {
         await reader.cancel().catch(() => {});
-        throw tooLarge(max);
+        throw tooLarge(max, hint);
       }
       parts.push(value);
     }

@@ -19,6 +19,8 @@ export interface Operation {
   body?: TSchema;
   /** The body's limit, where it is not json.ts's 4 MB (requests that carry images inline). */
   maxBodyBytes?: number;
+  /** What to do instead, told to a client whose body is past the limit. */
+  tooLarge?: string;
   /** A body the handler reads itself (a streamed upload), for the docs only. */
   multipart?: TSchema;
   /** The 200 response's JSON, or a content type and description for other bodies. */
@@ -37,7 +39,7 @@ export function route<const O extends Operation>(o: O) {
     params: o.params as Field<O, "params">,
     query: o.query as Field<O, "query">,
     body: o.body as Field<O, "body">,
-    jsonBody: o.body === undefined ? (false as const) : { max: o.maxBodyBytes ?? MAX_JSON_BYTES, tier: o.auth as Tier | false },
+    jsonBody: o.body === undefined ? (false as const) : { max: o.maxBodyBytes ?? MAX_JSON_BYTES, tier: o.auth as Tier | false, tooLarge: o.tooLarge },
     parse: (o.multipart ? "none" : undefined) as "none" | undefined,
     auth: o.auth as O["auth"],
     detail: { operation: o as Operation } as Record<string, unknown>,

@@ -581,10 +581,11 @@ export class ResponsesService {
       }
       if (!chain.length && !FINISHED.has(row.status))
         throw fail("invalid_value", `Response ${previousId} is still ${row.status}; wait for it to finish before continuing its conversation.`, "previous_response_id");
-      // (only what the next turn needs is kept, and no more of it than a model could read)
-      size += row.context.length + row.sources.length;
+      // (only what the next turn needs is kept; every column read counts, so a chain of turns
+      // with large instructions, kept outside the conversation, cannot make one request load more)
+      size += row.context.length + row.sources.length + row.request.length + row.object.length + row.inputItems.length;
       if (size > MAX_HISTORY_CHARS)
-        throw fail("invalid_value", `The conversation before ${previousId} holds more than ${MAX_HISTORY_CHARS / 1024 / 1024}M characters, more than this server reads back; start a new one (without previous_response_id), or pass the turns that matter as input.`, "previous_response_id");
+        throw fail("invalid_value", `The conversation before ${previousId} is stored in more than ${MAX_HISTORY_CHARS / 1024 / 1024}M characters, more than this server reads back; start a new one (without previous_response_id), or pass the turns that matter as input.`, "previous_response_id");
       chain.push({ context: row.context, sources: row.sources });
       id = row.previousId;
     }

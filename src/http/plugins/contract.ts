@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import { RagdError } from "../../errors";
 import { authenticate } from "../auth";
+import { routeMatched } from "../edge";
 import type { HttpContext } from "../context";
 import { readJson, readBodyText } from "../json";
 import type { Tier } from "../rate-limit";
@@ -42,15 +43,17 @@ export function contract(ctx: HttpContext) {
       },
       resolve: ({ request }: { request: Request }) => ({ principal: principals.get(request)! }),
     }),
-    /** The body's size limit in bytes and the route's auth tier, or false for routes without a JSON body. */
-    jsonBody: (body: { max: number; tier: Tier | false } | false) => ({
+    /** The body's size limit in bytes (and what to do past it), the route's auth tier; false for routes without a JSON body. */
+    jsonBody: (body: { max: number; tier: Tier | false; tooLarge?: string } | false) => ({
       // Elysia parses before any transform runs: the key is checked here first, so a client
       // without one cannot make the server read 50 MB to be told so; the parser then only
       // reads the text (within the limit), and JSON.parse happens in transform.
       parse: body
-        ? async ({ request }: { request: Request }) => {
+        ? async ({ request, route }: { request: Request; route: string }) => {
+            // (the global transform that notes the route for /metrics comes after a refusal here)
+            routeMatched(request, route);
             if (body.tier) await principalOnce(ctx, request, body.tier);
-            return readBodyText(request, body.max);
+            return readBodyText(request, body.max, body.tooLarge);
           }
         : undefined,
       transform(c: { body: unknown }) {

@@ -19,6 +19,7 @@ export function responsesRoutes(ctx: HttpContext) {
       summary: "Answer from the model server, with file_search over the project's vector stores",
       auth: "requests",
       body: CreateResponse,
+      tooLarge: "Upload large files (images with purpose 'vision') and name them by file_id.",
       response: ResponseObject,
       events: "With stream: true, the Responses API's server-sent events (response.created ... response.completed), each with sequence_number",
       errors: [400, 404, 429, 502, 503, 504],

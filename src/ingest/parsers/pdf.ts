@@ -103,7 +103,9 @@ export function cleanPageText(raw: string): string {
     .replace(/(\p{L})[\uFFFE\u0002](\p{Ll})/gu, "$1$2")
     .replace(/[\uFFFE\u0002]/g, "-")
     .replace(/(\p{Ll})-\n(\p{Ll})/gu, "$1$2")
-    .replace(/[ \t]+\n/g, "\n")
+    // (a run of spaces is matched from its start only: tried from every space of a long run
+    // that no line break ends, the pattern took time in the square of its length)
+    .replace(/(?<![ \t])[ \t]+\n/g, "\n")
     .trim();
 }
 

@@ -120,6 +120,7 @@ export function rtfToText(rtf: string): string {
 export async function parseRtf(input: ParseInput): Promise<ParsedDocument> {
   const raw = new TextDecoder("latin1").decode(input.bytes);
   if (raw.length > input.limits.maxTextChars * 4) throw tooMuchText(input.limits.maxTextChars);
-  const text = rtfToText(raw).replace(/[ \t]+\n/g, "\n").replace(/\n{3,}/g, "\n\n");
+  // (runs of spaces matched from their start only, as pdf.ts's cleanPageText does)
+  const text = rtfToText(raw).replace(/(?<![ \t])[ \t]+\n/g, "\n").replace(/\n{3,}/g, "\n\n");
   return { format: "rtf", blocks: textToBlocks(text, false) };
 }

@@ -20,7 +20,8 @@ export async function parseSubtitles(input: ParseInput, format: "srt" | "vtt"): 
   let cue: { start: string; end: string; text: string[] } | null = null;
   const flush = () => {
     const text = cue?.text
-      .map((l) => l.replace(/<[^>]*>/g, "").replace(/\{\\[^}]*\}/g, "").trim())
+      // (a tag holds no other tag's opening: a line of unclosed `<` was read to its end from each)
+      .map((l) => l.replace(/<[^<>]*>/g, "").replace(/\{\\[^{}]*\}/g, "").trim())
       .filter(Boolean)
       .join("\n");
     if (cue && text) blocks.push({ text, loc: { time: [cue.start, cue.end] } });
