@@ -7,6 +7,20 @@ import { readFileSync } from "node:fs";
 import { cleanup, runCli, startRagd, tempDir, type Ragd } from "./helpers/ragd";
 import { join } from "node:path";
 
+/** A request body of spaces that goes on for 512 MB, and how much of it was taken so far. */
+function endlessBody() {
+  let sent = 0;
+  const chunk = new Uint8Array(1 << 20).fill(0x20);
+  const body = new ReadableStream<Uint8Array>({
+    pull(ctrl) {
+      sent += chunk.length;
+      if (sent > 512 * 1024 * 1024) return ctrl.close();
+      ctrl.enqueue(chunk);
+    },
+  });
+  return { body, sent: () => sent };
+}
+
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 
 describe("edge", () => {
@@ -84,16 +98,8 @@ describe("edge", () => {
 
   test("a JSON body without Content-Length stops being read at the limit", async () => {
     const before = rss(ragd.proc.pid);
-    let sent = 0;
-    const chunk = new Uint8Array(1 << 20).fill(0x20);
     // An endless chunked body: the answer can only come from a server that stops reading.
-    const body = new ReadableStream<Uint8Array>({
-      pull(ctrl) {
-        sent += chunk.length;
-        if (sent > 512 * 1024 * 1024) return ctrl.close();
-        ctrl.enqueue(chunk);
-      },
-    });
+    const { body, sent } = endlessBody();
     const r = await fetch(`${ragd.baseURL}/embeddings`, {
       method: "POST",
       body,
@@ -102,7 +108,7 @@ describe("edge", () => {
     } as RequestInit);
     expect(r.status).toBe(400);
     expect((await r.json()).error).toMatchObject({ type: "invalid_request_error", code: "invalid_body" });
-    expect(sent).toBeLessThan(256 * 1024 * 1024);
+    expect(sent()).toBeLessThan(256 * 1024 * 1024);
     expect(rss(ragd.proc.pid) - before).toBeLessThan(128 * 1024 * 1024);
   });
 
@@ -112,20 +118,12 @@ describe("edge", () => {
       ["/responses", { authorization: "Bearer sk-wrong-key-0000" }],
       ["/vector_stores", {}],
     ] as [string, Record<string, string>][]) {
-      let sent = 0;
-      const chunk = new Uint8Array(1 << 20).fill(0x20);
       // an endless body: the answer comes from a server that does not read it
-      const body = new ReadableStream<Uint8Array>({
-        pull(ctrl) {
-          sent += chunk.length;
-          if (sent > 512 * 1024 * 1024) return ctrl.close();
-          ctrl.enqueue(chunk);
-        },
-      });
+      const { body, sent } = endlessBody();
       const r = await fetch(`${ragd.baseURL}${path}`, { method: "POST", body, duplex: "half", headers: { ...headers, "content-type": "application/json" } } as RequestInit);
       expect({ path, status: r.status, code: (await r.json()).error.code }).toMatchObject({ path, status: 401 });
       expect(r.headers.get("www-authenticate")).toBe('Bearer realm="ragd"');
-      expect(sent).toBeLessThan(32 * 1024 * 1024);
+      expect(sent()).toBeLessThan(32 * 1024 * 1024);
     }
     // counted under their routes, as a GET's 401 is
     const scraped = await (await fetch(`${ragd.url}/metrics`)).text();
