@@ -101,6 +101,13 @@ test("a text's token count, summed from its words' kept counts, is what encoding
   // the quick lower bound chunking uses never passes the count
   for (const text of texts) if (t.atLeast(text) > t.count(text)) expect({ text, atLeast: t.atLeast(text) }).toEqual({ text, atLeast: t.count(text) });
   expect(t.atLeast("two  spaces  between")).toBe(5);
+  // the text the embedder reads before the model's window: the first tokens are the same
+  const window = 128;
+  const jamo = "\u1100\u1161\u11a8".repeat(6000);
+  for (const text of [...texts, readme.repeat(5), jamo, `${"x ".repeat(20_000)}tail`, " ".repeat(50_000)]) {
+    const cut = text.slice(0, window * t.charsPerTokenAtMost);
+    if (cut.length < text.length) expect({ text: text.slice(0, 40), ids: t.encode(cut).slice(0, window) }).toEqual({ text: text.slice(0, 40), ids: t.encode(text).slice(0, window) });
+  }
 });
 
 test("chunks cut with the tokenizer's lower bound are those cut by counting every block whole", () => {

@@ -123,13 +123,15 @@ function runPadded(tokens: number[][], width: number): { vectors: Float32Array; 
 }
 
 
-// No SentencePiece token (a piece of the vocabulary, a space, an unknown character) covers
-// this many characters: text past maxTokens of them cannot reach the model, and tokenizing
-// it (a 4 MB input, or token ids that decode to 80 MB) held the worker and every embedding
-// behind it for seconds. (WordPiece drops spaces and makes one token of a long word, so a
-// Hugging Face tokenizer reads the text whole.)
-const MOST_CHARS_PER_TOKEN = 64;
-const readable = (t: string) => (cfg.tokenizer.kind === "unigram" && t.length > cfg.maxTokens * MOST_CHARS_PER_TOKEN ? t.slice(0, cfg.maxTokens * MOST_CHARS_PER_TOKEN) : t);
+// Text past what its tokenizer says maxTokens tokens can cover cannot reach the model (but for
+// the pieces of one word longer than that, which may be chosen otherwise), and
+// tokenizing it (a 4 MB input, or token ids that decode to 80 MB) held the worker and every
+// embedding behind it for seconds. A tokenizer that cannot say (WordPiece drops spaces and
+// makes one token of a long word) reads the text whole.
+const readable = (t: string) => {
+  const most = tokenizer.charsPerTokenAtMost;
+  return most !== undefined && t.length > cfg.maxTokens * most ? t.slice(0, cfg.maxTokens * most) : t;
+};
 
 self.onmessage = async (e: MessageEvent<OnnxWorkerInit | OnnxWorkerRun>) => {
   const msg = e.data;

@@ -6,6 +6,8 @@ export interface Tokenizer {
   count(text: string): number;
   /** A lower bound of count(text) found without tokenizing, where there is one. */
   atLeast?(text: string): number;
+  /** The most characters of the text (UTF-16 units) one token can stand for, where there is a bound. */
+  readonly charsPerTokenAtMost?: number;
 }
 
 // "▁", SentencePiece's mark of a word's start
@@ -39,11 +41,20 @@ export class UnigramTokenizer implements Tokenizer {
   /** Token counts of words seen, by the word as NFKC left it. */
   private readonly wordCounts = new Map<string, number>();
 
+  /**
+   * A token is a piece (its code points, `▁` standing for a space), or one unknown code point;
+   * a code point is two UTF-16 units at most, and NFKC composes at most three characters into
+   * one (a Hangul syllable from its jamo).
+   */
+  readonly charsPerTokenAtMost: number;
+
   constructor(vocab: [string, number][]) {
     let apart = true;
+    let longest = 1;
     for (let id = FIRST_PIECE; id < vocab.length; id++) {
       const [piece, score] = vocab[id]!;
       if (piece.indexOf("\u2581", 1) > 0) apart = false;
+      longest = Math.max(longest, [...piece].length);
       let at = this.root;
       for (const ch of piece) {
         const cp = ch.codePointAt(0)!;
@@ -56,6 +67,7 @@ export class UnigramTokenizer implements Tokenizer {
       at.score = score;
     }
     this.wordsApart = apart;
+    this.charsPerTokenAtMost = longest * 2 * 3;
   }
 
   // Scratch for encode, grown as needed: chunking counts the tokens of many short pieces (a
