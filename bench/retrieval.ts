@@ -83,7 +83,7 @@ export async function retrievalBench(weights = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7,
     // 1. quality
     const totals = weights.map(() => ({ ndcg: 0, recall: 0 }));
     for (const q of judged) {
-      const c = await server.services.search.candidates(kb, queries.get(q)!, { filter: NO_FILTER, now, embeddingWeight: 0.5 }, CANDIDATES);
+      const c = await server.services.search.candidates(kb, queries.get(q)!, { projectId: "bench", filter: NO_FILTER, now, embeddingWeight: 0.5 }, CANDIDATES);
       weights.forEach((w, wi) => {
         const ranked: string[] = [];
         for (const s of fuse(w === 0 ? [] : c.dense, w === 1 ? [] : c.keyword, w, w === 0 ? null : c.cosines).sort((a, b) => b.score - a.score || a.id - b.id)) {
@@ -131,7 +131,7 @@ export async function retrievalBench(weights = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7,
     let agree = 0;
     const probes = judged.slice(0, 200);
     for (const q of probes) {
-      const v = await server.services.search.embedQuery(queries.get(q)!);
+      const v = await server.services.search.embedQuery("bench", queries.get(q)!);
       const approx = new Set((await index.search(v, 10)).map((m) => m.id));
       const exact = await server.services.search.exactForBench(kb, v, 10);
       agree += exact.filter((e) => approx.has(e.id)).length / Math.max(1, exact.length);

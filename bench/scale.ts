@@ -225,7 +225,7 @@ export async function scaleBench(): Promise<string> {
         // Recall@10 of the index asked for 10 (its own expansion), and of the top 10 among the
         // 200 candidates a search asks it for (the dense side of every search; see services/search.ts),
         // against exact search by the index's own metric (cosine) over the same stored vectors.
-        const probes = await Promise.all(qs.slice(0, 200).map((q) => search.embedQuery(q)));
+        const probes = await Promise.all(qs.slice(0, 200).map((q) => search.embedQuery("bench", q)));
         const exact = exactCosineTop10(join(dir, "ragd.db"), probes);
         let agree = 0;
         let agreeDeep = 0;
@@ -237,7 +237,7 @@ export async function scaleBench(): Promise<string> {
         // Brute force in the same run: exact cosine over every vector of the store.
         const exactTimes: number[] = [];
         for (const q of qs.slice(0, 50)) {
-          const v = await search.embedQuery(q);
+          const v = await search.embedQuery("bench", q);
           const t = performance.now();
           await search.exactForBench(kb, v, 100);
           exactTimes.push(performance.now() - t);

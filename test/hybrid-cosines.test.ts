@@ -32,10 +32,10 @@ test("every candidate of a hybrid search has a cosine: the graph's for its own, 
       // twice: the first embeds the query (the keyword side may finish before the graph is
       // asked), the second finds it cached (the graph is asked first)
       for (let pass = 0; pass < 2; pass++) {
-        const c = await search.candidates("vs_all", query, { filter: null, now, embeddingWeight: 0.4 }, 100);
+        const c = await search.candidates("vs_all", query, { projectId: "p", filter: null, now, embeddingWeight: 0.4 }, 100);
         expect(c.keyword.length).toBeGreaterThan(0);
         expect(c.dense.length).toBe(100);
-        const vector = await search.embedQuery(query);
+        const vector = await search.embedQuery("p", query);
         const dense = new Map(c.dense.map((d) => [d.id, d.score]));
         for (const d of c.dense) expect(c.cosines!.get(d.id)).toBe(d.score);
         for (const k of c.keyword) {
@@ -45,7 +45,7 @@ test("every candidate of a hybrid search has a cosine: the graph's for its own, 
         }
         expect(c.cosines!.size).toBe(new Set([...c.dense, ...c.keyword].map((s) => s.id)).size);
         // what the search returns is those lists fused
-        const hits = await search.search("vs_all", [query], { maxResults: 20, filter: null, scoreThreshold: 0, now, embeddingWeight: 0.4 });
+        const hits = await search.search("vs_all", [query], { projectId: "p", maxResults: 20, filter: null, scoreThreshold: 0, now, embeddingWeight: 0.4 });
         const fused = fuse(c.dense, c.keyword, 0.4, c.cosines).sort((a, b) => b.score - a.score || a.id - b.id).slice(0, 20);
         expect(hits.map((h) => h.id)).toEqual(fused.map((f) => f.id));
       }

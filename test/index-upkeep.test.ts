@@ -67,7 +67,7 @@ test("a search whose catch-up meets the vector index thread being replaced is an
     // committed after the last catch-up: the next search adds them first, while the thread is replaced
     add(3_000, 10);
     (search.vectorIndex as unknown as { worker: Worker }).worker.terminate();
-    const hits = await search.search("vs-none", ["anything"], { maxResults: 5, filter: null, scoreThreshold: 0, embeddingWeight: 1, now: 0 });
+    const hits = await search.search("vs-none", ["anything"], { projectId: "p", maxResults: 5, filter: null, scoreThreshold: 0, embeddingWeight: 1, now: 0 });
     expect(Array.isArray(hits)).toBe(true);
   });
 }, 120_000);
@@ -81,7 +81,7 @@ test("a stored vector of another dimension is left out of vector search, not a f
     insert.run(2_500, encodeVector(unitVector(embedder.model.dims + 8)));
     await search.catchUp();
     expect(search.vectorIndex.size()).toBe(2_500);
-    const hits = await search.search("vs-none", ["anything"], { maxResults: 5, filter: null, scoreThreshold: 0, embeddingWeight: 1, now: 0 });
+    const hits = await search.search("vs-none", ["anything"], { projectId: "p", maxResults: 5, filter: null, scoreThreshold: 0, embeddingWeight: 1, now: 0 });
     expect(Array.isArray(hits)).toBe(true);
   });
 }, 120_000);

@@ -38,21 +38,21 @@ test("a store that sees 5% of the chunks: every hit is its own, keyword ranking 
     const queries = paragraphs.filter((_, i) => i % 7 === 0).map((p) => p.split(/\s+/).slice(0, 6).join(" "));
     for (const [q, query] of queries.entries()) {
       for (const [filter, allowed] of [[null, own], [team, teamOwn]] as const) {
-        const o = { maxResults: 20, filter, scoreThreshold: 0, now };
+        const o = { projectId: "p", maxResults: 20, filter, scoreThreshold: 0, now };
         for (const embeddingWeight of [0, 0.4, 1]) {
           const hits = await search.search("vs_small", [query], { ...o, embeddingWeight });
           for (const h of hits) expect(allowed.has(h.id)).toBe(true);
           if (embeddingWeight === 1) expect(hits.length).toBe(20);
         }
         // the keyword candidates: BM25 over the store's chunks alone, the same scores
-        const { keyword } = await search.candidates("vs_small", query, { filter, now, embeddingWeight: 0 }, 100);
+        const { keyword } = await search.candidates("vs_small", query, { projectId: "p", filter, now, embeddingWeight: 0 }, 100);
         const alone = await search.keywords.search(query, 200, idRangesOf(allowed));
         expect(keyword).toEqual(alone.slice(0, 100));
         if (q === 0) expect(keyword.length).toBeGreaterThan(0);
         // the dense candidates: exact over the store's chunks (held in memory, int8-dot.c), as
         // SQLite's scan of the same rows scores them
-        const { dense } = await search.candidates("vs_small", query, { filter, now, embeddingWeight: 1 }, 20);
-        const exact = new Map((await new SqliteChunksRepo(db).exact("vs_small", filter, now, await search.embedQuery(query), 40)).map((e) => [e.id, e.score]));
+        const { dense } = await search.candidates("vs_small", query, { projectId: "p", filter, now, embeddingWeight: 1 }, 20);
+        const exact = new Map((await new SqliteChunksRepo(db).exact("vs_small", filter, now, await search.embedQuery("p", query), 40)).map((e) => [e.id, e.score]));
         expect(dense.length).toBe(20);
         for (const d of dense) expect(Math.abs(d.score - exact.get(d.id)!)).toBeLessThan(1e-4);
         expect(dense[19]!.score).toBeGreaterThan([...exact.values()][19]! - 1e-4);

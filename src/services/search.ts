@@ -52,9 +52,13 @@ const CATCH_UP_DELAY_MS = 100;
 // done rarely.
 const SAVE_DELAY_MS = 60_000;
 // Query vectors kept (2 KB each at 512 dimensions): the last few thousand distinct queries.
+// Each project has its own entries: a shared one would let a search's timing tell a project
+// what another asked lately.
 const QUERY_CACHE = 4096;
 
 export interface SearchOptions {
+  /** Whose search it is: the query-vector cache is kept per project. */
+  projectId: string;
   maxResults: number;
   filter: AttributeFilter | null;
   scoreThreshold: number;
@@ -67,6 +71,9 @@ export interface SearchHit extends ChunkHit {
 }
 
 export class ModelMismatchError extends Error {}
+
+// (project ids hold no NUL)
+const queryKey = (projectId: string, text: string) => `${projectId}\u0000${text}`;
 
 /** What one search may see: its store and filter, and their chunks, worked out once when first needed. */
 interface Scope {
@@ -337,22 +344,23 @@ export class SearchService {
     await this.keywords.save().catch((e) => log.error("could not save the keyword index; the next start replays or rebuilds it", { error: String(e) }));
   }
 
-  /** A query's vector if it is kept, now the most recently used. */
-  private cachedQueryVector(text: string) {
-    const hit = this.queryVectors.get(text);
+  /** A project's query vector if it is kept, now the most recently used. */
+  private cachedQueryVector(projectId: string, text: string) {
+    const key = queryKey(projectId, text);
+    const hit = this.queryVectors.get(key);
     if (hit) {
-      this.queryVectors.delete(text);
-      this.queryVectors.set(text, hit);
+      this.queryVectors.delete(key);
+      this.queryVectors.set(key, hit);
     }
     return hit;
   }
 
-  /** A query asked again (a retry, a popular question, each turn of a chat) is not embedded again. */
-  async embedQuery(text: string) {
-    const hit = this.cachedQueryVector(text);
+  /** A query a project asks again (a retry, a popular question, each turn of a chat) is not embedded again. */
+  async embedQuery(projectId: string, text: string) {
+    const hit = this.cachedQueryVector(projectId, text);
     if (hit) return hit;
     const vector = (await embedOrUnavailable(this.embedder, [text])).vectors[0]!;
-    this.queryVectors.set(text, vector);
+    this.queryVectors.set(queryKey(projectId, text), vector);
     if (this.queryVectors.size > QUERY_CACHE) this.queryVectors.delete(this.queryVectors.keys().next().value!);
     return vector;
   }
@@ -389,13 +397,13 @@ export class SearchService {
   }
 
   /** Both candidate lists for one query, before fusion (`bench/` fuses them with several weights). */
-  async candidates(storeId: string, query: string, o: Pick<SearchOptions, "filter" | "now" | "embeddingWeight">, n: number) {
+  async candidates(storeId: string, query: string, o: Pick<SearchOptions, "projectId" | "filter" | "now" | "embeddingWeight">, n: number) {
     const scope = this.scope(storeId, o.filter, o.now);
     // The HNSW search runs on its thread while BM25 runs here, so BM25 starts once the
     // index has been asked; a query not embedded yet is embedded in the model's worker
     // meanwhile, and BM25 does not wait for that.
-    const cached = o.embeddingWeight > 0 ? this.cachedQueryVector(query) : undefined;
-    const embedding = o.embeddingWeight > 0 ? (cached ? Promise.resolve(cached) : this.embedQuery(query)) : null;
+    const cached = o.embeddingWeight > 0 ? this.cachedQueryVector(o.projectId, query) : undefined;
+    const embedding = o.embeddingWeight > 0 ? (cached ? Promise.resolve(cached) : this.embedQuery(o.projectId, query)) : null;
     let asked = () => {};
     const denseAsked = new Promise<void>((r) => (asked = r));
     const denseRun = embedding ? embedding.then((vector) => this.dense(scope, vector, n, asked)) : Promise.resolve([]);

@@ -291,7 +291,7 @@ export class VectorStoresService {
     const filter = parseFilter(o.filters);
     const merged = new Map<number, SearchHit>();
     for (const store of stores) {
-      for (const h of await this.search.search(store.id, queries, { maxResults: max, filter, scoreThreshold, embeddingWeight, now }))
+      for (const h of await this.search.search(store.id, queries, { projectId, maxResults: max, filter, scoreThreshold, embeddingWeight, now }))
         if (!((merged.get(h.id)?.score ?? -1) >= h.score)) merged.set(h.id, h);
       // Activity counts in days: a write (an fsync) per search would only add latency.
       if (now - store.lastActiveAt >= TOUCH_EVERY_S) await this.stores.touch(store.id, now);
