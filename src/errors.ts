@@ -70,6 +70,7 @@ export const ERRORS = {
   model_server_timeout: { status: 504, type: "api_error", doc: "The model server did not start answering, or fell silent, within --llm-timeout." },
   model_server_rejected: bad("The model server refused the request (its 4xx); the message quotes it."),
   file_not_ready: bad("An `input_file` whose file is still being processed after waiting for it."),
+  previous_response_not_found: bad("A `previous_response_id` that names no stored response of this project (never stored, created with `store: false`, or deleted), as OpenAI answers it."),
   response_not_cancellable: bad("A cancel for a response that was not created with `background: true`."),
   shutting_down: { status: 503, type: "api_error", doc: "An answer cut short because the server is stopping; send it again once it is back." },
   stored_bytes_missing: { status: 500, type: "api_error", doc: "A file's or an upload part's bytes are gone from the file store (removed from the data directory or the bucket outside ragd): delete the file, or cancel the upload, and send it again." },

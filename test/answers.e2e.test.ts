@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Database } from "bun:sqlite";
 import OpenAI, { toFile } from "openai";
 import { blobFiles, cleanup, createKey, ROOT, startRagd, type Ragd } from "./helpers/ragd";
 import { specSchemas } from "./helpers/spec";
@@ -226,6 +227,16 @@ describe("answers over a model server", () => {
     const kinds = order.filter((e) => e.type === "response.output_item.added" || e.type === "response.output_item.done").map((e) => `${e.type.split(".").at(-1)} ${e.item.type}`);
     expect(kinds).toEqual(["added message", "done message", "added function_call", "done function_call"]);
     expect((await s3.finalResponse()).output.map((o: any) => o.type)).toEqual(["message", "function_call"]);
+    // Two calls in one turn: the first ends before the second is added.
+    up.reset();
+    up.script({ toolCalls: [{ name: "lookup", arguments: '{"q":"desks"}' }, { name: "lookup", arguments: '{"q":"chairs"}' }] });
+    const two: any[] = [];
+    const s4 = c.responses.stream({ input: "Desks and chairs?", tools: [fn] });
+    for await (const e of s4) two.push(e);
+    const ends = two.filter((e) => e.type.startsWith("response.output_item.") || e.type === "response.function_call_arguments.done").map((e) => `${e.type.split(".").at(-1)} ${e.output_index}`);
+    expect(ends).toEqual(["added 0", "done 0", "done 0", "added 1", "done 1", "done 1"]);
+    expect((await s4.finalResponse()).output.map((o: any) => [o.arguments, o.status])).toEqual([['{"q":"desks"}', "completed"], ['{"q":"chairs"}', "completed"]]);
+    if (schemas) expect(two.flatMap((e) => schemas.check(schemas.eventSchema(e.type) ?? "missing", JSON.parse(JSON.stringify(e))))).toEqual([]);
     if (schemas) expect(order.flatMap((e) => schemas.check(schemas.eventSchema(e.type) ?? "missing", JSON.parse(JSON.stringify(e))))).toEqual([]);
   });
 
@@ -280,7 +291,8 @@ describe("answers over a model server", () => {
     expect(allText(msgs)).not.toContain("Answer in one line.");
     // [1] in the second answer is the first turn's passage
     expect((second.output[0] as any).content[0].annotations[0].file_id).toBe(files.policy);
-    expect(await failure(c.responses.create({ input: "x", previous_response_id: "resp_" + "0".repeat(40) }))).toMatchObject({ status: 404, param: "previous_response_id" });
+    // as OpenAI answers it: clients that see this code send the whole conversation instead
+    expect(await failure(c.responses.create({ input: "x", previous_response_id: "resp_" + "0".repeat(40) }))).toMatchObject({ status: 400, code: "previous_response_not_found", param: "previous_response_id" });
   });
 
   test("input_file: a PDF uploaded for user_data is read, waiting for its ingestion", async () => {
@@ -338,14 +350,14 @@ describe("answers over a model server", () => {
     expect(up.problems).toEqual([]);
   });
 
-  test("another project sees none of it: stores, responses and conversations are 404", async () => {
+  test("another project sees none of it: stores and responses are 404, its conversations not found", async () => {
     const other = ragd.client(await createKey(ragd.dataDir, "answers-other"));
     expect(await failure(other.responses.create({ input: "x", tools: [{ type: "file_search", vector_store_ids: [store] }] }))).toMatchObject({ status: 404 });
     const mine = await c.responses.create({ input: "mine" });
     expect(await failure(other.responses.retrieve(mine.id))).toMatchObject({ status: 404 });
     expect(await failure(other.responses.inputItems.list(mine.id))).toMatchObject({ status: 404 });
     expect(await failure(other.responses.delete(mine.id))).toMatchObject({ status: 404 });
-    expect(await failure(other.responses.create({ input: "x", previous_response_id: mine.id }))).toMatchObject({ status: 404 });
+    expect(await failure(other.responses.create({ input: "x", previous_response_id: mine.id }))).toMatchObject({ status: 400, code: "previous_response_not_found" });
     expect(await failure(other.chat.completions.create({ messages: [{ role: "user", content: "x" }], file_search: { vector_store_ids: [store] } } as never))).toMatchObject({ status: 404 });
     expect((await c.responses.retrieve(mine.id)).id).toBe(mine.id);
   });
@@ -497,6 +509,54 @@ describe("answers over a model server", () => {
     expect(await failure(c.responses.cancel(plain.id))).toMatchObject({ status: 400 });
   });
 
+  test("however a response ends, its client is told: cancelled, deleted, refused by the model server", async () => {
+    const schemas = specSchemas();
+    const valid = (events: any[]) => (schemas ? events.flatMap((e) => schemas.check(schemas.eventSchema(e.type) ?? "missing", JSON.parse(JSON.stringify(e)))) : []);
+    // A background stream cancelled while it writes ends with the response as it stands.
+    up.script({ stallAfter: "Half an answ" });
+    const stream = c.responses.stream({ input: "write at length", background: true });
+    const events: any[] = [];
+    let id = "";
+    for await (const e of stream) {
+      events.push(e);
+      if (e.type === "response.created") id = e.response.id;
+      if (e.type === "response.output_text.delta") expect((await c.responses.cancel(id)).status).toBe("cancelled");
+    }
+    expect(events.slice(0, 3).map((e) => e.type)).toEqual(["response.created", "response.queued", "response.in_progress"]);
+    expect(events.at(-1)).toMatchObject({ type: "response.incomplete", response: { status: "cancelled" } });
+    const final = await stream.finalResponse();
+    expect(final.status).toBe("cancelled");
+    expect(final.output.map((o: any) => o.status)).toEqual(["incomplete"]);
+    expect((await c.responses.retrieve(id)).output.map((o: any) => o.status)).toEqual(["incomplete"]);
+    expect(valid(events)).toEqual([]);
+
+    // A JSON answer whose response is deleted while it runs: the response as it ended, not an empty 499.
+    up.script({ stallAfter: "Some" });
+    const pending = c.responses.create({ input: "never mind" });
+    await until(() => up.received.length, (n) => n === 2);
+    const db = new Database(join(ragd.dataDir, "ragd.db"), { readonly: true });
+    const running = await until(() => db.query(`SELECT id FROM responses WHERE status = 'in_progress'`).get() as { id: string } | null, (r) => r !== null);
+    db.close();
+    await c.responses.delete(running!.id);
+    const ended = await pending;
+    expect(ended).toMatchObject({ id: running!.id, status: "cancelled" });
+    expect(ended.output.map((o: any) => o.status)).toEqual(["incomplete"]);
+
+    // A stream the model server refuses: response.failed says it was the prompt, in the
+    // spec's codes (a JSON answer is the 400 with the model server's own code), and quotes it.
+    up.script({ status: 400, body: { error: { message: "This model's maximum context length is 8192 tokens.", type: "invalid_request_error", param: "messages", code: "context_length_exceeded" } } });
+    const refused: any[] = [];
+    for await (const e of await c.responses.create({ input: "too long", stream: true })) refused.push(e);
+    expect(refused.at(-1)).toMatchObject({ type: "response.failed", response: { status: "failed", error: { code: "invalid_prompt" } } });
+    expect(refused.at(-1).response.error.message).toContain("maximum context length is 8192 tokens");
+    expect(valid(refused)).toEqual([]);
+
+    // completed_at is only for completed responses
+    up.script({ text: "Cut", finish: "length" });
+    expect((await c.responses.create({ input: "cut short" })).completed_at ?? null).toBeNull();
+    expect((await c.responses.create({ input: "whole" })).completed_at).toBeGreaterThan(0);
+  });
+
   test("limits: files named too often, tool budgets within a turn, a silent non-streamed answer, tool errors that are not refusals", async () => {
     // one file named thirty times in a 4 MB body: refused before it is read thirty times
     const many = Array.from({ length: 30 }, () => ({ type: "input_file", file_id: files.policy }));
@@ -597,6 +657,7 @@ describe("answers over a model server", () => {
     expect(await bad({ input: "x", moderation: { model: "omni-moderation-latest" } })).toMatchObject({ status: 400, error: { code: "invalid_value", param: "moderation" } });
     expect(await bad({ input: "x", background: true, store: false })).toMatchObject({ status: 400, error: { param: "background" } });
     expect(await bad({})).toMatchObject({ status: 400, error: { code: "missing_required_parameter", param: "input" } });
+    expect(await bad({ input: [] })).toMatchObject({ status: 400, error: { code: "invalid_value", param: "input" } });
     // a query list names the parameter and the value it does not take, however it is sent
     for (const q of ["include=bogus", "include%5B%5D=bogus", "include=file_search_call.results&include=bogus"]) {
       const res = await fetch(`${ragd.baseURL}/responses/resp_${"0".repeat(24)}/input_items?${q}`, { headers: { authorization: `Bearer ${ragd.key}` } });

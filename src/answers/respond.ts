@@ -69,6 +69,8 @@ interface PendingCall {
 /** Writes the response's output items and the events that announce them. */
 class OutputWriter {
   private message: { item: Obj; part: Obj; index: number; reader: CitationReader } | null = null;
+  /** The caller's function call whose arguments are streaming. */
+  private call: PendingCall | null = null;
 
   constructor(
     private readonly response: Obj,
@@ -88,6 +90,7 @@ class OutputWriter {
 
   text(delta: string) {
     if (!this.message) {
+      if (this.call) this.finishCall(this.call);
       const item = { id: newItemId("msg"), type: "message", status: "in_progress", role: "assistant", content: [] as Obj[] };
       const index = this.add(item);
       const part = { type: "output_text", text: "", annotations: [] as Obj[], logprobs: [] };
@@ -130,6 +133,9 @@ class OutputWriter {
    */
   announceCall(c: PendingCall) {
     this.closeMessage("completed");
+    // (a model streams its calls one after another: the next one's start ends the last)
+    if (this.call) this.finishCall(this.call);
+    this.call = c;
     const item = { id: newItemId("fc"), type: "function_call", status: "in_progress", call_id: c.id, name: c.name, arguments: "" };
     c.index = this.add(item);
     if (c.args) this.callArgs(c, c.args);
@@ -137,6 +143,9 @@ class OutputWriter {
 
   callArgs(c: PendingCall, delta: string) {
     const item = this.response.output[c.index!];
+    // (a model server that went back to an ended call: its item takes the whole arguments
+    // when the turn ends, without events after its done)
+    if (item.status !== "in_progress") return;
     item.arguments += delta;
     this.emit({ type: "response.function_call_arguments.delta", item_id: item.id, output_index: c.index, delta });
   }
@@ -144,6 +153,8 @@ class OutputWriter {
   finishCall(c: PendingCall) {
     const item = this.response.output[c.index!];
     item.arguments = c.args;
+    if (this.call === c) this.call = null;
+    if (item.status !== "in_progress") return;
     item.status = "completed";
     this.emit({ type: "response.function_call_arguments.done", item_id: item.id, name: c.name, output_index: c.index, arguments: c.args });
     this.done(c.index!);
@@ -279,7 +290,8 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
   }
 
   if (response.status !== "incomplete") response.status = "completed";
-  response.completed_at = Math.floor(Date.now() / 1000);
+  // (the spec: "only present when the status is `completed`")
+  response.completed_at = response.status === "completed" ? Math.floor(Date.now() / 1000) : null;
   if (usage.reported)
     response.usage = {
       input_tokens: usage.input,

@@ -226,6 +226,8 @@ export class ResponsesService {
     }
     let failure: unknown = null;
     await this.track(p, () => {}, signal, (e) => (failure = e)).done;
+    // (deleted elsewhere while it ran, its client still waiting: the response as it ended)
+    if (failure instanceof Cancelled && !signal.aborted && !this.stopping) return p.response;
     if (failure) throw failure;
     return p.response;
   }
@@ -289,7 +291,9 @@ export class ResponsesService {
     } else if (row.status === "queued" || row.status === "in_progress") {
       // Written by another process (or by none: its process is gone): it ends here, and the
       // process writing it stops at its next lease renewal, its own save refused.
-      await this.repo.cancel(row.id, JSON.stringify({ ...(JSON.parse(row.object) as Obj), status: "cancelled" }));
+      const object = { ...(JSON.parse(row.object) as Obj), status: "cancelled" };
+      endOpenItems(object);
+      await this.repo.cancel(row.id, JSON.stringify(object));
     }
     return JSON.parse((await this.row(projectId, id)).object) as Obj;
   }
@@ -377,6 +381,7 @@ export class ResponsesService {
     const r = p.response;
     emit({ type: "response.created", response: r });
     if (r.status === "queued") {
+      emit({ type: "response.queued", response: r });
       r.status = "in_progress";
       // (cancelled or deleted elsewhere before it began: nothing to write)
       if (p.store && !(await this.save(r.id, r, p.spec.input, []))) {
@@ -406,13 +411,19 @@ export class ResponsesService {
           throw fail("shutting_down", "ragd is shutting down; send the request again once it is back.");
         }
         r.status = "cancelled";
+        endOpenItems(r);
         if (p.store) await this.save(r.id, r, p.spec.input, []).catch(() => {});
+        // A stream still read (a background one, cancelled or deleted) ends with the response
+        // as it stands, so a client's final response says `cancelled`, not `in_progress`. The
+        // spec has no cancelled event; incomplete is "finished, not completed", without error.
+        emit({ type: "response.incomplete", response: r });
         throw new Cancelled();
       }
       const known = e instanceof RagdError;
       if (!known) log.error("response failed", { id: r.id, error: (e as Error)?.stack ?? String(e) });
       r.status = "failed";
-      r.error = { code: known && e.code === "rate_limit_exceeded" ? "rate_limit_exceeded" : "server_error", message: known ? e.message : "The server had an error while writing this response." };
+      endOpenItems(r);
+      r.error = { code: known ? failedCode(e) : "server_error", message: known ? e.message : "The server had an error while writing this response." };
       if (p.store) await this.save(r.id, r, p.spec.input, []).catch(() => {});
       emit({ type: "response.failed", response: r });
       throw e;
@@ -435,6 +446,9 @@ export class ResponsesService {
     const background = body.background ?? false;
     if (background && !store) throw fail("invalid_value", "background responses must be stored: drop store: false", "background");
     if (body.input === undefined && !body.previous_response_id) throw fail("missing_required_parameter", "input is required: the user's message, or a list of input items", "input");
+    // (a model server takes no request without messages, and it would be stored as failed)
+    if (Array.isArray(body.input) && body.input.length === 0 && !body.previous_response_id)
+      throw fail("invalid_value", "input is empty: give the user's message, or at least one input item", "input");
     const { server, model } = this.servers.route(body.model);
 
     const tools = body.tools ?? [];
@@ -576,7 +590,7 @@ export class ResponsesService {
         row = await this.repo.get(projectId, id);
       }
       if (!row) {
-        if (!chain.length) throw notFound("response", previousId, "previous_response_id");
+        if (!chain.length) throw fail("previous_response_not_found", `Previous response with id '${previousId}' not found.`, "previous_response_id");
         break; // an earlier turn was deleted: the conversation starts after it
       }
       if (!chain.length && !FINISHED.has(row.status))
@@ -685,4 +699,18 @@ function imageType(b: Uint8Array): string | null {
   if (b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return "image/gif";
   if (b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[8] === 0x57 && b[9] === 0x45) return "image/webp";
   return null;
+}
+
+/** Items a response was still writing when it stopped end as `incomplete`. */
+function endOpenItems(r: Obj) {
+  for (const item of r.output ?? []) if (item.status === "in_progress") item.status = "incomplete";
+}
+
+/**
+ * A failed response's `error.code`, one of the spec's: what a model server refused (its 4xx;
+ * the message quotes it, and a JSON answer passes its own code on) was the prompt.
+ */
+function failedCode(e: RagdError): string {
+  if (e.code === "rate_limit_exceeded") return "rate_limit_exceeded";
+  return e.code === "model_server_rejected" ? "invalid_prompt" : "server_error";
 }
