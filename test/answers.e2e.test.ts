@@ -120,13 +120,13 @@ describe("answers over a model server", () => {
       tool_choice: { type: "file_search" },
       temperature: 0.3,
       top_p: 0.9,
-      text: { format: { type: "json_schema", name: "answer", schema: { type: "object", properties: { a: { type: "string" } } } } },
+      text: { format: { type: "json_schema", name: "answer", description: "The answer, as one field", schema: { type: "object", properties: { a: { type: "string" } } } } },
       tools: [{ type: "file_search", vector_store_ids: [store], filters: { type: "eq", key: "topic", value: "travel" }, ranking_options: { score_threshold: 0 } }],
       include: ["file_search_call.results"],
     });
     const first = up.received[0]!.body;
     expect(first.tool_choice).toEqual({ type: "function", function: { name: "file_search" } });
-    expect(first).toMatchObject({ temperature: 0.3, top_p: 0.9, response_format: { type: "json_schema", json_schema: { name: "answer" } } });
+    expect(first).toMatchObject({ temperature: 0.3, top_p: 0.9, response_format: { type: "json_schema", json_schema: { name: "answer", description: "The answer, as one field" } } });
     expect(up.received[1]!.body.tool_choice).toBe("auto"); // forced once, then the model decides
     const results = (r.output[0] as any).results;
     expect(results.map((x: any) => x.file_id)).toEqual([files.travel]);
@@ -348,6 +348,48 @@ describe("answers over a model server", () => {
       { role: "tool", tool_call_id: call.call_id, content: '{"celsius":3}' },
     ]);
     expect(up.problems).toEqual([]);
+  });
+
+  test("item_reference: a client that keeps only ids (the AI SDK, store: true) sends earlier items by reference", async () => {
+    const weather = { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } }, strict: false };
+    up.script({ text: "Which city?" }, { toolCalls: [{ name: "get_weather", arguments: '{"city":"Oslo"}' }] }, { text: "It is 3 degrees in Oslo." });
+    const asked = await c.responses.create({ input: "Weather?", tools: [weather] });
+    const answer = asked.output[0] as any;
+    const callTurn = await c.responses.create({
+      input: [{ type: "item_reference", id: (await c.responses.inputItems.list(asked.id)).data[0]!.id }, { id: answer.id } as any, { role: "user", content: "Oslo" }],
+      tools: [weather],
+    });
+    const call = callTurn.output[0] as any;
+    const last = await c.responses.create({ input: [{ type: "item_reference", id: call.id }, { type: "function_call_output", call_id: call.call_id, output: '{"celsius":3}' }], tools: [weather] });
+    expect(last.output_text).toBe("It is 3 degrees in Oslo.");
+    // each reference reached the model as the item it names
+    expect(messagesOf(up, 1).filter((m) => m.role !== "system")).toEqual([
+      { role: "user", content: "Weather?" },
+      { role: "assistant", content: "Which city?" },
+      { role: "user", content: "Oslo" },
+    ]);
+    expect(messagesOf(up, 2).filter((m) => m.role !== "system")).toEqual([
+      { role: "assistant", content: null, tool_calls: [{ id: call.call_id, type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } }] },
+      { role: "tool", tool_call_id: call.call_id, content: '{"celsius":3}' },
+    ]);
+    // listed under the ids they were referenced by
+    const listed = (await c.responses.inputItems.list(callTurn.id, { order: "asc" })).data;
+    expect(listed.slice(0, 2).map((i: any) => [i.id, i.type, i.role])).toEqual([
+      [(await c.responses.inputItems.list(asked.id)).data[0]!.id, "message", "user"],
+      [answer.id, "message", "assistant"],
+    ]);
+    const raw = await fetch(`${ragd.baseURL}/responses/${callTurn.id}/input_items`, { headers: { authorization: `Bearer ${ragd.key}` } });
+    expect(specProblems("ResponseItemList", await raw.json())).toEqual([]);
+    // an id no stored response of this project holds: refused before the model is asked
+    const before = up.received.length;
+    const other = ragd.client(await createKey(ragd.dataDir, "refs-other"));
+    for (const [client, id] of [[c, "msg_" + "0".repeat(52)], [c, "msg_unknown"], [other, answer.id]] as const) {
+      const e = await failure(client.responses.create({ input: [{ type: "item_reference", id }] }));
+      expect([e.status, e.code, e.param]).toEqual([400, "invalid_value", "input[0].id"]);
+    }
+    const unstored = await c.responses.create({ input: "not kept", store: false });
+    expect(await failure(c.responses.create({ input: [{ type: "item_reference", id: unstored.output[0]!.id as string }] }))).toMatchObject({ status: 400, param: "input[0].id" });
+    expect(up.received.length).toBe(before + 1);
   });
 
   test("another project sees none of it: stores and responses are 404, its conversations not found", async () => {

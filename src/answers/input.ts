@@ -1,6 +1,5 @@
 import { fail } from "../errors";
 import type { ChatMessage, ChatPart } from "../llm/chat";
-import { newItemId } from "../util/ids";
 
 // A response's `input`, read twice: as the items /input_items lists (with ids, in the
 // spec's resource shapes) and as the chat messages a model server reads. Files named by
@@ -14,6 +13,15 @@ export interface FileReader {
 }
 
 export type Item = Record<string, unknown> & { id: string; type: string };
+
+/** How a request's input finds what it does not carry itself. */
+export interface InputSources {
+  files: FileReader;
+  /** A stored item of the project, for an `item_reference`; refuses an id it cannot find. */
+  item(id: string, param: string): Promise<Item>;
+  /** An id for an item the client sent without one. */
+  newId(prefix: string): string;
+}
 
 export interface ReadInput {
   items: Item[];
@@ -70,19 +78,25 @@ function budgeted(files: FileReader): FileReader {
   };
 }
 
-export async function readInput(input: string | unknown[], reader: FileReader): Promise<ReadInput> {
+export async function readInput(input: string | unknown[], sources: InputSources): Promise<ReadInput> {
   if (typeof input === "string") input = [{ role: "user", content: input }];
-  const files = budgeted(reader);
+  const files = budgeted(sources.files);
+  const newItemId = sources.newId;
   const items: Item[] = [];
   const messages: ChatMessage[] = [];
   let query = "";
-  for (const [i, raw] of input.entries()) {
+  for (const [i, given] of input.entries()) {
     const at = `input[${i}]`;
-    if (!isObject(raw)) throw fail("invalid_value", `${at} must be an object (a message or a function call output)`, at);
+    if (!isObject(given)) throw fail("invalid_value", `${at} must be an object (a message or a function call output)`, at);
+    // An item_reference (its type is optional: an id alone) stands for an item a stored
+    // response of the project holds, output or input, read as if sent again.
+    const reference = given.type === "item_reference" || (given.type === undefined && given.role === undefined && typeof given.id === "string");
+    if (reference && typeof given.id !== "string") throw fail("invalid_value", `${at}.id must be the id of an item of a stored response`, `${at}.id`);
+    const raw: Record<string, unknown> = reference ? await sources.item(given.id as string, `${at}.id`) : given;
     const type = raw.type ?? (raw.role !== undefined ? "message" : undefined);
     switch (type) {
       case "message": {
-        const m = await readMessage(raw, at, files);
+        const m = await readMessage(raw, at, files, newItemId);
         items.push(m.item);
         messages.push(m.message);
         if (m.message.role === "user") query = m.text;
@@ -113,7 +127,7 @@ export async function readInput(input: string | unknown[], reader: FileReader): 
       default:
         throw fail(
           "invalid_value",
-          `${at}.type ${JSON.stringify(type)} is not supported by ragd: input takes messages, function_call and function_call_output items (and previous_response_id for earlier turns).`,
+          `${at}.type ${JSON.stringify(type)} is not supported by ragd: input takes messages, function_call, function_call_output and item_reference items (and previous_response_id for earlier turns).`,
           `${at}.type`,
         );
     }
@@ -123,7 +137,7 @@ export async function readInput(input: string | unknown[], reader: FileReader): 
 
 type Role = "user" | "system" | "developer" | "assistant";
 
-async function readMessage(raw: Record<string, unknown>, at: string, files: FileReader) {
+async function readMessage(raw: Record<string, unknown>, at: string, files: FileReader, newItemId: (prefix: string) => string) {
   const role = raw.role as Role;
   if (!["user", "system", "developer", "assistant"].includes(role)) throw fail("invalid_value", `${at}.role must be user, assistant, system or developer`, `${at}.role`);
   const id = typeof raw.id === "string" ? raw.id : newItemId("msg");

@@ -1,7 +1,7 @@
 import { fail } from "../errors";
 import type { ChatMessage, ChatTool, ChatToolCall, ChatToolChoice } from "../llm/chat";
 import { ToolsRefused, type ChatUsage, type ModelServer } from "../llm/upstream";
-import { newItemId } from "../util/ids";
+import { newCallId, newItemId } from "../util/ids";
 import { CITATION_RULE, CitationReader, formatSources, SEARCH_TOOL_DESCRIPTION, type Cited, type Source } from "./sources";
 
 // One response written: the model server's turns relayed as Responses API output items and
@@ -91,7 +91,7 @@ class OutputWriter {
   text(delta: string) {
     if (!this.message) {
       if (this.call) this.finishCall(this.call);
-      const item = { id: newItemId("msg"), type: "message", status: "in_progress", role: "assistant", content: [] as Obj[] };
+      const item = { id: newItemId("msg", this.response.id), type: "message", status: "in_progress", role: "assistant", content: [] as Obj[] };
       const index = this.add(item);
       const part = { type: "output_text", text: "", annotations: [] as Obj[], logprobs: [] };
       item.content.push(part);
@@ -136,7 +136,7 @@ class OutputWriter {
     // (a model streams its calls one after another: the next one's start ends the last)
     if (this.call) this.finishCall(this.call);
     this.call = c;
-    const item = { id: newItemId("fc"), type: "function_call", status: "in_progress", call_id: c.id, name: c.name, arguments: "" };
+    const item = { id: newItemId("fc", this.response.id), type: "function_call", status: "in_progress", call_id: c.id, name: c.name, arguments: "" };
     c.index = this.add(item);
     if (c.args) this.callArgs(c, c.args);
   }
@@ -190,7 +190,7 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
 
   /** One file_search_call item: announced, searched, completed; its passages numbered on. */
   const search = async (queries: string[]): Promise<Source[]> => {
-    const item: Obj = { id: newItemId("fs"), type: "file_search_call", status: "in_progress", queries, results: null };
+    const item: Obj = { id: newItemId("fs", response.id), type: "file_search_call", status: "in_progress", queries, results: null };
     const index = out.add(item);
     emit({ type: "response.file_search_call.in_progress", output_index: index, item_id: item.id });
     item.status = "searching";
@@ -388,7 +388,7 @@ async function runTurn(server: ModelServer, body: Obj, out: OutputWriter, signal
     for (const tc of d.tool_calls ?? []) {
       let c = byIndex.get(tc.index ?? 0);
       if (!c) {
-        c = { id: tc.id || newItemId("call"), name: "", args: "" };
+        c = { id: tc.id || newCallId(), name: "", args: "" };
         byIndex.set(tc.index ?? 0, c);
         calls.push(c);
       }

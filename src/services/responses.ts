@@ -6,7 +6,7 @@ import type { ChatMessage, ChatTool } from "../llm/chat";
 import { SSE_HEADERS, sseBytes } from "../llm/sse";
 import { Cancelled, type ModelServers } from "../llm/upstream";
 import type { ResponseRow, ResponsesRepo, ResponseStatus } from "../storage/repos";
-import { isResponseId, newResponseId, randomBase62 } from "../util/ids";
+import { isResponseId, newItemId, newResponseId, randomBase62, responseOfItem } from "../util/ids";
 import { log } from "../util/log";
 import type { SearchInput, VectorStoresService } from "./vector-stores";
 import type { FilesService } from "./files";
@@ -487,7 +487,11 @@ export class ResponsesService {
 
     // The conversation so far, then this turn's input (files read in).
     const history = body.previous_response_id ? await this.history(projectId, body.previous_response_id, resuming ? signal : null) : { messages: [], cited: new Map<number, Cited>() };
-    const read = body.input === undefined ? { items: [], messages: [], query: "" } : await readInput(body.input, this.fileReader(projectId, signal));
+    const id = existing?.id ?? newResponseId();
+    const read =
+      body.input === undefined
+        ? { items: [], messages: [], query: "" }
+        : await readInput(body.input, { files: this.fileReader(projectId, signal), item: this.itemReader(projectId), newId: (prefix) => newItemId(prefix, id) });
     if (fileSearch) {
       // Unknown or foreign stores are a 404 now, not a failed search mid-answer.
       await this.stores.searchable(projectId, fileSearch.storeIds, fileSearch.param);
@@ -520,12 +524,15 @@ export class ResponsesService {
     const format = body.text?.format;
     if (format?.type === "json_object") sampling.response_format = { type: "json_object" };
     else if (format?.type === "json_schema")
-      sampling.response_format = { type: "json_schema", json_schema: { name: format.name, schema: format.schema, ...(format.strict !== undefined ? { strict: format.strict } : {}) } };
+      sampling.response_format = {
+        type: "json_schema",
+        json_schema: { name: format.name, schema: format.schema, ...(format.description !== undefined ? { description: format.description } : {}), ...(format.strict !== undefined ? { strict: format.strict } : {}) },
+      };
 
     const now = Math.floor(Date.now() / 1000);
     const metadata = body.metadata ?? {};
     const response: Obj = {
-      id: existing?.id ?? newResponseId(),
+      id,
       object: "response",
       created_at: existing?.createdAt ?? now,
       status: background ? "queued" : "in_progress",
@@ -607,6 +614,31 @@ export class ResponsesService {
     const cited = new Map<number, Cited>();
     for (const r of chain) for (const c of JSON.parse(r.sources) as Cited[]) cited.set(c.n, c);
     return { messages: chain.flatMap((r) => JSON.parse(r.context) as ChatMessage[]), cited };
+  }
+
+  /**
+   * Items of the project's stored responses, for `item_reference`s: each response read once
+   * a request, and no more than a conversation's worth of them (MAX_HISTORY_CHARS).
+   */
+  private itemReader(projectId: string) {
+    const read = new Map<string, Promise<Item[] | null>>();
+    let size = 0;
+    const itemsOf = async (responseId: string) => {
+      const row = await this.repo.get(projectId, responseId);
+      if (!row) return null;
+      size += row.object.length + row.inputItems.length;
+      if (size > MAX_HISTORY_CHARS) throw fail("invalid_value", `The items referenced are stored in more than ${MAX_HISTORY_CHARS / 1024 / 1024}M characters, more than this server reads back; send the items that matter themselves.`, "input");
+      return [...((JSON.parse(row.object) as Obj).output ?? []), ...(JSON.parse(row.inputItems) as Item[])] as Item[];
+    };
+    return async (itemId: string, param: string): Promise<Item> => {
+      const responseId = responseOfItem(itemId);
+      let items = responseId ? read.get(responseId) : undefined;
+      if (responseId && !items) read.set(responseId, (items = itemsOf(responseId)));
+      const found = (await items)?.find((it) => it.id === itemId);
+      // (as a previous_response_id: never stored, store: false, deleted, or another project's)
+      if (!found) throw fail("invalid_value", `Item with id '${itemId}' not found: an item_reference names an item of a stored response of this project.`, param);
+      return found;
+    };
   }
 
   private fileReader(projectId: string, signal: AbortSignal): FileReader {

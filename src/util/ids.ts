@@ -32,8 +32,18 @@ export const isVectorStoreId = (s: string) => /^vs_[0-9A-Za-z]{24}$/.test(s);
 export const isFileBatchId = (s: string) => /^vsfb_[0-9A-Za-z]{24}$/.test(s);
 export const newResponseId = () => `resp_${randomBase62(40)}`;
 export const isResponseId = (s: string) => /^resp_[0-9A-Za-z]{40}$/.test(s);
-/** An output or input item of a response: msg_, fs_, fc_, fco_ ... */
-export const newItemId = (prefix: string) => `${prefix}_${randomBase62(40)}`;
+/**
+ * An output or input item of a response: msg_, fs_, fc_, fco_ ... It holds its response's
+ * id, so an `item_reference` finds the response that stored it (responseOfItem).
+ */
+export const newItemId = (prefix: string, responseId: string) => `${prefix}_${responseId.slice("resp_".length)}${randomBase62(12)}`;
+/** The response whose item this is, for ids newItemId made; null for any other id. */
+export const responseOfItem = (itemId: string) => {
+  const m = /^[a-z]+_([0-9A-Za-z]{40})[0-9A-Za-z]{12}$/.exec(itemId);
+  return m ? `resp_${m[1]}` : null;
+};
+/** A function call's id, where a model server gave none. */
+export const newCallId = () => `call_${randomBase62(24)}`;
 export const newChatCompletionId = () => `chatcmpl-${randomBase62(29)}`;
 
 // req_ and 32 hex digits, as OpenAI's ids look: 128 random bits, taken from a pool filled
