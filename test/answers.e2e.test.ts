@@ -350,6 +350,33 @@ describe("answers over a model server", () => {
     expect(up.problems).toEqual([]);
   });
 
+  test("truncation auto: a conversation past the model's context loses its oldest turns until it fits", async () => {
+    const tooLong = (code: string | null) => ({ status: 400, body: { error: { message: "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens.", type: "invalid_request_error", param: "messages", code } } });
+    up.script({ text: "First answer." }, { text: "Second answer." });
+    const first = await c.responses.create({ input: "First question" });
+    const second = await c.responses.create({ input: "Second question", previous_response_id: first.id });
+    // OpenAI's code, then a server's words alone (vLLM sends no code): a turn goes each time
+    up.script(tooLong("context_length_exceeded"), tooLong(null), { text: "Fits now." });
+    const third = await c.responses.create({ input: "Third question", previous_response_id: second.id, truncation: "auto" });
+    expect([third.status, third.output_text, third.truncation]).toEqual(["completed", "Fits now.", "auto"]);
+    const sent = [2, 3, 4].map((i) => messagesOf(up, i).filter((m) => m.role !== "system").map((m) => m.content));
+    expect(sent).toEqual([
+      ["First question", "First answer.", "Second question", "Second answer.", "Third question"],
+      ["Second question", "Second answer.", "Third question"],
+      ["Third question"],
+    ]);
+    // what is stored keeps the whole conversation: the next turn starts from all of it
+    up.script({ text: "Four." });
+    await c.responses.create({ input: "Fourth", previous_response_id: third.id });
+    expect(messagesOf(up, 5).filter((m) => m.role !== "system")).toHaveLength(7);
+    // nothing left to drop, or truncation disabled (the default): the model server's 400
+    up.script(tooLong("context_length_exceeded"));
+    expect(await failure(c.responses.create({ input: "Alone and too long", truncation: "auto" }))).toMatchObject({ status: 400, code: "context_length_exceeded" });
+    up.script(tooLong("context_length_exceeded"));
+    expect(await failure(c.responses.create({ input: "Again", previous_response_id: second.id }))).toMatchObject({ status: 400, code: "context_length_exceeded" });
+    expect(up.received).toHaveLength(8);
+  });
+
   test("item_reference: a client that keeps only ids (the AI SDK, store: true) sends earlier items by reference", async () => {
     const weather = { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } }, strict: false };
     up.script({ text: "Which city?" }, { toolCalls: [{ name: "get_weather", arguments: '{"city":"Oslo"}' }] }, { text: "It is 3 degrees in Oslo." });

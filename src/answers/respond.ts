@@ -1,4 +1,4 @@
-import { fail } from "../errors";
+import { fail, RagdError } from "../errors";
 import type { ChatMessage, ChatTool, ChatToolCall, ChatToolChoice } from "../llm/chat";
 import { ToolsRefused, type ChatUsage, type ModelServer } from "../llm/upstream";
 import { newCallId, newItemId } from "../util/ids";
@@ -45,6 +45,8 @@ export interface RunSpec {
   parallelToolCalls: boolean | null;
   /** Passage numbers used earlier in the conversation (citations may still name them). */
   cited: Map<number, Cited>;
+  /** `auto`: a conversation past the model's context loses its oldest turns until it fits. */
+  truncation: "auto" | "disabled";
 }
 
 export type Emit = (event: Record<string, unknown> & { type: string }) => void;
@@ -179,6 +181,9 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
   // max_output_tokens bounds the whole response, every turn together: each turn may write
   // what the turns before it left, as the model server counted them.
   let outputLeft = typeof spec.sampling.max_tokens === "number" ? spec.sampling.max_tokens : null;
+  // Messages of the conversation (history, then this response's) the model is no longer
+  // sent (truncation auto); what is stored keeps them.
+  let dropped = 0;
 
   const setMode = (m: typeof mode) => {
     mode = m;
@@ -227,7 +232,7 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
     const tools: ChatTool[] = [...(offerSearch ? [searchTool()] : []), ...spec.functions];
     const body: Obj = {
       model: spec.model,
-      messages: [...system(spec, mode), ...spec.history, ...context],
+      messages: [...system(spec, mode), ...[...spec.history, ...context].filter((m, i) => i >= dropped || m.role === "system")],
       stream: true,
       stream_options: { include_usage: true },
       ...spec.sampling,
@@ -249,6 +254,15 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
         continue;
       }
       if (e instanceof ToolsRefused) throw refusedTools(spec, e);
+      if (spec.truncation === "auto" && !out.open && overContext(e)) {
+        // The oldest turn goes: up to the next user message, never the last one.
+        const convo = [...spec.history, ...context];
+        const next = convo.findIndex((m, i) => i > dropped && m.role === "user");
+        if (next > 0) {
+          dropped = next;
+          continue;
+        }
+      }
       throw e;
     }
     forced = false;
@@ -331,6 +345,16 @@ function toolChoice(choice: ToolChoice, first: boolean, offerSearch: boolean): C
   if (typeof choice === "string") return choice === "required" && !first ? "auto" : choice;
   if (choice.type === "file_search") return first && offerSearch ? { type: "function", function: { name: FILE_SEARCH_TOOL } } : "auto";
   return first ? { type: "function", function: { name: choice.name } } : "auto";
+}
+
+/**
+ * A model server's refusal of a conversation longer than its context: OpenAI's code, or the
+ * words of servers that send none (vLLM: "maximum context length"; llama.cpp:
+ * exceed_context_size_error).
+ */
+function overContext(e: unknown) {
+  if (!(e instanceof RagdError) || e.code !== "model_server_rejected") return false;
+  return e.wireCode === "context_length_exceeded" || /context[ _]length|context window|maximum context|exceed_context_size/i.test(e.message);
 }
 
 /** The queries a model wrote; a call ragd cannot read searches with the user's words. */

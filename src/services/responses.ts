@@ -577,6 +577,7 @@ export class ResponsesService {
       maxToolCalls: body.max_tool_calls ?? null,
       parallelToolCalls: body.parallel_tool_calls ?? null,
       cited: history.cited,
+      truncation: body.truncation === "auto" ? "auto" : "disabled",
     };
     return { projectId, request: body, response, spec, items: read.items, store, background };
   }
