@@ -219,17 +219,17 @@ describe.skipIf(postgresMissing !== null)("PostgreSQL", () => {
 
       // A response a is writing for its client, while another process starts: left alone.
       up.script({ hang: true });
-      const pending = a!.client().responses.create({ input: "and this one?" }).then(() => "answered", (e) => `failed ${e.status}`);
+      const pending = a!.client().responses.create({ input: "and this one?" }).then((r) => `answered ${r.status}`, (e) => `failed ${e.status}`);
       await until(() => up.received.length === 2);
       const id = await inProgressId(database);
       const c = await start(database, { args });
       await Bun.sleep(300);
       expect(up.received[1]!.aborted).toBe(false);
       expect((await c.client().responses.retrieve(id)).status).toBe("in_progress");
-      // ...and deleted through c: a's run stops, its client told.
+      // ...and deleted through c: a's run stops, its client told (the response as it ended).
       await c.client().responses.delete(id);
       await until(() => up.received[1]!.aborted);
-      expect(await pending).toStartWith("failed");
+      expect(await pending).toBe("answered cancelled");
 
       // A background response on a, which stops: b takes it and asks the model again.
       up.script({ hang: true });
