@@ -375,6 +375,13 @@ describe("answers over a model server", () => {
     up.script(tooLong("context_length_exceeded"));
     expect(await failure(c.responses.create({ input: "Again", previous_response_id: second.id }))).toMatchObject({ status: 400, code: "context_length_exceeded" });
     expect(up.received).toHaveLength(8);
+    // a conversation that opens with a developer message: the first retry already drops a turn
+    up.script({ text: "Noted." });
+    const briefed = await c.responses.create({ input: [{ role: "developer", content: "Old briefing ".repeat(50) }, { role: "user", content: "Q1" }] });
+    up.script(tooLong(null), { text: "Short now." });
+    const short = await c.responses.create({ input: [{ role: "user", content: "Q2" }], previous_response_id: briefed.id, truncation: "auto" });
+    expect(short.output_text).toBe("Short now.");
+    expect(up.received.slice(-2).map((r) => r.body.messages.map((m: any) => `${m.role} ${m.content.slice(0, 3)}`))).toEqual([["system Old", "user Q1", "assistant Not", "user Q2"], ["user Q2"]]);
   });
 
   test("item_reference: a client that keeps only ids (the AI SDK, store: true) sends earlier items by reference", async () => {
@@ -399,12 +406,21 @@ describe("answers over a model server", () => {
       { role: "assistant", content: null, tool_calls: [{ id: call.call_id, type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } }] },
       { role: "tool", tool_call_id: call.call_id, content: '{"celsius":3}' },
     ]);
-    // listed under the ids they were referenced by
+    // listed as copies, each under an id of the response that used it
     const listed = (await c.responses.inputItems.list(callTurn.id, { order: "asc" })).data;
-    expect(listed.slice(0, 2).map((i: any) => [i.id, i.type, i.role])).toEqual([
-      [(await c.responses.inputItems.list(asked.id)).data[0]!.id, "message", "user"],
-      [answer.id, "message", "assistant"],
+    expect(listed.slice(0, 2).map((i: any) => [i.type, i.role, i.content[0].text])).toEqual([
+      ["message", "user", "Weather?"],
+      ["message", "assistant", "Which city?"],
     ]);
+    expect(listed.map((i) => i.id)).not.toContain(answer.id);
+    // so a copy outlives the response it came from, and one item referenced twice (type null
+    // is the spec's other way to say item_reference) is two items
+    await c.responses.delete(asked.id);
+    up.script({ text: "Again." });
+    const again = await c.responses.create({ input: [{ type: "item_reference", id: listed[1]!.id }, { type: null, id: listed[1]!.id } as any, { role: "user", content: "Once more" }] });
+    expect(messagesOf(up, 3).filter((m) => m.role !== "system").map((m) => m.content)).toEqual(["Which city?", "Which city?", "Once more"]);
+    const twice = (await c.responses.inputItems.list(again.id, { order: "asc" })).data.map((i) => i.id);
+    expect(new Set(twice).size).toBe(3);
     const raw = await fetch(`${ragd.baseURL}/responses/${callTurn.id}/input_items`, { headers: { authorization: `Bearer ${ragd.key}` } });
     expect(specProblems("ResponseItemList", await raw.json())).toEqual([]);
     // an id no stored response of this project holds: refused before the model is asked
@@ -417,6 +433,7 @@ describe("answers over a model server", () => {
     const unstored = await c.responses.create({ input: "not kept", store: false });
     expect(await failure(c.responses.create({ input: [{ type: "item_reference", id: unstored.output[0]!.id as string }] }))).toMatchObject({ status: 400, param: "input[0].id" });
     expect(up.received.length).toBe(before + 1);
+    expect(await failure(c.responses.create({ input: [{ type: "item_reference", id: answer.id }] }))).toMatchObject({ status: 400, param: "input[0].id" }); // its response deleted
   });
 
   test("another project sees none of it: stores and responses are 404, its conversations not found", async () => {
@@ -593,6 +610,9 @@ describe("answers over a model server", () => {
     }
     expect(events.slice(0, 3).map((e) => e.type)).toEqual(["response.created", "response.queued", "response.in_progress"]);
     expect(events.at(-1)).toMatchObject({ type: "response.incomplete", response: { status: "cancelled" } });
+    // the message being written ends first, with its done events
+    expect(events.slice(-4).map((e) => e.type)).toEqual(["response.output_text.done", "response.content_part.done", "response.output_item.done", "response.incomplete"]);
+    expect(events.at(-2).item).toMatchObject({ status: "incomplete", content: [{ text: "Half an answ" }] });
     const final = await stream.finalResponse();
     expect(final.status).toBe("cancelled");
     expect(final.output.map((o: any) => o.status)).toEqual(["incomplete"]);
@@ -727,6 +747,8 @@ describe("answers over a model server", () => {
     expect(await bad({ input: "x", background: true, store: false })).toMatchObject({ status: 400, error: { param: "background" } });
     expect(await bad({})).toMatchObject({ status: 400, error: { code: "missing_required_parameter", param: "input" } });
     expect(await bad({ input: [] })).toMatchObject({ status: 400, error: { code: "invalid_value", param: "input" } });
+    // a filter the search would refuse is refused before anything is written
+    expect(await bad({ input: "x", tools: [{ type: "file_search", vector_store_ids: [store], filters: { type: "gt", key: "a", value: true } }] })).toMatchObject({ status: 400, error: { param: "tools[0].filters" } });
     // a query list names the parameter and the value it does not take, however it is sent
     for (const q of ["include=bogus", "include%5B%5D=bogus", "include=file_search_call.results&include=bogus"]) {
       const res = await fetch(`${ragd.baseURL}/responses/resp_${"0".repeat(24)}/input_items?${q}`, { headers: { authorization: `Bearer ${ragd.key}` } });

@@ -90,9 +90,12 @@ export async function readInput(input: string | unknown[], sources: InputSources
     if (!isObject(given)) throw fail("invalid_value", `${at} must be an object (a message or a function call output)`, at);
     // An item_reference (its type is optional: an id alone) stands for an item a stored
     // response of the project holds, output or input, read as if sent again.
-    const reference = given.type === "item_reference" || (given.type === undefined && given.role === undefined && typeof given.id === "string");
+    const reference = given.type === "item_reference" || (given.type == null && given.role === undefined && typeof given.id === "string");
     if (reference && typeof given.id !== "string") throw fail("invalid_value", `${at}.id must be the id of an item of a stored response`, `${at}.id`);
-    const raw: Record<string, unknown> = reference ? await sources.item(given.id as string, `${at}.id`) : given;
+    // (a copy gets an id of this response's: an item referenced twice is listed twice, each
+    // under its own id, and a later reference to it needs only this response)
+    const referenced = reference ? await sources.item(given.id as string, `${at}.id`) : null;
+    const raw: Record<string, unknown> = referenced ? { ...referenced, id: newItemId(referenced.id.split("_")[0]!) } : given;
     const type = raw.type ?? (raw.role !== undefined ? "message" : undefined);
     switch (type) {
       case "message": {

@@ -165,11 +165,34 @@ class OutputWriter {
   get open() {
     return this.message !== null;
   }
+
+  /** The run stopped: every item still being written ends `incomplete`, with its done events. */
+  endOpen() {
+    if (this.message) this.closeMessage("incomplete");
+    this.call = null;
+    for (const [index, item] of (this.response.output as Obj[]).entries())
+      if (item.status === "in_progress" || item.status === "searching") {
+        item.status = "incomplete";
+        this.done(index);
+      }
+  }
 }
+
+// Tries at most, shortening a conversation the model server found too long (truncation auto).
+const MOST_TRUNCATIONS = 8;
 
 /** Writes the response: returns what it added to the conversation. Throws RagdError or Cancelled. */
 export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: AbortSignal): Promise<RunResult> {
   const out = new OutputWriter(response, emit, spec.cited);
+  try {
+    return await write(spec, response, emit, signal, out);
+  } catch (e) {
+    out.endOpen();
+    throw e;
+  }
+}
+
+async function write(spec: RunSpec, response: Obj, emit: Emit, signal: AbortSignal, out: OutputWriter): Promise<RunResult> {
   const context: ChatMessage[] = [...spec.input];
   const sources: Cited[] = [];
   let next = Math.max(0, ...spec.cited.keys()) + 1;
@@ -181,9 +204,10 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
   // max_output_tokens bounds the whole response, every turn together: each turn may write
   // what the turns before it left, as the model server counted them.
   let outputLeft = typeof spec.sampling.max_tokens === "number" ? spec.sampling.max_tokens : null;
-  // Messages of the conversation (history, then this response's) the model is no longer
-  // sent (truncation auto); what is stored keeps them.
-  let dropped = 0;
+  // Where the conversation (history, then this response's messages) the model is sent starts:
+  // truncation auto moves it on; what is stored keeps every message.
+  let cut = 0;
+  let truncations = 0;
 
   const setMode = (m: typeof mode) => {
     mode = m;
@@ -232,7 +256,7 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
     const tools: ChatTool[] = [...(offerSearch ? [searchTool()] : []), ...spec.functions];
     const body: Obj = {
       model: spec.model,
-      messages: [...system(spec, mode), ...[...spec.history, ...context].filter((m, i) => i >= dropped || m.role === "system")],
+      messages: [...system(spec, mode), ...[...spec.history, ...context].slice(cut)],
       stream: true,
       stream_options: { include_usage: true },
       ...spec.sampling,
@@ -254,14 +278,12 @@ export async function respond(spec: RunSpec, response: Obj, emit: Emit, signal: 
         continue;
       }
       if (e instanceof ToolsRefused) throw refusedTools(spec, e);
-      if (spec.truncation === "auto" && !out.open && overContext(e)) {
-        // The oldest turn goes: up to the next user message, never the last one.
-        const convo = [...spec.history, ...context];
-        const next = convo.findIndex((m, i) => i > dropped && m.role === "user");
-        if (next > 0) {
-          dropped = next;
-          continue;
-        }
+      const over = spec.truncation === "auto" && !out.open && truncations < MOST_TRUNCATIONS ? overContext(e) : null;
+      const later = over ? laterCut([...spec.history, ...context], cut, over.keep) : null;
+      if (later !== null) {
+        cut = later;
+        truncations++;
+        continue;
       }
       throw e;
     }
@@ -348,13 +370,45 @@ function toolChoice(choice: ToolChoice, first: boolean, offerSearch: boolean): C
 }
 
 /**
- * A model server's refusal of a conversation longer than its context: OpenAI's code, or the
- * words of servers that send none (vLLM: "maximum context length"; llama.cpp:
- * exceed_context_size_error).
+ * A model server's refusal of a conversation longer than its context (OpenAI's code, or the
+ * words of servers that send none: vLLM's "maximum context length", llama.cpp's
+ * exceed_context_size_error), with the share of the conversation to keep: what its numbers
+ * say fits ("maximum context length is 8192 tokens. However, you requested 9000"), less a
+ * tenth, else half.
  */
-function overContext(e: unknown) {
-  if (!(e instanceof RagdError) || e.code !== "model_server_rejected") return false;
-  return e.wireCode === "context_length_exceeded" || /context[ _]length|context window|maximum context|exceed_context_size/i.test(e.message);
+function overContext(e: unknown): { keep: number } | null {
+  if (!(e instanceof RagdError) || e.code !== "model_server_rejected") return null;
+  if (e.wireCode !== "context_length_exceeded" && !/context[ _]length|context window|maximum context|exceed_context_size/i.test(e.message)) return null;
+  const n = /maximum context length is (\d+) tokens.*?requested (\d+) tokens/is.exec(e.message);
+  const fits = n ? Number(n[1]) / Number(n[2]) : 0;
+  return { keep: fits > 0 && fits < 1 ? Math.max(0.05, fits * 0.9) : 0.5 };
+}
+
+/**
+ * Where the conversation sent to the model starts next: the first turn (a user message, with
+ * the system messages just before it, such as its passages) from which at most `keep` of the
+ * characters sent now are left, past `cut`; the last user turn at the latest, null when that
+ * is where it starts already. Turns go whole, so a tool call never loses its output.
+ */
+function laterCut(convo: ChatMessage[], cut: number, keep: number): number | null {
+  const size = (m: ChatMessage) => (typeof m.content === "string" ? m.content.length : JSON.stringify(m.content ?? "").length) + JSON.stringify(m.tool_calls ?? "").length;
+  const starts: number[] = [];
+  for (let i = 0; i < convo.length; i++) {
+    if (convo[i]!.role !== "user") continue;
+    let k = i;
+    while (k > 0 && convo[k - 1]!.role === "system") k--;
+    if (k > cut) starts.push(k);
+  }
+  if (!starts.length) return null;
+  let left = 0;
+  for (let i = cut; i < convo.length; i++) left += size(convo[i]!);
+  const target = left * keep;
+  let at = cut;
+  for (const s of starts) {
+    for (; at < s; at++) left -= size(convo[at]!);
+    if (left <= target) return s;
+  }
+  return starts.at(-1)!;
 }
 
 /** The queries a model wrote; a call ragd cannot read searches with the user's words. */

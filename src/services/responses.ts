@@ -11,6 +11,7 @@ import { log } from "../util/log";
 import type { SearchInput, VectorStoresService } from "./vector-stores";
 import type { FilesService } from "./files";
 import { EMBEDDABLE } from "./files";
+import { parseFilter } from "./filters";
 
 // /v1/responses: a request read and checked, the conversation it continues gathered, the
 // answer written (answers/respond.ts) against a model server, and the response kept (unless
@@ -386,6 +387,7 @@ export class ResponsesService {
       // (cancelled or deleted elsewhere before it began: nothing to write)
       if (p.store && !(await this.save(r.id, r, p.spec.input, []))) {
         r.status = "cancelled";
+        emit({ type: "response.incomplete", response: r });
         return;
       }
     }
@@ -395,13 +397,18 @@ export class ResponsesService {
       if (p.store && !(await this.save(r.id, r, result.context, result.sources))) {
         // Cancelled or deleted elsewhere while the answer was written: it did not end here.
         r.status = "cancelled";
+        r.completed_at = null;
         throw new Cancelled();
       }
       emit({ type: r.status === "incomplete" ? "response.incomplete" : "response.completed", response: r });
     } catch (e) {
       if (e instanceof Cancelled || signal.aborted) {
-        // A server stop leaves a background response unfinished, to run again at the next start.
-        if (this.stopping && p.background) return;
+        // A server stop leaves a background response unfinished, to run again at the next
+        // start; a client reading its stream is told to fetch it later.
+        if (this.stopping && p.background) {
+          emit({ type: "error", code: "shutting_down", message: `ragd is shutting down; response ${r.id} runs again once it is back: retrieve it then.`, param: null });
+          return;
+        }
         if (this.stopping) {
           // Its client is still there: it is told why the answer ends, and so is a later GET.
           r.status = "failed";
@@ -411,17 +418,20 @@ export class ResponsesService {
           throw fail("shutting_down", "ragd is shutting down; send the request again once it is back.");
         }
         r.status = "cancelled";
+        r.completed_at = null;
         endOpenItems(r);
         if (p.store) await this.save(r.id, r, p.spec.input, []).catch(() => {});
         // A stream still read (a background one, cancelled or deleted) ends with the response
         // as it stands, so a client's final response says `cancelled`, not `in_progress`. The
-        // spec has no cancelled event; incomplete is "finished, not completed", without error.
+        // spec has no cancelled event; incomplete is "finished, not completed", without error
+        // (a known difference: the event's type is not the response's status).
         emit({ type: "response.incomplete", response: r });
         throw new Cancelled();
       }
       const known = e instanceof RagdError;
       if (!known) log.error("response failed", { id: r.id, error: (e as Error)?.stack ?? String(e) });
       r.status = "failed";
+      r.completed_at = null;
       endOpenItems(r);
       r.error = { code: known ? failedCode(e) : "server_error", message: known ? e.message : "The server had an error while writing this response." };
       if (p.store) await this.save(r.id, r, p.spec.input, []).catch(() => {});
@@ -462,6 +472,8 @@ export class ResponsesService {
         if (!Array.isArray(ids) || !ids.length || ids.some((v) => typeof v !== "string"))
           throw fail("invalid_value", `${at}.vector_store_ids must list the vector stores to search`, `${at}.vector_store_ids`);
         if (ids.length > MAX_STORES) throw fail("invalid_value", `${at}.vector_store_ids: at most ${MAX_STORES} stores`, `${at}.vector_store_ids`);
+        // (a filter the search would refuse is a 400 now, not a response failed mid-stream)
+        parseFilter(t.filters ?? undefined, `${at}.filters`);
         fileSearch = { tool: t, storeIds: ids as string[], param: `${at}.vector_store_ids` };
       } else if (t.type === "function") {
         const name = t.name;
@@ -627,7 +639,8 @@ export class ResponsesService {
     const itemsOf = async (responseId: string) => {
       const row = await this.repo.get(projectId, responseId);
       if (!row) return null;
-      size += row.object.length + row.inputItems.length;
+      // (every column read counts, as for a conversation)
+      size += row.context.length + row.sources.length + row.request.length + row.object.length + row.inputItems.length;
       if (size > MAX_HISTORY_CHARS) throw fail("invalid_value", `The items referenced are stored in more than ${MAX_HISTORY_CHARS / 1024 / 1024}M characters, more than this server reads back; send the items that matter themselves.`, "input");
       return [...((JSON.parse(row.object) as Obj).output ?? []), ...(JSON.parse(row.inputItems) as Item[])] as Item[];
     };
@@ -734,9 +747,9 @@ function imageType(b: Uint8Array): string | null {
   return null;
 }
 
-/** Items a response was still writing when it stopped end as `incomplete`. */
+/** Items a response was still writing when it stopped end as `incomplete` (respond() emits their done events). */
 function endOpenItems(r: Obj) {
-  for (const item of r.output ?? []) if (item.status === "in_progress") item.status = "incomplete";
+  for (const item of r.output ?? []) if (item.status === "in_progress" || item.status === "searching") item.status = "incomplete";
 }
 
 /**

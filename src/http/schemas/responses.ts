@@ -81,7 +81,7 @@ const TextFormat = T.Union(
 const TextParam = T.Object({ format: T.Optional(TextFormat), verbosity: T.Optional(Nullable(literals(["low", "medium", "high"]))) }, { additionalProperties: false });
 
 const InputItem = T.Record(T.String(), T.Unknown(), {
-  description: "A message ({role, content}: input_text, input_file by file_id, input_image), a function_call, or a function_call_output",
+  description: "A message ({role, content}: input_text, input_file by file_id, input_image), a function_call, a function_call_output, an item_reference (or {id} alone) to an item of a stored response, or a file_search_call or reasoning item passed back (listed, not sent to the model)",
 });
 
 const accepted = (s: TSchema) => T.Optional({ ...s, description: "Accepted; it changes nothing on this server" } as TSchema);
