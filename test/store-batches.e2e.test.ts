@@ -117,7 +117,7 @@ test("every write to a store's files marks it active (the anchor of its expiry)"
   await movedOn(() => c.vectorStores.files.delete(f.id, { vector_store_id: store.id }));
 });
 
-test("a write to an expired store's files leaves it expired", async () => {
+test("a write to an expired store's files or its name leaves it expired; a new expiry policy revives it", async () => {
   const f = await upload("k.txt", words("sorrel", 20));
   const store = await c.vectorStores.create({ name: "lapsed", expires_after: { anchor: "last_active_at", days: 1 } });
   await c.vectorStores.files.createAndPoll(store.id, { file_id: f.id }, { pollIntervalMs: 50 });
@@ -128,9 +128,26 @@ test("a write to an expired store's files leaves it expired", async () => {
   db.close();
   const lapsed = await c.vectorStores.retrieve(store.id);
   expect(lapsed.status).toBe("expired");
-  // cleaning it up does not bring it back
+  // cleaning it up does not bring it back, nor does renaming it
   await c.vectorStores.files.delete(f.id, { vector_store_id: store.id });
   expect(await c.vectorStores.retrieve(store.id)).toMatchObject({ status: "expired", last_active_at: lapsed.last_active_at });
+  expect(await c.vectorStores.update(store.id, { name: "lapsed, renamed", metadata: { k: "v" } })).toMatchObject({ status: "expired", last_active_at: lapsed.last_active_at });
+  // a new expiry policy does
+  expect((await c.vectorStores.update(store.id, { expires_after: { anchor: "last_active_at", days: 3 } })).status).toBe("completed");
+});
+
+test("a store's chunking_strategy is for the files it is created with; later attaches and batches without one use auto, as the spec says", async () => {
+  const f = await upload("chunked.txt", words("yarrow", 300));
+  const g = await upload("chunked-too.txt", words("tansy", 300));
+  const plain = await c.vectorStores.create({ name: "auto" });
+  const auto = (await c.vectorStores.files.createAndPoll(plain.id, { file_id: f.id }, { pollIntervalMs: 50 })).chunking_strategy;
+  const fixed = { type: "static" as const, static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 0 } };
+  const created = await c.vectorStores.create({ name: "static", file_ids: [f.id], chunking_strategy: fixed });
+  expect((await c.vectorStores.files.retrieve(f.id, { vector_store_id: created.id })).chunking_strategy).toEqual(fixed);
+  const empty = await c.vectorStores.create({ name: "static, empty", chunking_strategy: fixed });
+  expect((await c.vectorStores.files.create(empty.id, { file_id: f.id })).chunking_strategy).toEqual(auto);
+  await c.vectorStores.fileBatches.createAndPoll(empty.id, { file_ids: [g.id] }, { pollIntervalMs: 50 });
+  expect((await c.vectorStores.files.retrieve(g.id, { vector_store_id: empty.id })).chunking_strategy).toEqual(auto);
 });
 
 test("a file attached again keeps its attributes unless the attach or batch names some", async () => {
@@ -146,4 +163,28 @@ test("a file attached again keeps its attributes unless the attach or batch name
   expect(replaced.attributes).toEqual({ team: "red" });
   await c.vectorStores.fileBatches.createAndPoll(store.id, { files: [{ file_id: f.id, attributes: {} }] });
   expect((await c.vectorStores.files.retrieve(f.id, { vector_store_id: store.id })).attributes).toEqual({});
+});
+
+test("metadata and attribute limits count characters as OpenAI does: an emoji is one", async () => {
+  const emoji = (n: number) => "😀".repeat(n);
+  const f = await upload("emoji.txt", words("clover", 20));
+  const store = await c.vectorStores.create({ name: "emoji", metadata: { [emoji(64)]: emoji(512) } });
+  expect(Object.values(store.metadata ?? {})).toEqual([emoji(512)]);
+  const member = await c.vectorStores.files.create(store.id, { file_id: f.id, attributes: { [emoji(64)]: emoji(512), "a\ud800": "lone \udc00 surrogates" } });
+  expect(member.attributes?.[emoji(64)]).toBe(emoji(512));
+  for (const body of [
+    { metadata: { [emoji(65)]: "v" } },
+    { metadata: { k: emoji(513) } },
+    { metadata: { k: "x".repeat(511) + emoji(2) } },
+    // a long value is refused at once, however it is made
+    { metadata: { k: emoji(200_000) } },
+    { metadata: { k: "\ud800".repeat(200_000) } },
+  ]) {
+    const e = await apiError(c.vectorStores.create(body as never));
+    expect([e.status, e.param]).toEqual([400, "metadata"]);
+  }
+  for (const attributes of [{ [emoji(65)]: "v" }, { k: emoji(513) }, { k: `${emoji(10)}\u0000` }, { [`\u0000${emoji(3)}`]: "v" }]) {
+    const e = await apiError(c.vectorStores.files.update(f.id, { vector_store_id: store.id, attributes }));
+    expect(e.status).toBe(400);
+  }
 });

@@ -70,12 +70,20 @@ export const pagingQuery = () => ({
   before: t.Optional(t.String({ minLength: 1, description: "An id from a previous page: list the objects just before it" })),
 });
 
+// At most n characters as OpenAI counts them (code points): a surrogate pair is one. Each
+// position has one way to match (a lone high surrogate only when no low one follows), so a
+// long string is refused in linear time.
+const CHAR = "(?:[\\uD800-\\uDBFF][\\uDC00-\\uDFFF]|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|[^\\uD800-\\uDBFF])";
+const atMost = (n: number, char = CHAR) => `^${char}{0,${n}}$`;
+/** The same, without NUL (PostgreSQL's JSON cannot hold it). */
+const NO_NUL_CHAR = `(?:(?!\\u0000)${CHAR})`;
+
 export const Metadata = named(
   "Metadata",
   Nullable(
     // The key's length is in its pattern, with unmatched keys refused: a Record keeps only
     // its key's pattern, so a longer key went unchecked, its value too.
-    T.Record(T.String({ pattern: "^[\\s\\S]{0,64}$" }), T.String({ maxLength: 512 }), {
+    T.Record(T.String({ pattern: atMost(64) }), T.String({ pattern: atMost(512) }), {
       maxProperties: 16,
       additionalProperties: false,
       description: "Up to 16 keys of at most 64 characters, with string values of at most 512",
@@ -88,7 +96,7 @@ export const Attributes = named(
   "VectorStoreFileAttributes",
   Nullable(
     // No NUL: PostgreSQL's JSON cannot hold it, and filters compare attributes as JSON.
-    T.Record(T.String({ pattern: "^[^\\u0000]{0,64}$" }), T.Union([T.String({ maxLength: 512, pattern: "^[^\\u0000]*$" }), T.Number(), T.Boolean()]), {
+    T.Record(T.String({ pattern: atMost(64, NO_NUL_CHAR) }), T.Union([T.String({ pattern: atMost(512, NO_NUL_CHAR) }), T.Number(), T.Boolean()]), {
       maxProperties: 16,
       additionalProperties: false,
       description: "Up to 16 keys of at most 64 characters: strings of at most 512 characters, numbers or booleans; filters search on them",
