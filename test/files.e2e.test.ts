@@ -1,6 +1,9 @@
+import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import OpenAI, { APIError, toFile } from "openai";
-import { apiError, blobFiles, cleanup, createKey, startRagd, type Ragd } from "./helpers/ragd";
+import { apiError, blobFiles, cleanup, createKey, ROOT, startRagd, type Ragd } from "./helpers/ragd";
 
 let ragd: Ragd;
 let client: OpenAI;
@@ -205,6 +208,59 @@ describe("retrieve, content, delete", () => {
     expect(cd).toContain(`filename*=UTF-8''${encodeURIComponent(name)}`);
     expect(cd).not.toContain('"Bericht"');
     expect(res.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+  });
+
+  test("a download names what its bytes are: a declared charset, UTF-16 by its mark, an image by its bytes", async () => {
+    const upload = async (parts: [string, Blob | string, string?][]) => {
+      const form = new FormData();
+      for (const [name, value, filename] of parts) typeof value === "string" ? form.append(name, value) : form.append(name, value, filename);
+      const r = await fetch(`${ragd.baseURL}/files`, { method: "POST", body: form, headers: { authorization: `Bearer ${ragd.key}` } });
+      return { status: r.status, body: (await r.json()) as any };
+    };
+    const typeOf = async (id: string) => (await client.files.content(id)).headers.get("content-type");
+    const utf16 = await client.files.create({ file: await toFile(readFileSync(join(ROOT, "test/fixtures/docs/greeting-utf16.txt")), "greeting-utf16.txt"), purpose: "assistants" });
+    expect(await typeOf(utf16.id)).toBe("text/plain; charset=utf-16");
+    const latin1 = await upload([["purpose", "assistants"], ["file", new Blob([Buffer.from("name,city\nJos\xe9,M\xe1laga\n", "latin1")], { type: "text/csv; charset=ISO-8859-1" }), "people.csv"]]);
+    expect(await typeOf(latin1.body.id)).toBe("text/csv; charset=iso-8859-1");
+    const png = await upload([["purpose", "vision"], ["file", new Blob([PNG_1PX], { type: "image/png" }), "photo.txt"]]);
+    expect(await typeOf(png.body.id)).toBe("image/png");
+    expect(await typeOf((await client.files.create({ file: await text("plain"), purpose: "assistants" })).id)).toBe("text/plain; charset=utf-8");
+  });
+
+  test("filenames: filename* decoded once, kept in NFC and well-formed, checked as kept; form fields sent once", async () => {
+    const raw = async (disposition: string, fields = "--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nassistants\r\n") => {
+      const body = `${fields}--b\r\nContent-Disposition: form-data; name="file"; ${disposition}\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n`;
+      const r = await fetch(`${ragd.baseURL}/files`, { method: "POST", body, headers: { authorization: `Bearer ${ragd.key}`, "content-type": "multipart/form-data; boundary=b" } });
+      return { status: r.status, body: (await r.json()) as any };
+    };
+    // RFC 8187: %25 is a percent sign, not the start of a second escape
+    expect((await raw(`filename="x.txt"; filename*=UTF-8''report%250A2024.txt`)).body.filename).toBe("report%0A2024.txt");
+    expect((await raw(`filename*=UTF-8''50%2522off.txt`)).body.filename).toBe("50%22off.txt");
+    // a plain filename carries the WHATWG escapes browsers send
+    expect((await raw(`filename="say %22hi%22.txt"`)).body.filename).toBe('say "hi".txt');
+    // NFD as macOS sends it is kept as NFC; the length limit holds for the name as kept
+    expect((await client.files.create({ file: await text("x", "re\u0301sume\u0301.txt"), purpose: "assistants" })).filename).toBe("r\u00e9sum\u00e9.txt");
+    const e = await raw(`filename*=UTF-8''${encodeURIComponent("\u0958".repeat(83) + ".txt")}`);
+    expect([e.status, e.body.error.code]).toEqual([400, "invalid_filename"]);
+    // an upload's filename with a lone surrogate: answered as the file will have it
+    const up = await client.uploads.create({ filename: "a\ud800b.txt", purpose: "assistants", bytes: 5, mime_type: "text/plain" });
+    expect(up.filename).toBe("a\ufffdb.txt");
+    // a field sent twice, or an empty purpose, is refused, not guessed
+    const twice = await raw(`filename="t.txt"`, "--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nassistants\r\n");
+    expect([twice.status, twice.body.error.param]).toEqual([400, "purpose"]);
+    const empty = await raw(`filename="t.txt"`, "--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n\r\n");
+    expect([empty.status, empty.body.error.code]).toEqual([400, "invalid_purpose"]);
+  });
+
+  test("an expired file not swept yet is a 404 to delete too, and is gone after", async () => {
+    const f = await client.files.create({ file: await text("short-lived"), purpose: "assistants", expires_after: { anchor: "created_at", seconds: 3600 } });
+    const db = new Database(join(ragd.dataDir, "ragd.db"));
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.query("UPDATE files SET expires_at = unixepoch() - 1 WHERE id = ?").run(f.id);
+    const e = await apiError(client.files.delete(f.id));
+    expect(e.status).toBe(404);
+    expect(db.query("SELECT COUNT(*) AS n FROM files WHERE id = ?").get(f.id)).toEqual({ n: 0 });
+    db.close();
   });
 
   test("delete removes row and bytes; a second delete is 404", async () => {

@@ -739,8 +739,8 @@ const multipart: Gen = (w, r) => {
     ["missing file part", () => ({ body: bytes(part(bd, 'form-data; name="purpose"', "assistants"), close(bd)), expect: [400] })],
     ["missing purpose", () => ({ body: bytes(part(bd, fileDisp("note.txt"), "fuzz default purpose"), close(bd)), expect: [200] })],
     ["bad purpose", () => ({ body: bytes(part(bd, 'form-data; name="purpose"', r.pick(["ASSISTANTS", "assistants\u0000", "assistants ", "p".repeat(5000), "🚀", "fine_tune", "knowledge-base"])), part(bd, fileDisp("a.txt"), "x"), close(bd)), expect: [400] })],
-    // An empty purpose field means the default, as an absent one does (services/files.ts checkPurpose).
-    ["empty purpose", () => ({ body: bytes(part(bd, 'form-data; name="purpose"', ""), part(bd, fileDisp("a.txt"), "empty purpose note"), close(bd)), expect: [200] })],
+    // An empty purpose field is refused; an absent one means the default (services/files.ts checkPurpose).
+    ["empty purpose", () => ({ body: bytes(part(bd, 'form-data; name="purpose"', ""), part(bd, fileDisp("a.txt"), "empty purpose note"), close(bd)), expect: [400] })],
     ["empty filename", () => ({ body: bytes(part(bd, 'form-data; name="purpose"', purposeOk), part(bd, fileDisp(""), jsonl), close(bd)), expect: [400] })],
     [
       "filename with path or odd bytes",

@@ -252,8 +252,8 @@ test("bytes gone from the file store (removed outside ragd) are said so, for a p
   expect([c.status, c.code]).toEqual([500, "stored_bytes_missing"]);
   expect(c.message).toContain(f.id);
   // a store that cuts it another way reads it again: its attempt ends at once, saying why (no retries that cannot succeed)
-  const store = await client.vectorStores.create({ name: "another cut", chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 120, chunk_overlap_tokens: 20 } } });
-  await client.vectorStores.files.create(store.id, { file_id: f.id });
+  const store = await client.vectorStores.create({ name: "another cut" });
+  await client.vectorStores.files.create(store.id, { file_id: f.id, chunking_strategy: { type: "static", static: { max_chunk_size_tokens: 120, chunk_overlap_tokens: 20 } } });
   const sf = await client.vectorStores.files.poll(store.id, f.id, { pollIntervalMs: 50 });
   expect([sf.status, sf.last_error?.code]).toEqual(["failed", "server_error"]);
   expect(sf.last_error?.message).toContain("missing from the file store");

@@ -179,8 +179,10 @@ function parseHead(head: string): PartHead {
   if (params.type !== "form-data") throw new MultipartError("Malformed part header: a part is not form-data");
   const name = params.get("name");
   if (name === undefined) throw new MultipartError("Malformed part header: a part has no name");
+  // (filename* is RFC 8187's, percent-decoded once; a plain filename only has the WHATWG escapes)
   const extended = params.get("filename*");
-  const filename = extended !== undefined ? decodeExtValue(extended) : params.get("filename");
+  const plain = params.get("filename");
+  const filename = extended !== undefined ? decodeExtValue(extended) : plain !== undefined ? decodeFormFilename(plain) : undefined;
   return { name, ...(filename !== undefined ? { filename } : {}), contentType };
 }
 
@@ -224,4 +226,12 @@ function decodeExtValue(v: string): string {
   if (!m) throw new MultipartError("Malformed part header: a malformed filename*");
   const bytes = Buffer.from(m[2]!.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), "latin1");
   return /^iso-8859-1$/i.test(m[1]!) ? bytes.toString("latin1") : bytes.toString("utf8");
+}
+
+/**
+ * Browsers and fetch's FormData escape exactly three characters in a part's plain filename
+ * (WHATWG multipart/form-data encoding): `"` as %22, CR as %0D and LF as %0A.
+ */
+export function decodeFormFilename(raw: string): string {
+  return raw.replace(/%(22|0D|0A)/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }

@@ -80,7 +80,7 @@ async function receive(request: Request, upload: Upload, field: "file" | "data",
               else if (fileSeen) throw fail("multiple_files", `Send exactly one '${field}' part per request.`, field);
               else {
                 fileSeen = true;
-                filename = decodeFormFilename(partFilename ?? "");
+                filename = partFilename ?? "";
                 declaredType = contentType;
                 part = { kind: "file" };
               }
@@ -100,7 +100,11 @@ async function receive(request: Request, upload: Upload, field: "file" | "data",
               part.bytes.push(ev.bytes.slice());
             }
           } else {
-            if (part.kind === "field") fields.set(part.name, Buffer.concat(part.bytes).toString("utf8"));
+            if (part.kind === "field") {
+              // (which of two values was meant cannot be told: neither is taken)
+              if (fields.has(part.name)) throw fail("invalid_value", `The form field '${part.name}' is sent more than once; send it once.`, part.name);
+              fields.set(part.name, Buffer.concat(part.bytes).toString("utf8"));
+            }
             part = { kind: "skip" };
           }
         }
@@ -123,10 +127,4 @@ async function receive(request: Request, upload: Upload, field: "file" | "data",
   return { fields, upload, filename, declaredType };
 }
 
-/**
- * Browsers and fetch's FormData escape exactly three characters in a part's filename
- * (WHATWG multipart/form-data encoding): `"` as %22, CR as %0D and LF as %0A.
- */
-export function decodeFormFilename(raw: string): string {
-  return raw.replace(/%(22|0D|0A)/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-}
+

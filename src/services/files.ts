@@ -3,7 +3,7 @@ import { isDiskFull, type DiskSpace } from "../storage/disk-space";
 import { listPage } from "./pagination";
 import { nowSeconds } from "../util/time";
 import type { FileRow, FilesRepo } from "../storage/repos";
-import { contentTypeFor, extensionOf, sniffImage } from "../util/content-type";
+import { contentTypeFor, extensionOf, sniffImage, typeNeedsHead } from "../util/content-type";
 import { isFileId, newFileId } from "../util/ids";
 import { formatSize } from "../util/size";
 import { bytesMissingMessage, fail, notFound, RagdError } from "../errors";
@@ -260,7 +260,9 @@ export class FilesService {
       const expiresAt = this.expiry(purpose, createdAt, input.expiresAfter);
       const status: FileRow["status"] = EMBEDDABLE.has(purpose) ? "uploaded" : "processed";
       if (JSONL_PURPOSES.has(purpose)) await checkJsonl(filename, purpose, up.writer);
-      if (purpose === "vision") await checkImage(up.writer);
+      const head = typeNeedsHead(filename, input.declaredType, purpose === "vision") ? await firstBytes(up.writer) : undefined;
+      if (purpose === "vision" && !sniffImage(head ?? new Uint8Array()))
+        throw fail("invalid_file_format", "Files with purpose 'vision' must be images (PNG, JPEG, GIF, WebP, BMP or TIFF).", "file");
       const { sha256 } = await up.writer.commit();
       const row: FileRow = {
         id: up.id,
@@ -272,7 +274,7 @@ export class FilesService {
         status,
         statusDetails: null,
         expiresAt,
-        contentType: contentTypeFor(filename, input.declaredType),
+        contentType: contentTypeFor(filename, input.declaredType, head),
         sha256,
       };
       if (!(await (insert ?? ((r, q, n) => this.repo.insert(r, q, n)))(row, this.limits.projectQuota, Date.now()))) {
@@ -353,13 +355,16 @@ export class FilesService {
     if (!isFileId(id)) throw notFound("File object", id);
     const ended = this.begin(id);
     try {
-      const row = await this.whenFullReleaseReserve(() => this.repo.remove(projectId, id, this.now()));
+      const now = this.now();
+      const row = await this.whenFullReleaseReserve(() => this.repo.remove(projectId, id, now));
       if (!row) throw notFound("File object", id);
       // Its job, text and chunks went with the row (one transaction); stop a parse in flight.
       this.ingest?.cancel(row.id);
       // The row goes first: a crash before the unlink leaves an orphan blob that the sweep
       // after the next start removes, never a listed file without bytes.
       await this.blobs.delete(row.id);
+      // An expired file the sweep had not reached yet is gone now, as it already was to GET.
+      if (row.expiresAt !== null && row.expiresAt <= now) throw notFound("File object", id);
       return { id: row.id, object: "file" as const, deleted: true as const };
     } finally {
       ended();
@@ -438,7 +443,8 @@ export class FilesService {
   }
 
   private checkPurpose(purpose: string | undefined, param = "purpose"): Purpose {
-    if (purpose === undefined || purpose === "") return "knowledge_base";
+    if (purpose === undefined) return "knowledge_base";
+    if (purpose === "") throw fail("invalid_purpose", `purpose is empty. Use one of: ${PURPOSES.join(", ")} (or leave it out for knowledge_base).`, param);
     if (!(PURPOSES as readonly string[]).includes(purpose))
       throw fail("invalid_purpose", `'${purpose}' is not a valid purpose. Use one of: ${PURPOSES.join(", ")}.`, param);
     return purpose as Purpose;
@@ -457,14 +463,17 @@ export class FilesService {
 
 function checkFilename(raw: string, param = "file"): string {
   // Clients may send a path; only its last part names the file. It never reaches the disk.
-  const name = raw.split(/[/\\]/).pop() ?? "";
+  // The name is kept in NFC (macOS sends NFD: the same name, the same bytes whoever sent it)
+  // and well-formed (a lone surrogate is stored as U+FFFD, so it is answered as stored); the
+  // checks apply to the name as kept.
+  const name = (raw.split(/[/\\]/).pop() ?? "").normalize("NFC").toWellFormed();
   if (name === "" || name === "." || name === "..")
     throw fail("invalid_filename", "The uploaded file has no filename. Send the file part with a filename.", param);
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name))
     throw fail("invalid_filename", "The filename contains control characters. Rename the file and upload again.", param);
   if (Buffer.byteLength(name) > MAX_FILENAME_BYTES)
     throw fail("invalid_filename", `The filename is longer than ${MAX_FILENAME_BYTES} bytes. Use a shorter name.`, param);
-  return name.normalize("NFC");
+  return name;
 }
 
 /** A batch, fine-tune or evals file is JSONL, named so: an upload's create checks the name before any byte, a file's upload with its bytes. */
@@ -519,10 +528,10 @@ async function checkJsonl(filename: string, purpose: string, w: BlobWriter) {
   if (objects === 0) throw fail("invalid_file_format", "The JSONL file holds no JSON objects.", "file");
 }
 
-async function checkImage(w: BlobWriter) {
+/** The first bytes written (one read), for what a file's opening says of it. */
+async function firstBytes(w: BlobWriter): Promise<Uint8Array> {
   const reader = w.stream().getReader();
   const { value } = await reader.read();
   await reader.cancel();
-  if (!value || !sniffImage(value))
-    throw fail("invalid_file_format", "Files with purpose 'vision' must be images (PNG, JPEG, GIF, WebP, BMP or TIFF).", "file");
+  return value ?? new Uint8Array();
 }

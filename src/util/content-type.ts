@@ -1,5 +1,6 @@
 // The Content-Type a download is served with. Chosen from the extension, because the
-// client-declared type is often wrong (SDKs send application/octet-stream for everything).
+// client-declared type is often wrong (SDKs send application/octet-stream for everything);
+// text types (text/*) also name their charset.
 const BY_EXT: Record<string, string> = {
   pdf: "application/pdf",
   docx: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -8,17 +9,17 @@ const BY_EXT: Record<string, string> = {
   xls: "application/vnd.ms-excel",
   ods: "application/vnd.oasis.opendocument.spreadsheet",
   doc: "application/msword",
-  csv: "text/csv; charset=utf-8",
-  tsv: "text/tab-separated-values; charset=utf-8",
-  txt: "text/plain; charset=utf-8",
-  md: "text/markdown; charset=utf-8",
-  html: "text/html; charset=utf-8",
-  htm: "text/html; charset=utf-8",
+  csv: "text/csv",
+  tsv: "text/tab-separated-values",
+  txt: "text/plain",
+  md: "text/markdown",
+  html: "text/html",
+  htm: "text/html",
   json: "application/json",
   jsonl: "application/jsonl",
   epub: "application/epub+zip",
   srt: "application/x-subrip",
-  vtt: "text/vtt; charset=utf-8",
+  vtt: "text/vtt",
   xml: "application/xml",
   png: "image/png",
   jpg: "image/jpeg",
@@ -36,12 +37,26 @@ export const extensionOf = (filename: string) => {
   return dot > 0 ? filename.slice(dot + 1).toLowerCase() : "";
 };
 
-export function contentTypeFor(filename: string, declared?: string): string {
-  const byExt = BY_EXT[extensionOf(filename)];
-  if (byExt) return byExt;
-  if (declared && /^[a-z]+\/[a-z0-9.+-]+$/i.test(declared) && declared !== "application/octet-stream") return declared.toLowerCase();
-  return "application/octet-stream";
+/**
+ * `head`: the file's first bytes, when read. An image is served as the image its bytes are,
+ * whatever its name. A text type's charset is the one the client declared, else UTF-16 when
+ * the bytes open with its byte order mark, else UTF-8 (what ingestion also assumes first).
+ */
+export function contentTypeFor(filename: string, declared?: string, head?: Uint8Array): string {
+  const image = head ? sniffImage(head) : null;
+  if (image) return `image/${image}`;
+  const [base = "", ...params] = (declared ?? "").split(";").map((p) => p.trim().toLowerCase());
+  const valid = /^[a-z]+\/[a-z0-9.+-]+$/.test(base) && base !== "application/octet-stream";
+  const type = BY_EXT[extensionOf(filename)] ?? (valid ? base : "application/octet-stream");
+  if (!type.startsWith("text/")) return type;
+  const named = params.map((p) => /^charset="?([a-z0-9._:-]+)"?$/.exec(p)?.[1]).find((c) => c !== undefined);
+  const bom16 = head && head.length >= 2 && ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff));
+  return `${type}; charset=${named ?? (bom16 ? "utf-16" : "utf-8")}`;
 }
+
+/** Whether contentTypeFor would read a file's first bytes: its name says text, or it must be an image. */
+export const typeNeedsHead = (filename: string, declared: string | undefined, image: boolean) =>
+  image || (BY_EXT[extensionOf(filename)] ?? declared?.split(";")[0]?.trim().toLowerCase() ?? "").startsWith("text/");
 
 /** The image format named by a file's first bytes, or null. */
 const BMP_HEADER_SIZES = new Set([12, 16, 40, 52, 56, 64, 108, 124]);
