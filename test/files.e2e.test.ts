@@ -210,7 +210,7 @@ describe("retrieve, content, delete", () => {
     expect(res.headers.get("content-type")).toBe("text/plain; charset=utf-8");
   });
 
-  test("a download names what its bytes are: a declared charset, UTF-16 by its mark, an image by its bytes", async () => {
+  test("a download names what its bytes are: UTF-16 by its mark, else a declared charset; a vision file by its bytes", async () => {
     const upload = async (parts: [string, Blob | string, string?][]) => {
       const form = new FormData();
       for (const [name, value, filename] of parts) typeof value === "string" ? form.append(name, value) : form.append(name, value, filename);
@@ -225,6 +225,11 @@ describe("retrieve, content, delete", () => {
     const png = await upload([["purpose", "vision"], ["file", new Blob([PNG_1PX], { type: "image/png" }), "photo.txt"]]);
     expect(await typeOf(png.body.id)).toBe("image/png");
     expect(await typeOf((await client.files.create({ file: await text("plain"), purpose: "assistants" })).id)).toBe("text/plain; charset=utf-8");
+    // a text file that opens like an image is text (only a vision file is taken for its bytes)
+    expect(await typeOf((await client.files.create({ file: await text("GIF89a is the 1989 revision of the format"), purpose: "assistants" })).id)).toBe("text/plain; charset=utf-8");
+    // the byte order mark outweighs a declared charset
+    const marked = await upload([["purpose", "assistants"], ["file", new Blob([readFileSync(join(ROOT, "test/fixtures/docs/greeting-utf16.txt"))], { type: "text/plain; charset=utf-8" }), "marked.txt"]]);
+    expect(await typeOf(marked.body.id)).toBe("text/plain; charset=utf-16");
   });
 
   test("filenames: filename* decoded once, kept in NFC and well-formed, checked as kept; form fields sent once", async () => {

@@ -274,7 +274,7 @@ export class FilesService {
         status,
         statusDetails: null,
         expiresAt,
-        contentType: contentTypeFor(filename, input.declaredType, head),
+        contentType: contentTypeFor(filename, input.declaredType, head, purpose === "vision"),
         sha256,
       };
       if (!(await (insert ?? ((r, q, n) => this.repo.insert(r, q, n)))(row, this.limits.projectQuota, Date.now()))) {

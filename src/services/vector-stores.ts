@@ -144,8 +144,9 @@ export class VectorStoresService {
     await this.requireFiles(projectId, [body.file_id], "file_id");
     // attached again without attributes, a file keeps those it has
     const attributes = body.attributes === undefined ? null : JSON.stringify(body.attributes ?? {});
-    // (the store's own strategy was for the files it was created with: the spec's default is auto)
-    const chunking = this.chunking(body.chunking_strategy);
+    // A store's own strategy is its files' default (the spec's is auto): a store made to cut
+    // its files one way keeps doing so, and re-attaching them does not re-cut them.
+    const chunking = this.chunking(body.chunking_strategy ?? JSON.parse(store.chunking));
     const now = this.now();
     await this.deletedMeanwhile(() => this.stores.attach(store.id, [{ id: body.file_id, attributes }], now, chunking, null, Date.now()), projectId, storeId, [body.file_id], "file_id");
     this.ingest?.wake();
@@ -185,12 +186,8 @@ export class VectorStoresService {
   async listFiles(projectId: string, storeId: string, p: ListParams & { filter?: StoreFileStatus; batchId?: string }) {
     const store = await this.store(projectId, storeId);
     if (p.batchId !== undefined) await this.batch(store.id, p.batchId);
-    // A file removed and attached again has two places; each cursor takes the one past which
-    // no row is skipped (rows repeat instead): `after` reads on from the earlier one in
-    // ascending order, `before` back from the later one.
-    const asc = p.order === "asc";
-    const afterSeq = p.after !== undefined ? await this.fileCursor(store.id, p.after, "after", asc) : undefined;
-    const beforeSeq = p.before !== undefined ? await this.fileCursor(store.id, p.before, "before", !asc) : undefined;
+    const afterSeq = p.after !== undefined ? await this.fileCursor(store.id, p.after, "after") : undefined;
+    const beforeSeq = p.before !== undefined ? await this.fileCursor(store.id, p.before, "before") : undefined;
     const { rows, hasMore } = await this.stores.listFiles(store.id, { afterSeq, beforeSeq, limit: p.limit, order: p.order, status: p.filter, batchId: p.batchId }, this.now());
     return listPage(rows.map((r) => this.storeFileObject(r)), hasMore);
   }
@@ -227,18 +224,19 @@ export class VectorStoresService {
     const store = await this.store(projectId, storeId);
     if (body.files !== undefined && body.file_ids !== undefined) throw fail("invalid_value", "Pass either file_ids or files, not both.", "files");
     if (body.files === undefined && body.file_ids === undefined) throw fail("missing_required_parameter", "file_ids (or files) is required: the ids of uploaded files", "file_ids");
+    const storeDefault = JSON.parse(store.chunking) as ChunkingInput;
     // With `files`, each file carries its own attributes and chunking, and the batch-wide ones
     // are ignored (as OpenAI documents); a file named twice takes its last entry.
     const members = new Map<string, { id: string; attributes: string | null; chunking?: Chunking }>();
     const attributesOf = (a: unknown) => (a === undefined ? null : JSON.stringify(a ?? {}));
     if (body.files)
       body.files.forEach((f, i) =>
-        members.set(f.file_id, { id: f.file_id, attributes: attributesOf(f.attributes), chunking: this.chunking(f.chunking_strategy, `files[${i}].chunking_strategy`) }),
+        members.set(f.file_id, { id: f.file_id, attributes: attributesOf(f.attributes), chunking: this.chunking(f.chunking_strategy ?? storeDefault, `files[${i}].chunking_strategy`) }),
       );
     else for (const id of body.file_ids!) members.set(id, { id, attributes: attributesOf(body.attributes) });
     const ids = [...members.keys()];
     await this.requireFiles(projectId, ids, body.files !== undefined ? "files" : "file_ids");
-    const chunking = this.chunking(body.files ? undefined : body.chunking_strategy);
+    const chunking = this.chunking(body.files ? storeDefault : (body.chunking_strategy ?? storeDefault));
     const batch = { id: newFileBatchId() };
     await this.deletedMeanwhile(() => this.stores.attach(store.id, [...members.values()], this.now(), chunking, batch, Date.now()), projectId, storeId, ids, body.files !== undefined ? "files" : "file_ids");
     this.ingest?.wake();
@@ -362,8 +360,8 @@ export class VectorStoresService {
     return seq;
   }
 
-  private async fileCursor(storeId: string, id: string, param: string, lowest: boolean) {
-    const seq = isFileId(id) ? await this.stores.fileSeq(storeId, id, lowest) : null;
+  private async fileCursor(storeId: string, id: string, param: string) {
+    const seq = isFileId(id) ? await this.stores.fileSeq(storeId, id) : null;
     if (seq === null) throw fail("invalid_cursor", `No file with id '${id}' in this vector store to list ${param}.`, param);
     return seq;
   }

@@ -351,8 +351,7 @@ export interface StoresRepo {
   attach(storeId: string, files: { id: string; attributes: string | null; chunking?: Chunking }[], nowS: number, chunking: Chunking, batch: { id: string } | null, nowMs: number): Promise<void>;
   getFile(storeId: string, fileId: string, now: number): Promise<StoreFileRow | null>;
   listFiles(storeId: string, q: Keyset & { status?: StoreFileStatus; batchId?: string }, now: number): Promise<Page<StoreFileRow>>;
-  /** A membership's place for a cursor; `lowest`: its earlier one, when removed and added again. */
-  fileSeq(storeId: string, fileId: string, lowest: boolean): Promise<number | null>;
+  fileSeq(storeId: string, fileId: string): Promise<number | null>;
   updateAttributes(storeId: string, fileId: string, attributes: string): Promise<boolean>;
   detach(storeId: string, fileId: string): Promise<boolean>;
   getBatch(storeId: string, id: string): Promise<BatchRow | null>;

@@ -74,11 +74,11 @@ export function visibleInStore(filterSql: string, { live = true } = {}) {
  * A row's place in its list, live or kept by its tombstone after a delete (files, stores and
  * store memberships keep one), so that a page that ended on it still continues. `where` names
  * the row in both tables; `seq` is the column as read (PostgreSQL casts it). A membership
- * removed and added again has two places: `lowest` asks for the earlier (a cursor read
- * forwards from, so no row between them is skipped), else the later.
+ * removed and added again is at its new place (a cursor at its old one would list it again
+ * and again); a page that ended on it at the old place continues from the new one.
  */
-export const placeSql = (live: string, tombstones: string, where: string, seq = "seq", lowest = true) =>
-  `SELECT ${lowest ? "MIN" : "MAX"}(seq) AS seq FROM (SELECT ${seq} AS seq FROM ${live} WHERE ${where} UNION ALL SELECT ${seq} AS seq FROM ${tombstones} WHERE ${where}) places`;
+export const placeSql = (live: string, tombstones: string, where: string, seq = "seq") =>
+  `SELECT ${seq} AS seq FROM ${live} WHERE ${where} UNION ALL SELECT ${seq} FROM ${tombstones} WHERE ${where} LIMIT 1`;
 
 /**
  * How long a deleted file's, store's or membership's place is kept for a client paging

@@ -38,20 +38,21 @@ export const extensionOf = (filename: string) => {
 };
 
 /**
- * `head`: the file's first bytes, when read. An image is served as the image its bytes are,
- * whatever its name. A text type's charset is the one the client declared, else UTF-16 when
- * the bytes open with its byte order mark, else UTF-8 (what ingestion also assumes first).
+ * `head`: the file's first bytes, when read. An image (`image`: a vision file) is served as the
+ * image its bytes are, whatever its name. A text type's charset is UTF-16 when the bytes open
+ * with its byte order mark, else the one the client declared, else UTF-8 (what ingestion also
+ * assumes first).
  */
-export function contentTypeFor(filename: string, declared?: string, head?: Uint8Array): string {
-  const image = head ? sniffImage(head) : null;
-  if (image) return `image/${image}`;
+export function contentTypeFor(filename: string, declared?: string, head?: Uint8Array, image = false): string {
+  const sniffed = image && head ? sniffImage(head) : null;
+  if (sniffed) return `image/${sniffed}`;
   const [base = "", ...params] = (declared ?? "").split(";").map((p) => p.trim().toLowerCase());
   const valid = /^[a-z]+\/[a-z0-9.+-]+$/.test(base) && base !== "application/octet-stream";
   const type = BY_EXT[extensionOf(filename)] ?? (valid ? base : "application/octet-stream");
   if (!type.startsWith("text/")) return type;
-  const named = params.map((p) => /^charset="?([a-z0-9._:-]+)"?$/.exec(p)?.[1]).find((c) => c !== undefined);
   const bom16 = head && head.length >= 2 && ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff));
-  return `${type}; charset=${named ?? (bom16 ? "utf-16" : "utf-8")}`;
+  const named = params.map((p) => /^charset="?([a-z0-9._:-]+)"?$/.exec(p)?.[1]).find((c) => c !== undefined);
+  return `${type}; charset=${bom16 ? "utf-16" : (named ?? "utf-8")}`;
 }
 
 /** Whether contentTypeFor would read a file's first bytes: its name says text, or it must be an image. */

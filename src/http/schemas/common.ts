@@ -75,8 +75,8 @@ export const pagingQuery = () => ({
 // long string is refused in linear time.
 const CHAR = "(?:[\\uD800-\\uDBFF][\\uDC00-\\uDFFF]|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|[^\\uD800-\\uDBFF])";
 const atMost = (n: number, char = CHAR) => `^${char}{0,${n}}$`;
-/** The same, without NUL (PostgreSQL's JSON cannot hold it). */
-const NO_NUL_CHAR = `(?:(?!\\u0000)${CHAR})`;
+/** For attributes, filtered as JSON by PostgreSQL, which holds neither NUL nor a lone surrogate. */
+const JSON_CHAR = "(?:[\\uD800-\\uDBFF][\\uDC00-\\uDFFF]|[^\\uD800-\\uDFFF\\u0000])";
 
 export const Metadata = named(
   "Metadata",
@@ -95,13 +95,13 @@ export const Metadata = named(
 export const Attributes = named(
   "VectorStoreFileAttributes",
   Nullable(
-    // No NUL: PostgreSQL's JSON cannot hold it, and filters compare attributes as JSON.
-    T.Record(T.String({ pattern: atMost(64, NO_NUL_CHAR) }), T.Union([T.String({ pattern: atMost(512, NO_NUL_CHAR) }), T.Number(), T.Boolean()]), {
+    // No NUL, no lone surrogate: PostgreSQL's JSON holds neither, and filters compare attributes as JSON.
+    T.Record(T.String({ pattern: atMost(64, JSON_CHAR) }), T.Union([T.String({ pattern: atMost(512, JSON_CHAR) }), T.Number(), T.Boolean()]), {
       maxProperties: 16,
       additionalProperties: false,
       description: "Up to 16 keys of at most 64 characters: strings of at most 512 characters, numbers or booleans; filters search on them",
     }),
-    "null, or an object of at most 16 keys of at most 64 characters (no NUL) with values that are strings of at most 512 characters (no NUL), numbers or booleans",
+    "null, or an object of at most 16 keys of at most 64 characters (no NUL, no lone surrogate) with values that are strings of at most 512 characters (no NUL, no lone surrogate), numbers or booleans",
   ),
 );
 

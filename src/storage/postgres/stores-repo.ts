@@ -146,8 +146,8 @@ export class PgStoresRepo implements StoresRepo {
     return k.page(rows);
   }
 
-  async fileSeq(storeId: string, fileId: string, lowest: boolean) {
-    return (await this.db.get<{ seq: number }>(placeSql("vector_store_files", "store_file_tombstones", "store_id = $storeId AND file_id = $fileId", "seq::float8", lowest), { storeId, fileId }))?.seq ?? null;
+  async fileSeq(storeId: string, fileId: string) {
+    return (await this.db.get<{ seq: number }>(placeSql("vector_store_files", "store_file_tombstones", "store_id = $storeId AND file_id = $fileId", "seq::float8"), { storeId, fileId }))?.seq ?? null;
   }
 
   async updateAttributes(storeId: string, fileId: string, attributes: string) {

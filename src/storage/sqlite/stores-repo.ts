@@ -220,9 +220,9 @@ export class SqliteStoresRepo implements StoresRepo {
     return k.page(rows);
   }
 
-  async fileSeq(storeId: string, fileId: string, lowest: boolean) {
+  async fileSeq(storeId: string, fileId: string) {
     const r = this.db
-      .query(placeSql("vector_store_files", "store_file_tombstones", "store_id = $storeId AND file_id = $fileId", "seq", lowest))
+      .query(placeSql("vector_store_files", "store_file_tombstones", "store_id = $storeId AND file_id = $fileId"))
       .get({ storeId, fileId }) as { seq: number } | null;
     return r?.seq ?? null;
   }
