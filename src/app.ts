@@ -27,7 +27,7 @@ export function buildApp(ctx: HttpContext) {
   const app = new Elysia({ normalize: false })
     .onError({ as: "global" }, ({ code, error, request }) => toErrorResponse(ctx, code, error, request))
     .onTransform({ as: "global" }, ({ request, route }) => routeMatched(request, route))
-    .use(systemRoutes(() => (document ??= openapiDocument(routes())), { ready: ctx.ready ?? null, metrics: ctx.config.metrics === "on" }))
+    .use(systemRoutes(() => (document ??= openapiDocument(routes())), { ready: ctx.ready ?? null, metrics: ctx.config.metrics === "on", metricsKey: ctx.config.metricsKey }))
     .use(filesRoutes(ctx))
     .use(uploadsRoutes(ctx))
     .use(vectorStoreRoutes(ctx))

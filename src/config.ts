@@ -54,6 +54,7 @@ export interface Config {
   chatGrounding: "off" | "knowledge_base";
   answerMaxResults: number;
   metrics: string;
+  metricsKey: string | null;
   logFormat: "text" | "json";
 }
 
@@ -253,8 +254,14 @@ const SETTINGS: Setting[] = [
   { key: "answerMaxResults", flag: "--answer-max-results", env: "RAGD_ANSWER_MAX_RESULTS", default: 8, help: "passages put before the model per search, unless a request says", parse: int(1, 50) },
   {
     key: "metrics", flag: "--metrics", env: "RAGD_METRICS", default: "on",
-    help: "GET /metrics for Prometheus, without a key: on (this port), off, or HOST:PORT to serve it there alone",
+    help: "GET /metrics for Prometheus: on (this port), off, or HOST:PORT to serve it there alone",
     parse: (raw) => (raw === "on" || raw === "off" || /^[^\s:]+:\d{1,5}$/.test(raw) ? { value: raw } : { error: `must be on, off or HOST:PORT, got "${raw}"` }),
+  },
+  {
+    key: "metricsKey", flag: "--metrics-key", env: "RAGD_METRICS_KEY", default: null,
+    help: "a bearer token /metrics then requires (Prometheus: authorization.credentials); without one it answers anyone who reaches it",
+    parse: (raw) => (raw.length >= 16 ? { value: raw } : { error: "must be at least 16 characters" }),
+    show: (v) => (v ? "(set)" : "(none)"),
   },
   { key: "logFormat", flag: "--log-format", env: "RAGD_LOG_FORMAT", default: "text", help: "text, or json (one object per line) for log shippers", parse: oneOf("text", "json") },
   {

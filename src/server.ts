@@ -36,6 +36,8 @@ import { DiskSpace } from "./storage/disk-space";
 import { metrics, type MetricSources } from "./metrics";
 import { UploadsService } from "./services/uploads";
 import type { ReadyCheck } from "./http/routes/system";
+import { errorResponse } from "./http/errors";
+import { metricsRefusal } from "./http/metrics-access";
 
 export interface Services {
   repos: Repos;
@@ -217,14 +219,17 @@ function readiness(s: Services): ReadyCheck {
 }
 
 /** `--metrics HOST:PORT`: /metrics alone, on its own address (an operator's network). */
-function serveMetrics(listen: string): Server<unknown> {
+function serveMetrics(listen: string, key: string | null): Server<unknown> {
   const colon = listen.lastIndexOf(":");
+  const refusal = metricsRefusal(key);
   return Bun.serve({
     hostname: listen.slice(0, colon),
     port: Number(listen.slice(colon + 1)),
     reusePort: false,
     async fetch(req) {
       if (new URL(req.url).pathname !== "/metrics") return new Response("not found: this port serves /metrics\n", { status: 404 });
+      const refused = refusal(req);
+      if (refused) return errorResponse(refused);
       return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
     },
   });
@@ -263,7 +268,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const limiter = new RateLimiter({ uploads: config.rateLimitUploads, requests: config.rateLimitRequests }, services.repos.coordination);
     if (config.metrics !== "off") metrics.enable(metricSources(services));
     const app = buildApp({ ...services, config, limiter, ready: readiness(services) });
-    if (config.metrics !== "on" && config.metrics !== "off") metricsServer = serveMetrics(config.metrics);
+    if (config.metrics !== "on" && config.metrics !== "off") metricsServer = serveMetrics(config.metrics, config.metricsKey);
     server = serve((req) => app.handle(req), { hostname: config.host, port: config.port, idleTimeoutSeconds: config.idleTimeoutSeconds, corsOrigins: config.corsOrigins });
   } catch (e) {
     metricsServer?.stop(true);

@@ -203,6 +203,34 @@ describe("metrics off, or on their own port", () => {
     }
   });
 
+  test("--metrics-key: /metrics answers only the scraper that sends it, on either port", async () => {
+    const key = "metrics-key-0123456789";
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    for (const args of [["--metrics-key", key], ["--metrics", `127.0.0.1:${port}`, "--metrics-key", key]]) {
+      const r = await startRagd({ args });
+      try {
+        const url = args.length === 2 ? `${r.url}/metrics` : `http://127.0.0.1:${port}/metrics`;
+        const none = await fetch(url);
+        expect([none.status, none.headers.get("www-authenticate")]).toEqual([401, 'Bearer realm="ragd metrics"']);
+        expect((await none.json()).error).toMatchObject({ type: "authentication_error", code: null });
+        const wrong = await fetch(url, { headers: { authorization: `Bearer ${key}x` } });
+        expect([wrong.status, (await wrong.json()).error.code]).toEqual([401, "invalid_api_key"]);
+        // an API key is not the metrics key
+        expect((await fetch(url, { headers: { authorization: `Bearer ${r.key}` } })).status).toBe(401);
+        const ok = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
+        expect(ok.status).toBe(200);
+        expect(await ok.text()).toContain("ragd_http_requests_total");
+      } finally {
+        await r.stop();
+        cleanup(r.dataDir);
+      }
+    }
+    // too short to be a secret: refused at start
+    const short = Bun.spawnSync(["bun", join(ROOT, "src/main.ts"), "--metrics-key", "short", "--port", "0"], { env: { ...process.env, RAGD_API_KEY: "" } });
+    expect(short.exitCode).not.toBe(0);
+    expect(short.stderr.toString()).toContain("--metrics-key");
+  });
+
   test("the parser above can fail: a malformed line is refused", () => {
     expect(() => parseMetrics("# TYPE a counter\na{x=1} 2\n")).toThrow();
     expect(() => parseMetrics("b 1\n")).toThrow();

@@ -4,6 +4,7 @@ import { fail, notFound } from "../../errors";
 import { DOCS_ASSETS, DOCS_HTML, DOCS_INIT_JS } from "../docs-assets";
 import { route } from "../operation";
 import { metrics } from "../../metrics";
+import { metricsRefusal } from "../metrics-access";
 
 // Everything on the docs page comes from this origin; the CSP makes that checkable.
 const DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
@@ -11,7 +12,8 @@ const DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'un
 /** Readiness: the indexes are loaded and the embedding model answers. */
 export type ReadyCheck = () => Promise<{ ready: boolean; checks: Record<string, string> }>;
 
-export function systemRoutes(openapi: () => object, o: { ready: ReadyCheck | null; metrics: boolean }) {
+export function systemRoutes(openapi: () => object, o: { ready: ReadyCheck | null; metrics: boolean; metricsKey: string | null }) {
+  const refusal = metricsRefusal(o.metricsKey);
   return new Elysia()
     .get("/health", () => ({ status: "ok" }), route({ operationId: "health", summary: "Liveness", auth: false, response: T.Object({ status: T.Literal("ok") }), errors: [] }))
     .get("/ready", async ({ set }) => {
@@ -25,8 +27,10 @@ export function systemRoutes(openapi: () => object, o: { ready: ReadyCheck | nul
       response: T.Object({ status: T.Union([T.Literal("ready"), T.Literal("unavailable")]), checks: T.Record(T.String(), T.String()) }),
       errors: [503],
     }))
-    .get("/metrics", async ({ set }) => {
+    .get("/metrics", async ({ request, set }) => {
       if (!o.metrics) throw fail("unknown_url", "Invalid URL (GET /metrics): metrics are off, or served on their own port (--metrics)");
+      const refused = refusal(request);
+      if (refused) throw refused;
       set.headers["content-type"] = metrics.contentType;
       return metrics.text();
     })
