@@ -260,7 +260,8 @@ const SETTINGS: Setting[] = [
   {
     key: "metricsKey", flag: "--metrics-key", env: "RAGD_METRICS_KEY", default: null,
     help: "a bearer token /metrics then requires (Prometheus: authorization.credentials); without one it answers anyone who reaches it",
-    parse: (raw) => (raw.length >= 16 ? { value: raw } : { error: "must be at least 16 characters" }),
+    // (a header's value reaches the server trimmed: a key with spaces could never match)
+    parse: (raw) => (raw.length < 16 ? { error: "must be at least 16 characters" } : /\s/.test(raw) ? { error: "must not hold spaces" } : { value: raw }),
     show: (v) => (v ? "(set)" : "(none)"),
   },
   { key: "logFormat", flag: "--log-format", env: "RAGD_LOG_FORMAT", default: "text", help: "text, or json (one object per line) for log shippers", parse: oneOf("text", "json") },

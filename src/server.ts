@@ -269,6 +269,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (config.metrics !== "off") metrics.enable(metricSources(services));
     const app = buildApp({ ...services, config, limiter, ready: readiness(services) });
     if (config.metrics !== "on" && config.metrics !== "off") metricsServer = serveMetrics(config.metrics, config.metricsKey);
+    if (config.metrics === "off" && config.metricsKey) log.warn("--metrics-key is set, but --metrics is off: there is no /metrics to guard");
     server = serve((req) => app.handle(req), { hostname: config.host, port: config.port, idleTimeoutSeconds: config.idleTimeoutSeconds, corsOrigins: config.corsOrigins });
   } catch (e) {
     metricsServer?.stop(true);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { toFile } from "openai";
-import { cleanup, ROOT, startRagd, type Ragd } from "./helpers/ragd";
+import { cleanup, ROOT, runCli, startRagd, tempDir, type Ragd } from "./helpers/ragd";
 
 interface Sample {
   name: string;
@@ -213,8 +213,14 @@ describe("metrics off, or on their own port", () => {
         const none = await fetch(url);
         expect([none.status, none.headers.get("www-authenticate")]).toEqual([401, 'Bearer realm="ragd metrics"']);
         expect((await none.json()).error).toMatchObject({ type: "authentication_error", code: null });
+        // the header is read as an API key's is: any case, any spaces; a wrong key is told so
         const wrong = await fetch(url, { headers: { authorization: `Bearer ${key}x` } });
-        expect([wrong.status, (await wrong.json()).error.code]).toEqual([401, "invalid_api_key"]);
+        const told = (await wrong.json()).error;
+        expect([wrong.status, told.code]).toEqual([401, "invalid_api_key"]);
+        expect(told.message).toContain("Incorrect metrics key");
+        const basic = await fetch(url, { headers: { authorization: `Basic ${key}` } });
+        expect([basic.status, (await basic.json()).error.code]).toEqual([401, "invalid_authorization_header"]);
+        expect((await fetch(url, { headers: { authorization: `bearer   ${key}` } })).status).toBe(200);
         // an API key is not the metrics key
         expect((await fetch(url, { headers: { authorization: `Bearer ${r.key}` } })).status).toBe(401);
         const ok = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
@@ -225,10 +231,17 @@ describe("metrics off, or on their own port", () => {
         cleanup(r.dataDir);
       }
     }
-    // too short to be a secret: refused at start
-    const short = Bun.spawnSync(["bun", join(ROOT, "src/main.ts"), "--metrics-key", "short", "--port", "0"], { env: { ...process.env, RAGD_API_KEY: "" } });
-    expect(short.exitCode).not.toBe(0);
-    expect(short.stderr.toString()).toContain("--metrics-key");
+    // too short to be a secret, or holding a space (a header arrives trimmed): refused at start
+    const dir = tempDir();
+    try {
+      for (const bad of ["short", " metrics-key-0123456789 "]) {
+        const r = runCli(["--metrics-key", bad, "--port", "0", "--data-dir", dir], {}, 20_000);
+        expect(r.code).not.toBe(0);
+        expect(r.stderr).toContain("--metrics-key");
+      }
+    } finally {
+      cleanup(dir);
+    }
   });
 
   test("the parser above can fail: a malformed line is refused", () => {

@@ -43,8 +43,8 @@ export class UnigramTokenizer implements Tokenizer {
 
   /**
    * A token is a piece (its code points, `▁` standing for a space), or one unknown code point;
-   * a code point is two UTF-16 units at most, and NFKC composes at most three characters into
-   * one (a Hangul syllable from its jamo).
+   * a code point is two UTF-16 units at most, and NFKC composes at most four code points into
+   * one (ᾂ, U+1F82: alpha and three marks).
    */
   readonly charsPerTokenAtMost: number;
 
@@ -67,7 +67,7 @@ export class UnigramTokenizer implements Tokenizer {
       at.score = score;
     }
     this.wordsApart = apart;
-    this.charsPerTokenAtMost = longest * 2 * 3;
+    this.charsPerTokenAtMost = longest * 2 * 4;
   }
 
   // Scratch for encode, grown as needed: chunking counts the tokens of many short pieces (a

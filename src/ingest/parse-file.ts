@@ -60,8 +60,8 @@ export interface ParseFileOptions {
 
 /**
  * Parses the file in a parse process. A PDF that turns out long is read in page ranges by as
- * many processes as there are free slots, and the first process then cuts the chunks over all
- * the ranges' text, so the chunks are those of a whole read.
+ * many processes as there are free slots, and the server then cuts the chunks over all the
+ * ranges' measured pieces (chunkRanges), so the chunks are those of a whole read.
  */
 export function parseFile(o: ParseFileOptions): Promise<ParseReply> {
   const base = o.request;

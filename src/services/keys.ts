@@ -14,7 +14,7 @@ const PROJECT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 // Keys carry 238 bits of randomness, so one SHA-256 round is enough: a slow password hash
 // buys nothing against guessing and would cost every request.
-const hashKey = (key: string) => createHash("sha256").update(key).digest();
+export const hashKey = (key: string) => createHash("sha256").update(key).digest();
 
 export class KeysService {
   private readonly envKeyHash: Buffer | null;

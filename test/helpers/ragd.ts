@@ -85,8 +85,9 @@ export async function createKey(dataDir: string, project: string): Promise<strin
   return p.stdout.toString().trim();
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}) {
-  const p = Bun.spawnSync(["bun", MAIN, ...args], { env: { ...process.env, RAGD_API_KEY: "", ...env } });
+/** `timeoutMs`: a command that should exit but serves instead is killed, not waited on forever. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
+  const p = Bun.spawnSync(["bun", MAIN, ...args], { env: { ...process.env, RAGD_API_KEY: "", ...env }, timeout: timeoutMs });
   return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
 }
 
